@@ -1,0 +1,59 @@
+# bestand: `make demo` runs the system on a local stack, `make test` runs every test.
+# Both install what they need first; a second run reuses the virtualenv and the caches.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test unit integration lint typecheck schemas stack-up stack-down lock clean
+
+install: $(STAMP)
+
+# Reinstall only when the dependency declaration or the lock changed.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/bestand demo
+
+# Installs Redis (Debian package) and the Kafka jars (Maven) when missing, checks style and
+# types, then runs the whole suite; the tests start their own Kafka and Redis on free ports.
+test: install
+	bash deploy/local/install-redis.sh
+	bash deploy/local/install-kafka.sh .local/kafka/libs
+	$(MAKE) --no-print-directory lint
+	$(BIN)/python -m pytest
+
+unit: install
+	$(BIN)/python -m pytest tests/unit
+
+integration: install
+	$(BIN)/python -m pytest tests/integration tests/e2e
+
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src
+	$(BIN)/mypy
+
+schemas: install
+	$(BIN)/bestand schemas
+
+stack-up: install
+	$(BIN)/bestand stack up
+
+stack-down: install
+	$(BIN)/bestand stack down
+
+# Re-resolve the newest versions the pyproject ranges allow and pin them in constraints.txt.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --disable-pip-version-check '.[dev]'
+	.lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^bestand' > constraints.txt
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,212 @@
+"""The lookup HTTP API as a lean ASGI application.
+
+The hot route does little besides parsing a query string, one Redis read and one orjson
+dump: framework layers cost more than the server on this path (see the README's
+performance notes). Every error is a JSON body with a code and a reason, never a trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from bestand.api.auth import ApiKeys, presented_key
+from bestand.api.models import IDENTIFIER_PARAMS, BatchLookupRequest
+from bestand.api.openapi import openapi_document
+from bestand.api.service import LookupService
+from bestand.identity import IdentityKeyer, InvalidIdentifier
+from bestand.profile import LifecycleRules
+from bestand.settings import Settings
+from bestand.store import Keys, LookupReader, connect
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_JSON = [(b"content-type", b"application/json")]
+_MAX_BODY = 1_048_576
+
+
+class HttpError(Exception):
+    """An answer other than 200, with a stable code and a reason."""
+
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+
+
+def _package_version() -> str:
+    try:
+        return version("bestand")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0+unknown"
+
+
+async def _respond(send: Send, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": _JSON})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HttpError(400, "disconnected", "client went away")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise HttpError(413, "body_too_large", f"request body exceeds {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class LookupApi:
+    """ASGI callable serving ``/v1/lookup``, ``/health``, ``/ready`` and ``/openapi.json``."""
+
+    def __init__(self, settings: Settings, client: Redis | None = None) -> None:
+        self._settings = settings
+        self._client = client or connect(settings.redis_url)
+        self._keys = ApiKeys(settings.api_keys)
+        keyer = IdentityKeyer(
+            settings.hmac_secret.get_secret_value().encode(), settings.default_phone_region
+        )
+        rules = LifecycleRules(
+            settings.repeat_min_orders, settings.loyal_min_orders, settings.lapsed_after_days
+        )
+        reader = LookupReader(self._client, Keys(settings.redis_prefix))
+        self.service = LookupService(reader, keyer, rules)
+        self._openapi = orjson.dumps(openapi_document(_package_version()))
+
+    async def close(self) -> None:
+        """Close the Redis connections."""
+        await self._client.aclose()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection scope."""
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        try:
+            status, body = await self._route(scope, receive)
+        except HttpError as exc:
+            status = exc.status
+            body = orjson.dumps({"error": exc.error, "detail": exc.detail})
+        except RedisError as exc:
+            log.warning("redis unavailable: %s", exc)
+            status = 503
+            body = orjson.dumps({"error": "unavailable", "detail": "state store not reachable"})
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            status = 500
+            body = orjson.dumps({"error": "internal", "detail": "internal error; see server log"})
+        await _respond(send, status, body)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._client.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _route(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if path == "/health":
+            return 200, b'{"status":"ok"}'
+        if path == "/ready":
+            try:
+                await self._client.ping()
+            except (RedisError, OSError) as exc:
+                raise HttpError(503, "not_ready", f"redis not reachable: {exc}") from None
+            return 200, b'{"status":"ready"}'
+        if path == "/openapi.json":
+            return 200, self._openapi
+        if path != "/v1/lookup":
+            raise HttpError(404, "not_found", f"no route {path}; see /openapi.json")
+        headers = dict(scope["headers"])
+        if not self._keys.accepts(presented_key(headers)):
+            raise HttpError(
+                401, "unauthorized", "send a valid key as 'Authorization: Bearer <key>'"
+            )
+        if method == "GET":
+            return 200, await self._lookup_one(scope["query_string"])
+        if method == "POST":
+            return 200, await self._lookup_batch(await _read_body(receive, _MAX_BODY))
+        raise HttpError(405, "method_not_allowed", f"{method} is not allowed on {path}")
+
+    async def _lookup_one(self, query_string: bytes) -> bytes:
+        params = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+        given = [(name, value) for name, value in params if name in IDENTIFIER_PARAMS]
+        unknown = sorted({name for name, _ in params} - set(IDENTIFIER_PARAMS))
+        if unknown:
+            raise HttpError(400, "unknown_parameter", f"unknown parameter(s): {', '.join(unknown)}")
+        if len(given) != 1:
+            raise HttpError(
+                400,
+                "one_identifier",
+                "give exactly one of " + ", ".join(IDENTIFIER_PARAMS) + f" (got {len(given)})",
+            )
+        name, value = given[0]
+        try:
+            answer = await self.service.lookup(name, value)
+        except InvalidIdentifier as exc:
+            raise HttpError(400, "invalid_identifier", f"{name}: {exc}") from None
+        return orjson.dumps(answer)
+
+    async def _lookup_batch(self, body: bytes) -> bytes:
+        try:
+            request = BatchLookupRequest.model_validate_json(body)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)[0]
+            loc = ".".join(str(p) for p in first["loc"]) or "body"
+            raise HttpError(400, "invalid_body", f"{loc}: {first['msg']}") from None
+        if len(request.identifiers) > self._settings.api_max_batch:
+            raise HttpError(
+                413,
+                "batch_too_large",
+                f"{len(request.identifiers)} identifiers; at most {self._settings.api_max_batch}",
+            )
+        items: list[tuple[str, str]] = []
+        for position, item in enumerate(request.identifiers):
+            if len(item) != 1:
+                raise HttpError(
+                    400, "one_identifier", f"identifiers.{position}: give exactly one identifier"
+                )
+            ((name, value),) = item.items()
+            if name not in IDENTIFIER_PARAMS:
+                raise HttpError(
+                    400, "unknown_identifier", f"identifiers.{position}: unknown '{name}'"
+                )
+            items.append((name, value))
+        return orjson.dumps({"results": await self.service.lookup_many(items)})
+
+
+def create_api(settings: Settings, client: Redis | None = None) -> LookupApi:
+    """Build the ASGI app for ``settings``."""
+    return LookupApi(settings, client)
+
+
+def app_from_environment() -> LookupApi:
+    """ASGI factory for ``uvicorn --factory`` worker processes: settings from the environment."""
+    return create_api(Settings())

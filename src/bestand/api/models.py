@@ -1,0 +1,100 @@
+"""Payloads of the lookup API: the contract that ad servers, widgets and affiliates code against."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from bestand.events.common import RawIdentifier, Sha256
+
+LifecycleStageName = Literal["prospect", "first_time", "repeat", "loyal", "lapsed"]
+
+#: Query parameters that name an identifier, in the order they are tried.
+IDENTIFIER_PARAMS = (
+    "customer_id",
+    "email",
+    "email_sha256",
+    "phone",
+    "anonymous_id",
+    "device_id",
+    "loyalty_card",
+)
+
+
+class Identifier(BaseModel):
+    """Exactly one identifier of the person to look up."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    customer_id: RawIdentifier | None = None
+    email: RawIdentifier | None = None
+    email_sha256: Sha256 | None = Field(
+        None, description="SHA-256 (hex or base64) of the normalized e-mail, UID2 style."
+    )
+    phone: RawIdentifier | None = None
+    anonymous_id: RawIdentifier | None = Field(None, description="Cookie / web visitor id.")
+    device_id: RawIdentifier | None = None
+    loyalty_card: RawIdentifier | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Identifier:
+        given = [name for name in IDENTIFIER_PARAMS if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of " + ", ".join(IDENTIFIER_PARAMS) + f" (got {len(given)})"
+            )
+        return self
+
+    def named(self) -> tuple[str, str]:
+        """The one given identifier as ``(parameter name, value)``."""
+        for name in IDENTIFIER_PARAMS:
+            value = getattr(self, name)
+            if value is not None:
+                return name, value
+        raise AssertionError("validated to hold exactly one identifier")  # pragma: no cover
+
+
+class LookupAnswer(BaseModel):
+    """What bestand knows about the person behind an identifier, as of now."""
+
+    known: bool = Field(description="False when the identifier was never seen.")
+    person_id: str | None = Field(description="Opaque, stable id of the person.")
+    existing_customer: bool = Field(
+        description="True once the person has an order that is not cancelled."
+    )
+    orders_count: int = Field(description="Distinct orders that are not cancelled.")
+    first_order_at: str | None = Field(description="Event time of the first order (UTC).")
+    last_order_at: str | None = Field(description="Event time of the latest order (UTC).")
+    lifecycle_stage: LifecycleStageName
+    consent: dict[str, bool] = Field(description="Consent per purpose, where stated.")
+
+
+class BatchLookupRequest(BaseModel):
+    """Many lookups in one request; each item names exactly one identifier."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    identifiers: list[dict[str, str]] = Field(
+        min_length=1, description="Items like {'email': '...'} or {'customer_id': '...'}."
+    )
+
+
+class BatchLookupItem(BaseModel):
+    """One answer of a batch, in the order of the request; ``error`` when the item was invalid."""
+
+    answer: LookupAnswer | None = None
+    error: str | None = None
+
+
+class BatchLookupResponse(BaseModel):
+    """Answers of a batch lookup."""
+
+    results: list[BatchLookupItem]
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx and 5xx answer: a stable code and a sentence for the human reading logs."""
+
+    error: str = Field(description="Stable code, e.g. 'unauthorized', 'invalid_identifier'.")
+    detail: str = Field(description="What was wrong and how to fix it.")

@@ -1,0 +1,252 @@
+"""The ``bestand`` command: local stack, worker, API, demo, lookups, producing events, schemas."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+from pydantic import ValidationError
+
+from bestand.settings import Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        ]
+        raise SystemExit("invalid settings (BESTAND_* environment):\n" + "\n".join(lines)) from None
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    """Install, start, stop or show the local Kafka and Redis."""
+    from bestand.stack import LocalStack, StackError
+
+    stack = LocalStack.from_settings(_settings())
+    try:
+        if args.action == "up":
+            stack.up()
+            print(f"Kafka  {stack.kafka_bootstrap}\nRedis  {stack.redis_url}")
+        elif args.action == "down":
+            stack.down()
+        else:
+            for status in stack.status():
+                state = (
+                    "answering"
+                    if status.answering
+                    else ("running" if status.running else "stopped")
+                )
+                owner = "managed" if status.managed else "external" if status.running else "-"
+                pid = status.pid or "-"
+                line = f"{status.name:6} {status.address:22} {state:10} {owner:8} pid={pid}"
+                print(f"{line} {status.detail}")
+    except StackError as exc:
+        print(f"stack: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run the identity and profile agents until SIGTERM or Ctrl-C."""
+    import faust
+
+    from bestand.stream.app import create_app
+    from bestand.stream.topics import ensure_topics
+
+    settings = _settings()
+    asyncio.run(ensure_topics(settings))
+    worker = create_app(settings)
+    faust.Worker(worker.app, loglevel=args.loglevel).execute_from_commandline()
+    return 0  # pragma: no cover - execute_from_commandline exits the process
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    """Serve the lookup API with uvicorn (uvloop + httptools)."""
+    import uvicorn
+
+    settings = _settings()
+    uvicorn.run(
+        "bestand.api.app:app_from_environment",
+        factory=True,
+        host=args.host or settings.api_host,
+        port=args.port or settings.api_port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        log_level=args.loglevel,
+        access_log=False,
+    )
+    return 0
+
+
+def cmd_lookup(args: argparse.Namespace) -> int:
+    """Look up one identifier straight from Redis and print the answer as JSON."""
+    from bestand.api import create_api
+    from bestand.identity import InvalidIdentifier
+
+    given = [
+        (name, value)
+        for name, value in vars(args).items()
+        if name in _LOOKUP_FLAGS and value is not None
+    ]
+    if len(given) != 1:
+        print(
+            "give exactly one of: " + ", ".join(f"--{n.replace('_', '-')}" for n in _LOOKUP_FLAGS),
+            file=sys.stderr,
+        )
+        return 2
+
+    async def run() -> dict[str, object]:
+        api = create_api(_settings())
+        try:
+            return await api.service.lookup(*given[0])
+        finally:
+            await api.close()
+
+    try:
+        answer = asyncio.run(run())
+    except InvalidIdentifier as exc:
+        print(f"invalid {given[0][0]}: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(answer, indent=2, ensure_ascii=False))
+    return 0
+
+
+_LOOKUP_FLAGS = (
+    "customer_id",
+    "email",
+    "email_sha256",
+    "phone",
+    "anonymous_id",
+    "device_id",
+    "loyalty_card",
+    "order_id",
+)
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    """Send the events of a JSONL file to their topics (routed by ``type``)."""
+    from bestand.ingest import EventProducer
+    from bestand.stream.topics import ensure_topics
+
+    settings = _settings()
+    path = Path(args.file)
+    lines = sys.stdin.buffer.readlines() if args.file == "-" else path.read_bytes().splitlines()
+    events, broken = [], 0
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            event = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            broken += 1
+            print(f"line {number}: not JSON ({exc}); skipped", file=sys.stderr)
+            continue
+        if not isinstance(event, dict):
+            broken += 1
+            print(f"line {number}: not a JSON object; skipped", file=sys.stderr)
+            continue
+        events.append(event)
+
+    async def run() -> tuple[int, int]:
+        await ensure_topics(settings)
+        async with EventProducer(settings) as producer:
+            report = await producer.send_all(events)
+        return report.sent, report.unroutable
+
+    sent, unroutable = asyncio.run(run())
+    print(
+        f"sent {sent} events; {unroutable} with an unknown type and {broken} broken lines skipped"
+    )
+    return 0 if not (unroutable or broken) else 1
+
+
+def cmd_schemas(args: argparse.Namespace) -> int:
+    """Write the JSON Schemas of every event and API payload to ``schemas/`` (or check them)."""
+    from bestand.contracts import check_schemas, write_schemas
+
+    target = Path(args.dir)
+    if args.check:
+        stale = check_schemas(target)
+        for name in stale:
+            print(f"out of date: {target / name}", file=sys.stderr)
+        if stale:
+            print("run `bestand schemas` to regenerate", file=sys.stderr)
+        return 1 if stale else 0
+    for name in write_schemas(target):
+        print(f"wrote {target / name}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the whole system on the local stack with a simulated shop and show lookups."""
+    from bestand.demo import run_demo
+
+    return run_demo(_settings(), persons=args.persons, seed=args.seed, wait=not args.no_wait)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="bestand",
+        description="Is this an existing customer? Streams events into live person state.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    stack = sub.add_parser("stack", help="local Kafka and Redis without Docker")
+    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.set_defaults(func=cmd_stack)
+
+    worker = sub.add_parser("worker", help="run the stream agents")
+    worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
+    worker.set_defaults(func=cmd_worker)
+
+    api = sub.add_parser("api", help="serve the lookup API")
+    api.add_argument("--host")
+    api.add_argument("--port", type=int)
+    api.add_argument("--workers", type=int, default=1, help="processes (one per core)")
+    api.add_argument("--loglevel", default="info")
+    api.set_defaults(func=cmd_api)
+
+    lookup = sub.add_parser("lookup", help="look up one identifier in Redis")
+    for flag in _LOOKUP_FLAGS:
+        lookup.add_argument(f"--{flag.replace('_', '-')}", dest=flag)
+    lookup.set_defaults(func=cmd_lookup)
+
+    produce = sub.add_parser("produce", help="send a JSONL file of events to their topics")
+    produce.add_argument("file", help="JSONL file, one event per line; '-' for stdin")
+    produce.set_defaults(func=cmd_produce)
+
+    schemas = sub.add_parser("schemas", help="write or check the JSON Schemas in schemas/")
+    schemas.add_argument("--dir", default="schemas")
+    schemas.add_argument("--check", action="store_true", help="exit 1 if a file is out of date")
+    schemas.set_defaults(func=cmd_schemas)
+
+    demo = sub.add_parser("demo", help="simulated shop on the local stack, then lookups")
+    demo.add_argument("--persons", type=int, default=300)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--no-wait", action="store_true", help="exit after showing the lookups")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``bestand`` console script."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Turn bytes from an input topic into a validated event, or a clear reason why not."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from pydantic import TypeAdapter, ValidationError
+
+from bestand.events.clickstream import AddToCart, ClickstreamEvent, PageView, ProductView
+from bestand.events.customer import (
+    ConsentChanged,
+    ContactRecorded,
+    CustomerEvent,
+    ErasureRequested,
+    Identify,
+)
+from bestand.events.email import EmailEvent, EmailTopicEvent
+from bestand.events.errors import InvalidEvent
+from bestand.events.orders import OrderCancelled, OrderEvent, OrderPlaced, OrderReturned
+
+TopicKind = Literal["clickstream", "orders", "email", "customer"]
+TOPIC_KINDS: tuple[TopicKind, ...] = ("clickstream", "orders", "email", "customer")
+
+InputEvent = (
+    PageView
+    | ProductView
+    | AddToCart
+    | OrderPlaced
+    | OrderCancelled
+    | OrderReturned
+    | EmailEvent
+    | Identify
+    | ConsentChanged
+    | ErasureRequested
+    | ContactRecorded
+)
+
+ADAPTERS: dict[TopicKind, TypeAdapter[InputEvent]] = {
+    "clickstream": TypeAdapter(ClickstreamEvent),
+    "orders": TypeAdapter(OrderEvent),
+    "email": TypeAdapter(EmailTopicEvent),
+    "customer": TypeAdapter(CustomerEvent),
+}
+
+
+_MODELS: dict[TopicKind, tuple[type[InputEvent], ...]] = {
+    "clickstream": (PageView, ProductView, AddToCart),
+    "orders": (OrderPlaced, OrderCancelled, OrderReturned),
+    "email": (EmailEvent,),
+    "customer": (Identify, ConsentChanged, ErasureRequested, ContactRecorded),
+}
+
+#: Which topic kind carries each event type, for producers that route by ``type``.
+TYPE_TOPIC_KIND: dict[str, TopicKind] = {
+    name: kind
+    for kind, models in _MODELS.items()
+    for model in models
+    for name in get_args(model.model_fields["type"].annotation)
+}
+
+
+def _summarize(exc: ValidationError) -> tuple[str, str]:
+    errors = exc.errors(include_url=False, include_input=False)
+    kinds = {err["type"] for err in errors}
+    if kinds & {"json_invalid", "json_type"}:
+        reason = "invalid_json"
+    elif kinds & {"union_tag_invalid", "union_tag_not_found"}:
+        reason = "unknown_type"
+    else:
+        reason = "schema"
+    parts = []
+    for err in errors[:10]:
+        loc = ".".join(str(part) for part in err["loc"]) or "(root)"
+        parts.append(f"{loc}: {err['msg']}")
+    more = f" (+{len(errors) - 10} more)" if len(errors) > 10 else ""
+    return reason, "; ".join(parts) + more
+
+
+def decode_event(kind: TopicKind, raw: bytes | None, *, max_bytes: int) -> InputEvent:
+    """Validate one message value of an input topic; raise :class:`InvalidEvent` with a reason."""
+    if raw is None or not raw:
+        raise InvalidEvent("empty", "message has no value")
+    if len(raw) > max_bytes:
+        raise InvalidEvent("too_large", f"{len(raw)} bytes exceeds the limit of {max_bytes}")
+    try:
+        return ADAPTERS[kind].validate_json(raw)
+    except ValidationError as exc:
+        reason, detail = _summarize(exc)
+        raise InvalidEvent(reason, detail) from None

@@ -1,0 +1,83 @@
+"""Orders topic: orders placed, cancelled and returned, from every sales channel."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from bestand.events.common import (
+    Attribution,
+    Contract,
+    Currency,
+    EventBase,
+    Money,
+    RawIdentifier,
+    ShortText,
+)
+
+SalesChannel = Literal["web", "app", "store", "phone"]
+
+
+class Address(Contract):
+    """A postal address as the shop captured it."""
+
+    street: ShortText | None = None
+    house_number: ShortText | None = None
+    postcode: ShortText | None = None
+    city: ShortText | None = None
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
+
+
+class OrderCustomer(Contract):
+    """Who ordered: a customer id, or a guest checkout with whatever contact data was given."""
+
+    customer_id: RawIdentifier | None = None
+    guest: bool = False
+    email: RawIdentifier | None = None
+    phone: RawIdentifier | None = None
+    first_name: ShortText | None = None
+    last_name: ShortText | None = None
+    address: Address | None = None
+    loyalty_card: RawIdentifier | None = None
+
+    @model_validator(mode="after")
+    def _customer_or_guest(self) -> OrderCustomer:
+        if not self.guest and not self.customer_id:
+            raise ValueError("a customer needs a customer_id unless guest is true")
+        return self
+
+
+class OrderPlaced(EventBase):
+    """An order was placed; it counts once per order id however often it is delivered."""
+
+    type: Literal["order_placed"]
+    order_id: ShortText
+    total: Money
+    currency: Currency
+    channel: SalesChannel
+    customer: OrderCustomer
+    anonymous_id: RawIdentifier | None = Field(None, description="Cookie of the checkout session.")
+    device_id: RawIdentifier | None = None
+    attribution: Attribution | None = None
+    items: int | None = Field(None, ge=0, le=100000, description="Number of items.")
+
+
+class OrderCancelled(EventBase):
+    """An order was cancelled before fulfilment: it no longer makes an existing customer."""
+
+    type: Literal["order_cancelled"]
+    order_id: ShortText
+    reason: ShortText | None = None
+
+
+class OrderReturned(EventBase):
+    """Goods of an order came back; ``amount`` is the refunded value (the whole order if absent)."""
+
+    type: Literal["order_returned"]
+    order_id: ShortText
+    amount: Money | None = None
+    currency: Currency | None = None
+
+
+OrderEvent = Annotated[OrderPlaced | OrderCancelled | OrderReturned, Field(discriminator="type")]

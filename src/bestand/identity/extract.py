@@ -1,0 +1,170 @@
+"""Read identifiers and non-personal facts out of an input event.
+
+The identity agent forwards only what this module extracts as facts, plus keyed identifiers,
+so no raw e-mail, phone, name or address travels past it.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from bestand.events import (
+    AddToCart,
+    ConsentChanged,
+    ContactRecorded,
+    EmailEvent,
+    ErasureRequested,
+    IdentifierSet,
+    Identify,
+    InputEvent,
+    OrderCancelled,
+    OrderFacts,
+    OrderPlaced,
+    OrderReturned,
+    PageView,
+    ProductView,
+    ResolvedEvent,
+)
+from bestand.events.resolved import EventKind
+from bestand.identity.keyed import KeyedId
+from bestand.identity.kinds import IdKind
+
+#: Order of strength: the first identifier of an event seeds a new person's id.
+_STRENGTH = [
+    IdKind.CUSTOMER,
+    IdKind.EMAIL,
+    IdKind.PHONE,
+    IdKind.LOYALTY,
+    IdKind.DEVICE,
+    IdKind.ANONYMOUS,
+    IdKind.ORDER,
+]
+
+RawId = tuple[IdKind, str, bool]
+
+
+def _from_set(ids: IdentifierSet) -> list[RawId]:
+    out: list[RawId] = []
+    if ids.customer_id:
+        out.append((IdKind.CUSTOMER, ids.customer_id, False))
+    if ids.email:
+        out.append((IdKind.EMAIL, ids.email, False))
+    if ids.email_sha256:
+        out.append((IdKind.EMAIL, ids.email_sha256, True))
+    if ids.phone:
+        out.append((IdKind.PHONE, ids.phone, False))
+    if ids.loyalty_card:
+        out.append((IdKind.LOYALTY, ids.loyalty_card, False))
+    if ids.device_id:
+        out.append((IdKind.DEVICE, ids.device_id, False))
+    if ids.anonymous_id:
+        out.append((IdKind.ANONYMOUS, ids.anonymous_id, False))
+    return out
+
+
+def raw_identifiers(event: InputEvent) -> list[RawId]:
+    """Every identifier an event names, strongest first, as ``(kind, value, is_sha256)``."""
+    out: list[RawId] = []
+    match event:
+        case PageView() | ProductView() | AddToCart():
+            if event.customer_id:
+                out.append((IdKind.CUSTOMER, event.customer_id, False))
+            if event.device_id:
+                out.append((IdKind.DEVICE, event.device_id, False))
+            out.append((IdKind.ANONYMOUS, event.anonymous_id, False))
+        case OrderPlaced():
+            customer = event.customer
+            if customer.customer_id and not customer.guest:
+                out.append((IdKind.CUSTOMER, customer.customer_id, False))
+            if customer.email:
+                out.append((IdKind.EMAIL, customer.email, False))
+            if customer.phone:
+                out.append((IdKind.PHONE, customer.phone, False))
+            if customer.loyalty_card:
+                out.append((IdKind.LOYALTY, customer.loyalty_card, False))
+            if event.device_id:
+                out.append((IdKind.DEVICE, event.device_id, False))
+            if event.anonymous_id:
+                out.append((IdKind.ANONYMOUS, event.anonymous_id, False))
+            out.append((IdKind.ORDER, event.order_id, False))
+        case OrderCancelled() | OrderReturned():
+            out.append((IdKind.ORDER, event.order_id, False))
+        case EmailEvent():
+            out.append((IdKind.EMAIL, event.email, False))
+        case Identify() | ConsentChanged() | ErasureRequested() | ContactRecorded():
+            out.extend(_from_set(event.identifiers))
+    out.sort(key=lambda item: _STRENGTH.index(item[0]))
+    return out
+
+
+def _cents(amount: Decimal) -> int:
+    return int((amount * 100).to_integral_value())
+
+
+def resolved_event(
+    event: InputEvent,
+    *,
+    topic: str,
+    person_id: str,
+    absorbed: list[str],
+    identifiers: list[KeyedId],
+) -> ResolvedEvent:
+    """Build the event the profile agent receives: person id, keyed ids, non-personal facts."""
+    kind: EventKind
+    extra: dict[str, object] = {}
+    match event:
+        case PageView() | ProductView() | AddToCart():
+            kind = "click"
+            if event.attribution is not None:
+                extra["campaign"] = event.attribution.campaign or event.attribution.utm_campaign
+            if isinstance(event, ProductView | AddToCart):
+                extra["product_id"] = event.product_id
+        case OrderPlaced():
+            kind = "order"
+            extra["order"] = OrderFacts(
+                order_id=event.order_id,
+                status="placed",
+                total_cents=_cents(event.total),
+                currency=event.currency,
+                channel=event.channel,
+                guest=event.customer.guest,
+                attribution=event.attribution,
+            )
+        case OrderCancelled():
+            kind = "order"
+            extra["order"] = OrderFacts(order_id=event.order_id, status="cancelled")
+        case OrderReturned():
+            kind = "order"
+            extra["order"] = OrderFacts(
+                order_id=event.order_id,
+                status="returned",
+                returned_cents=None if event.amount is None else _cents(event.amount),
+                currency=event.currency,
+            )
+        case EmailEvent():
+            kind = "email"
+            extra["email_type"] = event.type
+            extra["campaign"] = event.campaign
+        case Identify():
+            kind = "identify"
+        case ConsentChanged():
+            kind = "consent"
+            extra["consent"] = dict(event.consent)
+        case ErasureRequested():
+            kind = "erasure"
+        case ContactRecorded():
+            kind = "contact"
+            extra["contact_channel"] = event.channel
+    return ResolvedEvent.model_validate(
+        {
+            "event_id": event.event_id,
+            "event_time": event.event_time,
+            "kind": kind,
+            "type": event.type,
+            "topic": topic,
+            "person_id": person_id,
+            "absorbed": absorbed,
+            "identifiers": [kid.token for kid in identifiers],
+            **extra,
+        }
+    )

@@ -1,0 +1,48 @@
+"""Hash identifiers the way ad systems exchange them, then key them with our own secret.
+
+The stored form of an identifier is ``HMAC-SHA256(secret, kind || SHA-256(normalized))``,
+truncated to 128 bits and base64url-encoded: without the secret, a leaked Redis cannot be
+joined against a list of e-mail addresses. A caller may send the SHA-256 itself
+(``email_sha256``) and reaches the same key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+
+from bestand.identity.errors import InvalidIdentifier
+from bestand.identity.kinds import IdKind
+
+_KEY_BYTES = 16
+
+
+def sha256_digest(normalized: str) -> bytes:
+    """SHA-256 of a normalized identifier, the form UID2 and ad platforms exchange."""
+    return hashlib.sha256(normalized.encode("utf-8")).digest()
+
+
+def parse_sha256(value: str) -> bytes:
+    """Read a SHA-256 digest given as hex (64 characters) or standard base64 (44 characters)."""
+    text = value.strip()
+    try:
+        digest = bytes.fromhex(text) if len(text) == 64 else base64.b64decode(text, validate=True)
+    except (ValueError, binascii.Error):
+        raise InvalidIdentifier("not a SHA-256 digest in hex or base64") from None
+    if len(digest) != 32:
+        raise InvalidIdentifier("a SHA-256 digest has 32 bytes")
+    return digest
+
+
+def keyed_hash(secret: bytes, kind: IdKind, digest: bytes) -> str:
+    """The stored, secret-keyed form of one identifier's SHA-256 digest."""
+    mac = hmac.new(secret, kind.value.encode("ascii") + digest, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac[:_KEY_BYTES]).rstrip(b"=").decode("ascii")
+
+
+def person_id_for(secret: bytes, seed: str) -> str:
+    """A new person's opaque id, derived from the event that created it so replays agree."""
+    mac = hmac.new(secret, b"person:" + seed.encode("utf-8"), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac[:12]).decode("ascii")

@@ -1,0 +1,74 @@
+"""Normalize identifiers so that spelling variants of one identifier become one string.
+
+E-mail follows the rules that UID2 and Google Customer Match publish for hashed e-mail:
+trim, lowercase, and for Gmail addresses drop dots and any ``+suffix`` of the local part.
+Phones become E.164. Everything here is pure and raises :class:`InvalidIdentifier`.
+"""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+from bestand.identity.errors import InvalidIdentifier
+
+#: Domains whose mailboxes ignore dots and ``+suffix`` in the local part.
+GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+_SPACE = re.compile(r"\s+")
+_EMAIL_DOMAIN = re.compile(
+    r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$"
+)
+
+
+def normalize_email(raw: str) -> str:
+    """Return the normalized form of an e-mail address (UID2 / Google rules)."""
+    value = raw.strip().lower()
+    if value.count("@") != 1:
+        raise InvalidIdentifier("an e-mail address needs exactly one '@'")
+    local, domain = value.split("@")
+    if not local or not domain:
+        raise InvalidIdentifier("an e-mail address needs a local part and a domain")
+    if _SPACE.search(value):
+        raise InvalidIdentifier("an e-mail address cannot contain spaces")
+    if not _EMAIL_DOMAIN.match(
+        domain.encode("idna").decode("ascii") if not domain.isascii() else domain
+    ):
+        raise InvalidIdentifier(f"'{domain}' is not a valid e-mail domain")
+    if domain in GMAIL_DOMAINS:
+        local = local.split("+", 1)[0].replace(".", "")
+        if not local:
+            raise InvalidIdentifier("the Gmail local part is empty after normalization")
+    return f"{local}@{domain}"
+
+
+def normalize_phone(raw: str, default_region: str) -> str:
+    """Return a phone number in E.164 (``+4915112345678``); a national number uses the region."""
+    try:
+        number = phonenumbers.parse(raw, default_region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidIdentifier(f"not a phone number: {exc}") from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidIdentifier("not a valid phone number for its region")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_token(raw: str) -> str:
+    """Normalize an opaque id (customer id, cookie, order id): trimmed, inner spaces kept."""
+    value = raw.strip()
+    if not value:
+        raise InvalidIdentifier("an identifier cannot be empty")
+    return value
+
+
+def normalize_device_id(raw: str) -> str:
+    """Normalize a mobile advertising id (IDFA / GAID are case-insensitive UUIDs)."""
+    return normalize_token(raw).lower()
+
+
+def normalize_loyalty_card(raw: str) -> str:
+    """Normalize a loyalty card number: printed groupings (spaces, dashes) do not matter."""
+    value = re.sub(r"[\s\-]", "", raw).upper()
+    if not value:
+        raise InvalidIdentifier("a loyalty card number cannot be empty")
+    return value

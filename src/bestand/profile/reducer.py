@@ -1,0 +1,157 @@
+"""The state reducer: ``apply(state, event) -> state`` and ``merge(a, b) -> state``.
+
+Both are pure and deterministic. ``apply`` is idempotent for orders, returns, consent,
+identifiers and timestamps; e-mail and contact counters are protected by the store's
+per-event dedupe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bestand.events import OrderFacts, ResolvedEvent
+from bestand.profile.state import OrderRecord, PersonState
+
+_EMAIL_COUNTER = {
+    "email_sent": "sent",
+    "email_delivered": "delivered",
+    "email_opened": "opened",
+    "email_clicked": "clicked",
+    "email_bounced": "bounced",
+    "email_unsubscribed": "unsubscribed",
+}
+_ENGAGEMENT = {"email_opened", "email_clicked"}
+
+
+def _min(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+def _max(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
+def _newer_consent(current: tuple[bool, int] | None, granted: bool, at: int) -> tuple[bool, int]:
+    """The later statement wins; at the same second a withdrawal wins over a grant."""
+    if current is None or at > current[1] or (at == current[1] and not granted):
+        return (granted, at)
+    return current
+
+
+def _with_consent(
+    consent: dict[str, tuple[bool, int]], changes: dict[str, bool], at: int
+) -> dict[str, tuple[bool, int]]:
+    merged = dict(consent)
+    for purpose, granted in changes.items():
+        merged[purpose] = _newer_consent(merged.get(purpose), granted, at)
+    return merged
+
+
+def _apply_order(
+    order: OrderRecord | None, facts: OrderFacts, event_id: str, at: int
+) -> OrderRecord:
+    order = order or OrderRecord()
+    match facts.status:
+        case "placed":
+            return replace(
+                order,
+                total_cents=facts.total_cents,
+                currency=facts.currency,
+                channel=facts.channel,
+                # The earliest placement time wins, so a redelivery cannot move the order.
+                at=_min(order.at, at),
+            )
+        case "cancelled":
+            return replace(order, cancelled=True)
+        case "returned":
+            cents = -1 if facts.returned_cents is None else facts.returned_cents
+            return replace(order, returns={**order.returns, event_id: cents})
+    raise AssertionError(facts.status)  # pragma: no cover - Literal is exhaustive
+
+
+def apply(state: PersonState, event: ResolvedEvent) -> PersonState:
+    """Apply one resolved event to a person's state."""
+    at = int(event.event_time.timestamp())
+    changes: dict[str, object] = {
+        "ids": state.ids | frozenset(event.identifiers),
+        "first_seen": _min(state.first_seen, at),
+        "last_seen": _max(state.last_seen, at),
+    }
+    if event.kind == "order" and event.order is not None:
+        facts = event.order
+        orders = dict(state.orders)
+        orders[facts.order_id] = _apply_order(orders.get(facts.order_id), facts, event.event_id, at)
+        changes["orders"] = orders
+        if facts.channel:
+            changes["channels"] = state.channels | {facts.channel}
+    elif event.kind == "email" and event.email_type is not None:
+        counter = _EMAIL_COUNTER[event.email_type]
+        changes["email"] = {**state.email, counter: state.email.get(counter, 0) + 1}
+        changes["channels"] = state.channels | {"email"}
+        if event.email_type in _ENGAGEMENT:
+            changes["last_email_engagement"] = _max(state.last_email_engagement, at)
+        if event.email_type == "email_unsubscribed":
+            changes["consent"] = _with_consent(state.consent, {"email": False}, at)
+    elif event.kind == "consent" and event.consent:
+        changes["consent"] = _with_consent(
+            state.consent, {str(k): v for k, v in event.consent.items()}, at
+        )
+    elif event.kind == "contact" and event.contact_channel:
+        channel = event.contact_channel
+        changes["contacts"] = {**state.contacts, channel: state.contacts.get(channel, 0) + 1}
+        changes["channels"] = state.channels | {channel}
+    elif event.kind == "click":
+        changes["channels"] = state.channels | {"web"}
+    return replace(state, **changes)  # type: ignore[arg-type]
+
+
+def _merge_order(a: OrderRecord, b: OrderRecord) -> OrderRecord:
+    return OrderRecord(
+        total_cents=a.total_cents if a.total_cents is not None else b.total_cents,
+        currency=a.currency or b.currency,
+        channel=a.channel or b.channel,
+        at=_min(a.at, b.at),
+        cancelled=a.cancelled or b.cancelled,
+        returns={**b.returns, **a.returns},
+    )
+
+
+def _add_counts(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    return {key: a.get(key, 0) + b.get(key, 0) for key in sorted(a.keys() | b.keys())}
+
+
+def merge(survivor: PersonState, absorbed: PersonState) -> PersonState:
+    """Fold an absorbed person into the survivor; orders unite by order id, never twice.
+
+    Merging the same absorbed person twice is a no-op, so a redelivered merge changes nothing.
+    """
+    if absorbed.person_id in survivor.absorbed or absorbed.person_id == survivor.person_id:
+        return survivor
+    orders = dict(absorbed.orders)
+    for oid, order in survivor.orders.items():
+        orders[oid] = _merge_order(order, orders[oid]) if oid in orders else order
+    consent = dict(survivor.consent)
+    for purpose, (granted, at) in absorbed.consent.items():
+        consent[purpose] = _newer_consent(consent.get(purpose), granted, at)
+    return replace(
+        survivor,
+        version=max(survivor.version, absorbed.version),
+        ids=survivor.ids | absorbed.ids,
+        orders=orders,
+        first_seen=_min(survivor.first_seen, absorbed.first_seen),
+        last_seen=_max(survivor.last_seen, absorbed.last_seen),
+        email=_add_counts(survivor.email, absorbed.email),
+        last_email_engagement=_max(survivor.last_email_engagement, absorbed.last_email_engagement),
+        consent=consent,
+        contacts=_add_counts(survivor.contacts, absorbed.contacts),
+        channels=survivor.channels | absorbed.channels,
+        absorbed=survivor.absorbed | absorbed.absorbed | {absorbed.person_id},
+    )

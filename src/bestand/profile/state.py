@@ -1,0 +1,183 @@
+"""A person's state: plain data, serialized compactly for Redis.
+
+Orders are kept by order id and returns by the id of the return event, so applying an event
+twice gives the same state (idempotence by structure); counters that cannot be made structural
+(e-mail engagement) rely on the per-event dedupe in the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import orjson
+
+#: Purposes a person can consent to.
+CONSENT_PURPOSES = ("email", "sms", "phone", "ads", "personalization")
+#: E-mail engagement counters, by the short name of the e-mail event.
+EMAIL_COUNTERS = ("sent", "delivered", "opened", "clicked", "bounced", "unsubscribed")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    """One order of a person. ``at`` is the order's event time in epoch seconds."""
+
+    total_cents: int | None = None
+    currency: str | None = None
+    channel: str | None = None
+    at: int | None = None
+    cancelled: bool = False
+    returns: dict[str, int] = field(default_factory=dict)  # return event id -> cents (-1: all)
+
+    @property
+    def kept(self) -> bool:
+        """An order that was placed and not cancelled (returns still make a customer)."""
+        return self.at is not None and not self.cancelled
+
+    @property
+    def returned_cents(self) -> int:
+        """Refunded value; a return without an amount refunds the whole order."""
+        total = self.total_cents or 0
+        refunded = sum(total if cents < 0 else cents for cents in self.returns.values())
+        return min(refunded, total)
+
+    @property
+    def net_cents(self) -> int:
+        """Revenue the order brought after returns; zero when cancelled."""
+        if not self.kept:
+            return 0
+        return (self.total_cents or 0) - self.returned_cents
+
+
+@dataclass(frozen=True, slots=True)
+class PersonState:
+    """Everything bestand knows about one person, without personal data."""
+
+    person_id: str
+    version: int = 0
+    ids: frozenset[str] = frozenset()
+    orders: dict[str, OrderRecord] = field(default_factory=dict)
+    first_seen: int | None = None
+    last_seen: int | None = None
+    email: dict[str, int] = field(default_factory=dict)
+    last_email_engagement: int | None = None
+    consent: dict[str, tuple[bool, int]] = field(default_factory=dict)  # purpose -> (granted, at)
+    contacts: dict[str, int] = field(default_factory=dict)
+    channels: frozenset[str] = frozenset()
+    absorbed: frozenset[str] = frozenset()
+
+    # --- derived figures (never stored, always computed) ---------------------------------
+    @property
+    def kept_orders(self) -> list[OrderRecord]:
+        """Orders that count: placed and not cancelled."""
+        return [order for order in self.orders.values() if order.kept]
+
+    @property
+    def orders_count(self) -> int:
+        """Distinct kept orders."""
+        return len(self.kept_orders)
+
+    @property
+    def existing_customer(self) -> bool:
+        """True once the person has an order that is not cancelled."""
+        return self.orders_count > 0
+
+    @property
+    def revenue_cents(self) -> int:
+        """Net revenue over distinct kept orders."""
+        return sum(order.net_cents for order in self.kept_orders)
+
+    @property
+    def first_order_at(self) -> int | None:
+        """Event time of the first kept order (epoch seconds)."""
+        times = [order.at for order in self.kept_orders if order.at is not None]
+        return min(times) if times else None
+
+    @property
+    def last_order_at(self) -> int | None:
+        """Event time of the latest kept order (epoch seconds)."""
+        times = [order.at for order in self.kept_orders if order.at is not None]
+        return max(times) if times else None
+
+    @property
+    def consent_flags(self) -> dict[str, bool]:
+        """Current consent per purpose; purposes never asked about are absent."""
+        return {purpose: granted for purpose, (granted, _) in self.consent.items()}
+
+    def bumped(self) -> PersonState:
+        """The same state with the next version, for a write that must win over older ones."""
+        return replace(self, version=self.version + 1)
+
+
+def _order_to_json(order: OrderRecord) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if order.total_cents is not None:
+        data["t"] = order.total_cents
+    if order.currency:
+        data["cu"] = order.currency
+    if order.channel:
+        data["ch"] = order.channel
+    if order.at is not None:
+        data["at"] = order.at
+    if order.cancelled:
+        data["x"] = 1
+    if order.returns:
+        data["r"] = order.returns
+    return data
+
+
+def _order_from_json(data: dict[str, Any]) -> OrderRecord:
+    return OrderRecord(
+        total_cents=data.get("t"),
+        currency=data.get("cu"),
+        channel=data.get("ch"),
+        at=data.get("at"),
+        cancelled=bool(data.get("x")),
+        returns=dict(data.get("r", {})),
+    )
+
+
+def dump_state(state: PersonState) -> bytes:
+    """Serialize a state compactly (short keys, empty parts left out)."""
+    data: dict[str, Any] = {"v": state.version, "ids": sorted(state.ids)}
+    if state.orders:
+        data["o"] = {oid: _order_to_json(order) for oid, order in state.orders.items()}
+    times = {"fs": state.first_seen, "ls": state.last_seen, "le": state.last_email_engagement}
+    data.update({key: value for key, value in times.items() if value is not None})
+    if state.email:
+        data["em"] = state.email
+    if state.consent:
+        data["cs"] = {
+            purpose: [int(granted), at] for purpose, (granted, at) in state.consent.items()
+        }
+    if state.contacts:
+        data["ct"] = state.contacts
+    if state.channels:
+        data["chn"] = sorted(state.channels)
+    if state.absorbed:
+        data["ab"] = sorted(state.absorbed)
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+
+
+def load_state(person_id: str, blob: bytes | str | None) -> PersonState:
+    """Read a serialized state; ``None`` gives a new, empty person."""
+    if not blob:
+        return PersonState(person_id=person_id)
+    data = orjson.loads(blob)
+    return PersonState(
+        person_id=person_id,
+        version=int(data.get("v", 0)),
+        ids=frozenset(data.get("ids", ())),
+        orders={oid: _order_from_json(order) for oid, order in data.get("o", {}).items()},
+        first_seen=data.get("fs"),
+        last_seen=data.get("ls"),
+        email=dict(data.get("em", {})),
+        last_email_engagement=data.get("le"),
+        consent={
+            purpose: (bool(value[0]), int(value[1]))
+            for purpose, value in data.get("cs", {}).items()
+        },
+        contacts=dict(data.get("ct", {})),
+        channels=frozenset(data.get("chn", ())),
+        absorbed=frozenset(data.get("ab", ())),
+    )

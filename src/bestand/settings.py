@@ -1,0 +1,129 @@
+"""One frozen settings object, loaded once at the edge (the CLI) and passed in.
+
+Every value can be set by an environment variable with the prefix ``BESTAND_``
+(``BESTAND_KAFKA_BOOTSTRAP``, ``BESTAND_REDIS_URL``, ``BESTAND_HMAC_SECRET`` ...) or in a
+``.env`` file in the working directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: The secret that development uses when none is given. Refused outside development.
+DEV_HMAC_SECRET = "bestand-development-secret-change-me"  # noqa: S105 - a marked placeholder
+#: The API key that development accepts when none is given. Refused outside development.
+DEV_API_KEY = "dev-key"
+
+_PLACEHOLDERS = {DEV_HMAC_SECRET, "changeme", "change-me", "secret", "", DEV_API_KEY}
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Configuration of workers, API and CLI. Defaults run the local stack out of the box."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BESTAND_", env_file=".env", frozen=True, extra="ignore"
+    )
+
+    env: Literal["development", "test", "production"] = "development"
+
+    # --- Kafka -------------------------------------------------------------------------------
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated host:port."
+    )
+    app_id: str = Field("bestand", description="Consumer group id prefix of the workers.")
+    topic_partitions: int = Field(4, ge=1, description="Partitions of the topics bestand creates.")
+    topic_replication: int = Field(1, ge=1, description="Replication factor of created topics.")
+    topic_clickstream: str = "bestand.clickstream"
+    topic_orders: str = "bestand.orders"
+    topic_email: str = "bestand.email"
+    topic_customer: str = "bestand.customer"
+    topic_resolved: str = "bestand.resolved"
+    topic_dlq: str = "bestand.dlq"
+
+    # --- Redis -------------------------------------------------------------------------------
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis connection URL.")
+    redis_prefix: str = Field("b", description="Prefix of every Redis key bestand writes.")
+
+    # --- Identity ----------------------------------------------------------------------------
+    hmac_secret: SecretStr = Field(
+        SecretStr(DEV_HMAC_SECRET),
+        description="Key of the HMAC that every identifier is hashed with before storage.",
+    )
+    default_phone_region: str = Field(
+        "DE", description="Region for phone numbers given without a country code (ISO 3166)."
+    )
+
+    # --- Profile and lifecycle ---------------------------------------------------------------
+    repeat_min_orders: int = Field(2, ge=2, description="Orders from which a buyer is 'repeat'.")
+    loyal_min_orders: int = Field(4, ge=2, description="Orders from which a buyer is 'loyal'.")
+    lapsed_after_days: int = Field(
+        365, ge=1, description="Days without an order after which a buyer is 'lapsed'."
+    )
+    dedupe_ttl_seconds: int = Field(
+        14 * 24 * 3600, ge=60, description="How long an applied event id is remembered."
+    )
+    max_event_bytes: int = Field(65536, ge=1024, description="Larger events go to the DLQ.")
+
+    # --- Lookup API --------------------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8080, ge=1, le=65535)
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=lambda: [SecretStr(DEV_API_KEY)],
+        description="API keys accepted by the lookup API, comma separated.",
+    )
+    api_max_batch: int = Field(1000, ge=1, description="Most identifiers in one batch lookup.")
+
+    # --- Worker ------------------------------------------------------------------------------
+    worker_web_port: int = Field(6066, ge=1, le=65535, description="The worker's own web port.")
+
+    # --- Local stack -------------------------------------------------------------------------
+    stack_dir: Path = Field(
+        Path(".local"), description="Where the local stack keeps binaries, data and logs."
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _api_keys_csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("default_phone_region")
+    @classmethod
+    def _region_upper(cls, value: str) -> str:
+        return value.strip().upper()
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        if self.env == "development":
+            return self
+        if self.hmac_secret.get_secret_value() in _PLACEHOLDERS:
+            raise ValueError(
+                "BESTAND_HMAC_SECRET must be set to a real secret outside development "
+                f"(BESTAND_ENV={self.env})"
+            )
+        if len(self.hmac_secret.get_secret_value()) < 16:
+            raise ValueError("BESTAND_HMAC_SECRET must be at least 16 characters long")
+        if any(key.get_secret_value() in _PLACEHOLDERS for key in self.api_keys):
+            raise ValueError(
+                f"BESTAND_API_KEYS holds a placeholder key; set real keys (BESTAND_ENV={self.env})"
+            )
+        return self
+
+    @property
+    def input_topics(self) -> tuple[str, str, str, str]:
+        """Topics that producers write and the identity agent reads."""
+        return (self.topic_clickstream, self.topic_orders, self.topic_email, self.topic_customer)
+
+    @property
+    def kafka_url(self) -> str:
+        """Broker URL in the form faust expects."""
+        return ";".join(f"kafka://{server.strip()}" for server in self.kafka_bootstrap.split(","))

@@ -1,0 +1,62 @@
+"""Every Redis key bestand writes, in one place.
+
+``{g}`` keeps the identity graph in one hash slot, because a merge changes many of its keys
+atomically; person state and its dedupe keys share the person's slot; lookup records are
+single keys spread over the cluster, so the hot read path scales out.
+
+| key | type | holds |
+|---|---|---|
+| ``<p>:{g}:i:<kind>:<hash>`` | string | person id of an identifier (the identity graph) |
+| ``<p>:{g}:s:<person>`` | set | identifiers of a person (``kind:hash``) |
+| ``<p>:{g}:x:<person>`` | list | merge log of a person (JSON entries) |
+| ``<p>:p:{<person>}`` | hash | ``v`` version, ``s`` state (JSON), ``r`` redirect after a merge |
+| ``<p>:d:{<person>}:<event>`` | string | event already applied (TTL) |
+| ``<p>:l:<kind>:<hash>`` | hash | lookup record: person id and summary |
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key builder for one key prefix (``settings.redis_prefix``)."""
+
+    prefix: str = "b"
+
+    @property
+    def graph(self) -> str:
+        """Prefix of the identity graph keys (one hash slot)."""
+        return f"{self.prefix}:{{g}}"
+
+    def identifier(self, token: str) -> str:
+        """Identity graph entry of one identifier (``kind:hash``)."""
+        return f"{self.graph}:i:{token}"
+
+    def person_ids(self, person_id: str) -> str:
+        """Set of a person's identifiers."""
+        return f"{self.graph}:s:{person_id}"
+
+    def merge_log(self, person_id: str) -> str:
+        """Merge log of a person."""
+        return f"{self.graph}:x:{person_id}"
+
+    def person(self, person_id: str) -> str:
+        """A person's state."""
+        return f"{self.prefix}:p:{{{person_id}}}"
+
+    def dedupe(self, person_id: str, event_id: str) -> str:
+        """Marker that an event was applied to a person."""
+        if len(event_id) > 64:
+            event_id = hashlib.blake2b(event_id.encode(), digest_size=16).hexdigest()
+        return f"{self.prefix}:d:{{{person_id}}}:{event_id}"
+
+    def lookup(self, token: str) -> str:
+        """Lookup record of one identifier (``kind:hash``)."""
+        return f"{self.prefix}:l:{token}"
+
+    def pattern(self) -> str:
+        """Glob over every key of this prefix (for tests and ``bestand reset``)."""
+        return f"{self.prefix}:*"

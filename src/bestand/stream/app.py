@@ -1,0 +1,109 @@
+"""The faust app: two agents, explicitly registered, with dependencies passed in."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.types import StreamT, TopicT
+
+from bestand.ops.metrics import WorkerMetrics
+from bestand.settings import Settings
+from bestand.store import IdentityGraph, Keys, ProfileStore, Scripts, connect
+from bestand.stream.handlers import IdentityHandler, Incoming, Outgoing, ProfileHandler
+from bestand.stream.retry import with_backoff
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Worker:
+    """A configured faust app and what its agents use."""
+
+    app: faust.App
+    metrics: WorkerMetrics
+    identity: IdentityHandler
+    profile: ProfileHandler
+
+
+def _incoming(event: Any) -> Incoming:
+    message = event.message
+    return Incoming(message.topic, message.partition, message.offset, message.key, message.value)
+
+
+def create_app(settings: Settings) -> Worker:
+    """Build the worker: faust app, Redis adapters, handlers and the two agents."""
+    app = faust.App(
+        settings.app_id,
+        broker=settings.kafka_url,
+        store="memory://",
+        autodiscover=False,
+        value_serializer="raw",
+        key_serializer="raw",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=True,
+        web_enabled=True,
+        web_port=settings.worker_web_port,
+        web_bind="127.0.0.1",
+        broker_commit_interval=1.0,
+    )
+    client = connect(settings.redis_url)
+    keys = Keys(settings.redis_prefix)
+    scripts = Scripts.register(client)
+    metrics = WorkerMetrics()
+    profiles = ProfileStore(client, keys, settings.dedupe_ttl_seconds, scripts)
+    worker = Worker(
+        app=app,
+        metrics=metrics,
+        identity=IdentityHandler(settings, IdentityGraph(client, keys, scripts), metrics),
+        profile=ProfileHandler(profiles, metrics),
+    )
+    topics: dict[str, TopicT] = {
+        "resolved": app.topic(settings.topic_resolved, partitions=settings.topic_partitions),
+        "dlq": app.topic(settings.topic_dlq, partitions=settings.topic_partitions),
+    }
+    inputs = app.topic(*settings.input_topics, partitions=settings.topic_partitions)
+
+    async def send_all(outgoing: list[Outgoing]) -> None:
+        for out in outgoing:
+            await topics[out.destination].send(key=out.key, value=out.value)
+
+    async def identity_agent(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = _incoming(event)
+            with metrics.processing_seconds.labels("identity").time():
+                outgoing = await with_backoff(
+                    lambda m=message: worker.identity.handle(m),  # type: ignore[misc]
+                    what=f"identity {message.topic}[{message.partition}]@{message.offset}",
+                    on_retry=metrics.retries.labels("identity").inc,
+                )
+            await send_all(outgoing)
+
+    async def profile_agent(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = _incoming(event)
+            with metrics.processing_seconds.labels("profile").time():
+                outgoing = await with_backoff(
+                    lambda m=message: worker.profile.handle(m),  # type: ignore[misc]
+                    what=f"profile {message.topic}[{message.partition}]@{message.offset}",
+                    on_retry=metrics.retries.labels("profile").inc,
+                )
+            await send_all(outgoing)
+
+    app.agent(inputs, name="identity")(identity_agent)
+    app.agent(topics["resolved"], name="profile")(profile_agent)
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(metrics.exposition(), content_type="text/plain; version=0.0.4")
+
+    @app.page("/health")
+    async def health_page(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    return worker

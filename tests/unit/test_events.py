@@ -1,0 +1,101 @@
+"""Event contracts: good events validate, bad ones get a short reason and a clear detail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from bestand.contracts import all_schemas, check_schemas
+from bestand.events import InvalidEvent, OrderPlaced, decode_event
+from bestand.events.decode import TYPE_TOPIC_KIND
+from bestand.simulate import simulate
+
+ROOT = Path(__file__).resolve().parents[2]
+
+ORDER = {
+    "type": "order_placed",
+    "event_id": "e1",
+    "event_time": "2026-11-01T10:00:00+01:00",
+    "order_id": "o1",
+    "total": "59.90",
+    "currency": "EUR",
+    "channel": "store",
+    "customer": {"guest": True, "email": "a@example.com"},
+}
+
+
+def test_an_order_validates() -> None:
+    event = decode_event("orders", orjson.dumps(ORDER), max_bytes=65536)
+    assert isinstance(event, OrderPlaced)
+    assert str(event.total) == "59.90"
+    assert event.customer.guest
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason", "mentions"),
+    [
+        (b"not json", "invalid_json", "Invalid JSON"),
+        (b'{"type": "order_placed", "event_id": ', "invalid_json", "EOF"),
+        (b"\xff\xfe\x00", "invalid_json", "Invalid JSON"),
+        (b'{"type": "teleport"}', "unknown_type", "teleport"),
+        (b'{"event_id": "x"}', "unknown_type", "type"),
+        (b"", "empty", "no value"),
+        (orjson.dumps({**ORDER, "total": "abc"}), "schema", "total"),
+        (orjson.dumps({**ORDER, "currency": "euro"}), "schema", "currency"),
+        (orjson.dumps({**ORDER, "event_time": "2026-11-01T10:00:00"}), "schema", "timezone"),
+        (orjson.dumps({**ORDER, "surprise": 1}), "schema", "surprise"),
+        (orjson.dumps({**ORDER, "customer": {"email": "a@b.de"}}), "schema", "guest"),
+        (orjson.dumps({**ORDER, "total": "-1"}), "schema", "total"),
+    ],
+)
+def test_bad_input_gets_a_reason(raw: bytes, reason: str, mentions: str) -> None:
+    with pytest.raises(InvalidEvent) as info:
+        decode_event("orders", raw, max_bytes=65536)
+    assert info.value.reason == reason
+    assert mentions.lower() in info.value.detail.lower()
+
+
+def test_too_large_events_are_refused_before_parsing() -> None:
+    with pytest.raises(InvalidEvent) as info:
+        decode_event("orders", b"{" + b" " * 5000 + b"}", max_bytes=4096)
+    assert info.value.reason == "too_large"
+
+
+def test_every_type_routes_to_one_topic() -> None:
+    assert TYPE_TOPIC_KIND["order_placed"] == "orders"
+    assert TYPE_TOPIC_KIND["page_view"] == "clickstream"
+    assert TYPE_TOPIC_KIND["email_opened"] == "email"
+    assert TYPE_TOPIC_KIND["erasure_requested"] == "customer"
+    assert len(TYPE_TOPIC_KIND) == 16
+
+
+def test_the_simulated_shop_speaks_the_contracts() -> None:
+    shop = simulate(persons=50, seed=3)
+    assert len(shop.events) > 200
+    for event in shop.events:
+        decode_event(TYPE_TOPIC_KIND[event["type"]], orjson.dumps(event), max_bytes=65536)
+    assert set(shop.truth) == {event["event_id"] for event in shop.events}
+
+
+def test_schemas_in_the_repository_match_the_models() -> None:
+    stale = check_schemas(ROOT / "schemas")
+    assert stale == [], f"regenerate with `bestand schemas`: {stale}"
+
+
+def test_schemas_cover_every_topic_and_payload() -> None:
+    schemas = all_schemas()
+    orders = schemas["events/orders.json"]
+    assert {"OrderPlaced", "OrderCancelled", "OrderReturned"} <= set(orders["$defs"])
+    assert "person_id" in schemas["events/resolved.json"]["properties"]
+    assert "existing_customer" in schemas["api/lookup-answer.json"]["properties"]
+
+
+def test_a_changed_model_is_detected(tmp_path: Path) -> None:
+    from bestand.contracts import write_schemas
+
+    write_schemas(tmp_path)
+    target = tmp_path / "events/orders.json"
+    target.write_bytes(target.read_bytes().replace(b'"order_id"', b'"order_no"'))
+    assert check_schemas(tmp_path) == ["events/orders.json"]

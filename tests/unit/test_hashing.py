@@ -1,0 +1,69 @@
+"""Identifiers are stored as keyed hashes: stable, secret-dependent, reachable from SHA-256."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pytest
+
+from bestand.identity import IdentityKeyer, IdKind, InvalidIdentifier, KeyedId, parse_sha256
+from bestand.identity.hashing import keyed_hash, person_id_for
+
+
+def test_raw_and_sha256_forms_reach_the_same_key() -> None:
+    keyer = IdentityKeyer(b"secret-one", "DE")
+    digest = hashlib.sha256(b"janesaoirse@gmail.com").digest()
+    by_raw = keyer.key(IdKind.EMAIL, "Jane.Saoirse+Work@GMAIL.com")
+    assert keyer.key_sha256(IdKind.EMAIL, digest.hex()) == by_raw
+    assert keyer.key_sha256(IdKind.EMAIL, digest.hex().upper()) == by_raw
+    assert keyer.key_sha256(IdKind.EMAIL, base64.b64encode(digest).decode()) == by_raw
+
+
+def test_the_key_depends_on_the_secret_and_the_kind() -> None:
+    digest = hashlib.sha256(b"12345").digest()
+    assert keyed_hash(b"a", IdKind.CUSTOMER, digest) != keyed_hash(b"b", IdKind.CUSTOMER, digest)
+    assert keyed_hash(b"a", IdKind.CUSTOMER, digest) != keyed_hash(b"a", IdKind.ORDER, digest)
+    assert keyed_hash(b"a", IdKind.CUSTOMER, digest) == keyed_hash(b"a", IdKind.CUSTOMER, digest)
+
+
+def test_keys_are_short_and_url_safe() -> None:
+    key = IdentityKeyer(b"s", "DE").key(IdKind.EMAIL, "user@example.com")
+    assert len(key.hash) == 22
+    assert set(key.hash) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    assert "user" not in key.token
+    assert KeyedId.from_token(key.token) == key
+
+
+def test_phone_spellings_reach_one_key() -> None:
+    keyer = IdentityKeyer(b"s", "DE")
+    keys = {
+        keyer.key(IdKind.PHONE, raw)
+        for raw in ("0151 12345678", "+4915112345678", "0049-151-1234-5678")
+    }
+    assert len(keys) == 1
+
+
+@pytest.mark.parametrize("value", ["abc", "zz" * 32, "dGVzdA==", ""])
+def test_bad_digests_are_refused(value: str) -> None:
+    with pytest.raises(InvalidIdentifier):
+        parse_sha256(value)
+
+
+def test_key_all_keeps_good_ids_and_reports_bad_ones() -> None:
+    keyer = IdentityKeyer(b"s", "DE")
+    keyed, rejected = keyer.key_all(
+        [
+            (IdKind.EMAIL, "a@example.com", False),
+            (IdKind.EMAIL, "A@Example.com", False),  # same person, kept once
+            (IdKind.PHONE, "12", False),
+        ]
+    )
+    assert [kid.kind for kid in keyed] == [IdKind.EMAIL]
+    assert [kind for kind, _ in rejected] == [IdKind.PHONE]
+
+
+def test_person_ids_are_deterministic_and_opaque() -> None:
+    assert person_id_for(b"s", "e:abc|ev-1") == person_id_for(b"s", "e:abc|ev-1")
+    assert person_id_for(b"s", "e:abc|ev-1") != person_id_for(b"s", "e:abc|ev-2")
+    assert len(person_id_for(b"s", "x")) == 16

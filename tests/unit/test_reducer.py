@@ -1,0 +1,203 @@
+"""The state reducer: orders count once per order id, merges never count twice."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bestand.events import ResolvedEvent
+from bestand.profile import LookupSummary, PersonState, apply, dump_state, load_state, merge
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def ev(event_id: str, kind: str, day: int = 0, person: str = "P1", **fields: Any) -> ResolvedEvent:
+    data: dict[str, Any] = {
+        "event_id": event_id,
+        "event_time": T0 + timedelta(days=day),
+        "kind": kind,
+        "type": fields.pop("type", kind),
+        "topic": "t",
+        "person_id": person,
+        "identifiers": fields.pop("identifiers", ["e:x"]),
+        **fields,
+    }
+    return ResolvedEvent.model_validate(data)
+
+
+def placed(event_id: str, order_id: str, cents: int, day: int = 0, **kw: Any) -> ResolvedEvent:
+    order = {
+        "order_id": order_id,
+        "status": "placed",
+        "total_cents": cents,
+        "currency": "EUR",
+        "channel": kw.pop("channel", "web"),
+    }
+    return ev(event_id, "order", day, order=order, **kw)
+
+
+def cancelled(event_id: str, order_id: str, day: int = 0) -> ResolvedEvent:
+    return ev(event_id, "order", day, order={"order_id": order_id, "status": "cancelled"})
+
+
+def returned(event_id: str, order_id: str, cents: int | None, day: int = 0) -> ResolvedEvent:
+    return ev(
+        event_id,
+        "order",
+        day,
+        order={"order_id": order_id, "status": "returned", "returned_cents": cents},
+    )
+
+
+def run(events: list[ResolvedEvent], person: str = "P1") -> PersonState:
+    state = PersonState(person_id=person)
+    for event in events:
+        state = apply(state, event)
+    return state
+
+
+def test_a_new_person_is_a_prospect_without_orders() -> None:
+    state = run([ev("v1", "click", identifiers=["a:c1"])])
+    assert not state.existing_customer
+    assert state.orders_count == 0
+    assert state.ids == {"a:c1"}
+    assert state.first_seen == state.last_seen == int(T0.timestamp())
+
+
+def test_orders_count_by_distinct_order_id() -> None:
+    state = run(
+        [
+            placed("e1", "o1", 1000),
+            placed("e1", "o1", 1000),
+            placed("e9", "o1", 1000, day=2),
+            placed("e2", "o2", 2500, day=5),
+        ]
+    )
+    assert state.orders_count == 2
+    assert state.revenue_cents == 3500
+    assert state.first_order_at == int(T0.timestamp())
+    assert state.last_order_at == int((T0 + timedelta(days=5)).timestamp())
+    assert state.existing_customer
+
+
+def test_a_cancelled_order_does_not_make_a_customer() -> None:
+    state = run([placed("e1", "o1", 1000), cancelled("e2", "o1", day=1)])
+    assert not state.existing_customer
+    assert state.revenue_cents == 0
+    assert state.first_order_at is None
+
+
+def test_cancel_before_place_gives_the_same_state() -> None:
+    in_order = run([placed("e1", "o1", 1000), cancelled("e2", "o1", day=1)])
+    reversed_ = run([cancelled("e2", "o1", day=1), placed("e1", "o1", 1000)])
+    assert dump_state(in_order) == dump_state(reversed_)
+
+
+def test_returns_reduce_revenue_but_keep_the_customer() -> None:
+    state = run(
+        [
+            placed("e1", "o1", 10000),
+            returned("r1", "o1", 2500, day=3),
+            returned("r1", "o1", 2500, day=3),
+        ]
+    )
+    assert state.existing_customer
+    assert state.revenue_cents == 7500
+    full = run([placed("e1", "o1", 10000), returned("r1", "o1", None)])
+    assert full.revenue_cents == 0
+    assert full.existing_customer
+
+
+def test_every_order_of_events_gives_the_same_state() -> None:
+    events = [
+        placed("e1", "o1", 1000),
+        placed("e2", "o2", 2000, day=3),
+        cancelled("e3", "o2", day=4),
+        returned("e4", "o1", 300, day=5),
+        ev("e5", "click", day=6, identifiers=["a:c"]),
+    ]
+    states = {dump_state(run(list(perm))) for perm in itertools.permutations(events)}
+    assert len(states) == 1
+
+
+def test_email_engagement_and_unsubscribe() -> None:
+    state = run(
+        [
+            ev("m1", "email", type="email_sent", email_type="email_sent"),
+            ev("m2", "email", day=1, type="email_opened", email_type="email_opened"),
+            ev("m3", "email", day=2, type="email_unsubscribed", email_type="email_unsubscribed"),
+        ]
+    )
+    assert state.email == {"sent": 1, "opened": 1, "unsubscribed": 1}
+    assert state.last_email_engagement == int((T0 + timedelta(days=1)).timestamp())
+    assert state.consent_flags == {"email": False}
+    assert "email" in state.channels
+
+
+def test_the_latest_consent_statement_wins_whatever_the_arrival_order() -> None:
+    grant = ev("c1", "consent", day=1, consent={"ads": True})
+    withdraw = ev("c2", "consent", day=5, consent={"ads": False})
+    assert run([grant, withdraw]).consent_flags == {"ads": False}
+    assert run([withdraw, grant]).consent_flags == {"ads": False}
+
+
+def test_contacts_count_per_channel() -> None:
+    state = run(
+        [ev("k1", "contact", contact_channel="phone"), ev("k2", "contact", contact_channel="store")]
+    )
+    assert state.contacts == {"phone": 1, "store": 1}
+    assert state.channels == {"phone", "store"}
+
+
+def test_merge_unites_orders_without_counting_twice() -> None:
+    a = run([placed("e1", "o1", 1000, identifiers=["e:a"]), placed("e2", "o2", 500, day=2)], "A")
+    b = run([placed("e1", "o1", 1000, identifiers=["p:b"]), placed("e3", "o3", 700, day=9)], "B")
+    merged = merge(a, b)
+    assert merged.person_id == "A"
+    assert merged.orders_count == 3
+    assert merged.revenue_cents == 2200
+    assert merged.ids == {"e:a", "e:x", "p:b"}
+    assert merged.absorbed == {"B"}
+    assert merge(merged, b) is merged  # a redelivered merge changes nothing
+
+
+def test_merge_keeps_a_cancellation_from_either_side() -> None:
+    a = run([placed("e1", "o1", 1000)], "A")
+    b = run([cancelled("e2", "o1")], "B")
+    assert not merge(a, b).existing_customer
+
+
+def test_merge_takes_the_later_consent() -> None:
+    a = run([ev("c1", "consent", day=1, consent={"email": True})], "A")
+    b = run([ev("c2", "consent", day=3, consent={"email": False})], "B")
+    assert merge(a, b).consent_flags == {"email": False}
+    assert merge(b, a).consent_flags == {"email": False}
+
+
+def test_state_round_trips_through_its_serialized_form() -> None:
+    state = run(
+        [
+            placed("e1", "o1", 1000),
+            returned("r1", "o1", 100),
+            ev("c1", "consent", consent={"email": True}),
+            ev("m1", "email", type="email_opened", email_type="email_opened"),
+            ev("k1", "contact", contact_channel="phone"),
+        ]
+    )
+    assert load_state("P1", dump_state(state)) == state
+    assert load_state("P9", None) == PersonState(person_id="P9")
+
+
+@pytest.mark.parametrize("orders", [0, 1, 3])
+def test_summary_round_trips_through_redis_fields(orders: int) -> None:
+    state = run(
+        [placed(f"e{n}", f"o{n}", 100, day=n) for n in range(orders)]
+        + [ev("c1", "consent", consent={"ads": True, "email": False})]
+    )
+    summary = LookupSummary.of(state)
+    fields = {k.encode(): str(v).encode() for k, v in summary.fields().items()}
+    assert LookupSummary.from_fields(fields) == summary
+    assert summary.existing_customer is (orders > 0)

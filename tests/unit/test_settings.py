@@ -1,0 +1,44 @@
+"""Settings: defaults run locally; production refuses placeholder secrets."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from bestand.settings import Settings
+
+
+def test_defaults_point_at_the_local_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("BESTAND_KAFKA_BOOTSTRAP", "BESTAND_REDIS_URL", "BESTAND_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(_env_file=None)
+    assert settings.kafka_bootstrap == "127.0.0.1:9092"
+    assert settings.redis_url.startswith("redis://127.0.0.1:6379")
+    assert settings.kafka_url == "kafka://127.0.0.1:9092"
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BESTAND_KAFKA_BOOTSTRAP", "k1:9092,k2:9092")
+    monkeypatch.setenv("BESTAND_REDIS_URL", "redis://cache:6380/2")
+    monkeypatch.setenv("BESTAND_API_KEYS", "alpha-key-123, beta-key-456")
+    settings = Settings(_env_file=None)
+    assert settings.kafka_url == "kafka://k1:9092;kafka://k2:9092"
+    assert settings.redis_url == "redis://cache:6380/2"
+    assert [k.get_secret_value() for k in settings.api_keys] == ["alpha-key-123", "beta-key-456"]
+
+
+def test_production_refuses_the_placeholder_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BESTAND_ENV", "production")
+    monkeypatch.setenv("BESTAND_API_KEYS", "a-real-key-0123456789")
+    with pytest.raises(ValidationError, match="HMAC_SECRET"):
+        Settings(_env_file=None)
+    monkeypatch.setenv("BESTAND_HMAC_SECRET", "a-long-and-random-production-secret")
+    assert Settings(_env_file=None).env == "production"
+
+
+def test_production_refuses_the_development_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BESTAND_ENV", "production")
+    monkeypatch.setenv("BESTAND_HMAC_SECRET", "a-long-and-random-production-secret")
+    monkeypatch.delenv("BESTAND_API_KEYS", raising=False)
+    with pytest.raises(ValidationError, match="API_KEYS"):
+        Settings(_env_file=None)
