@@ -25,6 +25,7 @@ from bestand.stack import (
 )
 from bestand.stack.kafka import render_server_properties
 from bestand.stack.processes import (
+    exit_code,
     pid_alive,
     port_bindable,
     port_open,
@@ -135,9 +136,24 @@ def test_terminate_kills_what_ignores_sigterm(tmp_path: Path) -> None:
     assert time.monotonic() - began < 5
 
 
-def test_start_detached_of_missing_binary_is_a_stack_error(tmp_path: Path) -> None:
+def test_start_detached_runs_in_cwd_and_reports_the_exit_code(tmp_path: Path) -> None:
+    log_file = tmp_path / "pwd.log"
+    pid = start_detached(["sh", "-c", "pwd; exit 7"], log_file=log_file, cwd=tmp_path)
+    deadline = time.monotonic() + 10
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert exit_code(pid) == 7
+    assert log_file.read_text().strip() == str(tmp_path)
+
+
+@pytest.mark.parametrize("in_folder", [False, True])
+def test_start_detached_of_missing_binary_is_a_stack_error(tmp_path: Path, in_folder: bool) -> None:
     with pytest.raises(StackError, match="cannot start"):
-        start_detached([str(tmp_path / "no-such-binary")], log_file=tmp_path / "x.log")
+        start_detached(
+            [str(tmp_path / "no-such-binary")],
+            log_file=tmp_path / "x.log",
+            cwd=tmp_path if in_folder else None,
+        )
 
 
 def test_tail_gives_the_last_lines(tmp_path: Path) -> None:

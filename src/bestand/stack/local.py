@@ -120,16 +120,24 @@ class LocalStack:
     def up(self, timeout: float = 120.0) -> None:
         """Install what is missing, start what is not running, wait until both answer.
 
-        ``timeout`` bounds the start and the wait; a first Maven download comes on top.
+        ``timeout`` bounds the wait for both to answer once launched; installing (a first
+        Maven download, ~20 s) comes before it.
         """
         self.root.mkdir(parents=True, exist_ok=True)
+        # Locked while deciding and launching only: a 'down' from another terminal must not
+        # wait for a broker that never gets ready.
         with self._locked():
             # Kafka first: its JVM warms up while Redis starts and is checked.
             started_kafka = self.kafka.start()
-            started_redis = self.redis.start()
-            deadline = time.monotonic() + timeout
-            self.redis.wait_ready(max(deadline - time.monotonic(), 1.0))
-            self.kafka.wait_ready(max(deadline - time.monotonic(), 1.0))
+            try:
+                started_redis = self.redis.start()
+            except StackError:
+                if started_kafka:  # leave nothing half-started behind
+                    self.kafka.stop()
+                raise
+        deadline = time.monotonic() + timeout
+        self.redis.wait_ready(max(deadline - time.monotonic(), 1.0))
+        self.kafka.wait_ready(max(deadline - time.monotonic(), 1.0))
         if started_redis or started_kafka:
             self._log(f"stack up: Kafka on {self.kafka_bootstrap}, Redis on {self.redis_url}")
         else:

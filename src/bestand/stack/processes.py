@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -51,9 +52,12 @@ LogFn = Callable[[str], None]
 #: The file that marks the project checkout (the Kafka version pin lives there).
 _PROJECT_MARKER = Path("deploy", "local", "kafka", "pom.xml")
 
-# Children started by this Python process. Keeping the Popen objects lets us reap them (no
-# zombies that look alive to ``kill(pid, 0)``) and report their exit code when a start fails.
-_children: dict[int, subprocess.Popen[bytes]] = {}
+# Children spawned by this Python process, and the exit codes of those already reaped. Plain
+# pids, not Popen objects: the servers are meant to outlive the CLI that started them, and a
+# Popen dropped while its child still runs warns about it. We reap them ourselves, so an ended
+# server never lingers as a zombie that ``kill(pid, 0)`` would call alive.
+_spawned: set[int] = set()
+_exit_codes: dict[int, int] = {}
 _children_lock = threading.Lock()
 
 
@@ -106,27 +110,31 @@ def remove_pid(path: Path) -> None:
 # --- processes -------------------------------------------------------------------------------
 
 
-def _child(pid: int) -> subprocess.Popen[bytes] | None:
+def _reap(pid: int) -> None:
+    """Collect the exit status of a child of ours that has ended (no-op otherwise)."""
     with _children_lock:
-        return _children.get(pid)
-
-
-def _forget_child(pid: int) -> None:
-    with _children_lock:
-        _children.pop(pid, None)
+        if pid not in _spawned:
+            return
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # reaped elsewhere; its exit code is gone
+            _spawned.discard(pid)
+            return
+        if done == pid:
+            _spawned.discard(pid)
+            _exit_codes[pid] = os.waitstatus_to_exitcode(status)
 
 
 def exit_code(pid: int) -> int | None:
     """Exit code of a process this Python process started and that has ended, else None."""
-    proc = _child(pid)
-    return None if proc is None else proc.poll()
+    _reap(pid)
+    with _children_lock:
+        return _exit_codes.get(pid)
 
 
 def pid_alive(pid: int) -> bool:
     """Is ``pid`` a live process (not a zombie)?"""
-    proc = _child(pid)
-    if proc is not None and proc.poll() is not None:
-        return False
+    _reap(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -159,7 +167,7 @@ def process_cmdline(pid: int) -> str | None:
         return raw.replace(b"\0", b" ").decode("utf-8", errors="replace").strip()
     try:  # no /proc: ask ps (macOS, BSD)
         out = subprocess.run(
-            ["ps", "-p", str(pid), "-o", "command="],
+            ["ps", "-ww", "-p", str(pid), "-o", "command="],
             capture_output=True,
             text=True,
             timeout=5,
@@ -177,29 +185,36 @@ def start_detached(
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> int:
-    """Start ``argv`` in a new session with stdout and stderr appended to ``log_file``.
+    """Start ``argv`` in a new session, stdin from /dev/null, stdout and stderr appended to
+    ``log_file``; return its pid.
 
-    A new session: Ctrl-C in the terminal that ran ``bestand stack up`` does not reach the
-    servers, and they outlive it.
+    A new session (``setsid``, what ``start_new_session=True`` does for Popen): Ctrl-C in the
+    terminal that ran ``bestand stack up`` does not reach the servers, and they outlive it.
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    args = list(argv)
+    if cwd is not None:  # posix_spawn has no cwd: a shell changes folder, then becomes argv
+        if shutil.which(args[0]) is None:
+            raise StackError(f"cannot start {args[0]}: not found or not executable")
+        args = ["/bin/sh", "-c", 'cd -- "$0" && exec "$@"', str(cwd), *args]
+    file_actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, str(log_file), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+        (os.POSIX_SPAWN_DUP2, 1, 2),
+    ]
     try:
-        with log_file.open("ab") as out:
-            proc = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=cwd,
-                env=None if env is None else dict(env),
-                start_new_session=True,
-                close_fds=True,
+        with _children_lock:
+            pid = os.posix_spawnp(
+                args[0],
+                args,
+                dict(os.environ if env is None else env),
+                file_actions=file_actions,
+                setsid=True,
             )
+            _spawned.add(pid)
     except OSError as exc:
         raise StackError(f"cannot start {argv[0]}: {exc}") from exc
-    with _children_lock:
-        _children[proc.pid] = proc
-    return proc.pid
+    return pid
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
@@ -237,11 +252,7 @@ def terminate(pid: int, *, timeout: float = 30.0) -> bool:
                 else:
                     os.kill(pid, signal.SIGKILL)
             _wait_gone(pid, 10.0)
-    proc = _child(pid)
-    if proc is not None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=1.0)
-        _forget_child(pid)
+    _reap(pid)
     return killed
 
 

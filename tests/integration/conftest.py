@@ -1,0 +1,37 @@
+"""Fixtures that run bestand's own processes (worker, API) against the session's real servers.
+
+Each test module gets its own topics, consumer group and Redis key prefix, so modules never
+see each other's data even on one broker and one Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from support import Deployment, Process, make_deployment, run
+
+from bestand.stream.topics import ensure_topics
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Deployment:
+    """An isolated deployment (topics, group, key prefix) for one test module."""
+    made = make_deployment(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("logs"))
+    run(ensure_topics(made.settings))
+    return made
+
+
+@pytest.fixture(scope="module")
+def worker(deployment: Deployment) -> Iterator[Process]:
+    """A running ``bestand worker`` of the module's deployment, stopped afterwards."""
+    process = Process(
+        ["worker", "--loglevel", "info"], deployment.env, deployment.log_dir / "worker.log"
+    )
+    try:
+        yield process
+    finally:
+        code = process.stop()
+        assert code == 0, f"worker exited with {code} on SIGTERM:\n{process.log_tail()}"

@@ -1,0 +1,199 @@
+"""The whole path on a real Kafka and Redis: events in, a worker process, lookups out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from support import Deployment, Process, consume_all, produce, run, wait_for
+
+from bestand.api import create_api
+
+pytestmark = pytest.mark.integration
+
+
+def lookup(deployment: Deployment, **identifier: str) -> dict[str, Any]:
+    """Answer a lookup straight from Redis, with the code the HTTP API uses."""
+    ((name, value),) = identifier.items()
+
+    async def go() -> dict[str, Any]:
+        api = create_api(deployment.settings)
+        try:
+            return await api.service.lookup(name, value)
+        finally:
+            await api.close()
+
+    return run(go())
+
+
+def order(
+    event_id: str,
+    order_id: str,
+    email: str,
+    *,
+    total: str = "49.90",
+    at: str = "2026-11-20T10:00:00Z",
+    **customer: Any,
+) -> bytes:
+    return orjson.dumps(
+        {
+            "type": "order_placed",
+            "event_id": event_id,
+            "event_time": at,
+            "order_id": order_id,
+            "total": total,
+            "currency": "EUR",
+            "channel": "web",
+            "customer": {"guest": True, "email": email, **customer},
+        }
+    )
+
+
+def send(deployment: Deployment, kind: str, *values: bytes) -> None:
+    run(produce(deployment.settings.kafka_bootstrap, deployment.topic(kind), list(values)))
+
+
+def test_an_order_makes_an_existing_customer(deployment: Deployment, worker: Process) -> None:
+    assert lookup(deployment, email="first.buyer@example.com")["known"] is False
+    send(deployment, "orders", order("it-1", "o-it-1", "First.Buyer@Example.com"))
+    answer = wait_for(
+        lambda: (
+            lookup(deployment, email="first.buyer@example.com")["known"]
+            and lookup(deployment, email="first.buyer@example.com")
+        ),
+        what="the order to reach the lookup record",
+    )
+    worker.assert_running()
+    assert answer["existing_customer"] is True
+    assert answer["orders_count"] == 1
+    assert answer["lifecycle_stage"] in {"first_time", "lapsed"}
+    by_order = lookup(deployment, order_id="o-it-1")
+    assert by_order["person_id"] == answer["person_id"]
+
+
+def test_the_same_order_delivered_twice_counts_once(
+    deployment: Deployment, worker: Process
+) -> None:
+    twice = order("it-2", "o-it-2", "twice@example.com")
+    send(deployment, "orders", twice, twice)
+    # A later, different order of the same person proves both copies were processed before it.
+    send(
+        deployment,
+        "orders",
+        order("it-3", "o-it-3", "twice@example.com", at="2026-11-21T10:00:00Z"),
+    )
+    answer = wait_for(
+        lambda: (a := lookup(deployment, email="twice@example.com"))["orders_count"] >= 2 and a,
+        what="both orders of twice@example.com",
+    )
+    assert answer["orders_count"] == 2
+    metrics = wait_for(lambda: _metrics(deployment), what="worker metrics")
+    assert 'outcome="duplicate"' in metrics
+
+
+def test_a_loyal_guest_with_two_spellings_is_one_customer(
+    deployment: Deployment, worker: Process
+) -> None:
+    send(
+        deployment,
+        "orders",
+        order("it-4", "o-it-4", "Maria.Meier@gmail.com", at="2026-06-01T10:00:00Z"),
+        order(
+            "it-5",
+            "o-it-5",
+            " MARIAMEIER+shop@GMAIL.com ",
+            at="2026-11-01T10:00:00Z",
+            phone="0151 99887766",
+        ),
+    )
+    answer = wait_for(
+        lambda: (a := lookup(deployment, email="maria.meier@gmail.com"))["orders_count"] == 2 and a,
+        what="two orders of the loyal guest",
+    )
+    assert answer["existing_customer"] is True
+    assert answer["first_order_at"] == "2026-06-01T10:00:00Z"
+    assert answer["last_order_at"] == "2026-11-01T10:00:00Z"
+    assert lookup(deployment, phone="+49 151 99887766")["person_id"] == answer["person_id"]
+
+
+def test_identify_merges_a_visitor_into_the_buyer(deployment: Deployment, worker: Process) -> None:
+    send(
+        deployment,
+        "clickstream",
+        orjson.dumps(
+            {
+                "type": "page_view",
+                "event_id": "it-6",
+                "event_time": "2026-11-22T09:00:00Z",
+                "anonymous_id": "cookie-it-6",
+            }
+        ),
+    )
+    send(deployment, "orders", order("it-7", "o-it-7", "visitor@example.com"))
+    wait_for(
+        lambda: (
+            lookup(deployment, anonymous_id="cookie-it-6")["known"]
+            and lookup(deployment, email="visitor@example.com")["known"]
+        ),
+        what="the visitor and the buyer",
+    )
+    assert (
+        lookup(deployment, anonymous_id="cookie-it-6")["person_id"]
+        != lookup(deployment, email="visitor@example.com")["person_id"]
+    )
+    send(
+        deployment,
+        "customer",
+        orjson.dumps(
+            {
+                "type": "identify",
+                "event_id": "it-8",
+                "event_time": "2026-11-22T09:05:00Z",
+                "identifiers": {"anonymous_id": "cookie-it-6", "email": "VISITOR@example.com"},
+            }
+        ),
+    )
+    merged = wait_for(
+        lambda: (a := lookup(deployment, anonymous_id="cookie-it-6"))["existing_customer"] and a,
+        what="the cookie to answer as the buyer",
+    )
+    assert merged["person_id"] == lookup(deployment, email="visitor@example.com")["person_id"]
+    assert merged["orders_count"] == 1
+
+
+def test_bad_events_go_to_the_dead_letter_topic_and_the_stream_goes_on(
+    deployment: Deployment, worker: Process
+) -> None:
+    send(
+        deployment,
+        "orders",
+        b"this is not json",
+        b'{"type": "order_placed", "event_id": "x"}',
+        b'{"type": "unknown_thing", "event_id": "y"}',
+        order("it-9", "o-it-9", "after.bad.input@example.com"),
+    )
+    answer = wait_for(
+        lambda: (a := lookup(deployment, email="after.bad.input@example.com"))["known"] and a,
+        what="the good event after three bad ones",
+    )
+    assert answer["existing_customer"] is True
+    letters = run(
+        consume_all(deployment.settings.kafka_bootstrap, deployment.settings.topic_dlq, expect=3)
+    )
+    reasons = sorted(letter["reason"] for letter in letters)
+    assert reasons == ["invalid_json", "schema", "unknown_type"]
+    first = next(letter for letter in letters if letter["reason"] == "invalid_json")
+    assert first["payload"] == "this is not json"
+    assert first["topic"] == deployment.topic("orders")
+    assert first["offset"] >= 0
+    assert "bestand_dead_letters_total" in _metrics(deployment)
+    worker.assert_running()
+
+
+def _metrics(deployment: Deployment) -> str:
+    import urllib.request
+
+    url = f"http://127.0.0.1:{deployment.settings.worker_web_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
