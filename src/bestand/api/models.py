@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from bestand.events.common import RawIdentifier, Sha256
 
 LifecycleStageName = Literal["prospect", "first_time", "repeat", "loyal", "lapsed"]
 
@@ -19,40 +18,8 @@ IDENTIFIER_PARAMS = (
     "anonymous_id",
     "device_id",
     "loyalty_card",
+    "order_id",
 )
-
-
-class Identifier(BaseModel):
-    """Exactly one identifier of the person to look up."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    customer_id: RawIdentifier | None = None
-    email: RawIdentifier | None = None
-    email_sha256: Sha256 | None = Field(
-        None, description="SHA-256 (hex or base64) of the normalized e-mail, UID2 style."
-    )
-    phone: RawIdentifier | None = None
-    anonymous_id: RawIdentifier | None = Field(None, description="Cookie / web visitor id.")
-    device_id: RawIdentifier | None = None
-    loyalty_card: RawIdentifier | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Identifier:
-        given = [name for name in IDENTIFIER_PARAMS if getattr(self, name) is not None]
-        if len(given) != 1:
-            raise ValueError(
-                "give exactly one of " + ", ".join(IDENTIFIER_PARAMS) + f" (got {len(given)})"
-            )
-        return self
-
-    def named(self) -> tuple[str, str]:
-        """The one given identifier as ``(parameter name, value)``."""
-        for name in IDENTIFIER_PARAMS:
-            value = getattr(self, name)
-            if value is not None:
-                return name, value
-        raise AssertionError("validated to hold exactly one identifier")  # pragma: no cover
 
 
 class LookupAnswer(BaseModel):

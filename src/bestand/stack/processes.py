@@ -185,11 +185,11 @@ def start_detached(
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> int:
-    """Start ``argv`` in a new session, stdin from /dev/null, stdout and stderr appended to
-    ``log_file``; return its pid.
+    """Start ``argv`` detached, output appended to ``log_file``; return its pid.
 
-    A new session (``setsid``, what ``start_new_session=True`` does for Popen): Ctrl-C in the
-    terminal that ran ``bestand stack up`` does not reach the servers, and they outlive it.
+    stdin is /dev/null, stdout and stderr go to ``log_file``. A new session (``setsid``, what
+    ``start_new_session=True`` does for Popen): Ctrl-C in the terminal that ran ``bestand stack
+    up`` does not reach the servers, and they outlive it.
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     args = list(argv)
@@ -212,6 +212,7 @@ def start_detached(
                 setsid=True,
             )
             _spawned.add(pid)
+            _exit_codes.pop(pid, None)  # an earlier child may have had the same pid
     except OSError as exc:
         raise StackError(f"cannot start {argv[0]}: {exc}") from exc
     return pid

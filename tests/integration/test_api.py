@@ -1,0 +1,270 @@
+"""The lookup API over real HTTP, on a real Redis filled by the real stream handlers."""
+
+from __future__ import annotations
+
+import http.client
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from support import Deployment, Process, make_deployment, run, wait_for
+
+from bestand.ops.metrics import WorkerMetrics
+from bestand.store import IdentityGraph, Keys, ProfileStore, connect
+from bestand.stream.handlers import IdentityHandler, Incoming, ProfileHandler
+
+pytestmark = pytest.mark.integration
+
+EVENTS = [
+    (
+        "orders",
+        {
+            "type": "order_placed",
+            "event_id": "a1",
+            "event_time": "2026-10-01T10:00:00Z",
+            "order_id": "api-o1",
+            "total": "20.00",
+            "currency": "EUR",
+            "channel": "web",
+            "customer": {"customer_id": "K-777", "email": "Anna.Api@gmail.com"},
+        },
+    ),
+    (
+        "orders",
+        {
+            "type": "order_placed",
+            "event_id": "a2",
+            "event_time": "2026-11-01T10:00:00Z",
+            "order_id": "api-o2",
+            "total": "30.00",
+            "currency": "EUR",
+            "channel": "store",
+            "customer": {"guest": True, "phone": "0171 5556667", "email": "annaapi@gmail.com"},
+        },
+    ),
+    (
+        "customer",
+        {
+            "type": "consent_changed",
+            "event_id": "a3",
+            "event_time": "2026-11-02T10:00:00Z",
+            "identifiers": {"customer_id": "K-777"},
+            "consent": {"ads": True},
+        },
+    ),
+    (
+        "clickstream",
+        {
+            "type": "page_view",
+            "event_id": "a4",
+            "event_time": "2026-11-03T10:00:00Z",
+            "anonymous_id": "ck-api-visitor",
+        },
+    ),
+]
+
+
+async def _seed(deployment: Deployment) -> None:
+    settings = deployment.settings
+    client = connect(settings.redis_url)
+    keys = Keys(settings.redis_prefix)
+    metrics = WorkerMetrics()
+    identity = IdentityHandler(settings, IdentityGraph(client, keys), metrics)
+    profile = ProfileHandler(ProfileStore(client, keys, 3600), metrics)
+    try:
+        for offset, (kind, event) in enumerate(EVENTS):
+            topic = deployment.topic(kind)
+            out = await identity.handle(Incoming(topic, 0, offset, None, orjson.dumps(event)))
+            assert [o.destination for o in out] == ["resolved"]
+            await profile.handle(
+                Incoming(settings.topic_resolved, 0, offset, out[0].key, out[0].value)
+            )
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(scope="module")
+def api(
+    redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Deployment, int]]:
+    deployment = make_deployment("127.0.0.1:1", redis_url, tmp_path_factory.mktemp("api"))
+    run(_seed(deployment))
+    port = deployment.settings.api_port
+    process = Process(
+        ["api", "--loglevel", "warning"], deployment.env, deployment.log_dir / "api.log"
+    )
+    try:
+        wait_for(lambda: _ping(port), timeout=30, what="the API to answer /health")
+        yield deployment, port
+    finally:
+        # uvicorn re-raises SIGTERM after its graceful shutdown, so -15 is a clean exit too.
+        assert process.stop() in (0, -15), process.log_tail()
+
+
+def _ping(port: int) -> bool:
+    try:
+        return request(port, "GET", "/health")[0] == 200
+    except OSError:
+        return False
+
+
+def request(
+    port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        payload = body if isinstance(body, bytes) or body is None else orjson.dumps(body)
+        conn.request(method, path, body=payload, headers=headers or {})
+        response = conn.getresponse()
+        data = response.read()
+        return response.status, orjson.loads(data) if data else None
+    finally:
+        conn.close()
+
+
+def auth(deployment: Deployment) -> dict[str, str]:
+    return {"Authorization": f"Bearer {deployment.settings.api_keys[0].get_secret_value()}"}
+
+
+def test_a_request_without_a_valid_key_gets_401(api: tuple[Deployment, int]) -> None:
+    _, port = api
+    status, body = request(port, "GET", "/v1/lookup?email=annaapi@gmail.com")
+    assert (status, body["error"]) == (401, "unauthorized")
+    status, _ = request(
+        port, "GET", "/v1/lookup?email=x@y.de", headers={"Authorization": "Bearer wrong"}
+    )
+    assert status == 401
+
+
+def test_lookup_by_every_identifier_answers_for_one_person(api: tuple[Deployment, int]) -> None:
+    deployment, port = api
+    answers = []
+    for query in (
+        "email=anna.api%40gmail.com",
+        "email=ANNAAPI%2Bnews%40GMAIL.COM",
+        "customer_id=K-777",
+        "phone=%2B49%20171%205556667",
+        "order_id=api-o2",
+    ):
+        status, answer = request(port, "GET", f"/v1/lookup?{query}", headers=auth(deployment))
+        assert status == 200, answer
+        answers.append(answer)
+    assert len({a["person_id"] for a in answers}) == 1
+    answer = answers[0]
+    assert answer["known"] is True
+    assert answer["existing_customer"] is True
+    assert answer["orders_count"] == 2
+    assert answer["first_order_at"] == "2026-10-01T10:00:00Z"
+    assert answer["last_order_at"] == "2026-11-01T10:00:00Z"
+    assert answer["lifecycle_stage"] == "repeat"
+    assert answer["consent"] == {"ads": True}
+
+
+def test_the_x_api_key_header_works_too(api: tuple[Deployment, int]) -> None:
+    deployment, port = api
+    key = deployment.settings.api_keys[0].get_secret_value()
+    status, answer = request(
+        port, "GET", "/v1/lookup?anonymous_id=ck-api-visitor", headers={"X-API-Key": key}
+    )
+    assert status == 200
+    assert answer["known"] is True
+    assert answer["existing_customer"] is False
+    assert answer["lifecycle_stage"] == "prospect"
+
+
+def test_an_unknown_identifier_is_not_an_error(api: tuple[Deployment, int]) -> None:
+    deployment, port = api
+    status, answer = request(
+        port, "GET", "/v1/lookup?email=nobody%40example.org", headers=auth(deployment)
+    )
+    assert status == 200
+    assert answer["known"] is False
+    assert answer["person_id"] is None
+
+
+def test_lookup_by_sha256_of_the_normalized_email(api: tuple[Deployment, int]) -> None:
+    import hashlib
+
+    deployment, port = api
+    digest = hashlib.sha256(b"annaapi@gmail.com").hexdigest()
+    status, answer = request(
+        port, "GET", f"/v1/lookup?email_sha256={digest}", headers=auth(deployment)
+    )
+    assert status == 200
+    assert answer["orders_count"] == 2
+
+
+@pytest.mark.parametrize(
+    ("query", "error"),
+    [
+        ("", "one_identifier"),
+        ("email=a%40b.de&phone=0151", "one_identifier"),
+        ("mail=a%40b.de", "unknown_parameter"),
+        ("email=not-an-email", "invalid_identifier"),
+        ("phone=12", "invalid_identifier"),
+        ("email_sha256=xyz", "invalid_identifier"),
+    ],
+)
+def test_bad_lookups_get_400_with_a_reason(
+    api: tuple[Deployment, int], query: str, error: str
+) -> None:
+    deployment, port = api
+    status, body = request(port, "GET", f"/v1/lookup?{query}", headers=auth(deployment))
+    assert status == 400
+    assert body["error"] == error
+    assert body["detail"]
+
+
+def test_batch_lookup_answers_in_order(api: tuple[Deployment, int]) -> None:
+    deployment, port = api
+    status, body = request(
+        port,
+        "POST",
+        "/v1/lookup",
+        headers=auth(deployment),
+        body={
+            "identifiers": [
+                {"customer_id": "K-777"},
+                {"email": "broken"},
+                {"anonymous_id": "nope"},
+            ],
+        },
+    )
+    assert status == 200
+    first, second, third = body["results"]
+    assert first["answer"]["orders_count"] == 2
+    assert second["answer"] is None
+    assert "email" in second["error"]
+    assert third["answer"]["known"] is False
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        (b"{not json", 400, "invalid_body"),
+        ({"identifiers": []}, 400, "invalid_body"),
+        ({"identifiers": [{"email": "a@b.de", "phone": "1"}]}, 400, "one_identifier"),
+        ({"identifiers": [{"shoe_size": "44"}]}, 400, "unknown_identifier"),
+        ({"identifiers": [{"customer_id": str(n)} for n in range(1001)]}, 413, "batch_too_large"),
+    ],
+)
+def test_bad_batches_get_4xx_with_a_reason(
+    api: tuple[Deployment, int], body: Any, status: int, error: str
+) -> None:
+    deployment, port = api
+    got, answer = request(port, "POST", "/v1/lookup", headers=auth(deployment), body=body)
+    assert (got, answer["error"]) == (status, error)
+
+
+def test_health_ready_openapi_and_unknown_routes(api: tuple[Deployment, int]) -> None:
+    deployment, port = api
+    assert request(port, "GET", "/health") == (200, {"status": "ok"})
+    assert request(port, "GET", "/ready") == (200, {"status": "ready"})
+    status, doc = request(port, "GET", "/openapi.json")
+    assert status == 200
+    assert doc["openapi"].startswith("3.")
+    assert set(doc["paths"]["/v1/lookup"]) == {"get", "post"}
+    assert "LookupAnswer" in doc["components"]["schemas"]
+    assert request(port, "GET", "/v2/nothing")[0] == 404
+    assert request(port, "PUT", "/v1/lookup", headers=auth(deployment))[0] == 405
