@@ -6,7 +6,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
 LifecycleStageName = Literal["prospect", "first_time", "repeat", "loyal", "lapsed"]
 
 #: Query parameters that name an identifier, in the order they are tried.
