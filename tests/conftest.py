@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 import redis
 
-from bestand.stack import LocalKafka, LocalRedis, free_port
+from bestand.stack import LocalKafka, LocalRedis, free_ports
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 #: Kafka jars shared by every test session (and by ``bestand stack up`` with default settings).
@@ -129,11 +129,12 @@ class _Services:
 
     def _start_local(self, missing: set[str]) -> None:
         root = self._tmp_root
+        kafka_port, controller_port, redis_port = free_ports(3)
         kafka = (
             LocalKafka(
                 root,
-                port=free_port(),
-                controller_port=free_port(),
+                port=kafka_port,
+                controller_port=controller_port,
                 libs_dir=SHARED_KAFKA_LIBS,
                 project_dir=PROJECT_DIR,
                 log=_log.info,
@@ -142,7 +143,7 @@ class _Services:
             else None
         )
         redis_server = (
-            LocalRedis(root, port=free_port(), project_dir=PROJECT_DIR, log=_log.info)
+            LocalRedis(root, port=redis_port, project_dir=PROJECT_DIR, log=_log.info)
             if "redis_url" in missing
             else None
         )

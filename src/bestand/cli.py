@@ -64,7 +64,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings()
     asyncio.run(ensure_topics(settings))
     worker = create_app(settings)
-    faust.Worker(worker.app, loglevel=args.loglevel).execute_from_commandline()
+    # quiet: no banner and no terminal spinner; everything still goes through logging.
+    faust.Worker(worker.app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
     return 0  # pragma: no cover - execute_from_commandline exits the process
 
 

@@ -8,6 +8,7 @@ Ctrl-C stops what the demo started.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -23,18 +24,59 @@ import orjson
 from bestand.ingest import EventProducer
 from bestand.settings import Settings
 from bestand.simulate import simulate
-from bestand.stream.topics import consumer_lag, ensure_topics
+from bestand.store import Keys, connect
+from bestand.stream.topics import all_topics, consumer_lag, delete_topics, ensure_topics
+
+#: The demo's own namespace: topics, consumer group and Redis keys that it may reset.
+DEMO_NAMESPACE = "bestand-demo"
+DEMO_REDIS_PREFIX = "demo"
+
+
+_TOPIC_KINDS = ("clickstream", "orders", "email", "customer", "resolved", "dlq")
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """The user's settings moved into the demo's namespace."""
+    update: dict[str, str] = {"app_id": DEMO_NAMESPACE, "redis_prefix": DEMO_REDIS_PREFIX}
+    update |= {f"topic_{kind}": f"{DEMO_NAMESPACE}.{kind}" for kind in _TOPIC_KINDS}
+    return settings.model_copy(update=update)
+
+
+def demo_environment(settings: Settings) -> dict[str, str]:
+    """Environment that gives the demo's child processes the demo's namespace."""
+    names = ["app_id", "redis_prefix", "kafka_bootstrap", "redis_url"]
+    names += [f"topic_{kind}" for kind in _TOPIC_KINDS]
+    return {f"BESTAND_{name.upper()}": str(getattr(settings, name)) for name in names}
+
+
+async def reset_namespace(settings: Settings) -> None:
+    """Start from nothing: delete the demo's topics and Redis keys (and nothing else)."""
+    await delete_topics(settings, all_topics(settings))
+    client = connect(settings.redis_url)
+    try:
+        batch: list[bytes] = []
+        async for key in client.scan_iter(match=Keys(settings.redis_prefix).pattern(), count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                await client.unlink(*batch)
+                batch.clear()
+        if batch:
+            await client.unlink(*batch)
+    finally:
+        await client.aclose()
+    await ensure_topics(settings)
 
 
 class DemoError(RuntimeError):
     """Something the demo needs did not come up; the message says where to look."""
 
 
-def _spawn(args: list[str], log_file: Path) -> subprocess.Popen[bytes]:
+def _spawn(args: list[str], log_file: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("ab") as out:
+    with log_file.open("wb") as out:
         return subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "bestand", *args],
+            env={**os.environ, **env},
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -131,10 +173,13 @@ def run_demo(settings: Settings, *, persons: int, seed: int, wait: bool) -> int:
     except StackError as exc:
         print(f"stack: {exc}", file=sys.stderr)
         return 1
-    asyncio.run(ensure_topics(settings))
+    settings = demo_settings(settings)
+    env = demo_environment(settings)
+    asyncio.run(reset_namespace(settings))
+    print(f"  fresh demo namespace: topics {DEMO_NAMESPACE}.*, Redis keys {DEMO_REDIS_PREFIX}:*")
     print("2/5  worker and lookup API")
-    worker = _spawn(["worker", "--loglevel", "warning"], logs / "worker.log")
-    api = _spawn(["api", "--loglevel", "warning"], logs / "api.log")
+    worker = _spawn(["worker", "--loglevel", "warning"], logs / "worker.log", env)
+    api = _spawn(["api", "--loglevel", "warning"], logs / "api.log", env)
     base = f"http://{settings.api_host}:{settings.api_port}"
     key = settings.api_keys[0].get_secret_value()
     try:
@@ -182,7 +227,8 @@ def run_demo(settings: Settings, *, persons: int, seed: int, wait: bool) -> int:
         print("5/5  try it yourself:")
         url = f"{base}/v1/lookup?email=jana.schmidt@gmail.com"
         print(f"  curl -H 'Authorization: Bearer {key}' '{url}'")
-        print(f"  {sys.argv[0]} lookup --email JanaSchmidt@gmail.com")
+        hint = "bestand lookup --email JanaSchmidt@gmail.com"
+        print(f"  BESTAND_REDIS_PREFIX={DEMO_REDIS_PREFIX} {hint}")
         if wait:
             print("\nThe worker and API keep running; Ctrl-C stops them.")
             while worker.poll() is None and api.poll() is None:

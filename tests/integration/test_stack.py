@@ -17,7 +17,15 @@ import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bestand.stack import LocalKafka, LocalRedis, LocalStack, StackError, free_port, redis_answers
+from bestand.stack import (
+    LocalKafka,
+    LocalRedis,
+    LocalStack,
+    StackError,
+    free_port,
+    free_ports,
+    redis_answers,
+)
 from bestand.stack.processes import pid_alive, port_open
 
 pytestmark = pytest.mark.integration
@@ -70,12 +78,13 @@ def messages() -> list[str]:
 def module_stack(
     tmp_path_factory: pytest.TempPathFactory, messages: list[str]
 ) -> Iterator[LocalStack]:
+    kafka_port, controller_port, redis_port = free_ports(3)
     stack = _stack(
         tmp_path_factory.mktemp("stack"),
         messages,
-        kafka_port=free_port(),
-        controller_port=free_port(),
-        redis_port=free_port(),
+        kafka_port=kafka_port,
+        controller_port=controller_port,
+        redis_port=redis_port,
     )
     try:
         stack.up(timeout=90)
@@ -159,6 +168,22 @@ def test_down_leaves_external_servers_alone(stack: LocalStack, tmp_path: Path) -
     finally:
         extra.terminate()
         extra.wait(timeout=10)
+
+
+def test_same_folder_with_other_ports_is_an_error(stack: LocalStack) -> None:
+    """Changed ports in the settings must not look like "already running" on the new port."""
+    log: list[str] = []
+    kafka_port, redis_port = free_ports(2)
+    moved = _stack(stack.root, log, kafka_port=kafka_port, redis_port=redis_port)
+    for server, running in ((moved.kafka, stack.kafka), (moved.redis, stack.redis)):
+        with pytest.raises(StackError, match=f"already runs on port {running.port} "):
+            server.start()
+        assert server.status().detail == (
+            f"started by bestand on port {running.port}, not on {server.port} as configured"
+        )
+    with pytest.raises(StackError, match="run 'bestand stack down' first"):
+        moved.up(timeout=5)
+    assert stack.is_answering()
 
 
 def test_port_held_by_a_silent_process_is_an_error(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from bestand.stack import (
     StackError,
     find_project_dir,
     free_port,
+    free_ports,
     kafka_port_from_bootstrap,
     new_cluster_id,
     redis_port_from_url,
@@ -77,6 +78,12 @@ def test_free_port_is_free() -> None:
     assert 1024 <= port <= 65535
     assert port_bindable(port)
     assert not port_open(port)
+
+
+def test_free_ports_are_distinct_and_free() -> None:
+    ports = free_ports(5)
+    assert len(set(ports)) == 5
+    assert all(port_bindable(port) for port in ports)
 
 
 def test_port_open_and_bindable_see_a_listener() -> None:

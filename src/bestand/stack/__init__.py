@@ -9,7 +9,7 @@ from __future__ import annotations
 from bestand.stack.exceptions import StackError
 from bestand.stack.kafka import LocalKafka, kafka_answers, new_cluster_id
 from bestand.stack.local import LocalStack, kafka_port_from_bootstrap, redis_port_from_url
-from bestand.stack.processes import ComponentStatus, find_project_dir, free_port
+from bestand.stack.processes import ComponentStatus, find_project_dir, free_port, free_ports
 from bestand.stack.redis import LocalRedis, redis_answers
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "StackError",
     "find_project_dir",
     "free_port",
+    "free_ports",
     "kafka_answers",
     "kafka_port_from_bootstrap",
     "new_cluster_id",

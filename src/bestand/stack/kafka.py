@@ -237,6 +237,16 @@ class LocalKafka(ServerProcess):
             return {}
         return {self.controller_port: "Kafka controller"}
 
+    def running_port(self, pid: int) -> int | None:
+        """The client port in the server.properties that our running broker was started with."""
+        del pid  # server.properties is written only when the broker is launched
+        try:
+            text = self.properties_file.read_text(encoding="utf-8")
+        except OSError:
+            return None
+        match = re.search(r"^advertised\.listeners=PLAINTEXT://[^:\s]+:(\d+)\s*$", text, re.M)
+        return int(match.group(1)) if match else None
+
     def _is_our_process(self, cmdline: str) -> bool:
         return "kafka.Kafka" in cmdline and str(self.properties_file) in cmdline
 

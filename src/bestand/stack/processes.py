@@ -31,6 +31,7 @@ __all__ = [
     "exit_code",
     "find_project_dir",
     "free_port",
+    "free_ports",
     "pid_alive",
     "port_bindable",
     "port_open",
@@ -268,6 +269,18 @@ def free_port(host: str = LOOPBACK) -> int:
         return port
 
 
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """``count`` different free ports: held open together, so none is handed out twice."""
+    with contextlib.ExitStack() as stack:
+        socks = [
+            stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            for _ in range(count)
+        ]
+        for sock in socks:
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+
+
 def port_bindable(port: int, host: str = LOOPBACK) -> bool:
     """Could a server listen on ``host:port`` now?"""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -374,6 +387,11 @@ class ServerProcess(abc.ABC):
         """Further ports the server will listen on, with a name for error messages."""
         return {}
 
+    def running_port(self, pid: int) -> int | None:
+        """The port our running process ``pid`` was started with, None when unknown."""
+        del pid
+        return None
+
     # --- shared behaviour --------------------------------------------------------------------
 
     def managed_pid(self) -> int | None:
@@ -397,7 +415,10 @@ class ServerProcess(abc.ABC):
         pid = self.managed_pid()
         listening = port_open(self.port, self.host)
         answering = listening and self.is_answering()
-        if pid is not None:
+        running_port = None if pid is None else self.running_port(pid)
+        if running_port is not None and running_port != self.port:
+            detail = f"started by bestand on port {running_port}, not on {self.port} as configured"
+        elif pid is not None:
             detail = "started by bestand" if answering else "started by bestand, not answering"
         elif answering:
             detail = "external: not started by bestand, left alone by down"
@@ -423,6 +444,12 @@ class ServerProcess(abc.ABC):
         """
         pid = self.managed_pid()
         if pid is not None:
+            running_port = self.running_port(pid)
+            if running_port is not None and running_port != self.port:
+                raise StackError(
+                    f"{self.name} of this stack already runs on port {running_port} (pid {pid}), "
+                    f"not on {self.port} as configured now; run 'bestand stack down' first"
+                )
             self._log(f"{self.name} already running on {self.address} (pid {pid})")
             return False
         self._clear_stale_pid_file()

@@ -6,6 +6,7 @@ and is started and stopped by ``bestand stack up|down`` like Kafka.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,7 +14,14 @@ from pathlib import Path
 import redis
 
 from bestand.stack.exceptions import StackError
-from bestand.stack.processes import LOOPBACK, LogFn, ServerProcess, find_project_dir, start_detached
+from bestand.stack.processes import (
+    LOOPBACK,
+    LogFn,
+    ServerProcess,
+    find_project_dir,
+    process_cmdline,
+    start_detached,
+)
 
 __all__ = ["LocalRedis", "redis_answers"]
 
@@ -95,6 +103,13 @@ class LocalRedis(ServerProcess):
     def is_answering(self) -> bool:
         """PING through redis-py succeeds."""
         return redis_answers(self.url)
+
+    def running_port(self, pid: int) -> int | None:
+        """The port in the process title that redis-server sets ("<binary> 127.0.0.1:<port>")."""
+        cmdline = process_cmdline(pid) or ""
+        # Before redis-server renames itself, its arguments still hold "--port <port>".
+        match = re.search(r"--port\s+(\d+)", cmdline) or re.search(r"\s\S*:(\d+)(?:\s|$)", cmdline)
+        return int(match.group(1)) if match else None
 
     def _is_our_process(self, cmdline: str) -> bool:
         # redis-server rewrites its command line to "<binary> 127.0.0.1:<port>".

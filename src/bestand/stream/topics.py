@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
@@ -40,26 +41,64 @@ async def ensure_topics(settings: Settings) -> list[str]:
         await admin.close()
 
 
-async def consumer_lag(settings: Settings, group: str, topics: list[str]) -> dict[str, int]:
-    """Messages not yet committed by ``group`` per topic (end offset minus committed offset)."""
+async def delete_topics(settings: Settings, names: list[str], wait_s: float = 30.0) -> None:
+    """Delete topics and wait until the broker no longer lists them."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
+    try:
+        present = [name for name in names if name in set(await admin.list_topics())]
+        if present:
+            await admin.delete_topics(present)
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while present and asyncio.get_running_loop().time() < deadline:
+            present = [name for name in present if name in set(await admin.list_topics())]
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+
+
+async def end_offsets(settings: Settings, topics: list[str]) -> dict[TopicPartition, int]:
+    """The end offset of every partition of ``topics`` (missing topics have none)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    partitions = [
+        TopicPartition(topic["topic"], part["partition"])
+        for topic in described
+        if not topic.get("error_code")
+        for part in topic["partitions"]
+    ]
+    if not partitions:
+        return {}
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
+    )
     await consumer.start()
     try:
-        committed = await admin.list_consumer_group_offsets(group)
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or set())
-        ]
-        ends = await consumer.end_offsets(partitions) if partitions else {}
-        lag: dict[str, int] = dict.fromkeys(topics, 0)
-        for tp, end in ends.items():
-            meta = committed.get(tp)
-            done = meta.offset if meta is not None and meta.offset >= 0 else 0
-            lag[tp.topic] += max(end - done, 0)
-        return lag
+        # Assigning makes the client fetch these topics' metadata; pausing stops prefetching.
+        consumer.assign(partitions)
+        consumer.pause(*partitions)
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+        return ends
     finally:
         await consumer.stop()
+
+
+async def consumer_lag(settings: Settings, group: str, topics: list[str]) -> dict[str, int]:
+    """Messages not yet committed by ``group`` per topic (end offset minus committed offset)."""
+    ends = await end_offsets(settings, topics)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
         await admin.close()
+    lag = dict.fromkeys(topics, 0)
+    for tp, end in ends.items():
+        meta = committed.get(tp)
+        done = meta.offset if meta is not None and meta.offset >= 0 else 0
+        lag[tp.topic] += max(end - done, 0)
+    return lag
