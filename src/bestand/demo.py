@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from aiokafka.errors import KafkaError
 
 from bestand.ingest import EventProducer
 from bestand.settings import Settings
@@ -128,7 +129,12 @@ async def _wait_caught_up(
     while True:
         if worker.poll() is not None:
             raise DemoError(f"the worker exited with code {worker.returncode}; see {log_file}")
-        lag = await consumer_lag(settings, settings.app_id, topics)
+        try:
+            lag = await consumer_lag(settings, settings.app_id, topics)
+        except KafkaError as exc:  # e.g. the group coordinator is still being elected
+            print(f"  waiting for Kafka ({type(exc).__name__})")
+            await asyncio.sleep(1)
+            continue
         pending_input = sum(lag[t] for t in settings.input_topics)
         pending = pending_input + lag[settings.topic_resolved]
         if pending == 0:
