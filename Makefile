@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test unit integration lint typecheck schemas stack-up stack-down lock clean
+.PHONY: install demo test unit integration lint schemas stack-up stack-down lock clean bench-lookup
 
 install: $(STAMP)
 
@@ -34,7 +34,7 @@ integration: install
 	$(BIN)/python -m pytest tests/integration tests/e2e
 
 lint: install
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src
 	$(BIN)/mypy
 
@@ -57,3 +57,7 @@ lock:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Median and p99 of 1,000 sequential lookups over HTTP and straight from Redis.
+bench-lookup: install stack-up
+	$(BIN)/python bench/lookup_latency.py --persons 2000 --lookups 1000
