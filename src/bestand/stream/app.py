@@ -74,7 +74,7 @@ def create_app(settings: Settings) -> Worker:
             await topics[out.destination].send(key=out.key, value=out.value)
 
     async def identity_agent(stream: StreamT[bytes]) -> None:
-        async for event in stream.events():
+        async for event in stream.noack().events():
             message = _incoming(event)
             with metrics.processing_seconds.labels("identity").time():
                 outgoing = await with_backoff(
@@ -83,9 +83,11 @@ def create_app(settings: Settings) -> Worker:
                     on_retry=metrics.retries.labels("identity").inc,
                 )
             await send_all(outgoing)
+            # Acked only now: a cancelled or crashed worker leaves this event uncommitted.
+            event.ack()
 
     async def profile_agent(stream: StreamT[bytes]) -> None:
-        async for event in stream.events():
+        async for event in stream.noack().events():
             message = _incoming(event)
             with metrics.processing_seconds.labels("profile").time():
                 outgoing = await with_backoff(
@@ -94,6 +96,7 @@ def create_app(settings: Settings) -> Worker:
                     on_retry=metrics.retries.labels("profile").inc,
                 )
             await send_all(outgoing)
+            event.ack()
 
     app.agent(inputs, name="identity")(identity_agent)
     app.agent(topics["resolved"], name="profile")(profile_agent)
