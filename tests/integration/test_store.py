@@ -1,0 +1,215 @@
+"""The stream handlers on a real Redis: merges, order independence, concurrency, erasure."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from typing import Any
+
+import orjson
+import pytest
+
+from bestand.ops.metrics import WorkerMetrics
+from bestand.settings import Settings
+from bestand.store import IdentityGraph, Keys, ProfileStore, connect
+from bestand.stream.handlers import IdentityHandler, Incoming, ProfileHandler
+
+pytestmark = pytest.mark.integration
+
+
+def order(n: int, **customer: Any) -> tuple[str, dict[str, Any]]:
+    return "orders", {
+        "type": "order_placed",
+        "event_id": f"st-{n}",
+        "event_time": f"2026-11-{n % 28 + 1:02d}T10:00:00Z",
+        "order_id": f"st-o{n}",
+        "total": f"{10 + n}.00",
+        "currency": "EUR",
+        "channel": "web",
+        "customer": {"guest": True, **customer},
+    }
+
+
+def identify(n: int, **identifiers: str) -> tuple[str, dict[str, Any]]:
+    return "customer", {
+        "type": "identify",
+        "event_id": f"st-{n}",
+        "event_time": f"2026-11-{n % 28 + 1:02d}T11:00:00Z",
+        "identifiers": identifiers,
+    }
+
+
+class Pipeline:
+    """Both stages in-process on a real Redis, with a key prefix of its own."""
+
+    def __init__(self, redis_url: str) -> None:
+        prefix = f"s{uuid.uuid4().hex[:8]}"
+        self.settings = Settings(_env_file=None, redis_url=redis_url, redis_prefix=prefix)
+        self.keys = Keys(prefix)
+        self.client = connect(redis_url)
+        metrics = WorkerMetrics()
+        self.identity = IdentityHandler(
+            self.settings, IdentityGraph(self.client, self.keys), metrics
+        )
+        self.profiles = ProfileStore(self.client, self.keys, 3600)
+        self.profile = ProfileHandler(self.profiles, metrics)
+
+    async def feed(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        for kind, event in events:
+            await self.one(kind, event)
+
+    async def one(self, kind: str, event: dict[str, Any]) -> None:
+        topic = getattr(self.settings, f"topic_{kind}")
+        out = await self.identity.handle(Incoming(topic, 0, 0, None, orjson.dumps(event)))
+        for message in out:
+            assert message.destination == "resolved", message
+            await self.profile.handle(Incoming("resolved", 0, 0, message.key, message.value))
+
+    async def answer(self, name: str, value: str) -> dict[str, Any]:
+        from bestand.api import create_api
+
+        api = create_api(
+            self.settings.model_copy(update={"redis_prefix": self.keys.prefix}), self.client
+        )
+        return await api.service.lookup(name, value)
+
+    async def snapshot(self) -> dict[str, Any]:
+        """Every person's answer by e-mail of the scenario, person ids replaced by their rank."""
+        answers = {e: await self.answer("email", e) for e in ("a@example.com", "b@example.com")}
+        answers["cookie"] = await self.answer("anonymous_id", "ck-1")
+        return {k: {f: v for f, v in a.items() if f != "person_id"} for k, a in answers.items()} | {
+            "same": len({a["person_id"] for a in answers.values()})
+        }
+
+    async def keys_of_prefix(self) -> list[str]:
+        return sorted([k.decode() async for k in self.client.scan_iter(match=self.keys.pattern())])
+
+
+SCENARIO = [
+    order(1, email="a@example.com"),
+    order(2, email="b@example.com", phone="0151 11112222"),
+    (
+        "clickstream",
+        {
+            "type": "page_view",
+            "event_id": "st-3",
+            "event_time": "2026-11-04T10:00:00Z",
+            "anonymous_id": "ck-1",
+        },
+    ),
+    identify(4, anonymous_id="ck-1", phone="+49 151 11112222"),
+    identify(5, email="A@example.com", anonymous_id="ck-1"),
+]
+
+
+def test_every_arrival_order_gives_the_same_answers(redis_url: str) -> None:
+    async def go() -> list[dict[str, Any]]:
+        results = []
+        for perm in itertools.permutations(SCENARIO):
+            pipeline = Pipeline(redis_url)
+            await pipeline.feed(list(perm))
+            results.append(await pipeline.snapshot())
+            await pipeline.client.aclose()
+        return results
+
+    results = asyncio.run(go())
+    assert len(results) == 120
+    first = results[0]
+    assert first["same"] == 1  # a, b and the cookie are one person
+    assert first["a@example.com"]["orders_count"] == 2
+    assert all(result == first for result in results)
+
+
+def test_concurrent_merges_count_every_order_once(redis_url: str) -> None:
+    """Many persons merged at once, from concurrent tasks, as several workers would."""
+
+    async def go() -> dict[str, Any]:
+        pipeline = Pipeline(redis_url)
+        await asyncio.gather(
+            *(pipeline.one(*order(n, email=f"p{n}@example.com", phone=None)) for n in range(1, 21))
+        )
+        # Chain them all together with identify events that run concurrently.
+        links = [
+            identify(100 + n, email=f"p{n}@example.com", customer_id="K-chain")
+            for n in range(1, 21)
+        ]
+        await asyncio.gather(*(pipeline.one(*link) for link in links))
+        answers = [await pipeline.answer("email", f"p{n}@example.com") for n in range(1, 21)]
+        await pipeline.client.aclose()
+        return {
+            "persons": len({a["person_id"] for a in answers}),
+            "orders": {a["orders_count"] for a in answers},
+        }
+
+    result = asyncio.run(go())
+    assert result == {"persons": 1, "orders": {20}}
+
+
+def test_erasure_removes_every_key_of_the_person(redis_url: str) -> None:
+    other_order = order(9, email="other@example.com")
+
+    async def go() -> tuple[set[str], set[str], dict[str, Any], dict[str, Any]]:
+        pipeline = Pipeline(redis_url)
+        await pipeline.feed([*SCENARIO, other_order])
+        await pipeline.one(
+            "customer",
+            {
+                "type": "erasure_requested",
+                "event_id": "st-er",
+                "event_time": "2026-11-20T10:00:00Z",
+                "identifiers": {"email": "b@example.com"},
+            },
+        )
+        after = await pipeline.keys_of_prefix()
+        erased = await pipeline.answer("anonymous_id", "ck-1")
+        other = await pipeline.answer("email", "other@example.com")
+        # The same secret gives the same keys: a Redis that only ever saw the other person.
+        only_other = Pipeline(redis_url)
+        await only_other.feed([other_order])
+        expected = await only_other.keys_of_prefix()
+        for p in (pipeline, only_other):
+            await p.client.aclose()
+
+        def strip(keys: list[str], prefix: str) -> set[str]:
+            # Dedupe markers hold only a person id and an event id, and expire with their TTL.
+            return {k.removeprefix(prefix) for k in keys if ":d:" not in k}
+
+        return (
+            strip(after, pipeline.keys.prefix),
+            strip(expected, only_other.keys.prefix),
+            erased,
+            other,
+        )
+
+    after, expected, erased, other = asyncio.run(go())
+    assert erased["known"] is False
+    assert other["known"] is True
+    assert other["orders_count"] == 1
+    assert after == expected
+
+
+def test_no_raw_identifier_is_stored(redis_url: str) -> None:
+    async def go() -> list[bytes]:
+        pipeline = Pipeline(redis_url)
+        await pipeline.feed(SCENARIO)
+        dump = []
+        for key in await pipeline.keys_of_prefix():
+            kind = await pipeline.client.type(key)
+            dump.append(key.encode())
+            if kind == b"string":
+                dump.append(await pipeline.client.get(key) or b"")
+            elif kind == b"hash":
+                dump.extend(
+                    v for pair in (await pipeline.client.hgetall(key)).items() for v in pair
+                )
+            elif kind == b"set":
+                dump.extend(await pipeline.client.smembers(key))
+            elif kind == b"list":
+                dump.extend(await pipeline.client.lrange(key, 0, -1))
+        await pipeline.client.aclose()
+        return dump
+
+    blob = b"\n".join(asyncio.run(go())).lower()
+    for raw in (b"a@example.com", b"b@example.com", b"11112222", b"ck-1", b"example"):
+        assert raw not in blob
