@@ -167,8 +167,14 @@ def _show(base: str, key: str, label: str, params: dict[str, str]) -> dict[str, 
     return answer
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_demo(settings: Settings, *, persons: int, seed: int, wait: bool) -> int:
     """Run the demo; return the process exit code."""
+    # SIGTERM (a supervisor, `kill`) stops the demo the way Ctrl-C does: children included.
+    signal.signal(signal.SIGTERM, _interrupt)
     from bestand.stack import LocalStack, StackError
 
     logs = settings.stack_dir / "logs"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import faust
-from faust.types import StreamT, TopicT
+from faust.streams import Stream
+from faust.types import EventT, StreamT, TopicT
 
 from bestand.ops.metrics import WorkerMetrics
 from bestand.settings import Settings
@@ -31,6 +33,12 @@ class Worker:
 def _incoming(event: Any) -> Incoming:
     message = event.message
     return Incoming(message.topic, message.partition, message.offset, message.key, message.value)
+
+
+def _manual_acks(stream: StreamT[bytes]) -> AsyncIterator[EventT[bytes]]:
+    """Events of ``stream`` that count as processed only when the agent calls ``event.ack()``."""
+    manual: AsyncIterator[EventT[bytes]] = cast(Stream[bytes], stream).noack().events()
+    return manual
 
 
 def create_app(settings: Settings) -> Worker:
@@ -74,7 +82,7 @@ def create_app(settings: Settings) -> Worker:
             await topics[out.destination].send(key=out.key, value=out.value)
 
     async def identity_agent(stream: StreamT[bytes]) -> None:
-        async for event in stream.noack().events():
+        async for event in _manual_acks(stream):
             message = _incoming(event)
             with metrics.processing_seconds.labels("identity").time():
                 outgoing = await with_backoff(
@@ -87,7 +95,7 @@ def create_app(settings: Settings) -> Worker:
             event.ack()
 
     async def profile_agent(stream: StreamT[bytes]) -> None:
-        async for event in stream.noack().events():
+        async for event in _manual_acks(stream):
             message = _incoming(event)
             with metrics.processing_seconds.labels("profile").time():
                 outgoing = await with_backoff(
