@@ -59,6 +59,9 @@ class OrderPlaced(EventBase):
     customer: OrderCustomer
     anonymous_id: RawIdentifier | None = Field(None, description="Cookie of the checkout session.")
     device_id: RawIdentifier | None = None
+    payment_fingerprint: RawIdentifier | None = Field(
+        None, description="Token the payment provider gives for the card or account used."
+    )
     attribution: Attribution | None = None
     items: int | None = Field(None, ge=0, le=100000, description="Number of items.")
 
