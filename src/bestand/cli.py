@@ -133,6 +133,48 @@ _LOOKUP_FLAGS = (
 )
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Show why identifiers belong to one person, by any identifier or a person id."""
+    from bestand.api import create_api
+    from bestand.identity import InvalidIdentifier
+    from bestand.identity.explain import text_lines
+    from bestand.store.identity_graph import Explanation
+
+    given = [
+        (name, value)
+        for name, value in vars(args).items()
+        if name in _LOOKUP_FLAGS and value is not None
+    ]
+    if len(given) + (args.person is not None) != 1:
+        flags = ", ".join(f"--{n.replace('_', '-')}" for n in ("person", *_LOOKUP_FLAGS))
+        print(f"give exactly one of: {flags}", file=sys.stderr)
+        return 2
+
+    async def run() -> tuple[Explanation | None, dict[str, object] | None]:
+        api = create_api(_settings())
+        try:
+            person = args.person or await api.service.person_of(*given[0])
+            if person is None:
+                return None, None
+            return await api.service.find_person(person), await api.service.explain(person)
+        finally:
+            await api.close()
+
+    try:
+        found, as_json = asyncio.run(run())
+    except InvalidIdentifier as exc:
+        print(f"invalid {given[0][0]}: {exc}", file=sys.stderr)
+        return 2
+    if found is None:
+        print("unknown: no person has this identifier", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(as_json, indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(text_lines(found.person_id, found.identifiers, found.history)))
+    return 0
+
+
 def cmd_produce(args: argparse.Namespace) -> int:
     """Send the events of a JSONL file to their topics (routed by ``type``)."""
     from bestand.ingest import EventProducer
@@ -221,6 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
     for flag in _LOOKUP_FLAGS:
         lookup.add_argument(f"--{flag.replace('_', '-')}", dest=flag)
     lookup.set_defaults(func=cmd_lookup)
+
+    explain = sub.add_parser("explain", help="why identifiers belong to one person")
+    explain.add_argument("--person", help="a person id")
+    for flag in _LOOKUP_FLAGS:
+        explain.add_argument(f"--{flag.replace('_', '-')}", dest=flag)
+    explain.add_argument("--json", action="store_true", help="print the API's JSON")
+    explain.set_defaults(func=cmd_explain)
 
     produce = sub.add_parser("produce", help="send a JSONL file of events to their topics")
     produce.add_argument("file", help="JSONL file, one event per line; '-' for stdin")

@@ -17,6 +17,7 @@ from bestand.api.models import (
     BatchLookupResponse,
     ErrorResponse,
     LookupAnswer,
+    PersonExplanation,
 )
 from bestand.events import (
     ClickstreamEvent,
@@ -40,6 +41,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     "api/batch-lookup-request.json": BatchLookupRequest,
     "api/batch-lookup-response.json": BatchLookupResponse,
     "api/error.json": ErrorResponse,
+    "api/person-explanation.json": PersonExplanation,
 }
 
 

@@ -8,10 +8,13 @@ Every value can be set by an environment variable with the prefix ``BESTAND_``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bestand.identity.junk import JunkRules
+from bestand.identity.policy import IdentityPolicy
 
 #: The secret that development uses when none is given. Refused outside development.
 DEV_HMAC_SECRET = "bestand-development-secret-change-me"  # noqa: S105 - a marked placeholder
@@ -62,6 +65,19 @@ class Settings(BaseSettings):
     default_phone_region: str = Field(
         "DE", description="Region for phone numbers given without a country code (ISO 3166)."
     )
+    default_country: str = Field(
+        "DE", description="Country of postal addresses given without one (ISO 3166)."
+    )
+    identity_policy: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Overrides of the merge policy per identifier kind, as JSON, e.g. "
+        '{"email": {"max_persons": 5}, "anonymous_id": {"link": "never"}}.',
+    )
+    junk_email_patterns: list[str] = Field(
+        default_factory=list,
+        description="Extra regular expressions (JSON list) of dummy e-mails that never link, "
+        'e.g. ["filiale\\.[a-z]+@myshop\\.de"].',
+    )
 
     # --- Profile and lifecycle ---------------------------------------------------------------
     repeat_min_orders: int = Field(2, ge=2, description="Orders from which a buyer is 'repeat'.")
@@ -96,10 +112,27 @@ class Settings(BaseSettings):
     def _api_keys_csv(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("default_phone_region")
+    @field_validator("default_phone_region", "default_country")
     @classmethod
     def _region_upper(cls, value: str) -> str:
         return value.strip().upper()
+
+    @field_validator("identity_policy")
+    @classmethod
+    def _policy_valid(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        IdentityPolicy.with_overrides(value)  # raises with a message naming the bad entry
+        return value
+
+    @field_validator("junk_email_patterns")
+    @classmethod
+    def _patterns_valid(cls, value: list[str]) -> list[str]:
+        JunkRules.default(value)  # raises with a message naming the bad pattern
+        return value
+
+    @property
+    def policy(self) -> IdentityPolicy:
+        """The merge policy: defaults with this configuration's overrides."""
+        return IdentityPolicy.with_overrides(self.identity_policy)
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:

@@ -52,15 +52,18 @@ def test_bad_digests_are_refused(value: str) -> None:
 
 def test_key_all_keeps_good_ids_and_reports_bad_ones() -> None:
     keyer = IdentityKeyer(b"s", "DE")
-    keyed, rejected = keyer.key_all(
+    keyed = keyer.key_all(
         [
             (IdKind.EMAIL, "a@example.com", False),
             (IdKind.EMAIL, "A@Example.com", False),  # same person, kept once
             (IdKind.PHONE, "12", False),
+            (IdKind.EMAIL, "noemail@shop.de", False),  # a dummy: keyed but never linking
+            (IdKind.CUSTOMER, "null", False),
         ]
     )
-    assert [kid.kind for kid in keyed] == [IdKind.EMAIL]
-    assert [kind for kind, _ in rejected] == [IdKind.PHONE]
+    assert [kid.kind for kid in keyed.ids] == [IdKind.EMAIL]
+    assert [kind for kind, _ in keyed.rejected] == [IdKind.PHONE]
+    assert [kid.kind for kid, _ in keyed.junk] == [IdKind.EMAIL, IdKind.CUSTOMER]
 
 
 def test_person_ids_are_deterministic_and_opaque() -> None:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 import orjson
 from pydantic import ValidationError
@@ -25,7 +25,7 @@ from bestand.api.service import LookupService
 from bestand.identity import IdentityKeyer, InvalidIdentifier
 from bestand.profile import LifecycleRules
 from bestand.settings import Settings
-from bestand.store import Keys, LookupReader, connect
+from bestand.store import IdentityGraph, Keys, LookupReader, ProfileStore, connect
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,14 @@ class LookupApi:
         rules = LifecycleRules(
             settings.repeat_min_orders, settings.loyal_min_orders, settings.lapsed_after_days
         )
-        reader = LookupReader(self._client, Keys(settings.redis_prefix))
-        self.service = LookupService(reader, keyer, rules)
+        keys = Keys(settings.redis_prefix)
+        self.service = LookupService(
+            LookupReader(self._client, keys),
+            keyer,
+            rules,
+            graph=IdentityGraph(self._client, keys, policy=settings.policy),
+            profiles=ProfileStore(self._client, keys, settings.dedupe_ttl_seconds),
+        )
         self._openapi = orjson.dumps(openapi_document(_package_version()))
 
     async def close(self) -> None:
@@ -142,13 +148,22 @@ class LookupApi:
             return 200, b'{"status":"ready"}'
         if path == "/openapi.json":
             return 200, self._openapi
-        if path != "/v1/lookup":
+        explain = path.startswith("/v1/persons/") and path.endswith("/explain")
+        if path != "/v1/lookup" and not explain:
             raise HttpError(404, "not_found", f"no route {path}; see /openapi.json")
         headers = dict(scope["headers"])
         if not self._keys.accepts(presented_key(headers)):
             raise HttpError(
                 401, "unauthorized", "send a valid key as 'Authorization: Bearer <key>'"
             )
+        if explain:
+            if method != "GET":
+                raise HttpError(405, "method_not_allowed", f"{method} is not allowed on {path}")
+            person_id = unquote(path.removeprefix("/v1/persons/").removesuffix("/explain"))
+            found = await self.service.explain(person_id)
+            if found is None:
+                raise HttpError(404, "unknown_person", f"no person {person_id!r}")
+            return 200, orjson.dumps(found)
         if method == "GET":
             return 200, await self._lookup_one(scope["query_string"])
         if method == "POST":

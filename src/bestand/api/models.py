@@ -64,3 +64,31 @@ class ErrorResponse(BaseModel):
 
     error: str = Field(description="Stable code, e.g. 'unauthorized', 'invalid_identifier'.")
     detail: str = Field(description="What was wrong and how to fix it.")
+
+
+class IdentifierRef(BaseModel):
+    """An identifier as stored: its kind and its keyed hash (never the raw value)."""
+
+    kind: str
+    hash: str
+
+
+class ExplainEntry(BaseModel):
+    """One recorded step of identity resolution."""
+
+    what: Literal["new", "link", "merge", "refused", "junk"]
+    event_id: str = Field(description="The event that caused it.")
+    at: str = Field(description="Event time of that event (UTC).")
+    identifiers: list[IdentifierRef]
+    rule: str = Field(description="The rule that decided, in words.")
+    via: IdentifierRef | None = Field(description="The identifier that connected them.")
+    other_person: str | None = Field(description="The person merged in, or not merged.")
+
+
+class PersonExplanation(BaseModel):
+    """Why identifiers belong to one person: its identifiers and the history that joined them."""
+
+    person_id: str = Field(description="The person as it is now.")
+    requested_id: str = Field(description="The id asked for (an absorbed person's id leads here).")
+    identifiers: list[IdentifierRef]
+    history: list[ExplainEntry]

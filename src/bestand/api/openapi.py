@@ -12,6 +12,7 @@ from bestand.api.models import (
     BatchLookupResponse,
     ErrorResponse,
     LookupAnswer,
+    PersonExplanation,
 )
 
 _REF = "#/components/schemas/{model}"
@@ -92,6 +93,25 @@ def openapi_document(version: str) -> dict[str, Any]:
                         **_ERRORS,
                     },
                 },
+            },
+            "/v1/persons/{person_id}/explain": {
+                "get": {
+                    "operationId": "explainPerson",
+                    "summary": "Why identifiers belong to one person (hashed identifiers only).",
+                    "parameters": [
+                        {
+                            "name": "person_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": _json(PersonExplanation, "Identifiers and history."),
+                        "404": _json(ErrorResponse, "No such person."),
+                        **_ERRORS,
+                    },
+                }
             },
             "/health": {
                 "get": {

@@ -7,8 +7,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bestand.identity import IdentityKeyer, IdKind, InvalidIdentifier, KeyedId
+from bestand.identity.explain import history_entry, identifier
 from bestand.profile import LifecycleRules, unknown_answer
-from bestand.store import LookupReader
+from bestand.store import IdentityGraph, LookupReader, ProfileStore
+from bestand.store.identity_graph import Explanation
 
 PARAM_KINDS: dict[str, IdKind] = {
     "customer_id": IdKind.CUSTOMER,
@@ -31,11 +33,16 @@ class LookupService:
         keyer: IdentityKeyer,
         rules: LifecycleRules,
         clock: Callable[[], float] = time.time,
+        *,
+        graph: IdentityGraph | None = None,
+        profiles: ProfileStore | None = None,
     ) -> None:
         self._reader = reader
         self._keyer = keyer
         self._rules = rules
         self._clock = clock
+        self._graph = graph
+        self._profiles = profiles
 
     def key(self, name: str, value: str) -> KeyedId:
         """Keyed form of a named identifier; raises :class:`InvalidIdentifier`."""
@@ -73,3 +80,32 @@ class LookupService:
             answer = unknown_answer() if summary is None else summary.answer(now, self._rules)
             out.append({"answer": answer, "error": None})
         return out
+
+    async def person_of(self, name: str, value: str) -> str | None:
+        """The person an identifier belongs to in the identity graph."""
+        if self._graph is None:
+            raise RuntimeError("this service has no identity graph")
+        return await self._graph.person_of(self.key(name, value).token)
+
+    async def find_person(self, person_id: str) -> Explanation | None:
+        """Identifiers and history of a person; an absorbed person's id leads to the survivor."""
+        if self._graph is None or self._profiles is None:
+            raise RuntimeError("this service has no identity graph")
+        found = await self._graph.explain(person_id)
+        if found is None:
+            state = await self._profiles.load(person_id)
+            if state is not None and state.person_id != person_id:
+                found = await self._graph.explain(state.person_id)
+        return found
+
+    async def explain(self, person_id: str) -> dict[str, Any] | None:
+        """The API's answer to "why are these identifiers one person?"."""
+        found = await self.find_person(person_id)
+        if found is None:
+            return None
+        return {
+            "person_id": found.person_id,
+            "requested_id": person_id,
+            "identifiers": [identifier(t) for t in found.identifiers],
+            "history": [history_entry(e) for e in found.history],
+        }

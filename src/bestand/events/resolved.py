@@ -16,7 +16,9 @@ from bestand.events.email import EmailEventType
 from bestand.events.orders import SalesChannel
 
 OrderStatus = Literal["placed", "cancelled", "returned"]
-EventKind = Literal["click", "order", "email", "identify", "consent", "erasure", "contact"]
+EventKind = Literal[
+    "click", "order", "email", "identify", "consent", "erasure", "contact", "detach"
+]
 
 
 class OrderFacts(Contract):

@@ -6,6 +6,7 @@ so no raw e-mail, phone, name or address travels past it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 
 from bestand.events import (
@@ -26,19 +27,8 @@ from bestand.events import (
     ResolvedEvent,
 )
 from bestand.events.resolved import EventKind
-from bestand.identity.keyed import KeyedId
-from bestand.identity.kinds import IdKind
-
-#: Order of strength: the first identifier of an event seeds a new person's id.
-_STRENGTH = [
-    IdKind.CUSTOMER,
-    IdKind.EMAIL,
-    IdKind.PHONE,
-    IdKind.LOYALTY,
-    IdKind.DEVICE,
-    IdKind.ANONYMOUS,
-    IdKind.ORDER,
-]
+from bestand.identity.address import address_fingerprints
+from bestand.identity.kinds import STRENGTH, IdKind
 
 RawId = tuple[IdKind, str, bool]
 
@@ -62,8 +52,50 @@ def _from_set(ids: IdentifierSet) -> list[RawId]:
     return out
 
 
-def raw_identifiers(event: InputEvent) -> list[RawId]:
-    """Every identifier an event names, strongest first, as ``(kind, value, is_sha256)``."""
+def _order_identifiers(event: OrderPlaced, default_country: str) -> list[RawId]:
+    out: list[RawId] = []
+    customer = event.customer
+    # A guest's customer number is a throw-away: it does not name the person.
+    if customer.customer_id and not customer.guest:
+        out.append((IdKind.CUSTOMER, customer.customer_id, False))
+    if customer.email:
+        out.append((IdKind.EMAIL, customer.email, False))
+    if customer.phone:
+        out.append((IdKind.PHONE, customer.phone, False))
+    if customer.loyalty_card:
+        out.append((IdKind.LOYALTY, customer.loyalty_card, False))
+    if customer.address is not None:
+        address = customer.address
+        prints = address_fingerprints(
+            first_name=customer.first_name,
+            last_name=customer.last_name,
+            street=address.street,
+            house_number=address.house_number,
+            postcode=address.postcode,
+            city=address.city,
+            country=address.country,
+            default_country=default_country,
+        )
+        if prints.full_name:
+            out.append((IdKind.ADDRESS_NAME, prints.full_name, False))
+        if prints.household:
+            out.append((IdKind.HOUSEHOLD, prints.household, False))
+    if event.payment_fingerprint:
+        out.append((IdKind.PAYMENT, event.payment_fingerprint, False))
+    if event.device_id:
+        out.append((IdKind.DEVICE, event.device_id, False))
+    if event.anonymous_id:
+        out.append((IdKind.ANONYMOUS, event.anonymous_id, False))
+    out.append((IdKind.ORDER, event.order_id, False))
+    return out
+
+
+def raw_identifiers(event: InputEvent, default_country: str = "DE") -> list[RawId]:
+    """Every identifier an event names, strongest first, as ``(kind, value, is_sha256)``.
+
+    Postal addresses become fingerprints here (address + full name, address + surname);
+    ``default_country`` completes an address given without a country.
+    """
     out: list[RawId] = []
     match event:
         case PageView() | ProductView() | AddToCart():
@@ -73,27 +105,14 @@ def raw_identifiers(event: InputEvent) -> list[RawId]:
                 out.append((IdKind.DEVICE, event.device_id, False))
             out.append((IdKind.ANONYMOUS, event.anonymous_id, False))
         case OrderPlaced():
-            customer = event.customer
-            if customer.customer_id and not customer.guest:
-                out.append((IdKind.CUSTOMER, customer.customer_id, False))
-            if customer.email:
-                out.append((IdKind.EMAIL, customer.email, False))
-            if customer.phone:
-                out.append((IdKind.PHONE, customer.phone, False))
-            if customer.loyalty_card:
-                out.append((IdKind.LOYALTY, customer.loyalty_card, False))
-            if event.device_id:
-                out.append((IdKind.DEVICE, event.device_id, False))
-            if event.anonymous_id:
-                out.append((IdKind.ANONYMOUS, event.anonymous_id, False))
-            out.append((IdKind.ORDER, event.order_id, False))
+            out.extend(_order_identifiers(event, default_country))
         case OrderCancelled() | OrderReturned():
             out.append((IdKind.ORDER, event.order_id, False))
         case EmailEvent():
             out.append((IdKind.EMAIL, event.email, False))
         case Identify() | ConsentChanged() | ErasureRequested() | ContactRecorded():
             out.extend(_from_set(event.identifiers))
-    out.sort(key=lambda item: _STRENGTH.index(item[0]))
+    out.sort(key=lambda item: STRENGTH.index(item[0]))
     return out
 
 
@@ -106,8 +125,8 @@ def resolved_event(
     *,
     topic: str,
     person_id: str,
-    absorbed: list[str],
-    identifiers: list[KeyedId],
+    absorbed: Sequence[str],
+    identifiers: Sequence[str],
 ) -> ResolvedEvent:
     """Build the event the profile agent receives: person id, keyed ids, non-personal facts."""
     kind: EventKind
@@ -163,8 +182,8 @@ def resolved_event(
             "type": event.type,
             "topic": topic,
             "person_id": person_id,
-            "absorbed": absorbed,
-            "identifiers": [kid.token for kid in identifiers],
+            "absorbed": list(absorbed),
+            "identifiers": list(identifiers),
             **extra,
         }
     )

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bestand.identity.errors import InvalidIdentifier
 from bestand.identity.hashing import keyed_hash, parse_sha256, sha256_digest
+from bestand.identity.junk import JunkRules, fake_phone_reason
 from bestand.identity.kinds import IdKind
 from bestand.identity.normalize import (
     normalize_device_id,
     normalize_email,
     normalize_loyalty_card,
+    normalize_payment_fingerprint,
     normalize_phone,
     normalize_token,
 )
@@ -35,12 +37,26 @@ class KeyedId:
         return cls(IdKind(kind), digest)
 
 
+@dataclass
+class Keyed:
+    """The identifiers of one event after keying."""
+
+    ids: list[KeyedId] = field(default_factory=list)
+    #: Values that could not be normalized: (kind, why).
+    rejected: list[tuple[IdKind, str]] = field(default_factory=list)
+    #: Recognised junk (dummy e-mails, fake phones, 'null'): keyed, but never used to link.
+    junk: list[tuple[KeyedId, str]] = field(default_factory=list)
+
+
 class IdentityKeyer:
     """Normalizes, hashes and keys raw identifiers; the one place that sees raw values."""
 
-    def __init__(self, secret: bytes, default_region: str) -> None:
+    def __init__(
+        self, secret: bytes, default_region: str, junk_rules: JunkRules | None = None
+    ) -> None:
         self._secret = secret
         self._region = default_region
+        self._junk = junk_rules or JunkRules.default()
 
     def normalize(self, kind: IdKind, raw: str) -> str:
         """The normalized form of a raw identifier of the given kind."""
@@ -53,31 +69,48 @@ class IdentityKeyer:
                 return normalize_device_id(raw)
             case IdKind.LOYALTY:
                 return normalize_loyalty_card(raw)
+            case IdKind.PAYMENT:
+                return normalize_payment_fingerprint(raw)
             case _:
                 return normalize_token(raw)
 
     def key(self, kind: IdKind, raw: str) -> KeyedId:
         """Keyed form of a raw identifier; raises :class:`InvalidIdentifier`."""
-        return KeyedId(
-            kind, keyed_hash(self._secret, kind, sha256_digest(self.normalize(kind, raw)))
-        )
+        digest = sha256_digest(self.normalize(kind, raw))
+        return KeyedId(kind, keyed_hash(self._secret, kind, digest))
 
     def key_sha256(self, kind: IdKind, digest: str) -> KeyedId:
         """Keyed form of an identifier the caller already normalized and SHA-256 hashed."""
         return KeyedId(kind, keyed_hash(self._secret, kind, parse_sha256(digest)))
 
-    def key_all(
-        self, raw: list[tuple[IdKind, str, bool]]
-    ) -> tuple[list[KeyedId], list[tuple[IdKind, str]]]:
-        """Key every ``(kind, value, is_sha256)``; return the keyed ids and the rejected ones."""
-        keyed: list[KeyedId] = []
-        rejected: list[tuple[IdKind, str]] = []
+    def junk_reason(self, kind: IdKind, raw: str, normalized: str) -> str | None:
+        """Why a value is recognised junk for its kind, or ``None``."""
+        reason = self._junk.value_reason(raw)
+        if reason is None and kind is IdKind.EMAIL:
+            reason = self._junk.email_reason(normalized)
+        if reason is None and kind is IdKind.PHONE:
+            reason = fake_phone_reason(normalized)
+        return reason
+
+    def key_all(self, raw: list[tuple[IdKind, str, bool]]) -> Keyed:
+        """Key every ``(kind, value, is_sha256)`` of an event."""
+        out = Keyed()
         for kind, value, is_sha256 in raw:
             try:
-                kid = self.key_sha256(kind, value) if is_sha256 else self.key(kind, value)
+                if is_sha256:
+                    kid, reason = self.key_sha256(kind, value), None
+                else:
+                    normalized = self.normalize(kind, value)
+                    kid = KeyedId(kind, keyed_hash(self._secret, kind, sha256_digest(normalized)))
+                    reason = self.junk_reason(kind, value, normalized)
             except InvalidIdentifier as exc:
-                rejected.append((kind, str(exc)))
+                reason = self._junk.value_reason(value)
+                if reason is None:
+                    out.rejected.append((kind, str(exc)))
                 continue
-            if kid not in keyed:
-                keyed.append(kid)
-        return keyed, rejected
+            if reason is not None:
+                if all(kid != known for known, _ in out.junk):
+                    out.junk.append((kid, reason))
+            elif kid not in out.ids:
+                out.ids.append(kid)
+        return out

@@ -11,19 +11,34 @@ class IdKind(StrEnum):
     CUSTOMER = "c"
     EMAIL = "e"
     PHONE = "p"
-    ANONYMOUS = "a"
-    DEVICE = "d"
     LOYALTY = "l"
     ORDER = "o"
+    ADDRESS_NAME = "n"
+    PAYMENT = "f"
+    DEVICE = "d"
+    ANONYMOUS = "a"
+    HOUSEHOLD = "h"
 
 
-#: Names the API and the CLI use for each kind.
+#: Names the API, the CLI and the settings use for each kind.
 KIND_NAMES: dict[IdKind, str] = {
     IdKind.CUSTOMER: "customer_id",
     IdKind.EMAIL: "email",
     IdKind.PHONE: "phone",
-    IdKind.ANONYMOUS: "anonymous_id",
-    IdKind.DEVICE: "device_id",
     IdKind.LOYALTY: "loyalty_card",
     IdKind.ORDER: "order_id",
+    IdKind.ADDRESS_NAME: "address_name",
+    IdKind.PAYMENT: "payment",
+    IdKind.DEVICE: "device_id",
+    IdKind.ANONYMOUS: "anonymous_id",
+    IdKind.HOUSEHOLD: "household",
 }
+KINDS_BY_NAME: dict[str, IdKind] = {name: kind for kind, name in KIND_NAMES.items()}
+
+#: Strength order: the first identifier of an event in this order anchors it to a person.
+STRENGTH: tuple[IdKind, ...] = tuple(IdKind)
+
+
+def kind_of(token: str) -> IdKind:
+    """The kind of a ``kind:hash`` token."""
+    return IdKind(token[0])

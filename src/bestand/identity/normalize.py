@@ -12,6 +12,7 @@ import re
 import phonenumbers
 
 from bestand.identity.errors import InvalidIdentifier
+from bestand.identity.junk import junk_value_reason
 
 #: Domains whose mailboxes ignore dots and ``+suffix`` in the local part.
 GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
@@ -31,9 +32,11 @@ def normalize_email(raw: str) -> str:
         raise InvalidIdentifier("an e-mail address needs a local part and a domain")
     if _SPACE.search(value):
         raise InvalidIdentifier("an e-mail address cannot contain spaces")
-    if not _EMAIL_DOMAIN.match(
-        domain.encode("idna").decode("ascii") if not domain.isascii() else domain
-    ):
+    try:
+        ascii_domain = domain if domain.isascii() else domain.encode("idna").decode("ascii")
+    except UnicodeError:  # an IDN label that IDNA cannot encode (too long, forbidden code point)
+        ascii_domain = ""
+    if not _EMAIL_DOMAIN.match(ascii_domain):
         raise InvalidIdentifier(f"'{domain}' is not a valid e-mail domain")
     if domain in GMAIL_DOMAINS:
         local = local.split("+", 1)[0].replace(".", "")
@@ -61,9 +64,36 @@ def normalize_token(raw: str) -> str:
     return value
 
 
+#: The advertising id a device reports when its user limited ad tracking: shared by millions.
+ZERO_ADVERTISING_ID = "00000000-0000-0000-0000-000000000000"
+
+
 def normalize_device_id(raw: str) -> str:
-    """Normalize a mobile advertising id (IDFA / GAID are case-insensitive UUIDs)."""
-    return normalize_token(raw).lower()
+    """Normalize a mobile advertising id (IDFA / GAID are case-insensitive UUIDs).
+
+    The all-zero id (in any grouping) is refused: it is what every device with limited ad
+    tracking sends, so it would link all of them.
+    """
+    value = normalize_token(raw).lower()
+    if not value.replace("-", "").strip("0"):
+        raise InvalidIdentifier("the all-zero advertising id names no device (limit ad tracking)")
+    return value
+
+
+def normalize_payment_fingerprint(raw: str) -> str:
+    """Normalize a payment provider's card or account fingerprint: trimmed, case kept.
+
+    Provider tokens are opaque and case-sensitive (``Xy3…`` and ``xy3…`` are different
+    cards), so only surrounding whitespace goes. Placeholders ('null', '-', '000') are
+    refused: a shop that sends them for every cash order would link all its cash payers.
+    """
+    value = raw.strip()
+    if not value:
+        raise InvalidIdentifier("a payment fingerprint cannot be empty")
+    reason = junk_value_reason(value)
+    if reason is not None:
+        raise InvalidIdentifier(f"not a payment fingerprint: {reason}")
+    return value
 
 
 def normalize_loyalty_card(raw: str) -> str:

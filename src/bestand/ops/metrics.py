@@ -32,6 +32,12 @@ class WorkerMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self.junk_identifiers = Counter(
+            "bestand_junk_identifiers",
+            "Identifiers recognised as junk, by kind and how (pattern, cardinality).",
+            ["kind", "how"],
+            registry=self.registry,
+        )
         self.merges = Counter(
             "bestand_identity_merges",
             "Persons merged into another because an event linked them.",

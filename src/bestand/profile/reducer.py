@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from bestand.events import OrderFacts, ResolvedEvent
+from bestand.profile.classify import reclassify
 from bestand.profile.state import OrderRecord, PersonState
 
 _EMAIL_COUNTER = {
@@ -110,7 +111,20 @@ def apply(state: PersonState, event: ResolvedEvent) -> PersonState:
         changes["channels"] = state.channels | {channel}
     elif event.kind == "click":
         changes["channels"] = state.channels | {"web"}
-    return replace(state, **changes)  # type: ignore[arg-type]
+    elif event.kind == "detach":
+        changes["ids"] = state.ids - frozenset(event.identifiers)
+    new = replace(state, **changes)  # type: ignore[arg-type]
+    if "orders" in changes:
+        new = _reclassify(new, event.event_id, at, "order events arrived late or changed")
+    return new
+
+
+def _reclassify(state: PersonState, event_id: str, at: int, reason: str) -> PersonState:
+    orders, changes = reclassify(state.orders, event_id=event_id, at=at, reason=reason)
+    if not changes and orders == state.orders:
+        return state
+    entries = tuple((c.order_id, c.before, c.after, c.event_id, c.at, c.reason) for c in changes)
+    return replace(state, orders=orders, reclassified=state.reclassified + entries)
 
 
 def _merge_order(a: OrderRecord, b: OrderRecord) -> OrderRecord:
@@ -121,6 +135,7 @@ def _merge_order(a: OrderRecord, b: OrderRecord) -> OrderRecord:
         at=_min(a.at, b.at),
         cancelled=a.cancelled or b.cancelled,
         returns={**b.returns, **a.returns},
+        cls=a.cls or b.cls,
     )
 
 
@@ -128,10 +143,15 @@ def _add_counts(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     return {key: a.get(key, 0) + b.get(key, 0) for key in sorted(a.keys() | b.keys())}
 
 
-def merge(survivor: PersonState, absorbed: PersonState) -> PersonState:
+def merge(
+    survivor: PersonState, absorbed: PersonState, *, event_id: str = "", at: int = 0
+) -> PersonState:
     """Fold an absorbed person into the survivor; orders unite by order id, never twice.
 
     Merging the same absorbed person twice is a no-op, so a redelivered merge changes nothing.
+    Orders whose classification the merge changes (a "new" customer's order that turns out to
+    follow an earlier order of the absorbed person) are recorded as reclassified by
+    ``event_id``.
     """
     if absorbed.person_id in survivor.absorbed or absorbed.person_id == survivor.person_id:
         return survivor
@@ -141,7 +161,7 @@ def merge(survivor: PersonState, absorbed: PersonState) -> PersonState:
     consent = dict(survivor.consent)
     for purpose, (granted, at) in absorbed.consent.items():
         consent[purpose] = _newer_consent(consent.get(purpose), granted, at)
-    return replace(
+    merged = replace(
         survivor,
         version=max(survivor.version, absorbed.version),
         ids=survivor.ids | absorbed.ids,
@@ -154,4 +174,6 @@ def merge(survivor: PersonState, absorbed: PersonState) -> PersonState:
         contacts=_add_counts(survivor.contacts, absorbed.contacts),
         channels=survivor.channels | absorbed.channels,
         absorbed=survivor.absorbed | absorbed.absorbed | {absorbed.person_id},
+        reclassified=survivor.reclassified + absorbed.reclassified,
     )
+    return _reclassify(merged, event_id, at, f"merged with person {absorbed.person_id}")

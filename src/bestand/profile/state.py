@@ -8,7 +8,7 @@ twice gives the same state (idempotence by structure); counters that cannot be m
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -28,6 +28,7 @@ class OrderRecord:
     at: int | None = None
     cancelled: bool = False
     returns: dict[str, int] = field(default_factory=dict)  # return event id -> cents (-1: all)
+    cls: Literal["new", "existing"] | None = None  # classification as last published
 
     @property
     def kept(self) -> bool:
@@ -65,6 +66,8 @@ class PersonState:
     contacts: dict[str, int] = field(default_factory=dict)
     channels: frozenset[str] = frozenset()
     absorbed: frozenset[str] = frozenset()
+    # Changes of order classifications: (order, before, after, event, at, reason).
+    reclassified: tuple[tuple[str, str, str, str, int, str], ...] = ()
 
     # --- derived figures (never stored, always computed) ---------------------------------
     @property
@@ -123,6 +126,8 @@ def _order_to_json(order: OrderRecord) -> dict[str, Any]:
         data["x"] = 1
     if order.returns:
         data["r"] = order.returns
+    if order.cls:
+        data["c"] = order.cls
     return data
 
 
@@ -134,6 +139,7 @@ def _order_from_json(data: dict[str, Any]) -> OrderRecord:
         at=data.get("at"),
         cancelled=bool(data.get("x")),
         returns=dict(data.get("r", {})),
+        cls=data.get("c"),
     )
 
 
@@ -156,6 +162,8 @@ def dump_state(state: PersonState) -> bytes:
         data["chn"] = sorted(state.channels)
     if state.absorbed:
         data["ab"] = sorted(state.absorbed)
+    if state.reclassified:
+        data["rc"] = [list(entry) for entry in state.reclassified]
     return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
 
 
@@ -180,4 +188,8 @@ def load_state(person_id: str, blob: bytes | str | None) -> PersonState:
         contacts=dict(data.get("ct", {})),
         channels=frozenset(data.get("chn", ())),
         absorbed=frozenset(data.get("ab", ())),
+        reclassified=tuple(
+            (str(o), str(b), str(a), str(e), int(t), str(r))
+            for o, b, a, e, t, r in data.get("rc", ())
+        ),
     )

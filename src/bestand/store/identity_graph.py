@@ -1,59 +1,154 @@
-"""The identity graph in Redis: which identifiers belong to which person."""
+"""The identity graph in Redis: which identifiers belong to which person, and why.
+
+Resolution is read → decide → apply: one script reads what the graph holds about an event's
+identifiers, the pure rules (:mod:`bestand.identity.rules`) decide, and a second script applies
+the decision only if nothing it read has changed in between; otherwise it reads again. Several
+workers on several partitions can therefore resolve events of the same persons concurrently.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 
-from bestand.identity import KeyedId
+from bestand.identity.policy import IdentityPolicy
+from bestand.identity.rules import Decision, GraphView, decide
+from bestand.store.errors import StoreConflict
 from bestand.store.keys import Keys
 from bestand.store.scripts import Scripts
+
+_MAX_ATTEMPTS = 50
+#: Explain entries kept per person (the oldest go first).
+MAX_LOG = 2000
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-class IdentityGraph:
-    """Resolves identifier sets to persons atomically, merging persons that an event links."""
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why identifiers belong to one person: its identifiers and the recorded history."""
 
-    def __init__(self, client: Redis, keys: Keys, scripts: Scripts | None = None) -> None:
+    person_id: str
+    identifiers: list[str]
+    history: list[dict[str, Any]]
+
+
+class IdentityGraph:
+    """Resolves identifier sets to persons under the identity policy."""
+
+    def __init__(
+        self,
+        client: Redis,
+        keys: Keys,
+        scripts: Scripts | None = None,
+        policy: IdentityPolicy | None = None,
+    ) -> None:
         self._client = client
         self._keys = keys
         self._scripts = scripts or Scripts.register(client)
+        self._policy = policy or IdentityPolicy.default()
 
-    async def resolve(
-        self, ids: Sequence[KeyedId], candidate: str, event_id: str, at: int
-    ) -> tuple[str, list[str]]:
-        """Return the person the identifiers belong to and the persons merged into it.
-
-        ``candidate`` becomes the id of a new person when no identifier is known yet.
-        """
-        if not ids:
-            raise ValueError("resolve needs at least one identifier")
-        tokens = [kid.token for kid in ids]
-        reply = await self._scripts.resolve(
-            keys=[self._keys.identifier(token) for token in tokens],
-            args=[self._keys.graph, candidate, event_id, at, *tokens],
+    async def _read(self, tokens: Sequence[str]) -> GraphView:
+        reply = await self._scripts.graph_read(
+            keys=[self._keys.identifier(t) for t in tokens],
+            args=[self._keys.graph, *tokens],
             client=self._client,
         )
-        persons = [_text(item) for item in reply]
-        return persons[0], persons[1:]
+        token_rows, person_rows = reply
+        owners: dict[str, str] = {}
+        junk: set[str] = set()
+        met: dict[str, frozenset[str]] = {}
+        for token, (owner, junk_reason, met_with) in zip(tokens, token_rows, strict=True):
+            if owner:
+                owners[token] = _text(owner)
+            if junk_reason:
+                junk.add(token)
+            if met_with:
+                met[token] = frozenset(_text(p) for p in met_with)
+        counts: dict[str, dict[str, int]] = {}
+        versions: dict[str, int] = {}
+        for person, version, flat in person_rows:
+            parts = _text(flat).split()
+            counts[_text(person)] = {parts[i]: int(parts[i + 1]) for i in range(0, len(parts), 2)}
+            versions[_text(person)] = int(version)
+        return GraphView(owners, frozenset(junk), met, counts, versions)
 
-    async def person_of(self, kid: KeyedId) -> str | None:
-        """The person an identifier belongs to, if any."""
-        value = await self._client.get(self._keys.identifier(kid.token))
+    async def resolve(
+        self,
+        tokens: Sequence[str],
+        candidate: str,
+        event_id: str,
+        at: int,
+        pattern_junk: Sequence[tuple[str, str]] = (),
+    ) -> tuple[Decision, GraphView]:
+        """Resolve an event's identifiers; return the applied decision and what it was based on.
+
+        ``candidate`` becomes the id of a new person when none of the identifiers is known.
+        """
+        if not tokens:
+            raise ValueError("resolve needs at least one identifier")
+        for _ in range(_MAX_ATTEMPTS):
+            view = await self._read(tokens)
+            decision = decide(tokens, view, self._policy, candidate, pattern_junk)
+            plan = {
+                "owners": {t: view.owners.get(t, "") for t in tokens},
+                "junk": {t: "" for t in tokens if t not in view.junk},
+                "versions": view.versions,
+                "person": decision.person,
+                "absorbed": list(decision.absorbed),
+                "attach": list(decision.attach),
+                "met": [list(pair) for pair in decision.met],
+                "flag": [list(pair) for pair in decision.junk],
+                "log": [orjson.dumps(e.to_json(event_id, at)).decode() for e in decision.log],
+                "max_log": MAX_LOG,
+            }
+            applied = await self._scripts.graph_apply(
+                keys=[self._keys.identifier(t) for t in tokens],
+                args=[self._keys.graph, orjson.dumps(plan)],
+                client=self._client,
+            )
+            if applied == 1:
+                return decision, view
+        raise StoreConflict(f"could not resolve {event_id} after {_MAX_ATTEMPTS} attempts")
+
+    async def person_of(self, token: str) -> str | None:
+        """The person an identifier (``kind:hash``) belongs to, if any."""
+        value = await self._client.get(self._keys.identifier(token))
         return None if value is None else _text(value)
 
     async def identifiers_of(self, person_id: str) -> set[str]:
         """Every identifier (``kind:hash``) of a person."""
         return {_text(m) for m in await self._client.smembers(self._keys.person_ids(person_id))}
 
-    async def erase(self, ids: Sequence[KeyedId]) -> list[tuple[str, list[str]]]:
+    async def junk_reason(self, token: str) -> str | None:
+        """Why an identifier is flagged as junk, or ``None``."""
+        value = await self._client.get(self._keys.junk(token))
+        return None if value is None else _text(value)
+
+    async def explain(self, person_id: str) -> Explanation | None:
+        """Identifiers and history of a person, or ``None`` when the graph does not know it."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.smembers(self._keys.person_ids(person_id))
+            pipe.lrange(self._keys.merge_log(person_id), 0, -1)
+            members, entries = await pipe.execute()
+        if not members and not entries:
+            return None
+        return Explanation(
+            person_id=person_id,
+            identifiers=sorted(_text(m) for m in members),
+            history=[orjson.loads(entry) for entry in entries],
+        )
+
+    async def erase(self, tokens: Sequence[str]) -> list[tuple[str, list[str]]]:
         """Remove the persons these identifiers name; return each with its identifiers."""
         reply = await self._scripts.erase(
-            keys=[self._keys.identifier(kid.token) for kid in ids],
+            keys=[self._keys.identifier(t) for t in tokens],
             args=[self._keys.graph],
             client=self._client,
         )

@@ -8,7 +8,10 @@ single keys spread over the cluster, so the hot read path scales out.
 |---|---|---|
 | ``<p>:{g}:i:<kind>:<hash>`` | string | person id of an identifier (the identity graph) |
 | ``<p>:{g}:s:<person>`` | set | identifiers of a person (``kind:hash``) |
-| ``<p>:{g}:x:<person>`` | list | merge log of a person (JSON entries) |
+| ``<p>:{g}:v:<person>`` | string | graph version of a person (guards concurrent changes) |
+| ``<p>:{g}:x:<person>`` | list | explain log of a person: links, merges, refusals (JSON) |
+| ``<p>:{g}:m:<kind>:<hash>`` | set | other persons an identifier met (its claims) |
+| ``<p>:{g}:j:<kind>:<hash>`` | string | why an identifier is junk (it never links again) |
 | ``<p>:p:{<person>}`` | hash | ``v`` version, ``s`` state (JSON), ``r`` redirect after a merge |
 | ``<p>:d:{<person>}:<event>`` | string | event already applied (TTL) |
 | ``<p>:l:<kind>:<hash>`` | hash | lookup record: person id and summary |
@@ -40,8 +43,12 @@ class Keys:
         return f"{self.graph}:s:{person_id}"
 
     def merge_log(self, person_id: str) -> str:
-        """Merge log of a person."""
+        """Explain log of a person."""
         return f"{self.graph}:x:{person_id}"
+
+    def junk(self, token: str) -> str:
+        """Junk flag (with its reason) of an identifier."""
+        return f"{self.graph}:j:{token}"
 
     def person(self, person_id: str) -> str:
         """A person's state."""

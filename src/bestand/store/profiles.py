@@ -86,8 +86,9 @@ class ProfileStore:
 
     async def apply(self, event: ResolvedEvent) -> ApplyOutcome:
         """Apply one resolved event: merges first, then the event, then lookup records."""
+        at = int(event.event_time.timestamp())
         if event.absorbed:
-            await self._absorb(event.person_id, event.absorbed, event.event_id)
+            await self._absorb(event.person_id, event.absorbed, event.event_id, at)
         for _ in range(_MAX_ATTEMPTS):
             person_id, applied, state = await self._load(event.person_id, event.event_id)
             if applied:
@@ -97,10 +98,13 @@ class ProfileStore:
                 before = LookupSummary.of(state) if state.version > 0 else None
                 after = LookupSummary.of(new)
                 await self._publish(new, changed=not after.same_answer(before), old_ids=state.ids)
+                if event.kind == "detach" and event.identifiers:
+                    # Junk identifiers name nobody: their lookup records go.
+                    await self._client.unlink(*(self._keys.lookup(t) for t in event.identifiers))
                 return ApplyOutcome("applied", person_id, before, after)
         raise StoreConflict(f"could not apply {event.event_id} after {_MAX_ATTEMPTS} attempts")
 
-    async def _absorb(self, survivor: str, absorbed: Sequence[str], event_id: str) -> None:
+    async def _absorb(self, survivor: str, absorbed: Sequence[str], event_id: str, at: int) -> None:
         """Fold absorbed persons into the survivor; safe to repeat after a crash."""
         for person_id in absorbed:
             await self._client.hset(self._keys.person(person_id), "r", survivor)
@@ -111,7 +115,7 @@ class ProfileStore:
             for person_id in absorbed:
                 version, blob = await self._client.hmget(self._keys.person(person_id), "v", "s")
                 other = replace(load_state(person_id, blob), version=int(version or 0))
-                merged = merge(merged, other)
+                merged = merge(merged, other, event_id=event_id, at=at)
             if merged is state:
                 break
             new = replace(merged, version=merged.version + 1)

@@ -17,7 +17,8 @@ def _source(name: str) -> str:
 class Scripts:
     """Registered scripts of one Redis client (EVALSHA, re-sent when Redis lost them)."""
 
-    resolve: AsyncScript
+    graph_read: AsyncScript
+    graph_apply: AsyncScript
     erase: AsyncScript
     load_person: AsyncScript
     store_person: AsyncScript

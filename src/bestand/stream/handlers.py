@@ -8,15 +8,25 @@ can drive them directly against a real Redis as well as through the whole pipeli
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
 from pydantic import ValidationError
 
-from bestand.events import DeadLetter, InvalidEvent, ResolvedEvent, TopicKind, decode_event
+from bestand.events import (
+    DeadLetter,
+    InputEvent,
+    InvalidEvent,
+    ResolvedEvent,
+    TopicKind,
+    decode_event,
+)
 from bestand.events.customer import ErasureRequested
-from bestand.identity import IdentityKeyer, KeyedId, person_id_for, raw_identifiers, resolved_event
+from bestand.identity import IdentityKeyer, person_id_for, raw_identifiers, resolved_event
+from bestand.identity.junk import JunkRules
+from bestand.identity.kinds import KIND_NAMES, kind_of
 from bestand.ops.metrics import WorkerMetrics
 from bestand.settings import Settings
 from bestand.store import IdentityGraph, ProfileStore
@@ -74,11 +84,12 @@ class IdentityHandler:
     kinds: dict[str, TopicKind] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.keyer = IdentityKeyer(
-            self.settings.hmac_secret.get_secret_value().encode(),
-            self.settings.default_phone_region,
-        )
         s = self.settings
+        self.keyer = IdentityKeyer(
+            s.hmac_secret.get_secret_value().encode(),
+            s.default_phone_region,
+            JunkRules.default(s.junk_email_patterns),
+        )
         self.kinds = {
             s.topic_clickstream: "clickstream",
             s.topic_orders: "orders",
@@ -108,35 +119,75 @@ class IdentityHandler:
             event = decode_event(kind, message.value, max_bytes=self.settings.max_event_bytes)
         except InvalidEvent as exc:
             return self._reject(message, exc.reason, exc.detail)
-        ids, rejected = self.keyer.key_all(raw_identifiers(event))
-        for id_kind, _ in rejected:
-            self.metrics.rejected_identifiers.labels(id_kind.name.lower()).inc()
-        if not ids:
-            detail = "; ".join(f"{k.name.lower()}: {why}" for k, why in rejected)
-            return self._reject(message, "no_identifier", detail or "event names no identifier")
-        at = int(event.event_time.timestamp())
+        keyed = self.keyer.key_all(raw_identifiers(event, self.settings.default_country))
+        for id_kind, _ in keyed.rejected:
+            self.metrics.rejected_identifiers.labels(KIND_NAMES[id_kind]).inc()
+        for kid, _ in keyed.junk:
+            self.metrics.junk_identifiers.labels(KIND_NAMES[kid.kind], "pattern").inc()
+        if not keyed.ids:
+            problems = [f"{KIND_NAMES[k]}: {why}" for k, why in keyed.rejected]
+            problems += [f"{KIND_NAMES[kid.kind]}: {why}" for kid, why in keyed.junk]
+            detail = "; ".join(problems) or "event names no identifier"
+            return self._reject(message, "no_identifier", detail)
+        tokens = [kid.token for kid in keyed.ids]
         if isinstance(event, ErasureRequested):
-            return await self._erase(message, event, ids)
-        candidate = person_id_for(
-            self.settings.hmac_secret.get_secret_value().encode(),
-            f"{ids[0].token}|{event.event_id}",
+            return await self._erase(message, event, tokens)
+        at = int(event.event_time.timestamp())
+        secret = self.settings.hmac_secret.get_secret_value().encode()
+        candidate = person_id_for(secret, f"{tokens[0]}|{event.event_id}")
+        pattern_junk = [(kid.token, why) for kid, why in keyed.junk]
+        decision, view = await self.graph.resolve(
+            tokens, candidate, event.event_id, at, pattern_junk
         )
-        person_id, absorbed = await self.graph.resolve(ids, candidate, event.event_id, at)
-        if absorbed:
-            self.metrics.merges.inc(len(absorbed))
+        if decision.absorbed:
+            self.metrics.merges.inc(len(decision.absorbed))
+        for token, _ in decision.junk:
+            self.metrics.junk_identifiers.labels(KIND_NAMES[kind_of(token)], "cardinality").inc()
         resolved = resolved_event(
-            event, topic=message.topic, person_id=person_id, absorbed=absorbed, identifiers=ids
+            event,
+            topic=message.topic,
+            person_id=decision.person,
+            absorbed=decision.absorbed,
+            identifiers=decision.identifiers,
         )
+        out = [Outgoing("resolved", decision.person.encode(), resolved.model_dump_json().encode())]
+        out += self._detach(event, message.topic, decision.junk, view.owners)
         self.metrics.events.labels("identity", message.topic, "processed").inc()
-        return [Outgoing("resolved", person_id.encode(), resolved.model_dump_json().encode())]
+        return out
+
+    def _detach(
+        self,
+        event: InputEvent,
+        topic: str,
+        flagged: Sequence[tuple[str, str]],
+        owners: Mapping[str, str],
+    ) -> list[Outgoing]:
+        """Tell the former owners of newly flagged junk identifiers to drop them."""
+        by_owner: dict[str, list[str]] = {}
+        for token, _ in flagged:
+            if token in owners:
+                by_owner.setdefault(owners[token], []).append(token)
+        out = []
+        for owner, tokens in sorted(by_owner.items()):
+            detach = ResolvedEvent(
+                event_id=f"{event.event_id}#detach:{owner}",
+                event_time=event.event_time,
+                kind="detach",
+                type=event.type,
+                topic=topic,
+                person_id=owner,
+                identifiers=tokens,
+            )
+            out.append(Outgoing("resolved", owner.encode(), detach.model_dump_json().encode()))
+        return out
 
     async def _erase(
-        self, message: Incoming, event: ErasureRequested, ids: list[KeyedId]
+        self, message: Incoming, event: ErasureRequested, tokens: list[str]
     ) -> list[Outgoing]:
         """Remove the persons from the graph here; the profile stage removes their state."""
-        erased = await self.graph.erase(ids)
+        erased = await self.graph.erase(tokens)
         out = []
-        for person_id, tokens in erased:
+        for person_id, person_tokens in erased:
             resolved = ResolvedEvent(
                 event_id=event.event_id,
                 event_time=event.event_time,
@@ -144,7 +195,7 @@ class IdentityHandler:
                 type=event.type,
                 topic=message.topic,
                 person_id=person_id,
-                identifiers=tokens,
+                identifiers=person_tokens,
             )
             out.append(
                 Outgoing("resolved", person_id.encode(), resolved.model_dump_json().encode())

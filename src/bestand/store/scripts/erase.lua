@@ -1,4 +1,5 @@
--- Remove persons from the identity graph: every identifier, the identifier set, the merge log.
+-- Remove persons from the identity graph: every identifier, its meetings, the identifier set,
+-- the version and the explain log.
 -- KEYS: identity graph keys of the identifiers named in an erasure request.
 -- ARGV: graph prefix.
 -- Returns {{person, token...}, ...}: each erased person with the identifiers it had.
@@ -10,8 +11,10 @@ for i = 1, #KEYS do
     seen[p] = true
     local set = gp .. ':s:' .. p
     local members = redis.call('SMEMBERS', set)
-    for _, m in ipairs(members) do redis.call('DEL', gp .. ':i:' .. m) end
-    redis.call('DEL', set, gp .. ':x:' .. p)
+    for _, m in ipairs(members) do
+      redis.call('DEL', gp .. ':i:' .. m, gp .. ':m:' .. m)
+    end
+    redis.call('DEL', set, gp .. ':x:' .. p, gp .. ':v:' .. p)
     local entry = {p}
     for _, m in ipairs(members) do entry[#entry + 1] = m end
     out[#out + 1] = entry

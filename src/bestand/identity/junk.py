@@ -1,0 +1,232 @@
+"""Recognise junk identifiers: the dummy values checkouts and store staff type for "none".
+
+A value like ``noemail@shop.de`` or ``+49 151 11111111`` is shared by every customer who
+gave no real one, so linking on it would merge strangers into one person. Everything here
+only *recognises* junk and says why; the caller decides to drop the identifier.
+Reasons name the rule (and the dummy value it matched), never a real person's value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import phonenumbers
+
+# ---------------------------------------------------------------------------------------------
+# E-mail
+# ---------------------------------------------------------------------------------------------
+
+#: Local parts that say "no e-mail" on any domain; compared with the local part of the
+#: normalized address, before any ``+suffix``. Grouped by what the typist meant.
+DUMMY_EMAIL_LOCAL_PARTS: frozenset[str] = frozenset(
+    {
+        # "no e-mail", English and German
+        *("noemail", "no-email", "no.email", "no_email"),
+        *("nomail", "no-mail", "no.mail", "no_mail"),
+        *("keine", "keinemail", "keine-email", "keine.email", "keine_email", "keinemailadresse"),
+        *("kein", "keinmail", "kein-mail", "kein.mail", "ohne", "ohnemail", "ohne-email"),
+        *("none", "null", "nil", "nix", "nichts", "unknown", "unbekannt"),
+        # the customer as a role, not a person
+        *("guest", "gast", "kunde", "kunden", "kundin", "customer", "client"),
+        # tests, placeholders, keyboard mashing
+        *("test", "tester", "testing", "dummy", "fake", "asdf", "qwertz", "qwerty"),
+        *("anonymous", "anonym", "anon"),
+        # system senders, never a customer's mailbox
+        *("noreply", "no-reply", "no.reply", "no_reply"),
+        *("donotreply", "do-not-reply", "do.not.reply", "do_not_reply"),
+    }
+)
+
+#: Regexes matched with ``re.fullmatch`` against the normalized e-mail. Extras come from
+#: configuration (:meth:`JunkRules.default`).
+DEFAULT_JUNK_EMAIL_PATTERNS: tuple[str, ...] = (
+    # A local part of one character repeated (``xx@``, ``aaa@``, ``000@``, ``...@``), or a
+    # lone ``x`` / ``0``. A single other letter (``a@firma.de``) can be a real mailbox.
+    r"([^@])\1+@.+",
+    r"[x0]@.+",
+    # Placeholder local part repeated as the domain: a@a.de, test@test.com, mail@mail.de.
+    r"(a|abc|asdf|email|e-mail|mail|test|x|xxx)@\1\.[a-z.]+",
+    # Role addresses at RFC 2606 example domains. Other example.* addresses stay valid:
+    # tests across the project use them for real-looking people.
+    r"(info|mail|email|e-mail|kontakt|contact|kunde|customer)@example\.(com|org|net)",
+    # Germany's textbook placeholder person (Max / Erika Mustermann), on any domain.
+    r"(max|erika)[._-]?mustermann@.+",
+)
+
+#: Domains of throw-away mailboxes, matched with ``re.fullmatch`` against the domain; a
+#: subdomain of them counts too. Such a mailbox is gone tomorrow and shared by anyone who
+#: types its name, so it names no one.
+DISPOSABLE_EMAIL_DOMAIN_PATTERNS: tuple[str, ...] = (
+    r"mailinator\.com",
+    r"trashmail\.[a-z]+",
+    r"wegwerfmail\.(de|net|org)",
+    r"10minutemail\.[a-z]+",
+    r"guerrillamail\.[a-z]+",
+    r"sharklasers\.com",
+    r"yopmail\.[a-z]+",
+    r"temp-?mail\.[a-z]+",
+    r"throwawaymail\.com",
+    r"dispostable\.com",
+    r"spamgourmet\.com",
+    r"einrot\.com",
+    r"byom\.de",
+)
+
+_DISPOSABLE = tuple(re.compile(rf"(?:[a-z0-9-]+\.)*{p}") for p in DISPOSABLE_EMAIL_DOMAIN_PATTERNS)
+
+# ---------------------------------------------------------------------------------------------
+# Any identifier kind
+# ---------------------------------------------------------------------------------------------
+
+#: Casefolded raw values that stand for "nothing" whatever the field (customer id, card,
+#: payment token, name, street ...). Compared after trimming and removing wrapping
+#: brackets or quotes, so ``<null>``, ``(none)`` and ``"N/A"`` count too. Deliberately absent
+#: although seen as placeholders: ``na``, ``ka``, ``nix`` (the surnames Na, Ka, Nix).
+JUNK_VALUES: frozenset[str] = frozenset(
+    {
+        # programming and spreadsheet "no value"
+        *("null", "none", "nil", "nan", "undefined", "#n/a", "#na", "-1"),
+        # "not given", English
+        *("n/a", "n.a.", "n.a", "unknown", "not provided", "not available", "no"),
+        *("anonymous", "anonym", "anon", "guest", "customer", "test", "dummy", "fake"),
+        # "not given", German (k.A. = keine Angabe)
+        *("keine", "kein", "ohne", "nichts", "leer", "unbekannt", "nein"),
+        *("k.a.", "k.a", "keine angabe", "nicht angegeben", "gast", "kunde"),
+        # placeholders
+        *("-", "--", "0", "000", "x", "xx", "xxx", "xxxx", "empty", "asdf"),
+    }
+)
+
+_WRAPPING = "()[]{}<>\"'`"
+_NO_ALNUM = re.compile(r"[\W_]*")
+_ZEROS = re.compile(r"[\W_]*0[\W0_]*")
+_XS = re.compile(r"x+")
+
+
+def junk_value_reason(raw: str) -> str | None:
+    """Why a raw value of any identifier kind is junk, or None; the rules of ``value_reason``."""
+    value = raw.strip().casefold()
+    if not value:
+        return "empty value"
+    if value.strip(_WRAPPING).strip() in JUNK_VALUES:
+        return f"placeholder value '{value.strip(_WRAPPING).strip()}'"
+    if _NO_ALNUM.fullmatch(value):
+        return "only punctuation"
+    if _ZEROS.fullmatch(value):
+        return "only zeros"
+    if _XS.fullmatch(value):
+        return "only the letter x"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class JunkRules:
+    """The configured junk rules: the e-mail patterns, default ones plus the shop's extras."""
+
+    email_patterns: tuple[re.Pattern[str], ...]
+
+    @classmethod
+    def default(cls, extra_email_patterns: Sequence[str] = ()) -> JunkRules:
+        """Default patterns plus configured extras; an invalid regex raises ValueError."""
+        compiled: list[re.Pattern[str]] = []
+        for pattern in (*DEFAULT_JUNK_EMAIL_PATTERNS, *extra_email_patterns):
+            try:
+                compiled.append(re.compile(pattern))
+            except re.error as exc:
+                raise ValueError(f"invalid junk e-mail pattern {pattern!r}: {exc}") from None
+        return cls(tuple(compiled))
+
+    def email_reason(self, normalized_email: str) -> str | None:
+        """Why a normalized e-mail is junk, or None; case does not matter."""
+        value = normalized_email.strip().casefold()
+        local, _, domain = value.rpartition("@")
+        if any(p.fullmatch(domain) for p in _DISPOSABLE):
+            return f"disposable e-mail domain '{domain}'"
+        base = local.split("+", 1)[0]
+        if base in DUMMY_EMAIL_LOCAL_PARTS:
+            return f"dummy e-mail local part '{base}'"
+        for pattern in self.email_patterns:
+            if pattern.fullmatch(value):
+                return f"junk e-mail pattern '{pattern.pattern}'"
+        return None
+
+    def value_reason(self, raw: str) -> str | None:
+        """Why a raw value of any kind is junk (``null``, ``n/a``, ``-``, ``000`` ...), or None."""
+        return junk_value_reason(raw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Phone
+# ---------------------------------------------------------------------------------------------
+
+#: Numbers reserved for films, books and examples; they are never assigned to anyone.
+_FICTIONAL_PHONES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), why)
+    for pattern, why in (
+        # Bundesnetzagentur "Drama Numbers" (Amtsblatt 7/2021): 1000 per city.
+        (r"\+493023125\d{3}", "German drama number (Berlin)"),
+        (r"\+496990009\d{3}", "German drama number (Frankfurt)"),
+        (r"\+494066969\d{3}", "German drama number (Hamburg)"),
+        (r"\+492214710\d{3}", "German drama number (Köln)"),
+        (r"\+498999998\d{3}", "German drama number (München)"),
+        (r"\+4915228817386", "German drama number (mobile)"),
+        # NANP: 555-0100 to 555-0199 in every area code is for fiction.
+        (r"\+1\d{3}55501\d{2}", "North American fictional 555-01xx number"),
+        # Ofcom drama numbers: London, mobile, and the no-area 01632 range.
+        (r"\+442079460\d{3}", "UK drama number"),
+        (r"\+447700900\d{3}", "UK drama number"),
+        (r"\+441632960\d{3}", "UK drama number"),
+    )
+)
+_ASCENDING = "01234567890123456789"
+_DESCENDING = "98765432109876543210"
+
+
+def _is_run(digits: str) -> bool:
+    """True for 123456, 456789, 7890123 (wrapping after 9), 987654 and the like."""
+    return digits in _ASCENDING or digits in _DESCENDING
+
+
+def _is_repeated_block(digits: str) -> bool:
+    """True for 121212, 1231231: a block of two or three digits, repeated to the end."""
+    for size in (2, 3):
+        block = digits[:size]
+        if len(digits) >= 2 * size and (block * len(digits))[: len(digits)] == digits:
+            return True
+    return False
+
+
+def fake_phone_reason(e164: str) -> str | None:
+    """Why an E.164 number is obviously fake though ``phonenumbers`` may accept it, or None.
+
+    The subscriber part is what follows the area or network code as ``phonenumbers`` splits
+    it (German mobiles: ``1511 2345678``). Each rule is a shape people type when they do not
+    want to give a number; a real number of that shape is too rare to risk a false merge.
+    """
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return "not an E.164 number"
+    national = phonenumbers.national_significant_number(number)
+    subscriber = national[phonenumbers.length_of_national_destination_code(number) :]
+    e164_form = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    # Reserved for fiction: German/UK drama numbers, North American 555-01xx.
+    for pattern, why in _FICTIONAL_PHONES:
+        if pattern.fullmatch(e164_form):
+            return why
+    # All subscriber digits equal: +49 151 11111111, +49 30 5555555.
+    if len(subscriber) >= 5 and len(set(subscriber)) == 1:
+        return "all subscriber digits are equal"
+    # At most two distinct digits in the whole national number: +49 1511 5151515.
+    if len(set(national)) <= 2:
+        return "too few distinct digits"
+    # Ascending or descending run, as subscriber or whole national number:
+    # +49 30 12345678, +49 151 87654321, +49 987654321, +33 1 23 45 67 89.
+    if (len(subscriber) >= 6 and _is_run(subscriber)) or (len(national) >= 6 and _is_run(national)):
+        return "ascending or descending digit run"
+    # A short block repeated: +49 151 12121212, +49 30 1231231.
+    if len(subscriber) >= 6 and _is_repeated_block(subscriber):
+        return "repeated digit pattern"
+    return None

@@ -1,0 +1,266 @@
+"""Identity rules: which person an event belongs to, and which persons it joins.
+
+A pure function over what the graph holds about the event's identifiers (read in one round
+trip); the store applies the decision atomically, guarded so that a concurrent change makes it
+read and decide again. Every link, merge, refusal and junk flag becomes an explain entry.
+
+How an event is resolved:
+
+1. Identifiers flagged as junk (by pattern, or because they joined too many persons) are
+   ignored.
+2. The strongest identifier anchors the event: its owner, or a new person when it is new.
+   (So an order with a new customer id and a shared e-mail goes to the new customer, and the
+   e-mail's owner is not joined to it when the policy allows one customer id per person.)
+3. Every other identifier, strongest first: a new one is attached (within the per-person cap
+   of its kind); one owned by another person joins that person when its kind links
+   (``strong``; ``weak`` only when at most one side is known), no cap is exceeded, and it has
+   not joined too many persons already; otherwise the refusal is recorded and the identifier
+   stays where it is. Every time an identifier connects another person it counts a claim;
+   at ``max_persons`` it becomes junk.
+4. The survivor of a merge is the smallest existing person id, so ids stay stable and the
+   result does not depend on which partition saw which event first.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from bestand.identity.kinds import KIND_NAMES, STRENGTH, IdKind, kind_of
+from bestand.identity.policy import IdentityPolicy
+
+EntryKind = Literal["new", "link", "merge", "refused", "junk"]
+
+
+@dataclass(frozen=True, slots=True)
+class GraphView:
+    """What the graph holds about one event's identifiers."""
+
+    owners: Mapping[str, str] = field(default_factory=dict)  # token -> person
+    junk: frozenset[str] = frozenset()  # tokens flagged as junk
+    met: Mapping[str, frozenset[str]] = field(default_factory=dict)  # token -> others it met
+    kind_counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # person -> kinds
+    versions: Mapping[str, int] = field(default_factory=dict)  # person -> graph version
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One explain entry: what happened to which identifiers, by which rule."""
+
+    kind: EntryKind
+    tokens: tuple[str, ...]
+    rule: str
+    via: str | None = None
+    other: str | None = None
+
+    def to_json(self, event_id: str, at: int) -> dict[str, Any]:
+        """The stored form (compact keys; hashed identifiers only)."""
+        data: dict[str, Any] = {
+            "k": self.kind,
+            "e": event_id,
+            "at": at,
+            "t": list(self.tokens),
+            "r": self.rule,
+        }
+        if self.via is not None:
+            data["via"] = self.via
+        if self.other is not None:
+            data["o"] = self.other
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What resolving one event changes in the graph."""
+
+    person: str
+    absorbed: tuple[str, ...]
+    attach: tuple[str, ...]
+    met: tuple[tuple[str, str], ...]  # (token, person it met besides its owner)
+    junk: tuple[tuple[str, str], ...]
+    log: tuple[LogEntry, ...]
+    identifiers: tuple[str, ...]  # the event's identifiers that belong to ``person`` now
+    ignored: tuple[str, ...]  # the event's identifiers that do not (junk, refused, elsewhere)
+    is_new: bool = False
+
+
+def _strength(token: str) -> int:
+    return STRENGTH.index(kind_of(token))
+
+
+def _name(kind: IdKind) -> str:
+    return KIND_NAMES[kind]
+
+
+class _AnchorIsJunk(Exception):
+    def __init__(self, token: str, why: str) -> None:
+        super().__init__(why)
+        self.token = token
+        self.why = why
+
+
+def decide(
+    tokens: Sequence[str],
+    view: GraphView,
+    policy: IdentityPolicy,
+    candidate: str,
+    pattern_junk: Sequence[tuple[str, str]] = (),
+) -> Decision:
+    """Resolve an event's identifier tokens (``kind:hash``) to one person."""
+    flagged: list[tuple[str, str]] = []
+    while True:
+        try:
+            decision = _decide(tokens, view, policy, candidate, pattern_junk)
+        except _AnchorIsJunk as exc:
+            # The identifier that anchored the event has joined too many persons: flag it
+            # and resolve the event again without it.
+            flagged.append((exc.token, exc.why))
+            view = replace(view, junk=view.junk | {exc.token})
+            continue
+        if not flagged:
+            return decision
+        entries = tuple(LogEntry("junk", (t,), why) for t, why in flagged)
+        return replace(
+            decision,
+            junk=(*flagged, *decision.junk),
+            log=(*entries, *decision.log),
+            ignored=tuple(dict.fromkeys((*decision.ignored, *(t for t, _ in flagged)))),
+        )
+
+
+def _decide(
+    tokens: Sequence[str],
+    view: GraphView,
+    policy: IdentityPolicy,
+    candidate: str,
+    pattern_junk: Sequence[tuple[str, str]],
+) -> Decision:
+    ordered = sorted(dict.fromkeys(tokens), key=_strength)
+    log: list[LogEntry] = [LogEntry("junk", (t,), f"ignored: {why}") for t, why in pattern_junk]
+    ignored = [t for t, _ in pattern_junk]
+    ignored += [t for t in ordered if t in view.junk]
+    usable = [t for t in ordered if t not in view.junk]
+    linking = [t for t in usable if policy.of(kind_of(t)).link != "never"]
+    anchor = linking[0] if linking else (usable[0] if usable else None)
+    if anchor is None:
+        raise ValueError("an event needs at least one identifier that is not junk")
+
+    def known(kinds: Mapping[str, int]) -> bool:
+        return any(n > 0 and policy.of(IdKind(k)).link == "strong" for k, n in kinds.items())
+
+    owner = view.owners.get(anchor)
+    group: set[str] = {owner} if owner else set()
+    counts: Counter[str] = Counter(view.kind_counts.get(owner, {})) if owner else Counter()
+    attach: list[str] = []
+    if not owner:
+        attach.append(anchor)
+        counts[anchor[0]] += 1
+    met: list[tuple[str, str]] = []
+    junk: list[tuple[str, str]] = []
+    joins: list[tuple[str, str, str]] = []  # (person the token belonged to, token, rule)
+    refused_by_new: list[str] = []  # identifiers a person new in this event could not join
+    linked = [anchor]
+
+    def refuse(token: str, rule: str, other: str | None = None) -> None:
+        log.append(LogEntry("refused", (token,), rule, via=anchor, other=other))
+        ignored.append(token)
+
+    def over_limit(token: str, holder: str) -> bool:
+        """Record whom the meeting identifiers met; flag one that met too many persons.
+
+        Persons are counted as a set, so the same two persons meeting again (a family
+        laptop, visit after visit) count once.
+        """
+        meeting = [(token, holder, owner)] + ([(anchor, owner, holder)] if owner else [])
+        for t, mine, other in meeting:
+            if other is None:
+                continue
+            met.append((t, other))
+            seen = set(view.met.get(t, frozenset())) | {o for x, o in met if x == t} | {mine}
+            limit = policy.of(kind_of(t)).max_persons
+            if len(seen) > limit:
+                why = f"{_name(kind_of(t))} joined {len(seen)} persons (limit {limit})"
+                if t == anchor:
+                    raise _AnchorIsJunk(t, why)
+                junk.append((t, why))
+                log.append(LogEntry("junk", (t,), why, via=anchor, other=holder))
+                return True
+        return False
+
+    def conflict(theirs: Mapping[str, int], kind: IdKind, link: str) -> str | None:
+        if link == "weak" and known(counts) and known(theirs):
+            return f"weak {_name(kind)} never joins two known persons"
+        for k in sorted(set(counts) | set(theirs)):
+            cap = policy.of(IdKind(k)).max_per_person
+            total = counts[k] + theirs.get(k, 0)
+            if cap is not None and total > cap:
+                return f"one person would have {total} {_name(IdKind(k))} (limit {cap})"
+        return None
+
+    for token in usable:
+        if token == anchor:
+            continue
+        kind = kind_of(token)
+        rules = policy.of(kind)
+        holder = view.owners.get(token)
+        if holder is None:
+            cap = rules.max_per_person
+            if rules.link != "never" and cap is not None and counts[kind.value] + 1 > cap:
+                refuse(token, f"person already has {cap} {_name(kind)}")
+                continue
+            attach.append(token)
+            counts[kind.value] += 1
+            linked.append(token)
+            continue
+        if holder in group:
+            linked.append(token)
+            continue
+        if rules.link == "never":
+            ignored.append(token)
+            continue
+        # The identifier meets another person: both it and the anchor record the meeting, so
+        # a dummy e-mail that keeps anchoring strangers' orders reaches its limit too.
+        if over_limit(token, holder):
+            ignored.append(token)
+            continue
+        theirs = view.kind_counts.get(holder, {})
+        reason = conflict(theirs, kind, rules.link)
+        if reason is not None:
+            refuse(token, reason, holder)
+            if not owner:
+                refused_by_new.append(token)
+            continue
+        group.add(holder)
+        counts.update(theirs)
+        linked.append(token)
+        joins.append((holder, token, f"{rules.link} {_name(kind)}"))
+
+    person = min(group) if group else candidate
+    absorbed = tuple(sorted(group - {person}))
+    met.extend((token, person) for token in refused_by_new)
+    for holder, token, rule in joins:
+        # The token's person survives when its id is the smallest: then the anchor's side
+        # (its owner, or only new identifiers) is what joined it.
+        gone = holder if holder != person else owner
+        if gone is not None and gone != person:
+            log.append(LogEntry("merge", (token,), rule, via=anchor, other=gone))
+    if not group:
+        first = LogEntry("new", tuple(attach), f"new person from {_name(kind_of(anchor))}")
+        log.insert(len(pattern_junk), first)
+    elif attach:
+        via = anchor if anchor not in attach else (joins[0][1] if joins else None)
+        rule = f"seen with {_name(kind_of(via or anchor))}"
+        log.append(LogEntry("link", tuple(attach), rule, via=via))
+    return Decision(
+        person=person,
+        absorbed=absorbed,
+        attach=tuple(attach),
+        met=tuple(dict.fromkeys(met)),
+        junk=tuple(junk),
+        log=tuple(log),
+        identifiers=tuple(linked),
+        ignored=tuple(dict.fromkeys(ignored)),
+        is_new=not group,
+    )

@@ -1,0 +1,59 @@
+"""Order classification: was an order placed by a new or an existing customer, at its time?
+
+An order is ``existing`` when the same person has a kept order with an earlier event time
+(ties broken by order id), ``new`` otherwise. The classification first given for an order is
+kept; when later knowledge changes it (a merge reveals earlier orders, an earlier order
+arrives late, an earlier order is cancelled), the change is recorded as a reclassification
+with its cause, because affiliate commissions were paid on the first answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from bestand.profile.state import OrderRecord
+
+Classification = Literal["new", "existing"]
+
+
+@dataclass(frozen=True, slots=True)
+class Reclassification:
+    """One change of an order's classification and what caused it."""
+
+    order_id: str
+    before: Classification
+    after: Classification
+    event_id: str
+    at: int
+    reason: str
+
+
+def classify(orders: Mapping[str, OrderRecord]) -> dict[str, Classification]:
+    """The classification of every placed order as of what is known now."""
+    placed = sorted(
+        ((order.at, oid) for oid, order in orders.items() if order.at is not None),
+    )
+    out: dict[str, Classification] = {}
+    kept_before = False
+    for _, oid in placed:
+        out[oid] = "existing" if kept_before else "new"
+        kept_before = kept_before or orders[oid].kept
+    return out
+
+
+def reclassify(
+    orders: Mapping[str, OrderRecord], *, event_id: str, at: int, reason: str
+) -> tuple[dict[str, OrderRecord], list[Reclassification]]:
+    """Record first classifications and the changes against the current knowledge."""
+    updated = dict(orders)
+    changes: list[Reclassification] = []
+    for oid, now in classify(orders).items():
+        order = orders[oid]
+        if order.cls is None:
+            updated[oid] = replace(order, cls=now)
+        elif order.cls != now:
+            changes.append(Reclassification(oid, order.cls, now, event_id, at, reason))
+            updated[oid] = replace(order, cls=now)
+    return updated, changes

@@ -1,0 +1,669 @@
+"""What people do in the shop: visits, checkouts, store purchases, newsletters, consent.
+
+Each kind of person (see :mod:`bestand.simulate.scenarios`) has a routine here. A routine
+decides, order by order, what the shop gets to see: which channel, which spelling of the
+e-mail and phone, which cookie, card, loyalty card, name and address. Traits are marked on the
+persona only when an event really shows them.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from bestand.simulate import events as ev
+from bestand.simulate.events import EventLog
+from bestand.simulate.ids import IdFactory, mailbox
+from bestand.simulate.names import (
+    AFFILIATES,
+    CAMPAIGNS,
+    DUMMY_EMAILS,
+    FAKE_PHONES,
+    NEWSLETTERS,
+    PRODUCTS,
+    SHOP_DUMMY_EMAILS,
+    SHOP_URL,
+    STORES,
+    product_category,
+    product_price,
+)
+from bestand.simulate.people import Household, Persona
+from bestand.simulate.population import RATE, pick
+from bestand.simulate.scenarios import SCENARIO_BY_KIND
+from bestand.simulate.variants import (
+    city_variant,
+    email_typo,
+    email_variant,
+    house_number_variant,
+    loyalty_card_variant,
+    name_variant,
+    phone_variant,
+    postcode_variant,
+    street_variant,
+)
+
+#: How far back the shop's history goes.
+HISTORY_DAYS = 400
+ONLINE = frozenset({"web", "app"})
+_CHANNELS: dict[str, tuple[tuple[str, float], ...]] = {
+    "new_customer": (("web", 0.6), ("app", 0.15), ("store", 0.2), ("phone", 0.05)),
+    "registered": (("web", 0.65), ("app", 0.3), ("store", 0.05)),
+    "loyal_guest": (("web", 0.75), ("app", 0.25)),
+    "typo_guest": (("web", 0.75), ("app", 0.25)),
+    "omnichannel_guest": (("web", 0.25), ("app", 0.05), ("store", 0.5), ("phone", 0.2)),
+    "walk_in": (("store", 0.92), ("phone", 0.08)),
+}
+_SOURCES = {"web": "shop-web", "app": "shop-app", "phone": "callcenter"}
+
+
+@dataclass
+class Checkout:
+    """What one order shows of its buyer."""
+
+    channel: str
+    guest: bool
+    customer_id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    loyalty_card: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    address: dict[str, Any] | None = None
+    cookie: str | None = None
+    device: str | None = None
+    card: str | None = None
+    attribution: dict[str, str] | None = None
+
+
+@dataclass
+class Habits:
+    """How one person tends to behave, decided once so their orders look like one person's."""
+
+    gives_phone: bool
+    fake_phone: bool
+    varies_email: bool
+    varies_phone: bool
+    new_cookie_rate: float
+    typo_order: int | None = None
+    guest_checkout_order: int | None = None
+    app_cookie: str | None = None
+    used_cards: list[str] = field(default_factory=list)
+    identified: set[str] = field(default_factory=set)
+    first_email: str | None = None
+
+
+class Activity:
+    """Turns personas into events on an :class:`EventLog`."""
+
+    def __init__(
+        self,
+        rng: random.Random,
+        now: datetime,
+        ids: IdFactory,
+        log: EventLog,
+        households: dict[str, Household],
+    ) -> None:
+        self.rng = rng
+        self.now = now
+        self.ids = ids
+        self.log = log
+        self.households = households
+        step = HISTORY_DAYS / len(NEWSLETTERS)
+        self.newsletter_dates = [
+            (name, now - timedelta(days=HISTORY_DAYS - step * (i + 0.5)))
+            for i, name in enumerate(NEWSLETTERS)
+        ]
+        self._routines: dict[str, Callable[[Persona, Household, Habits], None]] = {
+            "browser": self._browse_only,
+            "new_customer": self._buy,
+            "registered": self._buy,
+            "loyal_guest": self._buy,
+            "omnichannel_guest": self._buy,
+            "typo_guest": self._buy,
+            "walk_in": self._buy,
+        }
+
+    # -- time -------------------------------------------------------------------------------
+
+    def _window(self) -> tuple[datetime, datetime]:
+        """When this person is active: from some day in the history until now."""
+        start = self.now - timedelta(seconds=self.rng.randint(20 * 86400, HISTORY_DAYS * 86400))
+        return start, self.now - timedelta(hours=1)
+
+    def _moments(self, count: int, start: datetime, end: datetime) -> list[datetime]:
+        span = (end - start).total_seconds()
+        return sorted(
+            start + timedelta(seconds=int(self.rng.random() * span)) for _ in range(count)
+        )
+
+    def _later(self, at: datetime, low: timedelta, high: timedelta) -> datetime | None:
+        """A moment between ``low`` and ``high`` after ``at``, or None if that is the future."""
+        span = (high - low).total_seconds()
+        moment = at + low + timedelta(seconds=int(self.rng.random() * span))
+        return moment if moment < self.now else None
+
+    # -- routines ---------------------------------------------------------------------------
+
+    def live(self, persona: Persona) -> None:
+        """Everything ``persona`` does during the shop's history."""
+        rng = self.rng
+        habits = Habits(
+            gives_phone=rng.random() < 0.6,
+            fake_phone=rng.random() < RATE["fake_phone"],
+            varies_email=rng.random() < RATE["email_variant"],
+            varies_phone=rng.random() < RATE["phone_variant"],
+            new_cookie_rate=0.4 if persona.kind in ("loyal_guest", "typo_guest") else 0.15,
+        )
+        self._routines[persona.kind](persona, self.households[persona.household], habits)
+
+    def _browse_only(self, persona: Persona, household: Household, habits: Habits) -> None:
+        start, end = self._window()
+        moments = self._moments(self.rng.randint(1, 3), start, end)
+        for at in moments:
+            self._browse(persona, household, habits, at)
+        if self.rng.random() < RATE["newsletter"] / 3:
+            cookie = persona.cookies[0]
+            self.log.add(
+                persona.key,
+                moments[0],
+                ev.identify("shop-web", email=persona.email, anonymous_id=cookie),
+            )
+            self._newsletter(persona, persona.email, moments[0], customer_id=None)
+
+    def _buy(self, persona: Persona, household: Household, habits: Habits) -> None:
+        rng = self.rng
+        low, high = SCENARIO_BY_KIND[persona.kind].orders
+        count = rng.randint(low, high)
+        start, end = self._window()
+        moments = self._moments(count, start, end)
+        channels = [pick(rng, _CHANNELS[persona.kind]) for _ in moments]
+        if persona.kind == "omnichannel_guest":
+            channels[0] = "web"
+        if not persona.devices:
+            channels = ["web" if channel == "app" else channel for channel in channels]
+        if persona.kind == "typo_guest":
+            habits.typo_order = rng.randint(1, count - 1)
+        if persona.kind == "registered" and rng.random() < RATE["registered_guest_checkout"]:
+            habits.guest_checkout_order = rng.randint(1, count - 1)
+            channels[habits.guest_checkout_order] = "web"
+        if persona.kind != "walk_in" or rng.random() < 0.2:
+            for at in self._moments(rng.randint(0, 1), start, end):
+                self._browse(persona, household, habits, at)
+        order_ids: list[str] = []
+        for number, (at, channel) in enumerate(zip(moments, channels, strict=True)):
+            checkout = self._checkout(persona, household, habits, number, channel)
+            order_ids.append(self.place(persona, at, checkout, habits=habits))
+            if number == 0:
+                self._after_first_order(persona, household, habits, at, checkout)
+        if order_ids and rng.random() < 0.04:
+            self._contact(persona, habits, moments[-1])
+
+    # -- what an order shows ----------------------------------------------------------------
+
+    def _checkout(
+        self, persona: Persona, household: Household, habits: Habits, number: int, channel: str
+    ) -> Checkout:
+        rng = self.rng
+        guest = persona.customer_id is None or number == habits.guest_checkout_order
+        if number == habits.guest_checkout_order:
+            persona.mark("registered_guest_checkout")
+        checkout = Checkout(channel=channel, guest=guest)
+        if not guest:
+            checkout.customer_id = persona.customer_id
+        elif channel in ONLINE and rng.random() < RATE["guest_throwaway_id"]:
+            checkout.customer_id = self.ids.guest_id()
+            persona.mark("guest_throwaway_id")
+        checkout.email = self._order_email(persona, household, habits, number, channel, guest)
+        checkout.phone = self._order_phone(persona, habits, channel)
+        holder = persona.loyalty_card is not None
+        card_rate = {"store": 0.9, "phone": 0.5}.get(channel, 0.15)
+        if holder and persona.loyalty_card and rng.random() < card_rate:
+            checkout.loyalty_card = loyalty_card_variant(rng, persona.loyalty_card)
+            persona.mark("loyalty_card")
+        if channel != "store" or rng.random() < 0.6:
+            checkout.first_name, checkout.last_name = self._names(persona)
+        if channel != "store" or rng.random() < 0.4:
+            checkout.address = self._address(persona)
+        if channel == "web":
+            checkout.cookie = self._web_cookie(persona, household, habits)
+        elif channel == "app":
+            checkout.device = persona.devices[0]
+            checkout.cookie = self._app_cookie(persona, habits)
+        checkout.card = self._card(persona, household, habits, channel)
+        if channel in ONLINE:
+            checkout.attribution = self._attribution()
+        return checkout
+
+    def _order_email(
+        self,
+        persona: Persona,
+        household: Household,
+        habits: Habits,
+        number: int,
+        channel: str,
+        guest: bool,
+    ) -> str | None:
+        rng = self.rng
+        shares_family = persona.key in household.email_sharers and household.shared_email
+        base = persona.email
+        if shares_family and household.shared_email and (guest or rng.random() < 0.7):
+            base = household.shared_email
+            trait = (
+                "household_shared_email" if persona.customer_id else "household_shared_email_guests"
+            )
+            persona.mark(trait)
+        if habits.first_email is None:
+            habits.first_email = base
+        if not guest:
+            return None if channel == "store" and rng.random() < 0.7 else base
+        if channel == "store":
+            roll = rng.random()
+            dummy_rate = RATE["dummy_email"] if persona.kind == "walk_in" else 0.3
+            if roll < dummy_rate:
+                if rng.random() < RATE["shop_dummy_email"]:
+                    persona.mark("shop_dummy_email")
+                    return rng.choice(SHOP_DUMMY_EMAILS)
+                persona.mark("dummy_email")
+                return rng.choice(DUMMY_EMAILS)
+            if persona.kind == "walk_in" or roll < 0.85:
+                return None
+        if channel == "phone" and (persona.kind == "walk_in" or rng.random() < 0.5):
+            return None
+        if number == habits.typo_order:
+            typo = email_typo(rng, base)
+            while self.ids.taken("email", mailbox(typo)):
+                typo = email_typo(rng, typo)
+            self.ids.reserve("email", mailbox(typo))
+            persona.mark("email_typo")
+            return typo
+        if number == 0:
+            return base
+        if number == habits.guest_checkout_order or (habits.varies_email and rng.random() < 0.6):
+            variant = email_variant(rng, base)
+            persona.mark("email_variant")
+            return variant
+        return base
+
+    def _order_phone(self, persona: Persona, habits: Habits, channel: str) -> str | None:
+        rng = self.rng
+        if habits.fake_phone and rng.random() < 0.6:
+            persona.mark("fake_phone")
+            return rng.choice(FAKE_PHONES)
+        rate = {"store": 0.45 if persona.kind == "walk_in" else 0.7, "phone": 1.0}.get(
+            channel, 0.8 if habits.gives_phone else 0.0
+        )
+        if rng.random() >= rate:
+            return None
+        if not habits.varies_phone:
+            return persona.phone
+        written = phone_variant(rng, persona.phone)
+        if written != persona.phone:
+            persona.mark("phone_variant")
+        return written
+
+    def _names(self, persona: Persona) -> tuple[str, str]:
+        first, last = persona.first, persona.last
+        if not (first + last).isascii() and self.rng.random() < RATE["name_variant"]:
+            first, last = name_variant(self.rng, first), name_variant(self.rng, last)
+            persona.mark("name_variant")
+        return first, last
+
+    def _address(self, persona: Persona) -> dict[str, Any] | None:
+        if persona.address is None:
+            return None
+        rng = self.rng
+        address = persona.address.as_event()
+        if rng.random() >= RATE["address_variant"]:
+            return address
+        match rng.randint(0, 4):
+            case 0:
+                address["street"] = street_variant(rng, address["street"])
+            case 1:
+                address["house_number"] = house_number_variant(rng, address["house_number"])
+            case 2:
+                address["postcode"] = postcode_variant(address["postcode"])
+            case 3:
+                address["city"] = city_variant(address["city"])
+            case _:
+                street = street_variant(rng, address["street"])
+                address["street"] = f"{street} {address.pop('house_number')}"
+        if address != persona.address.as_event():
+            persona.mark("address_variant")
+        return address
+
+    def _web_cookie(self, persona: Persona, household: Household, habits: Habits) -> str:
+        rng = self.rng
+        if household.shared_cookie and rng.random() < 0.4:
+            persona.mark("household_shared_cookie")
+            return household.shared_cookie
+        if rng.random() < habits.new_cookie_rate:
+            persona.cookies.append(self.ids.cookie())
+            return persona.cookies[-1]
+        return rng.choice(persona.cookies)
+
+    def _app_cookie(self, persona: Persona, habits: Habits) -> str:
+        if habits.app_cookie is None:
+            habits.app_cookie = self.ids.cookie()
+            persona.cookies.append(habits.app_cookie)
+            persona.mark("app_user")
+        return habits.app_cookie
+
+    def _card(
+        self, persona: Persona, household: Household, habits: Habits, channel: str
+    ) -> str | None:
+        rng = self.rng
+        if rng.random() >= {"web": 0.9, "app": 0.9, "store": 0.4}.get(channel, 0.0):
+            return None
+        shared = household.shared_card
+        if shared and shared not in persona.payment_fingerprints and rng.random() < 0.3:
+            persona.mark("household_shared_card")
+            return shared
+        if rng.random() < 0.08:
+            persona.payment_fingerprints.append(self.ids.card())
+            card = persona.payment_fingerprints[-1]
+        else:
+            card = rng.choice(persona.payment_fingerprints)
+        if card in habits.used_cards:
+            persona.mark("card_reuse")
+        else:
+            habits.used_cards.append(card)
+        return card
+
+    def _attribution(self) -> dict[str, str] | None:
+        rng = self.rng
+        roll = rng.random()
+        if roll < 0.45:
+            return None
+        if roll < 0.7:
+            campaign = rng.choice(CAMPAIGNS)
+            return {"campaign": campaign, "utm_source": "google", "utm_medium": "cpc"}
+        if roll < 0.85:
+            return {
+                "affiliate_id": rng.choice(AFFILIATES),
+                "utm_source": "affiliate",
+                "utm_medium": "affiliate",
+                "click_id": f"clk_{rng.getrandbits(48):012x}",
+            }
+        return {
+            "utm_source": rng.choice(("instagram", "facebook", "tiktok")),
+            "utm_medium": "social",
+        }
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _browse(self, persona: Persona, household: Household, habits: Habits, at: datetime) -> None:
+        app = bool(persona.devices) and self.rng.random() < 0.3
+        cookie = (
+            self._app_cookie(persona, habits)
+            if app
+            else self._web_cookie(persona, household, habits)
+        )
+        device = persona.devices[0] if app else None
+        self.visit(
+            persona, at, cookie, device=device, habits=habits, attribution=self._attribution()
+        )
+
+    def visit(
+        self,
+        persona: Persona,
+        at: datetime,
+        cookie: str,
+        *,
+        device: str | None = None,
+        habits: Habits | None = None,
+        attribution: dict[str, str] | None = None,
+        cart: bool = False,
+        steps: int | None = None,
+    ) -> None:
+        """A session of 1–3 clicks on one cookie; ``cart`` ends it with an add-to-cart."""
+        rng = self.rng
+        steps = steps or rng.randint(1, 3)
+        logged_in = persona.customer_id if persona.customer_id and rng.random() < 0.8 else None
+        if logged_in and habits is not None:
+            self._login(persona, habits, at, cookie, device)
+        source = "app-tracking" if device else "web-tracking"
+        for step in range(steps):
+            product = rng.choice(PRODUCTS)
+            if cart and step == steps - 1:
+                kind = "add_to_cart"
+            elif step == 0 and not cart:
+                kind = "page_view"
+            else:
+                kind = "product_view"
+            url = f"{SHOP_URL}/p/{product}" if kind != "page_view" else f"{SHOP_URL}/"
+            self.log.add(
+                persona.key,
+                at + timedelta(seconds=40 * step),
+                ev.click(
+                    kind,
+                    cookie=cookie,
+                    url=url,
+                    source=source,
+                    customer_id=logged_in,
+                    device_id=device,
+                    product_id=product,
+                    category=product_category(product),
+                    price=product_price(product),
+                    quantity=rng.choice((1, 1, 1, 2)),
+                    attribution=attribution if step == 0 else None,
+                ),
+            )
+
+    def _login(
+        self, persona: Persona, habits: Habits, at: datetime, cookie: str, device: str | None
+    ) -> None:
+        """First login on a browser or app install: the shop says who this cookie is."""
+        if cookie in habits.identified or persona.customer_id is None:
+            return
+        habits.identified.add(cookie)
+        source = "shop-app" if device else "shop-web"
+        event = ev.identify(
+            source, customer_id=persona.customer_id, anonymous_id=cookie, device_id=device
+        )
+        self.log.add(persona.key, at, event)
+
+    def place(
+        self,
+        persona: Persona,
+        at: datetime,
+        checkout: Checkout,
+        *,
+        habits: Habits | None = None,
+        aftermath: bool = True,
+    ) -> str:
+        """Emit an order (after its checkout session online), maybe its cancellation or return."""
+        rng = self.rng
+        order_id = self.ids.order_id()
+        if checkout.channel in ONLINE and checkout.cookie:
+            steps = rng.randint(1, 2)
+            self.visit(
+                persona,
+                at - timedelta(minutes=rng.randint(3, 30)),
+                checkout.cookie,
+                device=checkout.device,
+                habits=habits if not checkout.guest else None,
+                attribution=checkout.attribution,
+                cart=True,
+                steps=steps,
+            )
+        customer = {
+            "customer_id": checkout.customer_id,
+            "guest": checkout.guest,
+            "email": checkout.email,
+            "phone": checkout.phone,
+            "first_name": checkout.first_name,
+            "last_name": checkout.last_name,
+            "address": checkout.address,
+            "loyalty_card": checkout.loyalty_card,
+        }
+        country = persona.country
+        total = f"{rng.uniform(9, 320):.2f}"
+        currency = "GBP" if country == "GB" else "EUR"
+        source = _SOURCES.get(checkout.channel) or rng.choice(STORES)
+        self.log.add(
+            persona.key,
+            at,
+            ev.order_placed(
+                order_id=order_id,
+                total=total,
+                currency=currency,
+                channel=checkout.channel,
+                source=source,
+                customer=customer,
+                items=rng.randint(1, 5),
+                cookie=checkout.cookie,
+                device_id=checkout.device,
+                payment_fingerprint=checkout.card,
+                attribution=checkout.attribution,
+            ),
+        )
+        if aftermath:
+            self._aftermath(persona, at, order_id, checkout.channel, total, currency)
+        return order_id
+
+    def _aftermath(
+        self, persona: Persona, at: datetime, order_id: str, channel: str, total: str, currency: str
+    ) -> None:
+        rng = self.rng
+        if rng.random() < 0.04:
+            moment = self._later(at, timedelta(hours=1), timedelta(days=2))
+            if moment:
+                reason = rng.choice(("customer_request", "payment_failed", "out_of_stock", None))
+                self.log.add(persona.key, moment, ev.order_cancelled(order_id, reason))
+                return
+        if channel in ONLINE and rng.random() < 0.12:
+            moment = self._later(at, timedelta(days=5), timedelta(days=30))
+            if moment:
+                amount = None
+                if rng.random() < 0.4:
+                    amount = f"{float(total) * rng.uniform(0.2, 0.8):.2f}"
+                self.log.add(persona.key, moment, ev.order_returned(order_id, amount, currency))
+
+    def _after_first_order(
+        self,
+        persona: Persona,
+        household: Household,
+        habits: Habits,
+        at: datetime,
+        checkout: Checkout,
+    ) -> None:
+        """Account creation and newsletter sign-up happen around the first order."""
+        if persona.customer_id and not checkout.guest:
+            self.log.add(
+                persona.key,
+                at,
+                ev.identify(
+                    _SOURCES.get(checkout.channel, "pos"),
+                    customer_id=persona.customer_id,
+                    email=checkout.email or persona.email,
+                    anonymous_id=checkout.cookie,
+                ),
+            )
+        email = checkout.email
+        real = email is not None and email not in DUMMY_EMAILS and email not in SHOP_DUMMY_EMAILS
+        if email and real and self.rng.random() < RATE["newsletter"]:
+            self._newsletter(persona, email.strip().lower(), at, customer_id=persona.customer_id)
+        elif self.rng.random() < 0.03 and email and real:
+            consent = {"ads": False, "personalization": self.rng.random() < 0.5}
+            moment = self._later(at, timedelta(days=1), timedelta(days=90))
+            if moment:
+                event = ev.consent_changed("preference-center", consent, email=email)
+                self.log.add(persona.key, moment, event)
+
+    def _newsletter(
+        self, persona: Persona, email: str, signed_up: datetime, *, customer_id: str | None
+    ) -> None:
+        """Opt-in, then some newsletters: sent, delivered, opened, clicked, unsubscribed."""
+        rng = self.rng
+        persona.mark("newsletter")
+        optin = ev.consent_changed(
+            "shop-web", {"email": True}, email=email, customer_id=customer_id
+        )
+        self.log.add(persona.key, signed_up, optin)
+        for campaign, sent in self.newsletter_dates:
+            if sent <= signed_up or rng.random() >= 0.3:
+                continue
+            message_id = self.ids.message_id()
+            self.log.add(
+                persona.key,
+                sent,
+                ev.email_event("email_sent", email, campaign=campaign, message_id=message_id),
+            )
+            later = sent + timedelta(minutes=rng.randint(1, 10))
+            if rng.random() < 0.02:
+                bounce = ev.email_event(
+                    "email_bounced", email, campaign=campaign, bounce_type="soft"
+                )
+                self.log.add(persona.key, later, bounce)
+                continue
+            self.log.add(
+                persona.key,
+                later,
+                ev.email_event("email_delivered", email, campaign=campaign, message_id=message_id),
+            )
+            if rng.random() >= 0.4:
+                continue
+            opened = sent + timedelta(hours=rng.uniform(0.2, 72))
+            self.log.add(
+                persona.key,
+                opened,
+                ev.email_event("email_opened", email, campaign=campaign, message_id=message_id),
+            )
+            if rng.random() < 0.25:
+                url = f"{SHOP_URL}/sale?utm_source=newsletter&utm_campaign={campaign}"
+                clicked = opened + timedelta(seconds=rng.randint(5, 600))
+                self.log.add(
+                    persona.key,
+                    clicked,
+                    ev.email_event(
+                        "email_clicked", email, campaign=campaign, message_id=message_id, url=url
+                    ),
+                )
+                attribution = {
+                    "campaign": campaign,
+                    "utm_source": "newsletter",
+                    "utm_medium": "email",
+                }
+                self.visit(
+                    persona,
+                    clicked + timedelta(seconds=3),
+                    rng.choice(persona.cookies),
+                    attribution=attribution,
+                )
+            if rng.random() < 0.05:
+                gone = opened + timedelta(minutes=rng.randint(1, 30))
+                self.log.add(
+                    persona.key,
+                    gone,
+                    ev.email_event("email_unsubscribed", email, campaign=campaign),
+                )
+                self.log.add(
+                    persona.key, gone, ev.consent_changed("esp", {"email": False}, email=email)
+                )
+                return
+
+    def _contact(self, persona: Persona, habits: Habits, at: datetime) -> None:
+        """A call or e-mail to customer service about an order."""
+        rng = self.rng
+        topic = rng.choice(("return", "delivery", "advice", "invoice"))
+        moment = self._later(at, timedelta(hours=2), timedelta(days=14))
+        if moment is None:
+            return
+        if rng.random() < 0.6:
+            event = ev.contact(
+                "phone",
+                topic,
+                phone=phone_variant(rng, persona.phone),
+                customer_id=persona.customer_id,
+            )
+        else:
+            event = ev.contact(
+                "email",
+                topic,
+                email=habits.first_email or persona.email,
+                customer_id=persona.customer_id,
+            )
+        self.log.add(persona.key, moment, event)

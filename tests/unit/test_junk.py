@@ -1,0 +1,301 @@
+"""Junk identifiers: the dummy values typed for "none" must never link two persons."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bestand.identity import normalize_email, normalize_phone
+from bestand.identity.junk import (
+    DEFAULT_JUNK_EMAIL_PATTERNS,
+    DUMMY_EMAIL_LOCAL_PARTS,
+    JUNK_VALUES,
+    JunkRules,
+    fake_phone_reason,
+    junk_value_reason,
+)
+
+RULES = JunkRules.default()
+
+
+def _mixed_case(value: str, mask: list[bool]) -> str:
+    return "".join(c.upper() if up else c for c, up in zip(value, mask + [False] * len(value)))
+
+
+# --- e-mail ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "noemail@shop.de",
+        "no-email@shop.de",
+        "no.email@web.de",
+        "nomail@gmx.de",
+        "keine@shop.de",
+        "keinemail@shop.de",
+        "keine.email@shop.de",
+        "kein@shop.de",
+        "ohne@shop.de",
+        "none@shop.de",
+        "null@shop.de",
+        "guest@shop.com",
+        "gast@shop.de",
+        "kunde@shop.de",
+        "kunden@shop.de",
+        "customer@shop.com",
+        "test@firma.de",
+        "dummy@firma.de",
+        "anonymous@shop.com",
+        "anonym@shop.de",
+        "noreply@shop.de",
+        "no-reply@shop.de",
+        "donotreply@shop.de",
+        "asdf@web.de",
+        "x@web.de",
+        "xx@web.de",
+        "xxx@web.de",
+    ],
+)
+def test_dummy_local_parts_are_junk(raw: str) -> None:
+    reason = RULES.email_reason(normalize_email(raw))
+    assert reason is not None
+    assert reason.startswith(("dummy e-mail local part", "junk e-mail pattern"))
+
+
+def test_the_reason_names_the_dummy_local_part() -> None:
+    assert RULES.email_reason("noemail@shop.de") == "dummy e-mail local part 'noemail'"
+
+
+def test_gmail_dots_and_plus_do_not_hide_a_dummy() -> None:
+    # normalize_email makes 'No.Email+shop@gmail.com' into 'noemail@gmail.com'
+    assert RULES.email_reason(normalize_email("No.Email+shop@gmail.com")) is not None
+    # elsewhere the +suffix stays in the address but not in the dummy check
+    assert RULES.email_reason(normalize_email("noemail+shop@web.de")) is not None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "a@a.de",
+        "a@a.com",
+        "test@test.de",
+        "mail@mail.de",
+        "email@email.com",
+        "abc@abc.de",
+        "info@example.com",
+        "info@example.org",
+        "kontakt@example.net",
+        "aaa@web.de",
+        "0@web.de",
+        "000@web.de",
+        "max.mustermann@web.de",
+        "erika_mustermann@gmx.de",
+    ],
+)
+def test_junk_patterns(raw: str) -> None:
+    reason = RULES.email_reason(normalize_email(raw))
+    assert reason is not None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "foo@mailinator.com",
+        "foo@trashmail.de",
+        "foo@trashmail.com",
+        "foo@wegwerfmail.de",
+        "foo@10minutemail.com",
+        "foo@sub.mailinator.com",
+    ],
+)
+def test_disposable_domains(raw: str) -> None:
+    reason = RULES.email_reason(normalize_email(raw))
+    assert reason is not None
+    assert reason.startswith("disposable e-mail domain")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "hans.mueller@web.de",
+        "jane.doe@example.com",  # example.* addresses are normal in this project's tests
+        "user@example.com",
+        "a@example.com",  # a single letter other than x can be a real mailbox
+        "a@b.de",
+        "janesaoirse@gmail.com",
+        "testa@firma.de",  # only the whole local part counts
+        "mail@firma.de",
+        "info@firma.de",
+        "kunde.mueller@web.de",
+        "foo@notmailinator.com",
+    ],
+)
+def test_real_addresses_are_fine(raw: str) -> None:
+    assert RULES.email_reason(normalize_email(raw)) is None
+
+
+def test_extra_patterns_from_configuration() -> None:
+    rules = JunkRules.default([r".*@ourshop\.de"])
+    assert rules.email_reason("hans@ourshop.de") == r"junk e-mail pattern '.*@ourshop\.de'"
+    assert rules.email_reason("hans@web.de") is None
+    assert len(rules.email_patterns) == len(DEFAULT_JUNK_EMAIL_PATTERNS) + 1
+
+
+def test_an_invalid_extra_pattern_is_named() -> None:
+    with pytest.raises(ValueError, match=r"\(unclosed"):
+        JunkRules.default(["(unclosed"])
+
+
+def test_default_patterns_compile() -> None:
+    for pattern in DEFAULT_JUNK_EMAIL_PATTERNS:
+        re.compile(pattern)
+
+
+DOMAINS = st.sampled_from(["web.de", "gmx.net", "shop.de", "firma.com"])
+
+
+@given(st.sampled_from(sorted(DUMMY_EMAIL_LOCAL_PARTS)), DOMAINS, st.lists(st.booleans()))
+def test_email_junk_is_case_insensitive(local: str, domain: str, mask: list[bool]) -> None:
+    address = _mixed_case(f"{local}@{domain}", mask)
+    assert RULES.email_reason(address) == RULES.email_reason(address.lower())
+    assert RULES.email_reason(address) is not None
+
+
+@given(st.emails(), st.lists(st.booleans()))
+def test_any_email_case_does_not_change_the_verdict(address: str, mask: list[bool]) -> None:
+    mixed = _mixed_case(address, mask)
+    assert RULES.email_reason(mixed) == RULES.email_reason(address.lower())
+
+
+# --- any value ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "null",
+        "NULL",
+        "None",
+        "anonymous",
+        "unknown",
+        "n/a",
+        "N/A",
+        "-",
+        "0",
+        "000",
+        "x",
+        "XXX",
+        "test",
+        "keine",
+        "kein",
+        "ohne",
+        "Gast",
+        "guest",
+        "k.A.",
+        "<null>",
+        "(none)",
+        '"n/a"',
+        "  ",
+        "",
+        "---",
+        "?!",
+        "0000 0000",
+        "00-00",
+        "xxxxxx",
+    ],
+)
+def test_junk_values(raw: str) -> None:
+    assert RULES.value_reason(raw) is not None
+
+
+@pytest.mark.parametrize("raw", ["K-100", "Hans", "1", "10115", "0815", "Na", "Nix", "x1", "a"])
+def test_real_values(raw: str) -> None:
+    assert RULES.value_reason(raw) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("", "empty value"),
+        (" NULL ", "placeholder value 'null'"),
+        ("...", "only punctuation"),
+        ("0000", "only zeros"),
+        ("xxxxx", "only the letter x"),
+    ],
+)
+def test_value_reasons(raw: str, reason: str) -> None:
+    assert junk_value_reason(raw) == reason
+
+
+@given(st.sampled_from(sorted(JUNK_VALUES)), st.lists(st.booleans()), st.sampled_from(["", " ", "\t"]))
+def test_value_junk_is_case_insensitive(value: str, mask: list[bool], pad: str) -> None:
+    assert junk_value_reason(f"{pad}{_mixed_case(value, mask)}{pad}") is not None
+
+
+@given(st.text())
+def test_value_reason_never_fails(value: str) -> None:
+    reason = junk_value_reason(value)
+    assert reason is None or reason
+
+
+# --- phone -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("0151 11111111", "all subscriber digits are equal"),
+        ("0176 22222222", "all subscriber digits are equal"),
+        ("030 5555555", "all subscriber digits are equal"),
+        ("0151 51515151", "too few distinct digits"),
+        ("030 12345678", "ascending or descending digit run"),
+        ("030 1234567", "ascending or descending digit run"),
+        ("0151 12345678", "ascending or descending digit run"),
+        ("0151 87654321", "ascending or descending digit run"),
+        ("0987654321", "ascending or descending digit run"),
+        ("+33 1 23 45 67 89", "ascending or descending digit run"),
+        ("0151 12121212", "repeated digit pattern"),
+        ("030 1231231", "repeated digit pattern"),
+        ("030 23125 000", "German drama number (Berlin)"),
+        ("089 99998 123", "German drama number (München)"),
+        ("0152 28817386", "German drama number (mobile)"),
+        ("+1 202 555 0123", "North American fictional 555-01xx number"),
+        ("+44 20 7946 0123", "UK drama number"),
+    ],
+)
+def test_fake_phones(raw: str, reason: str) -> None:
+    assert fake_phone_reason(normalize_phone(raw, "DE")) == reason
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "0151 23847561",
+        "0176 40219837",
+        "030 90182735",
+        "089 2180 2342",
+        "+43 664 3917254",
+        "+1 202 555 1234",  # 555 outside 01xx is assigned (555-1212 is directory assistance)
+        "+1 212 736 5000",
+    ],
+)
+def test_real_phones(raw: str) -> None:
+    assert fake_phone_reason(normalize_phone(raw, "DE")) is None
+
+
+def test_a_non_e164_string_is_not_a_phone() -> None:
+    assert fake_phone_reason("0151 2384756") == "not an E.164 number"
+
+
+@given(st.text(alphabet="0123456789", min_size=6, max_size=12))
+def test_fake_phone_reason_never_fails_on_valid_numbers(digits: str) -> None:
+    try:
+        e164 = normalize_phone(f"+49{digits}", "DE")
+    except ValueError:
+        return
+    reason = fake_phone_reason(e164)
+    assert reason is None or reason

@@ -1,0 +1,174 @@
+"""Identity rules: strong identifiers link, weak ones only stitch anonymous persons, junk never."""
+
+from __future__ import annotations
+
+import pytest
+
+from bestand.identity.policy import IdentityPolicy, KindPolicy
+from bestand.identity.rules import GraphView, decide
+
+POLICY = IdentityPolicy.default()
+
+
+def view(owners: dict[str, str], **kw: object) -> GraphView:
+    counts: dict[str, dict[str, int]] = {}
+    for token, person in owners.items():
+        counts.setdefault(person, {}).setdefault(token[0], 0)
+        counts[person][token[0]] += 1
+    extra = kw.pop("kind_counts", {})
+    assert isinstance(extra, dict)
+    for person, kinds in extra.items():
+        for kind, n in kinds.items():
+            counts.setdefault(person, {})[kind] = counts.get(person, {}).get(kind, 0) + n
+    return GraphView(owners=owners, kind_counts=counts, **kw)  # type: ignore[arg-type]
+
+
+def test_unknown_identifiers_make_a_new_person() -> None:
+    d = decide(["o:1", "e:x", "p:y"], GraphView(), POLICY, "NEW")
+    assert (d.person, d.absorbed, d.is_new) == ("NEW", (), True)
+    assert d.attach == ("e:x", "p:y", "o:1")  # strongest first
+    assert [e.kind for e in d.log] == ["new"]
+
+
+def test_a_known_identifier_attaches_the_new_ones() -> None:
+    d = decide(["e:x", "p:new", "o:2"], view({"e:x": "P1"}), POLICY, "NEW")
+    assert (d.person, d.attach, d.is_new) == ("P1", ("p:new", "o:2"), False)
+    assert d.log[-1].kind == "link"
+    assert d.log[-1].via == "e:x"
+
+
+def test_a_strong_identifier_merges_two_persons_into_the_smaller_id() -> None:
+    d = decide(["e:x", "p:y"], view({"e:x": "P2", "p:y": "P1"}), POLICY, "NEW")
+    assert (d.person, d.absorbed) == ("P1", ("P2",))
+    merge = next(e for e in d.log if e.kind == "merge")
+    assert (merge.tokens, merge.other, merge.rule) == (("p:y",), "P2", "strong phone")
+    assert d.met == (("p:y", "P2"), ("e:x", "P1"))  # both identifiers record whom they met
+
+
+def test_new_strongest_identifier_joined_to_an_existing_person_keeps_its_id() -> None:
+    d = decide(["e:typo", "p:y"], view({"p:y": "P5"}), POLICY, "A-SMALLER-NEW-ID")
+    assert (d.person, d.absorbed) == ("P5", ())
+    assert d.attach == ("e:typo",)
+    link = d.log[-1]
+    assert (link.kind, link.tokens, link.via) == ("link", ("e:typo",), "p:y")
+
+
+def test_two_registered_customers_sharing_an_email_stay_two() -> None:
+    owners = {"c:C1": "P1", "e:family": "P1"}
+    d = decide(["c:C2", "e:family", "o:9"], view(owners), POLICY, "NEW")
+    assert d.person == "NEW"  # the order goes to the new customer
+    assert d.absorbed == ()
+    assert "e:family" in d.ignored
+    refused = next(e for e in d.log if e.kind == "refused")
+    assert "customer_id" in refused.rule
+    assert refused.other == "P1"
+    assert d.met == (("e:family", "NEW"),)  # the family e-mail has now met two persons
+
+
+def test_a_cookie_stitches_an_anonymous_visitor_into_the_buyer() -> None:
+    owners = {"a:ck": "ANON", "e:x": "BUYER"}
+    d = decide(["e:x", "a:ck"], view(owners), POLICY, "NEW")
+    assert (d.person, d.absorbed) == ("ANON", ("BUYER",)) or (d.person, d.absorbed) == (
+        "BUYER",
+        ("ANON",),
+    )
+    assert min("ANON", "BUYER") == d.person
+
+
+def test_a_shared_cookie_never_joins_two_known_persons() -> None:
+    owners = {"a:family-laptop": "MOTHER", "e:mother": "MOTHER", "e:son": "SON"}
+    d = decide(["e:son", "a:family-laptop"], view(owners), POLICY, "NEW")
+    assert (d.person, d.absorbed) == ("SON", ())
+    refused = next(e for e in d.log if e.kind == "refused")
+    assert refused.rule == "weak anonymous_id never joins two known persons"
+
+
+def test_an_identifier_joining_too_many_persons_becomes_junk() -> None:
+    owners = {"e:dummy": "P1", "p:2": "P2"}
+    fine = decide(["e:dummy", "p:2"], view(owners), POLICY, "N")
+    assert fine.absorbed  # second person: still allowed (limit 3)
+    # The dummy e-mail anchors a stranger's order whose phone belongs to P3: the e-mail has
+    # now met a fourth person, becomes junk, and the event is resolved without it.
+    owners = {"e:dummy": "P1", "p:3": "P3"}
+    met = {"e:dummy": frozenset({"P7", "P8"})}
+    d = decide(["e:dummy", "p:3"], view(owners, met=met), POLICY, "N")
+    assert (d.person, d.absorbed) == ("P3", ())
+    assert d.junk == (("e:dummy", "email joined 4 persons (limit 3)"),)
+    assert "e:dummy" in d.ignored
+    assert d.log[0].kind == "junk"
+
+
+def test_a_non_anchor_identifier_over_its_limit_is_flagged_and_not_followed() -> None:
+    owners = {"e:mine": "P1", "a:kiosk": "P9"}
+    met = {"a:kiosk": frozenset({"P2", "P3"})}
+    d = decide(["e:mine", "a:kiosk"], view(owners, met=met), POLICY, "N")
+    assert (d.person, d.absorbed) == ("P1", ())
+    assert d.junk == (("a:kiosk", "anonymous_id joined 4 persons (limit 3)"),)
+
+
+def test_junk_identifiers_are_ignored() -> None:
+    d = decide(
+        ["e:dummy", "p:1"], view({"e:dummy": "P1"}, junk=frozenset({"e:dummy"})), POLICY, "NEW"
+    )
+    assert (d.person, d.attach) == ("NEW", ("p:1",))
+    assert d.ignored == ("e:dummy",)
+
+
+def test_pattern_junk_is_logged_and_never_linked() -> None:
+    d = decide(["p:1"], GraphView(), POLICY, "NEW", pattern_junk=[("e:noemail", "dummy")])
+    assert d.log[0].kind == "junk"
+    assert d.log[0].tokens == ("e:noemail",)
+    assert "e:noemail" not in d.attach
+
+
+def test_a_household_describes_but_never_links() -> None:
+    d = decide(["e:x", "h:house"], view({"h:house": "SISTER"}), POLICY, "NEW")
+    assert (d.person, d.absorbed) == ("NEW", ())
+    assert "h:house" in d.ignored
+    d = decide(["e:x", "h:house"], GraphView(), POLICY, "NEW")
+    assert d.attach == ("e:x", "h:house")
+
+
+def test_address_with_full_name_links() -> None:
+    d = decide(["e:new-mail", "n:addr-full"], view({"n:addr-full": "P7"}), POLICY, "NEW")
+    assert d.person == "P7"
+    assert d.attach == ("e:new-mail",)
+
+
+def test_the_per_person_cap_limits_attaches() -> None:
+    owners = {"e:x": "P1"}
+    d = decide(["e:x", "c:C9"], view(owners, kind_counts={"P1": {"c": 1}}), POLICY, "NEW")
+    assert "c:C9" not in d.attach or d.person == "NEW"
+
+
+def test_policy_overrides_and_validation() -> None:
+    policy = IdentityPolicy.with_overrides({"anonymous_id": {"link": "strong", "max_persons": 9}})
+    assert policy.of(policy_kind("a")) == KindPolicy("strong", 9, None)
+    with pytest.raises(ValueError, match="unknown identifier kind"):
+        IdentityPolicy.with_overrides({"shoe_size": {"link": "strong"}})
+    with pytest.raises(ValueError, match="link must be"):
+        IdentityPolicy.with_overrides({"email": {"link": "sometimes"}})
+
+
+def policy_kind(code: str):
+    from bestand.identity.kinds import IdKind
+
+    return IdKind(code)
+
+
+def test_the_survivor_does_not_depend_on_which_identifier_came_first() -> None:
+    owners = {"e:x": "P2", "p:y": "P1", "l:z": "P3"}
+    results = {
+        (d.person, d.absorbed)
+        for tokens in (["e:x", "p:y", "l:z"], ["l:z", "p:y", "e:x"], ["p:y", "e:x", "l:z"])
+        for d in [decide(tokens, view(owners), POLICY, "NEW")]
+    }
+    assert results == {("P1", ("P2", "P3"))}
+
+
+def test_the_same_two_persons_meeting_again_count_once() -> None:
+    owners = {"a:family-laptop": "MOTHER", "e:mother": "MOTHER", "e:son": "SON"}
+    met = {"a:family-laptop": frozenset({"SON"}), "e:son": frozenset({"MOTHER"})}
+    d = decide(["e:son", "a:family-laptop"], view(owners, met=met), POLICY, "NEW")
+    assert d.junk == ()
+    assert [e.kind for e in d.log] == ["refused"]
