@@ -268,3 +268,50 @@ def test_health_ready_openapi_and_unknown_routes(api: tuple[Deployment, int]) ->
     assert "LookupAnswer" in doc["components"]["schemas"]
     assert request(port, "GET", "/v2/nothing")[0] == 404
     assert request(port, "PUT", "/v1/lookup", headers=auth(deployment))[0] == 405
+
+
+def test_explain_shows_why_identifiers_are_one_person(api: tuple[Deployment, int]) -> None:
+    deployment, port = api
+    _, answer = request(port, "GET", "/v1/lookup?customer_id=K-777", headers=auth(deployment))
+    person = answer["person_id"]
+    status, body = request(port, "GET", f"/v1/persons/{person}/explain", headers=auth(deployment))
+    assert status == 200, body
+    assert body["person_id"] == person
+    kinds = sorted(i["kind"] for i in body["identifiers"])
+    assert kinds == ["customer_id", "email", "order_id", "order_id", "phone"]
+    whats = [entry["what"] for entry in body["history"]]
+    assert whats[0] == "new"
+    assert "link" in whats
+    link = next(e for e in body["history"] if e["what"] == "link")
+    assert link["event_id"] == "a2"
+    assert link["via"]["kind"] == "email"  # the guest order joined through the e-mail
+    text = orjson.dumps(body).decode().lower()
+    for raw in ("anna", "k-777", "5556667", "gmail"):
+        assert raw not in text
+
+
+def test_explain_of_an_unknown_person_is_404(api: tuple[Deployment, int]) -> None:
+    deployment, port = api
+    status, body = request(port, "GET", "/v1/persons/nobody/explain", headers=auth(deployment))
+    assert (status, body["error"]) == (404, "unknown_person")
+    assert request(port, "GET", "/v1/persons/x/explain")[0] == 401
+
+
+def test_bestand_explain_prints_the_history(api: tuple[Deployment, int]) -> None:
+    import os
+    import subprocess
+    import sys
+
+    deployment, _ = api
+    result = subprocess.run(
+        [sys.executable, "-m", "bestand", "explain", "--phone", "+49 171 5556667"],
+        env={**os.environ, **deployment.env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "history (" in result.stdout
+    assert "new person" in result.stdout
+    assert "5556667" not in result.stdout

@@ -66,13 +66,11 @@ def _tokens(value: str) -> list[str]:
 #: map to 'st', so 'St. Georg-Str.' == 'Sankt-Georg-Straße' and 'Main St.' == 'Main Street'
 #: without deciding which one the typist meant.
 _STREET_WORDS: dict[str, str] = {
-    "strasse": "str",
-    "platz": "pl",
-    "place": "pl",
     "sankt": "st",
     "saint": "st",
     "street": "st",
     "sainte": "ste",
+    "place": "pl",
     "avenue": "ave",
     "av": "ave",
     "road": "rd",
@@ -82,24 +80,19 @@ _STREET_WORDS: dict[str, str] = {
     "lane": "ln",
     "square": "sq",
 }
-#: Endings of German compounds: 'Hauptstraße' → 'hauptstr', 'Marktplatz' → 'marktpl'.
+#: German street types, shortened wherever they stand once spaces and hyphens are gone, so
+#: 'Hauptstraße' == 'Haupt-Str.' == 'Haupt Strasse' and 'Marktplatz' == 'Markt-Platz'.
 #: 'weg', 'allee', 'gasse', 'ring', 'damm' stay as they are: nobody abbreviates them
 #: consistently, and 'g.' for 'gasse' would clash with initials ('Georg').
-_STREET_SUFFIXES: tuple[tuple[str, str], ...] = (("strasse", "str"), ("platz", "pl"))
-
-
-def _street_word(token: str) -> str:
-    if token in _STREET_WORDS:
-        return _STREET_WORDS[token]
-    for suffix, short in _STREET_SUFFIXES:
-        if token.endswith(suffix):
-            return token[: -len(suffix)] + short
-    return token
+_STREET_PARTS: tuple[tuple[str, str], ...] = (("strasse", "str"), ("platz", "pl"))
 
 
 def normalize_street(street: str) -> str:
     """Fold a street name; 'Karl-Marx-Str.' == 'Karl Marx Straße' == 'KARLMARXSTRASSE'."""
-    return "".join(_street_word(t) for t in _tokens(street))
+    joined = "".join(_STREET_WORDS.get(t, t) for t in _tokens(street))
+    for long, short in _STREET_PARTS:
+        joined = joined.replace(long, short)
+    return joined
 
 
 # A house number: 12, 12a, 12 a, 12-a, 12-14, 12a-c, 12/14, 12 1/2, 12½.

@@ -32,8 +32,8 @@ _LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
 #: Mobile prefixes abroad (E.164, with the country code) and how many digits follow them.
 FOREIGN_MOBILE = {
     "AT": (("+43660", 7), ("+43664", 7), ("+43676", 7)),
-    "NL": (("+316", 8),),
-    "GB": (("+447700", 6), ("+447911", 6), ("+447812", 6), ("+447400", 6)),
+    "NL": (("+3161", 7), ("+3162", 7), ("+3164", 7), ("+3165", 7)),
+    "GB": (("+447400", 6), ("+447723", 6), ("+447812", 6), ("+447984", 6)),
 }
 
 
