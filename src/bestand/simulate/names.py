@@ -144,8 +144,10 @@ SHOP_DUMMY_EMAILS = (
     f"filiale.hamburg@{SHOP_DOMAIN}",
     f"kasse3@{SHOP_DOMAIN}",
 )
-#: Phone numbers people give when they do not want to give theirs.
-FAKE_PHONES = ("0000000000", "0123456789", "01234567890", "+49 123 456789")
+#: Phone numbers people give when they do not want to give theirs. The last two are valid
+#: numbers (nobody in the simulated world has them), so only a junk list or a cardinality
+#: limit keeps them from linking strangers.
+FAKE_PHONES = ("0000000000", "0123456789", "01234567890", "0151 11111111", "0170 1234567")
 
 CATEGORIES = ("damen", "herren", "kinder", "schuhe", "taschen", "sale", "wohnen", "sport")
 PRODUCTS = tuple(f"SKU-{n:04d}" for n in range(1, 241))

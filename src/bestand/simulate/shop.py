@@ -121,6 +121,8 @@ def _reserve_jana(ids: IdFactory) -> None:
     """Nobody else may ever have Jana's e-mail, phone, cookies or address."""
     ids.reserve("email", mailbox("jana.schmidt@gmail.com"))
     ids.reserve("phone", "+4915112345678")
+    for fake in ("+4915111111111", "+491701234567"):  # valid numbers among FAKE_PHONES
+        ids.reserve("phone", fake)
     for cookie in ("ck-jana-laptop", "ck-jana-phone"):
         ids.reserve("cookie", cookie)
     street, number, postcode = JANA_ADDRESS.street, JANA_ADDRESS.house_number, "50667"

@@ -1,0 +1,109 @@
+"""bestand's own worker and API as child processes, for the demo and the evaluation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka.errors import KafkaError
+
+from bestand.settings import Settings
+from bestand.stream.topics import consumer_lag
+
+
+class ChildFailed(RuntimeError):
+    """A child process exited or did not come up; the message names its log."""
+
+
+@dataclass
+class Child:
+    """One ``python -m bestand ...`` process with its output in a log file."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_file: Path
+
+    @classmethod
+    def start(cls, name: str, args: list[str], log_file: Path, env: dict[str, str]) -> Child:
+        """Start ``bestand <args>`` in its own session (Ctrl-C reaches only the parent)."""
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with log_file.open("wb") as out:
+            process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                [sys.executable, "-m", "bestand", *args],
+                env={**os.environ, **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return cls(name, process, log_file)
+
+    def check(self) -> None:
+        """Raise :class:`ChildFailed` when the process has exited."""
+        if self.process.poll() is not None:
+            raise ChildFailed(
+                f"the {self.name} exited with code {self.process.returncode}; see {self.log_file}"
+            )
+
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM, and SIGKILL when it has not stopped after ``timeout`` seconds."""
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            logging.getLogger(__name__).warning(
+                "the %s did not stop within %.0f s; killing it", self.name, timeout
+            )
+            self.process.kill()
+            self.process.wait()
+
+
+async def wait_caught_up(
+    settings: Settings,
+    workers: Sequence[Child],
+    total: int,
+    *,
+    report: Callable[[str], None] = print,
+    give_up_after: float = 3600,
+) -> float:
+    """Wait until the workers' group has committed every input and resolved message.
+
+    Reports progress every few seconds; returns the seconds it took.
+    """
+    topics = [*settings.input_topics, settings.topic_resolved]
+    started = time.monotonic()
+    last_report = 0.0
+    while True:
+        for worker in workers:
+            worker.check()
+        try:
+            lag = await consumer_lag(settings, settings.app_id, topics)
+        except KafkaError as exc:  # e.g. the group coordinator is still being elected
+            report(f"  waiting for Kafka ({type(exc).__name__})")
+            await asyncio.sleep(1)
+            continue
+        pending_input = sum(lag[t] for t in settings.input_topics)
+        pending = pending_input + lag[settings.topic_resolved]
+        elapsed = time.monotonic() - started
+        if pending == 0:
+            return elapsed
+        if elapsed - last_report > 3:
+            done = max(total - pending_input, 0)
+            rate = done / elapsed if elapsed else 0
+            report(
+                f"  processing … {done}/{total} events read ({rate:.0f}/s), "
+                f"{pending} messages pending"
+            )
+            last_report = elapsed
+        if elapsed > give_up_after:
+            raise ChildFailed(f"the workers did not catch up in {give_up_after:.0f} s")
+        await asyncio.sleep(0.5)

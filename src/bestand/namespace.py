@@ -1,0 +1,45 @@
+"""Isolated namespaces on a shared Kafka and Redis: own topics, consumer group and key prefix.
+
+The demo and the evaluation run in namespaces of their own, reset at each start, so they never
+touch a deployment's real topics or keys.
+"""
+
+from __future__ import annotations
+
+from bestand.settings import Settings
+from bestand.store import Keys, connect
+from bestand.stream.topics import all_topics, delete_topics, ensure_topics
+
+TOPIC_KINDS = ("clickstream", "orders", "email", "customer", "resolved", "dlq")
+
+
+def namespaced(settings: Settings, name: str, redis_prefix: str) -> Settings:
+    """``settings`` moved into namespace ``name`` (topics ``name.*``, group ``name``)."""
+    update: dict[str, str] = {"app_id": name, "redis_prefix": redis_prefix}
+    update |= {f"topic_{kind}": f"{name}.{kind}" for kind in TOPIC_KINDS}
+    return settings.model_copy(update=update)
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """Environment variables that give child processes the same namespace and servers."""
+    names = ["app_id", "redis_prefix", "kafka_bootstrap", "redis_url"]
+    names += [f"topic_{kind}" for kind in TOPIC_KINDS]
+    return {f"BESTAND_{name.upper()}": str(getattr(settings, name)) for name in names}
+
+
+async def reset(settings: Settings) -> None:
+    """Start from nothing: delete the namespace's topics and Redis keys, then create topics."""
+    await delete_topics(settings, all_topics(settings))
+    client = connect(settings.redis_url)
+    try:
+        batch: list[bytes] = []
+        async for key in client.scan_iter(match=Keys(settings.redis_prefix).pattern(), count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                await client.unlink(*batch)
+                batch.clear()
+        if batch:
+            await client.unlink(*batch)
+    finally:
+        await client.aclose()
+    await ensure_topics(settings)
