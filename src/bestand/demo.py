@@ -130,7 +130,7 @@ def run_demo(settings: Settings, *, persons: int, seed: int, wait: bool) -> int:
             base,
             key,
             "… by the phone of her second order, written another way:",
-            {"phone": "+49 151 12345678"},
+            {"phone": "+49 151 23847561"},
         )
         _show(
             base, key, "An address the shop has never seen:", {"email": "new.visitor@example.org"}

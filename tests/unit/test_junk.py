@@ -22,7 +22,8 @@ RULES = JunkRules.default()
 
 
 def _mixed_case(value: str, mask: list[bool]) -> str:
-    return "".join(c.upper() if up else c for c, up in zip(value, mask + [False] * len(value)))
+    padded = (mask + [False] * len(value))[: len(value)]
+    return "".join(c.upper() if up else c for c, up in zip(value, padded, strict=True))
 
 
 # --- e-mail ------------------------------------------------------------------------------------
@@ -231,7 +232,9 @@ def test_value_reasons(raw: str, reason: str) -> None:
     assert junk_value_reason(raw) == reason
 
 
-@given(st.sampled_from(sorted(JUNK_VALUES)), st.lists(st.booleans()), st.sampled_from(["", " ", "\t"]))
+@given(
+    st.sampled_from(sorted(JUNK_VALUES)), st.lists(st.booleans()), st.sampled_from(["", " ", "\t"])
+)
 def test_value_junk_is_case_insensitive(value: str, mask: list[bool], pad: str) -> None:
     assert junk_value_reason(f"{pad}{_mixed_case(value, mask)}{pad}") is not None
 

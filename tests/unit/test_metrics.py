@@ -142,7 +142,10 @@ def _order(
     [
         ({"customer_id": "K1", "guest": False, "email": "a@b.de"}, "customer:K1"),
         ({"customer_id": " K1 ", "email": "a@b.de"}, "customer:K1"),
-        ({"customer_id": "G77", "guest": True, "email": " Jana@Gmail.com "}, "email:jana@gmail.com"),
+        (
+            {"customer_id": "G77", "guest": True, "email": " Jana@Gmail.com "},
+            "email:jana@gmail.com",
+        ),
         ({"guest": True, "email": "j.a.n.a+x@gmail.com"}, "email:j.a.n.a+x@gmail.com"),
         ({"guest": True, "email": "kunde@shop.de"}, "email:kunde@shop.de"),
         ({"guest": True, "email": "   ", "phone": "0151 1"}, "order:o9"),

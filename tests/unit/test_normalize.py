@@ -6,9 +6,16 @@ import base64
 import hashlib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bestand.identity import InvalidIdentifier, normalize_email, normalize_phone
-from bestand.identity.normalize import normalize_loyalty_card, normalize_token
+from bestand.identity.normalize import (
+    normalize_device_id,
+    normalize_loyalty_card,
+    normalize_payment_fingerprint,
+    normalize_token,
+)
 
 # (original, normalized, SHA-256 hex) from UID2's "Normalization Examples for Email".
 UID2_EMAIL_EXAMPLES = [
@@ -142,3 +149,62 @@ def test_tokens_and_cards() -> None:
     assert normalize_loyalty_card("1234 5678-90ab") == "1234567890AB"
     with pytest.raises(InvalidIdentifier):
         normalize_token("   ")
+
+
+# --- payment fingerprints, device ids, robustness ----------------------------------------------
+
+
+def test_payment_fingerprint_is_trimmed_and_keeps_case() -> None:
+    assert normalize_payment_fingerprint("  fp_1Ab2Cd3 \n") == "fp_1Ab2Cd3"
+    assert normalize_payment_fingerprint("Xy3Q") != normalize_payment_fingerprint("xy3q")
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "null", "NONE", "n/a", "-", "0", "000000", "<null>"])
+def test_empty_or_junk_payment_fingerprints_are_refused(raw: str) -> None:
+    with pytest.raises(InvalidIdentifier):
+        normalize_payment_fingerprint(raw)
+
+
+def test_device_id_is_lowercased() -> None:
+    assert (
+        normalize_device_id(" 6D92078A-8246-4BA4-AE5B-76104861E7DC ")
+        == "6d92078a-8246-4ba4-ae5b-76104861e7dc"
+    )
+
+
+@pytest.mark.parametrize(
+    "raw", ["00000000-0000-0000-0000-000000000000", " 00000000000000000000000000000000 "]
+)
+def test_the_limit_ad_tracking_device_id_is_refused(raw: str) -> None:
+    with pytest.raises(InvalidIdentifier, match="all-zero"):
+        normalize_device_id(raw)
+
+
+def test_an_unencodable_idn_domain_is_invalid_not_a_crash() -> None:
+    with pytest.raises(InvalidIdentifier):
+        normalize_email(f"jane@{'ä' * 70}.de")  # an IDNA label longer than 63
+
+
+EMAILISH = st.text(alphabet=st.sampled_from("aAzZ09.+-_@ äß\u00a0\t\x00\u200b.xn--"), max_size=40)
+
+
+@given(st.one_of(st.text(), EMAILISH, st.emails()))
+def test_every_string_is_an_email_or_invalid(raw: str) -> None:
+    try:
+        normalized = normalize_email(raw)
+    except InvalidIdentifier:
+        return
+    assert normalize_email(normalized) == normalized
+
+
+PHONEISH = st.text(alphabet=st.sampled_from("0123456789 +-()/.xX#*\u00a0"), max_size=30)
+
+
+@given(st.one_of(st.text(), PHONEISH))
+def test_every_string_is_a_phone_or_invalid(raw: str) -> None:
+    try:
+        e164 = normalize_phone(raw, "DE")
+    except InvalidIdentifier:
+        return
+    assert e164.startswith("+")
+    assert normalize_phone(e164, "DE") == e164

@@ -172,3 +172,45 @@ def test_the_same_two_persons_meeting_again_count_once() -> None:
     d = decide(["e:son", "a:family-laptop"], view(owners, met=met), POLICY, "NEW")
     assert d.junk == ()
     assert [e.kind for e in d.log] == ["refused"]
+
+
+def test_a_shared_email_under_another_name_is_not_followed() -> None:
+    """A family e-mail: Franziska's person owns it; Olga orders with it under her own name."""
+    owners = {"e:family": "FRANZISKA", "m:baumann|franziska": "FRANZISKA"}
+    names = {"FRANZISKA": frozenset({"m:baumann|franziska"})}
+    d = decide(
+        ["e:family", "p:olga", "m:baumann|olga", "o:9"], view(owners, names=names), POLICY, "NEW"
+    )
+    assert d.person == "NEW"
+    assert d.absorbed == ()
+    assert "e:family" in d.ignored
+    assert set(d.attach) == {"p:olga", "m:baumann|olga", "o:9"}
+    refused = next(e for e in d.log if e.kind == "refused")
+    assert refused.rule == "names differ: shared with another person"
+    assert d.met == (("e:family", "NEW"),)
+
+
+def test_a_dummy_email_becomes_junk_once_it_met_too_many_names() -> None:
+    owners = {"e:kasse3": "GEORGE"}
+    names = {"GEORGE": frozenset({"m:smith|george"})}
+    met = {"e:kasse3": frozenset({"EMMA", "SILKE"})}
+    d = decide(
+        ["e:kasse3", "m:bakker|ruben", "o:5"], view(owners, names=names, met=met), POLICY, "NEW"
+    )
+    assert d.person == "NEW"
+    assert d.junk == (("e:kasse3", "email joined 4 persons (limit 3)"),)
+
+
+def test_two_persons_with_different_names_are_not_merged() -> None:
+    owners = {"e:a": "P1", "p:b": "P2"}
+    names = {"P1": frozenset({"m:meyer|silke"}), "P2": frozenset({"m:smith|george"})}
+    d = decide(["e:a", "p:b"], view(owners, names=names), POLICY, "NEW")
+    assert (d.person, d.absorbed) == ("P1", ())
+    assert next(e for e in d.log if e.kind == "refused").rule.startswith("names differ")
+
+
+def test_the_same_name_spelt_alike_still_links() -> None:
+    owners = {"e:a": "P1", "p:b": "P2"}
+    names = {"P1": frozenset({"m:mueller|emma"}), "P2": frozenset({"m:mueller|emma"})}
+    d = decide(["e:a", "p:b", "m:mueller|emma"], view(owners, names=names), POLICY, "NEW")
+    assert (d.person, d.absorbed) == ("P1", ("P2",))

@@ -29,6 +29,7 @@ from bestand.events import (
 from bestand.events.resolved import EventKind
 from bestand.identity.address import address_fingerprints
 from bestand.identity.kinds import STRENGTH, IdKind
+from bestand.identity.names import name_key
 
 RawId = tuple[IdKind, str, bool]
 
@@ -80,6 +81,9 @@ def _order_identifiers(event: OrderPlaced, default_country: str) -> list[RawId]:
             out.append((IdKind.ADDRESS_NAME, prints.full_name, False))
         if prints.household:
             out.append((IdKind.HOUSEHOLD, prints.household, False))
+    name = name_key(customer.first_name, customer.last_name)
+    if name:
+        out.append((IdKind.NAME, name, False))
     if event.payment_fingerprint:
         out.append((IdKind.PAYMENT, event.payment_fingerprint, False))
     if event.device_id:

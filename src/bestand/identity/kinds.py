@@ -18,6 +18,7 @@ class IdKind(StrEnum):
     DEVICE = "d"
     ANONYMOUS = "a"
     HOUSEHOLD = "h"
+    NAME = "m"
 
 
 #: Names the API, the CLI and the settings use for each kind.
@@ -32,6 +33,7 @@ KIND_NAMES: dict[IdKind, str] = {
     IdKind.DEVICE: "device_id",
     IdKind.ANONYMOUS: "anonymous_id",
     IdKind.HOUSEHOLD: "household",
+    IdKind.NAME: "name",
 }
 KINDS_BY_NAME: dict[str, IdKind] = {name: kind for kind, name in KIND_NAMES.items()}
 

@@ -7,7 +7,7 @@ In the spirit of the identity rules Segment, RudderStack and mParticle document:
 - ``weak`` ones (payment fingerprint, cookie, device) attach an anonymous person to a known
   one, but never join two persons that each have a strong identifier (a shared family laptop
   or a shared card does not make two customers one);
-- ``never`` identifiers (address + surname: a household) only describe a person.
+- ``never`` identifiers (address + surname: a household; the name) only describe a person.
 
 ``max_persons`` is how many persons one identifier may join: when an identifier keeps
 connecting different persons (a shop's dummy e-mail, a family cookie) it stops linking at that
@@ -38,7 +38,8 @@ class KindPolicy:
 #: Defaults, by kind. Every value can be overridden in settings (``BESTAND_IDENTITY_POLICY``).
 DEFAULT_POLICY: dict[IdKind, KindPolicy] = {
     # One account per person: two registered customers are never merged by a shared e-mail.
-    IdKind.CUSTOMER: KindPolicy("strong", max_persons=2, max_per_person=1),
+    # A point-of-sale "walk-in customer" account used for everyone becomes junk at 3 persons.
+    IdKind.CUSTOMER: KindPolicy("strong", max_persons=3, max_per_person=1),
     # A family or a shop's dummy address joins at most 3 persons, then it is junk.
     IdKind.EMAIL: KindPolicy("strong", max_persons=3, max_per_person=10),
     IdKind.PHONE: KindPolicy("strong", max_persons=3, max_per_person=5),
@@ -51,6 +52,8 @@ DEFAULT_POLICY: dict[IdKind, KindPolicy] = {
     IdKind.DEVICE: KindPolicy("weak", max_persons=3),
     IdKind.ANONYMOUS: KindPolicy("weak", max_persons=3),
     IdKind.HOUSEHOLD: KindPolicy("never"),
+    # A name never links; two different names are evidence against a join (see the rules).
+    IdKind.NAME: KindPolicy("never"),
 }
 
 

@@ -7,16 +7,17 @@ read and decide again. Every link, merge, refusal and junk flag becomes an expla
 How an event is resolved:
 
 1. Identifiers flagged as junk (by pattern, or because they joined too many persons) are
-   ignored.
+   ignored. So is an anchor whose person gave another name than the event (a family e-mail,
+   a shop's dummy address): the meeting is counted towards its junk limit.
 2. The strongest identifier anchors the event: its owner, or a new person when it is new.
    (So an order with a new customer id and a shared e-mail goes to the new customer, and the
    e-mail's owner is not joined to it when the policy allows one customer id per person.)
 3. Every other identifier, strongest first: a new one is attached (within the per-person cap
    of its kind); one owned by another person joins that person when its kind links
    (``strong``; ``weak`` only when at most one side is known), no cap is exceeded, and it has
-   not joined too many persons already; otherwise the refusal is recorded and the identifier
-   stays where it is. Every time an identifier connects another person it counts a claim;
-   at ``max_persons`` it becomes junk.
+   not joined too many persons already, and the two sides' names (where both gave one) share
+   one; otherwise the refusal is recorded and the identifier stays where it is. Every person
+   an identifier meets besides its owner is recorded; at ``max_persons`` it becomes junk.
 4. The survivor of a merge is the smallest existing person id, so ids stay stable and the
    result does not depend on which partition saw which event first.
 """
@@ -43,6 +44,7 @@ class GraphView:
     met: Mapping[str, frozenset[str]] = field(default_factory=dict)  # token -> others it met
     kind_counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # person -> kinds
     versions: Mapping[str, int] = field(default_factory=dict)  # person -> graph version
+    names: Mapping[str, frozenset[str]] = field(default_factory=dict)  # person -> name tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,13 @@ class _AnchorIsJunk(Exception):
         self.why = why
 
 
+class _AnchorNamesDiffer(Exception):
+    def __init__(self, token: str, owner: str) -> None:
+        super().__init__(token)
+        self.token = token
+        self.owner = owner
+
+
 def decide(
     tokens: Sequence[str],
     view: GraphView,
@@ -110,6 +119,7 @@ def decide(
 ) -> Decision:
     """Resolve an event's identifier tokens (``kind:hash``) to one person."""
     flagged: list[tuple[str, str]] = []
+    shared: list[tuple[str, str]] = []  # (anchor whose owner has another name, that owner)
     while True:
         try:
             decision = _decide(tokens, view, policy, candidate, pattern_junk)
@@ -119,15 +129,37 @@ def decide(
             flagged.append((exc.token, exc.why))
             view = replace(view, junk=view.junk | {exc.token})
             continue
-        if not flagged:
-            return decision
-        entries = tuple(LogEntry("junk", (t,), why) for t, why in flagged)
-        return replace(
-            decision,
-            junk=(*flagged, *decision.junk),
-            log=(*entries, *decision.log),
-            ignored=tuple(dict.fromkeys((*decision.ignored, *(t for t, _ in flagged)))),
+        except _AnchorNamesDiffer as exc:
+            # The anchor belongs to someone with another name (a family e-mail, a shop's
+            # dummy address): resolve the event without it, and count the meeting.
+            shared.append((exc.token, exc.owner))
+            view = replace(view, junk=view.junk | {exc.token})
+            continue
+        break
+    if not flagged and not shared:
+        return decision
+    entries = [LogEntry("junk", (t,), why) for t, why in flagged]
+    met = list(decision.met)
+    for token, owner in shared:
+        entries.append(
+            LogEntry("refused", (token,), "names differ: shared with another person", other=owner)
         )
+        met.append((token, decision.person))
+        persons = {*view.met.get(token, frozenset()), owner, decision.person}
+        limit = policy.of(kind_of(token)).max_persons
+        if len(persons) > limit:
+            why = f"{_name(kind_of(token))} joined {len(persons)} persons (limit {limit})"
+            flagged.append((token, why))
+            entries.append(LogEntry("junk", (token,), why, other=owner))
+    return replace(
+        decision,
+        met=tuple(dict.fromkeys(met)),
+        junk=(*flagged, *decision.junk),
+        log=(*entries, *decision.log),
+        ignored=tuple(
+            dict.fromkeys((*decision.ignored, *(t for t, _ in flagged), *(t for t, _ in shared)))
+        ),
+    )
 
 
 def _decide(
@@ -151,6 +183,15 @@ def _decide(
         return any(n > 0 and policy.of(IdKind(k)).link == "strong" for k, n in kinds.items())
 
     owner = view.owners.get(anchor)
+    event_names = frozenset(t for t in usable if kind_of(t) is IdKind.NAME)
+    if (
+        owner
+        and event_names
+        and view.names.get(owner)
+        and event_names.isdisjoint(view.names[owner])
+    ):
+        raise _AnchorNamesDiffer(anchor, owner)
+    names = set(event_names) | set(view.names.get(owner, ())) if owner else set(event_names)
     group: set[str] = {owner} if owner else set()
     counts: Counter[str] = Counter(view.kind_counts.get(owner, {})) if owner else Counter()
     attach: list[str] = []
@@ -189,9 +230,12 @@ def _decide(
                 return True
         return False
 
-    def conflict(theirs: Mapping[str, int], kind: IdKind, link: str) -> str | None:
+    def conflict(holder: str, theirs: Mapping[str, int], kind: IdKind, link: str) -> str | None:
         if link == "weak" and known(counts) and known(theirs):
             return f"weak {_name(kind)} never joins two known persons"
+        their_names = view.names.get(holder, frozenset())
+        if names and their_names and their_names.isdisjoint(names):
+            return f"names differ: {_name(kind)} shared by two people"
         for k in sorted(set(counts) | set(theirs)):
             cap = policy.of(IdKind(k)).max_per_person
             total = counts[k] + theirs.get(k, 0)
@@ -226,7 +270,7 @@ def _decide(
             ignored.append(token)
             continue
         theirs = view.kind_counts.get(holder, {})
-        reason = conflict(theirs, kind, rules.link)
+        reason = conflict(holder, theirs, kind, rules.link)
         if reason is not None:
             refuse(token, reason, holder)
             if not owner:
@@ -234,6 +278,7 @@ def _decide(
             continue
         group.add(holder)
         counts.update(theirs)
+        names.update(view.names.get(holder, ()))
         linked.append(token)
         joins.append((holder, token, f"{rules.link} {_name(kind)}"))
 

@@ -1,27 +1,23 @@
 """What people do in the shop: visits, checkouts, store purchases, newsletters, consent.
 
-Each kind of person (see :mod:`bestand.simulate.scenarios`) has a routine here. A routine
-decides, order by order, what the shop gets to see: which channel, which spelling of the
-e-mail and phone, which cookie, card, loyalty card, name and address. Traits are marked on the
-persona only when an event really shows them.
+Each kind of person (see :mod:`bestand.simulate.scenarios`) has a routine here: when they
+come, on which channel they buy, what follows an order (account, newsletter, cancellation,
+return, a call to customer service). What each order shows of them is decided in
+:mod:`bestand.simulate.checkout`.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from bestand.simulate import events as ev
+from bestand.simulate.checkout import ONLINE, Checkout, CheckoutChoices, Habits
 from bestand.simulate.events import EventLog
-from bestand.simulate.ids import IdFactory, mailbox
+from bestand.simulate.ids import IdFactory
 from bestand.simulate.names import (
-    AFFILIATES,
-    CAMPAIGNS,
     DUMMY_EMAILS,
-    FAKE_PHONES,
     NEWSLETTERS,
     PRODUCTS,
     SHOP_DUMMY_EMAILS,
@@ -33,21 +29,10 @@ from bestand.simulate.names import (
 from bestand.simulate.people import Household, Persona
 from bestand.simulate.population import RATE, pick
 from bestand.simulate.scenarios import SCENARIO_BY_KIND
-from bestand.simulate.variants import (
-    city_variant,
-    email_typo,
-    email_variant,
-    house_number_variant,
-    loyalty_card_variant,
-    name_variant,
-    phone_variant,
-    postcode_variant,
-    street_variant,
-)
+from bestand.simulate.variants import phone_variant
 
 #: How far back the shop's history goes.
 HISTORY_DAYS = 400
-ONLINE = frozenset({"web", "app"})
 _CHANNELS: dict[str, tuple[tuple[str, float], ...]] = {
     "new_customer": (("web", 0.6), ("app", 0.15), ("store", 0.2), ("phone", 0.05)),
     "registered": (("web", 0.65), ("app", 0.3), ("store", 0.05)),
@@ -57,42 +42,6 @@ _CHANNELS: dict[str, tuple[tuple[str, float], ...]] = {
     "walk_in": (("store", 0.92), ("phone", 0.08)),
 }
 _SOURCES = {"web": "shop-web", "app": "shop-app", "phone": "callcenter"}
-
-
-@dataclass
-class Checkout:
-    """What one order shows of its buyer."""
-
-    channel: str
-    guest: bool
-    customer_id: str | None = None
-    email: str | None = None
-    phone: str | None = None
-    loyalty_card: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    address: dict[str, Any] | None = None
-    cookie: str | None = None
-    device: str | None = None
-    card: str | None = None
-    attribution: dict[str, str] | None = None
-
-
-@dataclass
-class Habits:
-    """How one person tends to behave, decided once so their orders look like one person's."""
-
-    gives_phone: bool
-    fake_phone: bool
-    varies_email: bool
-    varies_phone: bool
-    new_cookie_rate: float
-    typo_order: int | None = None
-    guest_checkout_order: int | None = None
-    app_cookie: str | None = None
-    used_cards: list[str] = field(default_factory=list)
-    identified: set[str] = field(default_factory=set)
-    first_email: str | None = None
 
 
 class Activity:
@@ -111,6 +60,7 @@ class Activity:
         self.ids = ids
         self.log = log
         self.households = households
+        self.choices = CheckoutChoices(rng, ids)
         step = HISTORY_DAYS / len(NEWSLETTERS)
         self.newsletter_dates = [
             (name, now - timedelta(days=HISTORY_DAYS - step * (i + 0.5)))
@@ -194,7 +144,7 @@ class Activity:
                 self._browse(persona, household, habits, at)
         order_ids: list[str] = []
         for number, (at, channel) in enumerate(zip(moments, channels, strict=True)):
-            checkout = self._checkout(persona, household, habits, number, channel)
+            checkout = self.choices.checkout(persona, household, habits, number, channel)
             order_ids.append(self.place(persona, at, checkout, habits=habits))
             if number == 0:
                 self._after_first_order(persona, household, habits, at, checkout)
@@ -203,208 +153,30 @@ class Activity:
 
     # -- what an order shows ----------------------------------------------------------------
 
-    def _checkout(
-        self, persona: Persona, household: Household, habits: Habits, number: int, channel: str
-    ) -> Checkout:
-        rng = self.rng
-        guest = persona.customer_id is None or number == habits.guest_checkout_order
-        if number == habits.guest_checkout_order:
-            persona.mark("registered_guest_checkout")
-        checkout = Checkout(channel=channel, guest=guest)
-        if not guest:
-            checkout.customer_id = persona.customer_id
-        elif channel in ONLINE and rng.random() < RATE["guest_throwaway_id"]:
-            checkout.customer_id = self.ids.guest_id()
-            persona.mark("guest_throwaway_id")
-        checkout.email = self._order_email(persona, household, habits, number, channel, guest)
-        checkout.phone = self._order_phone(persona, habits, channel)
-        holder = persona.loyalty_card is not None
-        card_rate = {"store": 0.9, "phone": 0.5}.get(channel, 0.15)
-        if holder and persona.loyalty_card and rng.random() < card_rate:
-            checkout.loyalty_card = loyalty_card_variant(rng, persona.loyalty_card)
-            persona.mark("loyalty_card")
-        if channel != "store" or rng.random() < 0.6:
-            checkout.first_name, checkout.last_name = self._names(persona)
-        if channel != "store" or rng.random() < 0.4:
-            checkout.address = self._address(persona)
-        if channel == "web":
-            checkout.cookie = self._web_cookie(persona, household, habits)
-        elif channel == "app":
-            checkout.device = persona.devices[0]
-            checkout.cookie = self._app_cookie(persona, habits)
-        checkout.card = self._card(persona, household, habits, channel)
-        if channel in ONLINE:
-            checkout.attribution = self._attribution()
-        return checkout
-
-    def _order_email(
-        self,
-        persona: Persona,
-        household: Household,
-        habits: Habits,
-        number: int,
-        channel: str,
-        guest: bool,
-    ) -> str | None:
-        rng = self.rng
-        shares_family = persona.key in household.email_sharers and household.shared_email
-        base = persona.email
-        if shares_family and household.shared_email and (guest or rng.random() < 0.7):
-            base = household.shared_email
-            trait = (
-                "household_shared_email" if persona.customer_id else "household_shared_email_guests"
-            )
-            persona.mark(trait)
-        if habits.first_email is None:
-            habits.first_email = base
-        if not guest:
-            return None if channel == "store" and rng.random() < 0.7 else base
-        if channel == "store":
-            roll = rng.random()
-            dummy_rate = RATE["dummy_email"] if persona.kind == "walk_in" else 0.3
-            if roll < dummy_rate:
-                if rng.random() < RATE["shop_dummy_email"]:
-                    persona.mark("shop_dummy_email")
-                    return rng.choice(SHOP_DUMMY_EMAILS)
-                persona.mark("dummy_email")
-                return rng.choice(DUMMY_EMAILS)
-            if persona.kind == "walk_in" or roll < 0.85:
-                return None
-        if channel == "phone" and (persona.kind == "walk_in" or rng.random() < 0.5):
-            return None
-        if number == habits.typo_order:
-            typo = email_typo(rng, base)
-            while self.ids.taken("email", mailbox(typo)):
-                typo = email_typo(rng, typo)
-            self.ids.reserve("email", mailbox(typo))
-            persona.mark("email_typo")
-            return typo
-        if number == 0:
-            return base
-        if number == habits.guest_checkout_order or (habits.varies_email and rng.random() < 0.6):
-            variant = email_variant(rng, base)
-            persona.mark("email_variant")
-            return variant
-        return base
-
-    def _order_phone(self, persona: Persona, habits: Habits, channel: str) -> str | None:
-        rng = self.rng
-        if habits.fake_phone and rng.random() < 0.6:
-            persona.mark("fake_phone")
-            return rng.choice(FAKE_PHONES)
-        rate = {"store": 0.45 if persona.kind == "walk_in" else 0.7, "phone": 1.0}.get(
-            channel, 0.8 if habits.gives_phone else 0.0
-        )
-        if rng.random() >= rate:
-            return None
-        if not habits.varies_phone:
-            return persona.phone
-        written = phone_variant(rng, persona.phone)
-        if written != persona.phone:
-            persona.mark("phone_variant")
-        return written
-
-    def _names(self, persona: Persona) -> tuple[str, str]:
-        first, last = persona.first, persona.last
-        if not (first + last).isascii() and self.rng.random() < RATE["name_variant"]:
-            first, last = name_variant(self.rng, first), name_variant(self.rng, last)
-            persona.mark("name_variant")
-        return first, last
-
-    def _address(self, persona: Persona) -> dict[str, Any] | None:
-        if persona.address is None:
-            return None
-        rng = self.rng
-        address = persona.address.as_event()
-        if rng.random() >= RATE["address_variant"]:
-            return address
-        match rng.randint(0, 4):
-            case 0:
-                address["street"] = street_variant(rng, address["street"])
-            case 1:
-                address["house_number"] = house_number_variant(rng, address["house_number"])
-            case 2:
-                address["postcode"] = postcode_variant(address["postcode"])
-            case 3:
-                address["city"] = city_variant(address["city"])
-            case _:
-                street = street_variant(rng, address["street"])
-                address["street"] = f"{street} {address.pop('house_number')}"
-        if address != persona.address.as_event():
-            persona.mark("address_variant")
-        return address
-
-    def _web_cookie(self, persona: Persona, household: Household, habits: Habits) -> str:
-        rng = self.rng
-        if household.shared_cookie and rng.random() < 0.4:
-            persona.mark("household_shared_cookie")
-            return household.shared_cookie
-        if rng.random() < habits.new_cookie_rate:
-            persona.cookies.append(self.ids.cookie())
-            return persona.cookies[-1]
-        return rng.choice(persona.cookies)
-
-    def _app_cookie(self, persona: Persona, habits: Habits) -> str:
-        if habits.app_cookie is None:
-            habits.app_cookie = self.ids.cookie()
-            persona.cookies.append(habits.app_cookie)
-            persona.mark("app_user")
-        return habits.app_cookie
-
-    def _card(
-        self, persona: Persona, household: Household, habits: Habits, channel: str
-    ) -> str | None:
-        rng = self.rng
-        if rng.random() >= {"web": 0.9, "app": 0.9, "store": 0.4}.get(channel, 0.0):
-            return None
-        shared = household.shared_card
-        if shared and shared not in persona.payment_fingerprints and rng.random() < 0.3:
-            persona.mark("household_shared_card")
-            return shared
-        if rng.random() < 0.08:
-            persona.payment_fingerprints.append(self.ids.card())
-            card = persona.payment_fingerprints[-1]
-        else:
-            card = rng.choice(persona.payment_fingerprints)
-        if card in habits.used_cards:
-            persona.mark("card_reuse")
-        else:
-            habits.used_cards.append(card)
-        return card
-
-    def _attribution(self) -> dict[str, str] | None:
-        rng = self.rng
-        roll = rng.random()
-        if roll < 0.45:
-            return None
-        if roll < 0.7:
-            campaign = rng.choice(CAMPAIGNS)
-            return {"campaign": campaign, "utm_source": "google", "utm_medium": "cpc"}
-        if roll < 0.85:
-            return {
-                "affiliate_id": rng.choice(AFFILIATES),
-                "utm_source": "affiliate",
-                "utm_medium": "affiliate",
-                "click_id": f"clk_{rng.getrandbits(48):012x}",
-            }
-        return {
-            "utm_source": rng.choice(("instagram", "facebook", "tiktok")),
-            "utm_medium": "social",
-        }
-
     # -- events -----------------------------------------------------------------------------
 
     def _browse(self, persona: Persona, household: Household, habits: Habits, at: datetime) -> None:
         app = bool(persona.devices) and self.rng.random() < 0.3
         cookie = (
-            self._app_cookie(persona, habits)
+            self.choices.app_cookie(persona, habits)
             if app
-            else self._web_cookie(persona, household, habits)
+            else self.choices.web_cookie(persona, household, habits)
         )
-        device = persona.devices[0] if app else None
         self.visit(
-            persona, at, cookie, device=device, habits=habits, attribution=self._attribution()
+            persona,
+            at,
+            cookie,
+            device=persona.devices[0] if app else None,
+            customer_id=self._logged_in(persona),
+            habits=habits,
+            attribution=self.choices.attribution(),
         )
+
+    def _logged_in(self, persona: Persona) -> str | None:
+        """Account holders are logged in on most visits."""
+        if persona.customer_id is None:
+            return None
+        return persona.customer_id if self.rng.random() < 0.8 else None
 
     def visit(
         self,
@@ -413,17 +185,21 @@ class Activity:
         cookie: str,
         *,
         device: str | None = None,
+        customer_id: str | None = None,
         habits: Habits | None = None,
         attribution: dict[str, str] | None = None,
         cart: bool = False,
         steps: int | None = None,
     ) -> None:
-        """A session of 1–3 clicks on one cookie; ``cart`` ends it with an add-to-cart."""
+        """A session of 1–3 clicks on one cookie; ``cart`` ends it with an add-to-cart.
+
+        With ``customer_id`` the visitor is logged in; the first login on a cookie is
+        announced with an ``identify`` event (when ``habits`` tracks which ones were).
+        """
         rng = self.rng
         steps = steps or rng.randint(1, 3)
-        logged_in = persona.customer_id if persona.customer_id and rng.random() < 0.8 else None
-        if logged_in and habits is not None:
-            self._login(persona, habits, at, cookie, device)
+        if customer_id and habits is not None:
+            self._login(customer_id, persona, habits, at, cookie, device)
         source = "app-tracking" if device else "web-tracking"
         for step in range(steps):
             product = rng.choice(PRODUCTS)
@@ -442,7 +218,7 @@ class Activity:
                     cookie=cookie,
                     url=url,
                     source=source,
-                    customer_id=logged_in,
+                    customer_id=customer_id,
                     device_id=device,
                     product_id=product,
                     category=product_category(product),
@@ -453,16 +229,20 @@ class Activity:
             )
 
     def _login(
-        self, persona: Persona, habits: Habits, at: datetime, cookie: str, device: str | None
+        self,
+        customer_id: str,
+        persona: Persona,
+        habits: Habits,
+        at: datetime,
+        cookie: str,
+        device: str | None,
     ) -> None:
         """First login on a browser or app install: the shop says who this cookie is."""
-        if cookie in habits.identified or persona.customer_id is None:
+        if cookie in habits.identified:
             return
         habits.identified.add(cookie)
         source = "shop-app" if device else "shop-web"
-        event = ev.identify(
-            source, customer_id=persona.customer_id, anonymous_id=cookie, device_id=device
-        )
+        event = ev.identify(source, customer_id=customer_id, anonymous_id=cookie, device_id=device)
         self.log.add(persona.key, at, event)
 
     def place(
@@ -484,7 +264,8 @@ class Activity:
                 at - timedelta(minutes=rng.randint(3, 30)),
                 checkout.cookie,
                 device=checkout.device,
-                habits=habits if not checkout.guest else None,
+                customer_id=None if checkout.guest else checkout.customer_id,
+                habits=habits,
                 attribution=checkout.attribution,
                 cart=True,
                 steps=steps,
@@ -631,6 +412,7 @@ class Activity:
                     persona,
                     clicked + timedelta(seconds=3),
                     rng.choice(persona.cookies),
+                    customer_id=self._logged_in(persona),
                     attribution=attribution,
                 )
             if rng.random() < 0.05:

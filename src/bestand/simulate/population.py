@@ -127,7 +127,8 @@ class Population:
         )
         if address.country != "DE":
             persona.mark("foreign")
-        card_holder = {"walk_in": 0.55, "omnichannel_guest": 0.6, "registered": 0.25}
+        card_holder = {"walk_in": RATE["loyalty_card"], "omnichannel_guest": RATE["loyalty_card"]}
+        card_holder["registered"] = 0.25
         if rng.random() < card_holder.get(kind, 0.05):
             persona.loyalty_card = ids.loyalty_card()
         persona.payment_fingerprints = [ids.card() for _ in range(rng.choice((1, 1, 1, 2)))]
@@ -173,9 +174,8 @@ def _guest_buyer(persona: Persona) -> bool:
 
 
 def _sample(rng: random.Random, items: list[Household], rate: float) -> list[Household]:
-    if not items or rate <= 0:
-        return []
-    return rng.sample(items, min(len(items), max(1, round(rate * len(items)))))
+    """``round(rate * len(items))`` of ``items``: exact shares, none in a tiny shop."""
+    return rng.sample(items, min(len(items), round(rate * len(items))))
 
 
 _HOUSEHOLD_SIZES_STR = tuple((str(size), share) for size, share in _HOUSEHOLD_SIZES)

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bestand.simulate.activity import Activity, Checkout, Habits
+from bestand.simulate.activity import Activity
+from bestand.simulate.checkout import Checkout, Habits
 from bestand.simulate.events import EventLog
 from bestand.simulate.ids import IdFactory, mailbox
 from bestand.simulate.people import Household, Persona, PostalAddress
@@ -70,7 +71,7 @@ def featured_guest(activity: Activity) -> Persona:
         first="Jana",
         last="Schmidt",
         email="jana.schmidt@gmail.com",
-        phone="+4915112345678",
+        phone="+4915123847561",
         customer_id=None,
         cookies=["ck-jana-laptop", "ck-jana-phone"],
         kind="loyal_guest",
@@ -106,7 +107,7 @@ def featured_guest(activity: Activity) -> Persona:
         channel="app",
         guest=True,
         email=" JANASCHMIDT+angebot@GMAIL.com ",
-        phone="0151 1234 5678",
+        phone="0151 2384 7561",
         first_name=jana.first,
         last_name=jana.last,
         address=JANA_ADDRESS.as_event(),
@@ -120,7 +121,7 @@ def featured_guest(activity: Activity) -> Persona:
 def _reserve_jana(ids: IdFactory) -> None:
     """Nobody else may ever have Jana's e-mail, phone, cookies or address."""
     ids.reserve("email", mailbox("jana.schmidt@gmail.com"))
-    ids.reserve("phone", "+4915112345678")
+    ids.reserve("phone", "+4915123847561")
     for fake in ("+4915111111111", "+491701234567"):  # valid numbers among FAKE_PHONES
         ids.reserve("phone", fake)
     for cookie in ("ck-jana-laptop", "ck-jana-phone"):

@@ -73,11 +73,13 @@ class IdentityGraph:
                 met[token] = frozenset(_text(p) for p in met_with)
         counts: dict[str, dict[str, int]] = {}
         versions: dict[str, int] = {}
-        for person, version, flat in person_rows:
+        names: dict[str, frozenset[str]] = {}
+        for person, version, flat, name_tokens in person_rows:
             parts = _text(flat).split()
             counts[_text(person)] = {parts[i]: int(parts[i + 1]) for i in range(0, len(parts), 2)}
             versions[_text(person)] = int(version)
-        return GraphView(owners, frozenset(junk), met, counts, versions)
+            names[_text(person)] = frozenset(_text(t) for t in name_tokens)
+        return GraphView(owners, frozenset(junk), met, counts, versions, names)
 
     async def resolve(
         self,

@@ -12,6 +12,8 @@ single keys spread over the cluster, so the hot read path scales out.
 | ``<p>:{g}:x:<person>`` | list | explain log of a person: links, merges, refusals (JSON) |
 | ``<p>:{g}:m:<kind>:<hash>`` | set | other persons an identifier met (its claims) |
 | ``<p>:{g}:j:<kind>:<hash>`` | string | why an identifier is junk (it never links again) |
+| ``<p>:{g}:r:<person>`` | string | the person a merged-away person went into |
+| ``<p>:{g}:a:<person>`` | set | persons merged into this one (to remove their redirects) |
 | ``<p>:p:{<person>}`` | hash | ``v`` version, ``s`` state (JSON), ``r`` redirect after a merge |
 | ``<p>:d:{<person>}:<event>`` | string | event already applied (TTL) |
 | ``<p>:l:<kind>:<hash>`` | hash | lookup record: person id and summary |

@@ -36,9 +36,26 @@ async def ensure_topics(settings: Settings) -> list[str]:
                         for name in missing
                     ]
                 )
+            await _wait_for_leaders(admin, missing)
         return missing
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str]) -> None:
+    """New topics take a moment to elect partition leaders; producing before gets retries."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while loop.time() < deadline:
+        described = await admin.describe_topics(topics)
+        if all(
+            not topic.get("error_code")
+            and topic["partitions"]
+            and all(part["leader"] >= 0 for part in topic["partitions"])
+            for topic in described
+        ):
+            return
+        await asyncio.sleep(0.1)
 
 
 async def delete_topics(settings: Settings, names: list[str], wait_s: float = 30.0) -> None:

@@ -1,5 +1,5 @@
 -- Remove persons from the identity graph: every identifier, its meetings, the identifier set,
--- the version and the explain log.
+-- the version, the explain log and the redirects of the persons it absorbed.
 -- KEYS: identity graph keys of the identifiers named in an erasure request.
 -- ARGV: graph prefix.
 -- Returns {{person, token...}, ...}: each erased person with the identifiers it had.
@@ -14,7 +14,10 @@ for i = 1, #KEYS do
     for _, m in ipairs(members) do
       redis.call('DEL', gp .. ':i:' .. m, gp .. ':m:' .. m)
     end
-    redis.call('DEL', set, gp .. ':x:' .. p, gp .. ':v:' .. p)
+    for _, gone in ipairs(redis.call('SMEMBERS', gp .. ':a:' .. p)) do
+      redis.call('DEL', gp .. ':r:' .. gone)
+    end
+    redis.call('DEL', set, gp .. ':x:' .. p, gp .. ':v:' .. p, gp .. ':a:' .. p)
     local entry = {p}
     for _, m in ipairs(members) do entry[#entry + 1] = m end
     out[#out + 1] = entry

@@ -33,6 +33,16 @@ for _, gone in ipairs(plan.absorbed) do
     redis.call('RPUSH', log, entry)
   end
   redis.call('DEL', gone_set, gone_log, gp .. ':v:' .. gone)
+  -- Remember where it went (met sets still name it), and what the person absorbed, so that
+  -- an erasure can remove these redirects too.
+  redis.call('SET', gp .. ':r:' .. gone, person)
+  redis.call('SADD', gp .. ':a:' .. person, gone)
+  local gone_absorbed = gp .. ':a:' .. gone
+  for _, older in ipairs(redis.call('SMEMBERS', gone_absorbed)) do
+    redis.call('SET', gp .. ':r:' .. older, person)
+    redis.call('SADD', gp .. ':a:' .. person, older)
+  end
+  redis.call('DEL', gone_absorbed)
 end
 for _, token in ipairs(plan.attach) do
   redis.call('SET', gp .. ':i:' .. token, person)
@@ -52,8 +62,11 @@ for _, pair in ipairs(plan.flag) do
     if owner ~= person then redis.call('INCR', gp .. ':v:' .. owner) end
   end
 end
+-- A redelivered event decides the same again: skip entries the log already ends with.
+local recent = {}
+for _, entry in ipairs(redis.call('LRANGE', log, -50, -1)) do recent[entry] = true end
 for _, entry in ipairs(plan.log) do
-  redis.call('RPUSH', log, entry)
+  if not recent[entry] then redis.call('RPUSH', log, entry) end
 end
 redis.call('LTRIM', log, -tonumber(plan.max_log), -1)
 redis.call('INCR', gp .. ':v:' .. person)

@@ -1,0 +1,269 @@
+"""What one order shows of its buyer: channel, e-mail spelling, phone format, cookie, card.
+
+The shop never sees a person, only what they give at a checkout. :class:`CheckoutChoices`
+makes those choices order by order, following the person's :class:`Habits` and the rates in
+:mod:`bestand.simulate.scenarios`, and marks a trait on the persona whenever an order shows it.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from bestand.simulate.ids import IdFactory, mailbox
+from bestand.simulate.names import (
+    AFFILIATES,
+    CAMPAIGNS,
+    DUMMY_EMAILS,
+    FAKE_PHONES,
+    SHOP_DUMMY_EMAILS,
+)
+from bestand.simulate.people import Household, Persona
+from bestand.simulate.population import RATE
+from bestand.simulate.variants import (
+    city_variant,
+    email_typo,
+    email_variant,
+    house_number_variant,
+    loyalty_card_variant,
+    name_variant,
+    phone_variant,
+    postcode_variant,
+    street_variant,
+)
+
+ONLINE = frozenset({"web", "app"})
+
+
+@dataclass
+class Checkout:
+    """What one order shows of its buyer."""
+
+    channel: str
+    guest: bool
+    customer_id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    loyalty_card: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    address: dict[str, Any] | None = None
+    cookie: str | None = None
+    device: str | None = None
+    card: str | None = None
+    attribution: dict[str, str] | None = None
+
+
+@dataclass
+class Habits:
+    """How one person tends to behave, decided once so their orders look like one person's."""
+
+    gives_phone: bool
+    fake_phone: bool
+    varies_email: bool
+    varies_phone: bool
+    new_cookie_rate: float
+    typo_order: int | None = None
+    guest_checkout_order: int | None = None
+    app_cookie: str | None = None
+    used_cards: list[str] = field(default_factory=list)
+    identified: set[str] = field(default_factory=set)
+    first_email: str | None = None
+
+
+class CheckoutChoices:
+    """Decides, order by order, what the shop gets to see of its buyer."""
+
+    def __init__(self, rng: random.Random, ids: IdFactory) -> None:
+        self.rng = rng
+        self.ids = ids
+
+    def checkout(
+        self, persona: Persona, household: Household, habits: Habits, number: int, channel: str
+    ) -> Checkout:
+        rng = self.rng
+        guest = persona.customer_id is None or number == habits.guest_checkout_order
+        if number == habits.guest_checkout_order:
+            persona.mark("registered_guest_checkout")
+        checkout = Checkout(channel=channel, guest=guest)
+        if not guest:
+            checkout.customer_id = persona.customer_id
+        elif channel in ONLINE and rng.random() < RATE["guest_throwaway_id"]:
+            checkout.customer_id = self.ids.guest_id()
+            persona.mark("guest_throwaway_id")
+        checkout.email = self._email(persona, household, habits, number, channel, guest)
+        checkout.phone = self._phone(persona, habits, channel)
+        card_rate = {"store": 0.9, "phone": 0.5}.get(channel, 0.15)
+        if persona.loyalty_card and rng.random() < card_rate:
+            checkout.loyalty_card = loyalty_card_variant(rng, persona.loyalty_card)
+            persona.mark("loyalty_card")
+        if channel != "store" or rng.random() < 0.6:
+            checkout.first_name, checkout.last_name = self._names(persona)
+        if channel != "store" or rng.random() < 0.4:
+            checkout.address = self._address(persona)
+        if channel == "web":
+            checkout.cookie = self.web_cookie(persona, household, habits)
+        elif channel == "app":
+            checkout.device = persona.devices[0]
+            checkout.cookie = self.app_cookie(persona, habits)
+        checkout.card = self._card(persona, household, habits, channel)
+        if channel in ONLINE:
+            checkout.attribution = self.attribution()
+        return checkout
+
+    def _email(
+        self,
+        persona: Persona,
+        household: Household,
+        habits: Habits,
+        number: int,
+        channel: str,
+        guest: bool,
+    ) -> str | None:
+        rng = self.rng
+        base = persona.email
+        sharer = persona.key in household.email_sharers
+        if sharer and household.shared_email and (guest or rng.random() < 0.7):
+            base = household.shared_email
+            trait = (
+                "household_shared_email" if persona.customer_id else "household_shared_email_guests"
+            )
+            persona.mark(trait)
+        if habits.first_email is None:
+            habits.first_email = base
+        if not guest:
+            return None if channel == "store" and rng.random() < 0.7 else base
+        if channel == "store":
+            roll = rng.random()
+            dummy_rate = RATE["dummy_email"] if persona.kind == "walk_in" else 0.3
+            if roll < dummy_rate:
+                if rng.random() < RATE["shop_dummy_email"]:
+                    persona.mark("shop_dummy_email")
+                    return rng.choice(SHOP_DUMMY_EMAILS)
+                persona.mark("dummy_email")
+                return rng.choice(DUMMY_EMAILS)
+            if persona.kind == "walk_in" or roll < 0.85:
+                return None
+        if channel == "phone" and (persona.kind == "walk_in" or rng.random() < 0.5):
+            return None
+        if number == habits.typo_order:
+            typo = email_typo(rng, base)
+            while self.ids.taken("email", mailbox(typo)):
+                typo = email_typo(rng, typo)
+            self.ids.reserve("email", mailbox(typo))
+            persona.mark("email_typo")
+            return typo
+        if number == 0:
+            return base
+        if number == habits.guest_checkout_order or (habits.varies_email and rng.random() < 0.6):
+            variant = email_variant(rng, base)
+            persona.mark("email_variant")
+            return variant
+        return base
+
+    def _phone(self, persona: Persona, habits: Habits, channel: str) -> str | None:
+        rng = self.rng
+        if habits.fake_phone and rng.random() < 0.6:
+            persona.mark("fake_phone")
+            return rng.choice(FAKE_PHONES)
+        rate = {"store": 0.45 if persona.kind == "walk_in" else 0.7, "phone": 1.0}.get(
+            channel, 0.8 if habits.gives_phone else 0.0
+        )
+        if rng.random() >= rate:
+            return None
+        if not habits.varies_phone:
+            return persona.phone
+        written = phone_variant(rng, persona.phone)
+        if written != persona.phone:
+            persona.mark("phone_variant")
+        return written
+
+    def _names(self, persona: Persona) -> tuple[str, str]:
+        first, last = persona.first, persona.last
+        if not (first + last).isascii() and self.rng.random() < RATE["name_variant"]:
+            first, last = name_variant(self.rng, first), name_variant(self.rng, last)
+            persona.mark("name_variant")
+        return first, last
+
+    def _address(self, persona: Persona) -> dict[str, Any] | None:
+        if persona.address is None:
+            return None
+        rng = self.rng
+        address = persona.address.as_event()
+        if rng.random() >= RATE["address_variant"]:
+            return address
+        match rng.randint(0, 4):
+            case 0:
+                address["street"] = street_variant(rng, address["street"])
+            case 1:
+                address["house_number"] = house_number_variant(rng, address["house_number"])
+            case 2:
+                address["postcode"] = postcode_variant(address["postcode"])
+            case 3:
+                address["city"] = city_variant(address["city"])
+            case _:
+                street = street_variant(rng, address["street"])
+                address["street"] = f"{street} {address.pop('house_number')}"
+        if address != persona.address.as_event():
+            persona.mark("address_variant")
+        return address
+
+    def web_cookie(self, persona: Persona, household: Household, habits: Habits) -> str:
+        rng = self.rng
+        if household.shared_cookie and rng.random() < 0.4:
+            persona.mark("household_shared_cookie")
+            return household.shared_cookie
+        if rng.random() < habits.new_cookie_rate:
+            persona.cookies.append(self.ids.cookie())
+            return persona.cookies[-1]
+        return rng.choice(persona.cookies)
+
+    def app_cookie(self, persona: Persona, habits: Habits) -> str:
+        if habits.app_cookie is None:
+            habits.app_cookie = self.ids.cookie()
+            persona.cookies.append(habits.app_cookie)
+            persona.mark("app_user")
+        return habits.app_cookie
+
+    def _card(
+        self, persona: Persona, household: Household, habits: Habits, channel: str
+    ) -> str | None:
+        rng = self.rng
+        paid_by_card = RATE["card_reuse"] if channel in ONLINE else 0.4 if channel == "store" else 0
+        if rng.random() >= paid_by_card:
+            return None
+        shared = household.shared_card
+        if shared and shared not in persona.payment_fingerprints and rng.random() < 0.3:
+            persona.mark("household_shared_card")
+            return shared
+        if rng.random() < 0.08:
+            persona.payment_fingerprints.append(self.ids.card())
+            card = persona.payment_fingerprints[-1]
+        else:
+            card = rng.choice(persona.payment_fingerprints)
+        if card in habits.used_cards:
+            persona.mark("card_reuse")
+        else:
+            habits.used_cards.append(card)
+        return card
+
+    def attribution(self) -> dict[str, str] | None:
+        rng = self.rng
+        roll = rng.random()
+        if roll < 0.45:
+            return None
+        if roll < 0.7:
+            campaign = rng.choice(CAMPAIGNS)
+            return {"campaign": campaign, "utm_source": "google", "utm_medium": "cpc"}
+        if roll < 0.85:
+            return {
+                "affiliate_id": rng.choice(AFFILIATES),
+                "utm_source": "affiliate",
+                "utm_medium": "affiliate",
+                "click_id": f"clk_{rng.getrandbits(48):012x}",
+            }
+        return {
+            "utm_source": rng.choice(("instagram", "facebook", "tiktok")),
+            "utm_medium": "social",
+        }
