@@ -173,14 +173,20 @@ def _decide(
     log: list[LogEntry] = [LogEntry("junk", (t,), f"ignored: {why}") for t, why in pattern_junk]
     ignored = [t for t, _ in pattern_junk]
     ignored += [t for t in ordered if t in view.junk]
-    usable = [t for t in ordered if t not in view.junk]
+    # An identifier that has already met another person (a family e-mail, a dummy that is not
+    # on the junk list yet) anchors and joins only after every unshared one had its turn.
+    usable = sorted((t for t in ordered if t not in view.junk), key=lambda t: bool(view.met.get(t)))
     linking = [t for t in usable if policy.of(kind_of(t)).link != "never"]
     anchor = linking[0] if linking else (usable[0] if usable else None)
     if anchor is None:
         raise ValueError("an event needs at least one identifier that is not junk")
 
     def known(kinds: Mapping[str, int]) -> bool:
-        return any(n > 0 and policy.of(IdKind(k)).link == "strong" for k, n in kinds.items())
+        """Does a person have an identifier that names someone (not just an order)?"""
+        return any(
+            n > 0 and k != IdKind.ORDER.value and policy.of(IdKind(k)).link == "strong"
+            for k, n in kinds.items()
+        )
 
     owner = view.owners.get(anchor)
     event_names = frozenset(t for t in usable if kind_of(t) is IdKind.NAME)
@@ -284,7 +290,14 @@ def _decide(
 
     person = min(group) if group else candidate
     absorbed = tuple(sorted(group - {person}))
-    met.extend((token, person) for token in refused_by_new)
+    for token in refused_by_new:
+        met.append((token, person))
+        limit = policy.of(kind_of(token)).max_persons
+        persons_met = {*view.met.get(token, frozenset()), view.owners[token], person}
+        if len(persons_met) > limit:
+            why = f"{_name(kind_of(token))} joined {len(persons_met)} persons (limit {limit})"
+            junk.append((token, why))
+            log.append(LogEntry("junk", (token,), why, other=view.owners[token]))
     for holder, token, rule in joins:
         # The token's person survives when its id is the smallest: then the anchor's side
         # (its owner, or only new identifiers) is what joined it.
