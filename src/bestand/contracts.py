@@ -17,6 +17,7 @@ from bestand.api.models import (
     BatchLookupResponse,
     ErrorResponse,
     LookupAnswer,
+    OrderClassification,
     PersonExplanation,
 )
 from bestand.events import (
@@ -42,6 +43,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     "api/batch-lookup-response.json": BatchLookupResponse,
     "api/error.json": ErrorResponse,
     "api/person-explanation.json": PersonExplanation,
+    "api/order-classification.json": OrderClassification,
 }
 
 

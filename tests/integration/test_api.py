@@ -54,6 +54,41 @@ EVENTS = [
         },
     ),
     (
+        "orders",
+        {
+            "type": "order_placed",
+            "event_id": "b1",
+            "event_time": "2026-09-01T10:00:00Z",
+            "order_id": "api-b1",
+            "total": "15.00",
+            "currency": "EUR",
+            "channel": "web",
+            "customer": {"customer_id": "K-888", "email": "bert.api@example.com"},
+        },
+    ),
+    (
+        "orders",
+        {
+            "type": "order_placed",
+            "event_id": "b2",
+            "event_time": "2026-10-15T10:00:00Z",
+            "order_id": "api-b2",
+            "total": "25.00",
+            "currency": "EUR",
+            "channel": "store",
+            "customer": {"guest": True, "phone": "0160 9182 7364"},
+        },
+    ),
+    (
+        "customer",
+        {
+            "type": "identify",
+            "event_id": "b3",
+            "event_time": "2026-11-10T10:00:00Z",
+            "identifiers": {"email": "bert.api@example.com", "phone": "+49 160 91827364"},
+        },
+    ),
+    (
         "clickstream",
         {
             "type": "page_view",
@@ -315,3 +350,32 @@ def test_bestand_explain_prints_the_history(api: tuple[Deployment, int]) -> None
     assert "history (" in result.stdout
     assert "new person" in result.stdout
     assert "5556667" not in result.stdout
+
+
+def test_a_merge_reclassifies_the_guest_order_of_an_existing_customer(
+    api: tuple[Deployment, int],
+) -> None:
+    deployment, port = api
+    status, body = request(
+        port, "GET", "/v1/orders/api-b1/classification", headers=auth(deployment)
+    )
+    assert status == 200, body
+    assert (body["classification"], body["reclassifications"]) == ("new", [])
+    status, body = request(
+        port, "GET", "/v1/orders/api-b2/classification", headers=auth(deployment)
+    )
+    assert status == 200, body
+    # The store order looked like a new customer's until the identify event joined the two.
+    assert body["classification"] == "existing"
+    assert body["ordered_at"] == "2026-10-15T10:00:00Z"
+    (change,) = body["reclassifications"]
+    assert (change["before"], change["after"], change["event_id"]) == ("new", "existing", "b3")
+    assert change["reason"].startswith("merged with person")
+    _, b1 = request(port, "GET", "/v1/orders/api-b1/classification", headers=auth(deployment))
+    assert b1["person_id"] == body["person_id"]
+
+
+def test_classification_of_an_unknown_order_is_404(api: tuple[Deployment, int]) -> None:
+    deployment, port = api
+    status, body = request(port, "GET", "/v1/orders/nope/classification", headers=auth(deployment))
+    assert (status, body["error"]) == (404, "unknown_order")

@@ -149,13 +149,25 @@ class LookupApi:
         if path == "/openapi.json":
             return 200, self._openapi
         explain = path.startswith("/v1/persons/") and path.endswith("/explain")
-        if path != "/v1/lookup" and not explain:
+        classify = path.startswith("/v1/orders/") and path.endswith("/classification")
+        if path != "/v1/lookup" and not explain and not classify:
             raise HttpError(404, "not_found", f"no route {path}; see /openapi.json")
         headers = dict(scope["headers"])
         if not self._keys.accepts(presented_key(headers)):
             raise HttpError(
                 401, "unauthorized", "send a valid key as 'Authorization: Bearer <key>'"
             )
+        if classify:
+            if method != "GET":
+                raise HttpError(405, "method_not_allowed", f"{method} is not allowed on {path}")
+            order_id = unquote(path.removeprefix("/v1/orders/").removesuffix("/classification"))
+            try:
+                result = await self.service.classification(order_id)
+            except InvalidIdentifier as exc:
+                raise HttpError(400, "invalid_identifier", f"order_id: {exc}") from None
+            if result is None:
+                raise HttpError(404, "unknown_order", f"no order {order_id!r}")
+            return 200, orjson.dumps(result)
         if explain:
             if method != "GET":
                 raise HttpError(405, "method_not_allowed", f"{method} is not allowed on {path}")

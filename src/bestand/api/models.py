@@ -92,3 +92,24 @@ class PersonExplanation(BaseModel):
     requested_id: str = Field(description="The id asked for (an absorbed person's id leads here).")
     identifiers: list[IdentifierRef]
     history: list[ExplainEntry]
+
+
+class Reclassification(BaseModel):
+    """A change of an order's classification after it was first given, and its cause."""
+
+    before: Literal["new", "existing"]
+    after: Literal["new", "existing"]
+    event_id: str = Field(description="The event whose processing changed it.")
+    at: str = Field(description="Event time of that event (UTC).")
+    reason: str
+
+
+class OrderClassification(BaseModel):
+    """Whether an order came from a new or an existing customer at the time of the order."""
+
+    order_id: str
+    person_id: str
+    classification: Literal["new", "existing"]
+    ordered_at: str | None = Field(description="Event time of the order (UTC).")
+    cancelled: bool
+    reclassifications: list[Reclassification]

@@ -12,6 +12,7 @@ from bestand.api.models import (
     BatchLookupResponse,
     ErrorResponse,
     LookupAnswer,
+    OrderClassification,
     PersonExplanation,
 )
 
@@ -109,6 +110,25 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "responses": {
                         "200": _json(PersonExplanation, "Identifiers and history."),
                         "404": _json(ErrorResponse, "No such person."),
+                        **_ERRORS,
+                    },
+                }
+            },
+            "/v1/orders/{order_id}/classification": {
+                "get": {
+                    "operationId": "orderClassification",
+                    "summary": "New or existing customer at the time of the order, with changes.",
+                    "parameters": [
+                        {
+                            "name": "order_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": _json(OrderClassification, "The classification."),
+                        "404": _json(ErrorResponse, "No such order."),
                         **_ERRORS,
                     },
                 }

@@ -9,6 +9,7 @@ from typing import Any
 from bestand.identity import IdentityKeyer, IdKind, InvalidIdentifier, KeyedId
 from bestand.identity.explain import history_entry, identifier
 from bestand.profile import LifecycleRules, unknown_answer
+from bestand.profile.summary import iso
 from bestand.store import IdentityGraph, LookupReader, ProfileStore
 from bestand.store.identity_graph import Explanation
 
@@ -108,4 +109,29 @@ class LookupService:
             "requested_id": person_id,
             "identifiers": [identifier(t) for t in found.identifiers],
             "history": [history_entry(e) for e in found.history],
+        }
+
+    async def classification(self, order_id: str) -> dict[str, Any] | None:
+        """New or existing customer at the time of the order, with every later change."""
+        if self._profiles is None:
+            raise RuntimeError("this service has no profile store")
+        summary = await self._reader.get(self.key("order_id", order_id).token)
+        if summary is None:
+            return None
+        state = await self._profiles.load(summary.person_id)
+        order = None if state is None else state.orders.get(order_id)
+        if state is None or order is None or order.cls is None:
+            return None
+        changes = [
+            {"before": before, "after": after, "event_id": event, "at": iso(at), "reason": why}
+            for oid, before, after, event, at, why in state.reclassified
+            if oid == order_id
+        ]
+        return {
+            "order_id": order_id,
+            "person_id": state.person_id,
+            "classification": order.cls,
+            "ordered_at": None if order.at is None else iso(order.at),
+            "cancelled": order.cancelled,
+            "reclassifications": changes,
         }

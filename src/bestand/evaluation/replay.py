@@ -33,6 +33,7 @@ from bestand.ingest import EventProducer
 from bestand.namespace import environment, namespaced, reset
 from bestand.settings import Settings
 from bestand.simulate import SimulatedShop
+from bestand.stack import free_port
 from bestand.store import Keys, connect
 
 EVAL_NAMESPACE = "bestand-eval"
@@ -233,10 +234,10 @@ def evaluate(
     settings = namespaced(settings, EVAL_NAMESPACE, EVAL_REDIS_PREFIX)
     asyncio.run(reset(settings))
     report(f"  fresh namespace: topics {EVAL_NAMESPACE}.*, Redis keys {EVAL_REDIS_PREFIX}:*")
-    env = environment(settings) | {"BESTAND_WORKER_WEB_PORT": "0"}
+    env = environment(settings)
     children = []
     for n in range(workers):
-        env_n = env | {"BESTAND_WORKER_WEB_PORT": str(settings.worker_web_port + 100 + n)}
+        env_n = env | {"BESTAND_WORKER_WEB_PORT": str(free_port())}
         children.append(
             Child.start(
                 f"worker {n + 1}",

@@ -105,10 +105,13 @@ class LookupSummary:
         }
 
 
-def _iso(epoch: int | None) -> str | None:
-    if epoch is None:
-        return None
+def iso(epoch: int) -> str:
+    """Epoch seconds as ISO 8601 in UTC with a Z."""
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _iso(epoch: int | None) -> str | None:
+    return None if epoch is None else iso(epoch)
 
 
 def unknown_answer() -> dict[str, Any]:

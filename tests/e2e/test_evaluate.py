@@ -1,0 +1,78 @@
+"""`bestand evaluate` end to end on a small labelled shop, with real workers, Kafka and Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_evaluation_of_a_small_shop(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "shop"
+    env = {
+        **os.environ,
+        "BESTAND_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "BESTAND_REDIS_URL": redis_url,
+        "BESTAND_STACK_DIR": str(tmp_path / "stack"),
+    }
+    simulate = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bestand",
+            "simulate",
+            "--persons",
+            "300",
+            "--seed",
+            "11",
+            "--out",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert simulate.returncode == 0, simulate.stderr
+    assert (out / "events.jsonl").exists()
+    assert (out / "truth.json").exists()
+    report_file = tmp_path / "report.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bestand",
+            "evaluate",
+            "--dir",
+            str(out),
+            "--no-stack",
+            "--workers",
+            "2",
+            "--json",
+            str(report_file),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "same person (pairs of orders)" in result.stdout
+    report = json.loads(report_file.read_text())
+    pairs = report["same_person"]
+    # Loose floors for a small shop: the 20,000-person figures are in the README.
+    assert pairs["precision"] >= 0.97, pairs
+    assert pairs["recall"] >= 0.90, pairs
+    customers = report["customers"]
+    assert customers["resolved"] < customers["naive"]
+    assert abs(customers["resolved"] - customers["true"]) / customers["true"] < 0.12
+    assert report["merges"] > 0
+    assert report["merges_through_identifiers_later_flagged_junk"] == 0
