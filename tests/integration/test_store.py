@@ -265,3 +265,33 @@ def test_a_shared_cookie_does_not_join_two_customers(redis_url: str) -> None:
     refused = [e for e in explained["history"] if e["k"] == "refused"]
     assert refused
     assert "never joins two known persons" in refused[0]["r"]
+
+
+def test_a_shop_dummy_email_becomes_junk_and_names_nobody(redis_url: str) -> None:
+    """Store staff type the branch's address for walk-ins: four people, four names."""
+    walk_ins = [("Emma", "Müller"), ("Silke", "Meyer"), ("Ruben", "Bakker"), ("Soren", "Meier")]
+
+    async def go() -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+        pipeline = Pipeline(redis_url)
+        for n, (first, last) in enumerate(walk_ins, start=40):
+            await pipeline.one(
+                *order(n, email="filiale.nord@meinshop.de", first_name=first, last_name=last)
+            )
+        dummy = await pipeline.answer("email", "filiale.nord@meinshop.de")
+        persons = [await pipeline.answer("order_id", f"st-o{n}") for n in range(40, 44)]
+        history: list[dict[str, Any]] = []
+        for answer in persons:
+            found = await pipeline.identity.graph.explain(str(answer["person_id"]))
+            history += found.history if found else []
+        await pipeline.client.aclose()
+        return dummy, persons, history
+
+    dummy, persons, history = asyncio.run(go())
+    assert len({p["person_id"] for p in persons}) == 4  # four people, never merged
+    assert all(p["existing_customer"] for p in persons)
+    assert dummy["known"] is False  # the dummy's lookup record went with its junk flag
+    junk = [e for e in history if e["k"] == "junk"]
+    assert junk
+    assert junk[0]["r"] == "email joined 4 persons (limit 3)"
+    refused = [e for e in history if e["k"] == "refused"]
+    assert any(e["r"] == "names differ: shared with another person" for e in refused)
