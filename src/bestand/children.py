@@ -74,6 +74,7 @@ async def wait_caught_up(
     *,
     report: Callable[[str], None] = print,
     give_up_after: float = 3600,
+    stalled_after: float = 120,
 ) -> float:
     """Wait until the workers' group has committed every input and resolved message.
 
@@ -82,6 +83,7 @@ async def wait_caught_up(
     topics = [*settings.input_topics, settings.topic_resolved]
     started = time.monotonic()
     last_report = 0.0
+    last_pending, last_change = -1, started
     while True:
         for worker in workers:
             worker.check()
@@ -104,6 +106,13 @@ async def wait_caught_up(
                 f"{pending} messages pending"
             )
             last_report = elapsed
+        if pending != last_pending:
+            last_pending, last_change = pending, time.monotonic()
+        elif time.monotonic() - last_change > stalled_after:
+            logs = ", ".join(str(w.log_file) for w in workers)
+            raise ChildFailed(
+                f"no progress for {stalled_after:.0f} s with {pending} messages pending; see {logs}"
+            )
         if elapsed > give_up_after:
             raise ChildFailed(f"the workers did not catch up in {give_up_after:.0f} s")
         await asyncio.sleep(0.5)

@@ -295,3 +295,36 @@ def test_a_shop_dummy_email_becomes_junk_and_names_nobody(redis_url: str) -> Non
     assert junk[0]["r"] == "email joined 4 persons (limit 3)"
     refused = [e for e in history if e["k"] == "refused"]
     assert any(e["r"] == "names differ: shared with another person" for e in refused)
+
+
+def test_an_event_whose_only_identifier_became_junk_is_dead_lettered(redis_url: str) -> None:
+    """A kiosk's cookie, used by four customers, names nobody; a visit by it alone is kept
+    in the dead-letter topic with the reason instead of being pinned on one of them."""
+
+    def view_event(n: int, customer: str | None) -> dict[str, Any]:
+        event: dict[str, Any] = {
+            "type": "page_view",
+            "event_id": f"ki-{n}",
+            "event_time": f"2026-11-{n:02d}T10:00:00Z",
+            "anonymous_id": "kiosk-cookie",
+        }
+        if customer:
+            event["customer_id"] = customer
+        return event
+
+    async def go() -> list[Any]:
+        pipeline = Pipeline(redis_url)
+        for n, customer in enumerate(["K-1", "K-2", "K-3", "K-4"], start=1):
+            await pipeline.one("clickstream", view_event(n, customer))
+        topic = pipeline.settings.topic_clickstream
+        out = await pipeline.identity.handle(
+            Incoming(topic, 0, 99, None, orjson.dumps(view_event(9, None)))
+        )
+        await pipeline.client.aclose()
+        return out
+
+    (letter,) = asyncio.run(go())
+    assert letter.destination == "dlq"
+    record = orjson.loads(letter.value)
+    assert record["reason"] == "unattributable"
+    assert record["offset"] == 99

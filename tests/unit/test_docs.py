@@ -21,7 +21,7 @@ def test_every_setting_is_in_the_configuration_table() -> None:
 
 def test_every_command_is_in_the_command_table() -> None:
     parser = build_parser()
-    commands = next(a for a in parser._actions if a.dest == "command").choices  # noqa: SLF001
+    commands = next(a for a in parser._actions if a.dest == "command").choices
     assert commands is not None
     missing = [name for name in commands if f"`bestand {name}" not in README]
     assert missing == []

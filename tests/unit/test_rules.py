@@ -214,3 +214,24 @@ def test_the_same_name_spelt_alike_still_links() -> None:
     names = {"P1": frozenset({"m:mueller|emma"}), "P2": frozenset({"m:mueller|emma"})}
     d = decide(["e:a", "p:b", "m:mueller|emma"], view(owners, names=names), POLICY, "NEW")
     assert (d.person, d.absorbed) == ("P1", ("P2",))
+
+
+def test_an_event_with_only_junk_identifiers_is_unattributable() -> None:
+    from bestand.identity.rules import Unattributable
+
+    with pytest.raises(Unattributable):
+        decide(["a:kiosk"], view({"a:kiosk": "P1"}, junk=frozenset({"a:kiosk"})), POLICY, "N")
+
+
+def test_only_describing_identifiers_make_a_new_person_and_steal_nothing() -> None:
+    owners = {"m:muller|emma": "SOMEONE", "h:house": "SOMEONE"}
+    d = decide(["m:muller|emma", "h:house"], view(owners), POLICY, "NEW")
+    assert (d.person, d.absorbed, d.attach) == ("NEW", (), ())
+
+
+def test_a_shared_anchor_without_names_leaves_only_a_new_person() -> None:
+    # The family e-mail, given alone under another name: nothing else names anyone.
+    owners = {"e:family": "OLGA"}
+    names = {"OLGA": frozenset({"m:baumann|olga"})}
+    d = decide(["e:family", "m:baumann|carla"], view(owners, names=names), POLICY, "NEW")
+    assert (d.person, d.attach) == ("NEW", ("m:baumann|carla",))

@@ -96,6 +96,10 @@ def _name(kind: IdKind) -> str:
     return KIND_NAMES[kind]
 
 
+class Unattributable(ValueError):
+    """No identifier of the event can name a person (all are junk, or shared by others)."""
+
+
 class _AnchorIsJunk(Exception):
     def __init__(self, token: str, why: str) -> None:
         super().__init__(why)
@@ -177,9 +181,10 @@ def _decide(
     # on the junk list yet) anchors and joins only after every unshared one had its turn.
     usable = sorted((t for t in ordered if t not in view.junk), key=lambda t: bool(view.met.get(t)))
     linking = [t for t in usable if policy.of(kind_of(t)).link != "never"]
-    anchor = linking[0] if linking else (usable[0] if usable else None)
-    if anchor is None:
-        raise ValueError("an event needs at least one identifier that is not junk")
+    if not usable:
+        raise Unattributable("every identifier of the event is junk or shared by others")
+    # Only describing identifiers left (a name, a household): a new person, never their owners.
+    anchor = linking[0] if linking else usable[0]
 
     def known(kinds: Mapping[str, int]) -> bool:
         """Does a person have an identifier that names someone (not just an order)?"""
@@ -188,7 +193,7 @@ def _decide(
             for k, n in kinds.items()
         )
 
-    owner = view.owners.get(anchor)
+    owner = view.owners.get(anchor) if linking else None
     event_names = frozenset(t for t in usable if kind_of(t) is IdKind.NAME)
     if (
         owner
@@ -201,7 +206,7 @@ def _decide(
     group: set[str] = {owner} if owner else set()
     counts: Counter[str] = Counter(view.kind_counts.get(owner, {})) if owner else Counter()
     attach: list[str] = []
-    if not owner:
+    if not owner and anchor not in view.owners:
         attach.append(anchor)
         counts[anchor[0]] += 1
     met: list[tuple[str, str]] = []

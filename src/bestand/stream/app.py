@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -14,10 +14,18 @@ from faust.types import EventT, StreamT, TopicT
 from bestand.ops.metrics import WorkerMetrics
 from bestand.settings import Settings
 from bestand.store import IdentityGraph, Keys, ProfileStore, Scripts, connect
-from bestand.stream.handlers import IdentityHandler, Incoming, Outgoing, ProfileHandler
+from bestand.stream.handlers import (
+    IdentityHandler,
+    Incoming,
+    Outgoing,
+    ProfileHandler,
+    dead_letter,
+)
 from bestand.stream.retry import with_backoff
 
 log = logging.getLogger(__name__)
+
+Handler = IdentityHandler | ProfileHandler
 
 
 @dataclass
@@ -81,30 +89,38 @@ def create_app(settings: Settings) -> Worker:
         for out in outgoing:
             await topics[out.destination].send(key=out.key, value=out.value)
 
-    async def identity_agent(stream: StreamT[bytes]) -> None:
-        async for event in _manual_acks(stream):
-            message = _incoming(event)
-            with metrics.processing_seconds.labels("identity").time():
-                outgoing = await with_backoff(
-                    lambda m=message: worker.identity.handle(m),  # type: ignore[misc]
-                    what=f"identity {message.topic}[{message.partition}]@{message.offset}",
-                    on_retry=metrics.retries.labels("identity").inc,
+    async def process(stage: str, handler: Handler, message: Incoming) -> list[Outgoing]:
+        """Handle one message; Redis trouble is retried, anything else costs one dead letter."""
+        try:
+            with metrics.processing_seconds.labels(stage).time():
+                return await with_backoff(
+                    lambda: handler.handle(message),
+                    what=f"{stage} {message.topic}[{message.partition}]@{message.offset}",
+                    on_retry=metrics.retries.labels(stage).inc,
                 )
-            await send_all(outgoing)
-            # Acked only now: a cancelled or crashed worker leaves this event uncommitted.
-            event.ack()
+        except Exception as exc:  # a bug must cost one event, never the stream
+            log.exception(
+                "%s failed on %s[%d]@%d; dead-lettered",
+                stage,
+                message.topic,
+                message.partition,
+                message.offset,
+            )
+            metrics.events.labels(stage, message.topic, "dead_lettered").inc()
+            metrics.dead_letters.labels(message.topic, "processing_error").inc()
+            return [dead_letter(message, "processing_error", f"{type(exc).__name__}: {exc}")]
 
-    async def profile_agent(stream: StreamT[bytes]) -> None:
-        async for event in _manual_acks(stream):
-            message = _incoming(event)
-            with metrics.processing_seconds.labels("profile").time():
-                outgoing = await with_backoff(
-                    lambda m=message: worker.profile.handle(m),  # type: ignore[misc]
-                    what=f"profile {message.topic}[{message.partition}]@{message.offset}",
-                    on_retry=metrics.retries.labels("profile").inc,
-                )
-            await send_all(outgoing)
-            event.ack()
+    def stage_agent(stage: str, handler: Handler) -> Callable[[StreamT[bytes]], Awaitable[None]]:
+        async def agent(stream: StreamT[bytes]) -> None:
+            async for event in _manual_acks(stream):
+                await send_all(await process(stage, handler, _incoming(event)))
+                # Acked only now: a cancelled or crashed worker leaves this event uncommitted.
+                event.ack()
+
+        return agent
+
+    identity_agent = stage_agent("identity", worker.identity)
+    profile_agent = stage_agent("profile", worker.profile)
 
     app.agent(inputs, name="identity")(identity_agent)
     app.agent(topics["resolved"], name="profile")(profile_agent)

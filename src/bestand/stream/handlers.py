@@ -27,6 +27,7 @@ from bestand.events.customer import ErasureRequested
 from bestand.identity import IdentityKeyer, person_id_for, raw_identifiers, resolved_event
 from bestand.identity.junk import JunkRules
 from bestand.identity.kinds import KIND_NAMES, kind_of
+from bestand.identity.rules import Unattributable
 from bestand.ops.metrics import WorkerMetrics
 from bestand.settings import Settings
 from bestand.store import IdentityGraph, ProfileStore
@@ -136,9 +137,12 @@ class IdentityHandler:
         secret = self.settings.hmac_secret.get_secret_value().encode()
         candidate = person_id_for(secret, f"{tokens[0]}|{event.event_id}")
         pattern_junk = [(kid.token, why) for kid, why in keyed.junk]
-        decision, view = await self.graph.resolve(
-            tokens, candidate, event.event_id, at, pattern_junk
-        )
+        try:
+            decision, view = await self.graph.resolve(
+                tokens, candidate, event.event_id, at, pattern_junk
+            )
+        except Unattributable as exc:
+            return self._reject(message, "unattributable", str(exc))
         if decision.absorbed:
             self.metrics.merges.inc(len(decision.absorbed))
         for token, _ in decision.junk:
