@@ -27,8 +27,10 @@ from bestand.evaluation.metrics import (
     wrong_clusters,
     wrong_merge_count,
 )
+from bestand.evaluation.oracle import ceiling
 from bestand.identity import IdentityKeyer, IdKind
 from bestand.identity.explain import describe
+from bestand.identity.junk import JunkRules
 from bestand.ingest import EventProducer
 from bestand.namespace import environment, namespaced, reset
 from bestand.settings import Settings
@@ -59,6 +61,9 @@ class EvaluationReport:
     seconds: float
     scores: PairScores
     scores_by_kind: dict[str, PairScores]
+    ceiling: PairScores
+    ceiling_by_kind: dict[str, PairScores]
+    ceiling_customers: int
     true_customers: int
     naive_customers: int
     resolved_customers: int
@@ -94,6 +99,11 @@ class EvaluationReport:
             "events_per_second": round(self.events / self.seconds, 1) if self.seconds else None,
             "same_person": scores(self.scores),
             "same_person_by_kind": {k: scores(v) for k, v in self.scores_by_kind.items()},
+            "ceiling": {
+                "same_person": scores(self.ceiling),
+                "same_person_by_kind": {k: scores(v) for k, v in self.ceiling_by_kind.items()},
+                "customers": self.ceiling_customers,
+            },
             "customers": {
                 "true": self.true_customers,
                 "naive": self.naive_customers,
@@ -126,16 +136,23 @@ def format_report(report: EvaluationReport) -> str:
         f"{s.predicted_pairs} predicted)",
     ]
     for kind, k in sorted(report.scores_by_kind.items()):
+        best = report.ceiling_by_kind.get(kind)
+        allowed = f"  the data allows {_percent(best.recall)}" if best else ""
         lines.append(
             f"  {kind:21} precision {_percent(k.precision)}  recall {_percent(k.recall)}"
-            f"  ({k.correct_pairs}/{k.true_pairs} true pairs)"
+            f"  ({k.correct_pairs}/{k.true_pairs} true pairs){allowed}"
         )
+    lines.append(
+        "  (orders that share no linking identifier with the rest of their person's cannot be "
+        f"joined without guessing: the data allows recall {_percent(report.ceiling.recall)})"
+    )
     t, n, r = report.true_customers, report.naive_customers, report.resolved_customers
+    c = report.ceiling_customers
     lines += [
         "",
         "customers with an order:",
         f"  true {t}   the shop without bestand would count {n} ({(n - t) / t:+.1%})   "
-        f"bestand counts {r} ({(r - t) / t:+.1%})"
+        f"bestand counts {r} ({(r - t) / t:+.1%})   the data allows {c} ({(c - t) / t:+.1%})"
         if t
         else "  no customers",
         "",
@@ -231,6 +248,12 @@ def evaluate(
     report: Callable[[str], None] = print,
 ) -> EvaluationReport:
     """Replay ``shop`` through Kafka and Redis in the evaluation namespace; score it."""
+    keyer = IdentityKeyer(
+        settings.hmac_secret.get_secret_value().encode(),
+        settings.default_phone_region,
+        JunkRules.default(settings.junk_email_patterns),
+    )
+    best = ceiling(shop.events, shop.truth, keyer, settings.policy)
     settings = namespaced(settings, EVAL_NAMESPACE, EVAL_REDIS_PREFIX)
     asyncio.run(reset(settings))
     report(f"  fresh namespace: topics {EVAL_NAMESPACE}.*, Redis keys {EVAL_REDIS_PREFIX}:*")
@@ -262,10 +285,12 @@ def evaluate(
     truth = {str(e["order_id"]): shop.truth[str(e["event_id"])] for e in orders}
     kinds = {p.key: p.kind for p in shop.personas}
     by_kind: dict[str, PairScores] = {}
+    best_by_kind: dict[str, PairScores] = {}
     for kind in sorted(set(kinds.values())):
         subset = {oid: person for oid, person in truth.items() if kinds.get(person) == kind}
         if len(subset) > 1:
             by_kind[kind] = pair_scores(subset, {o: predicted[o] for o in subset if o in predicted})
+            best_by_kind[kind] = pair_scores(subset, {o: best.labels[o] for o in subset})
     counts = customer_counts(shop.events, shop.truth, predicted)
     persons = sorted(set(predicted.values()))
     flagged, through_junk, logs = asyncio.run(_junk_audit(settings, persons))
@@ -284,6 +309,9 @@ def evaluate(
         seconds=seconds,
         scores=pair_scores(truth, predicted),
         scores_by_kind=by_kind,
+        ceiling=best.scores,
+        ceiling_by_kind=best_by_kind,
+        ceiling_customers=best.customers,
         true_customers=counts.true_customers,
         naive_customers=counts.naive_customers,
         resolved_customers=counts.resolved_customers,
