@@ -122,11 +122,18 @@ def test_pattern_junk_is_logged_and_never_linked() -> None:
 
 
 def test_a_household_describes_but_never_links() -> None:
+    # A sister at the same address shares the household key; nobody owns it.
     d = decide(["e:x", "h:house"], view({"h:house": "SISTER"}), POLICY, "NEW")
     assert (d.person, d.absorbed) == ("NEW", ())
-    assert "h:house" in d.ignored
-    d = decide(["e:x", "h:house"], GraphView(), POLICY, "NEW")
-    assert d.attach == ("e:x", "h:house")
+    assert (d.attach, d.describe) == (("e:x",), ("h:house",))
+    assert d.identifiers == ("e:x",)
+
+
+def test_namesakes_each_keep_their_name() -> None:
+    owners = {"e:other-thomas": "THOMAS-1"}
+    names = {"THOMAS-1": frozenset({"m:muller|thomas"})}
+    d = decide(["e:thomas-2", "m:muller|thomas"], view(owners, names=names), POLICY, "NEW")
+    assert (d.person, d.describe) == ("NEW", ("m:muller|thomas",))
 
 
 def test_address_with_full_name_links() -> None:
@@ -184,7 +191,8 @@ def test_a_shared_email_under_another_name_is_not_followed() -> None:
     assert d.person == "NEW"
     assert d.absorbed == ()
     assert "e:family" in d.ignored
-    assert set(d.attach) == {"p:olga", "m:baumann|olga", "o:9"}
+    assert set(d.attach) == {"p:olga", "o:9"}
+    assert d.describe == ("m:baumann|olga",)
     refused = next(e for e in d.log if e.kind == "refused")
     assert refused.rule == "names differ: shared with another person"
     assert d.met == (("e:family", "NEW"),)
@@ -223,15 +231,18 @@ def test_an_event_with_only_junk_identifiers_is_unattributable() -> None:
         decide(["a:kiosk"], view({"a:kiosk": "P1"}, junk=frozenset({"a:kiosk"})), POLICY, "N")
 
 
-def test_only_describing_identifiers_make_a_new_person_and_steal_nothing() -> None:
-    owners = {"m:muller|emma": "SOMEONE", "h:house": "SOMEONE"}
-    d = decide(["m:muller|emma", "h:house"], view(owners), POLICY, "NEW")
-    assert (d.person, d.absorbed, d.attach) == ("NEW", (), ())
+def test_only_describing_identifiers_name_nobody() -> None:
+    from bestand.identity.rules import Unattributable
+
+    with pytest.raises(Unattributable):
+        decide(["m:muller|emma", "h:house"], GraphView(), POLICY, "NEW")
 
 
-def test_a_shared_anchor_without_names_leaves_only_a_new_person() -> None:
-    # The family e-mail, given alone under another name: nothing else names anyone.
+def test_a_shared_anchor_under_another_name_leaves_nothing_to_name_the_person() -> None:
+    # The family e-mail given alone under another name: nothing else names anyone.
+    from bestand.identity.rules import Unattributable
+
     owners = {"e:family": "OLGA"}
     names = {"OLGA": frozenset({"m:baumann|olga"})}
-    d = decide(["e:family", "m:baumann|carla"], view(owners, names=names), POLICY, "NEW")
-    assert (d.person, d.attach) == ("NEW", ("m:baumann|carla",))
+    with pytest.raises(Unattributable):
+        decide(["e:family", "m:baumann|carla"], view(owners, names=names), POLICY, "NEW")

@@ -80,6 +80,7 @@ class Decision:
     person: str
     absorbed: tuple[str, ...]
     attach: tuple[str, ...]
+    describe: tuple[str, ...]  # names and households added to the person, owned by nobody
     met: tuple[tuple[str, str], ...]  # (token, person it met besides its owner)
     junk: tuple[tuple[str, str], ...]
     log: tuple[LogEntry, ...]
@@ -179,12 +180,15 @@ def _decide(
     ignored += [t for t in ordered if t in view.junk]
     # An identifier that has already met another person (a family e-mail, a dummy that is not
     # on the junk list yet) anchors and joins only after every unshared one had its turn.
-    usable = sorted((t for t in ordered if t not in view.junk), key=lambda t: bool(view.met.get(t)))
-    linking = [t for t in usable if policy.of(kind_of(t)).link != "never"]
+    candidates = [t for t in ordered if t not in view.junk]
+    # Names and households describe the person; many people share them, so nobody owns them.
+    describe = [t for t in candidates if policy.of(kind_of(t)).link == "never"]
+    usable = sorted(
+        (t for t in candidates if t not in describe), key=lambda t: bool(view.met.get(t))
+    )
     if not usable:
-        raise Unattributable("every identifier of the event is junk or shared by others")
-    # Only describing identifiers left (a name, a household): a new person, never their owners.
-    anchor = linking[0] if linking else usable[0]
+        raise Unattributable("no identifier of the event can name a person")
+    anchor = usable[0]
 
     def known(kinds: Mapping[str, int]) -> bool:
         """Does a person have an identifier that names someone (not just an order)?"""
@@ -193,8 +197,8 @@ def _decide(
             for k, n in kinds.items()
         )
 
-    owner = view.owners.get(anchor) if linking else None
-    event_names = frozenset(t for t in usable if kind_of(t) is IdKind.NAME)
+    owner = view.owners.get(anchor)
+    event_names = frozenset(t for t in describe if kind_of(t) is IdKind.NAME)
     if (
         owner
         and event_names
@@ -206,7 +210,7 @@ def _decide(
     group: set[str] = {owner} if owner else set()
     counts: Counter[str] = Counter(view.kind_counts.get(owner, {})) if owner else Counter()
     attach: list[str] = []
-    if not owner and anchor not in view.owners:
+    if not owner:
         attach.append(anchor)
         counts[anchor[0]] += 1
     met: list[tuple[str, str]] = []
@@ -262,7 +266,7 @@ def _decide(
         holder = view.owners.get(token)
         if holder is None:
             cap = rules.max_per_person
-            if rules.link != "never" and cap is not None and counts[kind.value] + 1 > cap:
+            if cap is not None and counts[kind.value] + 1 > cap:
                 refuse(token, f"person already has {cap} {_name(kind)}")
                 continue
             attach.append(token)
@@ -271,9 +275,6 @@ def _decide(
             continue
         if holder in group:
             linked.append(token)
-            continue
-        if rules.link == "never":
-            ignored.append(token)
             continue
         # The identifier meets another person: both it and the anchor record the meeting, so
         # a dummy e-mail that keeps anchoring strangers' orders reaches its limit too.
@@ -320,6 +321,7 @@ def _decide(
         person=person,
         absorbed=absorbed,
         attach=tuple(attach),
+        describe=tuple(describe),
         met=tuple(dict.fromkeys(met)),
         junk=tuple(junk),
         log=tuple(log),

@@ -105,6 +105,7 @@ class IdentityGraph:
                 "person": decision.person,
                 "absorbed": list(decision.absorbed),
                 "attach": list(decision.attach),
+                "describe": list(decision.describe),
                 "met": [list(pair) for pair in decision.met],
                 "flag": [list(pair) for pair in decision.junk],
                 "log": [orjson.dumps(e.to_json(event_id, at)).decode() for e in decision.log],

@@ -3,7 +3,8 @@
 -- ARGV: graph prefix, the plan as JSON:
 --   owners   {token: owner read ('' for none)}, junk {token: junk reason read ('' for none)},
 --   versions {person: version read}: the guard; any difference returns 0 (read and decide again)
---   person, absorbed [..], attach [..], met [[token, person]..], flag [[token, reason]..],
+--   person, absorbed [..], attach [..] (identifiers it now owns), describe [..] (names and
+--   households: in its set, owned by nobody), met [[token, person]..], flag [[token, reason]..],
 --   log [json..] (explain entries, appended to the person's log), max_log
 -- Returns 1 when applied.
 local gp = ARGV[1]
@@ -46,6 +47,9 @@ for _, gone in ipairs(plan.absorbed) do
 end
 for _, token in ipairs(plan.attach) do
   redis.call('SET', gp .. ':i:' .. token, person)
+  redis.call('SADD', set, token)
+end
+for _, token in ipairs(plan.describe) do
   redis.call('SADD', set, token)
 end
 for _, pair in ipairs(plan.met) do
