@@ -264,7 +264,7 @@ def test_a_shared_cookie_does_not_join_two_customers(redis_url: str) -> None:
     assert mother["person_id"] != son["person_id"]
     refused = [e for e in explained["history"] if e["k"] == "refused"]
     assert refused
-    assert "never joins two known persons" in refused[0]["r"]
+    assert "joins two known persons only under one name" in refused[0]["r"]
 
 
 def test_a_shop_dummy_email_becomes_junk_and_names_nobody(redis_url: str) -> None:

@@ -80,7 +80,7 @@ def test_a_shared_cookie_never_joins_two_known_persons() -> None:
     d = decide(["e:son", "a:family-laptop"], view(owners), POLICY, "NEW")
     assert (d.person, d.absorbed) == ("SON", ())
     refused = next(e for e in d.log if e.kind == "refused")
-    assert refused.rule == "weak anonymous_id never joins two known persons"
+    assert refused.rule == "weak anonymous_id joins two known persons only under one name"
 
 
 def test_an_identifier_joining_too_many_persons_becomes_junk() -> None:
@@ -246,3 +246,14 @@ def test_a_shared_anchor_under_another_name_leaves_nothing_to_name_the_person() 
     names = {"OLGA": frozenset({"m:baumann|olga"})}
     with pytest.raises(Unattributable):
         decide(["e:family", "m:baumann|carla"], view(owners, names=names), POLICY, "NEW")
+
+
+def test_a_card_joins_two_known_persons_who_go_by_one_name() -> None:
+    owners = {"e:new-address": "P1", "f:card": "P2"}
+    names = {"P1": frozenset({"m:roth|soren"}), "P2": frozenset({"m:roth|soren"})}
+    d = decide(["e:new-address", "f:card", "m:roth|soren"], view(owners, names=names), POLICY, "N")
+    assert (d.person, d.absorbed) == ("P1", ("P2",))
+    # A household's shared card, two names: no join.
+    names = {"P1": frozenset({"m:roth|soren"}), "P2": frozenset({"m:roth|anna"})}
+    d = decide(["e:new-address", "f:card", "m:roth|soren"], view(owners, names=names), POLICY, "N")
+    assert d.absorbed == ()

@@ -5,8 +5,8 @@ In the spirit of the identity rules Segment, RudderStack and mParticle document:
 - ``strong`` identifiers (customer id, e-mail, phone, loyalty card, order id, address + full
   name) link persons;
 - ``weak`` ones (payment fingerprint, cookie, device) attach an anonymous person to a known
-  one, but never join two persons that each have a strong identifier (a shared family laptop
-  or a shared card does not make two customers one);
+  one, but join two persons that each have a strong identifier only when both gave the same
+  name (a shared family laptop or a shared card does not make two customers one);
 - ``never`` identifiers (address + surname: a household; the name) only describe a person.
 
 ``max_persons`` is how many persons one identifier may join: when an identifier keeps

@@ -14,10 +14,11 @@ How an event is resolved:
    e-mail's owner is not joined to it when the policy allows one customer id per person.)
 3. Every other identifier, strongest first: a new one is attached (within the per-person cap
    of its kind); one owned by another person joins that person when its kind links
-   (``strong``; ``weak`` only when at most one side is known), no cap is exceeded, and it has
-   not joined too many persons already, and the two sides' names (where both gave one) share
-   one; otherwise the refusal is recorded and the identifier stays where it is. Every person
-   an identifier meets besides its owner is recorded; at ``max_persons`` it becomes junk.
+   (``strong``; ``weak`` only when at most one side is known or both go by one name), no cap
+   is exceeded, it has not joined too many persons already, and the two sides' names (where
+   both gave one) agree; otherwise the refusal is recorded and the identifier stays where it
+   is. Every person an identifier meets besides its owner is recorded; at ``max_persons`` it
+   becomes junk.
 4. The survivor of a merge is the smallest existing person id, so ids stay stable and the
    result does not depend on which partition saw which event first.
 """
@@ -246,11 +247,12 @@ def _decide(
         return False
 
     def conflict(holder: str, theirs: Mapping[str, int], kind: IdKind, link: str) -> str | None:
-        if link == "weak" and known(counts) and known(theirs):
-            return f"weak {_name(kind)} never joins two known persons"
         their_names = view.names.get(holder, frozenset())
         if names and their_names and their_names.isdisjoint(names):
             return f"names differ: {_name(kind)} shared by two people"
+        same_name = bool(names and their_names)  # both named, and (see above) alike
+        if link == "weak" and known(counts) and known(theirs) and not same_name:
+            return f"weak {_name(kind)} joins two known persons only under one name"
         for k in sorted(set(counts) | set(theirs)):
             cap = policy.of(IdKind(k)).max_per_person
             total = counts[k] + theirs.get(k, 0)
