@@ -244,6 +244,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Replay a labelled shop through Kafka into Redis and report how well persons resolve."""
     from bestand.children import ChildFailed
     from bestand.evaluation.replay import evaluate, format_report
+    from bestand.namespace import NamespaceBusy
     from bestand.simulate import read_shop, simulate
     from bestand.stack import LocalStack, StackError
 
@@ -265,7 +266,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             return 1
     try:
         report = evaluate(settings, shop, workers=args.workers, log_dir=settings.stack_dir / "logs")
-    except ChildFailed as exc:
+    except (ChildFailed, NamespaceBusy) as exc:
         print(f"evaluate: {exc}", file=sys.stderr)
         return 1
     print(format_report(report))

@@ -20,7 +20,7 @@ import orjson
 
 from bestand.children import Child, ChildFailed, wait_caught_up
 from bestand.ingest import EventProducer
-from bestand.namespace import environment, namespaced, reset
+from bestand.namespace import NamespaceBusy, environment, namespaced, reset
 from bestand.settings import Settings
 from bestand.simulate import simulate
 
@@ -90,7 +90,11 @@ def run_demo(settings: Settings, *, persons: int, seed: int, wait: bool) -> int:
         return 1
     settings = namespaced(settings, DEMO_NAMESPACE, DEMO_REDIS_PREFIX)
     env = environment(settings)
-    asyncio.run(reset(settings))
+    try:
+        asyncio.run(reset(settings))
+    except NamespaceBusy as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
     print(f"  fresh demo namespace: topics {DEMO_NAMESPACE}.*, Redis keys {DEMO_REDIS_PREFIX}:*")
     print("2/5  worker and lookup API")
     worker = Child.start("worker", ["worker", "--loglevel", "warning"], logs / "worker.log", env)

@@ -6,6 +6,8 @@ touch a deployment's real topics or keys.
 
 from __future__ import annotations
 
+from aiokafka.admin import AIOKafkaAdminClient
+
 from bestand.settings import Settings
 from bestand.store import Keys, connect
 from bestand.stream.topics import all_topics, delete_topics, ensure_topics
@@ -27,8 +29,32 @@ def environment(settings: Settings) -> dict[str, str]:
     return {f"BESTAND_{name.upper()}": str(getattr(settings, name)) for name in names}
 
 
+class NamespaceBusy(RuntimeError):
+    """Workers of an earlier run still consume in the namespace; resetting under them would
+    mix their results into this run's."""
+
+
+async def _active_members(settings: Settings) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([settings.app_id])
+        return sum(len(group[5]) for group in response.groups)
+    finally:
+        await admin.close()
+
+
 async def reset(settings: Settings) -> None:
-    """Start from nothing: delete the namespace's topics and Redis keys, then create topics."""
+    """Start from nothing: delete the namespace's topics and Redis keys, then create topics.
+
+    Refuses (:class:`NamespaceBusy`) while the namespace's consumer group has members.
+    """
+    members = await _active_members(settings)
+    if members:
+        raise NamespaceBusy(
+            f"{members} worker(s) still consume as group {settings.app_id!r} (an earlier run "
+            "that was not stopped?); stop them, or wait for their session to time out"
+        )
     await delete_topics(settings, all_topics(settings))
     client = connect(settings.redis_url)
     try:
