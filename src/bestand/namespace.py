@@ -6,7 +6,10 @@ touch a deployment's real topics or keys.
 
 from __future__ import annotations
 
+import asyncio
+
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 
 from bestand.settings import Settings
 from bestand.store import Keys, connect
@@ -38,8 +41,18 @@ async def _active_members(settings: Settings) -> int:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
-        (response,) = await admin.describe_consumer_groups([settings.app_id])
-        return sum(len(group[5]) for group in response.groups)
+        # A fresh broker creates its offsets topic on the first group request and answers
+        # "coordinator not available" for a few seconds meanwhile.
+        for attempt in range(60):
+            try:
+                (response,) = await admin.describe_consumer_groups([settings.app_id])
+            except GroupCoordinatorNotAvailableError:
+                if attempt == 59:
+                    raise
+                await asyncio.sleep(0.5)
+                continue
+            return sum(len(group[5]) for group in response.groups)
+        return 0  # pragma: no cover - the loop returns or raises
     finally:
         await admin.close()
 
