@@ -13,6 +13,8 @@ import orjson
 from pydantic import BaseModel, TypeAdapter
 
 from bestand.api.models import (
+    BatchClassificationRequest,
+    BatchClassificationResponse,
     BatchLookupRequest,
     BatchLookupResponse,
     ErrorResponse,
@@ -44,6 +46,8 @@ _MODELS: dict[str, type[BaseModel]] = {
     "api/error.json": ErrorResponse,
     "api/person-explanation.json": PersonExplanation,
     "api/order-classification.json": OrderClassification,
+    "api/batch-classification-request.json": BatchClassificationRequest,
+    "api/batch-classification-response.json": BatchClassificationResponse,
 }
 
 

@@ -63,6 +63,7 @@ EVENTS = [
             "total": "15.00",
             "currency": "EUR",
             "channel": "web",
+            "attribution": {"campaign": "sem-brand", "affiliate_id": "aff-9"},
             "customer": {"customer_id": "K-888", "email": "bert.api@example.com"},
         },
     ),
@@ -379,3 +380,38 @@ def test_classification_of_an_unknown_order_is_404(api: tuple[Deployment, int]) 
     deployment, port = api
     status, body = request(port, "GET", "/v1/orders/nope/classification", headers=auth(deployment))
     assert (status, body["error"]) == (404, "unknown_order")
+
+
+def test_classification_tells_affiliates_what_they_need(api: tuple[Deployment, int]) -> None:
+    deployment, port = api
+    _, first = request(port, "GET", "/v1/orders/api-b1/classification", headers=auth(deployment))
+    assert (first["orders_before"], first["days_since_last_order"]) == (0, None)
+    assert (first["channel"], first["campaign"], first["affiliate_id"]) == (
+        "web",
+        "sem-brand",
+        "aff-9",
+    )
+    _, second = request(port, "GET", "/v1/orders/api-b2/classification", headers=auth(deployment))
+    assert (second["orders_before"], second["days_since_last_order"]) == (1, 44)
+    assert second["channel"] == "store"
+
+
+def test_batch_classification_for_commission_validation(api: tuple[Deployment, int]) -> None:
+    deployment, port = api
+    status, body = request(
+        port,
+        "POST",
+        "/v1/orders/classification",
+        headers=auth(deployment),
+        body={"order_ids": ["api-b2", "nope", "api-b1"]},
+    )
+    assert status == 200, body
+    b2, nope, b1 = body["results"]
+    assert b2["classification"]["classification"] == "existing"
+    assert (nope["classification"], nope["error"]) == (None, "unknown order")
+    assert b1["classification"]["classification"] == "new"
+    status, body = request(
+        port, "POST", "/v1/orders/classification", headers=auth(deployment), body={"order_ids": []}
+    )
+    assert (status, body["error"]) == (400, "invalid_body")
+    assert request(port, "GET", "/v1/orders/classification", headers=auth(deployment))[0] == 405

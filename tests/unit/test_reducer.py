@@ -241,3 +241,47 @@ def test_a_merge_reclassifies_the_guest_order_of_a_returning_customer() -> None:
         ("o-guest", "new", "existing", "e-merge", at, "merged with person B"),
     )
     assert merged.orders["o-old"].cls == "new"
+
+
+def test_order_context_counts_orders_before_and_days_since() -> None:
+    from bestand.profile.classify import order_context
+
+    state = run(
+        [
+            placed("e1", "o1", 1000),
+            placed("e2", "o2", 500, day=10),
+            placed("e3", "o3", 700, day=25),
+            cancelled("e4", "o2", day=26),
+        ]
+    )
+    first, third = order_context(state.orders, "o1"), order_context(state.orders, "o3")
+    assert first is not None
+    assert (first.classification, first.orders_before, first.days_since_last_order) == (
+        "new",
+        0,
+        None,
+    )
+    assert third is not None
+    # o2 was cancelled: it does not count, so the last kept order before o3 is o1.
+    assert (third.classification, third.orders_before, third.days_since_last_order) == (
+        "existing",
+        1,
+        25,
+    )
+    assert order_context(state.orders, "missing") is None
+
+
+def test_orders_keep_their_campaign_and_affiliate() -> None:
+    event = ev(
+        "e1",
+        "order",
+        order={
+            "order_id": "o1",
+            "status": "placed",
+            "total_cents": 100,
+            "attribution": {"utm_campaign": "black-friday", "affiliate_id": "aff-1"},
+        },
+    )
+    state = run([event])
+    assert (state.orders["o1"].campaign, state.orders["o1"].affiliate) == ("black-friday", "aff-1")
+    assert load_state("P1", dump_state(state)) == state

@@ -19,7 +19,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from bestand.api.auth import ApiKeys, presented_key
-from bestand.api.models import IDENTIFIER_PARAMS, BatchLookupRequest
+from bestand.api.models import (
+    IDENTIFIER_PARAMS,
+    BatchClassificationRequest,
+    BatchLookupRequest,
+)
 from bestand.api.openapi import openapi_document
 from bestand.api.service import LookupService
 from bestand.identity import IdentityKeyer, InvalidIdentifier
@@ -150,6 +154,7 @@ class LookupApi:
             return 200, self._openapi
         explain = path.startswith("/v1/persons/") and path.endswith("/explain")
         classify = path.startswith("/v1/orders/") and path.endswith("/classification")
+        batch_classify = path == "/v1/orders/classification"
         if path != "/v1/lookup" and not explain and not classify:
             raise HttpError(404, "not_found", f"no route {path}; see /openapi.json")
         headers = dict(scope["headers"])
@@ -157,6 +162,10 @@ class LookupApi:
             raise HttpError(
                 401, "unauthorized", "send a valid key as 'Authorization: Bearer <key>'"
             )
+        if batch_classify:
+            if method != "POST":
+                raise HttpError(405, "method_not_allowed", f"{method} is not allowed on {path}")
+            return 200, await self._classify_batch(await _read_body(receive, _MAX_BODY))
         if classify:
             if method != "GET":
                 raise HttpError(405, "method_not_allowed", f"{method} is not allowed on {path}")
@@ -200,6 +209,21 @@ class LookupApi:
         except InvalidIdentifier as exc:
             raise HttpError(400, "invalid_identifier", f"{name}: {exc}") from None
         return orjson.dumps(answer)
+
+    async def _classify_batch(self, body: bytes) -> bytes:
+        try:
+            request = BatchClassificationRequest.model_validate_json(body)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)[0]
+            loc = ".".join(str(p) for p in first["loc"]) or "body"
+            raise HttpError(400, "invalid_body", f"{loc}: {first['msg']}") from None
+        if len(request.order_ids) > self._settings.api_max_batch:
+            raise HttpError(
+                413,
+                "batch_too_large",
+                f"{len(request.order_ids)} orders; at most {self._settings.api_max_batch}",
+            )
+        return orjson.dumps({"results": await self.service.classifications(request.order_ids)})
 
     async def _lookup_batch(self, body: bytes) -> bytes:
         try:

@@ -111,5 +111,36 @@ class OrderClassification(BaseModel):
     person_id: str
     classification: Literal["new", "existing"]
     ordered_at: str | None = Field(description="Event time of the order (UTC).")
+    orders_before: int = Field(description="Kept orders of the person before this one.")
+    days_since_last_order: int | None = Field(
+        description="Days since the person's previous kept order; null for a first order."
+    )
+    channel: str | None
+    campaign: str | None
+    affiliate_id: str | None
     cancelled: bool
-    reclassifications: list[Reclassification]
+    reclassifications: list[Reclassification] = Field(
+        description="Every change after the first answer, with its cause (e.g. a merge)."
+    )
+
+
+class BatchClassificationRequest(BaseModel):
+    """Many orders at once, e.g. an affiliate network validating a day's commissions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    order_ids: list[str] = Field(min_length=1)
+
+
+class BatchClassificationItem(BaseModel):
+    """One order of a batch: its classification, or ``error`` when it is unknown."""
+
+    order_id: str
+    classification: OrderClassification | None = None
+    error: str | None = None
+
+
+class BatchClassificationResponse(BaseModel):
+    """Answers of a batch classification, in the order of the request."""
+
+    results: list[BatchClassificationItem]

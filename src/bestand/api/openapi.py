@@ -8,6 +8,8 @@ from pydantic import BaseModel
 
 from bestand.api.models import (
     IDENTIFIER_PARAMS,
+    BatchClassificationRequest,
+    BatchClassificationResponse,
     BatchLookupRequest,
     BatchLookupResponse,
     ErrorResponse,
@@ -110,6 +112,23 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "responses": {
                         "200": _json(PersonExplanation, "Identifiers and history."),
                         "404": _json(ErrorResponse, "No such person."),
+                        **_ERRORS,
+                    },
+                }
+            },
+            "/v1/orders/classification": {
+                "post": {
+                    "operationId": "orderClassificationBatch",
+                    "summary": "Classifications of many orders (commission validation).",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": _ref(BatchClassificationRequest)}
+                        },
+                    },
+                    "responses": {
+                        "200": _json(BatchClassificationResponse, "One item per order, in order."),
+                        "413": _json(ErrorResponse, "Too many orders or too large a body."),
                         **_ERRORS,
                     },
                 }

@@ -9,6 +9,7 @@ from typing import Any
 from bestand.identity import IdentityKeyer, IdKind, InvalidIdentifier, KeyedId
 from bestand.identity.explain import history_entry, identifier
 from bestand.profile import LifecycleRules, unknown_answer
+from bestand.profile.classify import order_context
 from bestand.profile.summary import iso
 from bestand.store import IdentityGraph, LookupReader, ProfileStore
 from bestand.store.identity_graph import Explanation
@@ -120,7 +121,8 @@ class LookupService:
             return None
         state = await self._profiles.load(summary.person_id)
         order = None if state is None else state.orders.get(order_id)
-        if state is None or order is None or order.cls is None:
+        context = None if state is None else order_context(state.orders, order_id)
+        if state is None or order is None or order.cls is None or context is None:
             return None
         changes = [
             {"before": before, "after": after, "event_id": event, "at": iso(at), "reason": why}
@@ -132,6 +134,24 @@ class LookupService:
             "person_id": state.person_id,
             "classification": order.cls,
             "ordered_at": None if order.at is None else iso(order.at),
+            "orders_before": context.orders_before,
+            "days_since_last_order": context.days_since_last_order,
+            "channel": order.channel,
+            "campaign": order.campaign,
+            "affiliate_id": order.affiliate,
             "cancelled": order.cancelled,
             "reclassifications": changes,
         }
+
+    async def classifications(self, order_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Classifications of many orders, in order; unknown ones carry an error."""
+        out: list[dict[str, Any]] = []
+        for order_id in order_ids:
+            try:
+                found = await self.classification(order_id)
+            except InvalidIdentifier as exc:
+                out.append({"order_id": order_id, "classification": None, "error": str(exc)})
+                continue
+            error = None if found is not None else "unknown order"
+            out.append({"order_id": order_id, "classification": found, "error": error})
+        return out

@@ -57,3 +57,31 @@ def reclassify(
             changes.append(Reclassification(oid, order.cls, now, event_id, at, reason))
             updated[oid] = replace(order, cls=now)
     return updated, changes
+
+
+@dataclass(frozen=True, slots=True)
+class OrderContext:
+    """What an affiliate network asks about one order, as of its event time."""
+
+    classification: Classification
+    orders_before: int  # kept orders of the person before this one
+    days_since_last_order: int | None  # since the person's previous kept order
+
+
+def order_context(orders: Mapping[str, OrderRecord], order_id: str) -> OrderContext | None:
+    """Orders before an order and the days since the previous one; ``None`` if not placed."""
+    order = orders.get(order_id)
+    if order is None or order.at is None:
+        return None
+    key = (order.at, order_id)
+    earlier = [
+        (o.at, oid)
+        for oid, o in orders.items()
+        if o.kept and o.at is not None and (o.at, oid) < key
+    ]
+    last = max(earlier)[0] if earlier else None
+    return OrderContext(
+        classification="existing" if earlier else "new",
+        orders_before=len(earlier),
+        days_since_last_order=None if last is None else (order.at - last) // 86400,
+    )

@@ -62,11 +62,16 @@ def _apply_order(
     order = order or OrderRecord()
     match facts.status:
         case "placed":
+            attribution = facts.attribution
             return replace(
                 order,
                 total_cents=facts.total_cents,
                 currency=facts.currency,
                 channel=facts.channel,
+                campaign=None
+                if attribution is None
+                else attribution.campaign or attribution.utm_campaign,
+                affiliate=None if attribution is None else attribution.affiliate_id,
                 # The earliest placement time wins, so a redelivery cannot move the order.
                 at=_min(order.at, at),
             )
@@ -136,6 +141,8 @@ def _merge_order(a: OrderRecord, b: OrderRecord) -> OrderRecord:
         cancelled=a.cancelled or b.cancelled,
         returns={**b.returns, **a.returns},
         cls=a.cls or b.cls,
+        campaign=a.campaign or b.campaign,
+        affiliate=a.affiliate or b.affiliate,
     )
 
 

@@ -29,6 +29,8 @@ class OrderRecord:
     cancelled: bool = False
     returns: dict[str, int] = field(default_factory=dict)  # return event id -> cents (-1: all)
     cls: Literal["new", "existing"] | None = None  # classification as last published
+    campaign: str | None = None
+    affiliate: str | None = None
 
     @property
     def kept(self) -> bool:
@@ -128,6 +130,10 @@ def _order_to_json(order: OrderRecord) -> dict[str, Any]:
         data["r"] = order.returns
     if order.cls:
         data["c"] = order.cls
+    if order.campaign:
+        data["cp"] = order.campaign
+    if order.affiliate:
+        data["af"] = order.affiliate
     return data
 
 
@@ -140,6 +146,8 @@ def _order_from_json(data: dict[str, Any]) -> OrderRecord:
         cancelled=bool(data.get("x")),
         returns=dict(data.get("r", {})),
         cls=data.get("c"),
+        campaign=data.get("cp"),
+        affiliate=data.get("af"),
     )
 
 
