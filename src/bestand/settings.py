@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bestand.identity.junk import JunkRules
 from bestand.identity.policy import IdentityPolicy
+from bestand.profile.offers import LoyaltyOffer
 
 #: The secret that development uses when none is given. Refused outside development.
 DEV_HMAC_SECRET = "bestand-development-secret-change-me"  # noqa: S105 - a marked placeholder
@@ -85,6 +86,14 @@ class Settings(BaseSettings):
     lapsed_after_days: int = Field(
         365, ge=1, description="Days without an order after which a buyer is 'lapsed'."
     )
+    loyalty_offers: list[dict[str, Any]] = Field(
+        default_factory=lambda: [
+            {"name": "loyalty-thank-you", "min_orders": 2, "max_days_since_last_order": 365},
+            {"name": "win-back", "min_orders": 1, "stages": ["lapsed"]},
+        ],
+        description="Loyalty offers (JSON list): name, min_orders, max_days_since_last_order, "
+        "stages.",
+    )
     dedupe_ttl_seconds: int = Field(
         14 * 24 * 3600, ge=60, description="How long an applied event id is remembered."
     )
@@ -128,6 +137,28 @@ class Settings(BaseSettings):
     def _patterns_valid(cls, value: list[str]) -> list[str]:
         JunkRules.default(value)  # raises with a message naming the bad pattern
         return value
+
+    @field_validator("loyalty_offers")
+    @classmethod
+    def _offers_valid(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for offer in value:
+            unknown = set(offer) - {"name", "min_orders", "max_days_since_last_order", "stages"}
+            if "name" not in offer or unknown:
+                raise ValueError(f"a loyalty offer needs a name and knows no {sorted(unknown)}")
+        return value
+
+    @property
+    def offers(self) -> tuple[LoyaltyOffer, ...]:
+        """The configured loyalty offers."""
+        return tuple(
+            LoyaltyOffer(
+                name=str(o["name"]),
+                min_orders=int(o.get("min_orders", 1)),
+                max_days_since_last_order=o.get("max_days_since_last_order"),
+                stages=tuple(o.get("stages", ())),
+            )
+            for o in self.loyalty_offers
+        )
 
     @property
     def policy(self) -> IdentityPolicy:

@@ -194,6 +194,9 @@ def test_lookup_by_every_identifier_answers_for_one_person(api: tuple[Deployment
     assert answer["first_order_at"] == "2026-10-01T10:00:00Z"
     assert answer["last_order_at"] == "2026-11-01T10:00:00Z"
     assert answer["lifecycle_stage"] == "repeat"
+    # A loyal customer is not offered "10 % on your first order", but the thank-you.
+    assert answer["new_customer_offer_eligible"] is False
+    assert answer["loyalty_offers"] == ["loyalty-thank-you"]
     assert answer["consent"] == {"ads": True}
 
 
@@ -217,6 +220,7 @@ def test_an_unknown_identifier_is_not_an_error(api: tuple[Deployment, int]) -> N
     assert status == 200
     assert answer["known"] is False
     assert answer["person_id"] is None
+    assert answer["new_customer_offer_eligible"] is True
 
 
 def test_lookup_by_sha256_of_the_normalized_email(api: tuple[Deployment, int]) -> None:

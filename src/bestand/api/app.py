@@ -100,6 +100,7 @@ class LookupApi:
             rules,
             graph=IdentityGraph(self._client, keys, policy=settings.policy),
             profiles=ProfileStore(self._client, keys, settings.dedupe_ttl_seconds),
+            offers=settings.offers,
         )
         self._openapi = orjson.dumps(openapi_document(_package_version()))
 

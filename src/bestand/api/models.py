@@ -33,6 +33,10 @@ class LookupAnswer(BaseModel):
     first_order_at: str | None = Field(description="Event time of the first order (UTC).")
     last_order_at: str | None = Field(description="Event time of the latest order (UTC).")
     lifecycle_stage: LifecycleStageName
+    new_customer_offer_eligible: bool = Field(
+        description="False for existing customers: no first-order offer for a loyal customer."
+    )
+    loyalty_offers: list[str] = Field(description="Loyalty offers the person qualifies for.")
     consent: dict[str, bool] = Field(description="Consent per purpose, where stated.")
 
 

@@ -10,6 +10,7 @@ from bestand.identity import IdentityKeyer, IdKind, InvalidIdentifier, KeyedId
 from bestand.identity.explain import history_entry, identifier
 from bestand.profile import LifecycleRules, unknown_answer
 from bestand.profile.classify import order_context
+from bestand.profile.offers import DEFAULT_OFFERS, LoyaltyOffer
 from bestand.profile.summary import iso
 from bestand.store import IdentityGraph, LookupReader, ProfileStore
 from bestand.store.identity_graph import Explanation
@@ -38,6 +39,7 @@ class LookupService:
         *,
         graph: IdentityGraph | None = None,
         profiles: ProfileStore | None = None,
+        offers: Sequence[LoyaltyOffer] = DEFAULT_OFFERS,
     ) -> None:
         self._reader = reader
         self._keyer = keyer
@@ -45,6 +47,7 @@ class LookupService:
         self._clock = clock
         self._graph = graph
         self._profiles = profiles
+        self._offers = tuple(offers)
 
     def key(self, name: str, value: str) -> KeyedId:
         """Keyed form of a named identifier; raises :class:`InvalidIdentifier`."""
@@ -60,7 +63,7 @@ class LookupService:
         summary = await self._reader.get(self.key(name, value).token)
         if summary is None:
             return unknown_answer()
-        return summary.answer(int(self._clock()), self._rules)
+        return summary.answer(int(self._clock()), self._rules, self._offers)
 
     async def lookup_many(self, items: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
         """Answers for many identifiers; an invalid one gets ``{'error': ...}`` in its place."""
@@ -79,7 +82,11 @@ class LookupService:
                 out.append({"answer": None, "error": kid})
                 continue
             summary = next(summaries)
-            answer = unknown_answer() if summary is None else summary.answer(now, self._rules)
+            answer = (
+                unknown_answer()
+                if summary is None
+                else summary.answer(now, self._rules, self._offers)
+            )
             out.append({"answer": answer, "error": None})
         return out
 

@@ -7,12 +7,18 @@ Redis small; ``v`` is the person's version so a late write never replaces a newe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from bestand.profile.lifecycle import LifecycleRules, lifecycle_stage
+from bestand.profile.offers import (
+    DEFAULT_OFFERS,
+    LoyaltyOffer,
+    loyalty_offers,
+    new_customer_offer_eligible,
+)
 from bestand.profile.state import PersonState
 
 _PURPOSE_CODES = {"email": "e", "sms": "s", "phone": "p", "ads": "a", "personalization": "z"}
@@ -91,8 +97,11 @@ class LookupSummary:
             consent=consent,
         )
 
-    def answer(self, now: int, rules: LifecycleRules) -> dict[str, Any]:
-        """The lookup answer, with the lifecycle stage computed for ``now``."""
+    def answer(
+        self, now: int, rules: LifecycleRules, offers: Sequence[LoyaltyOffer] = DEFAULT_OFFERS
+    ) -> dict[str, Any]:
+        """The lookup answer, with stage and offers computed for ``now``."""
+        stage = lifecycle_stage(self.orders_count, self.last_order_at, now, rules)
         return {
             "known": True,
             "person_id": self.person_id,
@@ -100,7 +109,15 @@ class LookupSummary:
             "orders_count": self.orders_count,
             "first_order_at": _iso(self.first_order_at),
             "last_order_at": _iso(self.last_order_at),
-            "lifecycle_stage": lifecycle_stage(self.orders_count, self.last_order_at, now, rules),
+            "lifecycle_stage": stage,
+            "new_customer_offer_eligible": new_customer_offer_eligible(self.orders_count),
+            "loyalty_offers": loyalty_offers(
+                offers,
+                orders_count=self.orders_count,
+                last_order_at=self.last_order_at,
+                stage=stage,
+                now=now,
+            ),
             "consent": self.consent,
         }
 
@@ -124,5 +141,7 @@ def unknown_answer() -> dict[str, Any]:
         "first_order_at": None,
         "last_order_at": None,
         "lifecycle_stage": "prospect",
+        "new_customer_offer_eligible": True,
+        "loyalty_offers": [],
         "consent": {},
     }
