@@ -257,3 +257,14 @@ def test_a_card_joins_two_known_persons_who_go_by_one_name() -> None:
     names = {"P1": frozenset({"m:roth|soren"}), "P2": frozenset({"m:roth|anna"})}
     d = decide(["e:new-address", "f:card", "m:roth|soren"], view(owners, names=names), POLICY, "N")
     assert d.absorbed == ()
+
+
+def test_an_unattributable_event_still_flags_the_dummy_it_exposed() -> None:
+    from bestand.identity.rules import Unattributable
+
+    owners = {"e:kasse": "P1"}
+    names = {"P1": frozenset({"m:smith|george"})}
+    met = {"e:kasse": frozenset({"P2", "P3"})}
+    with pytest.raises(Unattributable) as info:
+        decide(["e:kasse", "m:meyer|silke"], view(owners, names=names, met=met), POLICY, "N")
+    assert info.value.junk == (("e:kasse", "email joined 4 persons (limit 3)"),)

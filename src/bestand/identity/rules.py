@@ -99,7 +99,15 @@ def _name(kind: IdKind) -> str:
 
 
 class Unattributable(ValueError):
-    """No identifier of the event can name a person (all are junk, or shared by others)."""
+    """No identifier of the event can name a person (all are junk, or shared by others).
+
+    ``junk`` holds identifiers this event found over their limit: they are flagged even so.
+    """
+
+    def __init__(self, message: str, junk: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.junk = tuple(junk)
+        self.owners: dict[str, str] = {}  # owners of the junk identifiers, set by the store
 
 
 class _AnchorIsJunk(Exception):
@@ -129,6 +137,16 @@ def decide(
     while True:
         try:
             decision = _decide(tokens, view, policy, candidate, pattern_junk)
+        except Unattributable as exc:
+            # Identifiers set aside for a different name met one more person (nameless here).
+            for token, owner in shared:
+                count = len({*view.met.get(token, frozenset()), owner}) + 1
+                cap = policy.of(kind_of(token)).max_persons
+                if count > cap:
+                    flagged.append(
+                        (token, f"{_name(kind_of(token))} joined {count} persons (limit {cap})")
+                    )
+            raise Unattributable(str(exc), flagged) from None
         except _AnchorIsJunk as exc:
             # The identifier that anchored the event has joined too many persons: flag it
             # and resolve the event again without it.

@@ -16,7 +16,7 @@ import orjson
 from redis.asyncio import Redis
 
 from bestand.identity.policy import IdentityPolicy
-from bestand.identity.rules import Decision, GraphView, decide
+from bestand.identity.rules import Decision, GraphView, LogEntry, Unattributable, decide
 from bestand.store.errors import StoreConflict
 from bestand.store.keys import Keys
 from bestand.store.scripts import Scripts
@@ -97,7 +97,13 @@ class IdentityGraph:
             raise ValueError("resolve needs at least one identifier")
         for _ in range(_MAX_ATTEMPTS):
             view = await self._read(tokens)
-            decision = decide(tokens, view, self._policy, candidate, pattern_junk)
+            try:
+                decision = decide(tokens, view, self._policy, candidate, pattern_junk)
+            except Unattributable as exc:
+                if exc.junk and not await self._flag(tokens, view, exc.junk, event_id, at):
+                    continue  # the graph changed under us: read and decide again
+                exc.owners = {t: view.owners[t] for t, _ in exc.junk if t in view.owners}
+                raise
             plan = {
                 "owners": {t: view.owners.get(t, "") for t in tokens},
                 "junk": {t: "" for t in tokens if t not in view.junk},
@@ -119,6 +125,39 @@ class IdentityGraph:
             if applied == 1:
                 return decision, view
         raise StoreConflict(f"could not resolve {event_id} after {_MAX_ATTEMPTS} attempts")
+
+    async def _flag(
+        self,
+        tokens: Sequence[str],
+        view: GraphView,
+        junk: Sequence[tuple[str, str]],
+        event_id: str,
+        at: int,
+    ) -> bool:
+        """Flag junk found by an event that names nobody; False when the graph moved on."""
+        owners = [view.owners[t] for t, _ in junk if t in view.owners]
+        if not owners:
+            return True
+        entries = [LogEntry("junk", (t,), why) for t, why in junk]
+        plan = {
+            "owners": {t: view.owners.get(t, "") for t in tokens},
+            "junk": {t: "" for t in tokens if t not in view.junk},
+            "versions": view.versions,
+            "person": owners[0],
+            "absorbed": [],
+            "attach": [],
+            "describe": [],
+            "met": [],
+            "flag": [list(pair) for pair in junk],
+            "log": [orjson.dumps(e.to_json(event_id, at)).decode() for e in entries],
+            "max_log": MAX_LOG,
+        }
+        applied = await self._scripts.graph_apply(
+            keys=[self._keys.identifier(t) for t in tokens],
+            args=[self._keys.graph, orjson.dumps(plan)],
+            client=self._client,
+        )
+        return bool(applied == 1)
 
     async def person_of(self, token: str) -> str | None:
         """The person an identifier (``kind:hash``) belongs to, if any."""

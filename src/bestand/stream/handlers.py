@@ -142,7 +142,8 @@ class IdentityHandler:
                 tokens, candidate, event.event_id, at, pattern_junk
             )
         except Unattributable as exc:
-            return self._reject(message, "unattributable", str(exc))
+            detach = self._detach(event, message.topic, exc.junk, exc.owners)
+            return self._reject(message, "unattributable", str(exc)) + detach
         if decision.absorbed:
             self.metrics.merges.inc(len(decision.absorbed))
         for token, _ in decision.junk:
