@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -229,6 +230,56 @@ def cmd_schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Print campaign truth: orders and net revenue from new vs existing customers."""
+    import csv
+    from datetime import date
+
+    from bestand.api import create_api
+
+    try:
+        start, end = date.fromisoformat(args.start), date.fromisoformat(args.end)
+    except ValueError as exc:
+        print(f"report: not a day: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> dict[str, Any]:
+        api = create_api(_settings())
+        try:
+            return await api.service.campaign_report(start, end)
+        finally:
+            await api.close()
+
+    rows = asyncio.run(run())["rows"]
+    columns = [
+        "day",
+        "campaign",
+        "affiliate",
+        "channel",
+        "new_orders",
+        "new_revenue_cents",
+        "existing_orders",
+        "existing_revenue_cents",
+    ]
+    if args.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        return 0
+    print(
+        f"{'day':10} {'campaign':20} {'affiliate':10} {'channel':7} "
+        f"{'new':>5} {'new €':>11} {'existing':>8} {'existing €':>11}"
+    )
+    for row in rows:
+        print(
+            f"{row['day']:10} {row['campaign'] or '-':20} {row['affiliate'] or '-':10} "
+            f"{row['channel'] or '-':7} {row['new_orders']:5} "
+            f"{row['new_revenue_cents'] / 100:11.2f} {row['existing_orders']:8} "
+            f"{row['existing_revenue_cents'] / 100:11.2f}"
+        )
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Write a labelled simulated shop: events and the truth of who is who."""
     from bestand.simulate import simulate, write_shop
@@ -328,6 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
     schemas.add_argument("--dir", default="schemas")
     schemas.add_argument("--check", action="store_true", help="exit 1 if a file is out of date")
     schemas.set_defaults(func=cmd_schemas)
+
+    report = sub.add_parser("report", help="campaign truth: new vs existing customers' orders")
+    report.add_argument("kind", choices=["campaigns"])
+    report.add_argument("--from", dest="start", required=True, help="first day, YYYY-MM-DD")
+    report.add_argument("--to", dest="end", required=True, help="last day, YYYY-MM-DD")
+    report.add_argument("--csv", action="store_true", help="CSV instead of a table")
+    report.set_defaults(func=cmd_report)
 
     sim = sub.add_parser("simulate", help="write a labelled simulated shop (events + truth)")
     sim.add_argument("--persons", type=int, default=2000)

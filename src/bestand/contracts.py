@@ -17,6 +17,7 @@ from bestand.api.models import (
     BatchClassificationResponse,
     BatchLookupRequest,
     BatchLookupResponse,
+    CampaignReport,
     ErrorResponse,
     LookupAnswer,
     OrderClassification,
@@ -48,6 +49,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     "api/order-classification.json": OrderClassification,
     "api/batch-classification-request.json": BatchClassificationRequest,
     "api/batch-classification-response.json": BatchClassificationResponse,
+    "api/campaign-report.json": CampaignReport,
 }
 
 

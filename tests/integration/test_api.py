@@ -419,3 +419,25 @@ def test_batch_classification_for_commission_validation(api: tuple[Deployment, i
     )
     assert (status, body["error"]) == (400, "invalid_body")
     assert request(port, "GET", "/v1/orders/classification", headers=auth(deployment))[0] == 405
+
+
+def test_campaign_report_recounts_the_seeded_orders(api: tuple[Deployment, int]) -> None:
+    deployment, port = api
+    status, body = request(
+        port, "GET", "/v1/reports/campaigns?from=2026-09-01&to=2026-11-30", headers=auth(deployment)
+    )
+    assert status == 200, body
+    rows = {(r["day"], r["campaign"], r["affiliate"], r["channel"]): r for r in body["rows"]}
+    # Recount from the seeded events: b1 (new, campaign sem-brand), a1 (new), b2 (existing
+    # after the merge), a2 (existing: the guest order joined K-777 by e-mail).
+    assert rows[("2026-09-01", "sem-brand", "aff-9", "web")]["new_orders"] == 1
+    assert rows[("2026-09-01", "sem-brand", "aff-9", "web")]["new_revenue_cents"] == 1500
+    assert rows[("2026-10-01", None, None, "web")]["new_orders"] == 1
+    assert rows[("2026-10-15", None, None, "store")]["existing_orders"] == 1
+    assert rows[("2026-10-15", None, None, "store")]["existing_revenue_cents"] == 2500
+    assert rows[("2026-11-01", None, None, "store")]["existing_orders"] == 1
+    assert sum(r["new_orders"] + r["existing_orders"] for r in body["rows"]) == 4
+    status, body = request(
+        port, "GET", "/v1/reports/campaigns?from=2026-12-01&to=2026-01-01", headers=auth(deployment)
+    )
+    assert (status, body["error"]) == (400, "invalid_parameter")

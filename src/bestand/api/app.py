@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import date
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -62,6 +63,23 @@ def _package_version() -> str:
 async def _respond(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.start", "status": status, "headers": _JSON})
     await send({"type": "http.response.body", "body": body})
+
+
+def _day_range(query_string: bytes) -> tuple[date, date]:
+    """``from`` and ``to`` (ISO days, inclusive) of a report query, at most 366 days apart."""
+    params = dict(parse_qsl(query_string.decode("latin-1")))
+    try:
+        start = date.fromisoformat(params["from"])
+        end = date.fromisoformat(params["to"])
+    except KeyError:
+        raise HttpError(
+            400, "missing_parameter", "give from=YYYY-MM-DD and to=YYYY-MM-DD"
+        ) from None
+    except ValueError as exc:
+        raise HttpError(400, "invalid_parameter", f"not a day: {exc}") from None
+    if end < start or (end - start).days > 366:
+        raise HttpError(400, "invalid_parameter", "to must follow from, at most 366 days later")
+    return start, end
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
@@ -156,13 +174,19 @@ class LookupApi:
         explain = path.startswith("/v1/persons/") and path.endswith("/explain")
         classify = path.startswith("/v1/orders/") and path.endswith("/classification")
         batch_classify = path == "/v1/orders/classification"
-        if path != "/v1/lookup" and not explain and not classify:
+        report = path == "/v1/reports/campaigns"
+        if path != "/v1/lookup" and not explain and not classify and not report:
             raise HttpError(404, "not_found", f"no route {path}; see /openapi.json")
         headers = dict(scope["headers"])
         if not self._keys.accepts(presented_key(headers)):
             raise HttpError(
                 401, "unauthorized", "send a valid key as 'Authorization: Bearer <key>'"
             )
+        if report:
+            if method != "GET":
+                raise HttpError(405, "method_not_allowed", f"{method} is not allowed on {path}")
+            start, end = _day_range(scope["query_string"])
+            return 200, orjson.dumps(await self.service.campaign_report(start, end))
         if batch_classify:
             if method != "POST":
                 raise HttpError(405, "method_not_allowed", f"{method} is not allowed on {path}")

@@ -148,3 +148,24 @@ class BatchClassificationResponse(BaseModel):
     """Answers of a batch classification, in the order of the request."""
 
     results: list[BatchClassificationItem]
+
+
+class CampaignReportRow(BaseModel):
+    """Orders and net revenue (cents) from new and existing customers, for one day and source."""
+
+    day: str
+    campaign: str | None
+    affiliate: str | None
+    channel: str | None
+    new_orders: int
+    new_revenue_cents: int
+    existing_orders: int
+    existing_revenue_cents: int
+
+
+class CampaignReport(BaseModel):
+    """Campaign truth for a range of days (UTC), from the current classification of orders."""
+
+    from_day: str = Field(alias="from")
+    to_day: str = Field(alias="to")
+    rows: list[CampaignReportRow]

@@ -12,6 +12,7 @@ from bestand.api.models import (
     BatchClassificationResponse,
     BatchLookupRequest,
     BatchLookupResponse,
+    CampaignReport,
     ErrorResponse,
     LookupAnswer,
     OrderClassification,
@@ -114,6 +115,28 @@ def openapi_document(version: str) -> dict[str, Any]:
                         "404": _json(ErrorResponse, "No such person."),
                         **_ERRORS,
                     },
+                }
+            },
+            "/v1/reports/campaigns": {
+                "get": {
+                    "operationId": "campaignReport",
+                    "summary": "Orders and net revenue from new vs existing customers per day and "
+                    "campaign, affiliate, channel.",
+                    "parameters": [
+                        {
+                            "name": "from",
+                            "in": "query",
+                            "required": True,
+                            "schema": {"type": "string", "format": "date"},
+                        },
+                        {
+                            "name": "to",
+                            "in": "query",
+                            "required": True,
+                            "schema": {"type": "string", "format": "date"},
+                        },
+                    ],
+                    "responses": {"200": _json(CampaignReport, "The report."), **_ERRORS},
                 }
             },
             "/v1/orders/classification": {

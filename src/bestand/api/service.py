@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import date
 from typing import Any
 
 from bestand.identity import IdentityKeyer, IdKind, InvalidIdentifier, KeyedId
@@ -11,6 +13,7 @@ from bestand.identity.explain import history_entry, identifier
 from bestand.profile import LifecycleRules, unknown_answer
 from bestand.profile.classify import order_context
 from bestand.profile.offers import DEFAULT_OFFERS, LoyaltyOffer
+from bestand.profile.report import campaign_rows
 from bestand.profile.summary import iso
 from bestand.store import IdentityGraph, LookupReader, ProfileStore
 from bestand.store.identity_graph import Explanation
@@ -162,3 +165,15 @@ class LookupService:
             error = None if found is not None else "unknown order"
             out.append({"order_id": order_id, "classification": found, "error": error})
         return out
+
+    async def campaign_report(self, start: date, end: date) -> dict[str, Any]:
+        """Campaign truth for days ``start`` to ``end``, recomputed from person state."""
+        if self._profiles is None:
+            raise RuntimeError("this service has no profile store")
+        states = [state async for state in self._profiles.states()]
+        rows = campaign_rows(states, start, end)
+        return {
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "rows": [asdict(row) for row in rows],
+        }

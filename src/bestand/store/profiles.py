@@ -7,7 +7,7 @@ once per person (dedupe key with TTL); orders and returns are idempotent by stru
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -140,6 +140,31 @@ class ProfileStore:
                     keys=[self._keys.lookup(token)], args=[state.version, *flat], client=pipe
                 )
             await pipe.execute()
+
+    async def states(self, batch: int = 500) -> AsyncIterator[PersonState]:
+        """Every live person's state (merged-away persons are skipped), for reports."""
+        pattern = self._keys.person("*").replace("{*}", "*")
+        keys: list[bytes] = []
+        async for key in self._client.scan_iter(match=pattern, count=1000):
+            keys.append(key)
+            if len(keys) >= batch:
+                async for state in self._read_states(keys):
+                    yield state
+                keys = []
+        async for state in self._read_states(keys):
+            yield state
+
+    async def _read_states(self, keys: Sequence[bytes]) -> AsyncIterator[PersonState]:
+        if not keys:
+            return
+        async with self._client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hmget(key, "v", "s")
+            replies = await pipe.execute()
+        for key, (version, blob) in zip(keys, replies, strict=True):
+            if blob:
+                person_id = _text(key).rsplit("{", 1)[1].rstrip("}")
+                yield replace(load_state(person_id, blob), version=int(version or 0))
 
     async def forget(self, person_id: str, tokens: Sequence[str]) -> None:
         """Delete a person's state and the lookup records of its identifiers (erasure)."""
