@@ -267,12 +267,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         writer.writerows(rows)
         return 0
     print(
-        f"{'day':10} {'campaign':20} {'affiliate':10} {'channel':7} "
+        f"{'day':10} {'campaign':20} {'affiliate':18} {'channel':7} "
         f"{'new':>5} {'new €':>11} {'existing':>8} {'existing €':>11}"
     )
     for row in rows:
         print(
-            f"{row['day']:10} {row['campaign'] or '-':20} {row['affiliate'] or '-':10} "
+            f"{row['day']:10} {row['campaign'] or '-':20} {row['affiliate'] or '-':18} "
             f"{row['channel'] or '-':7} {row['new_orders']:5} "
             f"{row['new_revenue_cents'] / 100:11.2f} {row['existing_orders']:8} "
             f"{row['existing_revenue_cents'] / 100:11.2f}"
@@ -420,7 +420,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The Kafka client's routine messages (assignments, leader moves it retries) are noise here.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except BrokenPipeError:  # `bestand report ... | head`: the reader left, that is fine
+        sys.stderr.close()
+        return 0
     return result
 
 
