@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     # --- Profile and lifecycle ---------------------------------------------------------------
     repeat_min_orders: int = Field(2, ge=2, description="Orders from which a buyer is 'repeat'.")
     loyal_min_orders: int = Field(4, ge=2, description="Orders from which a buyer is 'loyal'.")
+    at_risk_after_days: int = Field(
+        180,
+        ge=1,
+        description="Days without an order after which a buyer is 'at_risk' (about twice the "
+        "usual gap between a repeat buyer's orders).",
+    )
     lapsed_after_days: int = Field(
         365, ge=1, description="Days without an order after which a buyer is 'lapsed'."
     )
@@ -164,6 +170,16 @@ class Settings(BaseSettings):
     def policy(self) -> IdentityPolicy:
         """The merge policy: defaults with this configuration's overrides."""
         return IdentityPolicy.with_overrides(self.identity_policy)
+
+    @model_validator(mode="after")
+    def _thresholds_in_order(self) -> Settings:
+        if self.at_risk_after_days >= self.lapsed_after_days:
+            raise ValueError(
+                "BESTAND_AT_RISK_AFTER_DAYS must be less than BESTAND_LAPSED_AFTER_DAYS"
+            )
+        if self.repeat_min_orders > self.loyal_min_orders:
+            raise ValueError("BESTAND_REPEAT_MIN_ORDERS must not exceed BESTAND_LOYAL_MIN_ORDERS")
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:

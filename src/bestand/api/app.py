@@ -109,7 +109,10 @@ class LookupApi:
             settings.hmac_secret.get_secret_value().encode(), settings.default_phone_region
         )
         rules = LifecycleRules(
-            settings.repeat_min_orders, settings.loyal_min_orders, settings.lapsed_after_days
+            repeat_min_orders=settings.repeat_min_orders,
+            loyal_min_orders=settings.loyal_min_orders,
+            at_risk_after_days=settings.at_risk_after_days,
+            lapsed_after_days=settings.lapsed_after_days,
         )
         keys = Keys(settings.redis_prefix)
         self.service = LookupService(

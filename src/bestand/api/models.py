@@ -6,7 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-LifecycleStageName = Literal["prospect", "first_time", "repeat", "loyal", "lapsed"]
+LifecycleStageName = Literal[
+    "prospect", "first_time", "repeat", "loyal", "at_risk", "lapsed", "reactivated"
+]
 
 #: Query parameters that name an identifier, in the order they are tried.
 IDENTIFIER_PARAMS = (

@@ -109,6 +109,12 @@ class PersonState:
         """Current consent per purpose; purposes never asked about are absent."""
         return {purpose: granted for purpose, (granted, _) in self.consent.items()}
 
+    @property
+    def previous_order_at(self) -> int | None:
+        """Event time of the kept order before the latest one (for "reactivated")."""
+        times = sorted(order.at for order in self.kept_orders if order.at is not None)
+        return times[-2] if len(times) >= 2 else None
+
     def bumped(self) -> PersonState:
         """The same state with the next version, for a write that must win over older ones."""
         return replace(self, version=self.version + 1)

@@ -35,6 +35,7 @@ class LookupSummary:
     first_order_at: int | None
     last_order_at: int | None
     consent: dict[str, bool]
+    previous_order_at: int | None = None
 
     @property
     def existing_customer(self) -> bool:
@@ -51,6 +52,7 @@ class LookupSummary:
             first_order_at=state.first_order_at,
             last_order_at=state.last_order_at,
             consent=state.consent_flags,
+            previous_order_at=state.previous_order_at,
         )
 
     def same_answer(self, other: LookupSummary | None) -> bool:
@@ -64,6 +66,8 @@ class LookupSummary:
             out["f"] = self.first_order_at
         if self.last_order_at is not None:
             out["l"] = self.last_order_at
+        if self.previous_order_at is not None:
+            out["q"] = self.previous_order_at
         if self.consent:
             out["c"] = "".join(
                 f"{_PURPOSE_CODES[p]}{int(g)}" for p, g in sorted(self.consent.items())
@@ -95,13 +99,16 @@ class LookupSummary:
             first_order_at=opt("f"),
             last_order_at=opt("l"),
             consent=consent,
+            previous_order_at=opt("q"),
         )
 
     def answer(
         self, now: int, rules: LifecycleRules, offers: Sequence[LoyaltyOffer] = DEFAULT_OFFERS
     ) -> dict[str, Any]:
         """The lookup answer, with stage and offers computed for ``now``."""
-        stage = lifecycle_stage(self.orders_count, self.last_order_at, now, rules)
+        stage = lifecycle_stage(
+            self.orders_count, self.last_order_at, now, rules, self.previous_order_at
+        )
         return {
             "known": True,
             "person_id": self.person_id,
