@@ -197,6 +197,7 @@ def test_lookup_by_every_identifier_answers_for_one_person(api: tuple[Deployment
     # A loyal customer is not offered "10 % on your first order", but the thank-you.
     assert answer["new_customer_offer_eligible"] is False
     assert answer["loyalty_offers"] == ["loyalty-thank-you"]
+    assert answer["preferred_channel"] == "store"  # the guest order was placed in a store
     assert answer["consent"] == {"ads": True}
 
 

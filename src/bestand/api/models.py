@@ -39,6 +39,9 @@ class LookupAnswer(BaseModel):
         description="False for existing customers: no first-order offer for a loyal customer."
     )
     loyalty_offers: list[str] = Field(description="Loyalty offers the person qualifies for.")
+    preferred_channel: Literal["email", "phone", "store", "chat"] | None = Field(
+        description="The contact channel with most signals (engagement, calls, visits, orders)."
+    )
     consent: dict[str, bool] = Field(description="Consent per purpose, where stated.")
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from bestand.profile.channels import preferred_channel
 from bestand.profile.lifecycle import LifecycleRules, lifecycle_stage
 from bestand.profile.offers import (
     DEFAULT_OFFERS,
@@ -36,6 +37,7 @@ class LookupSummary:
     last_order_at: int | None
     consent: dict[str, bool]
     previous_order_at: int | None = None
+    preferred_channel: str | None = None
 
     @property
     def existing_customer(self) -> bool:
@@ -53,6 +55,7 @@ class LookupSummary:
             last_order_at=state.last_order_at,
             consent=state.consent_flags,
             previous_order_at=state.previous_order_at,
+            preferred_channel=preferred_channel(state),
         )
 
     def same_answer(self, other: LookupSummary | None) -> bool:
@@ -68,6 +71,8 @@ class LookupSummary:
             out["l"] = self.last_order_at
         if self.previous_order_at is not None:
             out["q"] = self.previous_order_at
+        if self.preferred_channel:
+            out["pc"] = self.preferred_channel
         if self.consent:
             out["c"] = "".join(
                 f"{_PURPOSE_CODES[p]}{int(g)}" for p, g in sorted(self.consent.items())
@@ -100,6 +105,7 @@ class LookupSummary:
             last_order_at=opt("l"),
             consent=consent,
             previous_order_at=opt("q"),
+            preferred_channel=data.get("pc") or None,
         )
 
     def answer(
@@ -125,6 +131,7 @@ class LookupSummary:
                 stage=stage,
                 now=now,
             ),
+            "preferred_channel": self.preferred_channel,
             "consent": self.consent,
         }
 
@@ -150,5 +157,6 @@ def unknown_answer() -> dict[str, Any]:
         "lifecycle_stage": "prospect",
         "new_customer_offer_eligible": True,
         "loyalty_offers": [],
+        "preferred_channel": None,
         "consent": {},
     }
