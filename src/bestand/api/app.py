@@ -11,11 +11,11 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import date
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -40,6 +40,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _JSON = [(b"content-type", b"application/json")]
+B = TypeVar("B", bound=BaseModel)
 _MAX_BODY = 1_048_576
 
 
@@ -238,34 +239,29 @@ class LookupApi:
             raise HttpError(400, "invalid_identifier", f"{name}: {exc}") from None
         return orjson.dumps(answer)
 
-    async def _classify_batch(self, body: bytes) -> bytes:
+    def _parse_batch(self, model: type[B], body: bytes, size: Callable[[B], int], what: str) -> B:
+        """Validate a batch body; a bad body is a 400, too many items a 413."""
         try:
-            request = BatchClassificationRequest.model_validate_json(body)
+            request = model.model_validate_json(body)
         except ValidationError as exc:
             first = exc.errors(include_url=False, include_input=False)[0]
             loc = ".".join(str(p) for p in first["loc"]) or "body"
             raise HttpError(400, "invalid_body", f"{loc}: {first['msg']}") from None
-        if len(request.order_ids) > self._settings.api_max_batch:
-            raise HttpError(
-                413,
-                "batch_too_large",
-                f"{len(request.order_ids)} orders; at most {self._settings.api_max_batch}",
-            )
+        count, limit = size(request), self._settings.api_max_batch
+        if count > limit:
+            raise HttpError(413, "batch_too_large", f"{count} {what}; at most {limit}")
+        return request
+
+    async def _classify_batch(self, body: bytes) -> bytes:
+        request = self._parse_batch(
+            BatchClassificationRequest, body, lambda r: len(r.order_ids), "orders"
+        )
         return orjson.dumps({"results": await self.service.classifications(request.order_ids)})
 
     async def _lookup_batch(self, body: bytes) -> bytes:
-        try:
-            request = BatchLookupRequest.model_validate_json(body)
-        except ValidationError as exc:
-            first = exc.errors(include_url=False, include_input=False)[0]
-            loc = ".".join(str(p) for p in first["loc"]) or "body"
-            raise HttpError(400, "invalid_body", f"{loc}: {first['msg']}") from None
-        if len(request.identifiers) > self._settings.api_max_batch:
-            raise HttpError(
-                413,
-                "batch_too_large",
-                f"{len(request.identifiers)} identifiers; at most {self._settings.api_max_batch}",
-            )
+        request = self._parse_batch(
+            BatchLookupRequest, body, lambda r: len(r.identifiers), "identifiers"
+        )
         items: list[tuple[str, str]] = []
         for position, item in enumerate(request.identifiers):
             if len(item) != 1:

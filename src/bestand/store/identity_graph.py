@@ -104,27 +104,33 @@ class IdentityGraph:
                     continue  # the graph changed under us: read and decide again
                 exc.owners = {t: view.owners[t] for t, _ in exc.junk if t in view.owners}
                 raise
-            plan = {
-                "owners": {t: view.owners.get(t, "") for t in tokens},
-                "junk": {t: "" for t in tokens if t not in view.junk},
-                "versions": view.versions,
-                "person": decision.person,
-                "absorbed": list(decision.absorbed),
-                "attach": list(decision.attach),
-                "describe": list(decision.describe),
-                "met": [list(pair) for pair in decision.met],
-                "flag": [list(pair) for pair in decision.junk],
-                "log": [orjson.dumps(e.to_json(event_id, at)).decode() for e in decision.log],
-                "max_log": MAX_LOG,
-            }
-            applied = await self._scripts.graph_apply(
-                keys=[self._keys.identifier(t) for t in tokens],
-                args=[self._keys.graph, orjson.dumps(plan)],
-                client=self._client,
-            )
-            if applied == 1:
+            if await self._apply(tokens, view, decision, event_id, at):
                 return decision, view
         raise StoreConflict(f"could not resolve {event_id} after {_MAX_ATTEMPTS} attempts")
+
+    async def _apply(
+        self, tokens: Sequence[str], view: GraphView, decision: Decision, event_id: str, at: int
+    ) -> bool:
+        """Apply a decision unless the graph changed since ``view`` was read."""
+        plan = {
+            "owners": {t: view.owners.get(t, "") for t in tokens},
+            "junk": {t: "" for t in tokens if t not in view.junk},
+            "versions": view.versions,
+            "person": decision.person,
+            "absorbed": list(decision.absorbed),
+            "attach": list(decision.attach),
+            "describe": list(decision.describe),
+            "met": [list(pair) for pair in decision.met],
+            "flag": [list(pair) for pair in decision.junk],
+            "log": [orjson.dumps(e.to_json(event_id, at)).decode() for e in decision.log],
+            "max_log": MAX_LOG,
+        }
+        applied = await self._scripts.graph_apply(
+            keys=[self._keys.identifier(t) for t in tokens],
+            args=[self._keys.graph, orjson.dumps(plan)],
+            client=self._client,
+        )
+        return bool(applied == 1)
 
     async def _flag(
         self,
@@ -138,26 +144,18 @@ class IdentityGraph:
         owners = [view.owners[t] for t, _ in junk if t in view.owners]
         if not owners:
             return True
-        entries = [LogEntry("junk", (t,), why) for t, why in junk]
-        plan = {
-            "owners": {t: view.owners.get(t, "") for t in tokens},
-            "junk": {t: "" for t in tokens if t not in view.junk},
-            "versions": view.versions,
-            "person": owners[0],
-            "absorbed": [],
-            "attach": [],
-            "describe": [],
-            "met": [],
-            "flag": [list(pair) for pair in junk],
-            "log": [orjson.dumps(e.to_json(event_id, at)).decode() for e in entries],
-            "max_log": MAX_LOG,
-        }
-        applied = await self._scripts.graph_apply(
-            keys=[self._keys.identifier(t) for t in tokens],
-            args=[self._keys.graph, orjson.dumps(plan)],
-            client=self._client,
+        decision = Decision(
+            person=owners[0],
+            absorbed=(),
+            attach=(),
+            describe=(),
+            met=(),
+            junk=tuple(junk),
+            log=tuple(LogEntry("junk", (t,), why) for t, why in junk),
+            identifiers=(),
+            ignored=(),
         )
-        return bool(applied == 1)
+        return await self._apply(tokens, view, decision, event_id, at)
 
     async def person_of(self, token: str) -> str | None:
         """The person an identifier (``kind:hash``) belongs to, if any."""
