@@ -176,3 +176,20 @@ def test_customer_counts_on_a_tiny_shop() -> None:
     predicted = {"o1": "P1", "o2": "P1", "o3": "P2", "o5": "P3"}
     counts = customer_counts(events, truth, predicted)
     assert counts == CustomerCounts(true_customers=2, naive_customers=4, resolved_customers=3)
+
+
+def test_anonymous_sales_make_nobody_a_customer() -> None:
+    events = [
+        _order("o1", "e1", {"guest": True, "email": "tom@web.de"}),
+        # A cash sale in the store: nothing to know the buyer by.
+        _order("o2", "e2", {"guest": True}, channel="store"),
+        # Ida only ever bought anonymously: the shop cannot know her as a customer.
+        _order("o3", "e3", {"guest": True}, channel="store"),
+    ]
+    truth = {"e1": "tom", "e2": "tom", "e3": "ida"}
+    predicted = {"o1": "P1", "o2": "P2", "o3": "P3"}
+    counted = customer_counts(events, truth, predicted, anonymous={"o2", "o3"})
+    assert counted == CustomerCounts(
+        true_customers=1, naive_customers=1, resolved_customers=1, anonymous_orders=2
+    )
+    assert customer_counts(events, truth, predicted).true_customers == 2

@@ -39,7 +39,9 @@ def test_orders_sharing_nothing_cannot_be_joined() -> None:
     assert best.scores.true_pairs == 3
     assert best.scores.correct_pairs == 1  # o1 and o2; o3 shares nothing
     assert best.scores.precision == 1.0
-    assert best.customers == 4  # anna counts twice, ben, carl
+    # o3 (a name only) and o5 (a dummy only) name nobody: anonymous sales, nobody's customer.
+    assert best.anonymous == {"o3", "o5"}
+    assert best.customers == 2  # anna, ben
 
 
 def test_the_ceiling_of_a_simulated_shop_is_never_wrong() -> None:

@@ -12,7 +12,7 @@ computed from cluster sizes (``sum of C(n, 2)``), in time linear in the number o
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,14 +173,20 @@ class CustomerCounts:
     true_customers: int
     naive_customers: int
     resolved_customers: int
+    anonymous_orders: int = 0
 
 
 def customer_counts(
     orders: Iterable[Mapping[str, Any]],
     truth: Mapping[str, str],
     predicted_person_of_order: Mapping[str, str],
+    anonymous: Collection[str] = frozenset(),
 ) -> CustomerCounts:
     """Count customers: distinct persons with at least one placed order that was not cancelled.
+
+    ``anonymous`` holds the ids of orders that name nobody (a cash sale without card, phone or
+    a usable e-mail): no shop knows who placed them, so they make nobody a customer, neither in
+    the truth nor in either count; how many there were is reported instead.
 
     ``orders`` are events of any type (only ``order_placed`` and ``order_cancelled`` are read;
     a cancellation may come before or after its order). ``truth`` maps event ids to real
@@ -197,6 +203,8 @@ def customer_counts(
         elif kind == "order_cancelled":
             cancelled.add(str(event["order_id"]))
     active = {order_id: event for order_id, event in placed.items() if order_id not in cancelled}
+    anonymous_orders = sum(1 for order_id in active if order_id in anonymous)
+    active = {order_id: event for order_id, event in active.items() if order_id not in anonymous}
     true_persons = {truth[str(event["event_id"])] for event in active.values()}
     naive = {naive_customer_key(event) for event in active.values()}
     resolved = {_predicted_label(predicted_person_of_order, order_id) for order_id in active}
@@ -204,4 +212,5 @@ def customer_counts(
         true_customers=len(true_persons),
         naive_customers=len(naive),
         resolved_customers=len(resolved),
+        anonymous_orders=anonymous_orders,
     )

@@ -17,7 +17,7 @@ import orjson
 from bestand.evaluation.metrics import PairScores, customer_counts, pair_scores
 from bestand.events.decode import TYPE_TOPIC_KIND, decode_event
 from bestand.identity import IdentityKeyer, raw_identifiers
-from bestand.identity.kinds import kind_of
+from bestand.identity.kinds import IdKind, kind_of
 from bestand.identity.policy import IdentityPolicy
 
 
@@ -28,6 +28,7 @@ class Ceiling:
     scores: PairScores
     customers: int
     labels: Mapping[str, str]  # order id -> group, for per-kind figures
+    anonymous: frozenset[str]  # ids of orders whose only linking identifier is the order itself
 
 
 class _Groups:
@@ -54,6 +55,7 @@ def ceiling(
 ) -> Ceiling:
     """Join each person's events through shared linking identifiers; score the result."""
     groups = _Groups()
+    anonymous: set[str] = set()
     for event in events:
         event_id = str(event["event_id"])
         decoded = decode_event(
@@ -64,6 +66,10 @@ def ceiling(
             for kid in keyer.key_all(raw_identifiers(decoded)).ids
             if policy.of(kind_of(kid.token)).link != "never"
         ]
+        if event["type"] == "order_placed" and all(
+            kind_of(token) is IdKind.ORDER for token in tokens
+        ):
+            anonymous.add(str(event["order_id"]))
         person = truth[event_id]
         node = f"event:{event_id}"
         groups.find(node)
@@ -73,9 +79,10 @@ def ceiling(
     orders = [e for e in events if e["type"] == "order_placed"]
     best = {str(e["order_id"]): groups.find(f"event:{e['event_id']}") for e in orders}
     order_truth = {str(e["order_id"]): truth[str(e["event_id"])] for e in orders}
-    counts = customer_counts(events, truth, best)
+    counts = customer_counts(events, truth, best, anonymous)
     return Ceiling(
         scores=pair_scores(order_truth, best),
         customers=counts.resolved_customers,
         labels=best,
+        anonymous=frozenset(anonymous),
     )

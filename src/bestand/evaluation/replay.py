@@ -66,6 +66,7 @@ class EvaluationReport:
     ceiling_customers: int
     true_customers: int
     naive_customers: int
+    anonymous_orders: int
     resolved_customers: int
     merges: int
     wrong_merges: int
@@ -107,6 +108,7 @@ class EvaluationReport:
             "customers": {
                 "true": self.true_customers,
                 "naive": self.naive_customers,
+                "anonymous_orders": self.anonymous_orders,
                 "resolved": self.resolved_customers,
             },
             "merges": self.merges,
@@ -150,7 +152,8 @@ def format_report(report: EvaluationReport) -> str:
     c = report.ceiling_customers
     lines += [
         "",
-        "customers with an order:",
+        f"customers with an order ({report.anonymous_orders} anonymous sales, e.g. cash without "
+        "card, phone or a usable e-mail, name nobody and are not counted):",
         f"  true {t}   the shop without bestand would count {n} ({(n - t) / t:+.1%})   "
         f"bestand counts {r} ({(r - t) / t:+.1%})   the data allows {c} ({(c - t) / t:+.1%})"
         if t
@@ -291,7 +294,7 @@ def evaluate(
         if len(subset) > 1:
             by_kind[kind] = pair_scores(subset, {o: predicted[o] for o in subset if o in predicted})
             best_by_kind[kind] = pair_scores(subset, {o: best.labels[o] for o in subset})
-    counts = customer_counts(shop.events, shop.truth, predicted)
+    counts = customer_counts(shop.events, shop.truth, predicted, best.anonymous)
     persons = sorted(set(predicted.values()))
     flagged, through_junk, logs = asyncio.run(_junk_audit(settings, persons))
     wrong = [
@@ -314,6 +317,7 @@ def evaluate(
         ceiling_customers=best.customers,
         true_customers=counts.true_customers,
         naive_customers=counts.naive_customers,
+        anonymous_orders=counts.anonymous_orders,
         resolved_customers=counts.resolved_customers,
         merges=merge_count(predicted, {str(e["order_id"]): naive_customer_key(e) for e in orders}),
         wrong_merges=wrong_merge_count(truth, predicted),

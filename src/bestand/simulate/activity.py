@@ -106,6 +106,8 @@ class Activity:
             varies_email=rng.random() < RATE["email_variant"],
             varies_phone=rng.random() < RATE["phone_variant"],
             new_cookie_rate=0.4 if persona.kind in ("loyal_guest", "typo_guest") else 0.15,
+            store_card_payer=rng.random() < RATE["store_card_payer"],
+            store_phone_giver=rng.random() < (0.45 if persona.kind == "walk_in" else 0.7),
         )
         self._routines[persona.kind](persona, self.households[persona.household], habits)
 

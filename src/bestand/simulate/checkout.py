@@ -64,6 +64,9 @@ class Habits:
     varies_email: bool
     varies_phone: bool
     new_cookie_rate: float
+    #: In the store: pays by card (not cash) and tells the phone number as a habit, not by chance.
+    store_card_payer: bool = False
+    store_phone_giver: bool = False
     typo_order: int | None = None
     guest_checkout_order: int | None = None
     app_cookie: str | None = None
@@ -167,9 +170,8 @@ class CheckoutChoices:
         if habits.fake_phone and rng.random() < 0.6:
             persona.mark("fake_phone")
             return rng.choice(FAKE_PHONES)
-        rate = {"store": 0.45 if persona.kind == "walk_in" else 0.7, "phone": 1.0}.get(
-            channel, 0.8 if habits.gives_phone else 0.0
-        )
+        in_store = 0.9 if habits.store_phone_giver else 0.05
+        rate = {"store": in_store, "phone": 1.0}.get(channel, 0.8 if habits.gives_phone else 0.0)
         if rng.random() >= rate:
             return None
         if not habits.varies_phone:
@@ -230,9 +232,12 @@ class CheckoutChoices:
         self, persona: Persona, household: Household, habits: Habits, channel: str
     ) -> str | None:
         rng = self.rng
-        paid_by_card = RATE["card_reuse"] if channel in ONLINE else 0.4 if channel == "store" else 0
+        in_store = 0.9 if habits.store_card_payer else 0.05
+        paid_by_card = RATE["card_reuse"] if channel in ONLINE else in_store if channel == "store" else 0
         if rng.random() >= paid_by_card:
             return None
+        if channel == "store" and habits.store_card_payer:
+            persona.mark("store_card_payer")
         shared = household.shared_card
         if shared and shared not in persona.payment_fingerprints and rng.random() < 0.3:
             persona.mark("household_shared_card")

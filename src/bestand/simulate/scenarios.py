@@ -121,6 +121,12 @@ TRAITS: tuple[Trait, ...] = (
         "web and app orders",
         "pays with a card token (8 % a new card): the same token links orders",
     ),
+    Trait(
+        "store_card_payer",
+        0.45,
+        "persons",
+        "pays by card in the store (90 % of visits, else cash); others pay cash (95 %)",
+    ),
     Trait("guest_throwaway_id", 0.25, "guest orders", "a throw-away guest customer number"),
     Trait("registered_guest_checkout", 0.25, "registered", "once checks out as guest"),
     Trait("app_user", 0.3, "persons", "uses the app: device id on clicks and app orders"),
