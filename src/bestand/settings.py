@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bestand.identity.junk import JunkRules
 from bestand.identity.policy import IdentityPolicy
 from bestand.profile.offers import LoyaltyOffer
+from bestand.profile.state import CustomerRule
 
 #: The secret that development uses when none is given. Refused outside development.
 DEV_HMAC_SECRET = "bestand-development-secret-change-me"  # noqa: S105 - a marked placeholder
@@ -81,6 +82,11 @@ class Settings(BaseSettings):
     )
 
     # --- Profile and lifecycle ---------------------------------------------------------------
+    customer_rule: CustomerRule = Field(
+        "kept",
+        description="Which orders make an existing customer: 'kept' (not cancelled, not "
+        "returned or refunded in full) or 'placed' (any order not cancelled).",
+    )
     repeat_min_orders: int = Field(2, ge=2, description="Orders from which a buyer is 'repeat'.")
     loyal_min_orders: int = Field(4, ge=2, description="Orders from which a buyer is 'loyal'.")
     at_risk_after_days: int = Field(

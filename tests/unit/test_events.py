@@ -68,7 +68,8 @@ def test_every_type_routes_to_one_topic() -> None:
     assert TYPE_TOPIC_KIND["page_view"] == "clickstream"
     assert TYPE_TOPIC_KIND["email_opened"] == "email"
     assert TYPE_TOPIC_KIND["erasure_requested"] == "customer"
-    assert len(TYPE_TOPIC_KIND) == 16
+    assert TYPE_TOPIC_KIND["order_refunded"] == "orders"
+    assert len(TYPE_TOPIC_KIND) == 17
 
 
 def test_the_simulated_shop_speaks_the_contracts() -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from bestand.events import ResolvedEvent
 from bestand.profile import LookupSummary, PersonState, apply, dump_state, load_state, merge
+from bestand.profile.state import CustomerRule
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -53,8 +54,19 @@ def returned(event_id: str, order_id: str, cents: int | None, day: int = 0) -> R
     )
 
 
-def run(events: list[ResolvedEvent], person: str = "P1") -> PersonState:
-    state = PersonState(person_id=person)
+def refunded(event_id: str, order_id: str, cents: int | None, day: int = 0) -> ResolvedEvent:
+    return ev(
+        event_id,
+        "order",
+        day,
+        order={"order_id": order_id, "status": "refunded", "returned_cents": cents},
+    )
+
+
+def run(
+    events: list[ResolvedEvent], person: str = "P1", rule: CustomerRule = "kept"
+) -> PersonState:
+    state = PersonState(person_id=person, rule=rule)
     for event in events:
         state = apply(state, event)
     return state
@@ -109,7 +121,47 @@ def test_returns_reduce_revenue_but_keep_the_customer() -> None:
     assert state.revenue_cents == 7500
     full = run([placed("e1", "o1", 10000), returned("r1", "o1", None)])
     assert full.revenue_cents == 0
-    assert full.existing_customer
+    assert not full.existing_customer  # nothing kept
+    assert full.orders["o1"].active  # but the order still happened, for reports
+
+
+def test_partial_returns_and_refunds_that_add_up_to_the_total_keep_nothing() -> None:
+    events = [placed("e1", "o1", 10000), returned("r1", "o1", 6000, day=2)]
+    assert run(events).existing_customer
+    assert run(events).revenue_cents == 4000
+    both = run([*events, refunded("f1", "o1", 4000, day=9)])
+    assert both.revenue_cents == 0
+    assert not both.existing_customer
+    # A goodwill refund of part of the price keeps the order.
+    goodwill = run([placed("e1", "o1", 10000), refunded("f1", "o1", 1500, day=2)])
+    assert goodwill.existing_customer
+    assert goodwill.revenue_cents == 8500
+
+
+def test_the_placed_rule_counts_returned_orders() -> None:
+    events = [placed("e1", "o1", 10000), returned("r1", "o1", None, day=2)]
+    assert not run(events, rule="kept").existing_customer
+    placed_rule = run(events, rule="placed")
+    assert placed_rule.existing_customer
+    assert placed_rule.orders_count == 1
+    assert placed_rule.revenue_cents == 0
+    cancelled_too = run([*events, cancelled("c1", "o1", day=3)], rule="placed")
+    assert not cancelled_too.existing_customer
+
+
+def test_an_order_after_a_wholly_returned_one_is_a_new_customers_order() -> None:
+    first = [placed("e1", "o1", 5000), returned("r1", "o1", None, day=2)]
+    state = run([*first, placed("e2", "o2", 3000, day=10)])
+    assert state.orders["o2"].cls == "new"
+    assert run([*first, placed("e2", "o2", 3000, day=10)], rule="placed").orders["o2"].cls == (
+        "existing"
+    )
+    # The return arriving after the second order reclassifies it, with the return as cause.
+    late = run([placed("e1", "o1", 5000), placed("e2", "o2", 3000, day=10), first[1]])
+    assert late.orders["o2"].cls == "new"
+    assert [(o, b, a, e) for o, b, a, e, _, _ in late.reclassified] == [
+        ("o2", "existing", "new", "r1")
+    ]
 
 
 def test_every_order_of_events_gives_the_same_state() -> None:
@@ -118,6 +170,7 @@ def test_every_order_of_events_gives_the_same_state() -> None:
         placed("e2", "o2", 2000, day=3),
         cancelled("e3", "o2", day=4),
         returned("e4", "o1", 300, day=5),
+        refunded("e6", "o1", 700, day=7),
         ev("e5", "click", day=6, identifiers=["a:c"]),
     ]
     # The history of reclassifications records the arrival order; everything else is the same.

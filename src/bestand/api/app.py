@@ -121,7 +121,9 @@ class LookupApi:
             keyer,
             rules,
             graph=IdentityGraph(self._client, keys, policy=settings.policy),
-            profiles=ProfileStore(self._client, keys, settings.dedupe_ttl_seconds),
+            profiles=ProfileStore(
+                self._client, keys, settings.dedupe_ttl_seconds, rule=settings.customer_rule
+            ),
             offers=settings.offers,
         )
         self._openapi = orjson.dumps(openapi_document(_package_version()))

@@ -131,7 +131,7 @@ class LookupService:
             return None
         state = await self._profiles.load(summary.person_id)
         order = None if state is None else state.orders.get(order_id)
-        context = None if state is None else order_context(state.orders, order_id)
+        context = None if state is None else order_context(state.orders, order_id, state.rule)
         if state is None or order is None or order.cls is None or context is None:
             return None
         changes = [

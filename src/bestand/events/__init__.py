@@ -21,6 +21,7 @@ from bestand.events.orders import (
     OrderCustomer,
     OrderEvent,
     OrderPlaced,
+    OrderRefunded,
     OrderReturned,
 )
 from bestand.events.resolved import OrderFacts, ResolvedEvent
@@ -47,6 +48,7 @@ __all__ = [
     "OrderEvent",
     "OrderFacts",
     "OrderPlaced",
+    "OrderRefunded",
     "OrderReturned",
     "PageView",
     "ProductView",

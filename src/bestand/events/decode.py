@@ -16,7 +16,13 @@ from bestand.events.customer import (
 )
 from bestand.events.email import EmailEvent, EmailTopicEvent
 from bestand.events.errors import InvalidEvent
-from bestand.events.orders import OrderCancelled, OrderEvent, OrderPlaced, OrderReturned
+from bestand.events.orders import (
+    OrderCancelled,
+    OrderEvent,
+    OrderPlaced,
+    OrderRefunded,
+    OrderReturned,
+)
 
 TopicKind = Literal["clickstream", "orders", "email", "customer"]
 TOPIC_KINDS: tuple[TopicKind, ...] = ("clickstream", "orders", "email", "customer")
@@ -28,6 +34,7 @@ InputEvent = (
     | OrderPlaced
     | OrderCancelled
     | OrderReturned
+    | OrderRefunded
     | EmailEvent
     | Identify
     | ConsentChanged
@@ -45,7 +52,7 @@ ADAPTERS: dict[TopicKind, TypeAdapter[InputEvent]] = {
 
 _MODELS: dict[TopicKind, tuple[type[InputEvent], ...]] = {
     "clickstream": (PageView, ProductView, AddToCart),
-    "orders": (OrderPlaced, OrderCancelled, OrderReturned),
+    "orders": (OrderPlaced, OrderCancelled, OrderReturned, OrderRefunded),
     "email": (EmailEvent,),
     "customer": (Identify, ConsentChanged, ErasureRequested, ContactRecorded),
 }

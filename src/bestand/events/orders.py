@@ -1,4 +1,4 @@
-"""Orders topic: orders placed, cancelled and returned, from every sales channel."""
+"""Orders topic: orders placed, cancelled, returned and refunded, from every sales channel."""
 
 from __future__ import annotations
 
@@ -83,4 +83,20 @@ class OrderReturned(EventBase):
     currency: Currency | None = None
 
 
-OrderEvent = Annotated[OrderPlaced | OrderCancelled | OrderReturned, Field(discriminator="type")]
+class OrderRefunded(EventBase):
+    """Money went back without goods (goodwill, price adjustment, chargeback).
+
+    ``amount`` is the refunded value, the whole order if absent. Like a return it lowers net
+    revenue; an order refunded or returned in full no longer counts as kept.
+    """
+
+    type: Literal["order_refunded"]
+    order_id: ShortText
+    amount: Money | None = None
+    currency: Currency | None = None
+    reason: ShortText | None = None
+
+
+OrderEvent = Annotated[
+    OrderPlaced | OrderCancelled | OrderReturned | OrderRefunded, Field(discriminator="type")
+]

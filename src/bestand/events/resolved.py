@@ -15,7 +15,7 @@ from bestand.events.customer import ConsentPurpose
 from bestand.events.email import EmailEventType
 from bestand.events.orders import SalesChannel
 
-OrderStatus = Literal["placed", "cancelled", "returned"]
+OrderStatus = Literal["placed", "cancelled", "returned", "refunded"]
 EventKind = Literal[
     "click", "order", "email", "identify", "consent", "erasure", "contact", "detach"
 ]

@@ -21,6 +21,7 @@ from bestand.events import (
     OrderCancelled,
     OrderFacts,
     OrderPlaced,
+    OrderRefunded,
     OrderReturned,
     PageView,
     ProductView,
@@ -110,7 +111,7 @@ def raw_identifiers(event: InputEvent, default_country: str = "DE") -> list[RawI
             out.append((IdKind.ANONYMOUS, event.anonymous_id, False))
         case OrderPlaced():
             out.extend(_order_identifiers(event, default_country))
-        case OrderCancelled() | OrderReturned():
+        case OrderCancelled() | OrderReturned() | OrderRefunded():
             out.append((IdKind.ORDER, event.order_id, False))
         case EmailEvent():
             out.append((IdKind.EMAIL, event.email, False))
@@ -156,11 +157,11 @@ def resolved_event(
         case OrderCancelled():
             kind = "order"
             extra["order"] = OrderFacts(order_id=event.order_id, status="cancelled")
-        case OrderReturned():
+        case OrderReturned() | OrderRefunded():
             kind = "order"
             extra["order"] = OrderFacts(
                 order_id=event.order_id,
-                status="returned",
+                status="returned" if isinstance(event, OrderReturned) else "refunded",
                 returned_cents=None if event.amount is None else _cents(event.amount),
                 currency=event.currency,
             )

@@ -1,7 +1,8 @@
 """Order classification: was an order placed by a new or an existing customer, at its time?
 
-An order is ``existing`` when the same person has a kept order with an earlier event time
-(ties broken by order id), ``new`` otherwise. The classification first given for an order is
+An order is ``existing`` when the same person has an order that counts (kept, or under the
+``placed`` rule not cancelled) with an earlier event time (ties broken by order id), ``new``
+otherwise. The classification first given for an order is
 kept; when later knowledge changes it (a merge reveals earlier orders, an earlier order
 arrives late, an earlier order is cancelled), the change is recorded as a reclassification
 with its cause, because affiliate commissions were paid on the first answer.
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from bestand.profile.state import OrderRecord
+from bestand.profile.state import CustomerRule, OrderRecord
 
 Classification = Literal["new", "existing"]
 
@@ -30,7 +31,9 @@ class Reclassification:
     reason: str
 
 
-def classify(orders: Mapping[str, OrderRecord]) -> dict[str, Classification]:
+def classify(
+    orders: Mapping[str, OrderRecord], rule: CustomerRule = "kept"
+) -> dict[str, Classification]:
     """The classification of every placed order as of what is known now."""
     placed = sorted(
         ((order.at, oid) for oid, order in orders.items() if order.at is not None),
@@ -39,17 +42,22 @@ def classify(orders: Mapping[str, OrderRecord]) -> dict[str, Classification]:
     kept_before = False
     for _, oid in placed:
         out[oid] = "existing" if kept_before else "new"
-        kept_before = kept_before or orders[oid].kept
+        kept_before = kept_before or orders[oid].counts(rule)
     return out
 
 
 def reclassify(
-    orders: Mapping[str, OrderRecord], *, event_id: str, at: int, reason: str
+    orders: Mapping[str, OrderRecord],
+    *,
+    event_id: str,
+    at: int,
+    reason: str,
+    rule: CustomerRule = "kept",
 ) -> tuple[dict[str, OrderRecord], list[Reclassification]]:
     """Record first classifications and the changes against the current knowledge."""
     updated = dict(orders)
     changes: list[Reclassification] = []
-    for oid, now in classify(orders).items():
+    for oid, now in classify(orders, rule).items():
         order = orders[oid]
         if order.cls is None:
             updated[oid] = replace(order, cls=now)
@@ -64,11 +72,13 @@ class OrderContext:
     """What an affiliate network asks about one order, as of its event time."""
 
     classification: Classification
-    orders_before: int  # kept orders of the person before this one
-    days_since_last_order: int | None  # since the person's previous kept order
+    orders_before: int  # orders of the person before this one that count under the rule
+    days_since_last_order: int | None  # since the person's previous such order
 
 
-def order_context(orders: Mapping[str, OrderRecord], order_id: str) -> OrderContext | None:
+def order_context(
+    orders: Mapping[str, OrderRecord], order_id: str, rule: CustomerRule = "kept"
+) -> OrderContext | None:
     """Orders before an order and the days since the previous one; ``None`` if not placed."""
     order = orders.get(order_id)
     if order is None or order.at is None:
@@ -77,7 +87,7 @@ def order_context(orders: Mapping[str, OrderRecord], order_id: str) -> OrderCont
     earlier = [
         (o.at, oid)
         for oid, o in orders.items()
-        if o.kept and o.at is not None and (o.at, oid) < key
+        if o.counts(rule) and o.at is not None and (o.at, oid) < key
     ]
     last = max(earlier)[0] if earlier else None
     return OrderContext(

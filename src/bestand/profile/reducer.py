@@ -77,7 +77,7 @@ def _apply_order(
             )
         case "cancelled":
             return replace(order, cancelled=True)
-        case "returned":
+        case "returned" | "refunded":
             cents = -1 if facts.returned_cents is None else facts.returned_cents
             return replace(order, returns={**order.returns, event_id: cents})
     raise AssertionError(facts.status)  # pragma: no cover - Literal is exhaustive
@@ -125,7 +125,9 @@ def apply(state: PersonState, event: ResolvedEvent) -> PersonState:
 
 
 def _reclassify(state: PersonState, event_id: str, at: int, reason: str) -> PersonState:
-    orders, changes = reclassify(state.orders, event_id=event_id, at=at, reason=reason)
+    orders, changes = reclassify(
+        state.orders, event_id=event_id, at=at, reason=reason, rule=state.rule
+    )
     if not changes and orders == state.orders:
         return state
     entries = tuple((c.order_id, c.before, c.after, c.event_id, c.at, c.reason) for c in changes)

@@ -34,7 +34,7 @@ def campaign_rows(states: Iterable[PersonState], start: date, end: date) -> list
     totals: dict[tuple[str, str | None, str | None, str | None], list[int]] = {}
     for state in states:
         for order in state.orders.values():
-            if not order.kept or order.at is None or order.cls is None:
+            if not order.active or order.at is None or order.cls is None:
                 continue
             day = datetime.fromtimestamp(order.at, UTC).date()
             if not start <= day <= end:

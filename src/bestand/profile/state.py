@@ -14,6 +14,9 @@ import orjson
 
 #: Purposes a person can consent to.
 CONSENT_PURPOSES = ("email", "sms", "phone", "ads", "personalization")
+#: Which orders make an existing customer: ``kept`` (default) orders that were neither
+#: cancelled nor returned or refunded in full; ``placed`` any order that was not cancelled.
+CustomerRule = Literal["kept", "placed"]
 #: E-mail engagement counters, by the short name of the e-mail event.
 EMAIL_COUNTERS = ("sent", "delivered", "opened", "clicked", "bounced", "unsubscribed")
 
@@ -27,15 +30,33 @@ class OrderRecord:
     channel: str | None = None
     at: int | None = None
     cancelled: bool = False
-    returns: dict[str, int] = field(default_factory=dict)  # return event id -> cents (-1: all)
+    # return or refund event id -> cents (-1: the whole order)
+    returns: dict[str, int] = field(default_factory=dict)
     cls: Literal["new", "existing"] | None = None  # classification as last published
     campaign: str | None = None
     affiliate: str | None = None
 
     @property
-    def kept(self) -> bool:
-        """An order that was placed and not cancelled (returns still make a customer)."""
+    def active(self) -> bool:
+        """An order that was placed and not cancelled: it counts in reports, even if returned."""
         return self.at is not None and not self.cancelled
+
+    @property
+    def wholly_refunded(self) -> bool:
+        """All of the order's value went back, by returns or refunds."""
+        if any(cents < 0 for cents in self.returns.values()):
+            return True
+        total = self.total_cents or 0
+        return total > 0 and self.returned_cents >= total
+
+    @property
+    def kept(self) -> bool:
+        """An active order the customer kept at least part of."""
+        return self.active and not self.wholly_refunded
+
+    def counts(self, rule: CustomerRule) -> bool:
+        """Whether this order makes its buyer an existing customer under ``rule``."""
+        return self.kept if rule == "kept" else self.active
 
     @property
     def returned_cents(self) -> int:
@@ -46,8 +67,8 @@ class OrderRecord:
 
     @property
     def net_cents(self) -> int:
-        """Revenue the order brought after returns; zero when cancelled."""
-        if not self.kept:
+        """Revenue the order brought after returns and refunds; zero when cancelled."""
+        if not self.active:
             return 0
         return (self.total_cents or 0) - self.returned_cents
 
@@ -70,12 +91,14 @@ class PersonState:
     absorbed: frozenset[str] = frozenset()
     # Changes of order classifications: (order, before, after, event, at, reason).
     reclassified: tuple[tuple[str, str, str, str, int, str], ...] = ()
+    #: Which orders count (a setting, not stored with the state).
+    rule: CustomerRule = field(default="kept", compare=False)
 
     # --- derived figures (never stored, always computed) ---------------------------------
     @property
     def kept_orders(self) -> list[OrderRecord]:
-        """Orders that count: placed and not cancelled."""
-        return [order for order in self.orders.values() if order.kept]
+        """Orders that make the person an existing customer under :attr:`rule`."""
+        return [order for order in self.orders.values() if order.counts(self.rule)]
 
     @property
     def orders_count(self) -> int:
@@ -84,13 +107,13 @@ class PersonState:
 
     @property
     def existing_customer(self) -> bool:
-        """True once the person has an order that is not cancelled."""
+        """True once the person has an order that counts under :attr:`rule`."""
         return self.orders_count > 0
 
     @property
     def revenue_cents(self) -> int:
-        """Net revenue over distinct kept orders."""
-        return sum(order.net_cents for order in self.kept_orders)
+        """Net revenue over distinct orders that were not cancelled."""
+        return sum(order.net_cents for order in self.orders.values() if order.active)
 
     @property
     def first_order_at(self) -> int | None:
@@ -181,13 +204,16 @@ def dump_state(state: PersonState) -> bytes:
     return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
 
 
-def load_state(person_id: str, blob: bytes | str | None) -> PersonState:
+def load_state(
+    person_id: str, blob: bytes | str | None, rule: CustomerRule = "kept"
+) -> PersonState:
     """Read a serialized state; ``None`` gives a new, empty person."""
     if not blob:
-        return PersonState(person_id=person_id)
+        return PersonState(person_id=person_id, rule=rule)
     data = orjson.loads(blob)
     return PersonState(
         person_id=person_id,
+        rule=rule,
         version=int(data.get("v", 0)),
         ids=frozenset(data.get("ids", ())),
         orders={oid: _order_from_json(order) for oid, order in data.get("o", {}).items()},

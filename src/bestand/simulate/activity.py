@@ -324,6 +324,15 @@ class Activity:
                 if rng.random() < 0.4:
                     amount = f"{float(total) * rng.uniform(0.2, 0.8):.2f}"
                 self.log.add(persona.key, moment, ev.order_returned(order_id, amount, currency))
+                return
+        if rng.random() < 0.03:
+            moment = self._later(at, timedelta(days=1), timedelta(days=40))
+            if moment:
+                reason = rng.choice(("goodwill", "price_adjustment", "chargeback"))
+                amount = None if reason == "chargeback" else f"{float(total) * 0.1:.2f}"
+                self.log.add(
+                    persona.key, moment, ev.order_refunded(order_id, amount, currency, reason)
+                )
 
     def _after_first_order(
         self,

@@ -232,8 +232,8 @@ class CheckoutChoices:
         self, persona: Persona, household: Household, habits: Habits, channel: str
     ) -> str | None:
         rng = self.rng
-        in_store = 0.9 if habits.store_card_payer else 0.05
-        paid_by_card = RATE["card_reuse"] if channel in ONLINE else in_store if channel == "store" else 0
+        by_channel = {"store": 0.9 if habits.store_card_payer else 0.05, "phone": 0.0}
+        paid_by_card = RATE["card_reuse"] if channel in ONLINE else by_channel[channel]
         if rng.random() >= paid_by_card:
             return None
         if channel == "store" and habits.store_card_payer:

@@ -122,6 +122,18 @@ def order_cancelled(order_id: str, reason: str | None = None) -> Event:
     return {"type": "order_cancelled", "source": "oms", "order_id": order_id, "reason": reason}
 
 
+def order_refunded(order_id: str, amount: str | None, currency: str | None, reason: str) -> Event:
+    """Money went back without goods (``amount`` None: the whole order)."""
+    return {
+        "type": "order_refunded",
+        "source": "payments",
+        "order_id": order_id,
+        "amount": amount,
+        "currency": currency if amount is not None else None,
+        "reason": reason,
+    }
+
+
 def order_returned(order_id: str, amount: str | None, currency: str | None) -> Event:
     """Goods of an order came back (``amount`` None: the whole order)."""
     return {

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from bestand.events import ResolvedEvent
 from bestand.profile import LookupSummary, PersonState, apply, dump_state, load_state, merge
+from bestand.profile.state import CustomerRule
 from bestand.store.errors import StoreConflict
 from bestand.store.keys import Keys
 from bestand.store.scripts import Scripts
@@ -46,9 +47,15 @@ class ProfileStore:
     """Reads and writes person state and the lookup records derived from it."""
 
     def __init__(
-        self, client: Redis, keys: Keys, dedupe_ttl: int, scripts: Scripts | None = None
+        self,
+        client: Redis,
+        keys: Keys,
+        dedupe_ttl: int,
+        scripts: Scripts | None = None,
+        rule: CustomerRule = "kept",
     ) -> None:
         self._client = client
+        self._rule: CustomerRule = rule
         self._keys = keys
         self._ttl = dedupe_ttl
         self._scripts = scripts or Scripts.register(client)
@@ -64,7 +71,7 @@ class ProfileStore:
             if target:
                 person_id = target
                 continue
-            state = replace(load_state(person_id, blob or None), version=int(version))
+            state = replace(load_state(person_id, blob or None, self._rule), version=int(version))
             return person_id, bool(applied), state
         raise StoreConflict(f"redirect chain longer than {_MAX_REDIRECTS} from {person_id}")
 
@@ -114,7 +121,7 @@ class ProfileStore:
             merged = state
             for person_id in absorbed:
                 version, blob = await self._client.hmget(self._keys.person(person_id), "v", "s")
-                other = replace(load_state(person_id, blob), version=int(version or 0))
+                other = replace(load_state(person_id, blob, self._rule), version=int(version or 0))
                 merged = merge(merged, other, event_id=event_id, at=at)
             if merged is state:
                 break
@@ -164,7 +171,7 @@ class ProfileStore:
         for key, (version, blob) in zip(keys, replies, strict=True):
             if blob:
                 person_id = _text(key).rsplit("{", 1)[1].rstrip("}")
-                yield replace(load_state(person_id, blob), version=int(version or 0))
+                yield replace(load_state(person_id, blob, self._rule), version=int(version or 0))
 
     async def forget(self, person_id: str, tokens: Sequence[str]) -> None:
         """Delete a person's state and the lookup records of its identifiers (erasure)."""

@@ -72,7 +72,9 @@ def create_app(settings: Settings) -> Worker:
     keys = Keys(settings.redis_prefix)
     scripts = Scripts.register(client)
     metrics = WorkerMetrics()
-    profiles = ProfileStore(client, keys, settings.dedupe_ttl_seconds, scripts)
+    profiles = ProfileStore(
+        client, keys, settings.dedupe_ttl_seconds, scripts, rule=settings.customer_rule
+    )
     worker = Worker(
         app=app,
         metrics=metrics,
