@@ -149,7 +149,7 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise SystemExit(f"API did not start; see {log}") from None
                 time.sleep(0.1)
-        key = settings.api_keys[0].get_secret_value()
+        key = settings.api_key()
         over_http(port, key, picks[:100])  # warm up
         report("HTTP GET /v1/lookup", *over_http(port, key, picks))
         report("direct (LookupService)", *asyncio.run(direct(settings, picks)))

@@ -100,7 +100,7 @@ def run_demo(settings: Settings, *, persons: int, seed: int, wait: bool) -> int:
     worker = Child.start("worker", ["worker", "--loglevel", "warning"], logs / "worker.log", env)
     api = Child.start("API", ["api", "--loglevel", "warning"], logs / "api.log", env)
     base = f"http://{settings.api_host}:{settings.api_port}"
-    key = settings.api_keys[0].get_secret_value()
+    key = settings.api_key()
     try:
         _wait_ready(base, api, timeout=60)
         print(f"  API ready on {base} (logs in {logs})")

@@ -13,10 +13,12 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bestand.access import Scope, split_api_key
 from bestand.identity.junk import JunkRules
 from bestand.identity.policy import IdentityPolicy
 from bestand.profile.offers import LoyaltyOffer
 from bestand.profile.state import CustomerRule
+from bestand.profile.value import ValueRules
 
 #: The secret that development uses when none is given. Refused outside development.
 DEV_HMAC_SECRET = "bestand-development-secret-change-me"  # noqa: S105 - a marked placeholder
@@ -98,6 +100,32 @@ class Settings(BaseSettings):
     lapsed_after_days: int = Field(
         365, ge=1, description="Days without an order after which a buyer is 'lapsed'."
     )
+    value_recency_days: list[int] = Field(
+        default_factory=lambda: [30, 90, 180, 365],
+        description="RFM recency: days since the last order from which the score drops from 5 "
+        "to 4, 3, 2, 1 (JSON list, ascending).",
+    )
+    value_frequency_orders: list[int] = Field(
+        default_factory=lambda: [2, 3, 5, 8],
+        description="RFM frequency: order counts from which the score rises from 1 to 2, 3, 4, 5 "
+        "(JSON list, ascending).",
+    )
+    first_repurchase_days: int = Field(
+        90,
+        ge=1,
+        description="Expected days to a first-time buyer's second order (for the predicted "
+        "value and next-order date; repeat buyers use their own average gap).",
+    )
+    first_repeat_rate: float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="Share of first-time buyers expected to order again (e-commerce repeat "
+        "rates are typically 20-40 %).",
+    )
+    value_horizon_days: int = Field(
+        365, ge=1, description="Horizon of the predicted value, in days."
+    )
     loyalty_offers: list[dict[str, Any]] = Field(
         default_factory=lambda: [
             {"name": "loyalty-thank-you", "min_orders": 2, "max_days_since_last_order": 365},
@@ -115,8 +143,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=1, le=65535)
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
-        default_factory=lambda: [SecretStr(DEV_API_KEY)],
-        description="API keys accepted by the lookup API, comma separated.",
+        default_factory=lambda: [SecretStr(f"{DEV_API_KEY}:admin")],
+        description="API keys with their scope (KEY:SCOPE, scope ads, affiliate, "
+        "personalization or admin), comma separated.",
     )
     api_max_batch: int = Field(1000, ge=1, description="Most identifiers in one batch lookup.")
 
@@ -132,6 +161,16 @@ class Settings(BaseSettings):
     @classmethod
     def _api_keys_csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys_scoped(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for position, entry in enumerate(value, start=1):
+            try:
+                split_api_key(entry.get_secret_value())
+            except ValueError as exc:
+                raise ValueError(f"key {position}: {exc}") from None
+        return value
 
     @field_validator("default_phone_region", "default_country")
     @classmethod
@@ -183,6 +222,10 @@ class Settings(BaseSettings):
             raise ValueError(
                 "BESTAND_AT_RISK_AFTER_DAYS must be less than BESTAND_LAPSED_AFTER_DAYS"
             )
+        for name in ("value_recency_days", "value_frequency_orders"):
+            values = getattr(self, name)
+            if values != sorted(set(values)) or any(v < 1 for v in values):
+                raise ValueError(f"BESTAND_{name.upper()} must be ascending positive numbers")
         if self.repeat_min_orders > self.loyal_min_orders:
             raise ValueError("BESTAND_REPEAT_MIN_ORDERS must not exceed BESTAND_LOYAL_MIN_ORDERS")
         return self
@@ -198,11 +241,34 @@ class Settings(BaseSettings):
             )
         if len(self.hmac_secret.get_secret_value()) < 16:
             raise ValueError("BESTAND_HMAC_SECRET must be at least 16 characters long")
-        if any(key.get_secret_value() in _PLACEHOLDERS for key in self.api_keys):
+        if any(key in _PLACEHOLDERS for key, _ in self.scoped_api_keys):
             raise ValueError(
                 f"BESTAND_API_KEYS holds a placeholder key; set real keys (BESTAND_ENV={self.env})"
             )
         return self
+
+    @property
+    def value_rules(self) -> ValueRules:
+        """RFM breakpoints and prediction assumptions."""
+        return ValueRules(
+            recency_days=tuple(self.value_recency_days),
+            frequency_orders=tuple(self.value_frequency_orders),
+            first_repurchase_days=self.first_repurchase_days,
+            first_repeat_rate=self.first_repeat_rate,
+            horizon_days=self.value_horizon_days,
+        )
+
+    @property
+    def scoped_api_keys(self) -> list[tuple[str, Scope]]:
+        """Every API key with its scope."""
+        return [split_api_key(entry.get_secret_value()) for entry in self.api_keys]
+
+    def api_key(self, scope: Scope = "admin") -> str:
+        """The first configured key of ``scope`` (for the demo, benchmarks and tests)."""
+        for key, key_scope in self.scoped_api_keys:
+            if key_scope == scope:
+                return key
+        raise LookupError(f"no API key with scope {scope!r} in BESTAND_API_KEYS")
 
     @property
     def input_topics(self) -> tuple[str, str, str, str]:

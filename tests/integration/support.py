@@ -22,6 +22,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bestand.access import SCOPES
 from bestand.settings import Settings
 from bestand.stack import free_port
 
@@ -47,7 +48,7 @@ def make_deployment(kafka_bootstrap: str, redis_url: str, log_dir: Path) -> Depl
     env = {
         "BESTAND_ENV": "test",
         "BESTAND_HMAC_SECRET": f"test-secret-{tag}-0123456789",
-        "BESTAND_API_KEYS": f"test-key-{tag}",
+        "BESTAND_API_KEYS": ",".join(f"{scope}-key-{tag}:{scope}" for scope in SCOPES),
         "BESTAND_KAFKA_BOOTSTRAP": kafka_bootstrap,
         "BESTAND_REDIS_URL": redis_url,
         "BESTAND_REDIS_PREFIX": f"t{tag}",

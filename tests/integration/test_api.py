@@ -10,6 +10,7 @@ import orjson
 import pytest
 from support import Deployment, Process, make_deployment, run, wait_for
 
+from bestand.access import SCOPES, Scope
 from bestand.ops.metrics import WorkerMetrics
 from bestand.store import IdentityGraph, Keys, ProfileStore, connect
 from bestand.stream.handlers import IdentityHandler, Incoming, ProfileHandler
@@ -160,7 +161,7 @@ def request(
 
 
 def auth(deployment: Deployment) -> dict[str, str]:
-    return {"Authorization": f"Bearer {deployment.settings.api_keys[0].get_secret_value()}"}
+    return {"Authorization": f"Bearer {deployment.settings.api_key()}"}
 
 
 def test_a_request_without_a_valid_key_gets_401(api: tuple[Deployment, int]) -> None:
@@ -203,7 +204,7 @@ def test_lookup_by_every_identifier_answers_for_one_person(api: tuple[Deployment
 
 def test_the_x_api_key_header_works_too(api: tuple[Deployment, int]) -> None:
     deployment, port = api
-    key = deployment.settings.api_keys[0].get_secret_value()
+    key = deployment.settings.api_key()
     status, answer = request(
         port, "GET", "/v1/lookup?anonymous_id=ck-api-visitor", headers={"X-API-Key": key}
     )
@@ -442,3 +443,72 @@ def test_campaign_report_recounts_the_seeded_orders(api: tuple[Deployment, int])
         port, "GET", "/v1/reports/campaigns?from=2026-12-01&to=2026-01-01", headers=auth(deployment)
     )
     assert (status, body["error"]) == (400, "invalid_parameter")
+
+
+def as_scope(deployment: Deployment, scope: Scope) -> dict[str, str]:
+    return {"Authorization": f"Bearer {deployment.settings.api_key(scope)}"}
+
+
+def test_value_band_and_scores_compare_with_the_customer_base(
+    api: tuple[Deployment, int],
+) -> None:
+    deployment, port = api
+    _, anna = request(port, "GET", "/v1/lookup?customer_id=K-777", headers=auth(deployment))
+    _, bert = request(port, "GET", "/v1/lookup?customer_id=K-888", headers=auth(deployment))
+    # Anna (50.00) is the more valuable of the two customers in this namespace.
+    assert anna["value"]["band"] == "top10"
+    assert anna["value"]["lifetime_value"] == 50.0
+    assert anna["value"]["monetary"] == 5
+    assert bert["value"]["band"] == "rest"
+    assert bert["value"]["lifetime_value"] == 40.0
+    assert bert["value"]["monetary"] < anna["value"]["monetary"]
+    assert anna["value"]["predicted_value"] >= 0
+    _, visitor = request(
+        port, "GET", "/v1/lookup?anonymous_id=ck-api-visitor", headers=auth(deployment)
+    )
+    assert visitor["value"] is None
+
+
+def test_each_scope_sees_its_fields_and_routes(api: tuple[Deployment, int]) -> None:
+    deployment, port = api
+    lookup = "/v1/lookup?customer_id=K-777"
+    status, ads = request(port, "GET", lookup, headers=as_scope(deployment, "ads"))
+    assert status == 200
+    assert ads == {
+        "known": True,
+        "existing_customer": True,
+        "lifecycle_stage": "repeat",
+        "new_customer_offer_eligible": False,
+    }
+    status, batch = request(
+        port,
+        "POST",
+        "/v1/lookup",
+        body={"identifiers": [{"customer_id": "K-777"}]},
+        headers=as_scope(deployment, "ads"),
+    )
+    assert status == 200
+    assert batch["results"][0]["answer"] == ads
+    _, personal = request(port, "GET", lookup, headers=as_scope(deployment, "personalization"))
+    assert personal["person_id"] == ads_person(deployment, port)
+    assert set(personal["value"]) == {"band", "rfm", "expected_next_order_at"}
+    assert "lifetime_value" not in personal["value"]
+
+    routes = {
+        "/v1/reports/campaigns?from=2026-09-01&to=2026-11-30": {"admin"},
+        "/v1/orders/api-o2/classification": {"affiliate", "admin"},
+        f"/v1/persons/{personal['person_id']}/explain": {"admin"},
+    }
+    for path, allowed in routes.items():
+        for scope in SCOPES:
+            status, body = request(port, "GET", path, headers=as_scope(deployment, scope))
+            if scope in allowed:
+                assert status == 200, (path, scope, body)
+            else:
+                assert (status, body["error"]) == (403, "forbidden"), (path, scope)
+                assert scope in body["detail"]
+
+
+def ads_person(deployment: Deployment, port: int) -> str:
+    _, answer = request(port, "GET", "/v1/lookup?customer_id=K-777", headers=auth(deployment))
+    return str(answer["person_id"])

@@ -20,16 +20,37 @@ def test_defaults_point_at_the_local_stack(monkeypatch: pytest.MonkeyPatch) -> N
 def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BESTAND_KAFKA_BOOTSTRAP", "k1:9092,k2:9092")
     monkeypatch.setenv("BESTAND_REDIS_URL", "redis://cache:6380/2")
-    monkeypatch.setenv("BESTAND_API_KEYS", "alpha-key-123, beta-key-456")
+    monkeypatch.setenv("BESTAND_API_KEYS", "alpha-key-123:ads, beta:key-456:admin")
     settings = Settings(_env_file=None)
     assert settings.kafka_url == "kafka://k1:9092;kafka://k2:9092"
     assert settings.redis_url == "redis://cache:6380/2"
-    assert [k.get_secret_value() for k in settings.api_keys] == ["alpha-key-123", "beta-key-456"]
+    assert settings.scoped_api_keys == [("alpha-key-123", "ads"), ("beta:key-456", "admin")]
+    assert settings.api_key("ads") == "alpha-key-123"
+    with pytest.raises(LookupError, match="affiliate"):
+        settings.api_key("affiliate")
+
+
+@pytest.mark.parametrize(
+    ("keys", "problem"),
+    [("no-scope-given", "needs a scope"), ("k1:ads,k2:root", "unknown API key scope 'root'")],
+)
+def test_every_api_key_has_a_known_scope(
+    monkeypatch: pytest.MonkeyPatch, keys: str, problem: str
+) -> None:
+    monkeypatch.setenv("BESTAND_API_KEYS", keys)
+    with pytest.raises(ValidationError, match=problem):
+        Settings(_env_file=None)
+
+
+def test_value_breakpoints_must_ascend(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BESTAND_VALUE_RECENCY_DAYS", "[90, 30]")
+    with pytest.raises(ValidationError, match="VALUE_RECENCY_DAYS"):
+        Settings(_env_file=None)
 
 
 def test_production_refuses_the_placeholder_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BESTAND_ENV", "production")
-    monkeypatch.setenv("BESTAND_API_KEYS", "a-real-key-0123456789")
+    monkeypatch.setenv("BESTAND_API_KEYS", "a-real-key-0123456789:admin")
     with pytest.raises(ValidationError, match="HMAC_SECRET"):
         Settings(_env_file=None)
     monkeypatch.setenv("BESTAND_HMAC_SECRET", "a-long-and-random-production-secret")

@@ -19,6 +19,8 @@ from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from bestand.access import ROUTE_SCOPES
+from bestand.access import Scope as KeyScope
 from bestand.api.auth import ApiKeys, presented_key
 from bestand.api.models import (
     IDENTIFIER_PARAMS,
@@ -31,6 +33,7 @@ from bestand.identity import IdentityKeyer, InvalidIdentifier
 from bestand.profile import LifecycleRules
 from bestand.settings import Settings
 from bestand.store import IdentityGraph, Keys, LookupReader, ProfileStore, connect
+from bestand.store.values import ThresholdCache
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +108,7 @@ class LookupApi:
     def __init__(self, settings: Settings, client: Redis | None = None) -> None:
         self._settings = settings
         self._client = client or connect(settings.redis_url)
-        self._keys = ApiKeys(settings.api_keys)
+        self._keys = ApiKeys(settings.scoped_api_keys)
         keyer = IdentityKeyer(
             settings.hmac_secret.get_secret_value().encode(), settings.default_phone_region
         )
@@ -125,6 +128,8 @@ class LookupApi:
                 self._client, keys, settings.dedupe_ttl_seconds, rule=settings.customer_rule
             ),
             offers=settings.offers,
+            value_rules=settings.value_rules,
+            thresholds=ThresholdCache(self._client, keys),
         )
         self._openapi = orjson.dumps(openapi_document(_package_version()))
 
@@ -184,9 +189,27 @@ class LookupApi:
         if path != "/v1/lookup" and not explain and not classify and not report:
             raise HttpError(404, "not_found", f"no route {path}; see /openapi.json")
         headers = dict(scope["headers"])
-        if not self._keys.accepts(presented_key(headers)):
+        key_scope = self._keys.scope_of(presented_key(headers))
+        if key_scope is None:
             raise HttpError(
                 401, "unauthorized", "send a valid key as 'Authorization: Bearer <key>'"
+            )
+        route = (
+            "report"
+            if report
+            else "explain"
+            if explain
+            else "classification"
+            if classify or batch_classify
+            else "lookup"
+        )
+        allowed = ROUTE_SCOPES[route]
+        if key_scope not in allowed:
+            raise HttpError(
+                403,
+                "forbidden",
+                f"this key's scope '{key_scope}' does not allow {path}; "
+                f"it needs one of: {', '.join(sorted(allowed))}",
             )
         if report:
             if method != "GET":
@@ -217,12 +240,12 @@ class LookupApi:
                 raise HttpError(404, "unknown_person", f"no person {person_id!r}")
             return 200, orjson.dumps(found)
         if method == "GET":
-            return 200, await self._lookup_one(scope["query_string"])
+            return 200, await self._lookup_one(scope["query_string"], key_scope)
         if method == "POST":
-            return 200, await self._lookup_batch(await _read_body(receive, _MAX_BODY))
+            return 200, await self._lookup_batch(await _read_body(receive, _MAX_BODY), key_scope)
         raise HttpError(405, "method_not_allowed", f"{method} is not allowed on {path}")
 
-    async def _lookup_one(self, query_string: bytes) -> bytes:
+    async def _lookup_one(self, query_string: bytes, key_scope: KeyScope) -> bytes:
         params = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
         given = [(name, value) for name, value in params if name in IDENTIFIER_PARAMS]
         unknown = sorted({name for name, _ in params} - set(IDENTIFIER_PARAMS))
@@ -236,7 +259,7 @@ class LookupApi:
             )
         name, value = given[0]
         try:
-            answer = await self.service.lookup(name, value)
+            answer = await self.service.lookup(name, value, key_scope)
         except InvalidIdentifier as exc:
             raise HttpError(400, "invalid_identifier", f"{name}: {exc}") from None
         return orjson.dumps(answer)
@@ -260,7 +283,7 @@ class LookupApi:
         )
         return orjson.dumps({"results": await self.service.classifications(request.order_ids)})
 
-    async def _lookup_batch(self, body: bytes) -> bytes:
+    async def _lookup_batch(self, body: bytes, key_scope: KeyScope) -> bytes:
         request = self._parse_batch(
             BatchLookupRequest, body, lambda r: len(r.identifiers), "identifiers"
         )
@@ -276,7 +299,7 @@ class LookupApi:
                     400, "unknown_identifier", f"identifiers.{position}: unknown '{name}'"
                 )
             items.append((name, value))
-        return orjson.dumps({"results": await self.service.lookup_many(items)})
+        return orjson.dumps({"results": await self.service.lookup_many(items, key_scope)})
 
 
 def create_api(settings: Settings, client: Redis | None = None) -> LookupApi:

@@ -1,4 +1,4 @@
-"""API keys: kept as SHA-256 digests and compared in constant time."""
+"""API keys: kept as SHA-256 digests with their scope and compared in constant time."""
 
 from __future__ import annotations
 
@@ -6,24 +6,29 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 
-from pydantic import SecretStr
+from bestand.access import Scope
 
 
 class ApiKeys:
-    """The set of accepted API keys."""
+    """The accepted API keys and the scope of each."""
 
-    def __init__(self, keys: Iterable[SecretStr]) -> None:
-        self._digests = [hashlib.sha256(k.get_secret_value().encode()).digest() for k in keys]
+    def __init__(self, keys: Iterable[tuple[str, Scope]]) -> None:
+        self._digests = [(hashlib.sha256(key.encode()).digest(), scope) for key, scope in keys]
+
+    def scope_of(self, presented: str | None) -> Scope | None:
+        """The scope of ``presented``, ``None`` for an unknown key; every key is compared."""
+        if not presented:
+            return None
+        digest = hashlib.sha256(presented.encode()).digest()
+        found: Scope | None = None
+        for known, scope in self._digests:
+            if hmac.compare_digest(digest, known):
+                found = scope
+        return found
 
     def accepts(self, presented: str | None) -> bool:
-        """True when ``presented`` is one of the keys; every key is compared, in constant time."""
-        if not presented:
-            return False
-        digest = hashlib.sha256(presented.encode()).digest()
-        found = False
-        for known in self._digests:
-            found |= hmac.compare_digest(digest, known)
-        return found
+        """True when ``presented`` is one of the keys."""
+        return self.scope_of(presented) is not None
 
 
 def presented_key(headers: dict[bytes, bytes]) -> str | None:

@@ -23,26 +23,57 @@ IDENTIFIER_PARAMS = (
 )
 
 
+class CustomerValue(BaseModel):
+    """RFM scores, lifetime and predicted value, value band; amounts only for admin keys."""
+
+    band: Literal["top10", "top30", "rest"] = Field(
+        description="Top 10 %, top 30 % or the rest of the customer base by lifetime value."
+    )
+    rfm: str = Field(description="Recency, frequency and monetary score as a code, e.g. '545'.")
+    recency: int | None = Field(None, ge=1, le=5)
+    frequency: int | None = Field(None, ge=1, le=5)
+    monetary: int | None = Field(None, ge=1, le=5)
+    lifetime_value: float | None = Field(None, description="Net revenue so far.")
+    predicted_value: float | None = Field(
+        None, description="Expected net revenue within the value horizon."
+    )
+    expected_next_order_at: str | None = Field(
+        description="When the next order is expected (UTC); null once unlikely."
+    )
+
+
 class LookupAnswer(BaseModel):
-    """What bestand knows about the person behind an identifier, as of now."""
+    """What bestand knows about the person behind an identifier, as of now.
+
+    Which fields are present depends on the scope of the API key (see the README): an ad-server
+    key sees ``known``, ``existing_customer``, ``lifecycle_stage`` and
+    ``new_customer_offer_eligible`` only.
+    """
 
     known: bool = Field(description="False when the identifier was never seen.")
-    person_id: str | None = Field(description="Opaque, stable id of the person.")
     existing_customer: bool = Field(
-        description="True once the person has an order that is not cancelled."
+        description="True once the person has a kept order (not cancelled, not wholly returned)."
     )
-    orders_count: int = Field(description="Distinct orders that are not cancelled.")
-    first_order_at: str | None = Field(description="Event time of the first order (UTC).")
-    last_order_at: str | None = Field(description="Event time of the latest order (UTC).")
     lifecycle_stage: LifecycleStageName
     new_customer_offer_eligible: bool = Field(
         description="False for existing customers: no first-order offer for a loyal customer."
     )
-    loyalty_offers: list[str] = Field(description="Loyalty offers the person qualifies for.")
-    preferred_channel: Literal["email", "phone", "store", "chat"] | None = Field(
-        description="The contact channel with most signals (engagement, calls, visits, orders)."
+    person_id: str | None = Field(None, description="Opaque, stable id of the person.")
+    orders_count: int | None = Field(None, description="Distinct orders that count.")
+    first_order_at: str | None = Field(None, description="Event time of the first order (UTC).")
+    last_order_at: str | None = Field(None, description="Event time of the latest order (UTC).")
+    loyalty_offers: list[str] | None = Field(
+        None, description="Loyalty offers the person qualifies for."
     )
-    consent: dict[str, bool] = Field(description="Consent per purpose, where stated.")
+    preferred_channel: Literal["email", "phone", "store", "chat"] | None = Field(
+        None,
+        description="The contact channel with most signals (engagement, calls, visits, orders).",
+    )
+    consent: dict[str, bool] | None = Field(None, description="Consent per purpose, where stated.")
+    interests: list[str] | None = Field(
+        None, description="The most viewed product categories, most viewed first."
+    )
+    value: CustomerValue | None = Field(None, description="Null for non-customers.")
 
 
 class BatchLookupRequest(BaseModel):

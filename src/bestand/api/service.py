@@ -8,15 +8,18 @@ from dataclasses import asdict
 from datetime import date
 from typing import Any
 
+from bestand.access import Scope, visible_answer
 from bestand.identity import IdentityKeyer, IdKind, InvalidIdentifier, KeyedId
 from bestand.identity.explain import history_entry, identifier
 from bestand.profile import LifecycleRules, unknown_answer
 from bestand.profile.classify import order_context
 from bestand.profile.offers import DEFAULT_OFFERS, LoyaltyOffer
 from bestand.profile.report import campaign_rows
-from bestand.profile.summary import iso
+from bestand.profile.summary import DEFAULT_VALUE_RULES, NO_THRESHOLDS, LookupSummary, iso
+from bestand.profile.value import ValueRules
 from bestand.store import IdentityGraph, LookupReader, ProfileStore
 from bestand.store.identity_graph import Explanation
+from bestand.store.values import ThresholdCache
 
 PARAM_KINDS: dict[str, IdKind] = {
     "customer_id": IdKind.CUSTOMER,
@@ -43,8 +46,12 @@ class LookupService:
         graph: IdentityGraph | None = None,
         profiles: ProfileStore | None = None,
         offers: Sequence[LoyaltyOffer] = DEFAULT_OFFERS,
+        value_rules: ValueRules = DEFAULT_VALUE_RULES,
+        thresholds: ThresholdCache | None = None,
     ) -> None:
         self._reader = reader
+        self._value_rules = value_rules
+        self._thresholds = thresholds
         self._keyer = keyer
         self._rules = rules
         self._clock = clock
@@ -61,14 +68,23 @@ class LookupService:
             return self._keyer.key_sha256(kind, value)
         return self._keyer.key(kind, value)
 
-    async def lookup(self, name: str, value: str) -> dict[str, Any]:
-        """Answer for one identifier."""
-        summary = await self._reader.get(self.key(name, value).token)
+    async def _answer(
+        self, summary: LookupSummary | None, now: int, scope: Scope
+    ) -> dict[str, Any]:
         if summary is None:
-            return unknown_answer()
-        return summary.answer(int(self._clock()), self._rules, self._offers)
+            return visible_answer(unknown_answer(), scope)
+        thresholds = NO_THRESHOLDS if self._thresholds is None else await self._thresholds.current()
+        answer = summary.answer(now, self._rules, self._offers, self._value_rules, thresholds)
+        return visible_answer(answer, scope)
 
-    async def lookup_many(self, items: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    async def lookup(self, name: str, value: str, scope: Scope = "admin") -> dict[str, Any]:
+        """Answer for one identifier, as far as ``scope`` may see it."""
+        summary = await self._reader.get(self.key(name, value).token)
+        return await self._answer(summary, int(self._clock()), scope)
+
+    async def lookup_many(
+        self, items: Sequence[tuple[str, str]], scope: Scope = "admin"
+    ) -> list[dict[str, Any]]:
         """Answers for many identifiers; an invalid one gets ``{'error': ...}`` in its place."""
         keyed: list[KeyedId | str] = []
         for name, value in items:
@@ -84,12 +100,7 @@ class LookupService:
             if isinstance(kid, str):
                 out.append({"answer": None, "error": kid})
                 continue
-            summary = next(summaries)
-            answer = (
-                unknown_answer()
-                if summary is None
-                else summary.answer(now, self._rules, self._offers)
-            )
+            answer = await self._answer(next(summaries), now, scope)
             out.append({"answer": answer, "error": None})
         return out
 

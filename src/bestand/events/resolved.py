@@ -55,3 +55,4 @@ class ResolvedEvent(Contract):
     consent: dict[ConsentPurpose, bool] | None = None
     contact_channel: str | None = None
     product_id: str | None = None
+    category: str | None = Field(None, description="Product category of a product view.")

@@ -143,6 +143,8 @@ def resolved_event(
                 extra["campaign"] = event.attribution.campaign or event.attribution.utm_campaign
             if isinstance(event, ProductView | AddToCart):
                 extra["product_id"] = event.product_id
+            if isinstance(event, ProductView) and event.category:
+                extra["category"] = event.category
         case OrderPlaced():
             kind = "order"
             extra["order"] = OrderFacts(

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from bestand.events import OrderFacts, ResolvedEvent
 from bestand.profile.classify import reclassify
-from bestand.profile.state import OrderRecord, PersonState
+from bestand.profile.state import MAX_INTERESTS, OrderRecord, PersonState
 
 _EMAIL_COUNTER = {
     "email_sent": "sent",
@@ -116,6 +116,8 @@ def apply(state: PersonState, event: ResolvedEvent) -> PersonState:
         changes["channels"] = state.channels | {channel}
     elif event.kind == "click":
         changes["channels"] = state.channels | {"web"}
+        if event.category:
+            changes["interests"] = _count_interest(state.interests, event.category)
     elif event.kind == "detach":
         changes["ids"] = state.ids - frozenset(event.identifiers)
     new = replace(state, **changes)  # type: ignore[arg-type]
@@ -148,8 +150,21 @@ def _merge_order(a: OrderRecord, b: OrderRecord) -> OrderRecord:
     )
 
 
+def _count_interest(interests: dict[str, int], category: str) -> dict[str, int]:
+    """One more view of ``category``; beyond the cap the least viewed category goes."""
+    counted = {**interests, category: interests.get(category, 0) + 1}
+    while len(counted) > MAX_INTERESTS:
+        del counted[min(counted, key=lambda c: (counted[c], c))]
+    return counted
+
+
 def _add_counts(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     return {key: a.get(key, 0) + b.get(key, 0) for key in sorted(a.keys() | b.keys())}
+
+
+def _top(interests: dict[str, int]) -> dict[str, int]:
+    ranked = sorted(interests.items(), key=lambda item: (-item[1], item[0]))[:MAX_INTERESTS]
+    return dict(sorted(ranked))
 
 
 def merge(
@@ -182,6 +197,7 @@ def merge(
         consent=consent,
         contacts=_add_counts(survivor.contacts, absorbed.contacts),
         channels=survivor.channels | absorbed.channels,
+        interests=_top(_add_counts(survivor.interests, absorbed.interests)),
         absorbed=survivor.absorbed | absorbed.absorbed | {absorbed.person_id},
         reclassified=survivor.reclassified + absorbed.reclassified,
     )

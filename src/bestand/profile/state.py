@@ -17,6 +17,8 @@ CONSENT_PURPOSES = ("email", "sms", "phone", "ads", "personalization")
 #: Which orders make an existing customer: ``kept`` (default) orders that were neither
 #: cancelled nor returned or refunded in full; ``placed`` any order that was not cancelled.
 CustomerRule = Literal["kept", "placed"]
+#: Most product categories kept per person (the least viewed make room for new ones).
+MAX_INTERESTS = 20
 #: E-mail engagement counters, by the short name of the e-mail event.
 EMAIL_COUNTERS = ("sent", "delivered", "opened", "clicked", "bounced", "unsubscribed")
 
@@ -89,6 +91,7 @@ class PersonState:
     contacts: dict[str, int] = field(default_factory=dict)
     channels: frozenset[str] = frozenset()
     absorbed: frozenset[str] = frozenset()
+    interests: dict[str, int] = field(default_factory=dict)  # product category -> views
     # Changes of order classifications: (order, before, after, event, at, reason).
     reclassified: tuple[tuple[str, str, str, str, int, str], ...] = ()
     #: Which orders count (a setting, not stored with the state).
@@ -126,6 +129,12 @@ class PersonState:
         """Event time of the latest kept order (epoch seconds)."""
         times = [order.at for order in self.kept_orders if order.at is not None]
         return max(times) if times else None
+
+    @property
+    def top_interests(self) -> list[str]:
+        """The three most viewed product categories, most viewed first."""
+        ranked = sorted(self.interests.items(), key=lambda item: (-item[1], item[0]))
+        return [category for category, _ in ranked[:3]]
 
     @property
     def consent_flags(self) -> dict[str, bool]:
@@ -199,6 +208,8 @@ def dump_state(state: PersonState) -> bytes:
         data["chn"] = sorted(state.channels)
     if state.absorbed:
         data["ab"] = sorted(state.absorbed)
+    if state.interests:
+        data["in"] = state.interests
     if state.reclassified:
         data["rc"] = [list(entry) for entry in state.reclassified]
     return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
@@ -228,6 +239,7 @@ def load_state(
         contacts=dict(data.get("ct", {})),
         channels=frozenset(data.get("chn", ())),
         absorbed=frozenset(data.get("ab", ())),
+        interests=dict(data.get("in", {})),
         reclassified=tuple(
             (str(o), str(b), str(a), str(e), int(t), str(r))
             for o, b, a, e, t, r in data.get("rc", ())

@@ -21,7 +21,13 @@ from bestand.profile.offers import (
     new_customer_offer_eligible,
 )
 from bestand.profile.state import PersonState
+from bestand.profile.value import Value, ValueRules, ValueThresholds, customer_value
 
+DEFAULT_VALUE_RULES = ValueRules()
+NO_THRESHOLDS = ValueThresholds()
+
+#: Separates interests in the record (a control character no category contains).
+_SEP = "\x1f"
 _PURPOSE_CODES = {"email": "e", "sms": "s", "phone": "p", "ads": "a", "personalization": "z"}
 _CODE_PURPOSES = {code: purpose for purpose, code in _PURPOSE_CODES.items()}
 
@@ -38,6 +44,8 @@ class LookupSummary:
     consent: dict[str, bool]
     previous_order_at: int | None = None
     preferred_channel: str | None = None
+    revenue_cents: int = 0
+    interests: tuple[str, ...] = ()
 
     @property
     def existing_customer(self) -> bool:
@@ -56,6 +64,8 @@ class LookupSummary:
             consent=state.consent_flags,
             previous_order_at=state.previous_order_at,
             preferred_channel=preferred_channel(state),
+            revenue_cents=state.revenue_cents,
+            interests=tuple(state.top_interests),
         )
 
     def same_answer(self, other: LookupSummary | None) -> bool:
@@ -73,6 +83,10 @@ class LookupSummary:
             out["q"] = self.previous_order_at
         if self.preferred_channel:
             out["pc"] = self.preferred_channel
+        if self.revenue_cents:
+            out["r"] = self.revenue_cents
+        if self.interests:
+            out["i"] = _SEP.join(self.interests)
         if self.consent:
             out["c"] = "".join(
                 f"{_PURPOSE_CODES[p]}{int(g)}" for p, g in sorted(self.consent.items())
@@ -106,15 +120,35 @@ class LookupSummary:
             consent=consent,
             previous_order_at=opt("q"),
             preferred_channel=data.get("pc") or None,
+            revenue_cents=int(data.get("r") or 0),
+            interests=tuple(data["i"].split(_SEP)) if data.get("i") else (),
+        )
+
+    def value(self, now: int, rules: ValueRules, thresholds: ValueThresholds) -> Value | None:
+        """RFM, lifetime and predicted value and value band as of ``now``."""
+        return customer_value(
+            orders_count=self.orders_count,
+            revenue_cents=self.revenue_cents,
+            first_order_at=self.first_order_at,
+            last_order_at=self.last_order_at,
+            now=now,
+            rules=rules,
+            thresholds=thresholds,
         )
 
     def answer(
-        self, now: int, rules: LifecycleRules, offers: Sequence[LoyaltyOffer] = DEFAULT_OFFERS
+        self,
+        now: int,
+        rules: LifecycleRules,
+        offers: Sequence[LoyaltyOffer] = DEFAULT_OFFERS,
+        value_rules: ValueRules = DEFAULT_VALUE_RULES,
+        thresholds: ValueThresholds = NO_THRESHOLDS,
     ) -> dict[str, Any]:
-        """The lookup answer, with stage and offers computed for ``now``."""
+        """The lookup answer, with stage, offers and value computed for ``now``."""
         stage = lifecycle_stage(
             self.orders_count, self.last_order_at, now, rules, self.previous_order_at
         )
+        value = self.value(now, value_rules, thresholds)
         return {
             "known": True,
             "person_id": self.person_id,
@@ -133,7 +167,23 @@ class LookupSummary:
             ),
             "preferred_channel": self.preferred_channel,
             "consent": self.consent,
+            "value": None if value is None else value_answer(value),
+            "interests": list(self.interests),
         }
+
+
+def value_answer(value: Value) -> dict[str, Any]:
+    """The ``value`` block of a lookup answer (amounts in the shop's currency units)."""
+    return {
+        "band": value.band,
+        "rfm": value.rfm,
+        "recency": value.recency,
+        "frequency": value.frequency,
+        "monetary": value.monetary,
+        "lifetime_value": value.lifetime_value_cents / 100,
+        "predicted_value": value.predicted_value_cents / 100,
+        "expected_next_order_at": _iso(value.expected_next_order_at),
+    }
 
 
 def iso(epoch: int) -> str:
@@ -159,4 +209,6 @@ def unknown_answer() -> dict[str, Any]:
         "loyalty_offers": [],
         "preferred_channel": None,
         "consent": {},
+        "value": None,
+        "interests": [],
     }

@@ -17,6 +17,7 @@ single keys spread over the cluster, so the hot read path scales out.
 | ``<p>:p:{<person>}`` | hash | ``v`` version, ``s`` state (JSON), ``r`` redirect after a merge |
 | ``<p>:d:{<person>}:<event>`` | string | event already applied (TTL) |
 | ``<p>:l:<kind>:<hash>`` | hash | lookup record: person id and summary |
+| ``<p>:values`` | sorted set | lifetime value (cents) of every customer, for value bands |
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ class Keys:
     def lookup(self, token: str) -> str:
         """Lookup record of one identifier (``kind:hash``)."""
         return f"{self.prefix}:l:{token}"
+
+    @property
+    def values(self) -> str:
+        """Sorted set of every customer's lifetime value."""
+        return f"{self.prefix}:values"
 
     def pattern(self) -> str:
         """Glob over every key of this prefix (for tests and ``bestand reset``)."""

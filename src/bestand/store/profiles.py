@@ -19,6 +19,7 @@ from bestand.profile.state import CustomerRule
 from bestand.store.errors import StoreConflict
 from bestand.store.keys import Keys
 from bestand.store.scripts import Scripts
+from bestand.store.values import forget_values, record_value
 
 _MAX_ATTEMPTS = 50
 _MAX_REDIRECTS = 32
@@ -131,21 +132,27 @@ class ProfileStore:
                 break
         else:
             raise StoreConflict(f"could not merge into {survivor} after {_MAX_ATTEMPTS} attempts")
-        for person_id in absorbed:
-            await self._client.hdel(self._keys.person(person_id), "v", "s")
+        async with self._client.pipeline(transaction=False) as pipe:
+            for person_id in absorbed:
+                pipe.hdel(self._keys.person(person_id), "v", "s")
+            forget_values(pipe, self._keys, absorbed)
+            await pipe.execute()
 
     async def _publish(self, state: PersonState, *, changed: bool, old_ids: frozenset[str]) -> None:
-        """Write the lookup record of every identifier whose answer is new."""
+        """Write the lookup record of every identifier whose answer is new, and the value."""
         tokens = sorted(state.ids) if changed else sorted(state.ids - old_ids)
-        if not tokens:
+        if not tokens and not changed:
             return
-        fields = LookupSummary.of(state).fields()
-        flat: list[str | int] = [item for pair in fields.items() for item in pair]
+        summary = LookupSummary.of(state)
+        flat: list[str | int] = [item for pair in summary.fields().items() for item in pair]
         async with self._client.pipeline(transaction=False) as pipe:
             for token in tokens:
                 await self._scripts.put_lookup(
                     keys=[self._keys.lookup(token)], args=[state.version, *flat], client=pipe
                 )
+            if changed:
+                cents = summary.revenue_cents if summary.existing_customer else None
+                record_value(pipe, self._keys, state.person_id, cents)
             await pipe.execute()
 
     async def states(self, batch: int = 500) -> AsyncIterator[PersonState]:
@@ -180,4 +187,7 @@ class ProfileStore:
         keys = [self._keys.person(person_id), self._keys.person(state.person_id)]
         keys += [self._keys.person(pid) for pid in state.absorbed]
         keys += [self._keys.lookup(token) for token in all_tokens]
-        await self._client.unlink(*keys)
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.unlink(*keys)
+            forget_values(pipe, self._keys, [person_id, state.person_id, *state.absorbed])
+            await pipe.execute()
