@@ -31,6 +31,7 @@ from bestand.events import (
     OrderEvent,
     ResolvedEvent,
 )
+from bestand.events.changes import ProfileChange
 
 _TOPICS: dict[str, tuple[str, Any]] = {
     "events/clickstream.json": ("Events of the clickstream topic", ClickstreamEvent),
@@ -41,6 +42,7 @@ _TOPICS: dict[str, tuple[str, Any]] = {
 _MODELS: dict[str, type[BaseModel]] = {
     "events/resolved.json": ResolvedEvent,
     "events/dead-letter.json": DeadLetter,
+    "events/profile-changes.json": ProfileChange,
     "api/lookup-answer.json": LookupAnswer,
     "api/batch-lookup-request.json": BatchLookupRequest,
     "api/batch-lookup-response.json": BatchLookupResponse,

@@ -15,13 +15,21 @@ from bestand.settings import Settings
 from bestand.store import Keys, connect
 from bestand.stream.topics import all_topics, delete_topics, ensure_topics
 
-TOPIC_KINDS = ("clickstream", "orders", "email", "customer", "resolved", "dlq")
+TOPIC_KINDS = (
+    "clickstream",
+    "orders",
+    "email",
+    "customer",
+    "resolved",
+    "dlq",
+    "profile_changes",
+)
 
 
 def namespaced(settings: Settings, name: str, redis_prefix: str) -> Settings:
     """``settings`` moved into namespace ``name`` (topics ``name.*``, group ``name``)."""
     update: dict[str, str] = {"app_id": name, "redis_prefix": redis_prefix}
-    update |= {f"topic_{kind}": f"{name}.{kind}" for kind in TOPIC_KINDS}
+    update |= {f"topic_{kind}": f"{name}.{kind.replace('_', '-')}" for kind in TOPIC_KINDS}
     return settings.model_copy(update=update)
 
 

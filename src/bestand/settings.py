@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bestand.access import Scope, split_api_key
 from bestand.identity.junk import JunkRules
 from bestand.identity.policy import IdentityPolicy
+from bestand.profile.lifecycle import LifecycleRules
 from bestand.profile.offers import LoyaltyOffer
 from bestand.profile.state import CustomerRule
 from bestand.profile.value import ValueRules
@@ -56,6 +57,10 @@ class Settings(BaseSettings):
     topic_customer: str = "bestand.customer"
     topic_resolved: str = "bestand.resolved"
     topic_dlq: str = "bestand.dlq"
+    topic_profile_changes: str = Field(
+        "bestand.profile-changes",
+        description="Output topic: became customer, stage changed, merged, erased.",
+    )
 
     # --- Redis -------------------------------------------------------------------------------
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis connection URL.")
@@ -246,6 +251,16 @@ class Settings(BaseSettings):
                 f"BESTAND_API_KEYS holds a placeholder key; set real keys (BESTAND_ENV={self.env})"
             )
         return self
+
+    @property
+    def lifecycle_rules(self) -> LifecycleRules:
+        """Thresholds of the lifecycle stages."""
+        return LifecycleRules(
+            repeat_min_orders=self.repeat_min_orders,
+            loyal_min_orders=self.loyal_min_orders,
+            at_risk_after_days=self.at_risk_after_days,
+            lapsed_after_days=self.lapsed_after_days,
+        )
 
     @property
     def value_rules(self) -> ValueRules:

@@ -57,7 +57,15 @@ def make_deployment(kafka_bootstrap: str, redis_url: str, log_dir: Path) -> Depl
         "BESTAND_WORKER_WEB_PORT": str(free_port()),
         "BESTAND_API_PORT": str(free_port()),
     }
-    for kind in ("clickstream", "orders", "email", "customer", "resolved", "dlq"):
+    for kind in (
+        "clickstream",
+        "orders",
+        "email",
+        "customer",
+        "resolved",
+        "dlq",
+        "profile_changes",
+    ):
         env[f"BESTAND_TOPIC_{kind.upper()}"] = f"t{tag}.{kind}"
     settings = Settings(
         _env_file=None, **{k.removeprefix("BESTAND_").lower(): v for k, v in env.items()}

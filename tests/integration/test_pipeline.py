@@ -161,6 +161,25 @@ def test_identify_merges_a_visitor_into_the_buyer(deployment: Deployment, worker
     assert merged["person_id"] == lookup(deployment, email="visitor@example.com")["person_id"]
     assert merged["orders_count"] == 1
 
+    # Downstream systems heard of it: the buyer became a customer, then absorbed the visitor.
+    def changes_so_far() -> dict[tuple[str, str], Any] | None:
+        settings = deployment.settings
+        seen = run(
+            consume_all(
+                settings.kafka_bootstrap, settings.topic_profile_changes, expect=10**9, within=2
+            )
+        )
+        by_event = {(c["event_id"], c["change"]): c for c in seen}
+        return by_event if ("it-8", "merged") in by_event else None
+
+    by_event = wait_for(changes_so_far, what="the merge on the profile-changes topic")
+    assert by_event[("it-7", "became_customer")]["orders_count"] == 1
+    assert by_event[("it-7", "stage_changed")]["stage_after"] == "first_time"
+    merged_change = by_event[("it-8", "merged")]
+    assert merged_change["person_id"] == merged["person_id"]
+    assert len(merged_change["absorbed"]) == 1
+    assert merged_change["absorbed"][0] != merged["person_id"]
+
 
 def test_bad_events_go_to_the_dead_letter_topic_and_the_stream_goes_on(
     deployment: Deployment, worker: Process

@@ -30,7 +30,6 @@ from bestand.api.models import (
 from bestand.api.openapi import openapi_document
 from bestand.api.service import LookupService
 from bestand.identity import IdentityKeyer, InvalidIdentifier
-from bestand.profile import LifecycleRules
 from bestand.settings import Settings
 from bestand.store import IdentityGraph, Keys, LookupReader, ProfileStore, connect
 from bestand.store.values import ThresholdCache
@@ -112,12 +111,7 @@ class LookupApi:
         keyer = IdentityKeyer(
             settings.hmac_secret.get_secret_value().encode(), settings.default_phone_region
         )
-        rules = LifecycleRules(
-            repeat_min_orders=settings.repeat_min_orders,
-            loyal_min_orders=settings.loyal_min_orders,
-            at_risk_after_days=settings.at_risk_after_days,
-            lapsed_after_days=settings.lapsed_after_days,
-        )
+        rules = settings.lifecycle_rules
         keys = Keys(settings.redis_prefix)
         self.service = LookupService(
             LookupReader(self._client, keys),

@@ -43,6 +43,12 @@ class WorkerMetrics:
             "Persons merged into another because an event linked them.",
             registry=self.registry,
         )
+        self.profile_changes = Counter(
+            "bestand_profile_changes",
+            "Profile changes published for downstream systems, by change.",
+            ["change"],
+            registry=self.registry,
+        )
         self.retries = Counter(
             "bestand_store_retries",
             "Redis operations retried after a connection error or timeout.",

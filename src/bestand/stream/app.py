@@ -79,11 +79,12 @@ def create_app(settings: Settings) -> Worker:
         app=app,
         metrics=metrics,
         identity=IdentityHandler(settings, IdentityGraph(client, keys, scripts), metrics),
-        profile=ProfileHandler(profiles, metrics),
+        profile=ProfileHandler(profiles, metrics, settings.lifecycle_rules),
     )
     topics: dict[str, TopicT] = {
         "resolved": app.topic(settings.topic_resolved, partitions=settings.topic_partitions),
         "dlq": app.topic(settings.topic_dlq, partitions=settings.topic_partitions),
+        "changes": app.topic(settings.topic_profile_changes, partitions=settings.topic_partitions),
     }
     inputs = app.topic(*settings.input_topics, partitions=settings.topic_partitions)
 

@@ -23,12 +23,15 @@ from bestand.events import (
     TopicKind,
     decode_event,
 )
+from bestand.events.changes import ProfileChange
 from bestand.events.customer import ErasureRequested
 from bestand.identity import IdentityKeyer, person_id_for, raw_identifiers, resolved_event
 from bestand.identity.junk import JunkRules
 from bestand.identity.kinds import KIND_NAMES, kind_of
 from bestand.identity.rules import Unattributable
 from bestand.ops.metrics import WorkerMetrics
+from bestand.profile.changes import Change, profile_changes
+from bestand.profile.lifecycle import LifecycleRules
 from bestand.settings import Settings
 from bestand.store import IdentityGraph, ProfileStore
 
@@ -41,7 +44,7 @@ _DLQ_PAYLOAD_CHARS = 16384
 class Outgoing:
     """A message to send: to the resolved topic (keyed by person) or the dead-letter topic."""
 
-    destination: str  # "resolved" | "dlq"
+    destination: str  # "resolved" | "dlq" | "changes"
     key: bytes | None
     value: bytes
 
@@ -211,10 +214,34 @@ class IdentityHandler:
 
 @dataclass
 class ProfileHandler:
-    """Stage two: apply a resolved event to its person and refresh the lookup records."""
+    """Stage two: apply a resolved event to its person, refresh the lookup records, and tell
+    downstream systems what changed."""
 
     profiles: ProfileStore
     metrics: WorkerMetrics
+    lifecycle: LifecycleRules = field(default_factory=LifecycleRules)
+
+    def _changes(
+        self, event: ResolvedEvent, person_id: str, changes: list[Change]
+    ) -> list[Outgoing]:
+        now = datetime.now(UTC)
+        out = []
+        for change in changes:
+            record = ProfileChange(
+                change=change.change,
+                person_id=person_id,
+                event_id=event.event_id,
+                event_time=event.event_time,
+                changed_at=now,
+                existing_customer=change.existing_customer,
+                orders_count=change.orders_count,
+                stage_before=change.stage_before,
+                stage_after=change.stage_after,
+                absorbed=list(change.absorbed),
+            )
+            self.metrics.profile_changes.labels(change.change).inc()
+            out.append(Outgoing("changes", person_id.encode(), record.model_dump_json().encode()))
+        return out
 
     async def handle(self, message: Incoming) -> list[Outgoing]:
         """Apply one resolved event; a malformed one (a bug upstream) becomes a dead letter."""
@@ -227,8 +254,14 @@ class ProfileHandler:
         if event.kind == "erasure":
             await self.profiles.forget(event.person_id, event.identifiers)
             self.metrics.events.labels("profile", message.topic, "processed").inc()
-            return []
+            return self._changes(event, event.person_id, [Change("erased")])
         outcome = await self.profiles.apply(event)
         outcome_label = "duplicate" if outcome.status == "duplicate" else "processed"
         self.metrics.events.labels("profile", message.topic, outcome_label).inc()
-        return []
+        if outcome.status != "applied" or outcome.after is None:
+            return []
+        now = int(datetime.now(UTC).timestamp())
+        changes = profile_changes(
+            outcome.before, outcome.after, now, self.lifecycle, event.absorbed
+        )
+        return self._changes(event, outcome.person_id, changes)

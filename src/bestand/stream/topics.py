@@ -17,7 +17,12 @@ log = logging.getLogger(__name__)
 
 def all_topics(settings: Settings) -> list[str]:
     """Every topic the workers read or write."""
-    return [*settings.input_topics, settings.topic_resolved, settings.topic_dlq]
+    return [
+        *settings.input_topics,
+        settings.topic_resolved,
+        settings.topic_dlq,
+        settings.topic_profile_changes,
+    ]
 
 
 async def ensure_topics(settings: Settings) -> list[str]:

@@ -1,0 +1,63 @@
+"""Which profile changes one applied event causes: a pure comparison of two summaries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bestand.events.changes import ChangeKind
+from bestand.profile.lifecycle import LifecycleRules, lifecycle_stage
+from bestand.profile.summary import LookupSummary
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change of a person's answer."""
+
+    change: ChangeKind
+    existing_customer: bool | None = None
+    orders_count: int | None = None
+    stage_before: str | None = None
+    stage_after: str | None = None
+    absorbed: tuple[str, ...] = ()
+
+
+def _stage(summary: LookupSummary | None, now: int, rules: LifecycleRules) -> str:
+    if summary is None:
+        return "prospect"
+    return lifecycle_stage(
+        summary.orders_count, summary.last_order_at, now, rules, summary.previous_order_at
+    )
+
+
+def profile_changes(
+    before: LookupSummary | None,
+    after: LookupSummary,
+    now: int,
+    rules: LifecycleRules,
+    absorbed: Sequence[str] = (),
+) -> list[Change]:
+    """Changes between the answer before and after an event, in a stable order."""
+    was = before is not None and before.existing_customer
+    is_ = after.existing_customer
+    stage_before, stage_after = _stage(before, now, rules), _stage(after, now, rules)
+    kinds: list[ChangeKind] = []
+    if absorbed:
+        kinds.append("merged")
+    if is_ and not was:
+        kinds.append("became_customer")
+    elif was and not is_:
+        kinds.append("no_longer_customer")
+    if stage_before != stage_after:
+        kinds.append("stage_changed")
+    return [
+        Change(
+            kind,
+            existing_customer=is_,
+            orders_count=after.orders_count,
+            stage_before=stage_before,
+            stage_after=stage_after,
+            absorbed=tuple(absorbed) if kind == "merged" else (),
+        )
+        for kind in kinds
+    ]
