@@ -394,9 +394,16 @@ def test_secret_placeholders_are_refused_and_real_values_accepted(
     objects: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     [secret] = of_kind(objects, "Secret").values()
+    placeholders = secret["stringData"]
     # A Secret applied as committed must stop the pods, not run with a key that is in git.
-    with pytest.raises(ValidationError, match="BESTAND_"):
-        k8s_settings(objects, secret["stringData"], monkeypatch)
+    for variable, refusal in [
+        ("BESTAND_HMAC_SECRET", "HMAC_SECRET"),
+        ("BESTAND_API_KEYS", "(?i)api_keys"),
+    ]:
+        with pytest.raises(ValidationError, match=refusal):
+            k8s_settings(
+                objects, {**OPERATOR_SECRETS, variable: placeholders[variable]}, monkeypatch
+            )
     settings = k8s_settings(objects, OPERATOR_SECRETS, monkeypatch)
     assert settings.env == "production"
 
