@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 from pydantic import ValidationError
@@ -230,6 +231,58 @@ def cmd_schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a platform's upload file for the contacts in a segment whose consent allows it."""
+    from bestand.api import create_api
+    from bestand.audience.contacts import ContactListError, read_contacts
+    from bestand.audience.export import ExportSummary, export_audience
+
+    settings = _settings()
+
+    def progress(summary: ExportSummary) -> None:
+        print(
+            f"  {summary.contacts} contacts looked up, {summary.rows} rows written",
+            file=sys.stderr,
+            end="\r" if sys.stderr.isatty() else "\n",
+        )
+
+    async def run(source: IO[str], out: IO[str]) -> ExportSummary:
+        api = create_api(settings)
+        try:
+            return await export_audience(
+                api.service,
+                read_contacts(source),
+                out,
+                segment=args.segment,
+                platform=args.platform,
+                default_region=settings.default_phone_region,
+                unstated_consent=args.include_unstated_consent,
+                progress=progress,
+            )
+        finally:
+            await api.close()
+
+    try:
+        with contextlib.ExitStack() as stack:
+            source = (
+                sys.stdin
+                if args.input == "-"
+                else stack.enter_context(open(args.input, encoding="utf-8", newline=""))
+            )
+            out = (
+                sys.stdout
+                if args.out == "-"
+                else stack.enter_context(open(args.out, "w", encoding="utf-8", newline=""))
+            )
+            summary = asyncio.run(run(source, out))
+    except (OSError, ContactListError) as exc:
+        print(f"export: {exc}", file=sys.stderr)
+        return 2
+    for line in summary.lines():
+        print(line, file=sys.stderr)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """Print campaign truth: orders and net revenue from new vs existing customers."""
     import csv
@@ -387,6 +440,24 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--csv", action="store_true", help="CSV instead of a table")
     report.set_defaults(func=cmd_report)
 
+    from bestand.audience import FORMATS, SEGMENTS
+
+    export = sub.add_parser("export", help="hashed audiences for ad platforms")
+    export.add_argument("kind", choices=["audience"])
+    export.add_argument(
+        "--segment", default="existing", choices=sorted(SEGMENTS), help="who (default existing)"
+    )
+    export.add_argument("--format", dest="platform", required=True, choices=FORMATS)
+    export.add_argument(
+        "--input", required=True, help="the shop's contact list: CSV or JSON lines (- stdin)"
+    )
+    export.add_argument("--out", default="-", help="file to write (default stdout)")
+    export.add_argument(
+        "--include-unstated-consent",
+        action="store_true",
+        help="also persons who never stated ads consent (default: only those who gave it)",
+    )
+    export.set_defaults(func=cmd_export)
     sim = sub.add_parser("simulate", help="write a labelled simulated shop (events + truth)")
     sim.add_argument("--persons", type=int, default=2000)
     sim.add_argument("--seed", type=int, default=7)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -512,3 +513,57 @@ def test_each_scope_sees_its_fields_and_routes(api: tuple[Deployment, int]) -> N
 def ads_person(deployment: Deployment, port: int) -> str:
     _, answer = request(port, "GET", "/v1/lookup?customer_id=K-777", headers=auth(deployment))
     return str(answer["person_id"])
+
+
+def test_export_audience_writes_consenting_existing_customers(
+    api: tuple[Deployment, int], tmp_path: Path
+) -> None:
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    deployment, _ = api
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(
+        "email,phone\n"
+        "Anna.API@gmail.com,\n"  # existing customer, gave ads consent
+        "bert.api@example.com,+49 160 91827364\n"  # existing customer, never stated consent
+        "nobody@example.com,\n"  # unknown
+    )
+
+    def export(*extra: str) -> tuple[list[str], str]:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bestand",
+                "export",
+                "audience",
+                "--format",
+                "google",
+                "--input",
+                str(contacts),
+                *extra,
+            ],
+            env={**os.environ, **deployment.env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.splitlines(), result.stderr
+
+    rows, summary = export()
+    anna = hashlib.sha256(b"annaapi@gmail.com").hexdigest()
+    assert rows == ["Email,Phone", f"{anna},"]
+    assert "contacts read:        3" in summary
+    assert "no ads consent:     1" in summary
+    bert_phone = hashlib.sha256(b"+4916091827364").hexdigest()
+    bert_email = hashlib.sha256(b"bert.api@example.com").hexdigest()
+    rows, _ = export("--include-unstated-consent")
+    assert rows == ["Email,Phone", f"{anna},", f"{bert_email},{bert_phone}"]
+    rows, _ = export("--segment", "prospects")
+    assert rows == ["Email,Phone"]  # the visitor is known by cookie only, not in the list
+    assert "annaapi" not in "".join(rows)
