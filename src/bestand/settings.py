@@ -155,6 +155,10 @@ class Settings(BaseSettings):
     api_max_batch: int = Field(1000, ge=1, description="Most identifiers in one batch lookup.")
 
     # --- Worker ------------------------------------------------------------------------------
+    worker_web_host: str = Field(
+        "127.0.0.1",
+        description="Bind address of the worker's /metrics and /health (0.0.0.0 in containers).",
+    )
     worker_web_port: int = Field(6066, ge=1, le=65535, description="The worker's own web port.")
 
     # --- Local stack -------------------------------------------------------------------------

@@ -65,7 +65,7 @@ def create_app(settings: Settings) -> Worker:
         stream_wait_empty=True,
         web_enabled=True,
         web_port=settings.worker_web_port,
-        web_bind="127.0.0.1",
+        web_bind=settings.worker_web_host,
         broker_commit_interval=1.0,
     )
     client = connect(settings.redis_url)
