@@ -268,3 +268,20 @@ def test_an_unattributable_event_still_flags_the_dummy_it_exposed() -> None:
     with pytest.raises(Unattributable) as info:
         decide(["e:kasse", "m:meyer|silke"], view(owners, names=names, met=met), POLICY, "N")
     assert info.value.junk == (("e:kasse", "email joined 4 persons (limit 3)"),)
+
+
+def test_an_order_whose_return_came_first_joins_its_buyer_in_one_meeting() -> None:
+    # The return made a person of the order id alone; the placement brings the buyer's
+    # address and a cookie of a second, anonymous person. The order id anchors and meets
+    # both in this one event: they become one person, so it met one person, not two.
+    owners = {"o:ord-1": "RETURN", "n:addr": "BUYER", "a:ck": "VISITOR"}
+    counts = {"BUYER": {"e": 1, "o": 3}}
+    d = decide(["o:ord-1", "n:addr", "a:ck"], view(owners, kind_counts=counts), POLICY, "N")
+    assert d.junk == ()
+    assert d.person == "BUYER"
+    assert set(d.absorbed) == {"RETURN", "VISITOR"}
+    # Across events the meetings still add up: the same order id, met before by two others,
+    # is over its limit when it meets a third.
+    met = {"o:ord-1": frozenset({"X1"})}
+    d = decide(["o:ord-1", "n:addr"], view(owners, met=met), POLICY, "N")
+    assert d.junk == (("o:ord-1", "order_id joined 3 persons (limit 2)"),)

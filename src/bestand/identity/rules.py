@@ -246,17 +246,21 @@ def _decide(
         """Record whom the meeting identifiers met; flag one that met too many persons.
 
         Persons are counted as a set, so the same two persons meeting again (a family
-        laptop, visit after visit) count once.
+        laptop, visit after visit) count once. The persons this one event joins become one,
+        so the anchor counts them as one meeting: an order whose return came first (a person
+        of its own) that joins its buyer's e-mail and cookie has met one person, not two.
         """
         meeting = [(token, holder, owner)] + ([(anchor, owner, holder)] if owner else [])
         for t, mine, other in meeting:
             if other is None:
                 continue
             met.append((t, other))
-            seen = set(view.met.get(t, frozenset())) | {o for x, o in met if x == t} | {mine}
+            before = set(view.met.get(t, frozenset())) | {mine}
+            now = {o for x, o in met if x == t} - before
+            seen = len(before) + (1 if now and t == anchor else len(now))
             limit = policy.of(kind_of(t)).max_persons
-            if len(seen) > limit:
-                why = f"{_name(kind_of(t))} joined {len(seen)} persons (limit {limit})"
+            if seen > limit:
+                why = f"{_name(kind_of(t))} joined {seen} persons (limit {limit})"
                 if t == anchor:
                     raise _AnchorIsJunk(t, why)
                 junk.append((t, why))
