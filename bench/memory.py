@@ -1,0 +1,2211 @@
+"""Redis memory per person and per identifier, at a million persons, in bestand's real formats.
+
+    python bench/memory.py [--persons 1000000] [--json FILE] [--markdown FILE]
+    python bench/memory.py --verify            # the bulk path against the real handlers
+    python bench/memory.py --experiment all    # cheap memory wins, each measured
+
+How the data is made:
+
+1. A *template shop* (``--template-persons``, default 5,000 people) comes from the labelled
+   simulator (``bestand.simulate``): browsers with only cookies, new customers, registered
+   customers with 2–8 orders, loyal guests with several e-mail spellings, walk-ins, households.
+   Its events go through the worker's own code: ``IdentityHandler`` and ``ProfileHandler``
+   (validation, normalization, HMAC keying, identity rules, reducer, lookup summaries), in
+   event-time order, against an in-process stand-in for Redis whose six scripts are Python
+   ports of ``src/bestand/store/scripts/*.lua``. What is left is the keyspace a worker leaves.
+2. The keyspace becomes write commands (``SET``/``HSET``/``SADD``/``RPUSH``/``ZADD``), in the
+   encodings the worker's history gives them (a person hash that once held a long state stays
+   a hashtable after a merge emptied it).
+3. The population is the template cloned ``persons / template-persons`` times: every person id
+   and every identifier hash is replaced by a fresh random one of the same length (another
+   shop's people with the same kinds of history), and the commands are streamed to Redis over
+   one pipelined connection.
+
+``--verify`` checks steps 1–3 on real Redis for a small shop: the real handlers with the real
+Lua scripts write one keyspace, the bulk path writes another for the same events, and every
+key must agree in type, value, encoding and TTL, and ``MEMORY USAGE`` in total (within
+0.5 %: a set whose hash table grew lately keeps its old table until enough later commands
+have rehashed it, and how many that takes depends on Redis's random hash seed); then a clone
+must equal its template except for the renamed ids.
+
+Dedupe markers (``<p>:d:{person}:<event>``) live ``BESTAND_DEDUPE_TTL_SECONDS``. By default
+the load keeps those a live worker would still hold at the end of the simulated history
+(events of the last TTL, each with its remaining TTL); ``--dedupe all`` keeps every event's
+marker, as right after a backfill of the whole history.
+
+Figures come from Redis: ``MEMORY USAGE <key> SAMPLES 0`` on every key of a sample of clones
+(``--measure-clones``), and ``INFO memory`` before and after the load. Keys are written under
+their own prefix (default ``M``, as short as production's ``b``: the prefix is part of every
+key) and deleted afterwards; the script refuses a prefix that already has keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import math
+import os
+import platform
+import random
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urlparse
+
+import orjson
+import redis
+
+from bestand.ingest.producer import topic_for
+from bestand.ops.metrics import WorkerMetrics
+from bestand.settings import Settings
+from bestand.simulate import simulate
+from bestand.store import IdentityGraph, Keys, ProfileStore, Scripts
+from bestand.stream.handlers import IdentityHandler, Incoming, ProfileHandler
+
+#: When the simulated history ends (fixed, so that a seed gives the same shop every run).
+SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
+#: SHA-1 of the Lua scripts the Python ports below mirror; run ``--verify`` when one differs.
+PORTED_SCRIPTS: dict[str, frozenset[str]] = {
+    "graph_read": frozenset({"761f77ce623baacd9a03b59c9b6247c1e0f811c6"}),
+    "graph_apply": frozenset({"1b8e000ba1184a21a70441ab24155d5d62ad55bd"}),
+    "erase": frozenset({"98a25749ce02cec610a223cf85c5d1294262cc8f"}),
+    "load_person": frozenset({"db12acc5cb6f84d108fb0b5872964b0fd62581f8"}),
+    "store_person": frozenset(
+        {
+            "39d01fef285f3c22ec50a71d6a522dab392be9b9",  # one dedupe key per call
+            "795e490f25118c628eb4e777d6174447621728fb",  # one or more (batched events)
+        }
+    ),
+    "put_lookup": frozenset({"7536a9a1c1e997751bb519c0a00c8608dfd6eeb6"}),
+}
+
+Value = bytes | dict[bytes, bytes] | set[bytes] | list[bytes]
+
+
+def _b(value: object) -> bytes:
+    """An argument as redis-py sends it."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bool):  # pragma: no cover - redis-py refuses booleans too
+        raise TypeError("booleans are not Redis values")
+    if isinstance(value, int | float):
+        return repr(value).encode()
+    raise TypeError(f"cannot send {type(value).__name__} to Redis")
+
+
+# --------------------------------------------------------------------------------------------
+# An in-process Redis with the worker's scripts ported to Python
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Encoding thresholds of the target server (``CONFIG GET``)."""
+
+    hash_entries: int = 512
+    hash_value: int = 64
+    zset_entries: int = 128
+    zset_value: int = 64
+    set_entries: int | None = None  # listpack sets: Redis 7.2 and later
+    set_value: int | None = None
+
+    @classmethod
+    def of(cls, client: redis.Redis) -> Limits:
+        """The thresholds a server runs with."""
+        raw = cast(dict[str, str], client.config_get("*-max-listpack-*"))
+
+        def get(name: str) -> int | None:
+            value = raw.get(name)
+            return None if value is None else int(value)
+
+        return cls(
+            hash_entries=get("hash-max-listpack-entries") or 512,
+            hash_value=get("hash-max-listpack-value") or 64,
+            zset_entries=get("zset-max-listpack-entries") or 128,
+            zset_value=get("zset-max-listpack-value") or 64,
+            set_entries=get("set-max-listpack-entries"),
+            set_value=get("set-max-listpack-value"),
+        )
+
+
+class MemoryRedis:
+    """The commands the worker sends, on Python containers, with encoding history.
+
+    Redis converts a small hash (listpack) to a hashtable when a field or value grows past
+    ``hash-max-listpack-value`` and never converts it back; ``longest`` and ``most`` (hashes)
+    and ``wide`` (sets, sorted sets) remember that, so the bulk path can give a key the
+    encoding its history gave it.
+    """
+
+    def __init__(self, limits: Limits) -> None:
+        self.data: dict[bytes, Value] = {}
+        self.zsets: dict[bytes, dict[bytes, float]] = {}
+        self.wide: set[bytes] = set()
+        #: key -> (TTL in seconds, event time in epoch seconds when it was set)
+        self.expiry: dict[bytes, tuple[int, int]] = {}
+        self.limits = limits
+        self.clock = 0
+        #: hash key -> longest field or value it ever held, most fields it ever had
+        self.longest: dict[bytes, int] = {}
+        self.most: dict[bytes, int] = {}
+        #: set key -> [hash table size, rehash steps since it last resized]
+        self.tables: dict[bytes, list[int]] = {}
+
+    # -- generic ------------------------------------------------------------------------------
+    def delete(self, *keys: bytes) -> int:
+        gone = 0
+        for key in keys:
+            if self.data.pop(key, None) is not None or self.zsets.pop(key, None) is not None:
+                gone += 1
+            self.wide.discard(key)
+            self.expiry.pop(key, None)
+            self.tables.pop(key, None)
+            self.longest.pop(key, None)
+            self.most.pop(key, None)
+        return gone
+
+    def exists(self, key: bytes) -> int:
+        return int(key in self.data or key in self.zsets)
+
+    def _typed(self, key: bytes, kind: type) -> Any:
+        value = self.data.get(key)
+        if value is not None and not isinstance(value, kind):
+            raise TypeError(f"WRONGTYPE {key!r}")
+        return value
+
+    # -- strings ------------------------------------------------------------------------------
+    def get(self, key: bytes) -> bytes | None:
+        return cast(bytes | None, self._typed(key, bytes))
+
+    def put(self, key: bytes, value: bytes, ex: int | None = None) -> None:
+        self.delete(key)
+        self.data[key] = value
+        if ex is not None:
+            self.expiry[key] = (ex, self.clock)
+
+    def incr(self, key: bytes) -> int:
+        value = int(self.get(key) or b"0") + 1
+        self.data[key] = str(value).encode()
+        return value
+
+    # -- hashes -------------------------------------------------------------------------------
+    def hset(self, key: bytes, pairs: Sequence[bytes]) -> int:
+        current = cast(dict[bytes, bytes] | None, self._typed(key, dict))
+        if current is None:
+            current = self.data[key] = {}
+        added = 0
+        longest = self.longest.get(key, 0)
+        for i in range(0, len(pairs), 2):
+            name, value = pairs[i], pairs[i + 1]
+            added += name not in current
+            current[name] = value
+            longest = max(longest, len(name), len(value))
+        self.longest[key] = longest
+        self.most[key] = max(self.most.get(key, 0), len(current))
+        return added
+
+    def hget(self, key: bytes, name: bytes) -> bytes | None:
+        current = cast(dict[bytes, bytes] | None, self._typed(key, dict))
+        return None if current is None else current.get(name)
+
+    def hdel(self, key: bytes, *names: bytes) -> int:
+        current = cast(dict[bytes, bytes] | None, self._typed(key, dict))
+        if current is None:
+            return 0
+        gone = sum(current.pop(name, None) is not None for name in names)
+        if not current:
+            self.delete(key)
+        return gone
+
+    # -- sets ---------------------------------------------------------------------------------
+    def _table_step(self, key: bytes, used_before: int, adds: bool) -> None:
+        """Follow a set's hash table: its size, and the operations since it last resized.
+
+        Every add or delete does one incremental rehash step; a set that grew lately keeps
+        its old table until enough of them ran, so the bulk path repeats as many.
+        """
+        table = self.tables.setdefault(key, [0, 0])
+        table[1] += 1
+        if adds:
+            if table[0] == 0:
+                table[0] = 4
+            elif used_before >= table[0]:
+                table[0] = 1 << used_before.bit_length()  # next power of two above used
+                table[1] = 0
+        elif table[0] > 4 and (used_before - 1) * 100 < table[0] * 10:
+            table[0] = max(4, 1 << max(0, used_before - 2).bit_length())
+            table[1] = 0
+
+    def sadd(self, key: bytes, *members: bytes) -> int:
+        current = cast(set[bytes] | None, self._typed(key, set))
+        if current is None:
+            current = self.data[key] = set()
+        before = len(current)
+        for member in members:
+            self._table_step(key, len(current), member not in current)
+            current.add(member)
+        limits = self.limits
+        if (
+            limits.set_entries is not None
+            and limits.set_value is not None
+            and (
+                len(current) > limits.set_entries or any(len(m) > limits.set_value for m in members)
+            )
+        ):
+            self.wide.add(key)
+        return len(current) - before
+
+    def srem(self, key: bytes, *members: bytes) -> int:
+        current = cast(set[bytes] | None, self._typed(key, set))
+        if current is None:
+            return 0
+        before = len(current)
+        for member in members:
+            if member in current:
+                self._table_step(key, len(current), adds=False)
+                current.discard(member)
+            else:
+                self.tables.setdefault(key, [0, 0])[1] += 1
+        if not current:
+            self.delete(key)
+        return before - len(current)
+
+    def smembers(self, key: bytes) -> set[bytes]:
+        return set(cast(set[bytes] | None, self._typed(key, set)) or ())
+
+    # -- lists --------------------------------------------------------------------------------
+    def rpush(self, key: bytes, *values: bytes) -> int:
+        current = cast(list[bytes] | None, self._typed(key, list))
+        if current is None:
+            current = self.data[key] = []
+        current.extend(values)
+        return len(current)
+
+    def lrange(self, key: bytes, start: int, stop: int) -> list[bytes]:
+        current = cast(list[bytes] | None, self._typed(key, list)) or []
+        n = len(current)
+        start = max(start + n if start < 0 else start, 0)
+        stop = stop + n if stop < 0 else min(stop, n - 1)
+        return current[start : stop + 1] if start <= stop else []
+
+    def ltrim(self, key: bytes, start: int, stop: int) -> None:
+        current = cast(list[bytes] | None, self._typed(key, list))
+        if current is None:
+            return
+        kept = self.lrange(key, start, stop)
+        if kept:
+            self.data[key] = kept
+        else:
+            self.delete(key)
+
+    # -- sorted sets --------------------------------------------------------------------------
+    def zadd(self, key: bytes, mapping: dict[bytes, float]) -> int:
+        current = self.zsets.setdefault(key, {})
+        added = sum(member not in current for member in mapping)
+        current.update(mapping)
+        limits = self.limits
+        if len(current) > limits.zset_entries or any(len(m) > limits.zset_value for m in mapping):
+            self.wide.add(key)
+        return added
+
+    def zrem(self, key: bytes, *members: bytes) -> int:
+        current = self.zsets.get(key)
+        if current is None:
+            return 0
+        gone = sum(current.pop(m, None) is not None for m in members)
+        if not current:
+            self.delete(key)
+        return gone
+
+
+def _graph_read(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
+    """Port of ``graph_read.lua``."""
+    gp = args[0]
+
+    def live(person: bytes) -> bytes:
+        for _ in range(32):
+            next_person = r.get(gp + b":r:" + person)
+            if next_person is None:
+                return person
+            person = next_person
+        return person
+
+    tokens: list[Any] = []
+    persons: list[Any] = []
+    seen: set[bytes] = set()
+    for i, key in enumerate(keys):
+        token = args[1 + i]
+        owner = r.get(key) or b""
+        junk = r.get(gp + b":j:" + token) or b""
+        met: list[bytes] = []
+        met_seen: set[bytes] = set()
+        for person in r.smembers(gp + b":m:" + token):
+            now = live(person)
+            if now not in met_seen:
+                met_seen.add(now)
+                met.append(now)
+        tokens.append([owner, junk, met])
+        if owner and owner not in seen:
+            seen.add(owner)
+            counts: dict[bytes, int] = {}
+            names: list[bytes] = []
+            for member in r.smembers(gp + b":s:" + owner):
+                kind = member[:1]
+                counts[kind] = counts.get(kind, 0) + 1
+                if kind == b"m":
+                    names.append(member)
+            flat = b" ".join(b"%s %d" % (kind, n) for kind, n in counts.items())
+            persons.append([owner, r.get(gp + b":v:" + owner) or b"0", flat, names])
+    return [tokens, persons]
+
+
+def _graph_apply(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> int:
+    """Port of ``graph_apply.lua``."""
+    gp = args[0]
+    plan = orjson.loads(args[1])
+    for token, expected in plan["owners"].items():
+        if (r.get(gp + b":i:" + token.encode()) or b"").decode() != expected:
+            return 0
+    for token, expected in plan["junk"].items():
+        if (r.get(gp + b":j:" + token.encode()) or b"").decode() != expected:
+            return 0
+    for person, expected in plan["versions"].items():
+        if int(r.get(gp + b":v:" + person.encode()) or b"0") != int(expected):
+            return 0
+    person = plan["person"].encode()
+    own_set = gp + b":s:" + person
+    log = gp + b":x:" + person
+    for gone_text in plan["absorbed"]:
+        gone = gone_text.encode()
+        gone_set = gp + b":s:" + gone
+        for member in r.smembers(gone_set):
+            r.put(gp + b":i:" + member, person)
+            r.sadd(own_set, member)
+        gone_log = gp + b":x:" + gone
+        for entry in r.lrange(gone_log, 0, -1):
+            r.rpush(log, entry)
+        r.delete(gone_set, gone_log, gp + b":v:" + gone)
+        r.put(gp + b":r:" + gone, person)
+        r.sadd(gp + b":a:" + person, gone)
+        gone_absorbed = gp + b":a:" + gone
+        for older in r.smembers(gone_absorbed):
+            r.put(gp + b":r:" + older, person)
+            r.sadd(gp + b":a:" + person, older)
+        r.delete(gone_absorbed)
+    for token in plan["attach"]:
+        r.put(gp + b":i:" + token.encode(), person)
+        r.sadd(own_set, token.encode())
+    for token in plan["describe"]:
+        r.sadd(own_set, token.encode())
+    for token, met in plan["met"]:
+        r.sadd(gp + b":m:" + token.encode(), met.encode())
+    for token_text, reason in plan["flag"]:
+        token = token_text.encode()
+        r.put(gp + b":j:" + token, reason.encode())
+        owner = r.get(gp + b":i:" + token)
+        if owner:
+            r.srem(gp + b":s:" + owner, token)
+            r.delete(gp + b":i:" + token)
+            if owner != person:
+                r.incr(gp + b":v:" + owner)
+    recent = set(r.lrange(log, -50, -1))
+    for entry_text in plan["log"]:
+        entry = entry_text.encode()
+        if entry not in recent:
+            r.rpush(log, entry)
+    r.ltrim(log, -int(plan["max_log"]), -1)
+    r.incr(gp + b":v:" + person)
+    return 1
+
+
+def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
+    """Port of ``erase.lua``."""
+    gp = args[0]
+    seen: set[bytes] = set()
+    out: list[Any] = []
+    for key in keys:
+        person = r.get(key)
+        if person and person not in seen:
+            seen.add(person)
+            own_set = gp + b":s:" + person
+            members = sorted(r.smembers(own_set))
+            for member in members:
+                r.delete(gp + b":i:" + member, gp + b":m:" + member)
+            for gone in r.smembers(gp + b":a:" + person):
+                r.delete(gp + b":r:" + gone)
+            r.delete(own_set, gp + b":x:" + person, gp + b":v:" + person, gp + b":a:" + person)
+            out.append([person, *members])
+    return out
+
+
+def _load_person(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
+    """Port of ``load_person.lua``."""
+    redirect = r.hget(keys[0], b"r")
+    if redirect:
+        return [redirect, 0, 0, b""]
+    applied = r.exists(keys[1])
+    version = r.hget(keys[0], b"v")
+    state = r.hget(keys[0], b"s")
+    return [b"", applied, int(version or b"0"), state or b""]
+
+
+def _store_person(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> int:
+    """Port of ``store_person.lua``."""
+    if r.hget(keys[0], b"r") is not None:
+        return -1
+    if int(r.hget(keys[0], b"v") or b"0") != int(args[0]):
+        return 0
+    r.hset(keys[0], [b"v", args[1], b"s", args[2]])
+    for key in keys[1:]:
+        r.put(key, b"1", ex=int(args[3]))
+    return 1
+
+
+def _put_lookup(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> int:
+    """Port of ``put_lookup.lua``."""
+    current = int(r.hget(keys[0], b"v") or b"-1")
+    if current >= int(args[0]):
+        return 0
+    r.delete(keys[0])
+    r.hset(keys[0], args[1:])
+    return 1
+
+
+_PORTS: dict[str, Callable[[MemoryRedis, list[bytes], list[bytes]], Any]] = {
+    "graph_read": _graph_read,
+    "graph_apply": _graph_apply,
+    "erase": _erase,
+    "load_person": _load_person,
+    "store_person": _store_person,
+    "put_lookup": _put_lookup,
+}
+
+
+def script_digests() -> dict[str, str]:
+    """SHA-1 of each Lua script as the package ships it now."""
+    folder = files("bestand.store").joinpath("scripts")
+    return {
+        name: hashlib.sha1(folder.joinpath(f"{name}.lua").read_bytes()).hexdigest()  # noqa: S324
+        for name in _PORTS
+    }
+
+
+class _Pipeline:
+    """Queued commands of :class:`MemoryClient`, run in order by ``execute``."""
+
+    def __init__(self, client: MemoryClient) -> None:
+        self._client = client
+        self._queue: list[Callable[[], Any]] = []
+
+    async def __aenter__(self) -> _Pipeline:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._queue.clear()
+
+    def queue(self, call: Callable[[], Any]) -> _Pipeline:
+        self._queue.append(call)
+        return self
+
+    def __getattr__(self, name: str) -> Callable[..., _Pipeline]:
+        method = getattr(self._client, name)
+
+        def queued(*args: Any, **kwargs: Any) -> _Pipeline:
+            return self.queue(lambda: _run_now(method(*args, **kwargs)))
+
+        return queued
+
+    async def execute(self) -> list[Any]:
+        calls, self._queue = self._queue, []
+        return [call() for call in calls]
+
+
+def _run_now(coro: Any) -> Any:
+    """Run a coroutine of :class:`MemoryClient` that never awaits anything."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    raise RuntimeError("an in-memory command awaited something")  # pragma: no cover
+
+
+class MemoryClient:
+    """The part of ``redis.asyncio.Redis`` the stores use, on :class:`MemoryRedis`."""
+
+    def __init__(self, store: MemoryRedis) -> None:
+        self.store = store
+
+    def pipeline(self, transaction: bool = False) -> _Pipeline:
+        return _Pipeline(self)
+
+    async def get(self, name: str) -> bytes | None:
+        return self.store.get(_b(name))
+
+    async def smembers(self, name: str) -> set[bytes]:
+        return self.store.smembers(_b(name))
+
+    async def lrange(self, name: str, start: int, end: int) -> list[bytes]:
+        return self.store.lrange(_b(name), start, end)
+
+    async def hset(self, name: str, key: str, value: object) -> int:
+        return self.store.hset(_b(name), [_b(key), _b(value)])
+
+    async def hmget(self, name: str, *fields: str) -> list[bytes | None]:
+        return [self.store.hget(_b(name), _b(f)) for f in fields]
+
+    async def hdel(self, name: str, *fields: str) -> int:
+        return self.store.hdel(_b(name), *(_b(f) for f in fields))
+
+    async def exists(self, name: str) -> int:
+        return self.store.exists(_b(name))
+
+    async def unlink(self, *names: str) -> int:
+        return self.store.delete(*(_b(n) for n in names))
+
+    async def zadd(self, name: str, mapping: dict[str, float]) -> int:
+        return self.store.zadd(_b(name), {_b(k): float(v) for k, v in mapping.items()})
+
+    async def zrem(self, name: str, *members: str) -> int:
+        return self.store.zrem(_b(name), *(_b(m) for m in members))
+
+
+class _PortedScript:
+    """Stands in for ``AsyncScript``: the same call, run by the Python port."""
+
+    def __init__(self, store: MemoryRedis, port: Callable[..., Any]) -> None:
+        self._store = store
+        self._port = port
+
+    async def __call__(
+        self,
+        keys: Sequence[object] = (),
+        args: Sequence[object] = (),
+        client: object = None,
+    ) -> Any:
+        key_bytes = [_b(k) for k in keys]
+        arg_bytes = [_b(a) for a in args]
+        if isinstance(client, _Pipeline):
+            return client.queue(lambda: self._port(self._store, key_bytes, arg_bytes))
+        return self._port(self._store, key_bytes, arg_bytes)
+
+
+def ported_scripts(store: MemoryRedis) -> Scripts:
+    """The worker's scripts, run in process on ``store``."""
+    return Scripts(**{name: _PortedScript(store, port) for name, port in _PORTS.items()})  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------
+# The template shop through the worker's handlers
+# --------------------------------------------------------------------------------------------
+
+
+def settings_for(prefix: str, redis_url: str | None = None) -> Settings:
+    """Settings of the run: the environment's, with our key prefix."""
+    base = Settings()
+    url = redis_url or base.redis_url
+    return base.model_copy(update={"redis_prefix": prefix, "redis_url": url})
+
+
+def _epoch(event: dict[str, Any]) -> int:
+    return int(datetime.fromisoformat(str(event["event_time"])).timestamp())
+
+
+async def replay(
+    events: Sequence[dict[str, Any]],
+    settings: Settings,
+    client: Any,
+    scripts: Scripts,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> Counter[str]:
+    """Send events through the identity and profile handlers, as one worker would."""
+    keys = Keys(settings.redis_prefix)
+    metrics = WorkerMetrics()
+    identity = IdentityHandler(settings, IdentityGraph(client, keys, scripts), metrics)
+    profiles = ProfileStore(
+        client, keys, settings.dedupe_ttl_seconds, scripts, rule=settings.customer_rule
+    )
+    profile = ProfileHandler(profiles, metrics, settings.lifecycle_rules)
+    outcome: Counter[str] = Counter()
+    for offset, event in enumerate(events):
+        if on_event is not None:
+            on_event(event)
+        message = Incoming(topic_for(event, settings), 0, offset, None, orjson.dumps(event))
+        for out in await identity.handle(message):
+            outcome[out.destination] += 1
+            if out.destination == "resolved":
+                resolved = Incoming(settings.topic_resolved, 0, offset, out.key, out.value)
+                await profile.handle(resolved)
+    return outcome
+
+
+def emulate(events: Sequence[dict[str, Any]], settings: Settings, limits: Limits) -> MemoryRedis:
+    """The keyspace the worker leaves after ``events``, built in process."""
+    store = MemoryRedis(limits)
+    client = MemoryClient(store)
+
+    def tick(event: dict[str, Any]) -> None:
+        store.clock = _epoch(event)
+
+    asyncio.run(replay(events, settings, client, ported_scripts(store), tick))
+    return store
+
+
+# --------------------------------------------------------------------------------------------
+# The keyspace as write commands
+# --------------------------------------------------------------------------------------------
+
+#: Key types in report order: code, label, whether the key belongs to one identifier.
+CATEGORIES: tuple[tuple[str, str, bool], ...] = (
+    ("graph", "graph entries  <p>:{g}:i:<kind>:<hash>", True),
+    ("lookup", "lookup records  <p>:l:<kind>:<hash>", True),
+    ("met", "met sets  <p>:{g}:m:<kind>:<hash>", True),
+    ("junk", "junk flags  <p>:{g}:j:<kind>:<hash>", True),
+    ("set", "person sets  <p>:{g}:s:<person>", False),
+    ("gver", "graph versions  <p>:{g}:v:<person>", False),
+    ("state", "person state  <p>:p:{<person>}", False),
+    ("explain", "explain logs  <p>:{g}:x:<person>", False),
+    ("dedupe", "dedupe markers  <p>:d:{<person>}:<event>", False),
+    ("redirect", "redirects  <p>:{g}:r:<person>", False),
+    ("absorbed", "absorbed sets  <p>:{g}:a:<person>", False),
+    ("values", "values set  <p>:values", False),
+)
+LABELS = {code: label for code, label, _ in CATEGORIES}
+PER_IDENTIFIER = {code for code, _, per_id in CATEGORIES if per_id}
+_GRAPH_CODES = {
+    b"i": "graph",
+    b"s": "set",
+    b"v": "gver",
+    b"x": "explain",
+    b"m": "met",
+    b"j": "junk",
+    b"r": "redirect",
+    b"a": "absorbed",
+}
+_PAD = b"~pad"
+
+
+def category(key: bytes, prefix: bytes) -> str:
+    """The key type of one of our keys."""
+    rest = key[len(prefix) + 1 :]
+    if rest.startswith(b"{g}:"):
+        return _GRAPH_CODES[rest[4:5]]
+    head = rest[:2]
+    if head == b"p:":
+        return "state"
+    if head == b"d:":
+        return "dedupe"
+    if head == b"l:":
+        return "lookup"
+    if rest == b"values":
+        return "values"
+    raise ValueError(f"unknown key {key!r}")
+
+
+def _person_in_key(key: bytes, prefix: bytes, kind: str) -> bytes:
+    rest = key[len(prefix) + 1 :]
+    if kind in ("state", "dedupe"):
+        return rest[rest.index(b"{") + 1 : rest.index(b"}")]
+    return rest[6:]  # {g}:s:<person>
+
+
+@dataclass
+class KeyRecord:
+    """One key of the template: how to write it and whom it belongs to."""
+
+    key: bytes
+    category: str
+    commands: list[list[bytes]]
+    owner: bytes | None = None
+
+
+def _score(value: float) -> bytes:
+    return b"%d" % value if value.is_integer() else repr(value).encode()
+
+
+def keyspace(
+    store: MemoryRedis, prefix: str, *, dedupe: str, now: int, limits: Limits | None = None
+) -> list[KeyRecord]:
+    """Write commands that leave Redis with ``store``'s keys, values, encodings and TTLs.
+
+    ``dedupe``: ``window`` keeps the markers a live worker still holds at ``now`` (with the
+    TTL they have left), ``all`` every marker with its full TTL. ``limits``: the encoding
+    thresholds of the server written to (default: those the store was built for).
+    """
+    p = prefix.encode()
+    limits = limits or store.limits
+    records: list[KeyRecord] = []
+    for key, value in store.data.items():
+        kind = category(key, p)
+        commands: list[list[bytes]]
+        if isinstance(value, bytes):
+            command = [b"SET", key, value]
+            if key in store.expiry:
+                ttl, at = store.expiry[key]
+                left = ttl - (now - at) if dedupe == "window" else ttl
+                if left <= 0:
+                    continue
+                command += [b"EX", b"%d" % left]
+            commands = [command]
+        elif isinstance(value, dict):
+            pairs = [item for pair in value.items() for item in pair]
+            commands = [[b"HSET", key, *pairs]]
+            fits = len(value) <= limits.hash_entries and all(
+                len(item) <= limits.hash_value for item in pairs
+            )
+            ever_wide = (
+                store.longest.get(key, 0) > limits.hash_value
+                or store.most.get(key, 0) > limits.hash_entries
+            )
+            if ever_wide and fits:
+                commands[0] += [_PAD, b"x" * (limits.hash_value + 1)]
+                commands.append([b"HDEL", key, _PAD])
+        elif isinstance(value, set):
+            members: list[bytes] = sorted(value)
+            commands = [[b"SADD", key, *members]]
+            size, steps = store.tables.get(key, (0, 0))
+            if size > 4:
+                # One SADD grows the table at the same sizes, then rehashes once per member
+                # after the last growth; the worker's history may have done more steps.
+                more = min(steps - (len(members) - size // 2 - 1), size)
+                if more > 0:
+                    commands.append([b"SADD", key, *([members[0]] * more)])
+            if key in store.wide and limits.set_value is not None:
+                commands[0].append(_PAD + b"x" * limits.set_value)
+                commands.append([b"SREM", key, _PAD + b"x" * limits.set_value])
+        else:
+            commands = [[b"RPUSH", key, *value]]
+        records.append(KeyRecord(key, kind, commands))
+    for key, scores in store.zsets.items():
+        flat = [item for member, score in scores.items() for item in (_score(score), member)]
+        commands = [[b"ZADD", key, *flat]]
+        fits = len(scores) <= limits.zset_entries and all(
+            len(m) <= limits.zset_value for m in scores
+        )
+        if key in store.wide and fits:
+            commands[0] += [b"0", _PAD + b"x" * limits.zset_value]
+            commands.append([b"ZREM", key, _PAD + b"x" * limits.zset_value])
+        records.append(KeyRecord(key, category(key, p), commands))
+    _attribute(records, store, p)
+    return records
+
+
+def _attribute(records: list[KeyRecord], store: MemoryRedis, p: bytes) -> None:
+    """Give every key the live person it belongs to (junk flags and the value set: nobody)."""
+    graph = p + b":{g}:"
+
+    def live(person: bytes) -> bytes:
+        for _ in range(64):
+            after = store.get(graph + b"r:" + person)
+            if after is None:
+                state = store.data.get(p + b":p:{" + person + b"}")
+                after = state.get(b"r") if isinstance(state, dict) else None
+            if after is None:
+                return person
+            person = after
+        return person
+
+    for record in records:
+        kind = record.category
+        if kind in ("graph", "met", "lookup"):
+            token = record.key[len(graph) + 2 :] if kind != "lookup" else record.key[len(p) + 3 :]
+            owner = store.get(graph + b"i:" + token)
+            if owner is None and kind == "lookup":
+                fields = store.data.get(record.key)
+                owner = fields.get(b"p") if isinstance(fields, dict) else None
+            record.owner = None if owner is None else live(owner)
+        elif kind not in ("junk", "values"):
+            record.owner = live(_person_in_key(record.key, p, kind))
+
+
+# --------------------------------------------------------------------------------------------
+# Clones: the same commands with fresh person ids and identifier hashes
+# --------------------------------------------------------------------------------------------
+
+_RUN = re.compile(rb"[A-Za-z0-9_-]+")
+
+
+def atoms_of(records: Sequence[KeyRecord], prefix: str) -> list[bytes]:
+    """Every person id and identifier hash of the template (what a clone renames)."""
+    p = prefix.encode()
+    graph = p + b":{g}:"
+    found: dict[bytes, None] = {}
+    for record in records:
+        kind = record.category
+        if kind in ("graph", "met", "junk"):
+            found[record.key[len(graph) + 4 :]] = None
+        elif kind == "lookup":
+            found[record.key[len(p) + 5 :]] = None
+        elif kind != "values":
+            found[_person_in_key(record.key, p, kind)] = None
+        if kind == "set":
+            for member in record.commands[0][2:]:
+                if member[1:2] == b":":
+                    found[member[2:]] = None
+    return list(found)
+
+
+@dataclass
+class Compiled:
+    """RESP of a command list with holes where atoms go; lengths never change."""
+
+    literals: list[bytes]
+    slots: list[int]
+    commands: int
+
+    def render(self, atoms: Sequence[bytes]) -> bytes:
+        """The RESP with ``atoms[i]`` in every hole of atom ``i``."""
+        if not self.slots:
+            return self.literals[0]
+        pieces: list[bytes] = [b""] * (2 * len(self.slots) + 1)
+        pieces[0::2] = self.literals
+        filled = [atoms[i] for i in self.slots]
+        pieces[1::2] = filled
+        return b"".join(pieces)
+
+
+def compile_commands(commands: Iterable[Sequence[bytes]], index: dict[bytes, int]) -> Compiled:
+    """RESP for ``commands``, with a hole for every maximal ``[A-Za-z0-9_-]`` run in ``index``."""
+    literals: list[bytes] = []
+    slots: list[int] = []
+    current = bytearray()
+    count = 0
+    for command in commands:
+        count += 1
+        current += b"*%d\r\n" % len(command)
+        for arg in command:
+            current += b"$%d\r\n" % len(arg)
+            position = 0
+            for match in _RUN.finditer(arg):
+                atom = index.get(match.group())
+                if atom is not None:
+                    current += arg[position : match.start()]
+                    literals.append(bytes(current))
+                    current = bytearray()
+                    slots.append(atom)
+                    position = match.end()
+            current += arg[position:]
+            current += b"\r\n"
+    literals.append(bytes(current))
+    return Compiled(literals, slots, count)
+
+
+class Template:
+    """The template keyspace, ready to be written as any number of clones."""
+
+    def __init__(
+        self,
+        records: list[KeyRecord],
+        prefix: str,
+        people: int,
+        live: Sequence[bytes] | None = None,
+    ) -> None:
+        self.records = records
+        self.prefix = prefix
+        self.people = people
+        self.atoms = atoms_of(records, prefix)
+        index = {atom: i for i, atom in enumerate(self.atoms)}
+        self.shared = [r for r in records if r.category == "values"]
+        self.own = [r for r in records if r.category != "values"]
+        self.writes = compile_commands((c for r in self.own for c in r.commands), index)
+        self.shared_writes = compile_commands((c for r in self.shared for c in r.commands), index)
+        self.key_names = [compile_commands([[r.key]], index) for r in self.own]
+        for record, name in zip(self.own, self.key_names, strict=True):
+            if not name.slots:
+                raise ValueError(f"{record.key!r} would be the same key in every clone")
+        batches = [self.own[i : i + 500] for i in range(0, len(self.own), 500)]
+        self.unlinks = compile_commands(
+            ([b"UNLINK", *(r.key for r in batch)] for batch in batches), index
+        )
+        self.by_length: dict[int, list[int]] = defaultdict(list)
+        for i, atom in enumerate(self.atoms):
+            self.by_length[len(atom)].append(i)
+        # Live persons (a state, not merged away) and what each one owns.
+        if live is None:
+            live = [
+                _person_in_key(r.key, prefix.encode(), "state")
+                for r in self.own
+                if r.category == "state" and b"s" in r.commands[0][2::2]
+            ]
+        self.live = list(live)
+        self.persons = {person: n for n, person in enumerate(live)}
+        self.owner_of = [self.persons.get(r.owner, -1) if r.owner else -1 for r in self.own]
+        self.identifiers = [0] * len(live)
+        for record, owner in zip(self.own, self.owner_of, strict=True):
+            if record.category == "graph" and owner >= 0:
+                self.identifiers[owner] += 1
+        self.customers = [
+            self.persons[member]
+            for r in self.shared
+            for member in r.commands[0][3::2]
+            if member in self.persons
+        ]
+        self.counts = Counter(r.category for r in self.own)
+        self.counts["values"] = len(self.customers)
+
+    def fresh_atoms(self, seed: int) -> list[bytes]:
+        """Random person ids and hashes of clone ``seed``, each as long as the one it replaces.
+
+        The same seed gives the same ids, so a clone's keys can be named again to measure or
+        delete them.
+        """
+        rng = random.Random(seed)
+        out: list[bytes] = [b""] * len(self.atoms)
+        for length, positions in self.by_length.items():
+            need = length * len(positions)
+            text = base64.urlsafe_b64encode(rng.randbytes(need * 3 // 4 + 3))
+            for n, i in enumerate(positions):
+                out[i] = text[n * length : (n + 1) * length]
+        return out
+
+    def keys(self, atoms: Sequence[bytes]) -> list[bytes]:
+        """The key names of one clone."""
+        return [name.render(atoms)[:-2].split(b"\r\n", 2)[2] for name in self.key_names]
+
+
+# --------------------------------------------------------------------------------------------
+# Writing: one pipelined connection, replies counted on a reader thread
+# --------------------------------------------------------------------------------------------
+
+
+class Pipe:
+    """Streams RESP to Redis and counts its replies (all one line) as they come back."""
+
+    #: Commands sent but not answered yet, at most (keeps the server's output buffer small).
+    MAX_IN_FLIGHT = 100_000
+
+    def __init__(self, url: str) -> None:
+        parts = urlparse(url)
+        self._sock = socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379))
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sent = 0
+        self.replies = 0
+        self.errors: list[bytes] = []
+        self.bytes_sent = 0
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        hello: list[list[bytes]] = []
+        if parts.password:
+            hello.append(
+                [b"AUTH", *([_b(parts.username)] if parts.username else []), _b(parts.password)]
+            )
+        db = parts.path.strip("/")
+        if db:
+            hello.append([b"SELECT", db.encode()])
+        if hello:
+            self.send(compile_commands(hello, {}).render([]), len(hello))
+            self.drain()
+
+    def _read(self) -> None:
+        line_start = True
+        while True:
+            try:
+                chunk = self._sock.recv(1 << 20)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                with self._cond:
+                    self.errors.append(b"connection closed")
+                    self._cond.notify_all()
+                return
+            if (line_start and chunk[:1] == b"-") or b"\n-" in chunk:
+                text = (b"\n" + chunk) if line_start else chunk
+                self.errors += [line for line in text.split(b"\n") if line.startswith(b"-")][:5]
+            line_start = chunk.endswith(b"\n")
+            with self._cond:
+                self.replies += chunk.count(b"\n")
+                self._cond.notify_all()
+
+    def send(self, data: bytes, commands: int) -> None:
+        """Send ``commands`` commands; waits while too many are unanswered."""
+        with self._cond:
+            while self.sent - self.replies > self.MAX_IN_FLIGHT and not self.errors:
+                self._cond.wait(1.0)
+            self.sent += commands
+        self._sock.sendall(data)
+        self.bytes_sent += len(data)
+
+    def drain(self) -> None:
+        """Wait for every reply; raise if Redis refused any command."""
+        with self._cond:
+            while self.replies < self.sent and not self.errors:
+                self._cond.wait(1.0)
+        if self.errors:
+            raise RuntimeError(f"Redis refused commands: {self.errors[:3]}")
+
+    def close(self) -> None:
+        if self._sock.fileno() >= 0:
+            self._sock.close()
+
+
+@contextmanager
+def private_redis(config: Sequence[str] = ()) -> Iterator[str]:
+    """A throwaway ``redis-server`` without persistence on a free port; yields its URL."""
+    from bestand.stack import free_port
+
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as folder:
+        command = [
+            "redis-server",
+            "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", folder, "--logfile", str(Path(folder) / "redis.log"), *config,
+        ]  # fmt: skip
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"redis://127.0.0.1:{port}/0"
+        try:
+            client = redis.Redis.from_url(url)
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    client.ping()
+                    break
+                except redis.ConnectionError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(
+                            f"redis-server {' '.join(command)} did not start"
+                        ) from None
+                    time.sleep(0.05)
+            client.close()
+            yield url
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring
+# --------------------------------------------------------------------------------------------
+
+_INFO_FIELDS = (
+    "used_memory",
+    "used_memory_dataset",
+    "used_memory_overhead",
+    "used_memory_rss",
+    "allocator_allocated",
+    "allocator_active",
+    "allocator_resident",
+    "mem_fragmentation_ratio",
+)
+
+
+def memory_info(client: redis.Redis) -> dict[str, float]:
+    """The ``INFO memory`` figures we report, plus the key counts of db 0."""
+    info = client.info("memory")
+    out = {name: float(info[name]) for name in _INFO_FIELDS if name in info}
+    keyspace = client.info("keyspace")
+    db = client.connection_pool.connection_kwargs.get("db", 0)
+    stats = keyspace.get(f"db{db}", {})
+    out["keys"] = float(stats.get("keys", 0))
+    out["expires"] = float(stats.get("expires", 0))
+    return out
+
+
+def settle(client: redis.Redis, timeout: float = 300.0) -> None:
+    """Wait until Redis has freed what UNLINK handed to its background thread."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if int(client.info("memory").get("lazyfree_pending_objects", 0)) == 0:
+            return
+        time.sleep(0.2)
+
+
+def prefix_in_use(client: redis.Redis, prefix: str) -> bool:
+    """Whether any key starts with ``prefix:``."""
+    cursor = 0
+    while True:
+        cursor, found = client.scan(cursor, match=f"{prefix}:*", count=10000)
+        if found:
+            return True
+        if cursor == 0:
+            return False
+
+
+def usage(client: redis.Redis, keys: Sequence[bytes]) -> tuple[list[int], list[str]]:
+    """``MEMORY USAGE key SAMPLES 0`` and ``OBJECT ENCODING`` of every key."""
+    sizes: list[int] = []
+    encodings: list[str] = []
+    for start in range(0, len(keys), 5000):
+        pipe = client.pipeline(transaction=False)
+        for key in keys[start : start + 5000]:
+            pipe.execute_command("MEMORY", "USAGE", key, "SAMPLES", "0")  # type: ignore[no-untyped-call]
+            pipe.execute_command("OBJECT", "ENCODING", key)  # type: ignore[no-untyped-call]
+        replies = pipe.execute()
+        for size, encoding in zip(replies[0::2], replies[1::2], strict=True):
+            if size is None:
+                raise RuntimeError("a key we wrote is missing")
+            sizes.append(int(size))
+            encodings.append(encoding.decode() if isinstance(encoding, bytes) else str(encoding))
+    return sizes, encodings
+
+
+def progress(text: str) -> None:
+    """One updating status line on stderr."""
+    sys.stderr.write(f"\r{text}\033[K")
+    sys.stderr.flush()
+
+
+@dataclass
+class Measurement:
+    """What one load of a population cost in Redis."""
+
+    name: str
+    clones: int
+    people: int
+    persons: int
+    identifiers: int
+    lookup_records: int
+    keys: int
+    load_seconds: float
+    commands: int
+    bytes_sent: int
+    before: dict[str, float]
+    after: dict[str, float]
+    #: category -> (keys, estimated bytes, min and max bytes per measured clone)
+    categories: dict[str, tuple[int, float, int, int]]
+    encodings: dict[str, dict[str, int]]
+    fit: tuple[float, float, float]  # a, b, r2 (MEMORY USAGE plus keyspace overhead per key)
+    measured_clones: list[int]
+
+    @property
+    def delta(self) -> float:
+        return self.after["used_memory"] - self.before["used_memory"]
+
+    @property
+    def usage_total(self) -> float:
+        return sum(total for _, total, _, _ in self.categories.values())
+
+    def per(self, code: str) -> tuple[float, float]:
+        """Bytes of one key type per person and per identifier."""
+        total = self.categories.get(code, (0, 0.0, 0, 0))[1]
+        return total / self.persons, total / self.identifiers
+
+    @property
+    def split(self) -> tuple[float, float]:
+        """(a, b): bytes of per-person keys per person, of per-identifier keys per identifier."""
+        per_id = sum(t for c, (_, t, _, _) in self.categories.items() if c in PER_IDENTIFIER)
+        return (self.usage_total - per_id) / self.persons, per_id / self.identifiers
+
+
+def load_and_measure(
+    template: Template,
+    url: str,
+    clones: int,
+    *,
+    name: str,
+    seed: int,
+    measure_clones: int,
+    keep: bool = False,
+) -> Measurement:
+    """Write ``clones`` clones of ``template``, measure them, delete them (unless ``keep``)."""
+    client = redis.Redis.from_url(url)
+    settle(client)
+    before = memory_info(client)
+    pipe = Pipe(url)
+    started = time.perf_counter()
+    commands = 0
+    written = 0
+    try:
+        for clone in range(clones):
+            atoms = template.fresh_atoms(seed + clone)
+            pipe.send(template.writes.render(atoms), template.writes.commands)
+            pipe.send(template.shared_writes.render(atoms), template.shared_writes.commands)
+            commands += template.writes.commands + template.shared_writes.commands
+            written = clone + 1
+            if clone % 5 == 4 or written == clones:
+                elapsed = time.perf_counter() - started
+                people = written * template.people
+                progress(
+                    f"{name}: {people:,} of {clones * template.people:,} people written, "
+                    f"{people / elapsed:,.0f} people/s"
+                )
+        pipe.drain()
+        seconds = time.perf_counter() - started
+        pipe.close()  # its query buffer is not ours to count
+        progress(f"{name}: {clones * template.people:,} people in {seconds:.0f} s; measuring")
+        time.sleep(1.0)
+        after = memory_info(client)
+        chosen = sorted(
+            {round(i * (clones - 1) / max(1, measure_clones - 1)) for i in range(measure_clones)}
+        )
+        chosen = [c for c in chosen if c < clones]
+        per_clone: list[list[int]] = []
+        encodings: dict[str, Counter[str]] = defaultdict(Counter)
+        for clone in chosen:
+            sizes, kinds = usage(client, template.keys(template.fresh_atoms(seed + clone)))
+            per_clone.append(sizes)
+            for record, kind in zip(template.own, kinds, strict=True):
+                encodings[record.category][kind] += 1
+        values_key = f"{template.prefix}:values".encode()
+        values_sizes, values_kinds = (
+            usage(client, [values_key]) if template.shared else ([0], ["-"])
+        )
+        encodings["values"][values_kinds[0]] += 1
+        return _summarize(
+            template, name, clones, chosen, per_clone, values_sizes[0], encodings,
+            before, after, seconds, commands, pipe.bytes_sent,
+        )  # fmt: skip
+    finally:
+        pipe.close()
+        if not keep:
+            delete_clones(template, url, written, seed)
+        client.close()
+
+
+def delete_clones(template: Template, url: str, clones: int, seed: int) -> None:
+    """UNLINK every key of clones ``0..clones-1`` and the shared value set."""
+    pipe = Pipe(url)
+    try:
+        for clone in range(clones):
+            pipe.send(
+                template.unlinks.render(template.fresh_atoms(seed + clone)),
+                template.unlinks.commands,
+            )
+            if clone % 20 == 19:
+                progress(f"deleting: {clone + 1:,} of {clones:,} clones")
+        values = compile_commands([[b"UNLINK", f"{template.prefix}:values".encode()]], {})
+        pipe.send(values.render([]), 1)
+        pipe.drain()
+    finally:
+        pipe.close()
+    client = redis.Redis.from_url(url)
+    settle(client)
+    client.close()
+    progress("")
+
+
+def _summarize(
+    template: Template,
+    name: str,
+    clones: int,
+    chosen: list[int],
+    per_clone: list[list[int]],
+    values_bytes: int,
+    encodings: dict[str, Counter[str]],
+    before: dict[str, float],
+    after: dict[str, float],
+    seconds: float,
+    commands: int,
+    bytes_sent: int,
+) -> Measurement:
+    sums: dict[str, list[int]] = {code: [0] * len(chosen) for code, _, _ in CATEGORIES}
+    for n, sizes in enumerate(per_clone):
+        for record, size in zip(template.own, sizes, strict=True):
+            sums[record.category][n] += size
+    categories: dict[str, tuple[int, float, int, int]] = {}
+    for code, _, _ in CATEGORIES:
+        keys = template.counts.get(code, 0) * clones
+        if code == "values":
+            categories[code] = (
+                1 if template.shared else 0,
+                float(values_bytes),
+                values_bytes,
+                values_bytes,
+            )
+            continue
+        totals = sums[code]
+        mean = sum(totals) / len(totals) if totals else 0.0
+        categories[code] = (keys, mean * clones, min(totals, default=0), max(totals, default=0))
+    own_keys = len(template.own) * clones
+    measurement = Measurement(
+        name=name,
+        clones=clones,
+        people=template.people * clones,
+        persons=len(template.persons) * clones,
+        identifiers=template.counts.get("graph", 0) * clones,
+        lookup_records=template.counts.get("lookup", 0) * clones,
+        keys=own_keys + (1 if template.shared else 0),
+        load_seconds=seconds,
+        commands=commands,
+        bytes_sent=bytes_sent,
+        before=before,
+        after=after,
+        categories=categories,
+        encodings={code: dict(kinds) for code, kinds in encodings.items()},
+        fit=(0.0, 0.0, 0.0),
+        measured_clones=chosen,
+    )
+    # Per-person sums for the fit: every key's MEMORY USAGE plus its share of what
+    # MEMORY USAGE leaves out (keyspace tables, expires), the value set per customer.
+    overhead = max(0.0, measurement.delta - measurement.usage_total) / max(1, measurement.keys)
+    value_share = values_bytes / max(1, len(template.customers) * clones)
+    xs: list[float] = []
+    ys: list[float] = []
+    for sizes in per_clone:
+        person_bytes = [0.0] * len(template.persons)
+        for owner, size in zip(template.owner_of, sizes, strict=True):
+            if owner >= 0:
+                person_bytes[owner] += size + overhead
+        for owner in template.customers:
+            person_bytes[owner] += value_share
+        xs += [float(n) for n in template.identifiers]
+        ys += person_bytes
+    measurement.fit = _least_squares(xs, ys)
+    return measurement
+
+
+def _least_squares(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float]:
+    """Intercept, slope and R² of y = a + b x."""
+    n = len(xs)
+    if n < 2:
+        return 0.0, 0.0, 0.0
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    syy = sum((y - my) ** 2 for y in ys)
+    slope = sxy / sxx if sxx else 0.0
+    r2 = (sxy * sxy) / (sxx * syy) if sxx and syy else 0.0
+    return my - slope * mx, slope, r2
+
+
+# --------------------------------------------------------------------------------------------
+# The template
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TemplateInfo:
+    """How the template shop was made."""
+
+    people: int
+    seed: int
+    events: int
+    emulate_seconds: float
+    dedupe: str
+
+
+def build_template(
+    prefix: str, people: int, seed: int, limits: Limits, dedupe: str, ttl: int | None = None
+) -> tuple[Template, TemplateInfo, MemoryRedis]:
+    """Simulate a shop of ``people`` and run it through the worker's handlers in process."""
+    started = time.perf_counter()
+    shop = simulate(persons=people - 1, seed=seed, now=SIM_NOW)  # plus the demo's Jana
+    settings = settings_for(prefix)
+    if ttl is not None:
+        settings = settings.model_copy(update={"dedupe_ttl_seconds": ttl})
+    store = MemoryRedis(limits)
+    client = MemoryClient(store)
+    done = 0
+
+    def tick(event: dict[str, Any]) -> None:
+        nonlocal done
+        store.clock = _epoch(event)
+        done += 1
+        if done % 2000 == 0:
+            rate = done / (time.perf_counter() - started)
+            progress(f"template: {done:,} of {len(shop.events):,} events, {rate:,.0f} events/s")
+
+    asyncio.run(replay(shop.events, settings, client, ported_scripts(store), tick))
+    seconds = time.perf_counter() - started
+    progress("")
+    records = keyspace(store, prefix, dedupe=dedupe, now=int(SIM_NOW.timestamp()))
+    info = TemplateInfo(len(shop.personas), seed, len(shop.events), seconds, dedupe)
+    return Template(records, prefix, len(shop.personas)), info, store
+
+
+# --------------------------------------------------------------------------------------------
+# Experiments: the same population in another format
+# --------------------------------------------------------------------------------------------
+
+_SEP = b"\x1f"
+#: Identifier kinds the lookup API and the CLI look up (``PARAM_KINDS`` of the API).
+LOOKUP_KINDS = frozenset(b"cepadlo")
+#: Fields of a lookup record in the order a packed record keeps them.
+_RECORD_FIELDS = (b"p", b"v", b"n", b"f", b"l", b"q", b"pc", b"r", b"i", b"c")
+
+
+def _token_kind(record: KeyRecord, prefix: str) -> int:
+    return record.key[len(prefix) + 3]
+
+
+def _fields(record: KeyRecord) -> dict[bytes, bytes]:
+    args = record.commands[0][2:]
+    return dict(zip(args[0::2], args[1::2], strict=True))
+
+
+def _lookup_api_kinds(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
+    return [r for r in records if r.category != "lookup" or _token_kind(r, prefix) in LOOKUP_KINDS]
+
+
+def _pack(fields: dict[bytes, bytes]) -> bytes:
+    return _SEP.join(fields.get(name, b"") for name in _RECORD_FIELDS).rstrip(_SEP)
+
+
+def _lookup_packed(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
+    out = []
+    for r in records:
+        if r.category == "lookup":
+            r = replace(r, commands=[[b"SET", r.key, _pack(_fields(r))]])
+        out.append(r)
+    return out
+
+
+def _lookup_per_person(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
+    """One record per person (``<p>:l:{<person>}``); a lookup reads the graph entry first."""
+    out: list[KeyRecord] = []
+    done: set[bytes] = set()
+    for r in records:
+        if r.category != "lookup":
+            out.append(r)
+            continue
+        fields = _fields(r)
+        person = fields[b"p"]
+        if person in done:
+            continue
+        done.add(person)
+        key = f"{prefix}:l:{{".encode() + person + b"}"
+        del fields[b"p"]
+        flat = [item for pair in fields.items() for item in pair]
+        out.append(KeyRecord(key, "lookup", [[b"HSET", key, *flat]], r.owner))
+    return out
+
+
+def _state_record(r: KeyRecord) -> dict[bytes, bytes] | None:
+    return _fields(r) if r.category == "state" else None
+
+
+def _state_string(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
+    """``<version> <json>`` in a string; a merged-away person: ``=<survivor>``."""
+    out = []
+    for r in records:
+        fields = _state_record(r)
+        if fields is not None:
+            if b"r" in fields:
+                value = b"=" + fields[b"r"]
+            else:
+                value = fields.get(b"v", b"0") + b" " + fields.get(b"s", b"")
+            r = replace(r, commands=[[b"SET", r.key, value]])
+        out.append(r)
+    return out
+
+
+def _state_without_ids(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
+    """The state JSON without ``ids`` (the graph's person set holds the same)."""
+    out = []
+    for r in records:
+        fields = _state_record(r)
+        if fields is not None and b"s" in fields:
+            state = orjson.loads(fields[b"s"])
+            state.pop("ids", None)
+            fields[b"s"] = orjson.dumps(state, option=orjson.OPT_SORT_KEYS)
+            command = [b"HSET", r.key, *(item for pair in fields.items() for item in pair)]
+            r = replace(r, commands=[command, *r.commands[1:]])
+        out.append(r)
+    return out
+
+
+def _sets_as_hashes(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
+    """Person, met and absorbed sets as hashes with empty values (listpack up to 512)."""
+    out = []
+    for r in records:
+        if r.category in ("set", "met", "absorbed"):
+            members = r.commands[0][2:]
+            flat = [item for member in members for item in (member, b"")]
+            r = replace(r, commands=[[b"HSET", r.key, *flat]])
+        out.append(r)
+    return out
+
+
+def _rule_codes(records: list[KeyRecord]) -> dict[str, str]:
+    """A two-letter code for every rule text, the most frequent first."""
+    rules = Counter(
+        str(orjson.loads(entry).get("r", ""))
+        for r in records
+        if r.category == "explain"
+        for entry in r.commands[0][2:]
+    )
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    return {
+        rule: letters[n // len(letters)] + letters[n % len(letters)]
+        for n, (rule, _) in enumerate(rules.most_common())
+    }
+
+
+def _explain_compact(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
+    """Explain entries as ``k event at tokens rule via other`` with a code for the rule text."""
+    codes = _rule_codes(records)
+    out = []
+    for r in records:
+        if r.category == "explain":
+            entries = []
+            for raw in r.commands[0][2:]:
+                e = orjson.loads(raw)
+                parts = [
+                    e["k"][0], e["e"], str(e["at"]), ",".join(e.get("t", [])),
+                    codes[str(e.get("r", ""))], e.get("via") or "", e.get("o") or "",
+                ]  # fmt: skip
+                entries.append(" ".join(parts).rstrip().encode())
+            r = replace(r, commands=[[b"RPUSH", r.key, *entries]])
+        out.append(r)
+    return out
+
+
+def _explain_without_links(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
+    """Only merges, refusals and junk flags in the explain log (not ``new`` and ``link``)."""
+    out = []
+    for r in records:
+        if r.category == "explain":
+            kept = [e for e in r.commands[0][2:] if orjson.loads(e)["k"] not in ("new", "link")]
+            if not kept:
+                continue
+            r = replace(r, commands=[[b"RPUSH", r.key, *kept]])
+        out.append(r)
+    return out
+
+
+def _combined(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
+    for step in (
+        _lookup_api_kinds,
+        _lookup_packed,
+        _state_without_ids,
+        _state_string,
+        _sets_as_hashes,
+        _explain_compact,
+    ):
+        records = step(records, prefix)
+    return records
+
+
+def _combined_per_person(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
+    records = _lookup_per_person(records, prefix)
+    for step in (_state_without_ids, _state_string, _sets_as_hashes, _explain_without_links):
+        records = step(records, prefix)
+    return records
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """Another format of the same keys, and what it would take."""
+
+    name: str
+    description: str
+    change: Callable[[list[KeyRecord], str], list[KeyRecord]] | None = None
+    config: tuple[str, ...] = ()  # redis-server options (needs --private-redis)
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    e.name: e
+    for e in (
+        Experiment(
+            "lookup-api-kinds",
+            "no lookup records for address+name and payment tokens (no lookup reads them)",
+            _lookup_api_kinds,
+        ),
+        Experiment(
+            "lookup-packed",
+            "lookup record as one string of \\x1f-separated positional fields, not a hash",
+            _lookup_packed,
+        ),
+        Experiment(
+            "lookup-per-person",
+            "one lookup record per person; a lookup reads the graph entry, then the record",
+            _lookup_per_person,
+        ),
+        Experiment(
+            "state-string",
+            "person state as a string '<version> <json>' ('=<survivor>' after a merge)",
+            _state_string,
+        ),
+        Experiment(
+            "state-listpack",
+            "hash-max-listpack-value 2048: person state hashes stay listpacks (server setting)",
+            None,
+            ("--hash-max-listpack-value", "2048"),
+        ),
+        Experiment(
+            "state-no-ids",
+            "state JSON without 'ids' (the graph's person set holds them)",
+            _state_without_ids,
+        ),
+        Experiment(
+            "sets-as-hashes",
+            "person, met and absorbed sets as hashes with empty values (listpack on 7.0)",
+            _sets_as_hashes,
+        ),
+        Experiment(
+            "explain-compact",
+            "explain entries as space-separated fields with a 2-letter rule code, not JSON",
+            _explain_compact,
+        ),
+        Experiment(
+            "explain-no-links",
+            "explain log keeps merges, refusals and junk; 'new' and 'link' are left out",
+            _explain_without_links,
+        ),
+        Experiment(
+            "combined",
+            "lookup-api-kinds + lookup-packed + state-no-ids + state-string + sets-as-hashes "
+            "+ explain-compact",
+            _combined,
+        ),
+        Experiment(
+            "combined-per-person",
+            "lookup-per-person + state-string + state-no-ids + sets-as-hashes + explain-no-links",
+            _combined_per_person,
+        ),
+    )
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Reporting
+# --------------------------------------------------------------------------------------------
+
+GOAL = (300.0, 120.0)
+
+
+def _mb(value: float) -> str:
+    return f"{value / 1e6:,.1f}"
+
+
+def report_rows(m: Measurement) -> list[dict[str, Any]]:
+    """One row per key type."""
+    rows = []
+    total = m.usage_total
+    for code, label, per_id in CATEGORIES:
+        keys, size, low, high = m.categories[code]
+        per_person, per_identifier = m.per(code)
+        rows.append(
+            {
+                "type": code,
+                "key": label,
+                "scales_with": "identifiers" if per_id else "persons",
+                "keys": keys,
+                "bytes": round(size),
+                "share": size / total if total else 0.0,
+                "bytes_per_key": size / keys if keys else 0.0,
+                "bytes_per_person": per_person,
+                "bytes_per_identifier": per_identifier,
+                "encodings": m.encodings.get(code, {}),
+                "spread_between_clones": [low, high],
+            }
+        )
+    return rows
+
+
+def as_json(m: Measurement, template: TemplateInfo) -> dict[str, Any]:
+    """Everything about one measurement, for ``--json``."""
+    a, b = m.split
+    fa, fb, r2 = m.fit
+    not_counted = m.delta - m.usage_total
+    return {
+        "name": m.name,
+        "people": m.people,
+        "persons": m.persons,
+        "identifiers": m.identifiers,
+        "identifiers_per_person": m.identifiers / m.persons,
+        "lookup_records": m.lookup_records,
+        "keys": m.keys,
+        "clones": m.clones,
+        "template": template.__dict__,
+        "load": {
+            "seconds": m.load_seconds,
+            "people_per_second": m.people / m.load_seconds,
+            "commands": m.commands,
+            "bytes_sent": m.bytes_sent,
+        },
+        "breakdown": report_rows(m),
+        "totals": {
+            "memory_usage_sum": round(m.usage_total),
+            "used_memory_delta": round(m.delta),
+            "not_in_memory_usage": round(not_counted),
+            "not_in_memory_usage_per_key": not_counted / m.keys,
+            "bytes_per_person": m.delta / m.persons,
+            "bytes_per_person_of_the_shop": m.delta / m.people,
+        },
+        "model": {
+            "by_key_type": {"a_per_person": a, "b_per_identifier": b, "counts": "MEMORY USAGE"},
+            "least_squares": {
+                "a_per_person": fa,
+                "b_per_identifier": fb,
+                "r2": r2,
+                "counts": "MEMORY USAGE plus each key's share of the rest of the used_memory delta",
+            },
+            "goal": {"a_per_person": GOAL[0], "b_per_identifier": GOAL[1]},
+        },
+        "info_memory": {
+            "before": m.before,
+            "after": m.after,
+            "delta": {k: m.after[k] - m.before[k] for k in m.after if k in m.before},
+        },
+        "measured_clones": m.measured_clones,
+    }
+
+
+def print_report(m: Measurement, template: TemplateInfo) -> None:
+    """The measurement as a table on stdout."""
+    a, b = m.split
+    fa, fb, r2 = m.fit
+    print(
+        f"\n{m.name}: {m.people:,} people = {m.clones:,} clones of a {template.people:,}-person "
+        f"simulated shop (seed {template.seed}, {template.events:,} events; dedupe: "
+        f"{template.dedupe})"
+    )
+    print(
+        f"  persons {m.persons:,} (live, after merges)   identifiers {m.identifiers:,} "
+        f"(graph entries, {m.identifiers / m.persons:.2f} per person)   lookup records "
+        f"{m.lookup_records:,}   keys {m.keys:,}"
+    )
+    print(
+        f"  written in {m.load_seconds:.0f} s ({m.people / m.load_seconds:,.0f} people/s, "
+        f"{m.commands / m.load_seconds:,.0f} commands/s, {m.bytes_sent / 1e6:,.0f} MB of RESP)"
+    )
+    header = (
+        f"  {'key type':44} {'keys':>11} {'MB':>8} {'share':>6} {'B/key':>6} "
+        f"{'B/person':>8} {'B/ident':>8}  encoding"
+    )
+    print("\n" + header)
+    for row in report_rows(m):
+        encodings = ", ".join(f"{k} {v}" for k, v in sorted(row["encodings"].items()))
+        print(
+            f"  {row['key']:44} {row['keys']:>11,} {_mb(row['bytes']):>8} "
+            f"{row['share']:>6.1%} {row['bytes_per_key']:>6.0f} {row['bytes_per_person']:>8.1f} "
+            f"{row['bytes_per_identifier']:>8.1f}  {encodings}"
+        )
+    print(f"  {'sum of MEMORY USAGE':44} {m.keys:>11,} {_mb(m.usage_total):>8}")
+    print(f"  {'INFO used_memory after - before':44} {'':>11} {_mb(m.delta):>8}")
+    rest = m.delta - m.usage_total
+    print(
+        f"  {'not in MEMORY USAGE (keyspace tables, ...)':44} {'':>11} {_mb(rest):>8} "
+        f"{'':>6} {rest / m.keys:>6.1f}"
+    )
+    print(
+        f"\n  bytes per person: {m.delta / m.persons:,.0f} (used_memory delta / live persons); "
+        f"per person of the shop: {m.delta / m.people:,.0f}"
+    )
+    print("  model: total = persons x a + identifiers x b")
+    print(
+        f"    by key type (MEMORY USAGE):              a = {a:6.0f} B/person   "
+        f"b = {b:5.0f} B/identifier"
+    )
+    print(
+        f"    least squares per person (+ rest/key):   a = {fa:6.0f} B/person   "
+        f"b = {fb:5.0f} B/identifier   (R² {r2:.2f})"
+    )
+    print(
+        f"    goal:                                    a <= {GOAL[0]:4.0f}             "
+        f"b <= {GOAL[1]:4.0f}"
+    )
+    print(f"\n  {'INFO memory':26} {'before':>16} {'after':>16} {'delta':>16}")
+    for name in (*_INFO_FIELDS, "keys", "expires"):
+        if name in m.after:
+            low, high = m.before[name], m.after[name]
+            fmt = "{:>16,.2f}" if name == "mem_fragmentation_ratio" else "{:>16,.0f}"
+            print(f"  {name:26} {fmt.format(low)} {fmt.format(high)} {fmt.format(high - low)}")
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The JSON report as Markdown."""
+    base = results["baseline"]
+    lines = [
+        f"# Redis memory at {base['people']:,} people",
+        "",
+        f"`{results['command']}` on {results['machine']}; Redis {results['redis']['version']}"
+        f" ({'private instance' if results['redis']['private'] else 'shared instance'}).",
+        "",
+        f"{base['people']:,} people of a simulated shop ({base['clones']:,} clones of "
+        f"{base['template']['people']:,} people, seed {base['template']['seed']}); "
+        f"{base['persons']:,} live persons, {base['identifiers']:,} identifiers "
+        f"({base['identifiers_per_person']:.2f} per person), {base['keys']:,} keys; dedupe "
+        f"markers: {base['template']['dedupe']}.",
+        "",
+        "| key type | keys | MB | share | B/key | B/person | B/identifier | encoding |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in base["breakdown"]:
+        encodings = ", ".join(f"{k} {v:,}" for k, v in sorted(row["encodings"].items()))
+        lines.append(
+            f"| `{row['key']}` | {row['keys']:,} | {_mb(row['bytes'])} | {row['share']:.1%} | "
+            f"{row['bytes_per_key']:.0f} | {row['bytes_per_person']:.1f} | "
+            f"{row['bytes_per_identifier']:.1f} | {encodings} |"
+        )
+    totals = base["totals"]
+    model = base["model"]
+    lines += [
+        f"| sum of MEMORY USAGE | {base['keys']:,} | {_mb(totals['memory_usage_sum'])} | | | | | |",
+        f"| INFO used_memory delta | | {_mb(totals['used_memory_delta'])} | | | | | |",
+        "",
+        f"Bytes per live person: **{totals['bytes_per_person']:,.0f}** (used_memory delta).",
+        "",
+        "| model: persons × a + identifiers × b | a (B/person) | b (B/identifier) |",
+        "|---|---:|---:|",
+        f"| by key type (MEMORY USAGE) | {model['by_key_type']['a_per_person']:.0f} | "
+        f"{model['by_key_type']['b_per_identifier']:.0f} |",
+        f"| least squares per person (R² {model['least_squares']['r2']:.2f}) | "
+        f"{model['least_squares']['a_per_person']:.0f} | "
+        f"{model['least_squares']['b_per_identifier']:.0f} |",
+        f"| goal | {GOAL[0]:.0f} | {GOAL[1]:.0f} |",
+        "",
+        "| INFO memory | before | after | delta |",
+        "|---|---:|---:|---:|",
+    ]
+    info = base["info_memory"]
+    for name, value in info["after"].items():
+        lines.append(
+            f"| {name} | {info['before'][name]:,.2f} | {value:,.2f} | {info['delta'][name]:,.2f} |"
+        )
+    if results.get("experiments"):
+        lines += [
+            "",
+            "## Experiments",
+            "",
+            "| experiment | what changes | used_memory delta MB | saving | B/person saved | "
+            "a | b |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for exp in results["experiments"]:
+            lines.append(
+                f"| `{exp['name']}` | {exp['description']} | {_mb(exp['used_memory_delta'])} | "
+                f"{exp['saving_share']:.1%} | {exp['saving_per_person']:.0f} | "
+                f"{exp['a_per_person']:.0f} | {exp['b_per_identifier']:.0f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _experiment_json(
+    experiment: Experiment, m: Measurement, base: Measurement, info: TemplateInfo
+) -> dict[str, Any]:
+    saved = base.usage_total - m.usage_total
+    a, b = m.split
+    return {
+        "name": experiment.name,
+        "description": experiment.description,
+        "server_options": list(experiment.config),
+        "memory_usage_sum": round(m.usage_total),
+        "used_memory_delta": round(m.delta),
+        "saving_bytes": round(saved),
+        "saving_share": saved / base.usage_total,
+        "saving_per_person": saved / base.persons,
+        "saving_used_memory_delta": round(base.delta - m.delta),
+        "bytes_per_person": m.usage_total / m.persons,
+        "a_per_person": a,
+        "b_per_identifier": b,
+        "least_squares": {"a_per_person": m.fit[0], "b_per_identifier": m.fit[1], "r2": m.fit[2]},
+        "detail": as_json(m, info),
+    }
+
+
+def print_experiments(base: Measurement, experiments: Sequence[dict[str, Any]]) -> None:
+    """Savings of every experiment against the baseline."""
+    a, b = base.split
+    print("\nexperiments (same population; saving in MEMORY USAGE, used_memory delta as a check)")
+    print(
+        f"  {'experiment':22} {'MB':>8} {'saving':>7} {'B/person':>9} {'Δused MB':>9} "
+        f"{'a':>6} {'b':>5}"
+    )
+    print(
+        f"  {'baseline':22} {_mb(base.usage_total):>8} {'':>7} {'':>9} {'':>9} {a:>6.0f} {b:>5.0f}"
+    )
+    for e in experiments:
+        print(
+            f"  {e['name']:22} {_mb(e['memory_usage_sum']):>8} {e['saving_share']:>7.1%} "
+            f"{e['saving_per_person']:>9.0f} {e['saving_used_memory_delta'] / 1e6:>9.1f} "
+            f"{e['a_per_person']:>6.0f} {e['b_per_identifier']:>5.0f}"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--persons", type=int, default=1_000_000, help="people of the shop")
+    parser.add_argument("--template-persons", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--prefix", default="M", help="key prefix (as long as production's 'b')")
+    parser.add_argument("--redis-url", default=None, help="default: BESTAND_REDIS_URL")
+    parser.add_argument(
+        "--private-redis",
+        action="store_true",
+        help="start a throwaway redis-server without persistence instead",
+    )
+    parser.add_argument("--dedupe", choices=("window", "all"), default="window")
+    parser.add_argument("--measure-clones", type=int, default=4)
+    parser.add_argument("--experiment", action="append", default=[], metavar="NAME")
+    parser.add_argument("--verify", action="store_true")
+    parser.add_argument("--verify-persons", type=int, default=60)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--markdown", type=Path)
+    parser.add_argument("--keep", action="store_true", help="leave the keys in Redis")
+    args = parser.parse_args()
+    changed = [n for n, sha in script_digests().items() if sha not in PORTED_SCRIPTS[n]]
+    if changed and not args.verify:
+        print(
+            f"warning: {', '.join(changed)}.lua changed since the ports were checked; run --verify",
+            file=sys.stderr,
+        )
+    with _server(args) as url:
+        if args.verify:
+            sys.exit(0 if verify(url, args) else 1)
+        run(url, args)
+
+
+@contextmanager
+def _server(args: argparse.Namespace, config: Sequence[str] = ()) -> Iterator[str]:
+    if args.private_redis:
+        with private_redis(config) as url:
+            yield url
+    else:
+        yield args.redis_url or Settings().redis_url
+
+
+def run(url: str, args: argparse.Namespace) -> None:
+    client = redis.Redis.from_url(url)
+    if prefix_in_use(client, args.prefix):
+        raise SystemExit(f"keys with prefix {args.prefix!r} exist already: choose another --prefix")
+    limits = Limits.of(client)
+    version = str(client.info("server")["redis_version"])
+    client.close()
+    template, info, store = build_template(
+        args.prefix, args.template_persons, args.seed, limits, args.dedupe
+    )
+    print(
+        f"template: {info.people:,} people, {info.events:,} events through the handlers in "
+        f"{info.emulate_seconds:.0f} s; {len(template.own):,} keys, "
+        f"{len(template.persons):,} live persons",
+        file=sys.stderr,
+    )
+    clones = max(1, math.ceil(args.persons / template.people))
+    baseline = load_and_measure(
+        template, url, clones, name="baseline", seed=args.seed * 1_000_003,
+        measure_clones=args.measure_clones, keep=args.keep,
+    )  # fmt: skip
+    print_report(baseline, info)
+    results: dict[str, Any] = {
+        "command": "python bench/memory.py " + " ".join(sys.argv[1:]),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}",
+        "redis": {"version": version, "private": args.private_redis, "limits": limits.__dict__},
+        "baseline": as_json(baseline, info),
+        "experiments": [],
+    }
+    names = list(EXPERIMENTS) if "all" in args.experiment else args.experiment
+    for name in names:
+        experiment = EXPERIMENTS[name]
+        if experiment.config and not args.private_redis:
+            print(f"\n{name}: needs --private-redis (a server setting); skipped")
+            continue
+        with _server(args, experiment.config) as where:
+            if experiment.change is not None:
+                records = experiment.change(template.records, args.prefix)
+            else:
+                server = redis.Redis.from_url(where)
+                records = keyspace(
+                    store, args.prefix, dedupe=args.dedupe, now=int(SIM_NOW.timestamp()),
+                    limits=Limits.of(server),
+                )  # fmt: skip
+                server.close()
+            variant = Template(records, args.prefix, template.people, template.live)
+            measured = load_and_measure(
+                variant, where, clones, name=name, seed=args.seed * 1_000_003,
+                measure_clones=args.measure_clones, keep=False,
+            )  # fmt: skip
+        print_report(measured, info)
+        results["experiments"].append(_experiment_json(experiment, measured, baseline, info))
+    if results["experiments"]:
+        print_experiments(baseline, results["experiments"])
+    if args.json:
+        args.json.write_text(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
+    if args.markdown:
+        args.markdown.write_text(markdown(results))
+
+
+# --------------------------------------------------------------------------------------------
+# --verify: the bulk path against the real handlers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One key as Redis holds it."""
+
+    type: str
+    value: Any
+    encoding: str
+    ttl_ms: int
+    memory: int
+
+
+def snapshot(client: redis.Redis, prefix: str) -> dict[bytes, Seen]:
+    """Every key of ``prefix`` with type, value, encoding, TTL and ``MEMORY USAGE``."""
+    keys = sorted(client.scan_iter(match=f"{prefix}:*", count=10000))
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.type(key)
+        pipe.execute_command("OBJECT", "ENCODING", key)  # type: ignore[no-untyped-call]
+        pipe.pttl(key)
+        pipe.execute_command("MEMORY", "USAGE", key, "SAMPLES", "0")  # type: ignore[no-untyped-call]
+    meta = pipe.execute()
+    pipe = client.pipeline(transaction=False)
+    types = [t.decode() for t in meta[0::4]]
+    for key, kind in zip(keys, types, strict=True):
+        if kind == "string":
+            pipe.get(key)
+        elif kind == "hash":
+            pipe.hgetall(key)
+        elif kind == "set":
+            pipe.smembers(key)
+        elif kind == "list":
+            pipe.lrange(key, 0, -1)
+        else:
+            pipe.zrange(key, 0, -1, withscores=True)
+    values = pipe.execute()
+    out = {}
+    for n, key in enumerate(keys):
+        value = values[n]
+        if types[n] == "set":
+            value = frozenset(value)
+        elif types[n] == "zset":
+            value = dict(value)
+        encoding = meta[4 * n + 1]
+        out[key] = Seen(
+            types[n], value, encoding.decode(), int(meta[4 * n + 2]), int(meta[4 * n + 3])
+        )
+    return out
+
+
+def _rename(value: Any, names: dict[bytes, bytes]) -> Any:
+    def one(data: bytes) -> bytes:
+        return _RUN.sub(lambda m: names.get(m.group(), m.group()), data)
+
+    if isinstance(value, bytes):
+        return one(value)
+    if isinstance(value, frozenset):
+        return frozenset(one(v) for v in value)
+    if isinstance(value, list):
+        return [one(v) for v in value]
+    if isinstance(value, dict):
+        return {one(k): (one(v) if isinstance(v, bytes) else v) for k, v in value.items()}
+    return value
+
+
+def compare(
+    expected: dict[bytes, Seen], actual: dict[bytes, Seen], what: str, prefix: str
+) -> list[str]:
+    """Differences between two snapshots; prints a summary per key type."""
+    problems: list[str] = []
+    missing = sorted(set(expected) - set(actual))
+    extra = sorted(set(actual) - set(expected))
+    problems += [f"{what}: missing {k!r}" for k in missing[:5]]
+    problems += [f"{what}: unexpected {k!r}" for k in extra[:5]]
+    memory: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for key in sorted(set(expected) & set(actual)):
+        want, got = expected[key], actual[key]
+        kind = category(key, prefix.encode())
+        stats = memory[kind]
+        stats[0] += 1
+        stats[1] += want.memory
+        stats[2] += got.memory
+        if (want.type, want.value) != (got.type, got.value):
+            problems.append(f"{what}: {key!r} holds {got.value!r}, expected {want.value!r}")
+        if want.encoding != got.encoding:
+            problems.append(f"{what}: {key!r} is {got.encoding}, expected {want.encoding}")
+        if (want.ttl_ms < 0) != (got.ttl_ms < 0) or abs(want.ttl_ms - got.ttl_ms) > 600_000:
+            problems.append(f"{what}: {key!r} TTL {got.ttl_ms} ms, expected {want.ttl_ms} ms")
+        if want.memory != got.memory:
+            stats[3] += 1
+    print(f"\n{what}: {len(expected):,} keys expected, {len(actual):,} written")
+    print(f"  {'key type':44} {'keys':>7} {'expected B':>11} {'written B':>11} {'differ':>7}")
+    for code, label, _ in CATEGORIES:
+        if code in memory:
+            n, want_b, got_b, differ = memory[code]
+            print(f"  {label:44} {n:>7,} {want_b:>11,} {got_b:>11,} {differ:>7,}")
+    want_total = sum(s[1] for s in memory.values())
+    got_total = sum(s[2] for s in memory.values())
+    if abs(want_total - got_total) > 0.005 * want_total:
+        worst = max(memory.items(), key=lambda item: abs(item[1][1] - item[1][2]))[0]
+        problems.append(
+            f"{what}: MEMORY USAGE {got_total:,} B, expected {want_total:,} B (most in {worst}; "
+            "a BGSAVE or AOF rewrite running meanwhile keeps hash tables from growing)"
+        )
+    count = sum(s[0] for s in memory.values())
+    print(f"  {'total':44} {count:>7,} {want_total:>11,} {got_total:>11,}")
+    if len(problems) > 20:
+        problems = [*problems[:20], f"... and {len(problems) - 20} more"]
+    return problems
+
+
+def _unlink_all(client: redis.Redis, keys: Iterable[bytes]) -> None:
+    batch = list(keys)
+    for start in range(0, len(batch), 1000):
+        client.unlink(*batch[start : start + 1000])
+
+
+def verify(url: str, args: argparse.Namespace) -> bool:
+    """The bulk path and a clone against the real handlers and scripts, key by key."""
+    from bestand.store import connect
+
+    prefix = args.prefix
+    client = redis.Redis.from_url(url)
+    if prefix_in_use(client, prefix):
+        raise SystemExit(f"keys with prefix {prefix!r} exist already: choose another --prefix")
+    limits = Limits.of(client)
+    changed = [n for n, sha in script_digests().items() if sha not in PORTED_SCRIPTS[n]]
+    problems = [f"{n}.lua differs from the version the port was written for" for n in changed]
+    shop = simulate(persons=args.verify_persons - 1, seed=args.seed, now=SIM_NOW)
+    settings = settings_for(prefix, url)
+    print(f"verify: {len(shop.personas)} people, {len(shop.events):,} events")
+    started = time.perf_counter()
+
+    async def real() -> None:
+        worker_client = connect(url)
+        try:
+            await replay(shop.events, settings, worker_client, Scripts.register(worker_client))
+        finally:
+            await worker_client.aclose()
+
+    try:
+        asyncio.run(real())
+        print(f"  real handlers and Lua scripts: {time.perf_counter() - started:.1f} s")
+        by_handlers = snapshot(client, prefix)
+        _unlink_all(client, by_handlers)
+        template, info, _ = build_template(prefix, args.verify_persons, args.seed, limits, "all")
+        print(f"  in-process template: {info.emulate_seconds:.1f} s")
+        pipe = Pipe(url)
+        pipe.send(template.writes.render(template.atoms), template.writes.commands)
+        pipe.send(template.shared_writes.render(template.atoms), template.shared_writes.commands)
+        pipe.drain()
+        by_bulk = snapshot(client, prefix)
+        _unlink_all(client, by_bulk)
+        problems += compare(by_handlers, by_bulk, "bulk path vs real handlers", prefix)
+        fresh = template.fresh_atoms(args.seed)
+        pipe.send(template.writes.render(fresh), template.writes.commands)
+        pipe.send(template.shared_writes.render(fresh), template.shared_writes.commands)
+        pipe.drain()
+        pipe.close()
+        cloned = snapshot(client, prefix)
+        _unlink_all(client, cloned)
+        back = dict(zip(fresh, template.atoms, strict=True))
+        renamed = {
+            _rename(key, back): replace(seen, value=_rename(seen.value, back))
+            for key, seen in cloned.items()
+        }
+        problems += compare(by_bulk, renamed, "clone (ids renamed back) vs bulk path", prefix)
+    finally:
+        _unlink_all(client, client.scan_iter(match=f"{prefix}:*", count=10000))
+        client.close()
+    for problem in problems:
+        print(f"  MISMATCH {problem}")
+    print("\nverify: " + ("FAILED" if problems else "OK: same keys, values, encodings, TTLs"))
+    return not problems
+
+
+if __name__ == "__main__":
+    main()
