@@ -155,6 +155,15 @@ class Settings(BaseSettings):
     api_max_batch: int = Field(1000, ge=1, description="Most identifiers in one batch lookup.")
 
     # --- Worker ------------------------------------------------------------------------------
+    batch_max_events: int = Field(
+        500, ge=1, le=100000, description="Most events a worker stage handles in one batch."
+    )
+    batch_wait_ms: int = Field(
+        20,
+        ge=1,
+        le=10000,
+        description="How long a stage waits to fill a batch before handling what it has.",
+    )
     worker_web_host: str = Field(
         "127.0.0.1",
         description="Bind address of the worker's /metrics and /health (0.0.0.0 in containers).",

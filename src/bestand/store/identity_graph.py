@@ -22,12 +22,52 @@ from bestand.store.keys import Keys
 from bestand.store.scripts import Scripts
 
 _MAX_ATTEMPTS = 50
+#: Events one graph read of a batch covers.
+_WINDOW = 8
 #: Explain entries kept per person (the oldest go first).
 MAX_LOG = 2000
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """One event to resolve in a batch."""
+
+    tokens: Sequence[str]
+    candidate: str
+    event_id: str
+    at: int
+    pattern_junk: Sequence[tuple[str, str]] = ()
+
+
+#: The outcome of one event of a batch: the applied decision and its view, or why it failed.
+Resolved = tuple[Decision, GraphView] | Unattributable
+
+
+def _narrow(view: GraphView, tokens: Sequence[str]) -> GraphView:
+    """The part of a batch's view that one event's decision rests on (its guard)."""
+    owners = {t: view.owners[t] for t in tokens if t in view.owners}
+    persons = set(owners.values())
+    return GraphView(
+        owners=owners,
+        junk=frozenset(t for t in tokens if t in view.junk),
+        met={t: view.met[t] for t in tokens if t in view.met},
+        kind_counts={p: view.kind_counts[p] for p in persons if p in view.kind_counts},
+        versions={p: view.versions[p] for p in persons if p in view.versions},
+        names={p: view.names[p] for p in persons if p in view.names},
+    )
+
+
+def _changes_nothing(decision: Decision, view: GraphView) -> bool:
+    """True for a decision that would write nothing new (a known visitor's next click)."""
+    if decision.attach or decision.absorbed or decision.junk or decision.log:
+        return False
+    if any(person not in view.met.get(token, frozenset()) for token, person in decision.met):
+        return False
+    return set(decision.describe) <= view.names.get(decision.person, frozenset())
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +148,104 @@ class IdentityGraph:
                 return decision, view
         raise StoreConflict(f"could not resolve {event_id} after {_MAX_ATTEMPTS} attempts")
 
+    async def resolve_many(self, batch: Sequence[Resolution]) -> list[Resolved]:
+        """Resolve a batch of events in order with few round trips.
+
+        One read serves every event whose identifiers and persons no earlier event of the
+        batch has touched; their decisions are applied together in one pipeline, each under
+        its own guard. An event that depends on an earlier one waits for the next read. An
+        event whose guard fails (another worker changed its persons) is resolved on its own.
+        """
+        results: list[Resolved | None] = [None] * len(batch)
+        start = 0
+        while start < len(batch):
+            # One read covers a window of events: a dependency re-reads only the window.
+            end = min(len(batch), start + _WINDOW)
+            wanted = dict.fromkeys(t for item in batch[start:end] for t in item.tokens)
+            view = await self._read(list(wanted))
+            pending: list[tuple[int, Decision, GraphView]] = []
+            dirty_tokens: set[str] = set()
+            dirty_persons: set[str] = set()
+            position = start
+            while position < end:
+                item = batch[position]
+                touched = {view.owners[t] for t in item.tokens if t in view.owners}
+                touched.update(p for t in item.tokens for p in view.met.get(t, ()))
+                if dirty_tokens.intersection(item.tokens) or dirty_persons & touched:
+                    break  # depends on a decision not applied yet: read again
+                narrow = _narrow(view, item.tokens)
+                try:
+                    decision = decide(
+                        item.tokens, narrow, self._policy, item.candidate, item.pattern_junk
+                    )
+                except Unattributable as exc:
+                    if exc.junk:
+                        break  # flagging goes the single way, after what is pending
+                    results[position] = exc
+                    position += 1
+                    continue
+                if _changes_nothing(decision, narrow):
+                    results[position] = (decision, narrow)
+                else:
+                    pending.append((position, decision, narrow))
+                    dirty_tokens.update(item.tokens)
+                    dirty_persons.update(touched, decision.absorbed, (decision.person,))
+                position += 1
+            await self._apply_pending(batch, pending, results)
+            if position < len(batch) and position == start:
+                # The first event could not go the batched way: resolve it on its own.
+                results[position] = await self._resolve_one(batch[position])
+                position += 1
+            start = position
+        done = [result for result in results if result is not None]
+        if len(done) != len(batch):  # pragma: no cover - every position is filled above
+            raise RuntimeError("a batch position was left unresolved")
+        return done
+
+    async def _apply_pending(
+        self,
+        batch: Sequence[Resolution],
+        pending: Sequence[tuple[int, Decision, GraphView]],
+        results: list[Resolved | None],
+    ) -> None:
+        if not pending:
+            return
+        async with self._client.pipeline(transaction=False) as pipe:
+            for position, decision, view in pending:
+                item = batch[position]
+                await self._queue_apply(pipe, item.tokens, view, decision, item.event_id, item.at)
+            replies = await pipe.execute()
+        for (position, decision, view), applied in zip(pending, replies, strict=True):
+            if applied == 1:
+                results[position] = (decision, view)
+            else:  # the graph moved under this one: read and decide again, alone
+                results[position] = await self._resolve_one(batch[position])
+
+    async def _resolve_one(self, item: Resolution) -> Resolved:
+        try:
+            return await self.resolve(
+                item.tokens, item.candidate, item.event_id, item.at, item.pattern_junk
+            )
+        except Unattributable as exc:
+            return exc
+
     async def _apply(
         self, tokens: Sequence[str], view: GraphView, decision: Decision, event_id: str, at: int
     ) -> bool:
         """Apply a decision unless the graph changed since ``view`` was read."""
+        applied = await self._queue_apply(self._client, tokens, view, decision, event_id, at)
+        return bool(applied == 1)
+
+    async def _queue_apply(
+        self,
+        client: Any,
+        tokens: Sequence[str],
+        view: GraphView,
+        decision: Decision,
+        event_id: str,
+        at: int,
+    ) -> Any:
+        """Run (or, on a pipeline, queue) the guarded apply script for one decision."""
         plan = {
             "owners": {t: view.owners.get(t, "") for t in tokens},
             "junk": {t: "" for t in tokens if t not in view.junk},
@@ -125,12 +259,11 @@ class IdentityGraph:
             "log": [orjson.dumps(e.to_json(event_id, at)).decode() for e in decision.log],
             "max_log": MAX_LOG,
         }
-        applied = await self._scripts.graph_apply(
+        return await self._scripts.graph_apply(
             keys=[self._keys.identifier(t) for t in tokens],
             args=[self._keys.graph, orjson.dumps(plan)],
-            client=self._client,
+            client=client,
         )
-        return bool(applied == 1)
 
     async def _flag(
         self,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from bestand.events import ResolvedEvent
 from bestand.profile import LookupSummary, PersonState, apply, dump_state, load_state, merge
@@ -27,6 +28,11 @@ _MAX_REDIRECTS = 32
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _alone(event: ResolvedEvent) -> bool:
+    """Events that go the single way: merges, and detaching junk (their records go too)."""
+    return bool(event.absorbed) or event.kind == "detach"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +118,107 @@ class ProfileStore:
                 return ApplyOutcome("applied", person_id, before, after)
         raise StoreConflict(f"could not apply {event.event_id} after {_MAX_ATTEMPTS} attempts")
 
+    async def apply_many(self, events: Sequence[ResolvedEvent]) -> list[ApplyOutcome]:
+        """Apply events of many persons with one read and one write per batch.
+
+        Events that merge persons, and persons written by someone else in between (or merged
+        away), take the single way of :meth:`apply`; every result is the same as applying the
+        events one by one in order.
+        """
+        outcomes: list[ApplyOutcome | None] = [None] * len(events)
+        simple = [i for i, event in enumerate(events) if not _alone(event)]
+        for i, event in enumerate(events):
+            if _alone(event):
+                # A merge changes who is who: what comes after it waits for it.
+                await self._apply_batch(events, [j for j in simple if j < i], outcomes)
+                simple = [j for j in simple if j > i]
+                outcomes[i] = await self.apply(event)
+        await self._apply_batch(events, simple, outcomes)
+        done = [outcome for outcome in outcomes if outcome is not None]
+        if len(done) != len(events):  # pragma: no cover - every position is filled above
+            raise RuntimeError("a batch position was left unapplied")
+        return done
+
+    async def _apply_batch(
+        self,
+        events: Sequence[ResolvedEvent],
+        positions: Sequence[int],
+        outcomes: list[ApplyOutcome | None],
+    ) -> None:
+        positions = [i for i in positions if outcomes[i] is None]
+        if not positions:
+            return
+        by_person: dict[str, list[int]] = {}
+        for i in positions:
+            by_person.setdefault(events[i].person_id, []).append(i)
+        persons = list(by_person)
+        async with self._client.pipeline(transaction=False) as pipe:
+            for person_id in persons:
+                pipe.hmget(self._keys.person(person_id), "r", "v", "s")
+                for i in by_person[person_id]:
+                    pipe.exists(self._keys.dedupe(person_id, events[i].event_id))
+            replies = iter(await pipe.execute())
+        writes: list[tuple[str, PersonState, PersonState, list[tuple[int, ApplyOutcome]]]] = []
+        single: list[int] = []
+        for person_id in persons:
+            redirect, version, blob = next(replies)
+            seen = [bool(next(replies)) for _ in by_person[person_id]]
+            if redirect:  # merged away since the event was resolved
+                single.extend(by_person[person_id])
+                continue
+            before = replace(load_state(person_id, blob, self._rule), version=int(version or 0))
+            state = before
+            summary = LookupSummary.of(before) if before.version > 0 else None
+            applied: list[tuple[int, ApplyOutcome]] = []
+            applied_ids: set[str] = set()
+            for i, was_applied in zip(by_person[person_id], seen, strict=True):
+                if was_applied or events[i].event_id in applied_ids:
+                    outcomes[i] = ApplyOutcome("duplicate", person_id)
+                    continue
+                state = replace(apply(state, events[i]), version=before.version + 1)
+                answer = LookupSummary.of(state)
+                applied.append((i, ApplyOutcome("applied", person_id, summary, answer)))
+                applied_ids.add(events[i].event_id)
+                summary = answer
+            if applied:
+                writes.append((person_id, before, state, applied))
+        if writes:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for person_id, before, after, applied in writes:
+                    await self._scripts.store_person(
+                        keys=[
+                            self._keys.person(person_id),
+                            *(self._keys.dedupe(person_id, events[i].event_id) for i, _ in applied),
+                        ],
+                        args=[before.version, after.version, dump_state(after), self._ttl],
+                        client=pipe,
+                    )
+                stored = await pipe.execute()
+            published = []
+            for (_, before, after, applied), result in zip(writes, stored, strict=True):
+                if result != 1:  # someone else wrote this person: the single way, in order
+                    single.extend(i for i, _ in applied)
+                    continue
+                published.append((before, after))
+                for i, outcome in applied:
+                    outcomes[i] = outcome
+            await self._publish_many(published)
+        for i in sorted(single):
+            outcomes[i] = await self.apply(events[i])
+
+    async def _publish_many(self, changes: Sequence[tuple[PersonState, PersonState]]) -> None:
+        """Lookup records and values of many persons in one pipeline."""
+        if not changes:
+            return
+        async with self._client.pipeline(transaction=False) as pipe:
+            for before, after in changes:
+                old = LookupSummary.of(before) if before.version > 0 else None
+                summary = LookupSummary.of(after)
+                await self._queue_publish(
+                    pipe, after, summary, changed=not summary.same_answer(old), old_ids=before.ids
+                )
+            await pipe.execute()
+
     async def _absorb(self, survivor: str, absorbed: Sequence[str], event_id: str, at: int) -> None:
         """Fold absorbed persons into the survivor; safe to repeat after a crash."""
         for person_id in absorbed:
@@ -140,20 +247,32 @@ class ProfileStore:
 
     async def _publish(self, state: PersonState, *, changed: bool, old_ids: frozenset[str]) -> None:
         """Write the lookup record of every identifier whose answer is new, and the value."""
-        tokens = sorted(state.ids) if changed else sorted(state.ids - old_ids)
-        if not tokens and not changed:
+        if not changed and not (state.ids - old_ids):
             return
-        summary = LookupSummary.of(state)
-        flat: list[str | int] = [item for pair in summary.fields().items() for item in pair]
         async with self._client.pipeline(transaction=False) as pipe:
-            for token in tokens:
-                await self._scripts.put_lookup(
-                    keys=[self._keys.lookup(token)], args=[state.version, *flat], client=pipe
-                )
-            if changed:
-                cents = summary.revenue_cents if summary.existing_customer else None
-                record_value(pipe, self._keys, state.person_id, cents)
+            await self._queue_publish(
+                pipe, state, LookupSummary.of(state), changed=changed, old_ids=old_ids
+            )
             await pipe.execute()
+
+    async def _queue_publish(
+        self,
+        pipe: Pipeline,
+        state: PersonState,
+        summary: LookupSummary,
+        *,
+        changed: bool,
+        old_ids: frozenset[str],
+    ) -> None:
+        tokens = sorted(state.ids) if changed else sorted(state.ids - old_ids)
+        flat: list[str | int] = [item for pair in summary.fields().items() for item in pair]
+        for token in tokens:
+            await self._scripts.put_lookup(
+                keys=[self._keys.lookup(token)], args=[state.version, *flat], client=pipe
+            )
+        if changed:
+            cents = summary.revenue_cents if summary.existing_customer else None
+            record_value(pipe, self._keys, state.person_id, cents)
 
     async def states(self, batch: int = 500) -> AsyncIterator[PersonState]:
         """Every live person's state (merged-away persons are skipped), for reports."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -43,12 +43,6 @@ def _incoming(event: Any) -> Incoming:
     return Incoming(message.topic, message.partition, message.offset, message.key, message.value)
 
 
-def _manual_acks(stream: StreamT[bytes]) -> AsyncIterator[EventT[bytes]]:
-    """Events of ``stream`` that count as processed only when the agent calls ``event.ack()``."""
-    manual: AsyncIterator[EventT[bytes]] = cast(Stream[bytes], stream).noack().events()
-    return manual
-
-
 def create_app(settings: Settings) -> Worker:
     """Build the worker: faust app, Redis adapters, handlers and the two agents."""
     app = faust.App(
@@ -78,7 +72,9 @@ def create_app(settings: Settings) -> Worker:
     worker = Worker(
         app=app,
         metrics=metrics,
-        identity=IdentityHandler(settings, IdentityGraph(client, keys, scripts), metrics),
+        identity=IdentityHandler(
+            settings, IdentityGraph(client, keys, scripts, policy=settings.policy), metrics
+        ),
         profile=ProfileHandler(profiles, metrics, settings.lifecycle_rules),
     )
     topics: dict[str, TopicT] = {
@@ -113,12 +109,37 @@ def create_app(settings: Settings) -> Worker:
             metrics.dead_letters.labels(message.topic, "processing_error").inc()
             return [dead_letter(message, "processing_error", f"{type(exc).__name__}: {exc}")]
 
+    async def process_batch(
+        stage: str, handler: Handler, messages: list[Incoming]
+    ) -> list[Outgoing]:
+        """Handle a batch together; if that fails other than by Redis, one message at a time."""
+        first, last = messages[0], messages[-1]
+        try:
+            with metrics.processing_seconds.labels(stage).time():
+                return await with_backoff(
+                    lambda: handler.handle_batch(messages),
+                    what=f"{stage} batch of {len(messages)} from {first.topic}"
+                    f"[{first.partition}]@{first.offset}..{last.offset}",
+                    on_retry=metrics.retries.labels(stage).inc,
+                )
+        except Exception:  # find the one message that fails; the others still count once
+            log.exception("%s batch failed; handling its messages one by one", stage)
+            out: list[Outgoing] = []
+            for message in messages:
+                out += await process(stage, handler, message)
+            return out
+
     def stage_agent(stage: str, handler: Handler) -> Callable[[StreamT[bytes]], Awaitable[None]]:
         async def agent(stream: StreamT[bytes]) -> None:
-            async for event in _manual_acks(stream):
-                await send_all(await process(stage, handler, _incoming(event)))
-                # Acked only now: a cancelled or crashed worker leaves this event uncommitted.
-                event.ack()
+            batches = cast(Stream[bytes], stream).noack_take(
+                settings.batch_max_events, within=settings.batch_wait_ms / 1000
+            )
+            async for batch in batches:
+                events = cast(list[EventT[bytes]], batch)
+                await send_all(await process_batch(stage, handler, [_incoming(e) for e in events]))
+                # Acked only now: a cancelled or crashed worker leaves these uncommitted.
+                for event in events:
+                    event.ack()
 
         return agent
 

@@ -33,7 +33,8 @@ from bestand.ops.metrics import WorkerMetrics
 from bestand.profile.changes import Change, profile_changes
 from bestand.profile.lifecycle import LifecycleRules
 from bestand.settings import Settings
-from bestand.store import IdentityGraph, ProfileStore
+from bestand.store import ApplyOutcome, IdentityGraph, ProfileStore
+from bestand.store.identity_graph import Resolution, Resolved
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,15 @@ def dead_letter(message: Incoming, reason: str, error: str) -> Outgoing:
     return Outgoing("dlq", message.key, orjson.dumps(record.model_dump(mode="json")))
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A decoded, keyed input event waiting for its person."""
+
+    message: Incoming
+    event: InputEvent
+    resolution: Resolution
+
+
 @dataclass
 class IdentityHandler:
     """Stage one: validate, normalize and key identifiers, resolve the person, re-key by it."""
@@ -86,11 +96,13 @@ class IdentityHandler:
     metrics: WorkerMetrics
     keyer: IdentityKeyer = field(init=False)
     kinds: dict[str, TopicKind] = field(init=False)
+    _secret: bytes = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         s = self.settings
+        self._secret = s.hmac_secret.get_secret_value().encode()
         self.keyer = IdentityKeyer(
-            s.hmac_secret.get_secret_value().encode(),
+            self._secret,
             s.default_phone_region,
             JunkRules.default(s.junk_email_patterns),
         )
@@ -114,8 +126,8 @@ class IdentityHandler:
         )
         return [dead_letter(message, reason, error)]
 
-    async def handle(self, message: Incoming) -> list[Outgoing]:
-        """Process one input message; bad input becomes a dead letter, never an exception."""
+    def _prepare(self, message: Incoming) -> list[Outgoing] | _Prepared:
+        """Decode and key one message: dead letters for bad input, else what to resolve."""
         kind = self.kinds.get(message.topic)
         if kind is None:
             return self._reject(message, "unknown_topic", f"no contract for {message.topic}")
@@ -134,19 +146,53 @@ class IdentityHandler:
             detail = "; ".join(problems) or "event names no identifier"
             return self._reject(message, "no_identifier", detail)
         tokens = [kid.token for kid in keyed.ids]
-        if isinstance(event, ErasureRequested):
-            return await self._erase(message, event, tokens)
-        at = int(event.event_time.timestamp())
-        secret = self.settings.hmac_secret.get_secret_value().encode()
-        candidate = person_id_for(secret, f"{tokens[0]}|{event.event_id}")
-        pattern_junk = [(kid.token, why) for kid, why in keyed.junk]
-        try:
-            decision, view = await self.graph.resolve(
-                tokens, candidate, event.event_id, at, pattern_junk
-            )
-        except Unattributable as exc:
-            detach = self._detach(event, message.topic, exc.junk, exc.owners)
-            return self._reject(message, "unattributable", str(exc)) + detach
+        candidate = person_id_for(self._secret, f"{tokens[0]}|{event.event_id}")
+        resolution = Resolution(
+            tokens=tokens,
+            candidate=candidate,
+            event_id=event.event_id,
+            at=int(event.event_time.timestamp()),
+            pattern_junk=[(kid.token, why) for kid, why in keyed.junk],
+        )
+        return _Prepared(message, event, resolution)
+
+    async def handle(self, message: Incoming) -> list[Outgoing]:
+        """Process one input message; bad input becomes a dead letter, never an exception."""
+        return await self.handle_batch([message])
+
+    async def handle_batch(self, messages: Sequence[Incoming]) -> list[Outgoing]:
+        """Process messages in order, resolving them together (an erasure waits its turn)."""
+        out: list[Outgoing] = []
+        run: list[_Prepared] = []
+
+        async def flush() -> None:
+            if run:
+                results = await self.graph.resolve_many([p.resolution for p in run])
+                for prepared, result in zip(run, results, strict=True):
+                    out.extend(self._finish(prepared, result))
+                run.clear()
+
+        for message in messages:
+            prepared = self._prepare(message)
+            if isinstance(prepared, list):
+                out.extend(prepared)
+            elif isinstance(prepared.event, ErasureRequested):
+                await flush()
+                out.extend(
+                    await self._erase(message, prepared.event, list(prepared.resolution.tokens))
+                )
+            else:
+                run.append(prepared)
+        await flush()
+        return out
+
+    def _finish(self, prepared: _Prepared, result: Resolved) -> list[Outgoing]:
+        """The messages to send for one resolved (or unattributable) event."""
+        message, event = prepared.message, prepared.event
+        if isinstance(result, Unattributable):
+            detach = self._detach(event, message.topic, result.junk, result.owners)
+            return self._reject(message, "unattributable", str(result)) + detach
+        decision, view = result
         if decision.absorbed:
             self.metrics.merges.inc(len(decision.absorbed))
         for token, _ in decision.junk:
@@ -245,17 +291,42 @@ class ProfileHandler:
 
     async def handle(self, message: Incoming) -> list[Outgoing]:
         """Apply one resolved event; a malformed one (a bug upstream) becomes a dead letter."""
-        try:
-            event = ResolvedEvent.model_validate_json(message.value or b"")
-        except ValidationError as exc:
-            self.metrics.events.labels("profile", message.topic, "dead_lettered").inc()
-            self.metrics.dead_letters.labels(message.topic, "schema").inc()
-            return [dead_letter(message, "schema", str(exc)[:2000])]
-        if event.kind == "erasure":
-            await self.profiles.forget(event.person_id, event.identifiers)
-            self.metrics.events.labels("profile", message.topic, "processed").inc()
-            return self._changes(event, event.person_id, [Change("erased")])
-        outcome = await self.profiles.apply(event)
+        return await self.handle_batch([message])
+
+    async def handle_batch(self, messages: Sequence[Incoming]) -> list[Outgoing]:
+        """Apply resolved events in order, persons together (an erasure waits its turn)."""
+        out: list[Outgoing] = []
+        run: list[tuple[Incoming, ResolvedEvent]] = []
+
+        async def flush() -> None:
+            if run:
+                outcomes = await self.profiles.apply_many([event for _, event in run])
+                for (message, event), outcome in zip(run, outcomes, strict=True):
+                    out.extend(self._after(message, event, outcome))
+                run.clear()
+
+        for message in messages:
+            try:
+                event = ResolvedEvent.model_validate_json(message.value or b"")
+            except ValidationError as exc:
+                self.metrics.events.labels("profile", message.topic, "dead_lettered").inc()
+                self.metrics.dead_letters.labels(message.topic, "schema").inc()
+                out.append(dead_letter(message, "schema", str(exc)[:2000]))
+                continue
+            if event.kind == "erasure":
+                await flush()
+                await self.profiles.forget(event.person_id, event.identifiers)
+                self.metrics.events.labels("profile", message.topic, "processed").inc()
+                out.extend(self._changes(event, event.person_id, [Change("erased")]))
+                continue
+            run.append((message, event))
+        await flush()
+        return out
+
+    def _after(
+        self, message: Incoming, event: ResolvedEvent, outcome: ApplyOutcome
+    ) -> list[Outgoing]:
+        """Count an applied event and tell downstream systems what it changed."""
         outcome_label = "duplicate" if outcome.status == "duplicate" else "processed"
         self.metrics.events.labels("profile", message.topic, outcome_label).inc()
         if outcome.status != "applied" or outcome.after is None:

@@ -1,0 +1,301 @@
+"""Ingest: events per second per worker process from Kafka to Redis, against a ceiling.
+
+A prepared set of input topics holds N realistic events (the simulated shop, generated once
+and cached under ``.local/bench/``; the topics are kept for the next run). In the same run:
+
+- the **ceiling**: a minimal consumer that only reads every event and decodes it (the input
+  contract's validation), in one process;
+- **bestand**: K ``bestand worker`` processes in a fresh consumer group with fresh internal
+  topics and Redis keys, timed from the first committed input offset to the moment every
+  input and resolved message is committed.
+
+    python bench/ingest.py --events 1000000 [--workers 1] [--json FILE] [--markdown FILE]
+
+Needs Kafka and Redis (``bestand stack up``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from bestand.children import Child
+from bestand.events import decode_event
+from bestand.ingest.producer import EventProducer
+from bestand.namespace import environment
+from bestand.settings import Settings
+from bestand.simulate import simulate
+from bestand.stack import free_port
+from bestand.store import connect
+from bestand.stream.topics import consumer_lag, delete_topics, end_offsets, ensure_topics
+from machine import machine, markdown_table, write_outputs
+
+NAMESPACE = "bestand-bench-ingest"
+KINDS = ("clickstream", "orders", "email", "customer")
+EVENTS_PER_PERSON = 9.0  # the simulated shop's average, a little under it to have enough
+
+
+def bench_settings(run_id: str | None = None) -> Settings:
+    """Input topics of the prepared set; internal topics, group and keys fresh per run."""
+    base = Settings()
+    update: dict[str, Any] = {f"topic_{kind}": f"{NAMESPACE}.{kind}" for kind in KINDS}
+    if run_id:
+        update |= {
+            "app_id": f"{NAMESPACE}-{run_id}",
+            "redis_prefix": f"bi{run_id}",
+            "topic_resolved": f"{NAMESPACE}.resolved.{run_id}",
+            "topic_dlq": f"{NAMESPACE}.dlq.{run_id}",
+            "topic_profile_changes": f"{NAMESPACE}.profile-changes.{run_id}",
+        }
+    return base.model_copy(update=update)
+
+
+def shop_events(count: int, cache: Path) -> list[bytes]:
+    """``count`` simulated events as JSON lines, generated once and cached."""
+    persons = int(count / EVENTS_PER_PERSON) + 1
+    path = cache / f"shop-{persons}-seed7.jsonl"
+    if not path.exists():
+        print(f"simulating a shop of {persons} persons (cached in {path}) …", flush=True)
+        started = time.monotonic()
+        shop = simulate(persons=persons, seed=7)
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("wb") as out:
+            for event in shop.events:
+                out.write(orjson.dumps(event) + b"\n")
+        tmp.rename(path)
+        print(f"  {len(shop.events)} events in {time.monotonic() - started:.0f} s", flush=True)
+    with path.open("rb") as lines:
+        events = [line.rstrip(b"\n") for line in lines if line.strip()]
+    if len(events) < count:
+        raise SystemExit(f"the cached shop has {len(events)} events, fewer than {count}")
+    return events[:count]
+
+
+async def prepared_count(settings: Settings) -> int:
+    """Messages in the prepared input topics (0 when they do not exist)."""
+    try:
+        ends = await end_offsets(settings, list(settings.input_topics))
+    except Exception:  # noqa: BLE001 - missing topics: nothing prepared
+        return 0
+    return sum(ends.values())
+
+
+async def prepare(settings: Settings, count: int, cache: Path) -> None:
+    """Fill the input topics with exactly ``count`` events unless they hold them already."""
+    have = await prepared_count(settings)
+    if have == count:
+        print(f"prepared topics {NAMESPACE}.* hold {have} events: reused", flush=True)
+        return
+    events = shop_events(count, cache)
+    await delete_topics(settings, list(settings.input_topics))
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [
+                NewTopic(name, settings.topic_partitions, settings.topic_replication)
+                for name in settings.input_topics
+            ]
+        )
+    finally:
+        await admin.close()
+    print(f"producing {count} events to {NAMESPACE}.* …", flush=True)
+    started = time.monotonic()
+    async with EventProducer(settings) as producer:
+        report = await producer.send_all(orjson.loads(line) for line in events)
+    print(
+        f"  {report.sent} sent in {time.monotonic() - started:.0f} s"
+        f" ({report.unroutable} unroutable)",
+        flush=True,
+    )
+
+
+async def decode_ceiling(settings: Settings, count: int) -> dict[str, Any]:
+    """Read and decode every prepared event with a bare consumer: the ceiling."""
+    kinds = {getattr(settings, f"topic_{kind}"): kind for kind in KINDS}
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 << 20,
+        fetch_max_bytes=16 << 20,
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in kinds
+            for p in (consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        read = invalid = 0
+        started = time.monotonic()
+        while read < count:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            for tp, messages in batches.items():
+                kind = kinds[tp.topic]
+                for message in messages:
+                    try:
+                        decode_event(kind, message.value, max_bytes=settings.max_event_bytes)
+                    except Exception:  # noqa: BLE001 - counted, like the worker's dead letters
+                        invalid += 1
+                    read += 1
+            if not batches and time.monotonic() - started > 600:
+                raise SystemExit(f"ceiling: only {read} of {count} events readable")
+        seconds = time.monotonic() - started
+    finally:
+        await consumer.stop()
+    return {"events": read, "invalid": invalid, "seconds": seconds, "per_second": read / seconds}
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    for _ in range(50):
+        await consumer._client.force_metadata_update()  # no public call for this
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return set(found)
+        await asyncio.sleep(0.1)
+    raise SystemExit(f"topic {topic} has no partitions")
+
+
+async def _lag(settings: Settings) -> tuple[int, int]:
+    lag = await consumer_lag(
+        settings, settings.app_id, [*settings.input_topics, settings.topic_resolved]
+    )
+    return sum(lag[t] for t in settings.input_topics), lag[settings.topic_resolved]
+
+
+async def worker_rate(settings: Settings, count: int, workers: int, logs: Path) -> dict[str, Any]:
+    """Run ``workers`` worker processes over the prepared events; time them."""
+    await ensure_topics(settings)
+    env = environment(settings)
+    children = [
+        Child.start(
+            f"worker {n + 1}",
+            ["worker", "--loglevel", "warning"],
+            logs / f"bench-ingest-worker-{n + 1}.log",
+            env | {"BESTAND_WORKER_WEB_PORT": str(free_port())},
+        )
+        for n in range(workers)
+    ]
+    try:
+        first: float | None = None
+        last_report = 0.0
+        while True:
+            for child in children:
+                child.check()
+            pending_input, pending_resolved = await _lag(settings)
+            now = time.monotonic()
+            if first is None and pending_input < count:
+                first = now
+            if first is not None and pending_input == 0 and pending_resolved == 0:
+                break
+            if first is not None and now - last_report > 5:
+                done = count - pending_input
+                rate = done / max(now - first, 1e-9)
+                print(
+                    f"  {done}/{count} events resolved ({rate:.0f}/s),"
+                    f" {pending_resolved} waiting for the profile stage",
+                    flush=True,
+                )
+                last_report = now
+            await asyncio.sleep(0.5)
+        seconds = now - first
+    finally:
+        for child in children:
+            child.stop()
+    return {
+        "workers": workers,
+        "events": count,
+        "seconds": seconds,
+        "per_second": count / seconds,
+        "per_second_per_worker": count / seconds / workers,
+    }
+
+
+async def cleanup(settings: Settings) -> None:
+    """Drop the run's internal topics and Redis keys (the prepared input stays)."""
+    await delete_topics(
+        settings, [settings.topic_resolved, settings.topic_dlq, settings.topic_profile_changes]
+    )
+    client = connect(settings.redis_url)
+    try:
+        batch: list[bytes] = []
+        async for key in client.scan_iter(match=f"{settings.redis_prefix}:*", count=5000):
+            batch.append(key)
+            if len(batch) >= 5000:
+                await client.unlink(*batch)
+                batch = []
+        if batch:
+            await client.unlink(*batch)
+    finally:
+        await client.aclose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--json")
+    parser.add_argument("--markdown")
+    args = parser.parse_args(argv)
+    prepared = bench_settings()
+    cache = prepared.stack_dir / "bench"
+    asyncio.run(prepare(prepared, args.events, cache))
+    print("ceiling: reading and decoding every event …", flush=True)
+    ceiling = asyncio.run(decode_ceiling(prepared, args.events))
+    print(f"  {ceiling['per_second']:.0f} events/s", flush=True)
+    run_settings = bench_settings(uuid.uuid4().hex[:8])
+    print(f"bestand: {args.workers} worker process(es) …", flush=True)
+    try:
+        ours = asyncio.run(
+            worker_rate(run_settings, args.events, args.workers, prepared.stack_dir / "logs")
+        )
+    finally:
+        asyncio.run(cleanup(run_settings))
+    ratio = ours["per_second_per_worker"] / ceiling["per_second"]
+    figures = {
+        "benchmark": "ingest",
+        "machine": machine(),
+        "events": args.events,
+        "ceiling": ceiling,
+        "bestand": ours,
+        "ratio_to_ceiling": ratio,
+    }
+    table = markdown_table(
+        ["what", "events", "seconds", "events/s"],
+        [
+            [
+                "read + decode only (ceiling)",
+                ceiling["events"],
+                f"{ceiling['seconds']:.1f}",
+                f"{ceiling['per_second']:.0f}",
+            ],
+            [
+                f"bestand, {args.workers} worker process(es)",
+                ours["events"],
+                f"{ours['seconds']:.1f}",
+                f"{ours['per_second']:.0f}",
+            ],
+            ["bestand per worker process / ceiling", "", "", f"{ratio:.1%}"],
+        ],
+    )
+    print()
+    print(table)
+    write_outputs(figures, table, args.json, args.markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
