@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test unit integration lint schemas stack-up stack-down lock clean bench-lookup bench-merge evaluate
+.PHONY: install demo test unit integration lint schemas stack-up stack-down lock clean bench-lookup bench-merge bench-load bench-ingest bench-freshness bench-memory evaluate
 
 install: $(STAMP)
 
@@ -65,6 +65,22 @@ bench-lookup: install stack-up
 # Time from a merging event to lookups answering for the survivor, through Kafka.
 bench-merge: install stack-up
 	$(BIN)/python bench/merge_freshness.py --rounds 50
+
+# Open-loop lookup load over HTTP (vegeta) and the direct client, with redis-benchmark as ceiling.
+bench-load: install stack-up
+	$(BIN)/python bench/lookup_load.py
+
+# Events per second per worker process over 1,000,000 prepared events, and the decode-only ceiling.
+bench-ingest: install stack-up
+	$(BIN)/python bench/ingest.py --events 1000000
+
+# Time from an order to "existing customer" while ingest runs at 5,000 events/s.
+bench-freshness: install stack-up
+	$(BIN)/python bench/freshness.py --rate 5000 --seconds 30
+
+# Redis bytes per person and per identifier at 1,000,000 persons (a private Redis).
+bench-memory: install
+	$(BIN)/python bench/memory.py --persons 1000000 --private-redis
 
 # Identity resolution on a 20,000-person labelled shop (about 7 minutes on 2 cores).
 evaluate: install stack-up
