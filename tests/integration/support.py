@@ -23,6 +23,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bestand.access import SCOPES
+from bestand.namespace import TOPIC_KINDS
 from bestand.settings import Settings
 from bestand.stack import free_port
 
@@ -57,15 +58,7 @@ def make_deployment(kafka_bootstrap: str, redis_url: str, log_dir: Path) -> Depl
         "BESTAND_WORKER_WEB_PORT": str(free_port()),
         "BESTAND_API_PORT": str(free_port()),
     }
-    for kind in (
-        "clickstream",
-        "orders",
-        "email",
-        "customer",
-        "resolved",
-        "dlq",
-        "profile_changes",
-    ):
+    for kind in TOPIC_KINDS:
         env[f"BESTAND_TOPIC_{kind.upper()}"] = f"t{tag}.{kind}"
     settings = Settings(
         _env_file=None, **{k.removeprefix("BESTAND_").lower(): v for k, v in env.items()}
