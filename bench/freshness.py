@@ -24,12 +24,11 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from bestand.api import create_api
-from bestand.children import Child
+from bestand.children import start_workers
 from bestand.ingest.producer import key_for, topic_for
-from bestand.namespace import environment, namespaced, reset
+from bestand.namespace import namespaced, reset
 from bestand.settings import Settings
 from bestand.simulate import simulate
-from bestand.stack import free_port
 from bestand.stream.topics import consumer_lag
 from machine import machine, markdown_table, percentile, write_outputs
 
@@ -143,17 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = namespaced(Settings(), NAMESPACE, "bf")
     asyncio.run(reset(settings))
-    env = environment(settings)
-    logs = settings.stack_dir / "logs"
-    children = [
-        Child.start(
-            f"worker {n + 1}",
-            ["worker", "--loglevel", "warning"],
-            logs / f"bench-fresh-worker-{n + 1}.log",
-            env | {"BESTAND_WORKER_WEB_PORT": str(free_port())},
-        )
-        for n in range(args.workers)
-    ]
+    children = start_workers(settings, args.workers, settings.stack_dir / "logs", "bench-fresh")
     try:
         time.sleep(3)
         for child in children:

@@ -27,13 +27,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from bestand.children import Child
+from bestand.children import start_workers
 from bestand.events import decode_event
 from bestand.ingest.producer import EventProducer
-from bestand.namespace import environment
 from bestand.settings import Settings
 from bestand.simulate import simulate
-from bestand.stack import free_port
 from bestand.store import connect
 from bestand.stream.topics import consumer_lag, delete_topics, end_offsets, ensure_topics
 from machine import machine, markdown_table, write_outputs
@@ -179,16 +177,7 @@ async def _lag(settings: Settings) -> tuple[int, int]:
 async def worker_rate(settings: Settings, count: int, workers: int, logs: Path) -> dict[str, Any]:
     """Run ``workers`` worker processes over the prepared events; time them."""
     await ensure_topics(settings)
-    env = environment(settings)
-    children = [
-        Child.start(
-            f"worker {n + 1}",
-            ["worker", "--loglevel", "warning"],
-            logs / f"bench-ingest-worker-{n + 1}.log",
-            env | {"BESTAND_WORKER_WEB_PORT": str(free_port())},
-        )
-        for n in range(workers)
-    ]
+    children = start_workers(settings, workers, logs, "bench-ingest")
     try:
         first: float | None = None
         last_report = 0.0

@@ -67,6 +67,24 @@ class Child:
             self.process.wait()
 
 
+def start_workers(settings: Settings, count: int, log_dir: Path, label: str) -> list[Child]:
+    """Start ``count`` ``bestand worker`` processes of ``settings``' namespace, each on its
+    own web port, logging to ``<log_dir>/<label>-worker-<n>.log``."""
+    from bestand.namespace import environment
+    from bestand.stack import free_port
+
+    env = environment(settings)
+    return [
+        Child.start(
+            f"worker {n + 1}",
+            ["worker", "--loglevel", "warning"],
+            log_dir / f"{label}-worker-{n + 1}.log",
+            env | {"BESTAND_WORKER_WEB_PORT": str(free_port())},
+        )
+        for n in range(count)
+    ]
+
+
 async def wait_caught_up(
     settings: Settings,
     workers: Sequence[Child],

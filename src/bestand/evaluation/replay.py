@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from bestand.children import Child, wait_caught_up
+from bestand.children import start_workers, wait_caught_up
 from bestand.evaluation.metrics import (
     PairScores,
     customer_counts,
@@ -32,10 +32,9 @@ from bestand.identity import IdentityKeyer, IdKind
 from bestand.identity.explain import describe
 from bestand.identity.junk import JunkRules
 from bestand.ingest import EventProducer
-from bestand.namespace import environment, namespaced, reset
+from bestand.namespace import namespaced, reset
 from bestand.settings import Settings
 from bestand.simulate import SimulatedShop
-from bestand.stack import free_port
 from bestand.store import Keys, connect
 
 EVAL_NAMESPACE = "bestand-eval"
@@ -260,18 +259,7 @@ def evaluate(
     settings = namespaced(settings, EVAL_NAMESPACE, EVAL_REDIS_PREFIX)
     asyncio.run(reset(settings))
     report(f"  fresh namespace: topics {EVAL_NAMESPACE}.*, Redis keys {EVAL_REDIS_PREFIX}:*")
-    env = environment(settings)
-    children = []
-    for n in range(workers):
-        env_n = env | {"BESTAND_WORKER_WEB_PORT": str(free_port())}
-        children.append(
-            Child.start(
-                f"worker {n + 1}",
-                ["worker", "--loglevel", "warning"],
-                log_dir / f"eval-worker-{n + 1}.log",
-                env_n,
-            )
-        )
+    children = start_workers(settings, workers, log_dir, "eval")
     try:
         started = time.monotonic()
         report(f"  producing {len(shop.events)} events with {workers} worker process(es) running")
