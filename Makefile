@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test unit integration lint schemas stack-up stack-down lock clean bench-lookup bench-merge bench-load bench-ingest bench-freshness bench-memory evaluate
+.PHONY: install demo test unit integration lint schemas stack-up stack-down lock clean bench bench-quick bench-lookup bench-merge bench-load bench-ingest bench-freshness bench-memory evaluate
 
 install: $(STAMP)
 
@@ -57,6 +57,15 @@ lock:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Every benchmark (lookup load, ingest, freshness, memory) and one table against the goals,
+# written to bench/results/<time>/bench.{json,md}; about 40 minutes on 2 cores.
+bench: install
+	$(BIN)/python bench/run.py
+
+# The same table from smaller runs (a few minutes).
+bench-quick: install
+	$(BIN)/python bench/run.py --quick
 
 # Median and p99 of 1,000 sequential lookups over HTTP and straight from Redis.
 bench-lookup: install stack-up

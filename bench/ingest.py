@@ -9,7 +9,10 @@ and cached under ``.local/bench/``; the topics are kept for the next run). In th
   topics and Redis keys, timed from the first committed input offset to the moment every
   input and resolved message is committed.
 
-    python bench/ingest.py --events 1000000 [--workers 1] [--json FILE] [--markdown FILE]
+    python bench/ingest.py --events 1000000 [--workers 1] [--profile 20] [--json FILE]
+
+``--profile S`` samples each worker process with py-spy for S seconds once ingest runs
+(``bench/cpu_profile.py``) and adds where their CPU time goes to the output.
 
 Needs Kafka and Redis (``bestand stack up``).
 """
@@ -34,6 +37,8 @@ from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.store import connect
 from bestand.stream.topics import consumer_lag, delete_topics, end_offsets, ensure_topics
+from cpu_profile import markdown as profile_markdown
+from cpu_profile import record, summarize
 from machine import machine, markdown_table, write_outputs
 
 NAMESPACE = "bestand-bench-ingest"
@@ -174,10 +179,14 @@ async def _lag(settings: Settings) -> tuple[int, int]:
     return sum(lag[t] for t in settings.input_topics), lag[settings.topic_resolved]
 
 
-async def worker_rate(settings: Settings, count: int, workers: int, logs: Path) -> dict[str, Any]:
-    """Run ``workers`` worker processes over the prepared events; time them."""
+async def worker_rate(
+    settings: Settings, count: int, workers: int, logs: Path, profile_seconds: float = 0
+) -> dict[str, Any]:
+    """Run ``workers`` worker processes over the prepared events; time them (and sample
+    their CPU with py-spy for ``profile_seconds`` once events flow)."""
     await ensure_topics(settings)
     children = start_workers(settings, workers, logs, "bench-ingest")
+    recorders = []
     try:
         first: float | None = None
         last_report = 0.0
@@ -188,11 +197,16 @@ async def worker_rate(settings: Settings, count: int, workers: int, logs: Path) 
             now = time.monotonic()
             if first is None and pending_input < count:
                 first = now
+                if profile_seconds:
+                    recorders = [
+                        (record(c.process.pid, profile_seconds, logs / f"profile-{n}.txt"), n)
+                        for n, c in enumerate(children)
+                    ]
             if first is not None and pending_input == 0 and pending_resolved == 0:
                 break
-            if first is not None and now - last_report > 5:
+            if first is not None and now - first >= 2 and now - last_report > 5:
                 done = count - pending_input
-                rate = done / max(now - first, 1e-9)
+                rate = done / (now - first)
                 print(
                     f"  {done}/{count} events resolved ({rate:.0f}/s),"
                     f" {pending_resolved} waiting for the profile stage",
@@ -202,9 +216,16 @@ async def worker_rate(settings: Settings, count: int, workers: int, logs: Path) 
             await asyncio.sleep(0.5)
         seconds = now - first
     finally:
+        profiles = []
+        for recorder, n in recorders:
+            recorder.wait()
+            raw = logs / f"profile-{n}.txt"
+            if raw.exists():
+                profiles.append(summarize(raw.read_text()))
         for child in children:
             child.stop()
     return {
+        "profiles": profiles,
         "workers": workers,
         "events": count,
         "seconds": seconds,
@@ -236,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--profile", type=float, default=0, help="seconds of py-spy per worker")
     parser.add_argument("--json")
     parser.add_argument("--markdown")
     args = parser.parse_args(argv)
@@ -249,7 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bestand: {args.workers} worker process(es) …", flush=True)
     try:
         ours = asyncio.run(
-            worker_rate(run_settings, args.events, args.workers, prepared.stack_dir / "logs")
+            worker_rate(
+                run_settings, args.events, args.workers, prepared.stack_dir / "logs", args.profile
+            )
         )
     finally:
         asyncio.run(cleanup(run_settings))
@@ -280,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
             ["bestand per worker process / ceiling", "", "", f"{ratio:.1%}"],
         ],
     )
+    for n, profile in enumerate(ours["profiles"]):
+        table += "\n\n" + profile_markdown(profile, f"Worker process {n + 1}")
     print()
     print(table)
     write_outputs(figures, table, args.json, args.markdown)

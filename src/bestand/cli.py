@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -382,6 +383,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_runner(start: Path | None = None) -> Path | None:
+    """``bench/run.py`` of the project checkout around ``start`` (default: here), if any."""
+    places = [start or Path.cwd(), Path(__file__).resolve().parents[2]]
+    for place in places:
+        for folder in (place, *place.parents):
+            runner = folder / "bench" / "run.py"
+            if runner.is_file() and (folder / "pyproject.toml").is_file():
+                return runner
+    return None
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the benchmarks of a project checkout (``bench/run.py``) with the given options."""
+    runner = bench_runner()
+    if runner is None:
+        print(
+            "bench: the benchmarks live in the project checkout (bench/run.py); "
+            "run this inside a clone of the bestand repository",
+            file=sys.stderr,
+        )
+        return 2
+    forwarded = [a for a in args.bench_args if a != "--"]
+    return subprocess.call([sys.executable, str(runner), *forwarded])  # noqa: S603 - our script
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the whole system on the local stack with a simulated shop and show lookups."""
     from bestand.demo import run_demo
@@ -475,6 +501,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.set_defaults(func=cmd_evaluate)
 
+    bench = sub.add_parser(
+        "bench",
+        help="run the benchmarks and print one table against the goals (project checkout)",
+        description="Options go to bench/run.py: --quick, --only lookup,ingest,freshness,memory, "
+        "--out DIR.",
+    )
+    bench.set_defaults(func=cmd_bench)
+
     demo = sub.add_parser("demo", help="simulated shop on the local stack, then lookups")
     demo.add_argument("--persons", type=int, default=300)
     demo.add_argument("--seed", type=int, default=7)
@@ -490,7 +524,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # The Kafka client's routine messages (assignments, leader moves it retries) are noise here.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "bench":
+        args.bench_args = extra  # bench/run.py's own options
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         result: int = args.func(args)
     except BrokenPipeError:  # `bestand report ... | head`: the reader left, that is fine

@@ -55,15 +55,18 @@ class LookupSummary:
     @classmethod
     def of(cls, state: PersonState) -> LookupSummary:
         """The summary of a person's state."""
+        # The same figures as the state's properties, with the kept orders computed once.
+        kept = state.kept_orders
+        times = sorted(order.at for order in kept if order.at is not None)
         return cls(
             person_id=state.person_id,
             version=state.version,
-            orders_count=state.orders_count,
-            first_order_at=state.first_order_at,
-            last_order_at=state.last_order_at,
+            orders_count=len(kept),
+            first_order_at=times[0] if times else None,
+            last_order_at=times[-1] if times else None,
             consent=state.consent_flags,
-            previous_order_at=state.previous_order_at,
-            preferred_channel=preferred_channel(state),
+            previous_order_at=times[-2] if len(times) >= 2 else None,
+            preferred_channel=preferred_channel(state, kept),
             revenue_cents=state.revenue_cents,
             interests=tuple(state.top_interests),
         )
