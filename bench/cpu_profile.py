@@ -26,6 +26,7 @@ AREAS: tuple[tuple[str, str], ...] = (
     ("/bestand/profile/", "bestand: person state and summaries"),
     ("/bestand/stream/", "bestand: stream handlers"),
     ("/bestand/events/", "bestand: event models"),
+    ("/bestand/api/", "bestand: HTTP API"),
     ("/bestand/", "bestand: other"),
     ("/redis/", "redis-py"),
     ("/hiredis", "redis-py"),
@@ -34,6 +35,9 @@ AREAS: tuple[tuple[str, str], ...] = (
     ("/faust/", "faust"),
     ("/mode/", "faust"),
     ("/pydantic", "pydantic"),
+    ("/uvicorn/", "uvicorn and httptools"),
+    ("/httptools/", "uvicorn and httptools"),
+    ("/orjson", "orjson"),
     ("/phonenumbers/", "phonenumbers"),
     ("/asyncio/", "asyncio event loop"),
     ("/uvloop/", "asyncio event loop"),
@@ -42,14 +46,22 @@ AREAS: tuple[tuple[str, str], ...] = (
 )
 
 
+def _path(frame: str) -> str:
+    """The file of a py-spy frame, with a leading slash: py-spy writes ``func (path:line)``
+    with the path short (``bestand/api/app.py``) or long (``/usr/lib/...``)."""
+    where = frame.rpartition(" (")[2].rsplit(":", 1)[0]
+    return where if where.startswith("/") else "/" + where
+
+
 def area_of(frame: str) -> str:
     """The part of the system a py-spy frame (``func (path:line)``) belongs to."""
-    for marker, area in AREAS:
-        if marker in frame:
-            return area
-    if "(<" in frame or "(" not in frame:
+    if "(<" in frame or " (" not in frame:
         return "interpreter and C extensions"
-    return "Python standard library" if "/lib/python3" in frame else "other"
+    path = _path(frame)
+    for marker, area in AREAS:
+        if marker in path:
+            return area
+    return "Python standard library" if "/lib/python3" in path or path.count("/") == 2 else "other"
 
 
 def _function(frame: str) -> str:
@@ -76,7 +88,7 @@ def summarize(raw: str, top: int = 12) -> dict[str, Any]:
         frames = stack.split(";")
         total += count
         self_time[area_of(frames[-1])] += count
-        for function in {_function(f) for f in frames if "/bestand/" in f}:
+        for function in {_function(f) for f in frames if "/bestand/" in _path(f)}:
             inclusive[function] += count
     if not total:
         return {"samples": 0, "self_by_area": [], "inclusive_bestand": []}
@@ -110,8 +122,11 @@ def py_spy() -> str:
     return found
 
 
-def record(pid: int, seconds: float, out: Path, rate: int = 97) -> subprocess.Popen[bytes]:
-    """Start sampling ``pid`` for ``seconds`` into ``out`` (collapsed stacks); returns at once."""
+def record(
+    pid: int, seconds: float, out: Path, rate: int = 97, subprocesses: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start sampling ``pid`` (and its children with ``subprocesses``) for ``seconds`` into
+    ``out`` (collapsed stacks); returns at once."""
     out.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [

@@ -57,6 +57,10 @@ import orjson
 import uvloop
 from redis.exceptions import RedisError
 
+from cpu_profile import markdown as profile_markdown
+from cpu_profile import record as record_cpu
+from cpu_profile import summarize
+
 ROOT = Path(__file__).resolve().parents[1]
 VEGETA_MODULE = "github.com/tsenart/vegeta/v12"
 VEGETA_VERSION = "v12.13.0"
@@ -635,7 +639,9 @@ def http_rate(
 
 
 @contextlib.contextmanager
-def running_api(workers: int, port: int, env: dict[str, str], log: Path) -> Iterator[int]:
+def running_api(
+    workers: int, port: int, env: dict[str, str], log: Path, server: str = "uvicorn"
+) -> Iterator[int]:
     """``bestand api`` as a child process in its own process group, until the block ends."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
@@ -651,6 +657,8 @@ def running_api(workers: int, port: int, env: dict[str, str], log: Path) -> Iter
                 str(port),
                 "--loglevel",
                 "warning",
+                "--server",
+                server,
             ],
             env=env,
             stdout=out,
@@ -983,6 +991,9 @@ def markdown(report: dict[str, Any]) -> str:
         vs50 = "-" if r["held_vs_get_c50"] is None else f"{r['held_vs_get_c50']:.1%}"
         vs16 = "-" if r["held_vs_get_c50_p16"] is None else f"{r['held_vs_get_c50_p16']:.2%}"
         lines.append(f"| {path} | {held} | {vs50} | {vs16} |")
+    if report.get("profile_http"):
+        profile = report["profile_http"]
+        lines += ["", profile_markdown(profile, f"API process at {profile['rate']} lookups/s")]
     return "\n".join(lines) + "\n"
 
 
@@ -998,6 +1009,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rates", default="1000,5000,10000,20000", help="comma separated")
     parser.add_argument("--seconds", type=float, default=10.0, help="per rate and path")
     parser.add_argument("--api-workers", type=int, default=1, help="bestand api --workers")
+    parser.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
     parser.add_argument("--paths", default="http,direct", help="which of http,direct to run")
     parser.add_argument("--prefix", default="benchlk", help="Redis key prefix of this run")
     parser.add_argument("--seed", type=int, default=1)
@@ -1011,6 +1023,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--redis-benchmark-requests", type=int, default=200_000)
     parser.add_argument("--seed-processes", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--keep", action="store_true", help="leave the seeded keys for reuse")
+    parser.add_argument(
+        "--profile", type=float, default=0, help="seconds of py-spy on the API at the first rate"
+    )
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--markdown", type=Path, help="write the tables here")
     args = parser.parse_args(argv)
@@ -1048,6 +1063,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "rates": args.rate_list,
             "seconds": args.seconds,
             "api_workers": args.api_workers,
+            "server": args.server,
             "max_in_flight": args.max_in_flight,
             "prefix": args.prefix,
             "redis_url": redis_url.split("@")[-1],
@@ -1087,11 +1103,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             targets_file = workdir / "targets.http"
             write_vegeta_targets(targets_file, port, targets)
             log = ROOT / ".local" / "logs" / "bench-lookup-load-api.log"
-            with running_api(args.api_workers, port, env, log) as group:
+            with running_api(args.api_workers, port, env, log, args.server) as group:
                 probe_http(port, key, targets[:300])
                 warm = min(args.rate_list)  # warm every API process before measuring
                 http_rate(vegeta, targets_file, key, warm, 2, args.max_in_flight, workdir, group)
-                for rate in args.rate_list:
+                for n, rate in enumerate(args.rate_list):
+                    recorder = None
+                    if args.profile and n == 0:  # where the API's CPU goes, at the first rate
+                        raw = ROOT / ".local" / "logs" / "bench-lookup-load-api-profile.txt"
+                        seconds = min(args.profile, args.seconds)
+                        recorder = record_cpu(group, seconds, raw, subprocesses=True)
                     result = http_rate(
                         vegeta,
                         targets_file,
@@ -1104,6 +1125,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     )
                     print_row(result)
                     report["http"].append(asdict(result))
+                    if recorder is not None:
+                        recorder.wait()
+                        if raw.exists():
+                            report["profile_http"] = summarize(raw.read_text()) | {"rate": rate}
                     time.sleep(1)
         if "direct" in args.path_list:
             rows = uvloop.run(
@@ -1118,9 +1143,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     keyer = IdentityKeyer(
         settings.hmac_secret.get_secret_value().encode(), settings.default_phone_region
     )
-    record = Keys(args.prefix).lookup(keyer.key(IdKind.EMAIL, persons[0].email).token)
+    lookup_key = Keys(args.prefix).lookup(keyer.key(IdKind.EMAIL, persons[0].email).token)
     print("redis-benchmark against the same Redis ...", flush=True)
-    report["redis_benchmark"] = redis_benchmark(redis_url, args.redis_benchmark_requests, record)
+    report["redis_benchmark"] = redis_benchmark(
+        redis_url, args.redis_benchmark_requests, lookup_key
+    )
     for row in report["redis_benchmark"]:
         print(
             f"  {row['name']:40} {row['rps']:10.0f}/s  p50 {row['p50_ms']:.3f} ms  "

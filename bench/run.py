@@ -24,6 +24,7 @@ reported as failed and the others still run; the exit status is 1 then.
 from __future__ import annotations
 
 import argparse
+import math
 import subprocess
 import sys
 import time
@@ -55,14 +56,34 @@ class Sizes:
 
 
 FULL = Sizes(
-    lookup=["--persons", "20000", "--rates", "1000,5000,10000,20000", "--seconds", "10"],
+    lookup=[
+        "--persons",
+        "20000",
+        "--rates",
+        "1000,5000,10000,20000",
+        "--seconds",
+        "10",
+        "--profile",
+        "10",
+    ],
     ingest_events=1_000_000,
     freshness_rates=(5000, 300),
     freshness_seconds=30,
     memory_persons=1_000_000,
 )
 QUICK = Sizes(
-    lookup=["--persons", "5000", "--rates", "1000,5000", "--seconds", "5", "--targets", "20000"],
+    lookup=[
+        "--persons",
+        "5000",
+        "--rates",
+        "1000,5000",
+        "--seconds",
+        "5",
+        "--targets",
+        "20000",
+        "--profile",
+        "5",
+    ],
     ingest_events=50_000,
     freshness_rates=(5000, 300),
     freshness_seconds=10,
@@ -92,8 +113,12 @@ def _field(rows: Sequence[dict[str, Any]], rate: int, name: str) -> float | None
 
 
 def _fresh(runs: dict[str, Any], rate: float, name: str) -> float | None:
+    """A freshness figure; infinite when no probe was answered (the worker fell behind)."""
     run = runs.get(str(int(rate)))
-    return None if run is None else run.get(name)
+    if run is None:
+        return None
+    value = run.get(name)
+    return math.inf if value is None else float(value)
 
 
 GOALS: tuple[Goal, ...] = (
@@ -231,7 +256,9 @@ def run_benches(only: Sequence[str], sizes: Sizes, out: Path) -> dict[str, Any]:
             args = ["--json", str(path), "--markdown", str(path.with_suffix(".md"))]
             command = {
                 "lookup": _python("lookup_load.py", *sizes.lookup, *args),
-                "ingest": _python("ingest.py", "--events", str(sizes.ingest_events), *args),
+                "ingest": _python(
+                    "ingest.py", "--events", str(sizes.ingest_events), "--profile", "30", *args
+                ),
                 "memory": _python(
                     "memory.py", "--persons", str(sizes.memory_persons), "--private-redis", *args
                 ),
@@ -278,6 +305,8 @@ def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
 def _shown(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
+    if value == math.inf:
+        return "no probe answered within 60 s"
     if unit == "ratio":
         return f"{value:.1%}"
     if unit == "ms":

@@ -73,21 +73,49 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    """Serve the lookup API with uvicorn (uvloop + httptools)."""
+    """Serve the lookup API with uvicorn (uvloop + httptools) or granian."""
+    settings = _settings()
+    host = args.host or settings.api_host
+    port = args.port or settings.api_port
+    if args.server == "granian":
+        return _serve_granian(host, port, args.workers, args.loglevel)
     import uvicorn
 
-    settings = _settings()
     uvicorn.run(
         "bestand.api.app:app_from_environment",
         factory=True,
-        host=args.host or settings.api_host,
-        port=args.port or settings.api_port,
+        host=host,
+        port=port,
         workers=args.workers,
         loop="uvloop",
         http="httptools",
         log_level=args.loglevel,
         access_log=False,
     )
+    return 0
+
+
+def _serve_granian(host: str, port: int, workers: int, loglevel: str) -> int:
+    """The same ASGI application under granian (HTTP in Rust, one uvloop per worker)."""
+    try:
+        from granian.constants import Interfaces, Loops, RuntimeModes
+        from granian.log import LogLevels
+        from granian.server import Server
+    except ImportError:
+        print("api: granian is not installed (pip install granian)", file=sys.stderr)
+        return 2
+    Server(
+        "bestand.api.app:app_from_environment",
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        runtime_mode=RuntimeModes.st,
+        loop=Loops.uvloop,
+        log_level=LogLevels(loglevel),
+        log_access=False,
+        factory=True,
+    ).serve()
     return 0
 
 
@@ -435,6 +463,12 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--host")
     api.add_argument("--port", type=int)
     api.add_argument("--workers", type=int, default=1, help="processes (one per core)")
+    api.add_argument(
+        "--server",
+        choices=("uvicorn", "granian"),
+        default="uvicorn",
+        help="HTTP server (granian needs the granian package)",
+    )
     api.add_argument("--loglevel", default="info")
     api.set_defaults(func=cmd_api)
 

@@ -66,6 +66,17 @@ def test_a_failed_or_partial_benchmark_says_so() -> None:
     assert rows["same, p99 at 300 events/s"]["value"] == 420.0
 
 
+def test_a_worker_that_fell_behind_misses_the_freshness_goal() -> None:
+    runner = _runner()
+    rows = runner.summary({"freshness": {"5000": {"p99_ms": None, "probes": 100}}})
+    row = rows[0]
+    assert row["verdict"] == "missed"
+    text = runner.render(
+        rows, {"cpu": "c", "cores": 2, "memory_gb": 1, "python": "3", "os": "x"}, ""
+    )
+    assert "no probe answered within 60 s" in text
+
+
 def test_the_table_names_the_machine_and_the_command() -> None:
     runner = _runner()
     rows = runner.summary({"lookup": LOOKUP})
