@@ -23,6 +23,7 @@ demo: install
 # types, then runs the whole suite; the tests start their own Kafka and Redis on free ports.
 test: install
 	bash deploy/local/install-redis.sh
+	bash deploy/local/install-promtool.sh
 	bash deploy/local/install-kafka.sh .local/kafka/libs
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest

@@ -411,6 +411,91 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """Lag per partition, events per second, workers, dead letters and Redis memory."""
+    from rich.console import Console
+    from rich.live import Live
+
+    from bestand.ops.status import StatusReader, first_snapshot, render
+    from bestand.store import connect
+
+    settings = _settings()
+    title = f"bestand {settings.app_id}"
+
+    async def main() -> int:
+        client = connect(settings.redis_url)
+        reader = StatusReader(settings, client)
+        try:
+            shot = await first_snapshot(reader)
+            if args.json and not args.watch:
+                print(json.dumps(shot.as_dict(), indent=2))
+                return 0 if not shot.notes or shot.workers else 1
+            if not args.watch:
+                Console().print(render(shot, title))
+                return 0
+            with Live(render(shot, title), refresh_per_second=4, screen=False) as live:
+                while True:
+                    await asyncio.sleep(args.watch)
+                    shot = await reader.snapshot()
+                    if args.json:
+                        print(json.dumps(shot.as_dict()), flush=True)
+                    else:
+                        live.update(render(shot, title))
+        finally:
+            await reader.close()
+            await client.aclose()
+
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Probe: exit 0 when healthy, 1 when not, with one line that says why."""
+    import socket
+    import urllib.error
+    import urllib.request
+
+    from bestand.ops.heartbeat import verdict
+    from bestand.ops.status import heartbeats
+    from bestand.store import Keys, connect
+
+    settings = _settings()
+    if args.target == "api":
+        url = args.url or f"http://{settings.api_host}:{settings.api_port}/ready"
+        try:
+            with urllib.request.urlopen(url, timeout=args.timeout) as answer:  # noqa: S310
+                print(f"api ready: {url} answered {answer.status}")
+                return 0
+        except urllib.error.HTTPError as exc:
+            print(f"api not ready: {url} answered {exc.code} {exc.read().decode(errors='replace')}")
+        except (OSError, urllib.error.URLError) as exc:
+            print(f"api not reachable: {url}: {exc}")
+        return 1
+
+    async def beats() -> list[Any]:
+        client = connect(settings.redis_url)
+        try:
+            return await asyncio.wait_for(
+                heartbeats(client, Keys(settings.redis_prefix)), args.timeout
+            )
+        finally:
+            await client.aclose()
+
+    try:
+        found = asyncio.run(beats())
+    except Exception as exc:  # noqa: BLE001 - a probe reports, it does not crash
+        print(f"worker health unknown: Redis not reachable: {exc}")
+        return 1
+    if args.this_host:
+        mine = f"{socket.gethostname()}-"
+        found = [b for b in found if b.worker.startswith(mine)]
+    ok, why = verdict(found, need_ready=args.ready)
+    print(("worker ok: " if ok else "worker not ok: ") + why)
+    return 0 if ok else 1
+
+
 def bench_runner(start: Path | None = None) -> Path | None:
     """``bench/run.py`` of the project checkout around ``start`` (default: here), if any."""
     places = [start or Path.cwd(), Path(__file__).resolve().parents[2]]
@@ -534,6 +619,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-stack", action="store_true", help="use the configured Kafka and Redis as they are"
     )
     ev.set_defaults(func=cmd_evaluate)
+
+    status = sub.add_parser(
+        "status", help="lag per partition, events/s, workers, dead letters, Redis memory"
+    )
+    status.add_argument(
+        "--watch", type=float, nargs="?", const=2.0, default=None, metavar="SECONDS",
+        help="refresh every SECONDS (default 2) until Ctrl-C",
+    )  # fmt: skip
+    status.add_argument("--json", action="store_true", help="JSON for scripts (one per refresh)")
+    status.set_defaults(func=cmd_status)
+
+    health = sub.add_parser("health", help="probe: exit 0 when healthy, 1 when not")
+    health.add_argument("target", choices=("worker", "api"))
+    health.add_argument(
+        "--ready", action="store_true", help="worker: also caught up (not only alive)"
+    )
+    health.add_argument(
+        "--this-host", action="store_true", help="worker: only heartbeats of this host (a pod)"
+    )
+    health.add_argument("--url", help="api: the /ready URL (default from the settings)")
+    health.add_argument("--timeout", type=float, default=3.0, help="seconds")
+    health.set_defaults(func=cmd_health)
 
     bench = sub.add_parser(
         "bench",

@@ -169,6 +169,19 @@ class Settings(BaseSettings):
         description="Bind address of the worker's /metrics and /health (0.0.0.0 in containers).",
     )
     worker_web_port: int = Field(6066, ge=1, le=65535, description="The worker's own web port.")
+    ops_interval_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="How often a worker beats, reads its group's lag and Redis figures for "
+        "/metrics; its heartbeat expires after three intervals.",
+    )
+    ready_max_lag: int = Field(
+        1000,
+        ge=0,
+        description="A worker is ready once its partitions are assigned and its group's lag is "
+        "at most this many messages.",
+    )
 
     # --- Local stack -------------------------------------------------------------------------
     stack_dir: Path = Field(

@@ -23,6 +23,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from bestand.cli import build_parser
 from bestand.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -214,9 +215,15 @@ def test_worker_and_api_run_their_commands(services: dict[str, Any]) -> None:
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
 
 
-@pytest.mark.parametrize(
-    ("name", "port_setting"), [("worker", "worker_web_port"), ("api", "api_port")]
-)
+def test_worker_healthcheck_is_the_heartbeat_probe(services: dict[str, Any]) -> None:
+    command = services["worker"]["healthcheck"]["test"]
+    assert command == ["CMD", "bestand", "health", "worker", "--this-host"]
+    # The probe is a real subcommand with these options.
+    args = build_parser().parse_args(command[2:])
+    assert (args.target, args.this_host) == ("worker", True)
+
+
+@pytest.mark.parametrize(("name", "port_setting"), [("api", "api_port")])
 def test_healthcheck_asks_the_configured_port(
     services: dict[str, Any], name: str, port_setting: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -501,8 +508,7 @@ def test_probes_ask_the_configured_ports(
     settings = k8s_settings(objects, OPERATOR_SECRETS, monkeypatch)
     expected = {
         "worker": {
-            "livenessProbe": ("/health", settings.worker_web_port),
-            "readinessProbe": ("/health", settings.worker_web_port),
+            "readinessProbe": ("/ready", settings.worker_web_port),
             "startupProbe": ("/health", settings.worker_web_port),
         },
         "api": {
@@ -518,6 +524,10 @@ def test_probes_ask_the_configured_ports(
                 continue
             get = container[probe]["httpGet"]
             assert (get["path"], resolve_port(container, get["port"])) == (path, port), probe
+    # The worker is alive while its heartbeat is in Redis: the probe command exists.
+    live = only_container(deployment(objects, "worker"))["livenessProbe"]["exec"]["command"]
+    assert live == ["bestand", "health", "worker", "--this-host"]
+    assert build_parser().parse_args(live[1:]).func.__name__ == "cmd_health"
     # The API must listen on the pod IP for the kubelet's probes and the Service.
     assert settings.api_host == "0.0.0.0"  # noqa: S104
 

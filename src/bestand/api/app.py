@@ -8,6 +8,7 @@ performance notes). Every error is a JSON body with a code and a reason, never a
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import date
 from importlib.metadata import PackageNotFoundError, version
@@ -30,6 +31,7 @@ from bestand.api.models import (
 from bestand.api.openapi import openapi_document
 from bestand.api.service import LookupService
 from bestand.identity import IdentityKeyer, InvalidIdentifier
+from bestand.ops.metrics import ApiMetrics
 from bestand.settings import Settings
 from bestand.store import IdentityGraph, Keys, LookupReader, ProfileStore, connect
 from bestand.store.values import ThresholdCache
@@ -42,6 +44,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _JSON = [(b"content-type", b"application/json")]
+_METRICS = [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")]
 B = TypeVar("B", bound=BaseModel)
 _MAX_BODY = 1_048_576
 
@@ -63,9 +66,11 @@ def _package_version() -> str:
         return "0+unknown"
 
 
-async def _respond(send: Send, status: int, body: bytes) -> None:
+async def _respond(
+    send: Send, status: int, body: bytes, content_type: list[tuple[bytes, bytes]] = _JSON
+) -> None:
     # A length instead of chunked framing: fewer bytes, and the client knows the end at once.
-    headers = [*_JSON, (b"content-length", str(len(body)).encode())]
+    headers = [*content_type, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -103,6 +108,25 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
+def endpoint_of(path: str, method: str) -> str:
+    """The metrics label of a request: its route, never the raw path (bounded cardinality)."""
+    if path == "/v1/lookup":
+        return "lookup_batch" if method == "POST" else "lookup"
+    if path == "/v1/orders/classification":
+        return "classification_batch"
+    if path.startswith("/v1/orders/") and path.endswith("/classification"):
+        return "classification"
+    if path.startswith("/v1/persons/") and path.endswith("/explain"):
+        return "explain"
+    return {
+        "/v1/reports/campaigns": "report",
+        "/health": "health",
+        "/ready": "ready",
+        "/metrics": "metrics",
+        "/openapi.json": "openapi",
+    }.get(path, "other")
+
+
 class LookupApi:
     """ASGI callable serving ``/v1/lookup``, ``/health``, ``/ready`` and ``/openapi.json``."""
 
@@ -128,6 +152,7 @@ class LookupApi:
             thresholds=ThresholdCache(self._client, keys),
         )
         self._openapi = orjson.dumps(openapi_document(_package_version()))
+        self.metrics = ApiMetrics()
 
     async def close(self) -> None:
         """Close the Redis connections."""
@@ -139,6 +164,10 @@ class LookupApi:
             await self._lifespan(receive, send)
             return
         if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        if scope["path"] == "/metrics":
+            await _respond(send, 200, self.metrics.exposition(), _METRICS)
             return
         try:
             status, body = await self._route(scope, receive)
@@ -154,6 +183,9 @@ class LookupApi:
             status = 500
             body = orjson.dumps({"error": "internal", "detail": "internal error; see server log"})
         await _respond(send, status, body)
+        endpoint = endpoint_of(scope["path"], scope["method"])
+        elapsed = time.perf_counter() - started
+        self.metrics.requests.labels(endpoint, str(status)).observe(elapsed)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

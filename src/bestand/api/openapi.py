@@ -194,5 +194,18 @@ def openapi_document(version: str) -> dict[str, Any]:
                     },
                 }
             },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Prometheus metrics of this API process (text exposition format).",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "Request latency by endpoint and status.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
         },
     }

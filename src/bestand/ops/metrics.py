@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+#: Latency buckets from 100 µs (a lookup) to 10 s (a batch behind a slow Redis).
+_SECONDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+            1.0, 2.5, 10.0)  # fmt: skip
+#: Event age buckets: from fresh (10 ms) to a day behind.
+_AGE = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+        86400.0)  # fmt: skip
 
 
 @dataclass
@@ -55,11 +62,97 @@ class WorkerMetrics:
             ["stage"],
             registry=self.registry,
         )
+        self.consumed = Counter(
+            "bestand_events_consumed",
+            "Messages read from Kafka, by topic.",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.produced = Counter(
+            "bestand_events_produced",
+            "Messages written to Kafka (resolved, dead letters, profile changes), by topic.",
+            ["topic"],
+            registry=self.registry,
+        )
         self.processing_seconds = Histogram(
-            "bestand_event_processing_seconds",
-            "Time to process one event, by stage.",
+            "bestand_batch_processing_seconds",
+            "Time to handle one batch of messages, Redis writes included, by stage.",
             ["stage"],
-            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            buckets=_SECONDS,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "bestand_batch_messages",
+            "Messages per batch, by stage.",
+            ["stage"],
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
+            registry=self.registry,
+        )
+        self.event_age = Histogram(
+            "bestand_event_age_seconds",
+            "Now minus the message's Kafka timestamp when a stage handles it, by stage.",
+            ["stage"],
+            buckets=_AGE,
+            registry=self.registry,
+        )
+        self.redis_seconds = Histogram(
+            "bestand_redis_command_seconds",
+            "Time of one Redis round trip (a command, script or pipeline), by operation.",
+            ["operation"],
+            buckets=_SECONDS,
+            registry=self.registry,
+        )
+        self.lag = Gauge(
+            "bestand_consumer_lag_messages",
+            "End offset minus the group's committed offset, by topic and partition.",
+            ["topic", "partition"],
+            registry=self.registry,
+        )
+        self.lag_seconds = Gauge(
+            "bestand_consumer_lag_seconds",
+            "Age of the oldest message not yet committed (0 when caught up), by topic and "
+            "partition.",
+            ["topic", "partition"],
+            registry=self.registry,
+        )
+        self.heartbeat = Gauge(
+            "bestand_worker_heartbeat_timestamp_seconds",
+            "Unix time of the worker's last heartbeat (written to Redis with a TTL as well).",
+            registry=self.registry,
+        )
+        self.persons = Gauge(
+            "bestand_persons",
+            "Persons in Redis (surviving, not erased).",
+            registry=self.registry,
+        )
+        self.identifiers = Gauge(
+            "bestand_identifiers",
+            "Identifiers in Redis that point to a person.",
+            registry=self.registry,
+        )
+        self.redis_memory = Gauge(
+            "bestand_redis_used_memory_bytes",
+            "Redis INFO used_memory of the state store.",
+            registry=self.registry,
+        )
+
+    def exposition(self) -> bytes:
+        """The registry in the Prometheus text exposition format."""
+        return generate_latest(self.registry)
+
+
+@dataclass
+class ApiMetrics:
+    """Request latency of the lookup API, by endpoint and status."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.requests = Histogram(
+            "bestand_http_request_duration_seconds",
+            "Time from request to response in the API process, by endpoint and status.",
+            ["endpoint", "status"],
+            buckets=_SECONDS,
             registry=self.registry,
         )
 

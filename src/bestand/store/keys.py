@@ -18,6 +18,7 @@ single keys spread over the cluster, so the hot read path scales out.
 | ``<p>:d:{<person>}:<event>`` | string | event already applied (TTL) |
 | ``<p>:l:<kind>:<hash>`` | hash | lookup record: person id and summary |
 | ``<p>:values`` | sorted set | lifetime value (cents) of every customer, for value bands |
+| ``<p>:hb:<worker>`` | string | a worker's heartbeat: JSON of its state, expires (TTL) |
 """
 
 from __future__ import annotations
@@ -71,6 +72,14 @@ class Keys:
     def values(self) -> str:
         """Sorted set of every customer's lifetime value."""
         return f"{self.prefix}:values"
+
+    def heartbeat(self, worker: str) -> str:
+        """Heartbeat of one worker process (expires when the worker stops beating)."""
+        return f"{self.prefix}:hb:{worker}"
+
+    def heartbeats(self) -> str:
+        """Pattern matching every worker's heartbeat."""
+        return f"{self.prefix}:hb:*"
 
     def pattern(self) -> str:
         """Glob over every key of this prefix (for tests and ``bestand reset``)."""

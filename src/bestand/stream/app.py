@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -11,6 +12,8 @@ import faust
 from faust.streams import Stream
 from faust.types import EventT, StreamT, TopicT
 
+from bestand.ops.heartbeat import Heartbeat, is_ready, ttl_seconds, worker_name
+from bestand.ops.lag import LagProbe, PartitionLag, total_lag
 from bestand.ops.metrics import WorkerMetrics
 from bestand.settings import Settings
 from bestand.store import IdentityGraph, Keys, ProfileStore, Scripts, connect
@@ -86,7 +89,9 @@ def create_app(settings: Settings) -> Worker:
 
     async def send_all(outgoing: list[Outgoing]) -> None:
         for out in outgoing:
-            await topics[out.destination].send(key=out.key, value=out.value)
+            topic = topics[out.destination]
+            await topic.send(key=out.key, value=out.value)
+            metrics.produced.labels(topic.get_topic_name()).inc()
 
     async def process(stage: str, handler: Handler, message: Incoming) -> list[Outgoing]:
         """Handle one message; Redis trouble is retried, anything else costs one dead letter."""
@@ -129,6 +134,8 @@ def create_app(settings: Settings) -> Worker:
                 out += await process(stage, handler, message)
             return out
 
+    seen = {"event_at": 0.0}  # newest Kafka timestamp handled, for the heartbeat
+
     def stage_agent(stage: str, handler: Handler) -> Callable[[StreamT[bytes]], Awaitable[None]]:
         async def agent(stream: StreamT[bytes]) -> None:
             batches = cast(Stream[bytes], stream).noack_take(
@@ -136,6 +143,15 @@ def create_app(settings: Settings) -> Worker:
             )
             async for batch in batches:
                 events = cast(list[EventT[bytes]], batch)
+                now = time.time()
+                metrics.batch_size.labels(stage).observe(len(events))
+                for event in events:
+                    metrics.consumed.labels(event.message.topic).inc()
+                    if event.message.timestamp:
+                        metrics.event_age.labels(stage).observe(
+                            max(now - event.message.timestamp, 0.0)
+                        )
+                        seen["event_at"] = max(seen["event_at"], event.message.timestamp)
                 await send_all(await process_batch(stage, handler, [_incoming(e) for e in events]))
                 # Acked only now: a cancelled or crashed worker leaves these uncommitted.
                 for event in events:
@@ -153,8 +169,67 @@ def create_app(settings: Settings) -> Worker:
     async def metrics_page(web: Any, request: Any) -> Any:
         return web.bytes(metrics.exposition(), content_type="text/plain; version=0.0.4")
 
+    me = worker_name()
+    probe = LagProbe(
+        settings.kafka_bootstrap, settings.app_id, [*settings.input_topics, settings.topic_resolved]
+    )
+    last: dict[str, Heartbeat] = {}
+
+    def publish_lag(rows: list[PartitionLag], now: float) -> None:
+        for row in rows:
+            labels = (row.topic, str(row.partition))
+            metrics.lag.labels(*labels).set(row.lag)
+            metrics.lag_seconds.labels(*labels).set(row.age(now))
+
+    async def ops_tick() -> None:
+        """Heartbeat, lag and Redis figures; trouble is logged, never fatal."""
+        now = time.time()
+        lag: int | None = None
+        try:
+            rows = await probe.read()
+            publish_lag(rows, now)
+            lag = total_lag(rows)
+        except Exception as exc:  # noqa: BLE001 - Kafka away: no lag figures this round
+            log.warning("could not read consumer lag: %s", exc)
+        partitions = len(app.consumer.assignment()) if app.consumer else 0
+        ready = is_ready(partitions, lag, settings.ready_max_lag)
+        beat = Heartbeat(me, now, partitions, lag, ready, seen["event_at"] or None)
+        last["beat"] = beat
+        try:
+            started = time.perf_counter()
+            await client.ping()
+            metrics.redis_seconds.labels("ping").observe(time.perf_counter() - started)
+            memory = await client.info("memory")
+            metrics.redis_memory.set(float(memory["used_memory"]))
+            await client.set(
+                keys.heartbeat(me), beat.dumps(), ex=ttl_seconds(settings.ops_interval_seconds)
+            )
+            metrics.heartbeat.set(now)
+        except Exception as exc:  # noqa: BLE001 - Redis away: the heartbeat lapses, as it should
+            log.warning("could not write the heartbeat to Redis: %s", exc)
+
+    app.timer(settings.ops_interval_seconds)(ops_tick)
+
+    async def leave(sender: Any, *args: Any, **kwargs: Any) -> None:
+        """Take the heartbeat out at once and close the lag probe's connections."""
+        try:
+            await client.delete(keys.heartbeat(me))
+        except Exception as exc:  # noqa: BLE001 - it expires by itself anyway
+            log.warning("could not remove the heartbeat: %s", exc)
+        await probe.stop()
+
+    app.on_before_shutdown.connect(cast(Any, leave))
+
     @app.page("/health")
     async def health_page(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok"})
+        return web.json({"status": "ok", "worker": me})
+
+    @app.page("/ready")
+    async def ready_page(web: Any, request: Any) -> Any:
+        beat = last.get("beat")
+        if beat is None or not beat.ready:
+            detail = "starting" if beat is None else f"partitions {beat.partitions}, lag {beat.lag}"
+            return web.json({"status": "not_ready", "detail": detail}, status=503)
+        return web.json({"status": "ready", "partitions": beat.partitions, "lag": beat.lag})
 
     return worker

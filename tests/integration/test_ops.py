@@ -1,0 +1,198 @@
+"""Operations on the real stack: a worker and an API scraped while a burst goes through.
+
+Lag rises with the burst and falls to zero, as Prometheus and ``bestand status`` see it;
+throughput and latency series carry sensible values; heartbeats, readiness and the probes
+answer; ``promtool check metrics`` accepts both scrapes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from support import Deployment, Process, make_deployment, produce, run, wait_for
+
+from bestand.stream.topics import ensure_topics
+
+pytestmark = pytest.mark.integration
+
+BURST = 1500
+
+
+@pytest.fixture(scope="module")
+def ops(
+    kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Deployment, Process, Process]]:
+    deployment = make_deployment(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("ops"))
+    deployment.env["BESTAND_OPS_INTERVAL_SECONDS"] = "0.5"
+    deployment.env["BESTAND_READY_MAX_LAG"] = "0"
+    run(ensure_topics(deployment.settings))
+    worker = Process(["worker"], deployment.env, deployment.log_dir / "worker.log")
+    api = Process(["api", "--loglevel", "warning"], deployment.env, deployment.log_dir / "api.log")
+    try:
+        yield deployment, worker, api
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+        assert api.stop() in (0, -15), api.log_tail()
+
+
+def _get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - http only
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except OSError:
+        return 0, b""
+
+
+def _samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text.decode()):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def _sum(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float:
+    return sum(
+        value
+        for (sample, sample_labels), value in samples.items()
+        if sample == name and all((k, v) in sample_labels for k, v in labels.items())
+    )
+
+
+def _bestand(deployment: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "bestand", *args],
+        env={**os.environ, **deployment.env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _order(n: int) -> bytes:
+    return orjson.dumps(
+        {
+            "type": "order_placed",
+            "event_id": f"ops-{n}",
+            "event_time": "2026-11-20T10:00:00Z",
+            "order_id": f"ops-order-{n}",
+            "total": "19.90",
+            "currency": "EUR",
+            "channel": "web",
+            "customer": {"guest": True, "email": f"ops.burst.{n % 300}@example.com"},
+        }
+    )
+
+
+def test_a_burst_is_seen_rising_and_falling_to_zero(
+    ops: tuple[Deployment, Process, Process],
+) -> None:
+    deployment, worker, api = ops
+    web, api_port = deployment.settings.worker_web_port, deployment.settings.api_port
+    wait_for(lambda: _get(web, "/ready")[0] == 200, timeout=90, what="the worker to be ready")
+    wait_for(lambda: _get(api_port, "/ready")[0] == 200, timeout=30, what="the API to be ready")
+    assert _bestand(deployment, "health", "worker", "--ready").returncode == 0
+    assert _bestand(deployment, "health", "api").returncode == 0
+
+    run(produce(deployment.settings.kafka_bootstrap, deployment.topic("orders"),
+                [_order(n) for n in range(BURST)]))  # fmt: skip
+    # The burst shows as lag on the worker's /metrics, then the lag falls to zero.
+    peak = [0.0]
+
+    def drained() -> bool:
+        samples = _samples(_get(web, "/metrics")[1])
+        lag = _sum(samples, "bestand_consumer_lag_messages")
+        peak[0] = max(peak[0], lag)
+        consumed = _sum(samples, "bestand_events_consumed_total", topic=deployment.topic("orders"))
+        return consumed >= BURST and lag == 0 and peak[0] > 0
+
+    wait_for(drained, timeout=120, what="the lag to rise and fall back to zero")
+    status = _bestand(deployment, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    snapshot = json.loads(status.stdout)
+    assert snapshot["lag"] == 0
+    orders = [p for p in snapshot["partitions"] if p["topic"] == deployment.topic("orders")]
+    assert sum(p["committed"] or 0 for p in orders) == BURST  # offsets committed as usual
+    assert [w["ready"] for w in snapshot["workers"]] == [True]
+    assert snapshot["last_event_age_seconds"] is not None
+    assert 0 <= snapshot["last_event_age_seconds"] < 120
+
+    worker_text = _get(web, "/metrics")[1]
+    samples = _samples(worker_text)
+    assert peak[0] > 0
+    assert _sum(samples, "bestand_events_total", stage="identity", outcome="processed") == BURST
+    age_count = _sum(samples, "bestand_event_age_seconds_count", stage="identity")
+    age_sum = _sum(samples, "bestand_event_age_seconds_sum", stage="identity")
+    assert age_count == BURST
+    assert 0 < age_sum / age_count < 120  # seconds between producing and handling
+    assert _sum(samples, "bestand_batch_processing_seconds_count", stage="profile") >= 1
+    assert (
+        _sum(samples, "bestand_events_produced_total", topic=deployment.settings.topic_resolved)
+        >= BURST
+    )
+    assert _sum(samples, "bestand_redis_used_memory_bytes") > 1_000_000
+    assert _sum(samples, "bestand_worker_heartbeat_timestamp_seconds") > 1.7e9
+    assert _sum(samples, "bestand_redis_command_seconds_count", operation="ping") >= 1
+
+    key = next(
+        k.split(":")[0] for k in deployment.env["BESTAND_API_KEYS"].split(",") if k.endswith(":ads")
+    )
+    auth = {"Authorization": f"Bearer {key}"}
+    for n in range(20):
+        status_code, body = _get(api_port, f"/v1/lookup?email=ops.burst.{n}%40example.com", auth)
+        assert status_code == 200
+        assert orjson.loads(body)["existing_customer"] is True
+    assert _get(api_port, "/v1/lookup?nonsense=1", auth)[0] == 400
+    api_text = _get(api_port, "/metrics")[1]
+    api_samples = _samples(api_text)
+    ok = _sum(
+        api_samples, "bestand_http_request_duration_seconds_count", endpoint="lookup", status="200"
+    )
+    bad = _sum(
+        api_samples, "bestand_http_request_duration_seconds_count", endpoint="lookup", status="400"
+    )
+    assert (ok, bad) == (20, 1)
+    seconds = _sum(
+        api_samples, "bestand_http_request_duration_seconds_sum", endpoint="lookup", status="200"
+    )
+    assert 0 < seconds / ok < 0.5
+
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: run deploy/local/install-promtool.sh"
+    for text in (worker_text, api_text):
+        checked = subprocess.run(
+            [promtool, "check", "metrics"], input=text, capture_output=True, check=False
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    worker.assert_running()
+    api.assert_running()
+
+
+def test_health_fails_without_a_worker_and_the_heartbeat_leaves_with_it(
+    ops: tuple[Deployment, Process, Process],
+) -> None:
+    deployment, worker, _ = ops
+    wait_for(lambda: _bestand(deployment, "health", "worker").returncode == 0, timeout=60,
+             what="a worker heartbeat")  # fmt: skip
+    assert worker.stop() == 0, worker.log_tail()
+    # The worker removes its heartbeat when it stops; the probe fails at once.
+    down = _bestand(deployment, "health", "worker")
+    assert down.returncode == 1
+    assert "no worker heartbeat" in down.stdout
