@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import logging.config
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from typing import IO, Any
 import orjson
 from pydantic import ValidationError
 
+from bestand.ops.logs import LogFormat, logging_config
 from bestand.settings import Settings
 
 
@@ -68,7 +70,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     asyncio.run(ensure_topics(settings))
     worker = create_app(settings)
     # quiet: no banner and no terminal spinner; everything still goes through logging.
-    faust.Worker(worker.app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
+    faust.Worker(
+        worker.app,
+        loglevel=args.loglevel,
+        logging_config=logging_config(settings.log_format, args.loglevel),
+        quiet=True,
+    ).execute_from_commandline()
     return 0  # pragma: no cover - execute_from_commandline exits the process
 
 
@@ -90,6 +97,7 @@ def cmd_api(args: argparse.Namespace) -> int:
         loop="uvloop",
         http="httptools",
         log_level=args.loglevel,
+        log_config=logging_config(settings.log_format, args.loglevel),
         access_log=False,
     )
     return 0
@@ -658,13 +666,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_format() -> LogFormat:
+    """``BESTAND_LOG_FORMAT`` from the settings; text when the settings do not load (the
+    command then reports why)."""
+    try:
+        return Settings().log_format
+    except ValidationError:
+        return "text"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bestand`` console script."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # The Kafka client's routine messages (assignments, leader moves it retries) are noise here.
-    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    logging.config.dictConfig(logging_config(_log_format()))
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if args.command == "bench":

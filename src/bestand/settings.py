@@ -169,6 +169,11 @@ class Settings(BaseSettings):
         description="Bind address of the worker's /metrics and /health (0.0.0.0 in containers).",
     )
     worker_web_port: int = Field(6066, ge=1, le=65535, description="The worker's own web port.")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines as text, or as JSON with topic, partition, offset and person id "
+        "of the work in hand.",
+    )
     ops_interval_seconds: float = Field(
         5.0,
         gt=0,

@@ -34,6 +34,7 @@ def ops(
     deployment = make_deployment(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("ops"))
     deployment.env["BESTAND_OPS_INTERVAL_SECONDS"] = "0.5"
     deployment.env["BESTAND_READY_MAX_LAG"] = "0"
+    deployment.env["BESTAND_LOG_FORMAT"] = "json"
     run(ensure_topics(deployment.settings))
     worker = Process(["worker"], deployment.env, deployment.log_dir / "worker.log")
     api = Process(["api", "--loglevel", "warning"], deployment.env, deployment.log_dir / "api.log")
@@ -191,7 +192,25 @@ def test_health_fails_without_a_worker_and_the_heartbeat_leaves_with_it(
     deployment, worker, _ = ops
     wait_for(lambda: _bestand(deployment, "health", "worker").returncode == 0, timeout=60,
              what="a worker heartbeat")  # fmt: skip
+    # A bad event: its log line is JSON naming the message it came from.
+    run(produce(deployment.settings.kafka_bootstrap, deployment.topic("orders"), [b"{oops"]))
+    web = deployment.settings.worker_web_port
+
+    def dead_lettered() -> bool:
+        samples = _samples(_get(web, "/metrics")[1])
+        return _sum(samples, "bestand_dead_letters_total", reason="invalid_json") == 1
+
+    wait_for(dead_lettered, timeout=60, what="the bad event to be dead-lettered")
     assert worker.stop() == 0, worker.log_tail()
+    lines = [json.loads(line) for line in worker.log_file.read_text().splitlines() if line.strip()]
+    assert lines, "the worker logged nothing"
+    assert all({"ts", "level", "logger", "message"} <= line.keys() for line in lines)
+    (dead,) = [line for line in lines if line.get("reason") == "invalid_json"]
+    assert dead["level"] == "warning"
+    assert dead["topic"] == deployment.topic("orders")
+    assert dead["partition"] in range(deployment.settings.topic_partitions)
+    assert f"[{dead['partition']}]@{dead['offset']}" in dead["message"]
+    assert dead["stage"] == "identity"  # bound for the batch it came in
     # The worker removes its heartbeat when it stops; the probe fails at once.
     down = _bestand(deployment, "health", "worker")
     assert down.returncode == 1

@@ -5,6 +5,7 @@ heartbeats and readiness, lag arithmetic. promtool (Debian's prometheus package,
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from bestand.api.app import endpoint_of
 from bestand.ops.heartbeat import Heartbeat, is_ready, ttl_seconds, verdict
 from bestand.ops.lag import PartitionLag, max_age, partition_lags, total_lag
+from bestand.ops.logs import JsonFormatter, bound, logging_config
 from bestand.ops.metrics import ApiMetrics, WorkerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -176,3 +178,31 @@ def test_heartbeats_round_trip_and_decide_probes() -> None:
     assert verdict([busy, beat], need_ready=True) == (True, "1 of 2 worker(s) ready")
     assert ttl_seconds(5) == 15
     assert ttl_seconds(0.1) == 1
+
+
+def test_json_log_lines_carry_the_fields_bound_for_the_work_in_hand() -> None:
+    formatter = JsonFormatter()
+    record = logging.LogRecord("bestand.stream", logging.WARNING, __file__, 1, "x %s", ("y",), None)
+    with bound(topic="bestand.orders", partition=2, offset=41), bound(person_id="P1"):
+        line = json.loads(formatter.format(record))
+    assert line["message"] == "x y"
+    assert line["level"] == "warning"
+    assert (line["topic"], line["partition"], line["offset"], line["person_id"]) == (
+        "bestand.orders", 2, 41, "P1",
+    )  # fmt: skip
+    outside = json.loads(formatter.format(record))
+    assert "topic" not in outside  # the binding ended with its block
+    error = ValueError("boom")
+    failed = logging.LogRecord(
+        "b", logging.ERROR, __file__, 1, "failed", (), (ValueError, error, None)
+    )
+    failed.fields = {"offset": 7}
+    data = json.loads(formatter.format(failed))
+    assert data["offset"] == 7
+    assert "ValueError: boom" in data["error"]
+
+
+def test_the_log_config_picks_the_format() -> None:
+    assert logging_config("json")["formatters"]["bestand"] == {"()": JsonFormatter}
+    assert "format" in logging_config("text", "warning")["formatters"]["bestand"]
+    assert logging_config("text", "warning")["root"]["level"] == "WARNING"

@@ -14,6 +14,7 @@ from faust.types import EventT, StreamT, TopicT
 
 from bestand.ops.heartbeat import Heartbeat, is_ready, ttl_seconds, worker_name
 from bestand.ops.lag import LagProbe, PartitionLag, total_lag
+from bestand.ops.logs import bound
 from bestand.ops.metrics import WorkerMetrics
 from bestand.settings import Settings
 from bestand.store import IdentityGraph, Keys, ProfileStore, Scripts, connect
@@ -95,6 +96,16 @@ def create_app(settings: Settings) -> Worker:
 
     async def process(stage: str, handler: Handler, message: Incoming) -> list[Outgoing]:
         """Handle one message; Redis trouble is retried, anything else costs one dead letter."""
+        fields: dict[str, Any] = {
+            "stage": stage, "topic": message.topic, "partition": message.partition,
+            "offset": message.offset,
+        }  # fmt: skip
+        if stage == "profile" and message.key:  # resolved events are keyed by person
+            fields["person_id"] = message.key.decode(errors="replace")
+        with bound(**fields):
+            return await _process(stage, handler, message)
+
+    async def _process(stage: str, handler: Handler, message: Incoming) -> list[Outgoing]:
         try:
             with metrics.processing_seconds.labels(stage).time():
                 return await with_backoff(
@@ -119,6 +130,13 @@ def create_app(settings: Settings) -> Worker:
     ) -> list[Outgoing]:
         """Handle a batch together; if that fails other than by Redis, one message at a time."""
         first, last = messages[0], messages[-1]
+        with bound(stage=stage, topic=first.topic, partition=first.partition,
+                   offset=first.offset, offset_end=last.offset, batch=len(messages)):  # fmt: skip
+            return await _process_batch(stage, handler, messages, first, last)
+
+    async def _process_batch(
+        stage: str, handler: Handler, messages: list[Incoming], first: Incoming, last: Incoming
+    ) -> list[Outgoing]:
         try:
             with metrics.processing_seconds.labels(stage).time():
                 return await with_backoff(

@@ -123,6 +123,14 @@ class IdentityHandler:
             message.offset,
             reason,
             error,
+            extra={
+                "fields": {
+                    "topic": message.topic,
+                    "partition": message.partition,
+                    "offset": message.offset,
+                    "reason": reason,
+                }
+            },
         )
         return [dead_letter(message, reason, error)]
 
