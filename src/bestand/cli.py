@@ -62,11 +62,15 @@ def cmd_stack(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run the identity and profile agents until SIGTERM or Ctrl-C."""
     import faust
+    import mode.loop
 
     from bestand.stream.app import create_app
     from bestand.stream.topics import ensure_topics
 
     settings = _settings()
+    # uvloop for every loop of the worker (its own and the Kafka consumer thread's): the worker
+    # spends a third of its CPU in the event loop, and uvloop's is several times cheaper.
+    mode.loop.use("uvloop")
     asyncio.run(ensure_topics(settings))
     worker = create_app(settings)
     # quiet: no banner and no terminal spinner; everything still goes through logging.

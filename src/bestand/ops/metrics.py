@@ -120,16 +120,6 @@ class WorkerMetrics:
             "Unix time of the worker's last heartbeat (written to Redis with a TTL as well).",
             registry=self.registry,
         )
-        self.persons = Gauge(
-            "bestand_persons",
-            "Persons in Redis (surviving, not erased).",
-            registry=self.registry,
-        )
-        self.identifiers = Gauge(
-            "bestand_identifiers",
-            "Identifiers in Redis that point to a person.",
-            registry=self.registry,
-        )
         self.redis_memory = Gauge(
             "bestand_redis_used_memory_bytes",
             "Redis INFO used_memory of the state store.",

@@ -182,7 +182,11 @@ class LocalKafka(ServerProcess):
             installed = stamp.read_text(encoding="utf-8").strip()
         except OSError:
             return False
-        return installed == self.version and any(self.libs_dir.glob("kafka_2.13-*.jar"))
+        return (
+            installed == self.version
+            and any(self.libs_dir.glob("kafka_2.13-*.jar"))
+            and (self.libs_dir / f"kafka-tools-{self.version}.jar").exists()
+        )
 
     def install(self) -> None:
         """Fetch the broker jars with Maven unless they are there (install-kafka.sh)."""

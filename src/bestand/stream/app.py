@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -88,11 +89,15 @@ def create_app(settings: Settings) -> Worker:
     }
     inputs = app.topic(*settings.input_topics, partitions=settings.topic_partitions)
 
+    names = {kind: topic.get_topic_name() for kind, topic in topics.items()}
+
     async def send_all(outgoing: list[Outgoing]) -> None:
+        sent: Counter[str] = Counter()
         for out in outgoing:
-            topic = topics[out.destination]
-            await topic.send(key=out.key, value=out.value)
-            metrics.produced.labels(topic.get_topic_name()).inc()
+            await topics[out.destination].send(key=out.key, value=out.value)
+            sent[out.destination] += 1
+        for kind, count in sent.items():
+            metrics.produced.labels(names[kind]).inc(count)
 
     async def process(stage: str, handler: Handler, message: Incoming) -> list[Outgoing]:
         """Handle one message; Redis trouble is retried, anything else costs one dead letter."""
@@ -163,13 +168,15 @@ def create_app(settings: Settings) -> Worker:
                 events = cast(list[EventT[bytes]], batch)
                 now = time.time()
                 metrics.batch_size.labels(stage).observe(len(events))
+                per_topic: Counter[str] = Counter()
+                ages = metrics.event_age.labels(stage)
                 for event in events:
-                    metrics.consumed.labels(event.message.topic).inc()
+                    per_topic[event.message.topic] += 1
                     if event.message.timestamp:
-                        metrics.event_age.labels(stage).observe(
-                            max(now - event.message.timestamp, 0.0)
-                        )
+                        ages.observe(max(now - event.message.timestamp, 0.0))
                         seen["event_at"] = max(seen["event_at"], event.message.timestamp)
+                for topic_name, count in per_topic.items():
+                    metrics.consumed.labels(topic_name).inc(count)
                 await send_all(await process_batch(stage, handler, [_incoming(e) for e in events]))
                 # Acked only now: a cancelled or crashed worker leaves these uncommitted.
                 for event in events:
