@@ -30,8 +30,9 @@ version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom" | he
 [[ -n "$version" ]] || die "no <kafka.version> in $pom"
 
 installed() {
-    compgen -G "$libs/kafka_2.13-*.jar" >/dev/null && [[ -f "$stamp" ]] \
-        && [[ "$(cat "$stamp")" == "$version" ]]
+    compgen -G "$libs/kafka_2.13-*.jar" >/dev/null \
+        && compgen -G "$libs/kafka-tools-$version.jar" >/dev/null \
+        && [[ -f "$stamp" ]] && [[ "$(cat "$stamp")" == "$version" ]]
 }
 
 # --- a Java 17+ runtime, checked every time: the broker needs it ----------------------------
