@@ -1058,13 +1058,15 @@ class Pipe:
 def private_redis(config: Sequence[str] = ()) -> Iterator[str]:
     """A throwaway ``redis-server`` without persistence on a free port; yields its URL."""
     from bestand.stack import free_port
+    from bestand.stack.redis import MEMORY_OPTIONS
 
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as folder:
         command = [
             "redis-server",
             "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", folder, "--logfile", str(Path(folder) / "redis.log"), *config,
+            "--dir", folder, "--logfile", str(Path(folder) / "redis.log"),
+            *MEMORY_OPTIONS, *config,
         ]  # fmt: skip
         server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"redis://127.0.0.1:{port}/0"

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from bestand.cli import build_parser
 from bestand.settings import Settings
+from bestand.stack.redis import MEMORY_OPTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -542,3 +543,12 @@ def test_pods_carry_scrape_annotations(
         assert annotations["prometheus.io/scrape"] == "true"
         assert annotations["prometheus.io/port"] == str(port)
         assert annotations["prometheus.io/path"] == "/metrics"
+
+
+def test_compose_redis_runs_with_the_settings_the_local_stack_uses(
+    services: dict[str, Any],
+) -> None:
+    command = [str(part) for part in services["redis"]["command"]]
+    for name, value in zip(MEMORY_OPTIONS[::2], MEMORY_OPTIONS[1::2], strict=True):
+        assert command[command.index(name) + 1] == value
+    assert command[command.index("--appendonly") + 1] == "yes"
