@@ -441,18 +441,19 @@ def cmd_status(args: argparse.Namespace) -> int:
             shot = await first_snapshot(reader)
             if args.json and not args.watch:
                 print(json.dumps(shot.as_dict(), indent=2))
-                return 0 if not shot.notes or shot.workers else 1
+                return 0
+            if args.json:  # one JSON object per line, for scripts that follow along
+                while True:
+                    print(json.dumps(shot.as_dict()), flush=True)
+                    await asyncio.sleep(args.watch)
+                    shot = await reader.snapshot()
             if not args.watch:
                 Console().print(render(shot, title))
                 return 0
             with Live(render(shot, title), refresh_per_second=4, screen=False) as live:
                 while True:
                     await asyncio.sleep(args.watch)
-                    shot = await reader.snapshot()
-                    if args.json:
-                        print(json.dumps(shot.as_dict()), flush=True)
-                    else:
-                        live.update(render(shot, title))
+                    live.update(render(await reader.snapshot(), title))
         finally:
             await reader.close()
             await client.aclose()

@@ -8,6 +8,7 @@ answer; ``promtool check metrics`` accepts both scrapes.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -75,8 +76,6 @@ def _sum(
 
 
 def _bestand(deployment: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
-    import os
-
     return subprocess.run(
         [sys.executable, "-m", "bestand", *args],
         env={**os.environ, **deployment.env},
@@ -112,11 +111,33 @@ def test_a_burst_is_seen_rising_and_falling_to_zero(
     assert _bestand(deployment, "health", "worker", "--ready").returncode == 0
     assert _bestand(deployment, "health", "api").returncode == 0
 
+    # `bestand status` follows along (one JSON line per half second) while the burst goes in.
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "bestand", "status", "--watch", "0.5", "--json"],
+        env={**os.environ, **deployment.env}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
+    assert watcher.stdout is not None
+    first = json.loads(watcher.stdout.readline())  # the watch has begun
+    assert first["lag"] == 0
     run(produce(deployment.settings.kafka_bootstrap, deployment.topic("orders"),
                 [_order(n) for n in range(BURST)]))  # fmt: skip
-    # The burst shows as lag on the worker's /metrics, then the lag falls to zero.
-    peak = [0.0]
+    seen: list[int] = []
+    peak = [0.0]  # the lag on the worker's /metrics, scraped alongside
+    try:
+        for line in watcher.stdout:
+            seen.append(json.loads(line)["lag"])
+            scraped = _sum(_samples(_get(web, "/metrics")[1]), "bestand_consumer_lag_messages")
+            peak[0] = max(peak[0], scraped)
+            if max(seen) > 0 and seen[-1] == 0:
+                break
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=30)
+    assert max(seen) > 0, f"bestand status never showed the burst as lag: {seen}"
+    assert seen[-1] == 0, f"the lag did not fall back to zero: {seen}"
 
+    # The burst showed as lag on the worker's /metrics too, and that falls to zero as well.
     def drained() -> bool:
         samples = _samples(_get(web, "/metrics")[1])
         lag = _sum(samples, "bestand_consumer_lag_messages")
@@ -135,6 +156,15 @@ def test_a_burst_is_seen_rising_and_falling_to_zero(
     assert snapshot["last_event_age_seconds"] is not None
     assert 0 <= snapshot["last_event_age_seconds"] < 120
 
+    # 300 distinct e-mails: 300 persons; each has its e-mail (and order ids) in the graph.
+    def counted() -> tuple[float, float] | None:
+        found = _samples(_get(web, "/metrics")[1])
+        persons = _sum(found, "bestand_persons")
+        return (persons, _sum(found, "bestand_identifiers")) if persons else None
+
+    persons, identifiers = wait_for(counted, timeout=30, what="the census of persons")
+    assert persons == 300
+    assert identifiers >= 300
     worker_text = _get(web, "/metrics")[1]
     samples = _samples(worker_text)
     assert peak[0] > 0

@@ -17,10 +17,12 @@ from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from bestand.api.app import endpoint_of
+from bestand.ops.census import kind_of
 from bestand.ops.heartbeat import Heartbeat, is_ready, ttl_seconds, verdict
 from bestand.ops.lag import PartitionLag, max_age, partition_lags, total_lag
 from bestand.ops.logs import JsonFormatter, bound, logging_config
 from bestand.ops.metrics import ApiMetrics, WorkerMetrics
+from bestand.store import Keys
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "bestand.json"
@@ -206,3 +208,12 @@ def test_the_log_config_picks_the_format() -> None:
     assert logging_config("json")["formatters"]["bestand"] == {"()": JsonFormatter}
     assert "format" in logging_config("text", "warning")["formatters"]["bestand"]
     assert logging_config("text", "warning")["root"]["level"] == "WARNING"
+
+
+def test_the_census_counts_person_sets_and_graph_entries_only() -> None:
+    keys = Keys("b")
+    assert kind_of(keys.person_ids("P1"), keys) == "person"
+    assert kind_of(keys.identifier("email:abc").encode(), keys) == "identifier"
+    assert kind_of(keys.merge_log("P1"), keys) is None
+    assert kind_of(keys.lookup("email:abc"), keys) is None
+    assert kind_of(Keys("other").identifier("email:abc"), keys) is None

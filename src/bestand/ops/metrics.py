@@ -120,6 +120,16 @@ class WorkerMetrics:
             "Unix time of the worker's last heartbeat (written to Redis with a TTL as well).",
             registry=self.registry,
         )
+        self.persons = Gauge(
+            "bestand_persons",
+            "Persons in Redis (with at least one identifier), as of the last complete count.",
+            registry=self.registry,
+        )
+        self.identifiers = Gauge(
+            "bestand_identifiers",
+            "Identifiers in the identity graph, as of the last complete count.",
+            registry=self.registry,
+        )
         self.redis_memory = Gauge(
             "bestand_redis_used_memory_bytes",
             "Redis INFO used_memory of the state store.",

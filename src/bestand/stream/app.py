@@ -13,6 +13,7 @@ import faust
 from faust.streams import Stream
 from faust.types import EventT, StreamT, TopicT
 
+from bestand.ops.census import Census
 from bestand.ops.heartbeat import Heartbeat, is_ready, ttl_seconds, worker_name
 from bestand.ops.lag import LagProbe, PartitionLag, total_lag
 from bestand.ops.logs import bound
@@ -199,6 +200,7 @@ def create_app(settings: Settings) -> Worker:
         settings.kafka_bootstrap, settings.app_id, [*settings.input_topics, settings.topic_resolved]
     )
     last: dict[str, Heartbeat] = {}
+    census = Census(client, keys)
 
     def publish_lag(rows: list[PartitionLag], now: float) -> None:
         for row in rows:
@@ -226,6 +228,10 @@ def create_app(settings: Settings) -> Worker:
             metrics.redis_seconds.labels("ping").observe(time.perf_counter() - started)
             memory = await client.info("memory")
             metrics.redis_memory.set(float(memory["used_memory"]))
+            counted = await census.step()
+            if counted is not None:
+                metrics.persons.set(counted.persons)
+                metrics.identifiers.set(counted.identifiers)
             await client.set(
                 keys.heartbeat(me), beat.dumps(), ex=ttl_seconds(settings.ops_interval_seconds)
             )

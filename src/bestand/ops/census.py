@@ -1,0 +1,67 @@
+"""How many persons and identifiers Redis holds, counted a little at a time.
+
+Redis has no count per key pattern, and a full ``SCAN`` of millions of keys in one go would
+stall a worker. :class:`Census` scans the identity graph's keys (``<p>:{g}:*``) a slice per
+call (``BESTAND_OPS_INTERVAL_SECONDS``) and publishes the totals each time a pass completes:
+the figures lag reality by one pass, about ``keys / slice × interval`` seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from bestand.store import Keys
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Persons (those with an identifier set) and identifiers (graph entries)."""
+
+    persons: int
+    identifiers: int
+
+
+def kind_of(key: bytes | str, keys: Keys) -> str | None:
+    """``person`` for a person's identifier set, ``identifier`` for a graph entry, else None."""
+    text = key.decode() if isinstance(key, bytes) else key
+    rest = text.removeprefix(keys.graph + ":")
+    if rest == text:
+        return None
+    if rest.startswith("s:"):
+        return "person"
+    if rest.startswith("i:"):
+        return "identifier"
+    return None
+
+
+class Census:
+    """Counts persons and identifiers over successive slices of one ``SCAN`` pass."""
+
+    def __init__(self, client: Redis, keys: Keys, slice_keys: int = 5000) -> None:
+        self._client = client
+        self._keys = keys
+        self._slice = slice_keys
+        self._cursor = 0
+        self._persons = 0
+        self._identifiers = 0
+        self.last: Counts | None = None  # the totals of the last complete pass
+
+    async def step(self) -> Counts | None:
+        """Scan the next slice; the totals when this slice completed a pass, else None."""
+        cursor, found = await self._client.scan(
+            self._cursor, match=f"{self._keys.graph}:[si]:*", count=self._slice
+        )
+        for key in found:
+            kind = kind_of(key, self._keys)
+            if kind == "person":
+                self._persons += 1
+            elif kind == "identifier":
+                self._identifiers += 1
+        self._cursor = int(cursor)
+        if self._cursor != 0:
+            return None
+        self.last = Counts(self._persons, self._identifiers)
+        self._persons = self._identifiers = 0
+        return self.last
