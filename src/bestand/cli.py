@@ -509,6 +509,33 @@ def cmd_health(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    """Make Redis again from Kafka: empty the prefix, rewind the group, let workers replay."""
+    from bestand.namespace import NamespaceBusy
+    from bestand.ops.rebuild import rebuild
+
+    settings = _settings()
+    if not args.yes:
+        print(
+            f"rebuild deletes every key of prefix {settings.redis_prefix!r} in "
+            f"{settings.redis_url.rsplit('@', 1)[-1]}, replaces topic {settings.topic_resolved} "
+            f"and rewinds group {settings.app_id!r} to the first retained input event.\n"
+            "Stop every worker first; run again with --yes to do it.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        done = asyncio.run(rebuild(settings))
+    except NamespaceBusy as exc:
+        print(f"rebuild: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"deleted {done.keys_deleted:,} keys; rewound {done.partitions_rewound} partitions; "
+        f"{done.events_to_replay:,} events to replay: start the workers (bestand worker)"
+    )
+    return 0
+
+
 def bench_runner(start: Path | None = None) -> Path | None:
     """``bench/run.py`` of the project checkout around ``start`` (default: here), if any."""
     places = [start or Path.cwd(), Path(__file__).resolve().parents[2]]
@@ -654,6 +681,12 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--url", help="api: the /ready URL (default from the settings)")
     health.add_argument("--timeout", type=float, default=3.0, help="seconds")
     health.set_defaults(func=cmd_health)
+
+    rebuild = sub.add_parser(
+        "rebuild", help="make Redis again from Kafka (workers stopped): empty, rewind, replay"
+    )
+    rebuild.add_argument("--yes", action="store_true", help="really do it")
+    rebuild.set_defaults(func=cmd_rebuild)
 
     bench = sub.add_parser(
         "bench",

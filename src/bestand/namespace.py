@@ -45,7 +45,8 @@ class NamespaceBusy(RuntimeError):
     mix their results into this run's."""
 
 
-async def _active_members(settings: Settings) -> int:
+async def active_members(settings: Settings) -> int:
+    """Members of the settings' consumer group (running workers)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
@@ -70,7 +71,7 @@ async def reset(settings: Settings) -> None:
 
     Refuses (:class:`NamespaceBusy`) while the namespace's consumer group has members.
     """
-    members = await _active_members(settings)
+    members = await active_members(settings)
     if members:
         raise NamespaceBusy(
             f"{members} worker(s) still consume as group {settings.app_id!r} (an earlier run "

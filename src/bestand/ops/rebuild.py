@@ -1,0 +1,108 @@
+"""``bestand rebuild``: Redis state is derived from Kafka, so it can be made again from Kafka.
+
+When Redis is lost (or its state is in doubt), rebuild deletes what is left of the prefix's
+keys, replaces the internal ``resolved`` topic (its person ids belong to the old identity
+graph), and moves the consumer group back to the first retained offset of every input topic.
+Workers started afterwards replay the whole retained history into the empty Redis. The
+input topics must keep the events that matter (see the README on retention); the dead-letter
+and profile-changes topics are left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import OffsetAndMetadata
+
+from bestand.namespace import NamespaceBusy, active_members
+from bestand.settings import Settings
+from bestand.store import Keys, connect
+from bestand.stream.topics import delete_topics, ensure_topics
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """What a rebuild did."""
+
+    keys_deleted: int
+    partitions_rewound: int
+    events_to_replay: int
+
+
+async def _delete_keys(settings: Settings) -> int:
+    client = connect(settings.redis_url)
+    deleted = 0
+    try:
+        batch: list[bytes] = []
+        async for key in client.scan_iter(match=Keys(settings.redis_prefix).pattern(), count=2000):
+            batch.append(key)
+            if len(batch) >= 2000:
+                deleted += await client.unlink(*batch)
+                batch.clear()
+        if batch:
+            deleted += await client.unlink(*batch)
+    finally:
+        await client.aclose()
+    return deleted
+
+
+async def _partitions(settings: Settings, topics: list[str]) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    return sorted(
+        (
+            TopicPartition(topic["topic"], part["partition"])
+            for topic in described
+            if not topic.get("error_code")
+            for part in topic["partitions"]
+        ),
+        key=lambda tp: (tp.topic, tp.partition),
+    )
+
+
+async def _rewind(settings: Settings, topics: list[str]) -> tuple[int, int]:
+    """Commit the first retained offset of every partition of ``topics`` for the group."""
+    partitions = await _partitions(settings, topics)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.app_id,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        first = await consumer.beginning_offsets(partitions)
+        last = await consumer.end_offsets(partitions)
+        await consumer.commit({tp: OffsetAndMetadata(first[tp], "") for tp in partitions})
+        return len(partitions), sum(last[tp] - first[tp] for tp in partitions)
+    finally:
+        await consumer.stop()
+
+
+async def rebuild(settings: Settings, report: Callable[[str], None] = print) -> Rebuilt:
+    """Empty the prefix's keys, replace the resolved topic, rewind the group to the start.
+
+    Refuses (:class:`NamespaceBusy`) while workers consume: they would write into the
+    state being cleared.
+    """
+    members = await active_members(settings)
+    if members:
+        raise NamespaceBusy(
+            f"{members} worker(s) consume as group {settings.app_id!r}; stop every worker "
+            "before a rebuild, and start them again after it"
+        )
+    report(f"deleting the keys of prefix {settings.redis_prefix!r} in Redis …")
+    deleted = await _delete_keys(settings)
+    report(f"replacing topic {settings.topic_resolved} …")
+    await delete_topics(settings, [settings.topic_resolved])
+    await ensure_topics(settings)
+    report(f"rewinding group {settings.app_id!r} to the first retained input event …")
+    rewound, events = await _rewind(settings, [*settings.input_topics, settings.topic_resolved])
+    return Rebuilt(deleted, rewound, events)
