@@ -143,6 +143,12 @@ class Settings(BaseSettings):
         14 * 24 * 3600, ge=60, description="How long an applied event id is remembered."
     )
     max_event_bytes: int = Field(65536, ge=1024, description="Larger events go to the DLQ.")
+    max_event_future_seconds: int = Field(
+        86400,
+        ge=0,
+        description="Events timed further ahead of the clock (or before 2000) go to the DLQ "
+        "as implausible_time.",
+    )
 
     # --- Lookup API --------------------------------------------------------------------------
     api_host: str = "127.0.0.1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -100,3 +101,28 @@ def test_a_changed_model_is_detected(tmp_path: Path) -> None:
     target = tmp_path / "events/orders.json"
     target.write_bytes(target.read_bytes().replace(b'"order_id"', b'"order_no"'))
     assert check_schemas(tmp_path) == ["events/orders.json"]
+
+
+@pytest.mark.parametrize(
+    ("event_time", "reason"),
+    [
+        ("1970-01-01T00:00:00Z", "implausible_time"),
+        ("1999-12-31T23:59:59Z", "implausible_time"),
+        ("2026-11-25T00:00:01Z", "implausible_time"),  # more than a day ahead of the clock
+        ("2026-11-24T00:00:00Z", None),
+        ("2000-01-01T00:00:00Z", None),
+    ],
+)
+def test_event_times_far_from_the_clock_are_refused(event_time: str, reason: str | None) -> None:
+    raw = orjson.dumps(
+        {"type": "page_view", "event_id": "t1", "event_time": event_time, "anonymous_id": "a"}
+    )
+    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC).timestamp()
+    if reason is None:
+        assert decode_event("clickstream", raw, max_bytes=65536, now=now).event_id == "t1"
+    else:
+        with pytest.raises(InvalidEvent) as caught:
+            decode_event("clickstream", raw, max_bytes=65536, now=now)
+        assert caught.value.reason == reason
+    # Without a clock (replays of history, tools) the time is not judged.
+    assert decode_event("clickstream", raw, max_bytes=65536).event_id == "t1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Literal, get_args
 
 from pydantic import TypeAdapter, ValidationError
@@ -83,14 +84,38 @@ def _summarize(exc: ValidationError) -> tuple[str, str]:
     return reason, "; ".join(parts) + more
 
 
-def decode_event(kind: TopicKind, raw: bytes | None, *, max_bytes: int) -> InputEvent:
-    """Validate one message value of an input topic; raise :class:`InvalidEvent` with a reason."""
+#: Events from before this are taken for a broken clock or a placeholder date (1970-01-01).
+EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def decode_event(
+    kind: TopicKind,
+    raw: bytes | None,
+    *,
+    max_bytes: int,
+    now: float | None = None,
+    max_future_seconds: float = 86_400,
+) -> InputEvent:
+    """Validate one message value of an input topic; raise :class:`InvalidEvent` with a reason.
+
+    With ``now`` (epoch seconds), an event time before 2000 or more than
+    ``max_future_seconds`` after ``now`` is refused as ``implausible_time``: such an event
+    would make someone a customer since 1970, or for years to come."""
     if raw is None or not raw:
         raise InvalidEvent("empty", "message has no value")
     if len(raw) > max_bytes:
         raise InvalidEvent("too_large", f"{len(raw)} bytes exceeds the limit of {max_bytes}")
     try:
-        return ADAPTERS[kind].validate_json(raw)
+        event = ADAPTERS[kind].validate_json(raw)
     except ValidationError as exc:
         reason, detail = _summarize(exc)
         raise InvalidEvent(reason, detail) from None
+    if now is not None:
+        at = event.event_time.timestamp()
+        if at < EARLIEST_EVENT_TIME.timestamp() or at > now + max_future_seconds:
+            raise InvalidEvent(
+                "implausible_time",
+                f"event_time {event.event_time.isoformat()} is before 2000 or more than "
+                f"{max_future_seconds:.0f} s ahead of the clock",
+            )
+    return event

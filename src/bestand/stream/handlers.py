@@ -8,6 +8,7 @@ can drive them directly against a real Redis as well as through the whole pipeli
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -140,7 +141,13 @@ class IdentityHandler:
         if kind is None:
             return self._reject(message, "unknown_topic", f"no contract for {message.topic}")
         try:
-            event = decode_event(kind, message.value, max_bytes=self.settings.max_event_bytes)
+            event = decode_event(
+                kind,
+                message.value,
+                max_bytes=self.settings.max_event_bytes,
+                now=time.time(),
+                max_future_seconds=self.settings.max_event_future_seconds,
+            )
         except InvalidEvent as exc:
             return self._reject(message, exc.reason, exc.detail)
         keyed = self.keyer.key_all(raw_identifiers(event, self.settings.default_country))
