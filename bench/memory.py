@@ -436,9 +436,19 @@ def _graph_apply(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> int:
 
 def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
     """Port of ``erase.lua``."""
-    gp = args[0]
+    gp, at = args[0], int(args[1])
     seen: set[bytes] = set()
     out: list[Any] = []
+
+    def tombstone(token: bytes) -> None:
+        key = gp + b":t:" + token
+        before = int(r.get(key) or b"0")
+        if at > before:
+            r.put(key, str(at).encode())
+
+    prefix = gp + b":i:"
+    for key in keys:
+        tombstone(key[len(prefix) :])
     for key in keys:
         person = r.get(key)
         if person and person not in seen:
@@ -447,6 +457,7 @@ def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
             members = sorted(r.smembers(own_set))
             for member in members:
                 r.delete(gp + b":i:" + member, gp + b":m:" + member)
+                tombstone(member)
             for gone in r.smembers(gp + b":a:" + person):
                 r.delete(gp + b":r:" + gone)
             r.delete(own_set, gp + b":x:" + person, gp + b":v:" + person, gp + b":a:" + person)
@@ -556,6 +567,9 @@ class MemoryClient:
 
     async def get(self, name: str) -> bytes | None:
         return self.store.get(_b(name))
+
+    async def mget(self, names: Sequence[str]) -> list[bytes | None]:
+        return [self.store.get(_b(name)) for name in names]
 
     async def smembers(self, name: str) -> set[bytes]:
         return self.store.smembers(_b(name))

@@ -42,7 +42,7 @@ def _order(n: int) -> bytes:
         {
             "type": "order_placed",
             "event_id": f"term-{n}",
-            "event_time": f"2026-11-{1 + n // (EVENTS // 20 + 1):02d}T10:00:00Z",
+            "event_time": f"2026-10-{1 + n // (EVENTS // 20 + 1):02d}T10:00:00Z",
             "order_id": f"term-order-{n}",
             "total": "10.00",
             "currency": "EUR",

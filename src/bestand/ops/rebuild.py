@@ -1,11 +1,12 @@
 """``bestand rebuild``: Redis state is derived from Kafka, so it can be made again from Kafka.
 
 When Redis is lost (or its state is in doubt), rebuild deletes what is left of the prefix's
-keys, replaces the internal ``resolved`` topic (its person ids belong to the old identity
-graph), and moves the consumer group back to the first retained offset of every input topic.
-Workers started afterwards replay the whole retained history into the empty Redis. The
-input topics must keep the events that matter (see the README on retention); the dead-letter
-and profile-changes topics are left alone.
+keys (except erasure tombstones: the replay must not bring an erased person back), replaces
+the internal ``resolved`` topic (its person ids belong to the old identity graph), and moves
+the consumer group back to the first retained offset of every input topic. Workers started
+afterwards replay the whole retained history into the empty Redis. The input topics must keep
+the events that matter (see the README on retention); the dead-letter and profile-changes
+topics are left alone.
 """
 
 from __future__ import annotations
@@ -36,8 +37,12 @@ async def _delete_keys(settings: Settings) -> int:
     client = connect(settings.redis_url)
     deleted = 0
     try:
+        keys = Keys(settings.redis_prefix)
+        keep = keys.tombstone("").encode()  # erasures must survive: the replay would undo them
         batch: list[bytes] = []
-        async for key in client.scan_iter(match=Keys(settings.redis_prefix).pattern(), count=2000):
+        async for key in client.scan_iter(match=keys.pattern(), count=2000):
+            if key.startswith(keep):
+                continue
             batch.append(key)
             if len(batch) >= 2000:
                 deleted += await client.unlink(*batch)

@@ -318,11 +318,22 @@ class IdentityGraph:
             history=[orjson.loads(entry) for entry in entries],
         )
 
-    async def erase(self, tokens: Sequence[str]) -> list[tuple[str, list[str]]]:
-        """Remove the persons these identifiers name; return each with its identifiers."""
+    async def erased_at(self, tokens: Sequence[str]) -> dict[str, int]:
+        """When identifiers were erased (their tombstones); identifiers never erased are absent."""
+        unique = sorted(set(tokens))
+        if not unique:
+            return {}
+        values = await self._client.mget([self._keys.tombstone(t) for t in unique])
+        return {t: int(v) for t, v in zip(unique, values, strict=True) if v is not None}
+
+    async def erase(self, tokens: Sequence[str], at: int) -> list[tuple[str, list[str]]]:
+        """Remove the persons these identifiers name; return each with its identifiers.
+
+        Every identifier named or erased keeps a tombstone with the erasure time ``at``.
+        """
         reply = await self._scripts.erase(
             keys=[self._keys.identifier(t) for t in tokens],
-            args=[self._keys.graph],
+            args=[self._keys.graph, at],
             client=self._client,
         )
         return [(_text(entry[0]), [_text(m) for m in entry[1:]]) for entry in reply]

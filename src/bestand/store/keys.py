@@ -14,6 +14,7 @@ single keys spread over the cluster, so the hot read path scales out.
 | ``<p>:{g}:j:<kind>:<hash>`` | string | why an identifier is junk (it never links again) |
 | ``<p>:{g}:r:<person>`` | string | the person a merged-away person went into |
 | ``<p>:{g}:a:<person>`` | set | persons merged into this one (to remove their redirects) |
+| ``<p>:{g}:t:<kind>:<hash>`` | string | tombstone: when the identifier's person was erased |
 | ``<p>:p:{<person>}`` | hash | ``v`` version, ``s`` state (JSON), ``r`` redirect after a merge |
 | ``<p>:d:{<person>}:<event>`` | string | event already applied (TTL) |
 | ``<p>:l:<kind>:<hash>`` | hash | lookup record: person id and summary |
@@ -53,6 +54,10 @@ class Keys:
     def junk(self, token: str) -> str:
         """Junk flag (with its reason) of an identifier."""
         return f"{self.graph}:j:{token}"
+
+    def tombstone(self, token: str) -> str:
+        """Erasure time of an identifier (``kind:hash``): older events no longer use it."""
+        return f"{self.graph}:t:{token}"
 
     def person(self, person_id: str) -> str:
         """A person's state."""

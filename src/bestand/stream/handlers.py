@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import orjson
@@ -182,8 +182,9 @@ class IdentityHandler:
 
         async def flush() -> None:
             if run:
-                results = await self.graph.resolve_many([p.resolution for p in run])
-                for prepared, result in zip(run, results, strict=True):
+                live = await self._without_erased(run)
+                results = await self.graph.resolve_many([p.resolution for p in live])
+                for prepared, result in zip(live, results, strict=True):
                     out.extend(self._finish(prepared, result))
                 run.clear()
 
@@ -250,11 +251,30 @@ class IdentityHandler:
             out.append(Outgoing("resolved", owner.encode(), detach.model_dump_json().encode()))
         return out
 
+    async def _without_erased(self, run: list[_Prepared]) -> list[_Prepared]:
+        """Events with the identifiers of erased persons dropped where the event is older
+        than the erasure (a replay must not bring them back); events left with no identifier
+        are skipped and counted as ``erased``."""
+        erased = await self.graph.erased_at([t for p in run for t in p.resolution.tokens])
+        if not erased:
+            return run
+        live = []
+        for prepared in run:
+            at = prepared.resolution.at
+            kept = [t for t in prepared.resolution.tokens if erased.get(t, -1) < at]
+            if kept:
+                resolution = replace(prepared.resolution, tokens=kept)
+                live.append(replace(prepared, resolution=resolution))
+            else:
+                message = prepared.message
+                self.metrics.events.labels("identity", message.topic, "erased").inc()
+        return live
+
     async def _erase(
         self, message: Incoming, event: ErasureRequested, tokens: list[str]
     ) -> list[Outgoing]:
         """Remove the persons from the graph here; the profile stage removes their state."""
-        erased = await self.graph.erase(tokens)
+        erased = await self.graph.erase(tokens, int(event.event_time.timestamp()))
         out = []
         for person_id, person_tokens in erased:
             resolved = ResolvedEvent(

@@ -1,10 +1,22 @@
 -- Remove persons from the identity graph: every identifier, its meetings, the identifier set,
 -- the version, the explain log and the redirects of the persons it absorbed.
+-- Every identifier named or erased gets a tombstone (gp:t:<token> = erasure time, the later one
+-- kept), so a replay of events from before the erasure cannot bring the person back.
 -- KEYS: identity graph keys of the identifiers named in an erasure request.
--- ARGV: graph prefix.
+-- ARGV: graph prefix, erasure time (epoch seconds).
 -- Returns {{person, token...}, ...}: each erased person with the identifiers it had.
 local gp = ARGV[1]
+local at = tonumber(ARGV[2])
 local seen, out = {}, {}
+local function tombstone(token)
+  local key = gp .. ':t:' .. token
+  local before = tonumber(redis.call('GET', key) or '0')
+  if at > before then redis.call('SET', key, at) end
+end
+local prefix = gp .. ':i:'
+for i = 1, #KEYS do
+  tombstone(string.sub(KEYS[i], #prefix + 1))
+end
 for i = 1, #KEYS do
   local p = redis.call('GET', KEYS[i])
   if p and not seen[p] then
@@ -13,6 +25,7 @@ for i = 1, #KEYS do
     local members = redis.call('SMEMBERS', set)
     for _, m in ipairs(members) do
       redis.call('DEL', gp .. ':i:' .. m, gp .. ':m:' .. m)
+      tombstone(m)
     end
     for _, gone in ipairs(redis.call('SMEMBERS', gp .. ':a:' .. p)) do
       redis.call('DEL', gp .. ':r:' .. gone)

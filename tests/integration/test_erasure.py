@@ -1,0 +1,103 @@
+"""Erasure through the running worker: every trace of the person goes, a tombstone stays, a
+replay of the old events does not bring the person back, and ``erased`` is published."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+import redis
+from support import Deployment, Process, consume_all, produce, run, wait_for
+
+from bestand.api import create_api
+
+pytestmark = pytest.mark.integration
+
+EMAIL, PHONE, COOKIE = "erase.me@example.com", "+4915223847561", "ck-erase-me"
+
+
+def _events() -> list[tuple[str, dict[str, Any]]]:
+    base = {"customer": {"guest": True, "email": EMAIL, "phone": PHONE}, "currency": "EUR",
+            "channel": "web", "anonymous_id": COOKIE}  # fmt: skip
+    return [
+        ("clickstream", {"type": "page_view", "event_id": "er-1", "anonymous_id": COOKIE,
+                         "event_time": "2026-10-01T10:00:00Z"}),
+        ("orders", {"type": "order_placed", "event_id": "er-2", "order_id": "er-o1",
+                    "total": "50.00", "event_time": "2026-10-02T10:00:00Z", **base}),
+        ("orders", {"type": "order_placed", "event_id": "er-3", "order_id": "er-o2",
+                    "total": "70.00", "event_time": "2026-10-09T10:00:00Z", **base}),
+    ]  # fmt: skip
+
+
+def _send(deployment: Deployment, events: list[tuple[str, dict[str, Any]]]) -> None:
+    for kind, event in events:
+        run(produce(deployment.settings.kafka_bootstrap, deployment.topic(kind),
+                    [orjson.dumps(event)], key=b"erase"))  # fmt: skip
+
+
+def _answer(deployment: Deployment, name: str, value: str) -> dict[str, Any]:
+    async def go() -> dict[str, Any]:
+        api = create_api(deployment.settings)
+        try:
+            return await api.service.lookup(name, value)
+        finally:
+            await api.close()
+
+    return run(go())
+
+
+def _keys(deployment: Deployment) -> list[str]:
+    client = redis.Redis.from_url(deployment.settings.redis_url)
+    try:
+        pattern = f"{deployment.settings.redis_prefix}:*"
+        return sorted(k.decode() for k in client.scan_iter(match=pattern, count=1000))
+    finally:
+        client.close()
+
+
+def test_erasure_leaves_only_tombstones_and_a_replay_does_not_undo_it(
+    deployment: Deployment, worker: Process
+) -> None:
+    _send(deployment, _events())
+    known = wait_for(lambda: (a := _answer(deployment, "email", EMAIL))["orders_count"] == 2 and a,
+                     timeout=60, what="the person with two orders")  # fmt: skip
+    person = known["person_id"]
+    erasure = {"type": "erasure_requested", "event_id": "er-x",
+               "event_time": "2026-10-20T10:00:00Z", "identifiers": {"phone": PHONE}}  # fmt: skip
+    _send(deployment, [("customer", erasure)])
+    wait_for(lambda: not _answer(deployment, "email", EMAIL)["known"], timeout=60,
+             what="the erasure")  # fmt: skip
+    for name, value in (("phone", PHONE), ("anonymous_id", COOKIE), ("order_id", "er-o1")):
+        assert not _answer(deployment, name, value)["known"], name
+
+    left = _keys(deployment)
+    assert not [k for k in left if person in k and ":d:" not in k], left
+    tombstones = [k for k in left if ":{g}:t:" in k]
+    assert len(tombstones) >= 4  # e-mail, phone, cookie, both order ids
+    others = [k for k in left if ":{g}:t:" not in k and ":d:" not in k and ":hb:" not in k]
+    assert others == [f"{deployment.settings.redis_prefix}:values"] or others == [], others
+
+    # The old events again (a replay, a producer retrying): the person stays erased.
+    _send(deployment, _events())
+    marker = {"type": "page_view", "event_id": "er-after", "anonymous_id": "ck-someone-else",
+              "event_time": "2026-10-21T10:00:00Z"}  # fmt: skip
+    _send(deployment, [("clickstream", marker)])
+    wait_for(lambda: _answer(deployment, "anonymous_id", "ck-someone-else")["known"], timeout=60,
+             what="the events after the replay")  # fmt: skip
+    for name, value in (("email", EMAIL), ("phone", PHONE), ("order_id", "er-o2")):
+        assert not _answer(deployment, name, value)["known"], name
+
+    # A new order after the erasure is a new relationship: a new person, with one order.
+    fresh = {**_events()[1][1], "event_id": "er-new", "order_id": "er-o3",
+             "event_time": "2026-10-25T10:00:00Z"}  # fmt: skip
+    _send(deployment, [("orders", fresh)])
+    again = wait_for(lambda: (a := _answer(deployment, "email", EMAIL))["known"] and a,
+                     timeout=60, what="the order after the erasure")  # fmt: skip
+    assert again["orders_count"] == 1
+    assert again["person_id"] != person
+
+    changes = run(consume_all(deployment.settings.kafka_bootstrap,
+                              deployment.settings.topic_profile_changes, expect=1))  # fmt: skip
+    assert any(c["change"] == "erased" and c["person_id"] == person for c in changes)
+    worker.assert_running()
