@@ -153,6 +153,17 @@ class Settings(BaseSettings):
     # --- Lookup API --------------------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=1, le=65535)
+    api_redis_timeout_ms: int = Field(
+        250,
+        ge=1,
+        le=60000,
+        description="A lookup that Redis has not answered in this time gets a 503 at once.",
+    )
+    api_max_waiting_lookups: int = Field(
+        2000,
+        ge=1,
+        description="Lookups beyond this many waiting for Redis get a 503 at once (overload).",
+    )
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=lambda: [SecretStr(f"{DEV_API_KEY}:admin")],
         description="API keys with their scope (KEY:SCOPE, scope ads, affiliate, "

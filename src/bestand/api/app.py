@@ -34,6 +34,7 @@ from bestand.identity import IdentityKeyer, InvalidIdentifier
 from bestand.ops.metrics import ApiMetrics
 from bestand.settings import Settings
 from bestand.store import IdentityGraph, Keys, LookupReader, ProfileStore, connect
+from bestand.store.lookups import Overloaded
 from bestand.store.values import ThresholdCache
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,12 @@ class LookupApi:
         rules = settings.lifecycle_rules
         keys = Keys(settings.redis_prefix)
         self.service = LookupService(
-            LookupReader(self._client, keys),
+            LookupReader(
+                self._client,
+                keys,
+                max_waiting=settings.api_max_waiting_lookups,
+                timeout=settings.api_redis_timeout_ms / 1000,
+            ),
             keyer,
             rules,
             graph=IdentityGraph(self._client, keys, policy=settings.policy),
@@ -174,10 +180,13 @@ class LookupApi:
         except HttpError as exc:
             status = exc.status
             body = orjson.dumps({"error": exc.error, "detail": exc.detail})
-        except RedisError as exc:
-            log.warning("redis unavailable: %s", exc)
+        except (RedisError, TimeoutError) as exc:
+            log.warning("redis unavailable: %s", exc or "no answer in time")
             status = 503
             body = orjson.dumps({"error": "unavailable", "detail": "state store not reachable"})
+        except Overloaded as exc:
+            status = 503
+            body = orjson.dumps({"error": "overloaded", "detail": str(exc)})
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             status = 500

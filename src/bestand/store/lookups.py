@@ -27,6 +27,11 @@ MAX_BATCH = 128
 MAX_PIPELINES = 8
 
 
+class Overloaded(Exception):
+    """Too many lookups wait for Redis already: answer at once rather than queue without
+    bound (an ad server would give up on the answer anyway)."""
+
+
 class LookupReader:
     """Reads lookup records by identifier token (``kind:hash``)."""
 
@@ -37,6 +42,8 @@ class LookupReader:
         *,
         max_batch: int = MAX_BATCH,
         max_pipelines: int = MAX_PIPELINES,
+        max_waiting: int | None = None,
+        timeout: float | None = None,
     ) -> None:
         self._client = client
         self._keys = keys
@@ -45,16 +52,33 @@ class LookupReader:
         self._queued: list[tuple[str, asyncio.Future[Reply]]] = []
         self._flush_on: asyncio.AbstractEventLoop | None = None
         self._sending: set[asyncio.Task[None]] = set()
+        self._max_waiting = max_waiting
+        self._timeout = timeout
+        self._waiting = 0
 
     async def get(self, token: str) -> LookupSummary | None:
-        """The summary stored for one identifier, or ``None`` when it is unknown."""
+        """The summary stored for one identifier, or ``None`` when it is unknown.
+
+        Raises :class:`Overloaded` when ``max_waiting`` lookups wait already, and
+        ``TimeoutError`` when Redis has not answered within ``timeout`` seconds.
+        """
+        if self._max_waiting is not None and self._waiting >= self._max_waiting:
+            raise Overloaded(f"{self._waiting} lookups are waiting for Redis")
         loop = asyncio.get_running_loop()
         reply: asyncio.Future[Reply] = loop.create_future()
         self._queued.append((self._keys.lookup(token), reply))
         if self._flush_on is not loop:
             self._flush_on = loop
             loop.call_soon(self._flush)
-        raw = await reply
+        self._waiting += 1
+        try:
+            if self._timeout is None:
+                raw = await reply
+            else:
+                # shield: a timed-out lookup leaves its place in the pipeline to be answered.
+                raw = await asyncio.wait_for(asyncio.shield(reply), self._timeout)
+        finally:
+            self._waiting -= 1
         return LookupSummary.from_fields(raw) if raw else None
 
     def _flush(self) -> None:
@@ -106,5 +130,8 @@ class LookupReader:
         async with self._client.pipeline(transaction=False) as pipe:
             for token in tokens:
                 pipe.hgetall(self._keys.lookup(token))
-            replies = await pipe.execute()
+            if self._timeout is None:
+                replies = await pipe.execute()
+            else:
+                replies = await asyncio.wait_for(pipe.execute(), self._timeout)
         return [LookupSummary.from_fields(raw) if raw else None for raw in replies]
