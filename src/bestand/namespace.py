@@ -13,6 +13,7 @@ from aiokafka.errors import GroupCoordinatorNotAvailableError
 
 from bestand.settings import Settings
 from bestand.store import Keys, connect
+from bestand.stream.security import client_options
 from bestand.stream.topics import all_topics, delete_topics, ensure_topics
 
 TOPIC_KINDS = (
@@ -47,7 +48,7 @@ class NamespaceBusy(RuntimeError):
 
 async def active_members(settings: Settings) -> int:
     """Members of the settings' consumer group (running workers)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         # A fresh broker creates its offsets topic on the first group request and answers

@@ -48,6 +48,15 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated host:port."
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How clients connect to the brokers."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="CA bundle for the brokers' certificates (default: the system's)."
+    )
     app_id: str = Field("bestand", description="Consumer group id prefix of the workers.")
     topic_partitions: int = Field(4, ge=1, description="Partitions of the topics bestand creates.")
     topic_replication: int = Field(1, ge=1, description="Replication factor of created topics.")
@@ -209,6 +218,17 @@ class Settings(BaseSettings):
     stack_dir: Path = Field(
         Path(".local"), description="Where the local stack keeps binaries, data and logs."
     )
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"BESTAND_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "BESTAND_KAFKA_SASL_USERNAME and BESTAND_KAFKA_SASL_PASSWORD"
+            )
+        return self
 
     @field_validator("api_keys", mode="before")
     @classmethod

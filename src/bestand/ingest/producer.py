@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from bestand.events.decode import TYPE_TOPIC_KIND
 from bestand.settings import Settings
+from bestand.stream.security import client_options
 
 
 class UnroutableEvent(ValueError):
@@ -53,7 +54,7 @@ class EventProducer:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            **client_options(settings),
             acks="all",
             enable_idempotence=True,
             linger_ms=5,

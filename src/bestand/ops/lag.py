@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -53,8 +54,13 @@ def partition_lags(
 class LagProbe:
     """Reads a consumer group's lag per partition, again and again, over two connections."""
 
-    def __init__(self, bootstrap: str, group: str, topics: Sequence[str]) -> None:
-        self._bootstrap = bootstrap
+    def __init__(
+        self, connection: str | Mapping[str, Any], group: str, topics: Sequence[str]
+    ) -> None:
+        """``connection``: bootstrap servers, or aiokafka client options (``client_options``)."""
+        self._options: dict[str, Any] = (
+            {"bootstrap_servers": connection} if isinstance(connection, str) else dict(connection)
+        )
         self._group = group
         self._topics = list(topics)
         self._admin: AIOKafkaAdminClient | None = None
@@ -63,11 +69,9 @@ class LagProbe:
 
     async def start(self) -> None:
         """Connect both clients."""
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        self._admin = AIOKafkaAdminClient(**self._options)
         await self._admin.start()
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False
-        )
+        self._consumer = AIOKafkaConsumer(**self._options, group_id=None, enable_auto_commit=False)
         await self._consumer.start()
 
     async def stop(self) -> None:

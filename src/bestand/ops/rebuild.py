@@ -21,6 +21,7 @@ from aiokafka.structs import OffsetAndMetadata
 from bestand.namespace import NamespaceBusy, active_members
 from bestand.settings import Settings
 from bestand.store import Keys, connect
+from bestand.stream.security import client_options
 from bestand.stream.topics import delete_topics, ensure_topics
 
 
@@ -55,7 +56,7 @@ async def _delete_keys(settings: Settings) -> int:
 
 
 async def _partitions(settings: Settings, topics: list[str]) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         described = await admin.describe_topics(topics)
@@ -76,7 +77,7 @@ async def _rewind(settings: Settings, topics: list[str]) -> tuple[int, int]:
     """Commit the first retained offset of every partition of ``topics`` for the group."""
     partitions = await _partitions(settings, topics)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings),
         group_id=settings.app_id,
         enable_auto_commit=False,
     )

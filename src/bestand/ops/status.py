@@ -18,6 +18,7 @@ from bestand.ops.heartbeat import Heartbeat
 from bestand.ops.lag import LagProbe, PartitionLag, max_age, total_lag
 from bestand.settings import Settings
 from bestand.store import Keys
+from bestand.stream.security import client_options
 from bestand.stream.topics import end_offsets
 
 
@@ -97,7 +98,7 @@ class StatusReader:
         self._client = client
         self._keys = Keys(settings.redis_prefix)
         self._probe = LagProbe(
-            settings.kafka_bootstrap,
+            client_options(settings),
             settings.app_id,
             [*settings.input_topics, settings.topic_resolved],
         )

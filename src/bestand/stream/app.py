@@ -28,6 +28,7 @@ from bestand.stream.handlers import (
     dead_letter,
 )
 from bestand.stream.retry import with_backoff
+from bestand.stream.security import client_options, faust_credentials
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ def create_app(settings: Settings) -> Worker:
         web_port=settings.worker_web_port,
         web_bind=settings.worker_web_host,
         broker_commit_interval=1.0,
+        broker_credentials=faust_credentials(settings),
     )
     client = connect(settings.redis_url)
     keys = Keys(settings.redis_prefix)
@@ -197,7 +199,7 @@ def create_app(settings: Settings) -> Worker:
 
     me = worker_name()
     probe = LagProbe(
-        settings.kafka_bootstrap, settings.app_id, [*settings.input_topics, settings.topic_resolved]
+        client_options(settings), settings.app_id, [*settings.input_topics, settings.topic_resolved]
     )
     last: dict[str, Heartbeat] = {}
     census = Census(client, keys)

@@ -11,6 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from bestand.settings import Settings
+from bestand.stream.security import client_options
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def all_topics(settings: Settings) -> list[str]:
 
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create missing topics; return the names created (existing ones are left as they are)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -65,7 +66,7 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str]) -> No
 
 async def delete_topics(settings: Settings, names: list[str], wait_s: float = 30.0) -> None:
     """Delete topics and wait until the broker no longer lists them."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         present = [name for name in names if name in set(await admin.list_topics())]
@@ -81,7 +82,7 @@ async def delete_topics(settings: Settings, names: list[str], wait_s: float = 30
 
 async def end_offsets(settings: Settings, topics: list[str]) -> dict[TopicPartition, int]:
     """The end offset of every partition of ``topics`` (missing topics have none)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         described = await admin.describe_topics(topics)
@@ -95,9 +96,7 @@ async def end_offsets(settings: Settings, topics: list[str]) -> dict[TopicPartit
     ]
     if not partitions:
         return {}
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
         # Assigning makes the client fetch these topics' metadata; pausing stops prefetching.
@@ -112,7 +111,7 @@ async def end_offsets(settings: Settings, topics: list[str]) -> dict[TopicPartit
 async def consumer_lag(settings: Settings, group: str, topics: list[str]) -> dict[str, int]:
     """Messages not yet committed by ``group`` per topic (end offset minus committed offset)."""
     ends = await end_offsets(settings, topics)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)
