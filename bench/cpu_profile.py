@@ -24,7 +24,7 @@ AREAS: tuple[tuple[str, str], ...] = (
     ("/bestand/identity/", "bestand: identity rules and keying"),
     ("/bestand/store/", "bestand: Redis adapters"),
     ("/bestand/profile/", "bestand: person state and summaries"),
-    ("/bestand/stream/", "bestand: stream handlers"),
+    ("/bestand/stream/", "bestand: stream handlers and app"),
     ("/bestand/events/", "bestand: event models"),
     ("/bestand/api/", "bestand: HTTP API"),
     ("/bestand/", "bestand: other"),
@@ -53,15 +53,31 @@ def _path(frame: str) -> str:
     return where if where.startswith("/") else "/" + where
 
 
+#: Frames that only enter the event loop: as a leaf, the time is in uvloop's C code (epoll,
+#: socket reads and writes, callbacks), which py-spy does not see into.
+LOOP_ENTRIES = ("execute_from_commandline", "_start_thread", "run_until_complete", "run_forever")
+
+
 def area_of(frame: str) -> str:
     """The part of the system a py-spy frame (``func (path:line)``) belongs to."""
     if "(<" in frame or " (" not in frame:
         return "interpreter and C extensions"
     path = _path(frame)
+    function = frame.partition(" (")[0]
+    if function in LOOP_ENTRIES or (function == "run" and path.endswith("asyncio/runners.py")):
+        return "event loop in C (uvloop: epoll, sockets, callbacks)"
     for marker, area in AREAS:
         if marker in path:
             return area
-    return "Python standard library" if "/lib/python3" in path or path.count("/") == 2 else "other"
+    if "/lib/python3" in path:
+        return "Python standard library"
+    if path.count("/") == 1:  # py-spy wrote the bare file name
+        stem = path.strip("/").removesuffix(".py")
+        if stem in sys.stdlib_module_names:
+            return "Python standard library"
+        if stem in {"handlers", "app", "cli"}:
+            return "bestand: stream handlers and app"
+    return "other"
 
 
 def _function(frame: str) -> str:

@@ -82,7 +82,7 @@ SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 PORTED_SCRIPTS: dict[str, frozenset[str]] = {
     "graph_read": frozenset({"761f77ce623baacd9a03b59c9b6247c1e0f811c6"}),
     "graph_apply": frozenset({"1b8e000ba1184a21a70441ab24155d5d62ad55bd"}),
-    "erase": frozenset({"98a25749ce02cec610a223cf85c5d1294262cc8f"}),
+    "erase": frozenset({"5e15d7373f2404da326c742c31984e01b95a25cb"}),  # with tombstones
     "load_person": frozenset({"db12acc5cb6f84d108fb0b5872964b0fd62581f8"}),
     "store_person": frozenset(
         {
