@@ -7,10 +7,12 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bestand.contracts import all_schemas, check_schemas
 from bestand.events import InvalidEvent, OrderPlaced, decode_event
-from bestand.events.decode import TYPE_TOPIC_KIND
+from bestand.events.decode import TYPE_TOPIC_KIND, TopicKind
 from bestand.simulate import simulate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,3 +128,43 @@ def test_event_times_far_from_the_clock_are_refused(event_time: str, reason: str
         assert caught.value.reason == reason
     # Without a clock (replays of history, tools) the time is not judged.
     assert decode_event("clickstream", raw, max_bytes=65536).event_id == "t1"
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+EVENTISH = st.fixed_dictionaries(
+    {"type": st.sampled_from([*TYPE_TOPIC_KIND, "x"]), "event_id": JSON, "event_time": JSON},
+    optional={"order_id": JSON, "customer": JSON, "identifiers": JSON, "total": JSON},
+)
+
+
+@settings(max_examples=300)
+@given(kind=st.sampled_from(["clickstream", "orders", "email", "customer"]), raw=st.binary())
+def test_any_bytes_decode_to_an_event_or_a_reason(kind: TopicKind, raw: bytes) -> None:
+    assert _reason(kind, raw) in {*REASONS, None}
+
+
+@settings(max_examples=300)
+@given(kind=st.sampled_from(["clickstream", "orders", "email", "customer"]),
+       value=st.one_of(JSON, EVENTISH))  # fmt: skip
+def test_any_json_decodes_to_an_event_or_a_reason(kind: TopicKind, value: object) -> None:
+    try:
+        raw = orjson.dumps(value)
+    except orjson.JSONEncodeError:  # the generator made something JSON cannot carry
+        return
+    assert _reason(kind, raw) in {*REASONS, None}
+
+
+def _reason(kind: TopicKind, raw: bytes) -> str | None:
+    """Why an input is refused; None when it is a valid event. Anything else raised fails."""
+    try:
+        decode_event(kind, raw, max_bytes=65536, now=1.8e9)
+    except InvalidEvent as exc:
+        return exc.reason
+    return None
+
+
+REASONS = {"empty", "too_large", "invalid_json", "unknown_type", "schema", "implausible_time"}
