@@ -62,9 +62,7 @@ async def snapshot(deployment: Deployment, events: list[dict[str, Any]]) -> dict
         )
         for oid, c in zip(order_ids, classes, strict=True)
     }  # fmt: skip
-    rows = sorted(
-        tuple(sorted((k, str(v)) for k, v in row.items())) for row in report["rows"]
-    )
+    rows = sorted(tuple(sorted((k, str(v)) for k, v in row.items())) for row in report["rows"])
     return {"missing": missing, "persons": persons, "orders": orders, "report": rows}
 
 

@@ -14,6 +14,7 @@ from bestand.contracts import all_schemas, check_schemas
 from bestand.events import InvalidEvent, OrderPlaced, decode_event
 from bestand.events.decode import TYPE_TOPIC_KIND, TopicKind
 from bestand.simulate import simulate
+from bestand.stream.handlers import Incoming, dead_letter
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -168,3 +169,15 @@ def _reason(kind: TopicKind, raw: bytes) -> str | None:
 
 
 REASONS = {"empty", "too_large", "invalid_json", "unknown_type", "schema", "implausible_time"}
+
+
+@settings(max_examples=100)
+@given(value=st.binary(max_size=70_000), error=st.text(max_size=9000), key=st.binary(max_size=6000))
+def test_a_dead_letter_can_always_be_written(value: bytes, error: str, key: bytes) -> None:
+    message = Incoming("bestand.orders", 3, 17, key or None, value)
+    out = dead_letter(message, "schema", error)
+    record = orjson.loads(out.value)
+    assert (record["reason"], record["offset"]) == ("schema", 17)
+    assert record["payload_bytes"] == len(value)
+    assert len(record["payload"]) <= 4096
+    assert len(record["error"]) <= 4096

@@ -39,7 +39,8 @@ from bestand.store.identity_graph import Resolution, Resolved
 
 log = logging.getLogger(__name__)
 
-_DLQ_PAYLOAD_CHARS = 16384
+_DLQ_PAYLOAD_CHARS = 4000  # of the original value, kept in the dead letter
+_DLQ_TEXT_CHARS = 4096  # the most any text field of a record holds (Contract str_max_length)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,17 +63,26 @@ class Incoming:
     value: bytes | None
 
 
+def _clip(text: str, limit: int = _DLQ_TEXT_CHARS) -> str:
+    """Text cut to what a dead-letter field holds, marked when cut."""
+    return text if len(text) <= limit else text[: limit - 12] + " …(clipped)"
+
+
 def dead_letter(message: Incoming, reason: str, error: str) -> Outgoing:
-    """The dead-letter record of a message that could not be processed."""
+    """The dead-letter record of a message that could not be processed.
+
+    Never fails: every text is clipped to the record's limits, whatever the input was (a
+    dead letter that could not be written would stop the stream it protects).
+    """
     value = message.value or b""
     record = DeadLetter(
-        reason=reason,
-        error=error,
+        reason=_clip(reason, 64),
+        error=_clip(error),
         topic=message.topic,
         partition=message.partition,
         offset=message.offset,
-        key=None if message.key is None else message.key.decode("utf-8", "replace"),
-        payload=value[:_DLQ_PAYLOAD_CHARS].decode("utf-8", "replace"),
+        key=None if message.key is None else _clip(message.key.decode("utf-8", "replace")),
+        payload=_clip(value[:_DLQ_PAYLOAD_CHARS].decode("utf-8", "replace")),
         payload_bytes=len(value),
         failed_at=datetime.now(UTC),
     )
