@@ -7,11 +7,15 @@ see each other's data even on one broker and one Redis.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from support import Deployment, Process, make_deployment, run
 
+from bestand.stack import LocalRedis, free_port
 from bestand.stream.topics import ensure_topics
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -35,3 +39,16 @@ def worker(deployment: Deployment) -> Iterator[Process]:
     finally:
         code = process.stop()
         assert code == 0, f"worker exited with {code} on SIGTERM:\n{process.log_tail()}"
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[LocalRedis]:
+    """A Redis of this test alone (AOF, fsync every second), so stopping, stalling or
+    restarting it harms no other test."""
+    server = LocalRedis(tmp_path, port=free_port(), project_dir=PROJECT_DIR, log=lambda _: None)
+    server.start()
+    server.wait_ready(30)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -7,7 +7,6 @@ import http.client
 import os
 import signal
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,26 +15,12 @@ import pytest
 from support import Process, make_deployment, produce, run, wait_for
 
 from bestand.api import create_api
-from bestand.stack import LocalRedis, free_port
+from bestand.stack import LocalRedis
 from bestand.stream.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[LocalRedis]:
-    server = LocalRedis(tmp_path, port=free_port(), project_dir=PROJECT_DIR, log=lambda _: None)
-    server.start()
-    server.wait_ready(30)
-    try:
-        yield server
-    finally:
-        pid = server.managed_pid()
-        if pid:
-            os.kill(pid, signal.SIGCONT)
-        server.stop()
 
 
 def _get(port: int, path: str, key: str) -> tuple[int, dict[str, str], float]:
@@ -99,6 +84,9 @@ def test_a_stalled_redis_gets_quick_503s_and_everything_recovers(
         wait_for(lambda: run(answer()), timeout=60, what="the worker to write the order")
         worker.assert_running()
     finally:
+        stalled = own_redis.managed_pid()
+        if stalled:
+            os.kill(stalled, signal.SIGCONT)  # never leave Redis stopped for the fixture
         assert worker.stop() == 0, worker.log_tail()
         assert api.stop() in (0, -15), api.log_tail()
 

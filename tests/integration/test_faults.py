@@ -237,18 +237,6 @@ def test_one_of_two_workers_killed_during_a_rebalance(
     _compare(clean, deployment, "two workers, one SIGKILL during a rebalance")
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[LocalRedis]:
-    """A Redis of this test alone (AOF, fsync every second), so restarting it harms no other."""
-    server = LocalRedis(tmp_path, port=free_port(), project_dir=PROJECT_DIR, log=lambda _: None)
-    server.start()
-    server.wait_ready(30)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def test_redis_restarted_mid_stream(
     clean: dict[str, Any], kafka_bootstrap: str, own_redis: LocalRedis, tmp_path: Path
 ) -> None:

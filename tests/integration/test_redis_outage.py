@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -10,24 +9,12 @@ import pytest
 from support import Deployment, Process, make_deployment, produce, run, wait_for
 
 from bestand.api import create_api
-from bestand.stack import LocalRedis, free_port
+from bestand.stack import LocalRedis
 from bestand.stream.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[LocalRedis]:
-    """A Redis of this test alone (AOF on), so stopping it disturbs no other test."""
-    server = LocalRedis(tmp_path, port=free_port(), project_dir=PROJECT_DIR, log=lambda _: None)
-    server.start()
-    server.wait_ready(30)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def orders(first: int, count: int) -> list[bytes]:

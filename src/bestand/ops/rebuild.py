@@ -14,15 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import OffsetAndMetadata
 
 from bestand.namespace import NamespaceBusy, active_members
 from bestand.settings import Settings
 from bestand.store import Keys, connect
 from bestand.stream.security import client_options
-from bestand.stream.topics import delete_topics, ensure_topics
+from bestand.stream.topics import delete_topics, ensure_topics, partitions_of
 
 
 @dataclass(frozen=True)
@@ -55,27 +54,9 @@ async def _delete_keys(settings: Settings) -> int:
     return deleted
 
 
-async def _partitions(settings: Settings, topics: list[str]) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
-    try:
-        described = await admin.describe_topics(topics)
-    finally:
-        await admin.close()
-    return sorted(
-        (
-            TopicPartition(topic["topic"], part["partition"])
-            for topic in described
-            if not topic.get("error_code")
-            for part in topic["partitions"]
-        ),
-        key=lambda tp: (tp.topic, tp.partition),
-    )
-
-
 async def _rewind(settings: Settings, topics: list[str]) -> tuple[int, int]:
     """Commit the first retained offset of every partition of ``topics`` for the group."""
-    partitions = await _partitions(settings, topics)
+    partitions = await partitions_of(settings, topics)
     consumer = AIOKafkaConsumer(
         **client_options(settings),
         group_id=settings.app_id,

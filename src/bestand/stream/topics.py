@@ -80,20 +80,28 @@ async def delete_topics(settings: Settings, names: list[str], wait_s: float = 30
         await admin.close()
 
 
-async def end_offsets(settings: Settings, topics: list[str]) -> dict[TopicPartition, int]:
-    """The end offset of every partition of ``topics`` (missing topics have none)."""
+async def partitions_of(settings: Settings, topics: list[str]) -> list[TopicPartition]:
+    """Every partition of ``topics`` (missing topics have none), sorted."""
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         described = await admin.describe_topics(topics)
     finally:
         await admin.close()
-    partitions = [
-        TopicPartition(topic["topic"], part["partition"])
-        for topic in described
-        if not topic.get("error_code")
-        for part in topic["partitions"]
-    ]
+    return sorted(
+        (
+            TopicPartition(topic["topic"], part["partition"])
+            for topic in described
+            if not topic.get("error_code")
+            for part in topic["partitions"]
+        ),
+        key=lambda tp: (tp.topic, tp.partition),
+    )
+
+
+async def end_offsets(settings: Settings, topics: list[str]) -> dict[TopicPartition, int]:
+    """The end offset of every partition of ``topics`` (missing topics have none)."""
+    partitions = await partitions_of(settings, topics)
     if not partitions:
         return {}
     consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
