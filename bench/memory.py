@@ -74,6 +74,7 @@ from bestand.ops.metrics import WorkerMetrics
 from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.store import IdentityGraph, Keys, ProfileStore, Scripts
+from bestand.store.keys import receipt_suffix
 from bestand.stream.handlers import IdentityHandler, Incoming, ProfileHandler
 
 #: When the simulated history ends (fixed, so that a seed gives the same shop every run).
@@ -81,9 +82,9 @@ SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 #: SHA-1 of the Lua scripts the Python ports below mirror; run ``--verify`` when one differs.
 PORTED_SCRIPTS: dict[str, frozenset[str]] = {
     "graph_read": frozenset({"761f77ce623baacd9a03b59c9b6247c1e0f811c6"}),
-    "graph_apply": frozenset({"1b8e000ba1184a21a70441ab24155d5d62ad55bd"}),
-    "erase": frozenset({"5e15d7373f2404da326c742c31984e01b95a25cb"}),  # with tombstones
-    "load_person": frozenset({"db12acc5cb6f84d108fb0b5872964b0fd62581f8"}),
+    "graph_apply": frozenset({"3554c906b1a05cd22ca499b9d94c7d5e1b63a512"}),  # with receipts
+    "erase": frozenset({"13cc44165cd1d9b1d61c1e78e29b99c3673882e3"}),  # tombstones, receipts
+    "load_person": frozenset({"a8ba425d0bd2e33d54f930490bff578673830ee1"}),  # applied if merged
     "store_person": frozenset(
         {
             "39d01fef285f3c22ec50a71d6a522dab392be9b9",  # one dedupe key per call
@@ -430,6 +431,10 @@ def _graph_apply(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> int:
         if entry not in recent:
             r.rpush(log, entry)
     r.ltrim(log, -int(plan["max_log"]), -1)
+    receipt = plan.get("receipt")
+    if receipt:
+        key = gp + b":e:" + receipt["event"].encode()
+        r.put(key, receipt["body"].encode(), ex=receipt["ttl"])
     r.incr(gp + b":v:" + person)
     return 1
 
@@ -460,6 +465,12 @@ def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
                 tombstone(member)
             for gone in r.smembers(gp + b":a:" + person):
                 r.delete(gp + b":r:" + gone)
+            events: set[str] = set()
+            for entry in r.lrange(gp + b":x:" + person, 0, -1):
+                event = orjson.loads(entry).get("e")
+                if event and event not in events:
+                    events.add(event)
+                    r.delete(gp + b":e:" + receipt_suffix(event).encode())
             r.delete(own_set, gp + b":x:" + person, gp + b":v:" + person, gp + b":a:" + person)
             out.append([person, *members])
     return out
@@ -467,10 +478,10 @@ def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
 
 def _load_person(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
     """Port of ``load_person.lua``."""
+    applied = r.exists(keys[1])
     redirect = r.hget(keys[0], b"r")
     if redirect:
-        return [redirect, 0, 0, b""]
-    applied = r.exists(keys[1])
+        return [redirect, applied, 0, b""]
     version = r.hget(keys[0], b"v")
     state = r.hget(keys[0], b"s")
     return [b"", applied, int(version or b"0"), state or b""]
@@ -697,6 +708,7 @@ CATEGORIES: tuple[tuple[str, str, bool], ...] = (
     ("dedupe", "dedupe markers  <p>:d:{<person>}:<event>", False),
     ("redirect", "redirects  <p>:{g}:r:<person>", False),
     ("absorbed", "absorbed sets  <p>:{g}:a:<person>", False),
+    ("receipt", "receipts  <p>:{g}:e:<event>", False),
     ("values", "values set  <p>:values", False),
 )
 LABELS = {code: label for code, label, _ in CATEGORIES}
@@ -710,6 +722,7 @@ _GRAPH_CODES = {
     b"j": "junk",
     b"r": "redirect",
     b"a": "absorbed",
+    b"e": "receipt",
 }
 _PAD = b"~pad"
 

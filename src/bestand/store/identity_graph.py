@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from bestand.identity.policy import IdentityPolicy
 from bestand.identity.rules import Decision, GraphView, LogEntry, Unattributable, decide
 from bestand.store.errors import StoreConflict
-from bestand.store.keys import Keys
+from bestand.store.keys import Keys, receipt_suffix
 from bestand.store.scripts import Scripts
 
 _MAX_ATTEMPTS = 50
@@ -26,6 +26,8 @@ _MAX_ATTEMPTS = 50
 _WINDOW = 8
 #: Explain entries kept per person (the oldest go first).
 MAX_LOG = 2000
+#: How long the receipt of a merge or junk flag is kept for a redelivery, by default.
+RECEIPT_TTL = 7 * 24 * 3600
 
 
 def _text(value: bytes | str) -> str:
@@ -70,6 +72,41 @@ def _changes_nothing(decision: Decision, view: GraphView) -> bool:
     return set(decision.describe) <= view.names.get(decision.person, frozenset())
 
 
+def _receipt(decision: Decision, view: GraphView, unattributable: str | None) -> dict[str, Any]:
+    """What a redelivered event needs to give the same answer again (hashed tokens only)."""
+    return {
+        "person": decision.person,
+        "absorbed": list(decision.absorbed),
+        "identifiers": list(decision.identifiers),
+        "junk": [list(pair) for pair in decision.junk],
+        "owners": {t: view.owners[t] for t, _ in decision.junk if t in view.owners},
+        "unattributable": unattributable,
+    }
+
+
+def _from_receipt(body: bytes | str) -> Resolved:
+    """The answer a receipt recorded, as :meth:`IdentityGraph.resolve_many` gives it."""
+    data = orjson.loads(body)
+    junk = tuple((token, why) for token, why in data["junk"])
+    owners: dict[str, str] = data["owners"]
+    if data["unattributable"] is not None:
+        refusal = Unattributable(data["unattributable"], junk)
+        refusal.owners = owners
+        return refusal
+    decision = Decision(
+        person=data["person"],
+        absorbed=tuple(data["absorbed"]),
+        attach=(),
+        describe=(),
+        met=(),
+        junk=junk,
+        log=(),
+        identifiers=tuple(data["identifiers"]),
+        ignored=(),
+    )
+    return decision, GraphView(owners=owners)
+
+
 @dataclass(frozen=True, slots=True)
 class Explanation:
     """Why identifiers belong to one person: its identifiers and the recorded history."""
@@ -88,11 +125,13 @@ class IdentityGraph:
         keys: Keys,
         scripts: Scripts | None = None,
         policy: IdentityPolicy | None = None,
+        receipt_ttl: int = RECEIPT_TTL,
     ) -> None:
         self._client = client
         self._keys = keys
         self._scripts = scripts or Scripts.register(client)
         self._policy = policy or IdentityPolicy.default()
+        self._receipt_ttl = receipt_ttl
 
     async def _read(self, tokens: Sequence[str]) -> GraphView:
         reply = await self._scripts.graph_read(
@@ -140,7 +179,7 @@ class IdentityGraph:
             try:
                 decision = decide(tokens, view, self._policy, candidate, pattern_junk)
             except Unattributable as exc:
-                if exc.junk and not await self._flag(tokens, view, exc.junk, event_id, at):
+                if exc.junk and not await self._flag(tokens, view, exc, event_id, at):
                     continue  # the graph changed under us: read and decide again
                 exc.owners = {t: view.owners[t] for t, _ in exc.junk if t in view.owners}
                 raise
@@ -156,6 +195,13 @@ class IdentityGraph:
         its own guard. An event that depends on an earlier one waits for the next read. An
         event whose guard fails (another worker changed its persons) is resolved on its own.
         """
+        receipts = await self._receipts([item.event_id for item in batch])
+        if receipts:
+            # Delivered again after a merge or junk flag: the graph changed already, so the
+            # answer given then is given again; the others are resolved as usual.
+            rest = [i for i in range(len(batch)) if i not in receipts]
+            answers = iter(await self.resolve_many([batch[i] for i in rest]))
+            return [receipts[i] if i in receipts else next(answers) for i in range(len(batch))]
         results: list[Resolved | None] = [None] * len(batch)
         start = 0
         while start < len(batch):
@@ -202,6 +248,13 @@ class IdentityGraph:
             raise RuntimeError("a batch position was left unresolved")
         return done
 
+    async def _receipts(self, event_ids: Sequence[str]) -> dict[int, Resolved]:
+        """The recorded answers of events that merged persons or flagged junk, by position."""
+        if not event_ids:
+            return {}
+        bodies = await self._client.mget([self._keys.receipt(e) for e in event_ids])
+        return {i: _from_receipt(body) for i, body in enumerate(bodies) if body}
+
     async def _apply_pending(
         self,
         batch: Sequence[Resolution],
@@ -230,10 +283,18 @@ class IdentityGraph:
             return exc
 
     async def _apply(
-        self, tokens: Sequence[str], view: GraphView, decision: Decision, event_id: str, at: int
+        self,
+        tokens: Sequence[str],
+        view: GraphView,
+        decision: Decision,
+        event_id: str,
+        at: int,
+        unattributable: str | None = None,
     ) -> bool:
         """Apply a decision unless the graph changed since ``view`` was read."""
-        applied = await self._queue_apply(self._client, tokens, view, decision, event_id, at)
+        applied = await self._queue_apply(
+            self._client, tokens, view, decision, event_id, at, unattributable
+        )
         return bool(applied == 1)
 
     async def _queue_apply(
@@ -244,6 +305,7 @@ class IdentityGraph:
         decision: Decision,
         event_id: str,
         at: int,
+        unattributable: str | None = None,
     ) -> Any:
         """Run (or, on a pipeline, queue) the guarded apply script for one decision."""
         plan = {
@@ -259,6 +321,13 @@ class IdentityGraph:
             "log": [orjson.dumps(e.to_json(event_id, at)).decode() for e in decision.log],
             "max_log": MAX_LOG,
         }
+        if decision.absorbed or decision.junk:
+            body = _receipt(decision, view, unattributable)
+            plan["receipt"] = {
+                "event": receipt_suffix(event_id),
+                "ttl": self._receipt_ttl,
+                "body": orjson.dumps(body).decode(),
+            }
         return await self._scripts.graph_apply(
             keys=[self._keys.identifier(t) for t in tokens],
             args=[self._keys.graph, orjson.dumps(plan)],
@@ -269,11 +338,12 @@ class IdentityGraph:
         self,
         tokens: Sequence[str],
         view: GraphView,
-        junk: Sequence[tuple[str, str]],
+        refusal: Unattributable,
         event_id: str,
         at: int,
     ) -> bool:
         """Flag junk found by an event that names nobody; False when the graph moved on."""
+        junk = refusal.junk
         owners = [view.owners[t] for t, _ in junk if t in view.owners]
         if not owners:
             return True
@@ -288,7 +358,7 @@ class IdentityGraph:
             identifiers=(),
             ignored=(),
         )
-        return await self._apply(tokens, view, decision, event_id, at)
+        return await self._apply(tokens, view, decision, event_id, at, str(refusal))
 
     async def person_of(self, token: str) -> str | None:
         """The person an identifier (``kind:hash``) belongs to, if any."""

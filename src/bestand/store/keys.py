@@ -15,6 +15,7 @@ single keys spread over the cluster, so the hot read path scales out.
 | ``<p>:{g}:r:<person>`` | string | the person a merged-away person went into |
 | ``<p>:{g}:a:<person>`` | set | persons merged into this one (to remove their redirects) |
 | ``<p>:{g}:t:<kind>:<hash>`` | string | tombstone: when the identifier's person was erased |
+| ``<p>:{g}:e:<event>`` | string | receipt of an event that merged or flagged junk (TTL) |
 | ``<p>:p:{<person>}`` | hash | ``v`` version, ``s`` state (JSON), ``r`` redirect after a merge |
 | ``<p>:d:{<person>}:<event>`` | string | event already applied (TTL) |
 | ``<p>:l:<kind>:<hash>`` | hash | lookup record: person id and summary |
@@ -26,6 +27,20 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+
+
+def event_key(event_id: str) -> str:
+    """An event id as part of a key: long ids (a producer's choice) go in as a digest."""
+    if len(event_id) > 64:
+        return hashlib.blake2b(event_id.encode(), digest_size=16).hexdigest()
+    return event_id
+
+
+def receipt_suffix(event_id: str) -> str:
+    """An event id in a receipt key: long ids as their SHA-1, which ``erase.lua`` can compute."""
+    if len(event_id) > 64:
+        return hashlib.sha1(event_id.encode()).hexdigest()  # noqa: S324 - a name, not a secret
+    return event_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +78,13 @@ class Keys:
         """A person's state."""
         return f"{self.prefix}:p:{{{person_id}}}"
 
+    def receipt(self, event_id: str) -> str:
+        """What an event that merged persons or flagged junk decided (for a redelivery)."""
+        return f"{self.graph}:e:{receipt_suffix(event_id)}"
+
     def dedupe(self, person_id: str, event_id: str) -> str:
         """Marker that an event was applied to a person."""
-        if len(event_id) > 64:
-            event_id = hashlib.blake2b(event_id.encode(), digest_size=16).hexdigest()
-        return f"{self.prefix}:d:{{{person_id}}}:{event_id}"
+        return f"{self.prefix}:d:{{{person_id}}}:{event_key(event_id)}"
 
     def lookup(self, token: str) -> str:
         """Lookup record of one identifier (``kind:hash``)."""

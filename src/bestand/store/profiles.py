@@ -69,17 +69,19 @@ class ProfileStore:
 
     async def _load(self, person_id: str, dedupe_id: str) -> tuple[str, bool, PersonState]:
         """Follow merge redirects to the live person; report whether the event was applied."""
+        seen = False  # applied to a person of the chain, whose state the survivor holds
         for _ in range(_MAX_REDIRECTS):
             redirect, applied, version, blob = await self._scripts.load_person(
                 keys=[self._keys.person(person_id), self._keys.dedupe(person_id, dedupe_id)],
                 client=self._client,
             )
+            seen = seen or bool(applied)
             target = _text(redirect)
             if target:
                 person_id = target
                 continue
             state = replace(load_state(person_id, blob or None, self._rule), version=int(version))
-            return person_id, bool(applied), state
+            return person_id, seen, state
         raise StoreConflict(f"redirect chain longer than {_MAX_REDIRECTS} from {person_id}")
 
     async def _store(self, before: PersonState, after: PersonState, dedupe_id: str) -> int:
@@ -106,6 +108,9 @@ class ProfileStore:
         for _ in range(_MAX_ATTEMPTS):
             person_id, applied, state = await self._load(event.person_id, event.event_id)
             if applied:
+                # Applied before, perhaps by a try that died before its lookup records were
+                # written: write them again (a record never goes back to an older version).
+                await self._publish(state, changed=True, old_ids=frozenset())
                 return ApplyOutcome("duplicate", person_id)
             new = replace(apply(state, event), version=state.version + 1)
             if await self._store(state, new, event.event_id) == 1:
@@ -160,6 +165,9 @@ class ProfileStore:
             replies = iter(await pipe.execute())
         writes: list[tuple[str, PersonState, PersonState, list[tuple[int, ApplyOutcome]]]] = []
         single: list[int] = []
+        # Persons with an event applied before: their lookup records are written again in full,
+        # in case the try that applied it died before writing them.
+        again: dict[str, PersonState] = {}
         for person_id in persons:
             redirect, version, blob = next(replies)
             seen = [bool(next(replies)) for _ in by_person[person_id]]
@@ -174,6 +182,8 @@ class ProfileStore:
             for i, was_applied in zip(by_person[person_id], seen, strict=True):
                 if was_applied or events[i].event_id in applied_ids:
                     outcomes[i] = ApplyOutcome("duplicate", person_id)
+                    if was_applied and before.version > 0:
+                        again[person_id] = before
                     continue
                 state = replace(apply(state, events[i]), version=before.version + 1)
                 answer = LookupSummary.of(state)
@@ -182,6 +192,8 @@ class ProfileStore:
                 summary = answer
             if applied:
                 writes.append((person_id, before, state, applied))
+        writing = {person_id for person_id, *_ in writes}
+        published = [(state, state, True) for pid, state in again.items() if pid not in writing]
         if writes:
             async with self._client.pipeline(transaction=False) as pipe:
                 for person_id, before, after, applied in writes:
@@ -194,28 +206,32 @@ class ProfileStore:
                         client=pipe,
                     )
                 stored = await pipe.execute()
-            published = []
-            for (_, before, after, applied), result in zip(writes, stored, strict=True):
+            for (person_id, before, after, applied), result in zip(writes, stored, strict=True):
                 if result != 1:  # someone else wrote this person: the single way, in order
                     single.extend(i for i, _ in applied)
                     continue
-                published.append((before, after))
+                published.append((before, after, person_id in again))
                 for i, outcome in applied:
                     outcomes[i] = outcome
-            await self._publish_many(published)
+        await self._publish_many(published)
         for i in sorted(single):
             outcomes[i] = await self.apply(events[i])
 
-    async def _publish_many(self, changes: Sequence[tuple[PersonState, PersonState]]) -> None:
-        """Lookup records and values of many persons in one pipeline."""
+    async def _publish_many(self, changes: Sequence[tuple[PersonState, PersonState, bool]]) -> None:
+        """Lookup records and values of many persons in one pipeline (all of them if forced)."""
         if not changes:
             return
         async with self._client.pipeline(transaction=False) as pipe:
-            for before, after in changes:
+            for before, after, force in changes:
                 old = LookupSummary.of(before) if before.version > 0 else None
                 summary = LookupSummary.of(after)
+                changed = force or not summary.same_answer(old)
                 await self._queue_publish(
-                    pipe, after, summary, changed=not summary.same_answer(old), old_ids=before.ids
+                    pipe,
+                    after,
+                    summary,
+                    changed=changed,
+                    old_ids=frozenset() if force else before.ids,
                 )
             await pipe.execute()
 

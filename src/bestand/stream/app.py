@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -56,6 +57,9 @@ def create_app(settings: Settings) -> Worker:
         settings.app_id,
         broker=settings.kafka_url,
         store="memory://",
+        # Tables live in memory and state in Redis: faust's data directory stays empty, so it
+        # goes to the temporary directory rather than into the working directory.
+        datadir=f"{tempfile.gettempdir()}/{{conf.id}}-data",
         autodiscover=False,
         value_serializer="raw",
         key_serializer="raw",
@@ -81,7 +85,15 @@ def create_app(settings: Settings) -> Worker:
         app=app,
         metrics=metrics,
         identity=IdentityHandler(
-            settings, IdentityGraph(client, keys, scripts, policy=settings.policy), metrics
+            settings,
+            IdentityGraph(
+                client,
+                keys,
+                scripts,
+                policy=settings.policy,
+                receipt_ttl=settings.dedupe_ttl_seconds,
+            ),
+            metrics,
         ),
         profile=ProfileHandler(profiles, metrics, settings.lifecycle_rules),
     )

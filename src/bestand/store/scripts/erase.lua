@@ -1,5 +1,6 @@
 -- Remove persons from the identity graph: every identifier, its meetings, the identifier set,
--- the version, the explain log and the redirects of the persons it absorbed.
+-- the version, the explain log, the receipts of its logged events and the redirects of the
+-- persons it absorbed.
 -- Every identifier named or erased gets a tombstone (gp:t:<token> = erasure time, the later one
 -- kept), so a replay of events from before the erasure cannot bring the person back.
 -- KEYS: identity graph keys of the identifiers named in an erasure request.
@@ -29,6 +30,16 @@ for i = 1, #KEYS do
     end
     for _, gone in ipairs(redis.call('SMEMBERS', gp .. ':a:' .. p)) do
       redis.call('DEL', gp .. ':r:' .. gone)
+    end
+    -- Receipts of the events in its explain log (merges, junk flags) name it too.
+    local events = {}
+    for _, entry in ipairs(redis.call('LRANGE', gp .. ':x:' .. p, 0, -1)) do
+      local e = cjson.decode(entry).e
+      if e and not events[e] then
+        events[e] = true
+        if #e > 64 then e = redis.sha1hex(e) end
+        redis.call('DEL', gp .. ':e:' .. e)
+      end
     end
     redis.call('DEL', set, gp .. ':x:' .. p, gp .. ':v:' .. p, gp .. ':a:' .. p)
     local entry = {p}

@@ -5,7 +5,8 @@
 --   versions {person: version read}: the guard; any difference returns 0 (read and decide again)
 --   person, absorbed [..], attach [..] (identifiers it now owns), describe [..] (names and
 --   households: in its set, owned by nobody), met [[token, person]..], flag [[token, reason]..],
---   log [json..] (explain entries, appended to the person's log), max_log
+--   log [json..] (explain entries, appended to the person's log), max_log,
+--   receipt (optional) {event, ttl, body}: what the event decided, kept for a redelivery
 -- Returns 1 when applied.
 local gp = ARGV[1]
 local plan = cjson.decode(ARGV[2])
@@ -73,5 +74,10 @@ for _, entry in ipairs(plan.log) do
   if not recent[entry] then redis.call('RPUSH', log, entry) end
 end
 redis.call('LTRIM', log, -tonumber(plan.max_log), -1)
+-- A merge or a junk flag happens once: if the worker dies before the resolved events reach
+-- Kafka, the redelivered event finds the graph changed already and must repeat this answer.
+if plan.receipt then
+  redis.call('SET', gp .. ':e:' .. plan.receipt.event, plan.receipt.body, 'EX', plan.receipt.ttl)
+end
 redis.call('INCR', gp .. ':v:' .. person)
 return 1
