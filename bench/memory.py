@@ -84,13 +84,8 @@ PORTED_SCRIPTS: dict[str, frozenset[str]] = {
     "graph_read": frozenset({"761f77ce623baacd9a03b59c9b6247c1e0f811c6"}),
     "graph_apply": frozenset({"3554c906b1a05cd22ca499b9d94c7d5e1b63a512"}),  # with receipts
     "erase": frozenset({"13cc44165cd1d9b1d61c1e78e29b99c3673882e3"}),  # tombstones, receipts
-    "load_person": frozenset({"a8ba425d0bd2e33d54f930490bff578673830ee1"}),  # applied if merged
-    "store_person": frozenset(
-        {
-            "39d01fef285f3c22ec50a71d6a522dab392be9b9",  # one dedupe key per call
-            "795e490f25118c628eb4e777d6174447621728fb",  # one or more (batched events)
-        }
-    ),
+    "load_person": frozenset({"b6574a60b1dcf628497be47aaba5b2f51be831c0"}),  # markers, merged
+    "store_person": frozenset({"f2897b36e23a9bd21ae71c9c1155a93af5898019"}),  # content markers
     "put_lookup": frozenset({"7536a9a1c1e997751bb519c0a00c8608dfd6eeb6"}),
 }
 
@@ -478,7 +473,7 @@ def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
 
 def _load_person(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
     """Port of ``load_person.lua``."""
-    applied = r.exists(keys[1])
+    applied = r.get(keys[1]) or b""
     redirect = r.hget(keys[0], b"r")
     if redirect:
         return [redirect, applied, 0, b""]
@@ -494,8 +489,9 @@ def _store_person(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> int:
     if int(r.hget(keys[0], b"v") or b"0") != int(args[0]):
         return 0
     r.hset(keys[0], [b"v", args[1], b"s", args[2]])
-    for key in keys[1:]:
-        r.put(key, b"1", ex=int(args[3]))
+    markers = args[4:]
+    for i, key in enumerate(keys[1:]):
+        r.put(key, markers[i] if i < len(markers) else b"1", ex=int(args[3]))
     return 1
 
 

@@ -105,18 +105,22 @@ def test_every_kind_of_hostile_input_is_dead_lettered_and_the_stream_goes_on(
     worker.assert_running()
 
 
-def test_a_duplicate_event_id_with_other_content_does_not_change_the_state(
+def test_a_duplicate_event_id_with_other_content_is_dead_lettered(
     deployment: Deployment, worker: Process
 ) -> None:
+    settings = deployment.settings
     first = _order("h-dup", total="40.00", order_id="o-h-dup")
+    again = dict(first)  # delivered twice: no dead letter for that
     second = _order("h-dup", total="4000.00", order_id="o-h-dup")
-    run(produce(deployment.settings.kafka_bootstrap, deployment.topic("orders"),
-                [orjson.dumps(first), orjson.dumps(second)], key=b"dup"))  # fmt: skip
-    answer = wait_for(
-        lambda: (a := _lookup(deployment, "h-dup@example.com"))["known"] and a,
-        timeout=60, what="the first of two events with one id",
-    )  # fmt: skip
-    time.sleep(2)  # the second has been handled too by now (same partition, right after)
+    stream = [orjson.dumps(e) for e in (first, again, second)]
+    run(produce(settings.kafka_bootstrap, deployment.topic("orders"), stream, key=b"dup"))
+    letters = run(consume_all(settings.kafka_bootstrap, settings.topic_dlq,
+                              expect=len(HOSTILE) + 1, within=60))  # fmt: skip
+    conflicts = [letter for letter in letters if letter["reason"] == "duplicate_event_id"]
+    assert len(conflicts) == 1, letters
+    assert "'h-dup'" in conflicts[0]["error"]
+    assert '"total_cents":400000' in conflicts[0]["payload"]  # the second, refused
+    assert _dead_letters(settings.worker_web_port)["duplicate_event_id"] == 1
     answer = _lookup(deployment, "h-dup@example.com")
     assert answer["orders_count"] == 1
     assert answer["value"]["lifetime_value"] == 40.0  # the first statement stands

@@ -7,10 +7,13 @@ once per person (dedupe key with TTL); orders and returns are idempotent by stru
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
+import orjson
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
@@ -35,11 +38,31 @@ def _alone(event: ResolvedEvent) -> bool:
     return bool(event.absorbed) or event.kind == "detach"
 
 
+#: What the content digest leaves out: where an event goes, which may differ between tries.
+_ROUTING = frozenset({"person_id", "absorbed", "identifiers"})
+
+
+def content_digest(event: ResolvedEvent) -> str:
+    """Short digest of what an event says (not where it went): the marker of its dedupe key.
+
+    A redelivered event says the same; an event that reuses an id with other content does
+    not, and is refused rather than silently dropped.
+    """
+    facts = event.model_dump(mode="json", exclude=set(_ROUTING))
+    digest = hashlib.blake2b(orjson.dumps(facts, option=orjson.OPT_SORT_KEYS), digest_size=6)
+    return base64.urlsafe_b64encode(digest.digest()).decode()
+
+
+def _same(marker: str, digest: str) -> bool:
+    """True when a dedupe marker matches the digest ('1': a marker without one, or a merge)."""
+    return marker in ("1", digest)
+
+
 @dataclass(frozen=True, slots=True)
 class ApplyOutcome:
     """What applying one event did."""
 
-    status: Literal["applied", "duplicate"]
+    status: Literal["applied", "duplicate", "conflict"]
     person_id: str
     before: LookupSummary | None = None
     after: LookupSummary | None = None
@@ -67,15 +90,15 @@ class ProfileStore:
         self._ttl = dedupe_ttl
         self._scripts = scripts or Scripts.register(client)
 
-    async def _load(self, person_id: str, dedupe_id: str) -> tuple[str, bool, PersonState]:
-        """Follow merge redirects to the live person; report whether the event was applied."""
-        seen = False  # applied to a person of the chain, whose state the survivor holds
+    async def _load(self, person_id: str, dedupe_id: str) -> tuple[str, str, PersonState]:
+        """Follow merge redirects to the live person; return the event's marker if applied."""
+        seen = ""  # applied to a person of the chain, whose state the survivor holds
         for _ in range(_MAX_REDIRECTS):
             redirect, applied, version, blob = await self._scripts.load_person(
                 keys=[self._keys.person(person_id), self._keys.dedupe(person_id, dedupe_id)],
                 client=self._client,
             )
-            seen = seen or bool(applied)
+            seen = seen or _text(applied)
             target = _text(redirect)
             if target:
                 person_id = target
@@ -84,13 +107,15 @@ class ProfileStore:
             return person_id, seen, state
         raise StoreConflict(f"redirect chain longer than {_MAX_REDIRECTS} from {person_id}")
 
-    async def _store(self, before: PersonState, after: PersonState, dedupe_id: str) -> int:
+    async def _store(
+        self, before: PersonState, after: PersonState, dedupe_id: str, marker: str = "1"
+    ) -> int:
         result: int = await self._scripts.store_person(
             keys=[
                 self._keys.person(after.person_id),
                 self._keys.dedupe(after.person_id, dedupe_id),
             ],
-            args=[before.version, after.version, dump_state(after), self._ttl],
+            args=[before.version, after.version, dump_state(after), self._ttl, marker],
             client=self._client,
         )
         return result
@@ -105,15 +130,18 @@ class ProfileStore:
         at = int(event.event_time.timestamp())
         if event.absorbed:
             await self._absorb(event.person_id, event.absorbed, event.event_id, at)
+        digest = content_digest(event)
         for _ in range(_MAX_ATTEMPTS):
-            person_id, applied, state = await self._load(event.person_id, event.event_id)
-            if applied:
+            person_id, marker, state = await self._load(event.person_id, event.event_id)
+            if marker and not _same(marker, digest):
+                return ApplyOutcome("conflict", person_id)
+            if marker:
                 # Applied before, perhaps by a try that died before its lookup records were
                 # written: write them again (a record never goes back to an older version).
                 await self._publish(state, changed=True, old_ids=frozenset())
                 return ApplyOutcome("duplicate", person_id)
             new = replace(apply(state, event), version=state.version + 1)
-            if await self._store(state, new, event.event_id) == 1:
+            if await self._store(state, new, event.event_id, digest) == 1:
                 before = LookupSummary.of(state) if state.version > 0 else None
                 after = LookupSummary.of(new)
                 await self._publish(new, changed=not after.same_answer(before), old_ids=state.ids)
@@ -157,11 +185,12 @@ class ProfileStore:
         for i in positions:
             by_person.setdefault(events[i].person_id, []).append(i)
         persons = list(by_person)
+        digests = {i: content_digest(events[i]) for i in positions}
         async with self._client.pipeline(transaction=False) as pipe:
             for person_id in persons:
                 pipe.hmget(self._keys.person(person_id), "r", "v", "s")
                 for i in by_person[person_id]:
-                    pipe.exists(self._keys.dedupe(person_id, events[i].event_id))
+                    pipe.get(self._keys.dedupe(person_id, events[i].event_id))
             replies = iter(await pipe.execute())
         writes: list[tuple[str, PersonState, PersonState, list[tuple[int, ApplyOutcome]]]] = []
         single: list[int] = []
@@ -170,7 +199,7 @@ class ProfileStore:
         again: dict[str, PersonState] = {}
         for person_id in persons:
             redirect, version, blob = next(replies)
-            seen = [bool(next(replies)) for _ in by_person[person_id]]
+            seen = [_text(next(replies) or b"") for _ in by_person[person_id]]
             if redirect:  # merged away since the event was resolved
                 single.extend(by_person[person_id])
                 continue
@@ -178,17 +207,22 @@ class ProfileStore:
             state = before
             summary = LookupSummary.of(before) if before.version > 0 else None
             applied: list[tuple[int, ApplyOutcome]] = []
-            applied_ids: set[str] = set()
-            for i, was_applied in zip(by_person[person_id], seen, strict=True):
-                if was_applied or events[i].event_id in applied_ids:
+            applied_ids: dict[str, str] = {}  # event id -> digest, applied in this batch
+            for i, marker in zip(by_person[person_id], seen, strict=True):
+                digest = digests[i]
+                marker = marker or applied_ids.get(events[i].event_id, "")
+                if marker and not _same(marker, digest):
+                    outcomes[i] = ApplyOutcome("conflict", person_id)
+                    continue
+                if marker:
                     outcomes[i] = ApplyOutcome("duplicate", person_id)
-                    if was_applied and before.version > 0:
+                    if events[i].event_id not in applied_ids and before.version > 0:
                         again[person_id] = before
                     continue
                 state = replace(apply(state, events[i]), version=before.version + 1)
                 answer = LookupSummary.of(state)
                 applied.append((i, ApplyOutcome("applied", person_id, summary, answer)))
-                applied_ids.add(events[i].event_id)
+                applied_ids[events[i].event_id] = digest
                 summary = answer
             if applied:
                 writes.append((person_id, before, state, applied))
@@ -202,7 +236,13 @@ class ProfileStore:
                             self._keys.person(person_id),
                             *(self._keys.dedupe(person_id, events[i].event_id) for i, _ in applied),
                         ],
-                        args=[before.version, after.version, dump_state(after), self._ttl],
+                        args=[
+                            before.version,
+                            after.version,
+                            dump_state(after),
+                            self._ttl,
+                            *(digests[i] for i, _ in applied),
+                        ],
                         client=pipe,
                     )
                 stored = await pipe.execute()

@@ -372,6 +372,15 @@ class ProfileHandler:
         self, message: Incoming, event: ResolvedEvent, outcome: ApplyOutcome
     ) -> list[Outgoing]:
         """Count an applied event and tell downstream systems what it changed."""
+        if outcome.status == "conflict":
+            self.metrics.events.labels("profile", message.topic, "dead_lettered").inc()
+            self.metrics.dead_letters.labels(message.topic, "duplicate_event_id").inc()
+            error = (
+                f"event id {event.event_id!r} was applied to this person before with other "
+                "content; the first stands and this one is not applied"
+            )
+            log.warning("dead-lettered %s: duplicate_event_id: %s", event.event_id, error)
+            return [dead_letter(message, "duplicate_event_id", error)]
         outcome_label = "duplicate" if outcome.status == "duplicate" else "processed"
         self.metrics.events.labels("profile", message.topic, outcome_label).inc()
         if outcome.status != "applied" or outcome.after is None:
