@@ -8,7 +8,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from bestand.cli import bench_runner
+from bestand.commands.ops import bench_runner
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,1 @@
+"""The ``bestand`` subcommands, one module per group; :mod:`bestand.cli` wires them up."""
