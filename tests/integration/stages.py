@@ -41,17 +41,10 @@ async def identity_pass(
     """Run the identity stage over ``messages`` in batches of ``batch`` (1: one by one)."""
     client = connect(settings.redis_url)
     graph = IdentityGraph(client, Keys(settings.redis_prefix), policy=settings.policy)
-    handler = IdentityHandler(settings, graph, WorkerMetrics())
-    out: list[Outgoing] = []
     try:
-        for start in range(0, len(messages), batch):
-            chunk = messages[start : start + batch]
-            out += (
-                await handler.handle_batch(chunk) if batch > 1 else await handler.handle(chunk[0])
-            )
+        return await _feed(IdentityHandler(settings, graph, WorkerMetrics()), messages, batch)
     finally:
         await client.aclose()
-    return out
 
 
 async def profile_pass(
@@ -60,16 +53,19 @@ async def profile_pass(
     """Run the profile stage over resolved ``messages`` in batches of ``batch``."""
     client = connect(settings.redis_url)
     store = ProfileStore(client, Keys(settings.redis_prefix), 3600)
-    handler = ProfileHandler(store, WorkerMetrics())
-    out: list[Outgoing] = []
     try:
-        for start in range(0, len(messages), batch):
-            chunk = messages[start : start + batch]
-            out += (
-                await handler.handle_batch(chunk) if batch > 1 else await handler.handle(chunk[0])
-            )
+        return await _feed(ProfileHandler(store, WorkerMetrics()), messages, batch)
     finally:
         await client.aclose()
+
+
+async def _feed(
+    handler: IdentityHandler | ProfileHandler, messages: Sequence[Incoming], batch: int
+) -> list[Outgoing]:
+    out: list[Outgoing] = []
+    for start in range(0, len(messages), batch):
+        chunk = messages[start : start + batch]
+        out += await handler.handle_batch(chunk) if batch > 1 else await handler.handle(chunk[0])
     return out
 
 

@@ -66,6 +66,20 @@ def make_deployment(kafka_bootstrap: str, redis_url: str, log_dir: Path) -> Depl
     return Deployment(env=env, settings=settings, log_dir=log_dir)
 
 
+def bestand_cli(
+    deployment: Deployment, *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``bestand ARGS`` against the deployment; its output, never an exception."""
+    return subprocess.run(
+        [sys.executable, "-m", "bestand", *args],
+        env={**os.environ, **deployment.env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def run(coro: Awaitable[T]) -> T:
     """Run a coroutine from a sync test."""
     return asyncio.run(coro)  # type: ignore[arg-type]

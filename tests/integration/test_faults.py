@@ -9,12 +9,9 @@ identical (``faults.py``), and no order may be lost or counted twice.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -25,7 +22,7 @@ import pytest
 import redis
 from faults import differences, lost_and_double, send, snapshot
 from prometheus_client.parser import text_string_to_metric_families
-from support import Deployment, Process, make_deployment, run, wait_for
+from support import Deployment, Process, bestand_cli, make_deployment, run, wait_for
 
 from bestand.children import wait_caught_up
 from bestand.simulate import simulate
@@ -319,9 +316,9 @@ def test_redis_lost_and_rebuilt_from_kafka(
     own_redis.start()
     own_redis.wait_ready(30)
     assert redis.Redis.from_url(own_redis.url).dbsize() == 0
-    refused = _bestand(deployment, "rebuild")
+    refused = bestand_cli(deployment, "rebuild")
     assert refused.returncode == 2  # asks for --yes
-    rebuilt = _bestand(deployment, "rebuild", "--yes")
+    rebuilt = bestand_cli(deployment, "rebuild", "--yes")
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
     assert f"{len(EVENTS):,} events to replay" in rebuilt.stdout
     replay = Process(["worker"], deployment.env, tmp_path / "worker-2.log")
@@ -331,13 +328,3 @@ def test_redis_lost_and_rebuilt_from_kafka(
         assert replay.stop() == 0, replay.log_tail()
     _compare(clean, deployment, "Redis lost, rebuilt with bestand rebuild")
 
-
-def _bestand(deployment: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bestand", *args],
-        env={**os.environ, **deployment.env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support import Deployment, Process, make_deployment, produce, run, wait_for
+from support import Deployment, Process, bestand_cli, make_deployment, produce, run, wait_for
 
 from bestand.stream.topics import ensure_topics
 
@@ -75,16 +75,6 @@ def _sum(
     )
 
 
-def _bestand(deployment: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bestand", *args],
-        env={**os.environ, **deployment.env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
 
 def _order(n: int) -> bytes:
     return orjson.dumps(
@@ -108,8 +98,8 @@ def test_a_burst_is_seen_rising_and_falling_to_zero(
     web, api_port = deployment.settings.worker_web_port, deployment.settings.api_port
     wait_for(lambda: _get(web, "/ready")[0] == 200, timeout=90, what="the worker to be ready")
     wait_for(lambda: _get(api_port, "/ready")[0] == 200, timeout=30, what="the API to be ready")
-    assert _bestand(deployment, "health", "worker", "--ready").returncode == 0
-    assert _bestand(deployment, "health", "api").returncode == 0
+    assert bestand_cli(deployment, "health", "worker", "--ready").returncode == 0
+    assert bestand_cli(deployment, "health", "api").returncode == 0
 
     # `bestand status` follows along (one JSON line per half second) while the burst goes in.
     watcher = subprocess.Popen(
@@ -146,7 +136,7 @@ def test_a_burst_is_seen_rising_and_falling_to_zero(
         return consumed >= BURST and lag == 0 and peak[0] > 0
 
     wait_for(drained, timeout=120, what="the lag to rise and fall back to zero")
-    status = _bestand(deployment, "status", "--json")
+    status = bestand_cli(deployment, "status", "--json")
     assert status.returncode == 0, status.stderr
     snapshot = json.loads(status.stdout)
     assert snapshot["lag"] == 0
@@ -222,7 +212,7 @@ def test_health_fails_without_a_worker_and_the_heartbeat_leaves_with_it(
     ops: tuple[Deployment, Process, Process],
 ) -> None:
     deployment, worker, _ = ops
-    wait_for(lambda: _bestand(deployment, "health", "worker").returncode == 0, timeout=60,
+    wait_for(lambda: bestand_cli(deployment, "health", "worker").returncode == 0, timeout=60,
              what="a worker heartbeat")  # fmt: skip
     # A bad event: its log line is JSON naming the message it came from.
     run(produce(deployment.settings.kafka_bootstrap, deployment.topic("orders"), [b"{oops"]))
@@ -244,6 +234,6 @@ def test_health_fails_without_a_worker_and_the_heartbeat_leaves_with_it(
     assert f"[{dead['partition']}]@{dead['offset']}" in dead["message"]
     assert dead["stage"] == "identity"  # bound for the batch it came in
     # The worker removes its heartbeat when it stops; the probe fails at once.
-    down = _bestand(deployment, "health", "worker")
+    down = bestand_cli(deployment, "health", "worker")
     assert down.returncode == 1
     assert "no worker heartbeat" in down.stdout

@@ -9,19 +9,11 @@ import json
 import sys
 from typing import IO, Any
 
+from bestand.api.models import IDENTIFIER_PARAMS
 from bestand.commands.common import load_settings
 
 #: The identifier flags of `lookup` and `explain` (exactly one is given).
-LOOKUP_FLAGS = (
-    "customer_id",
-    "email",
-    "email_sha256",
-    "phone",
-    "anonymous_id",
-    "device_id",
-    "loyalty_card",
-    "order_id",
-)
+LOOKUP_FLAGS = IDENTIFIER_PARAMS
 
 
 def cmd_lookup(args: argparse.Namespace) -> int:

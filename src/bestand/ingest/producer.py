@@ -61,7 +61,11 @@ class EventProducer:
         )
 
     async def __aenter__(self) -> EventProducer:
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except BaseException:
+            await self._producer.stop()  # no half-started client left behind
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:

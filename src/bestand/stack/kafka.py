@@ -13,7 +13,7 @@ import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,8 +53,13 @@ def new_cluster_id() -> str:
             return raw
 
 
-def render_server_properties(*, port: int, controller_port: int, data_dir: Path) -> str:
-    """server.properties of a one-node cluster that is broker and controller at once."""
+def render_server_properties(
+    *, port: int, controller_port: int, data_dir: Path, extra: Mapping[str, str] | None = None
+) -> str:
+    """server.properties of a one-node cluster that is broker and controller at once.
+
+    ``extra`` replaces or adds properties (a secured listener beside the plain one, say).
+    """
     lines = [
         "# Written by bestand.stack on every start: change the code, not this file.",
         "process.roles=broker,controller",
@@ -82,6 +87,9 @@ def render_server_properties(*, port: int, controller_port: int, data_dir: Path)
         # Consumer groups of tests and demos start at once instead of after 3 s.
         "group.initial.rebalance.delay.ms=0",
     ]
+    for key, value in (extra or {}).items():
+        lines = [line for line in lines if not line.startswith(f"{key}=")]
+        lines.append(f"{key}={value}")
     return "\n".join(lines) + "\n"
 
 
@@ -140,8 +148,10 @@ class LocalKafka(ServerProcess):
         libs_dir: Path | None = None,
         project_dir: Path | None = None,
         log: LogFn = print,
+        extra_properties: Mapping[str, str] | None = None,
     ) -> None:
         self.dir = root.absolute() / "kafka"
+        self.extra_properties = dict(extra_properties or {})
         super().__init__(
             port=port,
             pid_file=self.dir / "kafka.pid",
@@ -248,7 +258,9 @@ class LocalKafka(ServerProcess):
             text = self.properties_file.read_text(encoding="utf-8")
         except OSError:
             return None
-        match = re.search(r"^advertised\.listeners=PLAINTEXT://[^:\s]+:(\d+)\s*$", text, re.M)
+        match = re.search(
+            r"^advertised\.listeners=PLAINTEXT://[^:\s]+:(\d+)(?:,\S*)?\s*$", text, re.M
+        )
         return int(match.group(1)) if match else None
 
     def _is_our_process(self, cmdline: str) -> bool:
@@ -297,6 +309,7 @@ class LocalKafka(ServerProcess):
                 port=self.port,
                 controller_port=self._resolved_controller_port(),
                 data_dir=self.data_dir,
+                extra=self.extra_properties,
             ),
             encoding="utf-8",
         )
