@@ -197,6 +197,20 @@ def test_server_properties_make_a_single_node_kraft_cluster(tmp_path: Path) -> N
     assert props["group.initial.rebalance.delay.ms"] == "0"
 
 
+def test_extra_properties_replace_or_add_lines(tmp_path: Path) -> None:
+    secured = "PLAINTEXT://127.0.0.1:19092,SASL_SSL://127.0.0.1:19094"
+    extra = {"advertised.listeners": secured, "sasl.enabled.mechanisms": "PLAIN"}
+    text = render_server_properties(
+        port=19092, controller_port=19093, data_dir=tmp_path, extra=extra
+    )
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert [line for line in lines if line.startswith("advertised.listeners=")] == [
+        f"advertised.listeners={secured}"
+    ]
+    assert "sasl.enabled.mechanisms=PLAIN" in lines
+    assert "process.roles=broker,controller" in lines  # the rest stays
+
+
 # --- configuration ---------------------------------------------------------------------------
 
 
