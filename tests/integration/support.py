@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import orjson
 import pytest
+import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bestand.access import SCOPES
@@ -78,6 +79,22 @@ def bestand_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def ping_until_up(
+    client: redis.Redis, server: subprocess.Popen[bytes], timeout: float = 20
+) -> None:
+    """Wait until a redis-server started by a test answers PING through ``client``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.ping()
+        except redis.ConnectionError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+        else:
+            return
 
 
 def run(coro: Awaitable[T]) -> T:

@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 import redis
-from support import Process, make_deployment, produce, run, wait_for
+from support import Process, make_deployment, ping_until_up, produce, run, wait_for
 
 from bestand.api import create_api
 from bestand.stack import free_port
@@ -33,18 +32,12 @@ def acl_redis(tmp_path: Path) -> Iterator[int]:
          "--user", USER, "on", f">{PASSWORD}", "~*", "&*", "+@all"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    client = redis.Redis(port=port, username=USER, password=PASSWORD)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                redis.Redis(port=port, username=USER, password=PASSWORD).ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        ping_until_up(client, server)
         yield port
     finally:
+        client.close()
         server.terminate()
         server.wait(timeout=20)
 

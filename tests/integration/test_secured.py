@@ -8,7 +8,6 @@ wrong Kafka password is refused.
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,15 @@ import orjson
 import pytest
 import redis
 from aiokafka.errors import KafkaConnectionError
-from support import Deployment, Process, bestand_cli, make_deployment, run, wait_for
+from support import (
+    Deployment,
+    Process,
+    bestand_cli,
+    make_deployment,
+    ping_until_up,
+    run,
+    wait_for,
+)
 
 from bestand.api import create_api
 from bestand.ingest.producer import EventProducer
@@ -112,15 +119,7 @@ def tls_redis(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[in
     client = redis.Redis(port=port, username=REDIS_USER, password=REDIS_PASSWORD, ssl=True,
                          ssl_ca_certs=str(pki.ca))  # fmt: skip
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        ping_until_up(client, server)
         yield port
     finally:
         client.close()
