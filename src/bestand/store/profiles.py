@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -19,6 +19,7 @@ from redis.asyncio.client import Pipeline
 
 from bestand.events import ResolvedEvent
 from bestand.profile import LookupSummary, PersonState, apply, dump_state, load_state, merge
+from bestand.profile.changes import Change
 from bestand.profile.state import CustomerRule
 from bestand.store.errors import StoreConflict
 from bestand.store.keys import Keys
@@ -53,9 +54,37 @@ def content_digest(event: ResolvedEvent) -> str:
     return base64.urlsafe_b64encode(digest.digest()).decode()
 
 
+#: What an applied event changed in a person's answer: before (None: a new person), after.
+Describe = Callable[[LookupSummary | None, LookupSummary, ResolvedEvent], Sequence[Change]]
+
+
+def _marker(digest: str, changes: Sequence[Change]) -> str:
+    """A dedupe marker: the content digest, then the changes the event caused (if any), so
+    that a redelivery can send them again."""
+    if not changes:
+        return digest
+    rows = [
+        [c.change, c.existing_customer, c.orders_count, c.stage_before, c.stage_after,
+         list(c.absorbed)]
+        for c in changes
+    ]  # fmt: skip
+    return f"{digest} {orjson.dumps(rows).decode()}"
+
+
+def _parse(marker: str) -> tuple[str, tuple[Change, ...]]:
+    """The digest and the changes of a dedupe marker ('1': a marker without either)."""
+    digest, _, rows = marker.partition(" ")
+    if not rows:
+        return digest, ()
+    return digest, tuple(
+        Change(kind, existing, count, before, after, tuple(absorbed))
+        for kind, existing, count, before, after, absorbed in orjson.loads(rows)
+    )
+
+
 def _same(marker: str, digest: str) -> bool:
     """True when a dedupe marker matches the digest ('1': a marker without one, or a merge)."""
-    return marker in ("1", digest)
+    return _parse(marker)[0] in ("1", digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +95,8 @@ class ApplyOutcome:
     person_id: str
     before: LookupSummary | None = None
     after: LookupSummary | None = None
+    #: What the event changed: found now (applied), or recorded when it was applied (duplicate).
+    changes: tuple[Change, ...] = ()
 
     @property
     def summary_changed(self) -> bool:
@@ -125,8 +156,12 @@ class ProfileStore:
         person_id, _, state = await self._load(person_id, "-")
         return state if state.version > 0 else None
 
-    async def apply(self, event: ResolvedEvent) -> ApplyOutcome:
-        """Apply one resolved event: merges first, then the event, then lookup records."""
+    async def apply(self, event: ResolvedEvent, describe: Describe | None = None) -> ApplyOutcome:
+        """Apply one resolved event: merges first, then the event, then lookup records.
+
+        ``describe`` names the changes an applied event causes; they are kept in its dedupe
+        marker, and a redelivery of the event gets them again (``duplicate`` outcome).
+        """
         at = int(event.event_time.timestamp())
         if event.absorbed:
             await self._absorb(event.person_id, event.absorbed, event.event_id, at)
@@ -139,19 +174,22 @@ class ProfileStore:
                 # Applied before, perhaps by a try that died before its lookup records were
                 # written: write them again (a record never goes back to an older version).
                 await self._publish(state, changed=True, old_ids=frozenset())
-                return ApplyOutcome("duplicate", person_id)
+                return ApplyOutcome("duplicate", person_id, changes=_parse(marker)[1])
             new = replace(apply(state, event), version=state.version + 1)
-            if await self._store(state, new, event.event_id, digest) == 1:
-                before = LookupSummary.of(state) if state.version > 0 else None
-                after = LookupSummary.of(new)
+            before = LookupSummary.of(state) if state.version > 0 else None
+            after = LookupSummary.of(new)
+            changes = tuple(describe(before, after, event)) if describe else ()
+            if await self._store(state, new, event.event_id, _marker(digest, changes)) == 1:
                 await self._publish(new, changed=not after.same_answer(before), old_ids=state.ids)
                 if event.kind == "detach" and event.identifiers:
                     # Junk identifiers name nobody: their lookup records go.
                     await self._client.unlink(*(self._keys.lookup(t) for t in event.identifiers))
-                return ApplyOutcome("applied", person_id, before, after)
+                return ApplyOutcome("applied", person_id, before, after, changes)
         raise StoreConflict(f"could not apply {event.event_id} after {_MAX_ATTEMPTS} attempts")
 
-    async def apply_many(self, events: Sequence[ResolvedEvent]) -> list[ApplyOutcome]:
+    async def apply_many(
+        self, events: Sequence[ResolvedEvent], describe: Describe | None = None
+    ) -> list[ApplyOutcome]:
         """Apply events of many persons with one read and one write per batch.
 
         Events that merge persons, and persons written by someone else in between (or merged
@@ -163,10 +201,10 @@ class ProfileStore:
         for i, event in enumerate(events):
             if _alone(event):
                 # A merge changes who is who: what comes after it waits for it.
-                await self._apply_batch(events, [j for j in simple if j < i], outcomes)
+                await self._apply_batch(events, [j for j in simple if j < i], outcomes, describe)
                 simple = [j for j in simple if j > i]
-                outcomes[i] = await self.apply(event)
-        await self._apply_batch(events, simple, outcomes)
+                outcomes[i] = await self.apply(event, describe)
+        await self._apply_batch(events, simple, outcomes, describe)
         done = [outcome for outcome in outcomes if outcome is not None]
         if len(done) != len(events):  # pragma: no cover - every position is filled above
             raise RuntimeError("a batch position was left unapplied")
@@ -177,6 +215,7 @@ class ProfileStore:
         events: Sequence[ResolvedEvent],
         positions: Sequence[int],
         outcomes: list[ApplyOutcome | None],
+        describe: Describe | None,
     ) -> None:
         positions = [i for i in positions if outcomes[i] is None]
         if not positions:
@@ -215,13 +254,17 @@ class ProfileStore:
                     outcomes[i] = ApplyOutcome("conflict", person_id)
                     continue
                 if marker:
-                    outcomes[i] = ApplyOutcome("duplicate", person_id)
+                    # Found in Redis: applied by an earlier try, whose changes go out again.
+                    # Earlier in this batch: its changes go out with that first one.
+                    changes = _parse(marker)[1] if events[i].event_id not in applied_ids else ()
+                    outcomes[i] = ApplyOutcome("duplicate", person_id, changes=changes)
                     if events[i].event_id not in applied_ids and before.version > 0:
                         again[person_id] = before
                     continue
                 state = replace(apply(state, events[i]), version=before.version + 1)
                 answer = LookupSummary.of(state)
-                applied.append((i, ApplyOutcome("applied", person_id, summary, answer)))
+                found = tuple(describe(summary, answer, events[i])) if describe else ()
+                applied.append((i, ApplyOutcome("applied", person_id, summary, answer, found)))
                 applied_ids[events[i].event_id] = digest
                 summary = answer
             if applied:
@@ -241,7 +284,7 @@ class ProfileStore:
                             after.version,
                             dump_state(after),
                             self._ttl,
-                            *(digests[i] for i, _ in applied),
+                            *(_marker(digests[i], outcome.changes) for i, outcome in applied),
                         ],
                         client=pipe,
                     )
@@ -255,7 +298,7 @@ class ProfileStore:
                     outcomes[i] = outcome
         await self._publish_many(published)
         for i in sorted(single):
-            outcomes[i] = await self.apply(events[i])
+            outcomes[i] = await self.apply(events[i], describe)
 
     async def _publish_many(self, changes: Sequence[tuple[PersonState, PersonState, bool]]) -> None:
         """Lookup records and values of many persons in one pipeline (all of them if forced)."""

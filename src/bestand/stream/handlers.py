@@ -33,6 +33,7 @@ from bestand.identity.rules import Unattributable
 from bestand.ops.metrics import WorkerMetrics
 from bestand.profile.changes import Change, profile_changes
 from bestand.profile.lifecycle import LifecycleRules
+from bestand.profile.summary import LookupSummary
 from bestand.settings import Settings
 from bestand.store import ApplyOutcome, IdentityGraph, ProfileStore
 from bestand.store.identity_graph import Resolution, Resolved
@@ -345,7 +346,9 @@ class ProfileHandler:
 
         async def flush() -> None:
             if run:
-                outcomes = await self.profiles.apply_many([event for _, event in run])
+                outcomes = await self.profiles.apply_many(
+                    [event for _, event in run], self._describe
+                )
                 for (message, event), outcome in zip(run, outcomes, strict=True):
                     out.extend(self._after(message, event, outcome))
                 run.clear()
@@ -383,10 +386,13 @@ class ProfileHandler:
             return [dead_letter(message, "duplicate_event_id", error)]
         outcome_label = "duplicate" if outcome.status == "duplicate" else "processed"
         self.metrics.events.labels("profile", message.topic, outcome_label).inc()
-        if outcome.status != "applied" or outcome.after is None:
-            return []
+        # A duplicate carries the changes recorded when it was applied: the try that applied
+        # it may have died before sending them, so they go out again (at least once).
+        return self._changes(event, outcome.person_id, list(outcome.changes))
+
+    def _describe(
+        self, before: LookupSummary | None, after: LookupSummary, event: ResolvedEvent
+    ) -> list[Change]:
+        """The changes one applied event causes (kept with it in Redis until sent again)."""
         now = int(datetime.now(UTC).timestamp())
-        changes = profile_changes(
-            outcome.before, outcome.after, now, self.lifecycle, event.absorbed
-        )
-        return self._changes(event, outcome.person_id, changes)
+        return profile_changes(before, after, now, self.lifecycle, event.absorbed)
