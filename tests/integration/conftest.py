@@ -10,12 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import Deployment, Process, make_deployment, run
+from support import PROJECT_DIR, Deployment, Process, make_deployment, run
 
 from bestand.stack import LocalRedis, free_port
 from bestand.stream.topics import ensure_topics
-
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

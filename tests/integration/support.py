@@ -13,7 +13,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +30,10 @@ from bestand.settings import Settings
 from bestand.stack import free_port
 
 T = TypeVar("T")
+
+#: The checkout under test, and the Kafka jars its install script fetched.
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+KAFKA_LIBS = PROJECT_DIR / ".local" / "kafka" / "libs"
 
 
 @dataclass
@@ -95,6 +100,32 @@ def ping_until_up(
             time.sleep(0.1)
         else:
             return
+
+
+@contextmanager
+def redis_with_user(
+    folder: Path,
+    user: str,
+    password: str,
+    listen: Sequence[str],
+    **client_options: Any,
+) -> Iterator[redis.Redis]:
+    """A redis-server of one test with the default user off and ``user`` on; yields a client
+    of that user (``listen``: the port options, ``client_options``: TLS and the like)."""
+    server = subprocess.Popen(
+        ["redis-server", *listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(folder), "--user", "default", "off",
+         "--user", user, "on", f">{password}", "~*", "&*", "+@all"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    client = redis.Redis(username=user, password=password, **client_options)
+    try:
+        ping_until_up(client, server)
+        yield client
+    finally:
+        client.close()
+        server.terminate()
+        server.wait(timeout=20)
 
 
 def run(coro: Awaitable[T]) -> T:

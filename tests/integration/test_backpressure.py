@@ -20,7 +20,6 @@ from bestand.stream.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
 def _get(port: int, path: str, key: str) -> tuple[int, dict[str, str], float]:

@@ -6,18 +6,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import orjson
 import pytest
 from aiokafka.errors import KafkaError
-from support import Deployment, Process, produce, run, wait_for
+from support import KAFKA_LIBS, Deployment, Process, produce, run, wait_for
 
 from bestand.ops.lag import LagProbe
 
 pytestmark = pytest.mark.integration
 
-LIBS = Path(__file__).resolve().parents[2] / ".local" / "kafka" / "libs"
 EVENTS = 40
 
 
@@ -32,9 +30,10 @@ def _describe(
     tool shows ``-`` where the group never committed."""
     java = shutil.which("java")
     assert java, "java is missing"
-    assert any(LIBS.glob("kafka-tools-*.jar")), "run deploy/local/install-kafka.sh"
+    assert any(KAFKA_LIBS.glob("kafka-tools-*.jar")), "run deploy/local/install-kafka.sh"
     done = subprocess.run(
-        [java, "-cp", f"{LIBS}/*", "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+        [java, "-cp", f"{KAFKA_LIBS}/*",
+         "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
          "--bootstrap-server", bootstrap, "--describe", "--group", group],
         capture_output=True, text=True, timeout=120, check=False,
         env={**os.environ, "KAFKA_LOG4J_OPTS": ""},

@@ -22,7 +22,16 @@ import pytest
 import redis
 from faults import differences, lost_and_double, send, snapshot
 from prometheus_client.parser import text_string_to_metric_families
-from support import Deployment, Process, bestand_cli, make_deployment, run, wait_for
+from support import (
+    KAFKA_LIBS,
+    PROJECT_DIR,
+    Deployment,
+    Process,
+    bestand_cli,
+    make_deployment,
+    run,
+    wait_for,
+)
 
 from bestand.children import wait_caught_up
 from bestand.simulate import simulate
@@ -31,8 +40,6 @@ from bestand.stream.topics import consumer_lag, ensure_topics
 
 pytestmark = pytest.mark.integration
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-LIBS = PROJECT_DIR / ".local" / "kafka" / "libs"
 SHOP = simulate(persons=300, seed=21)
 EVENTS = list(SHOP.events)
 
@@ -260,7 +267,8 @@ def own_kafka(tmp_path: Path) -> Iterator[LocalKafka]:
     """A Kafka broker of this test alone, so stopping it harms no other test."""
     port, controller = free_ports(2)
     server = LocalKafka(tmp_path / "broker", port=port, controller_port=controller,
-                        libs_dir=LIBS, project_dir=PROJECT_DIR, log=lambda _: None)  # fmt: skip
+                        libs_dir=KAFKA_LIBS, project_dir=PROJECT_DIR,
+                        log=lambda _: None)  # fmt: skip
     server.start()
     server.wait_ready(120)
     try:

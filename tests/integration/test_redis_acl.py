@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 import redis
-from support import Process, make_deployment, ping_until_up, produce, run, wait_for
+from support import Process, make_deployment, produce, redis_with_user, run, wait_for
 
 from bestand.api import create_api
 from bestand.stack import free_port
@@ -25,21 +24,8 @@ USER, PASSWORD = "bestand", "acl-test-password-1234"
 def acl_redis(tmp_path: Path) -> Iterator[int]:
     """redis-server with the default user off and one user with a password."""
     port = free_port()
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(tmp_path),
-         "--user", "default", "off",
-         "--user", USER, "on", f">{PASSWORD}", "~*", "&*", "+@all"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    client = redis.Redis(port=port, username=USER, password=PASSWORD)
-    try:
-        ping_until_up(client, server)
+    with redis_with_user(tmp_path, USER, PASSWORD, ["--port", str(port)], port=port):
         yield port
-    finally:
-        client.close()
-        server.terminate()
-        server.wait(timeout=20)
 
 
 def test_worker_and_api_use_an_acl_user(

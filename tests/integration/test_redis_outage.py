@@ -6,7 +6,14 @@ from pathlib import Path
 
 import orjson
 import pytest
-from support import Deployment, Process, make_deployment, produce, run, wait_for
+from support import (
+    Deployment,
+    Process,
+    make_deployment,
+    produce,
+    run,
+    wait_for,
+)
 
 from bestand.api import create_api
 from bestand.stack import LocalRedis
@@ -14,7 +21,6 @@ from bestand.stream.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
 def orders(first: int, count: int) -> list[bytes]:

@@ -14,14 +14,15 @@ from pathlib import Path
 
 import orjson
 import pytest
-import redis
 from aiokafka.errors import KafkaConnectionError
 from support import (
+    KAFKA_LIBS,
+    PROJECT_DIR,
     Deployment,
     Process,
     bestand_cli,
     make_deployment,
-    ping_until_up,
+    redis_with_user,
     run,
     wait_for,
 )
@@ -33,8 +34,6 @@ from bestand.stack import LocalKafka, free_ports
 
 pytestmark = pytest.mark.integration
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-LIBS = PROJECT_DIR / ".local" / "kafka" / "libs"
 KAFKA_USER, KAFKA_PASSWORD = "bestand", "kafka-test-password-1234"
 REDIS_USER, REDIS_PASSWORD = "bestand", "redis-test-password-1234"
 
@@ -92,7 +91,7 @@ def sasl_kafka(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
         "ssl.keystore.location": str(pki.bundle),
     }
     server = LocalKafka(tmp_path_factory.mktemp("sasl") / "broker", port=port,
-                        controller_port=controller, libs_dir=LIBS, project_dir=PROJECT_DIR,
+                        controller_port=controller, libs_dir=KAFKA_LIBS, project_dir=PROJECT_DIR,
                         log=lambda _: None, extra_properties=extra)  # fmt: skip
     server.start()
     server.wait_ready(120)
@@ -107,24 +106,12 @@ def tls_redis(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[in
     """redis-server on TLS only, the default user off and one user with a password."""
     (port,) = free_ports(1)
     folder = tmp_path_factory.mktemp("tls-redis")
-    server = subprocess.Popen(
-        ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-         "--tls-cert-file", str(pki.cert), "--tls-key-file", str(pki.key),
-         "--tls-ca-cert-file", str(pki.ca), "--tls-auth-clients", "no",
-         "--save", "", "--appendonly", "no", "--dir", str(folder),
-         "--user", "default", "off",
-         "--user", REDIS_USER, "on", f">{REDIS_PASSWORD}", "~*", "&*", "+@all"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    client = redis.Redis(port=port, username=REDIS_USER, password=REDIS_PASSWORD, ssl=True,
-                         ssl_ca_certs=str(pki.ca))  # fmt: skip
-    try:
-        ping_until_up(client, server)
+    listen = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(pki.cert),
+              "--tls-key-file", str(pki.key), "--tls-ca-cert-file", str(pki.ca),
+              "--tls-auth-clients", "no"]  # fmt: skip
+    with redis_with_user(folder, REDIS_USER, REDIS_PASSWORD, listen, port=port, ssl=True,
+                         ssl_ca_certs=str(pki.ca)):  # fmt: skip
         yield port
-    finally:
-        client.close()
-        server.terminate()
-        server.wait(timeout=20)
 
 
 def _secured(pki: Pki, bootstrap: str, redis_port: int, tmp_path: Path,

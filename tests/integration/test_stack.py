@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from support import KAFKA_LIBS, PROJECT_DIR
 
 from bestand.stack import (
     LocalKafka,
@@ -29,9 +30,6 @@ from bestand.stack import (
 from bestand.stack.processes import pid_alive, port_open
 
 pytestmark = pytest.mark.integration
-
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-SHARED_KAFKA_LIBS = PROJECT_DIR / ".local" / "kafka" / "libs"
 
 
 async def _produce(bootstrap: str, topic: str, value: bytes) -> None:
@@ -63,7 +61,7 @@ def _stack(root: Path, log: list[str], **ports: int) -> LocalStack:
     return LocalStack(
         root,
         project_dir=PROJECT_DIR,
-        kafka_libs_dir=SHARED_KAFKA_LIBS,
+        kafka_libs_dir=KAFKA_LIBS,
         log=log.append,
         **ports,
     )
@@ -198,7 +196,7 @@ def test_port_held_by_a_silent_process_is_an_error(tmp_path: Path) -> None:
         kafka = LocalKafka(
             tmp_path,
             port=port,
-            libs_dir=SHARED_KAFKA_LIBS,
+            libs_dir=KAFKA_LIBS,
             project_dir=PROJECT_DIR,
             log=log.append,
         )
