@@ -17,6 +17,22 @@ from bestand.commands.run import cmd_api, cmd_demo, cmd_stack, cmd_worker
 from bestand.ops.logs import LogFormat, logging_config
 from bestand.settings import Settings
 
+E_RECEIPTS_HELP = (
+    "share of store sales (0-1) whose buyer gives their own e-mail for a digital receipt "
+    "(default 0: store buyers identify only as the simulator's habits say)"
+)
+
+
+def _share(text: str) -> float:
+    """A share between 0 and 1, for options such as ``--e-receipts 0.8``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
+    return value
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
@@ -97,12 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--persons", type=int, default=2000)
     sim.add_argument("--seed", type=int, default=7)
     sim.add_argument("--out", required=True, help="directory for events.jsonl and truth.json")
+    sim.add_argument("--e-receipts", type=_share, default=0.0, help=E_RECEIPTS_HELP)
     sim.set_defaults(func=cmd_simulate)
 
     ev = sub.add_parser("evaluate", help="replay a labelled shop and score identity resolution")
-    ev.add_argument("--dir", help="a directory written by `bestand simulate` (default: simulate)")
+    ev.add_argument(
+        "--dir",
+        help="a directory written by `bestand simulate` (default: simulate a shop from "
+        "--persons, --seed and --e-receipts)",
+    )
     ev.add_argument("--persons", type=int, default=2000)
     ev.add_argument("--seed", type=int, default=7)
+    ev.add_argument("--e-receipts", type=_share, default=0.0, help=E_RECEIPTS_HELP)
     ev.add_argument("--workers", type=int, default=2, help="worker processes")
     ev.add_argument("--json", help="also write the report as JSON to this file")
     ev.add_argument(

@@ -79,3 +79,14 @@ def test_evaluation_of_a_small_shop(kafka_bootstrap: str, redis_url: str, tmp_pa
     assert abs(customers["resolved"] - customers["true"]) / customers["true"] < 0.12
     assert report["merges"] > 0
     assert report["merges_through_identifiers_later_flagged_junk"] == 0
+    guests = report["returning_guests"]
+    assert guests["true_pairs"] > 0
+    assert guests["correct_pairs"] <= guests["true_pairs"]
+    goals = {goal["goal"].split(":")[0]: goal for goal in report["goals"]}
+    assert list(goals) == [
+        "returning guests found",
+        "wrong merges <= 0.10 % of merges, none through junk",
+        "customers counted within 2% of the true number",
+    ]
+    assert goals["returning guests found"]["met"] == (guests["recall"] >= 0.98)
+    assert "goals:" in result.stdout

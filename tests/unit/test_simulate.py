@@ -87,8 +87,9 @@ def test_events_are_time_ordered_unique_and_without_nulls(shop: SimulatedShop) -
 def test_every_scenario_occurs(shop: SimulatedShop) -> None:
     counts = shop.scenario_counts
     missing = [s.kind for s in SCENARIOS if counts[s.kind] == 0]
-    missing += [t.name for t in TRAITS if counts[t.name] == 0]
+    missing += [t.name for t in TRAITS if t.rate > 0 and counts[t.name] == 0]
     assert missing == []
+    assert counts["e_receipt"] == 0  # a what-if, off by default
     # Kinds come in their exact shares (plus Jana, a loyal guest).
     for scenario in SCENARIOS:
         extra = 1 if scenario.kind == "loyal_guest" else 0
@@ -150,6 +151,45 @@ def test_only_scenarios_make_strangers_share_an_identifier(shop: SimulatedShop) 
     allowed = {("email", d) for d in dummies} | {("phone", f) for f in fakes}
     assert across_homes <= allowed
     assert ("email", mailbox(SHOP_DUMMY_EMAILS[0])) in across_homes
+
+
+def _store_sales(shop: SimulatedShop) -> list[tuple[Any, str | None]]:
+    """(buyer, e-mail as typed) of every store sale."""
+    personas = {p.key: p for p in shop.personas}
+    return [
+        (personas[shop.truth[e["event_id"]]], e["customer"].get("email"))
+        for e in shop.events
+        if e["type"] == "order_placed" and e["channel"] == "store"
+    ]
+
+
+def test_e_receipts_put_the_buyers_own_email_on_store_sales() -> None:
+    plain = simulate(persons=600, seed=3, now=NOW)
+    receipts = simulate(persons=600, seed=3, now=NOW, e_receipts=1.0)
+    assert receipts.e_receipts == 1.0
+    assert receipts.summary()["e_receipts"] == 1.0
+
+    def own(buyer: Any, email: str | None) -> bool:
+        return bool(email) and mailbox(email) in {
+            mailbox(a) for a in (buyer.email, *buyer.extra_emails)
+        }
+
+    # By default a walk-in never leaves their own e-mail in the store: a dummy or nothing.
+    walk_ins = [(b, e) for b, e in _store_sales(plain) if b.kind == "walk_in"]
+    assert walk_ins
+    assert not any(own(b, e) for b, e in walk_ins)
+    # Asked at the till every time, every store buyer leaves it, in one of its spellings.
+    sales = _store_sales(receipts)
+    assert len(sales) > 100
+    assert all(own(b, e) for b, e in sales)
+    assert receipts.scenario_counts["e_receipt"] > 0
+    # The people are the same; only what the store sees of them changes.
+    assert [(p.key, p.kind) for p in receipts.personas] == [(p.key, p.kind) for p in plain.personas]
+
+
+def test_e_receipts_share_is_checked() -> None:
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        simulate(persons=10, e_receipts=1.5)
 
 
 def _parse(raw: str) -> phonenumbers.PhoneNumber:

@@ -6,10 +6,14 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from bestand.commands.common import load_settings
+
+if TYPE_CHECKING:
+    from bestand.simulate import SimulatedShop
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
@@ -66,14 +70,20 @@ def cmd_schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shop_params(shop: SimulatedShop) -> str:
+    """How a shop was simulated, as a run's first line says it."""
+    receipts = f", e-receipts {shop.e_receipts:.0%} of store sales" if shop.e_receipts else ""
+    return f"seed {shop.seed}{receipts}"
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Write a labelled simulated shop: events and the truth of who is who."""
     from bestand.simulate import simulate, write_shop
 
-    shop = simulate(persons=args.persons, seed=args.seed)
+    shop = simulate(persons=args.persons, seed=args.seed, e_receipts=args.e_receipts)
     for path in write_shop(shop, Path(args.out)):
         print(f"wrote {path}")
-    print(f"{len(shop.events)} events of {len(shop.personas)} persons (seed {args.seed})")
+    print(f"{len(shop.events)} events of {len(shop.personas)} persons ({_shop_params(shop)})")
     return 0
 
 
@@ -87,13 +97,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     if args.dir:
-        shop = read_shop(Path(args.dir))
-        print(f"read {len(shop.events)} events of {len(shop.personas)} persons from {args.dir}")
+        try:
+            shop = read_shop(Path(args.dir))
+        except FileNotFoundError as exc:
+            print(
+                f"evaluate: {args.dir} holds no simulated shop ({exc.filename} is missing); "
+                f"write one with `bestand simulate --out {args.dir}`",
+                file=sys.stderr,
+            )
+            return 2
+        print(
+            f"read {len(shop.events)} events of {len(shop.personas)} persons from {args.dir} "
+            f"({_shop_params(shop)})"
+        )
     else:
-        shop = simulate(persons=args.persons, seed=args.seed)
+        shop = simulate(persons=args.persons, seed=args.seed, e_receipts=args.e_receipts)
         print(
             f"simulated {len(shop.events)} events of {len(shop.personas)} persons "
-            f"(seed {args.seed})"
+            f"({_shop_params(shop)})"
         )
     if not args.no_stack:
         try:

@@ -11,13 +11,14 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from bestand.children import start_workers, wait_caught_up
+from bestand.evaluation.goals import GoalCheck, check_goals
 from bestand.evaluation.metrics import (
     PairScores,
     customer_counts,
@@ -35,6 +36,7 @@ from bestand.ingest import EventProducer
 from bestand.namespace import namespaced, reset
 from bestand.settings import Settings
 from bestand.simulate import SimulatedShop
+from bestand.simulate.scenarios import GUEST_KINDS
 from bestand.store import Keys, connect
 
 EVAL_NAMESPACE = "bestand-eval"
@@ -62,6 +64,9 @@ class EvaluationReport:
     scores_by_kind: dict[str, PairScores]
     ceiling: PairScores
     ceiling_by_kind: dict[str, PairScores]
+    #: Guests of every kind who order more than once (no account ties their orders together).
+    returning_guests: PairScores
+    returning_guests_ceiling: PairScores
     ceiling_customers: int
     true_customers: int
     naive_customers: int
@@ -77,6 +82,19 @@ class EvaluationReport:
     def wrong_merge_share(self) -> float:
         """Wrong merges as a share of all merges."""
         return self.wrong_merges / self.merges if self.merges else 0.0
+
+    def goals(self) -> list[GoalCheck]:
+        """The resolution goals, met or missed on this run."""
+        return check_goals(
+            returning_guest_recall=self.returning_guests.recall,
+            returning_guest_ceiling=self.returning_guests_ceiling.recall,
+            merges=self.merges,
+            wrong_merges=self.wrong_merges,
+            merges_through_junk=self.merges_through_junk,
+            true_customers=self.true_customers,
+            resolved_customers=self.resolved_customers,
+            ceiling_customers=self.ceiling_customers,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for ``--json``."""
@@ -99,9 +117,11 @@ class EvaluationReport:
             "events_per_second": round(self.events / self.seconds, 1) if self.seconds else None,
             "same_person": scores(self.scores),
             "same_person_by_kind": {k: scores(v) for k, v in self.scores_by_kind.items()},
+            "returning_guests": scores(self.returning_guests),
             "ceiling": {
                 "same_person": scores(self.ceiling),
                 "same_person_by_kind": {k: scores(v) for k, v in self.ceiling_by_kind.items()},
+                "returning_guests": scores(self.returning_guests_ceiling),
                 "customers": self.ceiling_customers,
             },
             "customers": {
@@ -116,6 +136,7 @@ class EvaluationReport:
             "junk_flagged_identifiers": self.junk_flagged,
             "merges_through_identifiers_later_flagged_junk": self.merges_through_junk,
             "wrong_merge_examples": [w.__dict__ for w in self.wrong],
+            "goals": [asdict(goal) for goal in self.goals()],
         }
 
 
@@ -143,6 +164,12 @@ def format_report(report: EvaluationReport) -> str:
             f"  {kind:21} precision {_percent(k.precision)}  recall {_percent(k.recall)}"
             f"  ({k.correct_pairs}/{k.true_pairs} true pairs){allowed}"
         )
+    g = report.returning_guests
+    lines.append(
+        f"  {'returning guests':21} precision {_percent(g.precision)}  recall "
+        f"{_percent(g.recall)}  ({g.correct_pairs}/{g.true_pairs} true pairs)  the data allows "
+        f"{_percent(report.returning_guests_ceiling.recall)}  (the guest kinds above together)"
+    )
     lines.append(
         "  (orders that share no linking identifier with the rest of their person's cannot be "
         f"joined without guessing: the data allows recall {_percent(report.ceiling.recall)})"
@@ -164,6 +191,11 @@ def format_report(report: EvaluationReport) -> str:
         f"through identifiers flagged at that time: 0 (the rules never follow one); merges "
         f"through identifiers flagged later: {report.merges_through_junk}",
     ]
+    lines += ["", "goals:"]
+    for goal in report.goals():
+        allows = f" (the data allows {goal.allows})" if goal.allows else ""
+        verdict = "met" if goal.met else "MISSED"
+        lines.append(f"  {verdict:6}  {goal.goal}: {goal.measured}{allows}")
     for wrong in report.wrong[:5]:
         lines.append(
             f"\nwrong merge: person {wrong.person_id} holds orders of {wrong.true_persons}"
@@ -282,6 +314,7 @@ def evaluate(
         if len(subset) > 1:
             by_kind[kind] = pair_scores(subset, {o: predicted[o] for o in subset if o in predicted})
             best_by_kind[kind] = pair_scores(subset, {o: best.labels[o] for o in subset})
+    guests = {oid: person for oid, person in truth.items() if kinds.get(person) in GUEST_KINDS}
     counts = customer_counts(shop.events, shop.truth, predicted, best.anonymous)
     persons = sorted(set(predicted.values()))
     flagged, through_junk, logs = asyncio.run(_junk_audit(settings, persons))
@@ -302,6 +335,8 @@ def evaluate(
         scores_by_kind=by_kind,
         ceiling=best.scores,
         ceiling_by_kind=best_by_kind,
+        returning_guests=pair_scores(guests, {o: predicted[o] for o in guests if o in predicted}),
+        returning_guests_ceiling=pair_scores(guests, {o: best.labels[o] for o in guests}),
         ceiling_customers=best.customers,
         true_customers=counts.true_customers,
         naive_customers=counts.naive_customers,

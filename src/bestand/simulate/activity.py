@@ -54,13 +54,14 @@ class Activity:
         ids: IdFactory,
         log: EventLog,
         households: dict[str, Household],
+        e_receipts: float = 0.0,
     ) -> None:
         self.rng = rng
         self.now = now
         self.ids = ids
         self.log = log
         self.households = households
-        self.choices = CheckoutChoices(rng, ids)
+        self.choices = CheckoutChoices(rng, ids, e_receipts)
         step = HISTORY_DAYS / len(NEWSLETTERS)
         self.newsletter_dates = [
             (name, now - timedelta(days=HISTORY_DAYS - step * (i + 0.5)))

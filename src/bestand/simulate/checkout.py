@@ -78,9 +78,12 @@ class Habits:
 class CheckoutChoices:
     """Decides, order by order, what the shop gets to see of its buyer."""
 
-    def __init__(self, rng: random.Random, ids: IdFactory) -> None:
+    def __init__(self, rng: random.Random, ids: IdFactory, e_receipts: float = 0.0) -> None:
         self.rng = rng
         self.ids = ids
+        #: Share of store sales whose buyer gives their own e-mail for a digital receipt. At 0
+        #: no random number is drawn for it, so the default shop stays the same event for event.
+        self.e_receipts = e_receipts
 
     def checkout(
         self, persona: Persona, household: Household, habits: Habits, number: int, channel: str
@@ -135,6 +138,12 @@ class CheckoutChoices:
             persona.mark(trait)
         if habits.first_email is None:
             habits.first_email = base
+        if channel == "store" and self.e_receipts and rng.random() < self.e_receipts:
+            persona.mark("e_receipt")
+            if habits.varies_email and rng.random() < 0.6:
+                persona.mark("email_variant")
+                return email_variant(rng, base)
+            return base
         if not guest:
             return None if channel == "store" and rng.random() < 0.7 else base
         if channel == "store":

@@ -79,4 +79,5 @@ def read_shop(out_dir: Path) -> SimulatedShop:
         households=households,
         seed=summary.get("seed"),
         now=datetime.fromisoformat(now) if now else None,
+        e_receipts=float(summary.get("e_receipts") or 0.0),
     )

@@ -127,6 +127,12 @@ TRAITS: tuple[Trait, ...] = (
         "persons",
         "pays by card in the store (90 % of visits, else cash); others pay cash (95 %)",
     ),
+    Trait(
+        "e_receipt",
+        0.0,
+        "store sales",
+        "gives their own e-mail at the till for a digital receipt (off unless --e-receipts)",
+    ),
     Trait("guest_throwaway_id", 0.25, "guest orders", "a throw-away guest customer number"),
     Trait("registered_guest_checkout", 0.25, "registered", "once checks out as guest"),
     Trait("app_user", 0.3, "persons", "uses the app: device id on clicks and app orders"),

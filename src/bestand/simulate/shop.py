@@ -37,6 +37,8 @@ class SimulatedShop:
     households: dict[str, list[str]] = field(default_factory=dict)
     seed: int | None = None
     now: datetime | None = None
+    #: Share of store sales with the buyer's own e-mail for a digital receipt (see simulate).
+    e_receipts: float = 0.0
 
     def summary(self) -> dict[str, Any]:
         """Counts that describe the shop: persons, households, events by type, scenarios."""
@@ -44,6 +46,7 @@ class SimulatedShop:
         return {
             "seed": self.seed,
             "now": self.now.isoformat() if self.now else None,
+            "e_receipts": self.e_receipts,
             "persons": len(self.personas),
             "households": len(self.households),
             "multi_person_households": sum(len(m) > 1 for m in self.households.values()),
@@ -130,14 +133,20 @@ def _reserve_jana(ids: IdFactory) -> None:
     ids.reserve("address", f"{street}|{number}|{postcode}".lower())
 
 
-def simulate(persons: int = 200, seed: int = 7, now: datetime | None = None) -> SimulatedShop:
+def simulate(
+    persons: int = 200, seed: int = 7, now: datetime | None = None, e_receipts: float = 0.0
+) -> SimulatedShop:
     """Simulate ``persons`` people over the last ~400 days, plus the featured loyal guest.
 
-    Deterministic for a given ``seed`` and ``now`` (a naive ``now`` is read as UTC); only the
-    default ``now`` looks at the clock.
+    Deterministic for a given ``seed``, ``now`` and ``e_receipts`` (a naive ``now`` is read as
+    UTC); only the default ``now`` looks at the clock. ``e_receipts`` is the share of store
+    sales in which the buyer gives their own e-mail for a digital receipt: a what-if for how
+    much a shop gains from asking at the till.
     """
     if persons < 0:
         raise ValueError("persons must not be negative")
+    if not 0.0 <= e_receipts <= 1.0:
+        raise ValueError("e_receipts must be a share between 0 and 1")
     if now is None:
         now = datetime.now(UTC).replace(microsecond=0)
     elif now.tzinfo is None:
@@ -150,7 +159,7 @@ def simulate(persons: int = 200, seed: int = 7, now: datetime | None = None) -> 
     jana_home = Household(key="hh-jana", members=[])
     households = {h.key: h for h in population.households} | {jana_home.key: jana_home}
     log = EventLog()
-    activity = Activity(rng, now, ids, log, households)
+    activity = Activity(rng, now, ids, log, households, e_receipts)
     jana = featured_guest(activity)
     jana_home.members.append(jana)
     for persona in population.personas:
@@ -165,4 +174,5 @@ def simulate(persons: int = 200, seed: int = 7, now: datetime | None = None) -> 
         households={key: [m.key for m in h.members] for key, h in households.items()},
         seed=seed,
         now=now,
+        e_receipts=e_receipts,
     )

@@ -1,0 +1,70 @@
+"""The resolution goals, checked against one evaluation: met or missed, and by how much.
+
+The goals are what bestand promises a shop (see the README): returning guests are found, two
+people are almost never joined, and the number of customers comes out close to the truth. Each
+check also gives what the data allows, so a miss says whether the resolver or the shop's data
+is short: no resolver joins orders that share no identifier without guessing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Share of the pairs of a returning guest's orders that must be found.
+MIN_RETURNING_GUEST_RECALL = 0.98
+#: Wrong merges as a share of all merges.
+MAX_WRONG_MERGE_SHARE = 0.001
+#: How far the resolved customer count may be from the true one, as a share of it.
+MAX_CUSTOMER_COUNT_ERROR = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class GoalCheck:
+    """One goal: what it asks, what was measured, what the data allows, and whether it holds."""
+
+    goal: str
+    measured: str
+    allows: str | None
+    met: bool
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f} %"
+
+
+def check_goals(
+    *,
+    returning_guest_recall: float,
+    returning_guest_ceiling: float,
+    merges: int,
+    wrong_merges: int,
+    merges_through_junk: int,
+    true_customers: int,
+    resolved_customers: int,
+    ceiling_customers: int,
+) -> list[GoalCheck]:
+    """Check the three goals; plain numbers in, so it is tested without a replay."""
+    share = wrong_merges / merges if merges else 0.0
+    error = (resolved_customers - true_customers) / true_customers if true_customers else 0.0
+    best = (ceiling_customers - true_customers) / true_customers if true_customers else 0.0
+    return [
+        GoalCheck(
+            goal=f"returning guests found: recall >= {_pct(MIN_RETURNING_GUEST_RECALL)}",
+            measured=_pct(returning_guest_recall),
+            allows=_pct(returning_guest_ceiling),
+            met=returning_guest_recall >= MIN_RETURNING_GUEST_RECALL,
+        ),
+        GoalCheck(
+            goal=f"wrong merges <= {_pct(MAX_WRONG_MERGE_SHARE)} of merges, none through junk",
+            measured=f"{_pct(share)} ({wrong_merges} of {merges}), {merges_through_junk} "
+            "through junk",
+            allows=None,
+            met=share <= MAX_WRONG_MERGE_SHARE and merges_through_junk == 0,
+        ),
+        GoalCheck(
+            goal=f"customers counted within {MAX_CUSTOMER_COUNT_ERROR:.0%} of the true number",
+            measured=f"{error:+.2%}",
+            allows=f"{best:+.2%}",
+            met=abs(error) <= MAX_CUSTOMER_COUNT_ERROR,
+        ),
+    ]
