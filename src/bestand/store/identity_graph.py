@@ -183,7 +183,8 @@ class IdentityGraph:
                     continue  # the graph changed under us: read and decide again
                 exc.owners = {t: view.owners[t] for t, _ in exc.junk if t in view.owners}
                 raise
-            if await self._apply(tokens, view, decision, event_id, at):
+            # Applied unless the graph changed since ``view`` was read.
+            if await self._queue_apply(self._client, tokens, view, decision, event_id, at) == 1:
                 return decision, view
         raise StoreConflict(f"could not resolve {event_id} after {_MAX_ATTEMPTS} attempts")
 
@@ -282,21 +283,6 @@ class IdentityGraph:
         except Unattributable as exc:
             return exc
 
-    async def _apply(
-        self,
-        tokens: Sequence[str],
-        view: GraphView,
-        decision: Decision,
-        event_id: str,
-        at: int,
-        unattributable: str | None = None,
-    ) -> bool:
-        """Apply a decision unless the graph changed since ``view`` was read."""
-        applied = await self._queue_apply(
-            self._client, tokens, view, decision, event_id, at, unattributable
-        )
-        return bool(applied == 1)
-
     async def _queue_apply(
         self,
         client: Any,
@@ -358,7 +344,10 @@ class IdentityGraph:
             identifiers=(),
             ignored=(),
         )
-        return await self._apply(tokens, view, decision, event_id, at, str(refusal))
+        applied = await self._queue_apply(
+            self._client, tokens, view, decision, event_id, at, str(refusal)
+        )
+        return bool(applied == 1)
 
     async def person_of(self, token: str) -> str | None:
         """The person an identifier (``kind:hash``) belongs to, if any."""
