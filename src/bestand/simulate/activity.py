@@ -55,13 +55,14 @@ class Activity:
         log: EventLog,
         households: dict[str, Household],
         e_receipts: float = 0.0,
+        receipts_rng: random.Random | None = None,
     ) -> None:
         self.rng = rng
         self.now = now
         self.ids = ids
         self.log = log
         self.households = households
-        self.choices = CheckoutChoices(rng, ids, e_receipts)
+        self.choices = CheckoutChoices(rng, ids, e_receipts, receipts_rng)
         step = HISTORY_DAYS / len(NEWSLETTERS)
         self.newsletter_dates = [
             (name, now - timedelta(days=HISTORY_DAYS - step * (i + 0.5)))

@@ -78,12 +78,19 @@ class Habits:
 class CheckoutChoices:
     """Decides, order by order, what the shop gets to see of its buyer."""
 
-    def __init__(self, rng: random.Random, ids: IdFactory, e_receipts: float = 0.0) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        ids: IdFactory,
+        e_receipts: float = 0.0,
+        receipts_rng: random.Random | None = None,
+    ) -> None:
         self.rng = rng
         self.ids = ids
-        #: Share of store sales whose buyer gives their own e-mail for a digital receipt. At 0
-        #: no random number is drawn for it, so the default shop stays the same event for event.
+        #: Share of store sales whose buyer gives their own e-mail for a digital receipt, drawn
+        #: from a generator of its own: without e-receipts the shop is the same draw for draw.
         self.e_receipts = e_receipts
+        self.receipts_rng = receipts_rng or random.Random(0)
 
     def checkout(
         self, persona: Persona, household: Household, habits: Habits, number: int, channel: str
@@ -98,7 +105,11 @@ class CheckoutChoices:
         elif channel in ONLINE and rng.random() < RATE["guest_throwaway_id"]:
             checkout.customer_id = self.ids.guest_id()
             persona.mark("guest_throwaway_id")
+        traits = list(persona.traits)
         checkout.email = self._email(persona, household, habits, number, channel, guest)
+        if channel == "store" and self.receipts_rng.random() < self.e_receipts:
+            persona.traits[:] = traits  # what the till would have typed is not shown after all
+            checkout.email = self._receipt_email(persona, household, habits)
         checkout.phone = self._phone(persona, habits, channel)
         card_rate = {"store": 0.9, "phone": 0.5}.get(channel, 0.15)
         if persona.loyalty_card and rng.random() < card_rate:
@@ -138,12 +149,6 @@ class CheckoutChoices:
             persona.mark(trait)
         if habits.first_email is None:
             habits.first_email = base
-        if channel == "store" and self.e_receipts and rng.random() < self.e_receipts:
-            persona.mark("e_receipt")
-            if habits.varies_email and rng.random() < 0.6:
-                persona.mark("email_variant")
-                return email_variant(rng, base)
-            return base
         if not guest:
             return None if channel == "store" and rng.random() < 0.7 else base
         if channel == "store":
@@ -172,6 +177,19 @@ class CheckoutChoices:
             variant = email_variant(rng, base)
             persona.mark("email_variant")
             return variant
+        return base
+
+    def _receipt_email(self, persona: Persona, household: Household, habits: Habits) -> str:
+        """The e-mail a store buyer gives for a digital receipt: the one they shop with."""
+        persona.mark("e_receipt")
+        base = habits.first_email or persona.email
+        if base == household.shared_email:
+            persona.mark(
+                "household_shared_email" if persona.customer_id else "household_shared_email_guests"
+            )
+        if habits.varies_email and self.receipts_rng.random() < 0.6:
+            persona.mark("email_variant")
+            return email_variant(self.receipts_rng, base)
         return base
 
     def _phone(self, persona: Persona, habits: Habits, channel: str) -> str | None:

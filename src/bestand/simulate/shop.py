@@ -159,7 +159,8 @@ def simulate(
     jana_home = Household(key="hh-jana", members=[])
     households = {h.key: h for h in population.households} | {jana_home.key: jana_home}
     log = EventLog()
-    activity = Activity(rng, now, ids, log, households, e_receipts)
+    receipts = random.Random(f"e-receipts {seed}")  # its own draws: the shop stays the same
+    activity = Activity(rng, now, ids, log, households, e_receipts, receipts)
     jana = featured_guest(activity)
     jana_home.members.append(jana)
     for persona in population.personas:
