@@ -75,6 +75,11 @@ class Habits:
     first_email: str | None = None
 
 
+def _shared_email_trait(persona: Persona) -> str:
+    """Which trait a member ordering with the family e-mail shows: account holder or guest."""
+    return "household_shared_email" if persona.customer_id else "household_shared_email_guests"
+
+
 class CheckoutChoices:
     """Decides, order by order, what the shop gets to see of its buyer."""
 
@@ -143,10 +148,7 @@ class CheckoutChoices:
         sharer = persona.key in household.email_sharers
         if sharer and household.shared_email and (guest or rng.random() < 0.7):
             base = household.shared_email
-            trait = (
-                "household_shared_email" if persona.customer_id else "household_shared_email_guests"
-            )
-            persona.mark(trait)
+            persona.mark(_shared_email_trait(persona))
         if habits.first_email is None:
             habits.first_email = base
         if not guest:
@@ -184,9 +186,7 @@ class CheckoutChoices:
         persona.mark("e_receipt")
         base = habits.first_email or persona.email
         if base == household.shared_email:
-            persona.mark(
-                "household_shared_email" if persona.customer_id else "household_shared_email_guests"
-            )
+            persona.mark(_shared_email_trait(persona))
         if habits.varies_email and self.receipts_rng.random() < 0.6:
             persona.mark("email_variant")
             return email_variant(self.receipts_rng, base)
