@@ -78,7 +78,7 @@ def test_evaluation_of_a_small_shop(kafka_bootstrap: str, redis_url: str, tmp_pa
     assert customers["resolved"] < customers["naive"]
     assert abs(customers["resolved"] - customers["true"]) / customers["true"] < 0.12
     assert report["merges"] > 0
-    assert report["merges_through_identifiers_later_flagged_junk"] == 0
+    assert report["merges_through_junk_identifiers"] == 0
     guests = report["returning_guests"]
     assert guests["true_pairs"] > 0
     assert guests["correct_pairs"] <= guests["true_pairs"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bestand.evaluation.oracle import ceiling
-from bestand.identity import IdentityKeyer
+from bestand.identity import IdentityKeyer, IdKind
 from bestand.identity.policy import IdentityPolicy
 from bestand.simulate import simulate
 
@@ -42,6 +42,8 @@ def test_orders_sharing_nothing_cannot_be_joined() -> None:
     # o3 (a name only) and o5 (a dummy only) name nobody: anonymous sales, nobody's customer.
     assert best.anonymous == {"o3", "o5"}
     assert best.customers == 2  # anna, ben
+    # The dummy is junk by pattern: the evaluation counts any merge through it.
+    assert best.junk == {KEYER.key_all([(IdKind.EMAIL, "kunde@shop.de", False)]).junk[0][0].token}
 
 
 def test_the_ceiling_of_a_simulated_shop_is_never_wrong() -> None:

@@ -29,6 +29,7 @@ class Ceiling:
     customers: int
     labels: Mapping[str, str]  # order id -> group, for per-kind figures
     anonymous: frozenset[str]  # ids of orders whose only linking identifier is the order itself
+    junk: frozenset[str]  # tokens recognised as junk by pattern (dummy e-mails, fake phones)
 
 
 class _Groups:
@@ -56,16 +57,15 @@ def ceiling(
     """Join each person's events through shared linking identifiers; score the result."""
     groups = _Groups()
     anonymous: set[str] = set()
+    junk: set[str] = set()
     for event in events:
         event_id = str(event["event_id"])
         decoded = decode_event(
             TYPE_TOPIC_KIND[str(event["type"])], orjson.dumps(event), max_bytes=1 << 20
         )
-        tokens = [
-            kid.token
-            for kid in keyer.key_all(raw_identifiers(decoded)).ids
-            if policy.of(kind_of(kid.token)).link != "never"
-        ]
+        keyed = keyer.key_all(raw_identifiers(decoded))
+        junk.update(kid.token for kid, _ in keyed.junk)
+        tokens = [kid.token for kid in keyed.ids if policy.of(kind_of(kid.token)).link != "never"]
         if event["type"] == "order_placed" and all(
             kind_of(token) is IdKind.ORDER for token in tokens
         ):
@@ -85,4 +85,5 @@ def ceiling(
         customers=counts.resolved_customers,
         labels=best,
         anonymous=frozenset(anonymous),
+        junk=frozenset(junk),
     )

@@ -134,7 +134,7 @@ class EvaluationReport:
             "wrong_merges": self.wrong_merges,
             "wrong_merge_share": self.wrong_merge_share,
             "junk_flagged_identifiers": self.junk_flagged,
-            "merges_through_identifiers_later_flagged_junk": self.merges_through_junk,
+            "merges_through_junk_identifiers": self.merges_through_junk,
             "wrong_merge_examples": [w.__dict__ for w in self.wrong],
             "goals": [asdict(goal) for goal in self.goals()],
         }
@@ -188,8 +188,8 @@ def format_report(report: EvaluationReport) -> str:
         f"merges {report.merges}, wrong merges {report.wrong_merges} "
         f"({_percent(report.wrong_merge_share)} of merges)",
         f"identifiers flagged as junk by their cardinality: {report.junk_flagged}; merges "
-        f"through identifiers flagged at that time: 0 (the rules never follow one); merges "
-        f"through identifiers flagged later: {report.merges_through_junk}",
+        f"through an identifier that is junk by pattern or flagged by cardinality (then or "
+        f"since): {report.merges_through_junk}",
     ]
     lines += ["", "goals:"]
     for goal in report.goals():
@@ -230,9 +230,13 @@ async def _predictions(settings: Settings, order_ids: Sequence[str]) -> dict[str
 
 
 async def _junk_audit(
-    settings: Settings, persons: Sequence[str]
+    settings: Settings, persons: Sequence[str], pattern_junk: frozenset[str]
 ) -> tuple[int, int, dict[str, list[dict[str, Any]]]]:
-    """Junk flags set by cardinality, merges through such identifiers, and every person's log."""
+    """Junk flags set by cardinality, merges through any junk identifier, every person's log.
+
+    Junk flags stay, so an identifier that is junk now was junk at any earlier merge too:
+    counting merges through identifiers junk by the end bounds those made through junk.
+    """
     keys = Keys(settings.redis_prefix)
     client = connect(settings.redis_url)
     try:
@@ -258,11 +262,11 @@ async def _junk_audit(
             if entry["k"] == "merge"
             for token in entry["t"]
         ]
-        if merge_tokens:
-            values = await client.mget([keys.junk(t) for t in merge_tokens])
-            through_junk = sum(1 for v in values if v is not None)
-        else:
-            through_junk = 0
+        through_junk = sum(1 for t in merge_tokens if t in pattern_junk)
+        flaggable = [t for t in merge_tokens if t not in pattern_junk]
+        if flaggable:
+            values = await client.mget([keys.junk(t) for t in flaggable])
+            through_junk += sum(1 for v in values if v is not None)
         return len(flagged), through_junk, logs
     finally:
         await client.aclose()
@@ -317,7 +321,7 @@ def evaluate(
     guests = {oid: person for oid, person in truth.items() if kinds.get(person) in GUEST_KINDS}
     counts = customer_counts(shop.events, shop.truth, predicted, best.anonymous)
     persons = sorted(set(predicted.values()))
-    flagged, through_junk, logs = asyncio.run(_junk_audit(settings, persons))
+    flagged, through_junk, logs = asyncio.run(_junk_audit(settings, persons, best.junk))
     wrong = [
         WrongMerge(
             person_id=cluster.predicted_label,
