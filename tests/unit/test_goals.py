@@ -46,6 +46,20 @@ def test_each_goal_can_be_missed(change: dict[str, int | float], missed: int) ->
     assert [not c.met for c in checks] == [i == missed for i in range(3)]
 
 
+def test_a_miss_says_whether_the_data_or_the_resolver_is_short() -> None:
+    by_data = check_goals(
+        **(MET | {"returning_guest_recall": 0.93, "returning_guest_ceiling": 0.94})
+    )
+    assert by_data[0].short_by == "the data"
+    by_resolver = check_goals(**(MET | {"returning_guest_recall": 0.97}))
+    assert by_resolver[0].short_by == "the resolver"
+    count = check_goals(**(MET | {"resolved_customers": 1030, "ceiling_customers": 1025}))
+    assert count[2].short_by == "the data"
+    count = check_goals(**(MET | {"resolved_customers": 1030}))
+    assert count[2].short_by == "the resolver"
+    assert [c.short_by for c in check_goals(**MET)] == [None, None, None]
+
+
 def test_no_merges_and_no_customers_are_not_a_division_by_zero() -> None:
     checks = check_goals(**(MET | {"merges": 0, "wrong_merges": 0, "true_customers": 0}))
     assert checks[1].met

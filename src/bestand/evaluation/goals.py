@@ -26,6 +26,8 @@ class GoalCheck:
     measured: str
     allows: str | None
     met: bool
+    #: For a miss, whose it is: "the data" when even the best resolution would miss it too.
+    short_by: str | None = None
 
 
 def _pct(value: float) -> str:
@@ -47,12 +49,17 @@ def check_goals(
     share = wrong_merges / merges if merges else 0.0
     error = (resolved_customers - true_customers) / true_customers if true_customers else 0.0
     best = (ceiling_customers - true_customers) / true_customers if true_customers else 0.0
+    recall_met = returning_guest_recall >= MIN_RETURNING_GUEST_RECALL
+    count_met = abs(error) <= MAX_CUSTOMER_COUNT_ERROR
     return [
         GoalCheck(
             goal=f"returning guests found: recall >= {_pct(MIN_RETURNING_GUEST_RECALL)}",
             measured=_pct(returning_guest_recall),
             allows=_pct(returning_guest_ceiling),
-            met=returning_guest_recall >= MIN_RETURNING_GUEST_RECALL,
+            met=recall_met,
+            short_by=None
+            if recall_met
+            else _whose(returning_guest_ceiling >= MIN_RETURNING_GUEST_RECALL),
         ),
         GoalCheck(
             goal=f"wrong merges <= {_pct(MAX_WRONG_MERGE_SHARE)} of merges, none through junk",
@@ -65,6 +72,12 @@ def check_goals(
             goal=f"customers counted within {MAX_CUSTOMER_COUNT_ERROR:.0%} of the true number",
             measured=f"{error:+.2%}",
             allows=f"{best:+.2%}",
-            met=abs(error) <= MAX_CUSTOMER_COUNT_ERROR,
+            met=count_met,
+            short_by=None if count_met else _whose(abs(best) <= MAX_CUSTOMER_COUNT_ERROR),
         ),
     ]
+
+
+def _whose(data_allows_it: bool) -> str:
+    """Who misses a goal: the resolver when the data would allow it, else the data."""
+    return "the resolver" if data_allows_it else "the data"

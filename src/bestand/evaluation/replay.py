@@ -195,7 +195,8 @@ def format_report(report: EvaluationReport) -> str:
     for goal in report.goals():
         allows = f" (the data allows {goal.allows})" if goal.allows else ""
         verdict = "met" if goal.met else "MISSED"
-        lines.append(f"  {verdict:6}  {goal.goal}; measured {goal.measured}{allows}")
+        whose = f": short by {goal.short_by}" if goal.short_by else ""
+        lines.append(f"  {verdict:6}  {goal.goal}; measured {goal.measured}{allows}{whose}")
     for wrong in report.wrong[:5]:
         lines.append(
             f"\nwrong merge: person {wrong.person_id} holds orders of {wrong.true_persons}"
