@@ -163,7 +163,7 @@ def _store_sales(shop: SimulatedShop) -> list[tuple[Any, str | None]]:
     ]
 
 
-def test_e_receipts_put_the_buyers_own_email_on_store_sales() -> None:
+def test_e_receipts_put_the_buyers_own_email_on_store_sales(tmp_path: Path) -> None:
     plain = simulate(persons=600, seed=3, now=NOW)
     receipts = simulate(persons=600, seed=3, now=NOW, e_receipts=1.0)
     assert receipts.e_receipts == 1.0
@@ -183,6 +183,8 @@ def test_e_receipts_put_the_buyers_own_email_on_store_sales() -> None:
     assert len(sales) > 100
     assert all(own(b, e) for b, e in sales)
     assert receipts.scenario_counts["e_receipt"] > 0
+    write_shop(receipts, tmp_path / "receipts")
+    assert read_shop(tmp_path / "receipts").e_receipts == 1.0  # how it was made travels along
     # The same people; what they do after giving an e-mail (newsletters) may differ.
     assert [(p.key, p.kind, p.household) for p in receipts.personas] == [
         (p.key, p.kind, p.household) for p in plain.personas
