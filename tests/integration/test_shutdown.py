@@ -94,10 +94,14 @@ def test_sigterm_mid_stream_then_restart(deployment: Deployment) -> None:
     try:
         wait_for(lambda: _counts(port) is not None and _ready(port), timeout=90,
                  what="the first worker to be ready")  # fmt: skip
-        run(produce(deployment.settings.kafka_bootstrap, deployment.topic("orders"),
-                    [_order(n) for n in range(EVENTS)]))  # fmt: skip
+        orders = [_order(n) for n in range(EVENTS)]
+        bootstrap, topic = deployment.settings.kafka_bootstrap, deployment.topic("orders")
+        run(produce(bootstrap, topic, orders[: EVENTS // 2]))
         wait_for(lambda: _counts(port).get(("profile", "processed"), 0) >= EVENTS // 10,
                  timeout=60, what="the first worker to be in the middle of the stream")  # fmt: skip
+        # The second half arrives just before SIGTERM, so input is always left to read: a fast
+        # worker could otherwise have read all of it by the time the signal lands.
+        run(produce(bootstrap, topic, orders[EVENTS // 2 :]))
         stopping = time.monotonic()
     finally:
         code = first.stop(timeout=60)
