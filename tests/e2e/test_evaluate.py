@@ -81,6 +81,10 @@ def test_evaluation_of_a_small_shop(kafka_bootstrap: str, redis_url: str, tmp_pa
     assert report["merges_through_junk_identifiers"] == 0
     guests = report["returning_guests"]
     assert guests["true_pairs"] > 0
+    # Guest sales that name nobody are left out of the guest figures, and said to be.
+    left_out = report["returning_guests_anonymous_orders_left_out"]
+    assert 0 < left_out <= customers["anonymous_orders"]
+    assert f"without their {left_out} anonymous sales" in result.stdout
     assert guests["correct_pairs"] <= guests["true_pairs"]
     goals = {goal["goal"].split(":")[0]: goal for goal in report["goals"]}
     assert list(goals) == [

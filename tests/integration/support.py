@@ -69,6 +69,9 @@ def make_deployment(kafka_bootstrap: str, redis_url: str, log_dir: Path) -> Depl
     settings = Settings(
         _env_file=None, **{k.removeprefix("BESTAND_").lower(): v for k, v in env.items()}
     )
+    # faust's (empty) data directory goes with the test's files, not into /tmp for good.
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env["TMPDIR"] = str(log_dir)
     return Deployment(env=env, settings=settings, log_dir=log_dir)
 
 

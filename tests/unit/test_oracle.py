@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bestand.evaluation.oracle import ceiling
+from bestand.evaluation.replay import returning_guest_orders
 from bestand.identity import IdentityKeyer, IdKind
 from bestand.identity.policy import IdentityPolicy
 from bestand.simulate import simulate
@@ -51,3 +52,15 @@ def test_the_ceiling_of_a_simulated_shop_is_never_wrong() -> None:
     best = ceiling(shop.events, shop.truth, KEYER, IdentityPolicy.default())
     assert best.scores.precision == 1.0
     assert 0.5 < best.scores.recall <= 1.0
+
+
+def test_returning_guests_are_scored_on_the_sales_that_name_someone() -> None:
+    truth = {"o1": "anna", "o2": "anna", "o3": "anna", "o4": "rita", "o5": "walt"}
+    kinds = {"anna": "loyal_guest", "rita": "registered", "walt": "walk_in"}
+    named, left_out = returning_guest_orders(truth, kinds, anonymous={"o3", "o5"})
+    # Rita has an account, not a guest; Anna's cash sale o3 and Walt's only sale name nobody.
+    assert named == {"o1": "anna", "o2": "anna"}
+    assert left_out == 2
+    named, left_out = returning_guest_orders(truth, kinds, anonymous=set())
+    assert set(named) == {"o1", "o2", "o3", "o5"}
+    assert left_out == 0

@@ -65,6 +65,19 @@ def test_two_registered_customers_sharing_an_email_stay_two() -> None:
     assert d.met == (("e:family", "NEW"),)  # the family e-mail has now met two persons
 
 
+def test_an_account_order_stays_with_its_account_when_the_family_has_met_it() -> None:
+    # C1's e-mail is the family's, owned by C2's person P2; the card was signed up for with
+    # that e-mail, so it is P2's too. An order under C1's account is still C1's.
+    owners = {"c:C1": "P1", "c:C2": "P2", "e:family": "P2", "l:card": "P2"}
+    met = {"c:C1": frozenset({"P2"}), "e:family": frozenset({"P1"})}
+    d = decide(["c:C1", "l:card", "o:7"], view(owners, met=met), POLICY, "NEW")
+    assert d.person == "P1"
+    assert d.absorbed == ()
+    assert "l:card" in d.ignored
+    refused = next(e for e in d.log if e.kind == "refused")
+    assert (refused.tokens, refused.other) == (("l:card",), "P2")
+
+
 def test_a_cookie_stitches_an_anonymous_visitor_into_the_buyer() -> None:
     owners = {"a:ck": "ANON", "e:x": "BUYER"}
     d = decide(["e:x", "a:ck"], view(owners), POLICY, "NEW")

@@ -266,3 +266,30 @@ def test_twenty_thousand_persons_in_well_under_a_minute() -> None:
     clicks = sum(e["type"] in ("page_view", "product_view", "add_to_cart") for e in big.events)
     assert 2 <= clicks / len(big.personas) <= 6
     assert elapsed < 120  # generous: shared CI machines are slow; typical is ~10 s
+
+
+def test_a_loyalty_card_is_signed_up_for_before_it_is_first_used(shop: SimulatedShop) -> None:
+    personas = {p.key: p for p in shop.personas}
+    signups = {
+        shop.truth[e["event_id"]]: e
+        for e in shop.events
+        if e["type"] == "identify" and e["source"] == "loyalty-signup"
+    }
+    first_order: dict[str, str] = {}
+    for event in shop.events:
+        if event["type"] == "order_placed":
+            first_order.setdefault(shop.truth[event["event_id"]], event["event_time"])
+    holders = {key for key in first_order if personas[key].loyalty_card}
+    assert len(holders) > 50
+    assert set(signups) == holders  # every buyer with a card, nobody else
+    for key, signup in signups.items():
+        persona = personas[key]
+        given = signup["identifiers"]
+        assert given["loyalty_card"] == persona.loyalty_card
+        # The form takes the e-mail they shop with: their own, or the family one.
+        assert mailbox(given["email"]) in {
+            mailbox(a) for a in (persona.email, *persona.extra_emails)
+        }
+        assert given.get("phone") in (None, persona.phone)
+        assert signup["event_time"] < first_order[key]
+    assert any("phone" in s["identifiers"] for s in signups.values())

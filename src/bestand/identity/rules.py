@@ -10,6 +10,8 @@ How an event is resolved:
    ignored. So is an anchor whose person gave another name than the event (a family e-mail,
    a shop's dummy address): the meeting is counted towards its junk limit.
 2. The strongest identifier anchors the event: its owner, or a new person when it is new.
+   One that has met another person anchors only when no unshared one can, unless it is a
+   customer id (the account an order was placed under).
    (So an order with a new customer id and a shared e-mail goes to the new customer, and the
    e-mail's owner is not joined to it when the policy allows one customer id per person.)
 3. Every other identifier, strongest first: a new one is attached (within the per-person cap
@@ -198,12 +200,15 @@ def _decide(
     ignored = [t for t, _ in pattern_junk]
     ignored += [t for t in ordered if t in view.junk]
     # An identifier that has already met another person (a family e-mail, a dummy that is not
-    # on the junk list yet) anchors and joins only after every unshared one had its turn.
+    # on the junk list yet) anchors and joins only after every unshared one had its turn. A
+    # customer id is the exception: the account an order was placed under names its buyer,
+    # even when its e-mail is the family's (a shared account is junk at its limit instead).
     candidates = [t for t in ordered if t not in view.junk]
     # Names and households describe the person; many people share them, so nobody owns them.
     describe = [t for t in candidates if policy.of(kind_of(t)).link == "never"]
     usable = sorted(
-        (t for t in candidates if t not in describe), key=lambda t: bool(view.met.get(t))
+        (t for t in candidates if t not in describe),
+        key=lambda t: kind_of(t) is not IdKind.CUSTOMER and bool(view.met.get(t)),
     )
     if not usable:
         raise Unattributable("no identifier of the event can name a person")

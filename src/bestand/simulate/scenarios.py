@@ -113,7 +113,8 @@ TRAITS: tuple[Trait, ...] = (
         "loyalty_card",
         0.55,
         "walk-ins and omnichannel guests (0.25 registered, 0.05 others)",
-        "holds a card; shows it in store (90 %), typed with spaces or dashes",
+        "holds a card, signed up for with their e-mail (and phone, if they give one); shows "
+        "it in store (90 %), typed with spaces or dashes",
     ),
     Trait(
         "card_reuse",
