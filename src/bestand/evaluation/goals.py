@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Share of the pairs of a returning guest's orders that must be found.
+#: Share of the pairs of a returning guest's orders that must be found (orders that name
+#: someone: an anonymous cash sale is nobody's to find).
 MIN_RETURNING_GUEST_RECALL = 0.98
 #: Wrong merges as a share of all merges.
 MAX_WRONG_MERGE_SHARE = 0.001
