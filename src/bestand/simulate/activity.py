@@ -147,7 +147,7 @@ class Activity:
             for at in self._moments(rng.randint(0, 1), start, end):
                 self._browse(persona, household, habits, at)
         if persona.loyalty_card and moments:
-            self._loyalty_signup(persona, household, habits, moments[0])
+            self._loyalty_signup(persona, household, habits, persona.loyalty_card, moments[0])
         order_ids: list[str] = []
         for number, (at, channel) in enumerate(zip(moments, channels, strict=True)):
             checkout = self.choices.checkout(persona, household, habits, number, channel)
@@ -339,21 +339,25 @@ class Activity:
                 )
 
     def _loyalty_signup(
-        self, persona: Persona, household: Household, habits: Habits, first_order: datetime
+        self,
+        persona: Persona,
+        household: Household,
+        habits: Habits,
+        card: str,
+        first_order: datetime,
     ) -> None:
-        """The card is issued against a sign-up form, just before it is first used.
+        """The card is issued against a sign-up form, just before the holder's first purchase.
 
         A loyalty programme knows who holds each card: the form takes the e-mail the person
         shops with (the family one, if they order with it) and their phone, if they give one.
         Nothing is drawn here, so the rest of the shop does not depend on it.
         """
-        assert persona.loyalty_card is not None
         shared = household.shared_email if persona.key in household.email_sharers else None
         phone = persona.phone if habits.gives_phone and not habits.fake_phone else None
         at = first_order - timedelta(minutes=5)
         event = ev.identify(
             "loyalty-signup",
-            loyalty_card=persona.loyalty_card,
+            loyalty_card=card,
             email=shared or persona.email,
             phone=phone,
         )
