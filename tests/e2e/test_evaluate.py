@@ -79,6 +79,7 @@ def test_evaluation_of_a_small_shop(kafka_bootstrap: str, redis_url: str, tmp_pa
     assert abs(customers["resolved"] - customers["true"]) / customers["true"] < 0.12
     assert report["merges"] > 0
     assert report["merges_through_junk_identifiers"] == 0
+    assert report["merges_through_identifiers_flagged_later"] >= 0
     guests = report["returning_guests"]
     assert guests["true_pairs"] > 0
     # Guest sales that name nobody are left out of the guest figures, and said to be.

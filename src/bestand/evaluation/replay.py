@@ -19,6 +19,7 @@ import orjson
 
 from bestand.children import start_workers, wait_caught_up
 from bestand.evaluation.goals import GoalCheck, check_goals
+from bestand.evaluation.junk import JunkAudit, audit_junk
 from bestand.evaluation.metrics import (
     PairScores,
     customer_counts,
@@ -78,7 +79,10 @@ class EvaluationReport:
     merges: int
     wrong_merges: int
     junk_flagged: int
+    #: Merges through an identifier junk at the time: by pattern, or flagged before the merge.
     merges_through_junk: int
+    #: Merges through an identifier that its cardinality flagged only later: to review.
+    merges_through_later_junk: int
     wrong: list[WrongMerge] = field(default_factory=list)
 
     @property
@@ -139,6 +143,7 @@ class EvaluationReport:
             "wrong_merge_share": self.wrong_merge_share,
             "junk_flagged_identifiers": self.junk_flagged,
             "merges_through_junk_identifiers": self.merges_through_junk,
+            "merges_through_identifiers_flagged_later": self.merges_through_later_junk,
             "wrong_merge_examples": [w.__dict__ for w in self.wrong],
             "goals": [asdict(goal) for goal in self.goals()],
         }
@@ -207,8 +212,9 @@ def format_report(report: EvaluationReport) -> str:
         f"merges {report.merges}, wrong merges {report.wrong_merges} "
         f"({_percent(report.wrong_merge_share)} of merges)",
         f"identifiers flagged as junk by their cardinality: {report.junk_flagged}; merges "
-        f"through an identifier that is junk by pattern or flagged by cardinality (then or "
-        f"since): {report.merges_through_junk}",
+        f"through an identifier junk at the time (by pattern, or flagged before): "
+        f"{report.merges_through_junk}; through one flagged only later, when it met more "
+        f"persons: {report.merges_through_later_junk}",
     ]
     lines += ["", "goals:"]
     for goal in report.goals():
@@ -251,12 +257,8 @@ async def _predictions(settings: Settings, order_ids: Sequence[str]) -> dict[str
 
 async def _junk_audit(
     settings: Settings, persons: Sequence[str], pattern_junk: frozenset[str]
-) -> tuple[int, int, dict[str, list[dict[str, Any]]]]:
-    """Junk flags set by cardinality, merges through any junk identifier, every person's log.
-
-    Junk flags stay, so an identifier that is junk now was junk at any earlier merge too:
-    counting merges through identifiers junk by the end bounds those made through junk.
-    """
+) -> tuple[JunkAudit, dict[str, list[dict[str, Any]]]]:
+    """Junk flags and merges through junk (see :mod:`bestand.evaluation.junk`), every log."""
     keys = Keys(settings.redis_prefix)
     client = connect(settings.redis_url)
     try:
@@ -269,25 +271,19 @@ async def _junk_audit(
                 replies = await pipe.execute()
             for person, entries in zip(chunk, replies, strict=True):
                 logs[person] = [orjson.loads(e) for e in entries]
-        flagged = {
-            entry["t"][0]
-            for entries in logs.values()
-            for entry in entries
-            if entry["k"] == "junk" and not entry["r"].startswith("ignored")
-        }
-        merge_tokens = [
-            token
-            for entries in logs.values()
-            for entry in entries
-            if entry["k"] == "merge"
-            for token in entry["t"]
-        ]
-        through_junk = sum(1 for t in merge_tokens if t in pattern_junk)
-        flaggable = [t for t in merge_tokens if t not in pattern_junk]
-        if flaggable:
-            values = await client.mget([keys.junk(t) for t in flaggable])
-            through_junk += sum(1 for v in values if v is not None)
-        return len(flagged), through_junk, logs
+        merged = sorted(
+            {
+                token
+                for entries in logs.values()
+                for entry in entries
+                if entry["k"] == "merge"
+                for token in entry["t"]
+                if token not in pattern_junk
+            }
+        )
+        values = await client.mget([keys.junk(t) for t in merged]) if merged else []
+        junk_now = {t for t, v in zip(merged, values, strict=True) if v is not None}
+        return audit_junk(logs, pattern_junk, junk_now), logs
     finally:
         await client.aclose()
 
@@ -341,7 +337,7 @@ def evaluate(
     guests, guest_anonymous = returning_guest_orders(truth, kinds, best.anonymous)
     counts = customer_counts(shop.events, shop.truth, predicted, best.anonymous)
     persons = sorted(set(predicted.values()))
-    flagged, through_junk, logs = asyncio.run(_junk_audit(settings, persons, best.junk))
+    junk, logs = asyncio.run(_junk_audit(settings, persons, best.junk))
     wrong = [
         WrongMerge(
             person_id=cluster.predicted_label,
@@ -369,7 +365,8 @@ def evaluate(
         resolved_customers=counts.resolved_customers,
         merges=merge_count(predicted, {str(e["order_id"]): naive_customer_key(e) for e in orders}),
         wrong_merges=wrong_merge_count(truth, predicted),
-        junk_flagged=flagged,
-        merges_through_junk=through_junk,
+        junk_flagged=junk.flagged,
+        merges_through_junk=junk.through_junk,
+        merges_through_later_junk=junk.flagged_later,
         wrong=wrong,
     )
