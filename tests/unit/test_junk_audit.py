@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bestand.evaluation.junk import audit_junk
+from bestand.evaluation.junk import audit_junk, merged_through
 
 
 def entry(kind: str, token: str, at: int, rule: str = "") -> dict[str, Any]:
@@ -43,3 +43,11 @@ def test_a_merge_at_the_flags_own_time_counts_as_through_junk() -> None:
     }
     audit = audit_junk(logs, pattern_junk=(), junk_now={"l:card"})
     assert (audit.through_junk, audit.flagged_later) == (1, 0)
+
+
+def test_the_identifiers_merges_went_through_are_the_ones_to_check() -> None:
+    logs = {
+        "P1": [entry("merge", "a:laptop", 100), entry("link", "o:1", 100)],
+        "P2": [entry("merge", "p:own", 200), entry("junk", "l:card", 300)],
+    }
+    assert merged_through(logs) == {"a:laptop", "p:own"}

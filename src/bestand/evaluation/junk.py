@@ -24,6 +24,17 @@ class JunkAudit:
     flagged_later: int  # merges through an identifier flagged only by a later event
 
 
+def merged_through(logs: Mapping[str, Iterable[Mapping[str, Any]]]) -> set[str]:
+    """Every identifier a merge in ``logs`` went through: the ones whose junk flag to read."""
+    return {
+        token
+        for entries in logs.values()
+        for entry in entries
+        if entry["k"] == "merge"
+        for token in entry["t"]
+    }
+
+
 def _flag_times(logs: Iterable[Iterable[Mapping[str, Any]]]) -> dict[str, int]:
     """When each identifier was first flagged by its cardinality (the flagging event's time)."""
     times: dict[str, int] = {}

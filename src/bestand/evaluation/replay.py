@@ -19,7 +19,7 @@ import orjson
 
 from bestand.children import start_workers, wait_caught_up
 from bestand.evaluation.goals import GoalCheck, check_goals
-from bestand.evaluation.junk import JunkAudit, audit_junk
+from bestand.evaluation.junk import JunkAudit, audit_junk, merged_through
 from bestand.evaluation.metrics import (
     PairScores,
     customer_counts,
@@ -271,16 +271,7 @@ async def _junk_audit(
                 replies = await pipe.execute()
             for person, entries in zip(chunk, replies, strict=True):
                 logs[person] = [orjson.loads(e) for e in entries]
-        merged = sorted(
-            {
-                token
-                for entries in logs.values()
-                for entry in entries
-                if entry["k"] == "merge"
-                for token in entry["t"]
-                if token not in pattern_junk
-            }
-        )
+        merged = sorted(merged_through(logs) - pattern_junk)
         values = await client.mget([keys.junk(t) for t in merged]) if merged else []
         junk_now = {t for t, v in zip(merged, values, strict=True) if v is not None}
         return audit_junk(logs, pattern_junk, junk_now), logs
