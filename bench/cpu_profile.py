@@ -24,7 +24,7 @@ AREAS: tuple[tuple[str, str], ...] = (
     ("/bestand/identity/", "bestand: identity rules and keying"),
     ("/bestand/store/", "bestand: Redis adapters"),
     ("/bestand/profile/", "bestand: person state and summaries"),
-    ("/bestand/stream/", "bestand: stream handlers and app"),
+    ("/bestand/stream/", "bestand: worker loop and batch processor"),
     ("/bestand/events/", "bestand: event models"),
     ("/bestand/api/", "bestand: HTTP API"),
     ("/bestand/", "bestand: other"),
@@ -55,7 +55,7 @@ def _path(frame: str) -> str:
 
 #: Frames that only enter the event loop: as a leaf, the time is in uvloop's C code (epoll,
 #: socket reads and writes, callbacks), which py-spy does not see into.
-LOOP_ENTRIES = ("execute_from_commandline", "_start_thread", "run_until_complete", "run_forever")
+LOOP_ENTRIES = ("_start_thread", "run_until_complete", "run_forever")
 
 
 def area_of(frame: str) -> str:
@@ -64,7 +64,9 @@ def area_of(frame: str) -> str:
         return "interpreter and C extensions"
     path = _path(frame)
     function = frame.partition(" (")[0]
-    if function in LOOP_ENTRIES or (function == "run" and path.endswith("asyncio/runners.py")):
+    if function in LOOP_ENTRIES or (
+        function == "run" and path.endswith(("asyncio/runners.py", "uvloop/__init__.py"))
+    ):
         return "event loop in C (uvloop: epoll, sockets, callbacks)"
     for marker, area in AREAS:
         if marker in path:
@@ -75,8 +77,8 @@ def area_of(frame: str) -> str:
         stem = path.strip("/").removesuffix(".py")
         if stem in sys.stdlib_module_names:
             return "Python standard library"
-        if stem in {"handlers", "app", "cli"}:
-            return "bestand: stream handlers and app"
+        if stem in {"loop", "processor", "prepare", "policy", "worker", "cli"}:
+            return "bestand: worker loop and batch processor"
     return "other"
 
 

@@ -26,10 +26,10 @@ from aiokafka import AIOKafkaProducer
 from bestand.api import create_api
 from bestand.children import start_workers
 from bestand.ingest.producer import key_for, topic_for
+from bestand.kafka.topics import consumer_lag
 from bestand.namespace import namespaced, reset
 from bestand.settings import Settings
 from bestand.simulate import simulate
-from bestand.stream.topics import consumer_lag
 from machine import machine, markdown_table, percentile, write_outputs
 
 NAMESPACE = "bestand-bench-fresh"
@@ -148,11 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         for child in children:
             child.check()
         figures = asyncio.run(measure(settings, args.rate, args.seconds, args.probe_every))
-        lag = asyncio.run(
-            consumer_lag(
-                settings, settings.app_id, [*settings.input_topics, settings.topic_resolved]
-            )
-        )
+        lag = asyncio.run(consumer_lag(settings, settings.app_id, list(settings.input_topics)))
     finally:
         for child in children:
             child.stop()

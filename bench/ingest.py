@@ -7,7 +7,7 @@ and cached under ``.local/bench/``; the topics are kept for the next run). In th
   contract's validation), in one process;
 - **bestand**: K ``bestand worker`` processes in a fresh consumer group with fresh internal
   topics and Redis keys, timed from the first committed input offset to the moment every
-  input and resolved message is committed.
+  input message is committed.
 
     python bench/ingest.py --events 1000000 [--workers 1] [--profile 20] [--json FILE]
 
@@ -29,14 +29,15 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 
 from bestand.children import start_workers
 from bestand.events import decode_event
 from bestand.ingest.producer import EventProducer
+from bestand.kafka.topics import consumer_lag, delete_topics, end_offsets, ensure_topics
 from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.store import connect
-from bestand.stream.topics import consumer_lag, delete_topics, end_offsets, ensure_topics
 from cpu_profile import markdown as profile_markdown
 from cpu_profile import record, summarize
 from machine import machine, markdown_table, write_outputs
@@ -54,7 +55,6 @@ def bench_settings(run_id: str | None = None) -> Settings:
         update |= {
             "app_id": f"{NAMESPACE}-{run_id}",
             "redis_prefix": f"bi{run_id}",
-            "topic_resolved": f"{NAMESPACE}.resolved.{run_id}",
             "topic_dlq": f"{NAMESPACE}.dlq.{run_id}",
             "topic_profile_changes": f"{NAMESPACE}.profile-changes.{run_id}",
         }
@@ -172,11 +172,13 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     raise SystemExit(f"topic {topic} has no partitions")
 
 
-async def _lag(settings: Settings) -> tuple[int, int]:
-    lag = await consumer_lag(
-        settings, settings.app_id, [*settings.input_topics, settings.topic_resolved]
-    )
-    return sum(lag[t] for t in settings.input_topics), lag[settings.topic_resolved]
+async def _lag(settings: Settings) -> int | None:
+    """Input messages the group has not committed (None while the coordinator is elected)."""
+    try:
+        lag = await consumer_lag(settings, settings.app_id, list(settings.input_topics))
+    except KafkaError:
+        return None
+    return sum(lag[t] for t in settings.input_topics)
 
 
 async def worker_rate(
@@ -193,7 +195,10 @@ async def worker_rate(
         while True:
             for child in children:
                 child.check()
-            pending_input, pending_resolved = await _lag(settings)
+            pending_input = await _lag(settings)
+            if pending_input is None:
+                await asyncio.sleep(0.5)
+                continue
             now = time.monotonic()
             if first is None and pending_input < count:
                 first = now
@@ -202,16 +207,12 @@ async def worker_rate(
                         (record(c.process.pid, profile_seconds, logs / f"profile-{n}.txt"), n)
                         for n, c in enumerate(children)
                     ]
-            if first is not None and pending_input == 0 and pending_resolved == 0:
+            if first is not None and pending_input == 0:
                 break
             if first is not None and now - first >= 2 and now - last_report > 5:
                 done = count - pending_input
                 rate = done / (now - first)
-                print(
-                    f"  {done}/{count} events resolved ({rate:.0f}/s),"
-                    f" {pending_resolved} waiting for the profile stage",
-                    flush=True,
-                )
+                print(f"  {done}/{count} events ({rate:.0f}/s)", flush=True)
                 last_report = now
             await asyncio.sleep(0.5)
         seconds = now - first
@@ -236,9 +237,7 @@ async def worker_rate(
 
 async def cleanup(settings: Settings) -> None:
     """Drop the run's internal topics and Redis keys (the prepared input stays)."""
-    await delete_topics(
-        settings, [settings.topic_resolved, settings.topic_dlq, settings.topic_profile_changes]
-    )
+    await delete_topics(settings, [settings.topic_dlq, settings.topic_profile_changes])
     client = connect(settings.redis_url)
     try:
         batch: list[bytes] = []

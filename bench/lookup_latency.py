@@ -30,8 +30,9 @@ from bestand.api import create_api
 from bestand.ops.metrics import WorkerMetrics
 from bestand.settings import Settings
 from bestand.stack import free_port
-from bestand.store import IdentityGraph, Keys, ProfileStore, connect
-from bestand.stream.handlers import IdentityHandler, Incoming, ProfileHandler
+from bestand.store import Keys, connect
+from bestand.stream.messages import Incoming
+from bestand.stream.worker import processor_for
 
 PREFIX = "bench"
 
@@ -51,15 +52,14 @@ def report(name: str, samples: list[float], wall: float) -> None:
 
 
 async def seed(settings: Settings, persons: int) -> list[str]:
-    """Orders for ``persons`` people through the real handlers; return their e-mails."""
+    """Orders for ``persons`` people through the worker's processor; return their e-mails."""
     client = connect(settings.redis_url)
     keys = Keys(settings.redis_prefix)
     async for key in client.scan_iter(match=keys.pattern(), count=1000):
         await client.unlink(key)
-    metrics = WorkerMetrics()
-    identity = IdentityHandler(settings, IdentityGraph(client, keys), metrics)
-    profile = ProfileHandler(ProfileStore(client, keys, 3600), metrics)
+    processor = processor_for(settings, client, WorkerMetrics())
     emails = []
+    messages = []
     for n in range(persons):
         email = f"bench.person{n}@example.com"
         emails.append(email)
@@ -73,10 +73,9 @@ async def seed(settings: Settings, persons: int) -> list[str]:
             "channel": "web",
             "customer": {"guest": True, "email": email, "phone": f"+49151{10000000 + n}"},
         }
-        out = await identity.handle(
-            Incoming(settings.topic_orders, 0, n, None, orjson.dumps(event))
-        )
-        await profile.handle(Incoming(settings.topic_resolved, 0, n, out[0].key, out[0].value))
+        messages.append(Incoming(settings.topic_orders, 0, n, None, orjson.dumps(event)))
+    for start in range(0, len(messages), 500):
+        await processor.process(messages[start : start + 500])
     await client.aclose()
     return emails
 

@@ -253,38 +253,38 @@ def person_events(person: Person, now: float) -> list[dict[str, Any]]:
 
 
 async def _seed_slice(redis_url: str, prefix: str, seed: int, indices: range) -> int:
-    """Send every event of the persons in ``indices`` through both stream stages."""
+    """Send every event of the persons in ``indices`` through the worker's processor."""
     from bestand.ops.metrics import WorkerMetrics
     from bestand.settings import Settings
-    from bestand.store import IdentityGraph, Keys, ProfileStore, connect
-    from bestand.stream.handlers import IdentityHandler, Incoming, ProfileHandler
+    from bestand.store import connect
+    from bestand.stream.messages import Incoming
+    from bestand.stream.worker import processor_for
 
     settings = Settings(redis_url=redis_url, redis_prefix=prefix)
     client = connect(redis_url, max_connections=128)
-    keys = Keys(prefix)
-    metrics = WorkerMetrics()
-    identity = IdentityHandler(settings, IdentityGraph(client, keys), metrics)
-    profile = ProfileHandler(ProfileStore(client, keys, 3600), metrics)
+    processor = processor_for(settings, client, WorkerMetrics())
     now = time.time()
-    pending = iter(indices)
     sent = 0
+    batch: list[Incoming] = []
 
-    async def person_loop() -> None:
+    async def flush() -> None:
         nonlocal sent
-        for index in pending:
-            for offset, event in enumerate(person_events(make_person(seed, index), now)):
-                raw = orjson.dumps(event)
-                out = await identity.handle(Incoming(settings.topic_orders, 0, offset, None, raw))
-                for message in out:
-                    if message.destination != "resolved":
-                        raise BenchError(f"seed event {event['event_id']} was rejected: {out}")
-                    await profile.handle(
-                        Incoming(settings.topic_resolved, 0, offset, message.key, message.value)
-                    )
-                sent += 1
+        out = await processor.process(batch)
+        rejected = [o for o in out if o.destination == "dlq"]
+        if rejected:
+            raise BenchError(f"seed events were rejected: {rejected[:3]}")
+        sent += len(batch)
+        batch.clear()
 
     try:
-        await asyncio.gather(*(person_loop() for _ in range(32)))
+        for index in indices:
+            for event in person_events(make_person(seed, index), now):
+                raw = orjson.dumps(event)
+                batch.append(Incoming(settings.topic_orders, 0, sent + len(batch), None, raw))
+                if len(batch) >= 1000:
+                    await flush()
+        if batch:
+            await flush()
     finally:
         await client.aclose()
     return sent

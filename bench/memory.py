@@ -9,10 +9,10 @@ How the data is made:
 1. A *template shop* (``--template-persons``, default 5,000 people) comes from the labelled
    simulator (``bestand.simulate``): browsers with only cookies, new customers, registered
    customers with 2–8 orders, loyal guests with several e-mail spellings, walk-ins, households.
-   Its events go through the worker's own code: ``IdentityHandler`` and ``ProfileHandler``
-   (validation, normalization, HMAC keying, identity rules, reducer, lookup summaries), in
-   event-time order, against an in-process stand-in for Redis whose six scripts are Python
-   ports of ``src/bestand/store/scripts/*.lua``. What is left is the keyspace a worker leaves.
+   Its events go through the worker's own code, its batch processor (validation,
+   normalization, HMAC keying, identity rules, reducer, lookup summaries), in event-time
+   order, against an in-process stand-in for Redis whose scripts are Python ports of
+   ``src/bestand/store/scripts/*.lua``. What is left is the keyspace a worker leaves.
 2. The keyspace becomes write commands (``SET``/``HSET``/``SADD``/``RPUSH``/``ZADD``), in the
    encodings the worker's history gives them (a person hash that once held a long state stays
    a hashtable after a merge emptied it).
@@ -73,20 +73,20 @@ from bestand.ingest.producer import topic_for
 from bestand.ops.metrics import WorkerMetrics
 from bestand.settings import Settings
 from bestand.simulate import simulate
-from bestand.store import IdentityGraph, Keys, ProfileStore, Scripts
+from bestand.store import Scripts
 from bestand.store.keys import receipt_suffix
-from bestand.stream.handlers import IdentityHandler, Incoming, ProfileHandler
+from bestand.stream.messages import Incoming
+from bestand.stream.worker import processor_for
 
 #: When the simulated history ends (fixed, so that a seed gives the same shop every run).
 SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 #: SHA-1 of the Lua scripts the Python ports below mirror; run ``--verify`` when one differs.
 PORTED_SCRIPTS: dict[str, frozenset[str]] = {
-    "graph_read": frozenset({"761f77ce623baacd9a03b59c9b6247c1e0f811c6"}),
-    "graph_apply": frozenset({"3554c906b1a05cd22ca499b9d94c7d5e1b63a512"}),  # with receipts
-    "erase": frozenset({"13cc44165cd1d9b1d61c1e78e29b99c3673882e3"}),  # tombstones, receipts
-    "load_person": frozenset({"b6574a60b1dcf628497be47aaba5b2f51be831c0"}),  # markers, merged
-    "store_person": frozenset({"f2897b36e23a9bd21ae71c9c1155a93af5898019"}),  # content markers
-    "put_lookup": frozenset({"7536a9a1c1e997751bb519c0a00c8608dfd6eeb6"}),
+    "graph_read": frozenset({"61ecf68d3483b568de7e9c322beb4dd5b3bd7fe5"}),
+    "graph_apply": frozenset({"5bb88abd81838d09ab84a6dcf07cd14a4cd9ca95"}),
+    "erase": frozenset({"59daccac3911299dca279d734e6cf6fc9536bff6"}),
+    "persons_read": frozenset({"23f5e0d268d12564568c4a3b9436881208b920f7"}),
+    "persons_write": frozenset({"57aec283ec5c199409d48257e25b0964db1e4c9a"}),
 }
 
 Value = bytes | dict[bytes, bytes] | set[bytes] | list[bytes]
@@ -330,188 +330,233 @@ class MemoryRedis:
         return gone
 
 
+def _schema(arg: bytes) -> dict[str, bytes]:
+    """A key schema argument (``Keys.graph_schema`` / ``Keys.person_schema``) as bytes."""
+    return {name: value.encode() for name, value in orjson.loads(arg).items()}
+
+
+def _live(r: MemoryRedis, k: dict[str, bytes], person: bytes) -> bytes:
+    for _ in range(32):
+        next_person = r.get(k["redirect"] + person)
+        if next_person is None:
+            return person
+        person = next_person
+    return person
+
+
 def _graph_read(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
     """Port of ``graph_read.lua``."""
-    gp = args[0]
-
-    def live(person: bytes) -> bytes:
-        for _ in range(32):
-            next_person = r.get(gp + b":r:" + person)
-            if next_person is None:
-                return person
-            person = next_person
-        return person
-
+    k, describing, n = _schema(args[0]), args[1], int(args[2])
     tokens: list[Any] = []
     persons: list[Any] = []
     seen: set[bytes] = set()
-    for i, key in enumerate(keys):
-        token = args[1 + i]
-        owner = r.get(key) or b""
-        junk = r.get(gp + b":j:" + token) or b""
+    for i in range(n):
+        token = args[3 + i]
+        owner = r.get(keys[i]) or b""
+        junk = r.get(k["junk"] + token) or b""
+        erased = r.get(k["tombstone"] + token) or b""
         met: list[bytes] = []
-        met_seen: set[bytes] = set()
-        for person in r.smembers(gp + b":m:" + token):
-            now = live(person)
-            if now not in met_seen:
-                met_seen.add(now)
+        for person in r.smembers(k["met"] + token):
+            now = _live(r, k, person)
+            if now not in met:
                 met.append(now)
-        tokens.append([owner, junk, met])
+        tokens.append([owner, junk, met, erased])
         if owner and owner not in seen:
             seen.add(owner)
             counts: dict[bytes, int] = {}
-            names: list[bytes] = []
-            for member in r.smembers(gp + b":s:" + owner):
+            described: list[bytes] = []
+            for member in r.smembers(k["identifiers"] + owner):
                 kind = member[:1]
-                counts[kind] = counts.get(kind, 0) + 1
-                if kind == b"m":
-                    names.append(member)
-            flat = b" ".join(b"%s %d" % (kind, n) for kind, n in counts.items())
-            persons.append([owner, r.get(gp + b":v:" + owner) or b"0", flat, names])
-    return [tokens, persons]
+                if kind in describing:
+                    described.append(member)
+                else:
+                    counts[kind] = counts.get(kind, 0) + 1
+            flat = b" ".join(b"%s %d" % (kind, count) for kind, count in counts.items())
+            persons.append([owner, r.get(k["version"] + owner) or b"0", flat, described])
+    receipts = [r.get(k["receipt"] + event) or b"" for event in args[3 + n :]]
+    return [tokens, persons, receipts]
 
 
 def _graph_apply(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> int:
     """Port of ``graph_apply.lua``."""
-    gp = args[0]
-    plan = orjson.loads(args[1])
+    k = _schema(args[0])
+    stop = k["batch_stop"] + args[1]
+    max_log, describing = int(args[2]), args[3]
+    if r.exists(stop):
+        return 0
+    applied = 0
+    for raw in args[4:]:
+        plan = orjson.loads(raw)
+        if not _guard_holds(r, k, plan):
+            r.put(stop, b"1", ex=60)
+            return applied
+        _apply_plan(r, k, plan, max_log, describing)
+        applied += 1
+    return applied
+
+
+def _guard_holds(r: MemoryRedis, k: dict[str, bytes], plan: dict[str, Any]) -> bool:
     for token, expected in plan["owners"].items():
-        if (r.get(gp + b":i:" + token.encode()) or b"").decode() != expected:
-            return 0
+        if (r.get(k["identifier"] + token.encode()) or b"").decode() != expected:
+            return False
     for token, expected in plan["junk"].items():
-        if (r.get(gp + b":j:" + token.encode()) or b"").decode() != expected:
-            return 0
-    for person, expected in plan["versions"].items():
-        if int(r.get(gp + b":v:" + person.encode()) or b"0") != int(expected):
-            return 0
+        if (r.get(k["junk"] + token.encode()) or b"").decode() != expected:
+            return False
+    return all(
+        int(r.get(k["version"] + person.encode()) or b"0") == int(expected)
+        for person, expected in plan["versions"].items()
+    )
+
+
+def _apply_plan(
+    r: MemoryRedis, k: dict[str, bytes], plan: dict[str, Any], max_log: int, describing: bytes
+) -> None:
     person = plan["person"].encode()
-    own_set = gp + b":s:" + person
-    log = gp + b":x:" + person
+    own_set = k["identifiers"] + person
+    log = k["log"] + person
     for gone_text in plan["absorbed"]:
         gone = gone_text.encode()
-        gone_set = gp + b":s:" + gone
+        gone_set = k["identifiers"] + gone
         for member in r.smembers(gone_set):
-            r.put(gp + b":i:" + member, person)
+            if member[:1] not in describing:
+                r.put(k["identifier"] + member, person)
             r.sadd(own_set, member)
-        gone_log = gp + b":x:" + gone
+        gone_log = k["log"] + gone
         for entry in r.lrange(gone_log, 0, -1):
             r.rpush(log, entry)
-        r.delete(gone_set, gone_log, gp + b":v:" + gone)
-        r.put(gp + b":r:" + gone, person)
-        r.sadd(gp + b":a:" + person, gone)
-        gone_absorbed = gp + b":a:" + gone
+        r.delete(gone_set, gone_log, k["version"] + gone)
+        r.put(k["redirect"] + gone, person)
+        r.sadd(k["absorbed"] + person, gone)
+        gone_absorbed = k["absorbed"] + gone
         for older in r.smembers(gone_absorbed):
-            r.put(gp + b":r:" + older, person)
-            r.sadd(gp + b":a:" + person, older)
+            r.put(k["redirect"] + older, person)
+            r.sadd(k["absorbed"] + person, older)
         r.delete(gone_absorbed)
     for token in plan["attach"]:
-        r.put(gp + b":i:" + token.encode(), person)
+        r.put(k["identifier"] + token.encode(), person)
         r.sadd(own_set, token.encode())
     for token in plan["describe"]:
         r.sadd(own_set, token.encode())
     for token, met in plan["met"]:
-        r.sadd(gp + b":m:" + token.encode(), met.encode())
+        r.sadd(k["met"] + token.encode(), met.encode())
     for token_text, reason in plan["flag"]:
         token = token_text.encode()
-        r.put(gp + b":j:" + token, reason.encode())
-        owner = r.get(gp + b":i:" + token)
+        r.put(k["junk"] + token, reason.encode())
+        owner = r.get(k["identifier"] + token)
         if owner:
-            r.srem(gp + b":s:" + owner, token)
-            r.delete(gp + b":i:" + token)
+            r.srem(k["identifiers"] + owner, token)
+            r.delete(k["identifier"] + token)
             if owner != person:
-                r.incr(gp + b":v:" + owner)
-    recent = set(r.lrange(log, -50, -1))
-    for entry_text in plan["log"]:
-        entry = entry_text.encode()
-        if entry not in recent:
-            r.rpush(log, entry)
-    r.ltrim(log, -int(plan["max_log"]), -1)
+                r.incr(k["version"] + owner)
+    if plan["log"]:
+        recent = set(r.lrange(log, -50, -1))
+        for entry_text in plan["log"]:
+            entry = entry_text.encode()
+            if entry not in recent:
+                r.rpush(log, entry)
+    r.ltrim(log, -max_log, -1)
     receipt = plan.get("receipt")
     if receipt:
-        key = gp + b":e:" + receipt["event"].encode()
+        key = k["receipt"] + receipt["event"].encode()
         r.put(key, receipt["body"].encode(), ex=receipt["ttl"])
-    r.incr(gp + b":v:" + person)
-    return 1
+    r.incr(k["version"] + person)
 
 
 def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
     """Port of ``erase.lua``."""
-    gp, at = args[0], int(args[1])
+    k, at = _schema(args[0]), int(args[1])
     seen: set[bytes] = set()
     out: list[Any] = []
 
     def tombstone(token: bytes) -> None:
-        key = gp + b":t:" + token
+        key = k["tombstone"] + token
         before = int(r.get(key) or b"0")
         if at > before:
             r.put(key, str(at).encode())
 
-    prefix = gp + b":i:"
+    prefix = k["identifier"]
     for key in keys:
         tombstone(key[len(prefix) :])
     for key in keys:
         person = r.get(key)
         if person and person not in seen:
             seen.add(person)
-            own_set = gp + b":s:" + person
+            own_set = k["identifiers"] + person
             members = sorted(r.smembers(own_set))
             for member in members:
-                r.delete(gp + b":i:" + member, gp + b":m:" + member)
+                r.delete(k["identifier"] + member, k["met"] + member)
                 tombstone(member)
-            for gone in r.smembers(gp + b":a:" + person):
-                r.delete(gp + b":r:" + gone)
+            for gone in r.smembers(k["absorbed"] + person):
+                r.delete(k["redirect"] + gone)
             events: set[str] = set()
-            for entry in r.lrange(gp + b":x:" + person, 0, -1):
+            for entry in r.lrange(k["log"] + person, 0, -1):
                 event = orjson.loads(entry).get("e")
                 if event and event not in events:
                     events.add(event)
-                    r.delete(gp + b":e:" + receipt_suffix(event).encode())
-            r.delete(own_set, gp + b":x:" + person, gp + b":v:" + person, gp + b":a:" + person)
+                    r.delete(k["receipt"] + receipt_suffix(event).encode())
+            r.delete(own_set, k["log"] + person, k["version"] + person, k["absorbed"] + person)
             out.append([person, *members])
     return out
 
 
-def _load_person(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
-    """Port of ``load_person.lua``."""
-    applied = r.get(keys[1]) or b""
-    redirect = r.hget(keys[0], b"r")
-    if redirect:
-        return [redirect, applied, 0, b""]
-    version = r.hget(keys[0], b"v")
-    state = r.hget(keys[0], b"s")
-    return [b"", applied, int(version or b"0"), state or b""]
+def _persons_read(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
+    """Port of ``persons_read.lua``."""
+    n = int(args[0])
+    persons = [
+        [r.hget(key, b"r") or b"", int(r.hget(key, b"v") or b"0"), r.hget(key, b"s") or b""]
+        for key in keys[:n]
+    ]
+    return [persons, [r.get(key) or b"" for key in keys[n:]]]
 
 
-def _store_person(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> int:
-    """Port of ``store_person.lua``."""
-    if r.hget(keys[0], b"r") is not None:
-        return -1
-    if int(r.hget(keys[0], b"v") or b"0") != int(args[0]):
-        return 0
-    r.hset(keys[0], [b"v", args[1], b"s", args[2]])
-    markers = args[4:]
-    for i, key in enumerate(keys[1:]):
-        r.put(key, markers[i] if i < len(markers) else b"1", ex=int(args[3]))
-    return 1
+def _persons_write(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
+    """Port of ``persons_write.lua``."""
+    k, ttl, groups = _schema(args[0]), int(args[1]), int(args[2])
 
+    def person_key(person: str) -> bytes:
+        return k["person"] + person.encode() + k["person_end"]
 
-def _put_lookup(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> int:
-    """Port of ``put_lookup.lua``."""
-    current = int(r.hget(keys[0], b"v") or b"-1")
-    if current >= int(args[0]):
-        return 0
-    r.delete(keys[0])
-    r.hset(keys[0], args[1:])
-    return 1
+    out = []
+    for raw in args[3 : 3 + groups]:
+        group = orjson.loads(raw)
+        holds = all(
+            r.hget(person_key(person), b"r") is None
+            and int(r.hget(person_key(person), b"v") or b"0") == int(version)
+            for person, version in group["guard"]
+        )
+        if not holds:
+            out.append(0)
+            continue
+        for person, version, index in group["write"]:
+            r.hset(person_key(person), [b"v", str(version).encode(), b"s", args[index - 1]])
+        for person, survivor in group["absorbed"]:
+            r.hset(person_key(person), [b"r", survivor.encode()])
+            r.hdel(person_key(person), b"v", b"s")
+            r.zrem(k["values"], person.encode())
+        for key, marker in group["markers"]:
+            r.put(key.encode(), marker.encode(), ex=ttl)
+        for token, version, *fields in group["lookups"]:
+            key = k["lookup"] + token.encode()
+            if int(r.hget(key, b"v") or b"-1") < int(version):
+                r.delete(key)
+                r.hset(key, [_b(field) for field in fields])
+        for token in group["unlink"]:
+            r.delete(k["lookup"] + token.encode())
+        for person, cents in group["values"]:
+            if int(cents) < 0:
+                r.zrem(k["values"], person.encode())
+            else:
+                r.zadd(k["values"], {person.encode(): float(cents)})
+        out.append(1)
+    return out
 
 
 _PORTS: dict[str, Callable[[MemoryRedis, list[bytes], list[bytes]], Any]] = {
     "graph_read": _graph_read,
     "graph_apply": _graph_apply,
     "erase": _erase,
-    "load_person": _load_person,
-    "store_person": _store_person,
-    "put_lookup": _put_lookup,
+    "persons_read": _persons_read,
+    "persons_write": _persons_write,
 }
 
 
@@ -564,10 +609,13 @@ def _run_now(coro: Any) -> Any:
 
 
 class MemoryClient:
-    """The part of ``redis.asyncio.Redis`` the stores use, on :class:`MemoryRedis`."""
+    """The part of ``redis.asyncio.Redis`` the stores use, on :class:`MemoryRedis`; scripts
+    run by their Python ports, found by the SHA-1 the worker calls them by."""
 
     def __init__(self, store: MemoryRedis) -> None:
         self.store = store
+        scripts = Scripts.load()
+        self.ports = {getattr(scripts, name).sha: port for name, port in _PORTS.items()}
 
     def pipeline(self, transaction: bool = False) -> _Pipeline:
         return _Pipeline(self)
@@ -605,30 +653,14 @@ class MemoryClient:
     async def zrem(self, name: str, *members: str) -> int:
         return self.store.zrem(_b(name), *(_b(m) for m in members))
 
-
-class _PortedScript:
-    """Stands in for ``AsyncScript``: the same call, run by the Python port."""
-
-    def __init__(self, store: MemoryRedis, port: Callable[..., Any]) -> None:
-        self._store = store
-        self._port = port
-
-    async def __call__(
-        self,
-        keys: Sequence[object] = (),
-        args: Sequence[object] = (),
-        client: object = None,
-    ) -> Any:
-        key_bytes = [_b(k) for k in keys]
-        arg_bytes = [_b(a) for a in args]
-        if isinstance(client, _Pipeline):
-            return client.queue(lambda: self._port(self._store, key_bytes, arg_bytes))
-        return self._port(self._store, key_bytes, arg_bytes)
-
-
-def ported_scripts(store: MemoryRedis) -> Scripts:
-    """The worker's scripts, run in process on ``store``."""
-    return Scripts(**{name: _PortedScript(store, port) for name, port in _PORTS.items()})  # type: ignore[arg-type]
+    async def execute_command(self, *args: Any) -> Any:
+        """``EVALSHA``: the script of that SHA-1, run by its Python port."""
+        if args[0] != "EVALSHA":
+            raise NotImplementedError(f"the in-process Redis has no {args[0]}")
+        port = self.ports[args[1]]
+        count = int(args[2])
+        keys = [_b(k) for k in args[3 : 3 + count]]
+        return port(self.store, keys, [_b(a) for a in args[3 + count :]])
 
 
 # --------------------------------------------------------------------------------------------
@@ -651,27 +683,18 @@ async def replay(
     events: Sequence[dict[str, Any]],
     settings: Settings,
     client: Any,
-    scripts: Scripts,
     on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> Counter[str]:
-    """Send events through the identity and profile handlers, as one worker would."""
-    keys = Keys(settings.redis_prefix)
-    metrics = WorkerMetrics()
-    identity = IdentityHandler(settings, IdentityGraph(client, keys, scripts), metrics)
-    profiles = ProfileStore(
-        client, keys, settings.dedupe_ttl_seconds, scripts, rule=settings.customer_rule
-    )
-    profile = ProfileHandler(profiles, metrics, settings.lifecycle_rules)
+    """Send events through the worker's batch processor one at a time, as one worker would
+    at a trickle (the state does not depend on the batch size)."""
+    processor = processor_for(settings, client, WorkerMetrics())
     outcome: Counter[str] = Counter()
     for offset, event in enumerate(events):
         if on_event is not None:
             on_event(event)
         message = Incoming(topic_for(event, settings), 0, offset, None, orjson.dumps(event))
-        for out in await identity.handle(message):
+        for out in await processor.process([message]):
             outcome[out.destination] += 1
-            if out.destination == "resolved":
-                resolved = Incoming(settings.topic_resolved, 0, offset, out.key, out.value)
-                await profile.handle(resolved)
     return outcome
 
 
@@ -683,7 +706,7 @@ def emulate(events: Sequence[dict[str, Any]], settings: Settings, limits: Limits
     def tick(event: dict[str, Any]) -> None:
         store.clock = _epoch(event)
 
-    asyncio.run(replay(events, settings, client, ported_scripts(store), tick))
+    asyncio.run(replay(events, settings, client, tick))
     return store
 
 
@@ -1437,7 +1460,7 @@ def build_template(
             rate = done / (time.perf_counter() - started)
             progress(f"template: {done:,} of {len(shop.events):,} events, {rate:,.0f} events/s")
 
-    asyncio.run(replay(shop.events, settings, client, ported_scripts(store), tick))
+    asyncio.run(replay(shop.events, settings, client, tick))
     seconds = time.perf_counter() - started
     progress("")
     records = keyspace(store, prefix, dedupe=dedupe, now=int(SIM_NOW.timestamp()))
@@ -2194,7 +2217,7 @@ def verify(url: str, args: argparse.Namespace) -> bool:
     async def real() -> None:
         worker_client = connect(url)
         try:
-            await replay(shop.events, settings, worker_client, Scripts.register(worker_client))
+            await replay(shop.events, settings, worker_client)
         finally:
             await worker_client.aclose()
 

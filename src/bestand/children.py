@@ -15,8 +15,8 @@ from pathlib import Path
 
 from aiokafka.errors import KafkaError
 
+from bestand.kafka.topics import consumer_lag
 from bestand.settings import Settings
-from bestand.stream.topics import consumer_lag
 
 
 class ChildFailed(RuntimeError):
@@ -94,11 +94,11 @@ async def wait_caught_up(
     give_up_after: float = 3600,
     stalled_after: float = 120,
 ) -> float:
-    """Wait until the workers' group has committed every input and resolved message.
+    """Wait until the workers' group has committed every input message.
 
     Reports progress every few seconds; returns the seconds it took.
     """
-    topics = [*settings.input_topics, settings.topic_resolved]
+    topics = list(settings.input_topics)
     started = time.monotonic()
     last_report = 0.0
     last_pending, last_change = -1, started
@@ -111,8 +111,7 @@ async def wait_caught_up(
             report(f"  waiting for Kafka ({type(exc).__name__})")
             await asyncio.sleep(1)
             continue
-        pending_input = sum(lag[t] for t in settings.input_topics)
-        pending = pending_input + lag[settings.topic_resolved]
+        pending = pending_input = sum(lag[t] for t in settings.input_topics)
         elapsed = time.monotonic() - started
         if pending == 0:
             return elapsed

@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("action", choices=["up", "down", "status"])
     stack.set_defaults(func=cmd_stack)
 
-    worker = sub.add_parser("worker", help="run the stream agents")
+    worker = sub.add_parser("worker", help="run a worker: input topics to Redis, batch by batch")
     worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
     worker.set_defaults(func=cmd_worker)
 

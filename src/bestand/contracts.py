@@ -29,7 +29,6 @@ from bestand.events import (
     DeadLetter,
     EmailTopicEvent,
     OrderEvent,
-    ResolvedEvent,
 )
 from bestand.events.changes import ProfileChange
 
@@ -40,7 +39,6 @@ _TOPICS: dict[str, tuple[str, Any]] = {
     "events/customer.json": ("Events of the customer topic", CustomerEvent),
 }
 _MODELS: dict[str, type[BaseModel]] = {
-    "events/resolved.json": ResolvedEvent,
     "events/dead-letter.json": DeadLetter,
     "events/profile-changes.json": ProfileChange,
     "api/lookup-answer.json": LookupAnswer,

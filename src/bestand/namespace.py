@@ -11,17 +11,16 @@ import asyncio
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupCoordinatorNotAvailableError
 
+from bestand.kafka.options import client_options
+from bestand.kafka.topics import all_topics, delete_topics, ensure_topics
 from bestand.settings import Settings
 from bestand.store import Keys, connect
-from bestand.stream.security import client_options
-from bestand.stream.topics import all_topics, delete_topics, ensure_topics
 
 TOPIC_KINDS = (
     "clickstream",
     "orders",
     "email",
     "customer",
-    "resolved",
     "dlq",
     "profile_changes",
 )

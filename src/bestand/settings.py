@@ -57,14 +57,28 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = Field(
         None, description="CA bundle for the brokers' certificates (default: the system's)."
     )
-    app_id: str = Field("bestand", description="Consumer group id prefix of the workers.")
+    app_id: str = Field("bestand", description="Consumer group id of the workers.")
+    kafka_session_timeout_ms: int = Field(
+        6000,
+        ge=1000,
+        le=300000,
+        description="How long the group waits for a worker that stopped heartbeating (killed, "
+        "hung) before giving its partitions to the others; the broker allows 6000 by default "
+        "at the least.",
+    )
+    worker_instance_id: str | None = Field(
+        None,
+        description="Static group membership (Kafka's group.instance.id): a worker restarted "
+        "with the same id (a StatefulSet pod name) gets its partitions back at once, without "
+        "a rebalance; unique per worker. A worker with an id does not leave the group when it "
+        "stops, so its partitions wait for it up to the session timeout.",
+    )
     topic_partitions: int = Field(4, ge=1, description="Partitions of the topics bestand creates.")
     topic_replication: int = Field(1, ge=1, description="Replication factor of created topics.")
     topic_clickstream: str = "bestand.clickstream"
     topic_orders: str = "bestand.orders"
     topic_email: str = "bestand.email"
     topic_customer: str = "bestand.customer"
-    topic_resolved: str = "bestand.resolved"
     topic_dlq: str = "bestand.dlq"
     topic_profile_changes: str = Field(
         "bestand.profile-changes",
@@ -182,13 +196,14 @@ class Settings(BaseSettings):
 
     # --- Worker ------------------------------------------------------------------------------
     batch_max_events: int = Field(
-        500, ge=1, le=100000, description="Most events a worker stage handles in one batch."
+        2000, ge=1, le=100000, description="Most events a worker handles in one batch."
     )
     batch_wait_ms: int = Field(
         20,
         ge=1,
         le=10000,
-        description="How long a stage waits to fill a batch before handling what it has.",
+        description="How long a worker waits for events when none are there; a batch is "
+        "handled as soon as events are.",
     )
     worker_web_host: str = Field(
         "127.0.0.1",
@@ -355,10 +370,5 @@ class Settings(BaseSettings):
 
     @property
     def input_topics(self) -> tuple[str, str, str, str]:
-        """Topics that producers write and the identity agent reads."""
+        """Topics that producers write and the workers read."""
         return (self.topic_clickstream, self.topic_orders, self.topic_email, self.topic_customer)
-
-    @property
-    def kafka_url(self) -> str:
-        """Broker URL in the form faust expects."""
-        return ";".join(f"kafka://{server.strip()}" for server in self.kafka_bootstrap.split(","))

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from support import PROJECT_DIR, Deployment, Process, make_deployment, run
 
+from bestand.kafka.topics import ensure_topics
 from bestand.stack import LocalRedis, free_port
-from bestand.stream.topics import ensure_topics
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
-"""Drive the two worker stages by hand over real Redis, and read back everything they wrote.
+"""Drive the worker's batch processor by hand over real Redis, and read back what it wrote.
 
-Tests of batching and redelivery feed the same messages through the handlers in different
-ways and compare every key of the prefix afterwards.
+Tests of batching and redelivery feed the same messages through the processor in different
+ways (one at a time, in batches, twice, stopped half way) and compare every key of the prefix
+afterwards.
 """
 
 from __future__ import annotations
@@ -14,59 +15,47 @@ import orjson
 from bestand.ingest.producer import topic_for
 from bestand.ops.metrics import WorkerMetrics
 from bestand.settings import Settings
-from bestand.store import IdentityGraph, Keys, ProfileStore, connect
-from bestand.stream.handlers import IdentityHandler, Incoming, Outgoing, ProfileHandler
+from bestand.store import connect
+from bestand.store.identity_graph import Resolved
+from bestand.stream.messages import Incoming, Outgoing
+from bestand.stream.prepare import Prepared
+from bestand.stream.worker import processor_for
 
 
 def raw_messages(settings: Settings, events: Sequence[dict[str, Any]]) -> list[Incoming]:
-    """Input messages as the identity stage reads them, one partition, offsets in order."""
+    """Input messages as a worker reads them, one partition, offsets in order."""
     return [
         Incoming(topic_for(event, settings), 0, offset, None, orjson.dumps(event))
         for offset, event in enumerate(events)
     ]
 
 
-def resolved_messages(settings: Settings, outgoing: Sequence[Outgoing]) -> list[Incoming]:
-    """The identity stage's resolved events as the profile stage reads them."""
-    resolved = [o for o in outgoing if o.destination == "resolved"]
-    return [
-        Incoming(settings.topic_resolved, 0, offset, o.key, o.value)
-        for offset, o in enumerate(resolved)
-    ]
-
-
-async def identity_pass(
+async def worker_pass(
     settings: Settings, messages: Sequence[Incoming], batch: int
 ) -> list[Outgoing]:
-    """Run the identity stage over ``messages`` in batches of ``batch`` (1: one by one)."""
+    """Run the processor over ``messages`` in batches of ``batch`` (1: one by one)."""
     client = connect(settings.redis_url)
-    graph = IdentityGraph(client, Keys(settings.redis_prefix), policy=settings.policy)
-    try:
-        return await _feed(IdentityHandler(settings, graph, WorkerMetrics()), messages, batch)
-    finally:
-        await client.aclose()
-
-
-async def profile_pass(
-    settings: Settings, messages: Sequence[Incoming], batch: int
-) -> list[Outgoing]:
-    """Run the profile stage over resolved ``messages`` in batches of ``batch``."""
-    client = connect(settings.redis_url)
-    store = ProfileStore(client, Keys(settings.redis_prefix), 3600)
-    try:
-        return await _feed(ProfileHandler(store, WorkerMetrics()), messages, batch)
-    finally:
-        await client.aclose()
-
-
-async def _feed(
-    handler: IdentityHandler | ProfileHandler, messages: Sequence[Incoming], batch: int
-) -> list[Outgoing]:
+    processor = processor_for(settings, client, WorkerMetrics())
     out: list[Outgoing] = []
-    for start in range(0, len(messages), batch):
-        chunk = messages[start : start + batch]
-        out += await handler.handle_batch(chunk) if batch > 1 else await handler.handle(chunk[0])
+    try:
+        for start in range(0, len(messages), batch):
+            out += await processor.process(messages[start : start + batch])
+    finally:
+        await client.aclose()
     return out
+
+
+async def graph_only(settings: Settings, messages: Sequence[Incoming]) -> list[Resolved]:
+    """The first half of a batch: its events resolved in the identity graph, and then the
+    worker dies (nothing applied to persons, nothing sent, nothing committed)."""
+    client = connect(settings.redis_url)
+    processor = processor_for(settings, client, WorkerMetrics())
+    try:
+        prepared = processor.prepare(messages)
+        steps = [step for step in prepared.steps if isinstance(step, Prepared)]
+        return await processor.graph.resolve_batch([step.resolution for step in steps])
+    finally:
+        await client.aclose()
 
 
 async def redis_state(settings: Settings) -> dict[str, Any]:

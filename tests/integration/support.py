@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import orjson
 import pytest
 import redis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bestand.access import SCOPES
 from bestand.namespace import TOPIC_KINDS
@@ -69,9 +69,7 @@ def make_deployment(kafka_bootstrap: str, redis_url: str, log_dir: Path) -> Depl
     settings = Settings(
         _env_file=None, **{k.removeprefix("BESTAND_").lower(): v for k, v in env.items()}
     )
-    # faust's (empty) data directory goes with the test's files, not into /tmp for good.
     log_dir.mkdir(parents=True, exist_ok=True)
-    env["TMPDIR"] = str(log_dir)
     return Deployment(env=env, settings=settings, log_dir=log_dir)
 
 
@@ -182,6 +180,21 @@ async def consume_all(bootstrap: str, topic: str, expect: int, within: float = 3
     finally:
         await consumer.stop()
     return out
+
+
+async def record_at(bootstrap: str, topic: str, partition: int, offset: int) -> bytes | None:
+    """The value of one record, read by where it is."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, offset)
+        found = await consumer.getmany(tp, timeout_ms=5000, max_records=1)
+        records = found.get(tp, [])
+        return records[0].value if records and records[0].offset == offset else None
+    finally:
+        await consumer.stop()
 
 
 class Process:

@@ -13,8 +13,9 @@ from support import Deployment, Process, make_deployment, run, wait_for
 
 from bestand.access import SCOPES, Scope
 from bestand.ops.metrics import WorkerMetrics
-from bestand.store import IdentityGraph, Keys, ProfileStore, connect
-from bestand.stream.handlers import IdentityHandler, Incoming, ProfileHandler
+from bestand.store import connect
+from bestand.stream.messages import Incoming
+from bestand.stream.worker import processor_for
 
 pytestmark = pytest.mark.integration
 
@@ -106,18 +107,12 @@ EVENTS = [
 async def _seed(deployment: Deployment) -> None:
     settings = deployment.settings
     client = connect(settings.redis_url)
-    keys = Keys(settings.redis_prefix)
-    metrics = WorkerMetrics()
-    identity = IdentityHandler(settings, IdentityGraph(client, keys), metrics)
-    profile = ProfileHandler(ProfileStore(client, keys, 3600), metrics)
+    processor = processor_for(settings, client, WorkerMetrics())
     try:
         for offset, (kind, event) in enumerate(EVENTS):
             topic = deployment.topic(kind)
-            out = await identity.handle(Incoming(topic, 0, offset, None, orjson.dumps(event)))
-            assert [o.destination for o in out] == ["resolved"]
-            await profile.handle(
-                Incoming(settings.topic_resolved, 0, offset, out[0].key, out[0].value)
-            )
+            out = await processor.process([Incoming(topic, 0, offset, None, orjson.dumps(event))])
+            assert all(o.destination == "changes" for o in out)
     finally:
         await client.aclose()
 

@@ -15,11 +15,10 @@ import pytest
 from support import Process, make_deployment, produce, run, wait_for
 
 from bestand.api import create_api
+from bestand.kafka.topics import ensure_topics
 from bestand.stack import LocalRedis
-from bestand.stream.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
-
 
 
 def _get(port: int, path: str, key: str) -> tuple[int, dict[str, str], float]:

@@ -1,8 +1,9 @@
 """Batches change how often Redis is asked, never the answer.
 
-The same shuffled stream, with a tenth of it delivered twice, goes through both stages once
-event by event and once in batches; the identity graph, person states and lookup records
-must come out identical (version counters aside, which only guard concurrent writers).
+The same shuffled stream, with a tenth of it delivered twice, goes through the worker's
+processor once event by event and once in batches; the identity graph, person states and
+lookup records must come out identical (version counters aside, which only guard concurrent
+writers).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from support import run
 
 from bestand.settings import Settings
 from bestand.simulate import simulate
-from stages import clear, identity_pass, profile_pass, raw_messages, redis_state, resolved_messages
+from stages import clear, raw_messages, redis_state, worker_pass
 
 
 def _stream() -> list[dict[str, Any]]:
@@ -25,11 +26,6 @@ def _stream() -> list[dict[str, Any]]:
     return stream
 
 
-async def _replay(settings: Settings, stream: list[dict[str, Any]], batch: int) -> None:
-    resolved = await identity_pass(settings, raw_messages(settings, stream), batch)
-    await profile_pass(settings, resolved_messages(settings, resolved), batch)
-
-
 def test_batches_leave_the_same_state_as_single_events(redis_url: str) -> None:
     stream = _stream()
     single = Settings(_env_file=None, redis_url=redis_url, redis_prefix="batch-one")
@@ -37,8 +33,8 @@ def test_batches_leave_the_same_state_as_single_events(redis_url: str) -> None:
     for settings in (single, batched):
         run(clear(settings))
     try:
-        run(_replay(single, stream, batch=1))
-        run(_replay(batched, stream, batch=97))
+        run(worker_pass(single, raw_messages(single, stream), batch=1))
+        run(worker_pass(batched, raw_messages(batched, stream), batch=97))
         one, many = run(redis_state(single)), run(redis_state(batched))
         assert len(one) > 1000
         assert one.keys() == many.keys()

@@ -12,7 +12,7 @@ import pytest
 from aiokafka.errors import KafkaError
 from support import KAFKA_LIBS, Deployment, Process, produce, run, wait_for
 
-from bestand.ops.lag import LagProbe
+from bestand.kafka.lag import LagProbe
 
 pytestmark = pytest.mark.integration
 

@@ -34,9 +34,9 @@ from support import (
 )
 
 from bestand.children import wait_caught_up
+from bestand.kafka.topics import consumer_lag, ensure_topics
 from bestand.simulate import simulate
 from bestand.stack import LocalKafka, LocalRedis, free_port, free_ports
-from bestand.stream.topics import consumer_lag, ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -160,7 +160,7 @@ def _caught_up(deployment: Deployment, timeout: float = 240) -> None:
 
 
 def _handled(port: int) -> float:
-    """Profile-stage events a worker handled so far (0 when it does not answer)."""
+    """Events a worker handled so far (0 when it does not answer)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
             text = answer.read().decode()
@@ -170,13 +170,13 @@ def _handled(port: int) -> float:
         s.value
         for family in text_string_to_metric_families(text)
         for s in family.samples
-        if s.name == "bestand_events_total" and s.labels.get("stage") == "profile"
+        if s.name == "bestand_events_total"
     )
 
 
 def _pending(deployment: Deployment) -> int:
     s = deployment.settings
-    return sum(run(consumer_lag(s, s.app_id, [*s.input_topics, s.topic_resolved])).values())
+    return sum(run(consumer_lag(s, s.app_id, list(s.input_topics))).values())
 
 
 def _mid_stream(deployment: Deployment, port: int, share: float = 0.2) -> None:
@@ -339,4 +339,3 @@ def test_redis_lost_and_rebuilt_from_kafka(
     finally:
         assert replay.stop() == 0, replay.log_tail()
     _compare(clean, deployment, "Redis lost, rebuilt with bestand rebuild")
-

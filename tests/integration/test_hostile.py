@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support import Deployment, Process, consume_all, produce, run, wait_for
+from support import Deployment, Process, consume_all, produce, record_at, run, wait_for
 
 from bestand.api import create_api
 
@@ -119,7 +119,11 @@ def test_a_duplicate_event_id_with_other_content_is_dead_lettered(
     conflicts = [letter for letter in letters if letter["reason"] == "duplicate_event_id"]
     assert len(conflicts) == 1, letters
     assert "'h-dup'" in conflicts[0]["error"]
-    assert '"total_cents":400000' in conflicts[0]["payload"]  # the second, refused
+    # The letter is the input as the shop sent it, and says where it is: the second, refused.
+    assert '"total":"4000.00"' in conflicts[0]["payload"]
+    assert conflicts[0]["topic"] == deployment.topic("orders")
+    where = (conflicts[0]["topic"], conflicts[0]["partition"], conflicts[0]["offset"])
+    assert run(record_at(settings.kafka_bootstrap, *where)) == stream[2]
     assert _dead_letters(settings.worker_web_port)["duplicate_event_id"] == 1
     answer = _lookup(deployment, "h-dup@example.com")
     assert answer["orders_count"] == 1

@@ -12,8 +12,8 @@ import redis
 from support import Process, make_deployment, produce, redis_with_user, run, wait_for
 
 from bestand.api import create_api
+from bestand.kafka.topics import ensure_topics
 from bestand.stack import free_port
-from bestand.stream.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 

@@ -16,11 +16,10 @@ from support import (
 )
 
 from bestand.api import create_api
+from bestand.kafka.topics import ensure_topics
 from bestand.stack import LocalRedis
-from bestand.stream.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
-
 
 
 def orders(first: int, count: int) -> list[bytes]:

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from support import Deployment, Process, make_deployment, produce, run, wait_for
 
 from bestand.api import create_api
-from bestand.stream.topics import consumer_lag, ensure_topics
+from bestand.kafka.topics import consumer_lag, ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -52,25 +52,25 @@ def _order(n: int) -> bytes:
     )
 
 
-def _counts(port: int) -> dict[tuple[str, str], float]:
-    """Events by (stage, outcome) from a worker's /metrics; empty when it does not answer."""
+def _counts(port: int) -> dict[str, float]:
+    """Events by outcome from a worker's /metrics; empty when it does not answer."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
             text = answer.read().decode()
     except OSError:
         return {}
-    out: dict[tuple[str, str], float] = {}
+    out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "bestand_events_total":
-                key = (sample.labels["stage"], sample.labels["outcome"])
+                key = sample.labels["outcome"]
                 out[key] = out.get(key, 0.0) + sample.value
     return out
 
 
 def _lag(deployment: Deployment) -> dict[str, int]:
     s = deployment.settings
-    return run(consumer_lag(s, s.app_id, [s.topic_orders, s.topic_resolved]))
+    return run(consumer_lag(s, s.app_id, [s.topic_orders]))
 
 
 def _answers(deployment: Deployment) -> list[dict[str, Any]]:
@@ -97,7 +97,7 @@ def test_sigterm_mid_stream_then_restart(deployment: Deployment) -> None:
         orders = [_order(n) for n in range(EVENTS)]
         bootstrap, topic = deployment.settings.kafka_bootstrap, deployment.topic("orders")
         run(produce(bootstrap, topic, orders[: EVENTS // 2]))
-        wait_for(lambda: _counts(port).get(("profile", "processed"), 0) >= EVENTS // 10,
+        wait_for(lambda: _counts(port).get("processed", 0) >= EVENTS // 10,
                  timeout=60, what="the first worker to be in the middle of the stream")  # fmt: skip
         # The second half arrives just before SIGTERM, so input is always left to read: a fast
         # worker could otherwise have read all of it by the time the signal lands.
@@ -119,8 +119,8 @@ def test_sigterm_mid_stream_then_restart(deployment: Deployment) -> None:
     finally:
         assert second.stop(timeout=60) == 0, second.log_tail()
     # The second worker started at the committed offsets: nothing handled twice ...
-    assert counts.get(("identity", "processed"), 0) == EVENTS - committed_input
-    assert counts.get(("profile", "duplicate"), 0) == 0
+    assert counts.get("processed", 0) == EVENTS - committed_input
+    assert counts.get("duplicate", 0) == 0
     # ... and nothing lost: every person has all their orders, counted once.
     answers = _answers(deployment)
     assert [a["orders_count"] for a in answers] == [ORDERS_EACH] * PERSONS

@@ -1,4 +1,4 @@
-"""The stream handlers on a real Redis: merges, order independence, concurrency, erasure."""
+"""The worker's processor on a real Redis: merges, order independence, concurrency, erasure."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import pytest
 
 from bestand.ops.metrics import WorkerMetrics
 from bestand.settings import Settings
-from bestand.store import IdentityGraph, Keys, ProfileStore, connect
-from bestand.stream.handlers import IdentityHandler, Incoming, ProfileHandler
+from bestand.store import Keys, connect
+from bestand.stream.messages import Incoming, Outgoing
+from bestand.stream.worker import processor_for
 
 pytestmark = pytest.mark.integration
 
@@ -41,30 +42,26 @@ def identify(n: int, **identifiers: str) -> tuple[str, dict[str, Any]]:
 
 
 class Pipeline:
-    """Both stages in-process on a real Redis, with a key prefix of its own."""
+    """The worker's processor in-process on a real Redis, with a key prefix of its own."""
 
     def __init__(self, redis_url: str) -> None:
         prefix = f"s{uuid.uuid4().hex[:8]}"
         self.settings = Settings(_env_file=None, redis_url=redis_url, redis_prefix=prefix)
         self.keys = Keys(prefix)
         self.client = connect(redis_url)
-        metrics = WorkerMetrics()
-        self.identity = IdentityHandler(
-            self.settings, IdentityGraph(self.client, self.keys), metrics
-        )
-        self.profiles = ProfileStore(self.client, self.keys, 3600)
-        self.profile = ProfileHandler(self.profiles, metrics)
+        self.processor = processor_for(self.settings, self.client, WorkerMetrics())
+        self.graph = self.processor.graph
+        self.profiles = self.processor.profiles
 
     async def feed(self, events: list[tuple[str, dict[str, Any]]]) -> None:
         for kind, event in events:
             await self.one(kind, event)
 
-    async def one(self, kind: str, event: dict[str, Any]) -> None:
+    async def one(self, kind: str, event: dict[str, Any], offset: int = 0) -> list[Outgoing]:
         topic = getattr(self.settings, f"topic_{kind}")
-        out = await self.identity.handle(Incoming(topic, 0, 0, None, orjson.dumps(event)))
-        for message in out:
-            assert message.destination == "resolved", message
-            await self.profile.handle(Incoming("resolved", 0, 0, message.key, message.value))
+        out = await self.processor.process([Incoming(topic, 0, offset, None, orjson.dumps(event))])
+        assert all(message.destination == "changes" for message in out), out
+        return out
 
     async def answer(self, name: str, value: str) -> dict[str, Any]:
         from bestand.api import create_api
@@ -258,7 +255,7 @@ def test_a_shared_cookie_does_not_join_two_customers(redis_url: str) -> None:
         )
         mother = await pipeline.answer("customer_id", "K-MOTHER")
         son = await pipeline.answer("customer_id", "K-SON")
-        found = await pipeline.identity.graph.explain(str(son["person_id"]))
+        found = await pipeline.graph.explain(str(son["person_id"]))
         await pipeline.client.aclose()
         assert found is not None
         return mother, son, {"history": found.history}
@@ -286,7 +283,7 @@ def test_a_shop_dummy_email_becomes_junk_and_names_nobody(redis_url: str) -> Non
         persons = [await pipeline.answer("order_id", f"st-o{n}") for n in range(40, 44)]
         history: list[dict[str, Any]] = []
         for answer in persons:
-            found = await pipeline.identity.graph.explain(str(answer["person_id"]))
+            found = await pipeline.graph.explain(str(answer["person_id"]))
             history += found.history if found else []
         await pipeline.client.aclose()
         return dummy, persons, history
@@ -322,8 +319,8 @@ def test_an_event_whose_only_identifier_became_junk_is_dead_lettered(redis_url: 
         for n, customer in enumerate(["K-1", "K-2", "K-3", "K-4"], start=1):
             await pipeline.one("clickstream", view_event(n, customer))
         topic = pipeline.settings.topic_clickstream
-        out = await pipeline.identity.handle(
-            Incoming(topic, 0, 99, None, orjson.dumps(view_event(9, None)))
+        out = await pipeline.processor.process(
+            [Incoming(topic, 0, 99, None, orjson.dumps(view_event(9, None)))]
         )
         await pipeline.client.aclose()
         return out

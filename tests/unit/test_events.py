@@ -14,7 +14,7 @@ from bestand.contracts import all_schemas, check_schemas
 from bestand.events import InvalidEvent, OrderPlaced, decode_event
 from bestand.events.decode import TYPE_TOPIC_KIND, TopicKind
 from bestand.simulate import simulate
-from bestand.stream.handlers import Incoming, dead_letter
+from bestand.stream.messages import Incoming, dead_letter
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,7 +93,8 @@ def test_schemas_cover_every_topic_and_payload() -> None:
     schemas = all_schemas()
     orders = schemas["events/orders.json"]
     assert {"OrderPlaced", "OrderCancelled", "OrderReturned"} <= set(orders["$defs"])
-    assert "person_id" in schemas["events/resolved.json"]["properties"]
+    assert "absorbed" in schemas["events/profile-changes.json"]["properties"]
+    assert "events/resolved.json" not in schemas  # no topic carries it any more
     assert "existing_customer" in schemas["api/lookup-answer.json"]["properties"]
 
 

@@ -1,4 +1,4 @@
-"""What passes the identity agent: keyed identifiers and facts, never raw personal data."""
+"""What passes identity resolution: keyed identifiers and facts, never raw personal data."""
 
 from __future__ import annotations
 

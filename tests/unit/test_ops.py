@@ -17,9 +17,9 @@ from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from bestand.api.app import endpoint_of
+from bestand.kafka.lag import PartitionLag, max_age, partition_lags, total_lag
 from bestand.ops.census import kind_of
 from bestand.ops.heartbeat import Heartbeat, is_ready, ttl_seconds, verdict
-from bestand.ops.lag import PartitionLag, max_age, partition_lags, total_lag
 from bestand.ops.logs import JsonFormatter, bound, logging_config
 from bestand.ops.metrics import ApiMetrics, WorkerMetrics
 from bestand.store import Keys
@@ -116,11 +116,13 @@ def test_promtool_accepts_the_rules_and_their_unit_tests_pass() -> None:
 
 def test_promtool_accepts_the_exposition_of_worker_and_api() -> None:
     worker, api = WorkerMetrics(), ApiMetrics()
-    worker.events.labels("identity", "bestand.orders", "processed").inc(3)
+    worker.events.labels("bestand.orders", "processed").inc(3)
     worker.consumed.labels("bestand.orders").inc(3)
     worker.lag.labels("bestand.orders", "0").set(12)
-    worker.event_age.labels("identity").observe(0.2)
-    worker.processing_seconds.labels("identity").observe(0.01)
+    worker.event_age.observe(0.2)
+    worker.processing_seconds.labels("resolve").observe(0.01)
+    worker.rebalances.inc()
+    worker.partitions.set(4)
     worker.heartbeat.set(1_700_000_000)
     api.requests.labels("lookup", "200").observe(0.0004)
     for text in (worker.exposition(), api.exposition()):

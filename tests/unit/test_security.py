@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 
-import faust
 import pytest
+from aiokafka.abc import ConsumerRebalanceListener
 from pydantic import ValidationError
 
+from bestand.kafka.clients import worker_consumer, worker_producer
+from bestand.kafka.options import client_options
 from bestand.settings import Settings
-from bestand.stream.security import client_options, faust_credentials
 
 
 def _settings(**values: object) -> Settings:
@@ -22,7 +24,6 @@ def test_a_plain_cluster_needs_only_the_brokers() -> None:
         "bootstrap_servers": "b1:9093,b2:9093",
         "security_protocol": "PLAINTEXT",
     }
-    assert faust_credentials(settings) is None
 
 
 def test_sasl_over_tls_carries_credentials_and_a_tls_context() -> None:
@@ -37,10 +38,6 @@ def test_sasl_over_tls_carries_credentials_and_a_tls_context() -> None:
     assert options["sasl_mechanism"] == "SCRAM-SHA-512"
     assert (options["sasl_plain_username"], options["sasl_plain_password"]) == ("bestand", "s3cret")
     assert isinstance(options["ssl_context"], ssl.SSLContext)
-    credentials = faust_credentials(settings)
-    assert isinstance(credentials, faust.SASLCredentials)
-    assert credentials.username == "bestand"
-    assert credentials.ssl_context is not None
 
 
 def test_tls_alone_gives_a_context_and_no_sasl() -> None:
@@ -48,9 +45,36 @@ def test_tls_alone_gives_a_context_and_no_sasl() -> None:
     options = client_options(settings)
     assert isinstance(options["ssl_context"], ssl.SSLContext)
     assert "sasl_mechanism" not in options
-    assert isinstance(faust_credentials(settings), faust.SSLCredentials)
 
 
 def test_sasl_without_credentials_is_refused_at_start() -> None:
     with pytest.raises(ValidationError, match="BESTAND_KAFKA_SASL_USERNAME"):
         _settings(kafka_security_protocol="SASL_PLAINTEXT")
+
+
+def test_the_worker_clients_take_the_same_options() -> None:
+    """The worker's consumer and producer connect as every other client does; the consumer
+    commits by hand and joins the group as a static member when given an instance id."""
+    settings = _settings(kafka_security_protocol="SSL", worker_instance_id="worker-0")
+
+    class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+        def on_partitions_revoked(self, revoked: object) -> None: ...
+
+        def on_partitions_assigned(self, assigned: object) -> None: ...
+
+    async def build() -> None:
+        consumer = worker_consumer(settings, Listener())
+        producer = worker_producer(settings)
+        try:
+            assert consumer._client._bootstrap_servers == "b1:9093,b2:9093"
+            assert consumer._client._security_protocol == "SSL"
+            assert consumer._enable_auto_commit is False
+            assert consumer._group_instance_id == "worker-0"
+            assert consumer._session_timeout_ms == settings.kafka_session_timeout_ms
+            assert consumer.subscription() == set(settings.input_topics)
+            assert producer.client._security_protocol == "SSL"
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    asyncio.run(build())

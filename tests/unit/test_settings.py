@@ -14,7 +14,8 @@ def test_defaults_point_at_the_local_stack(monkeypatch: pytest.MonkeyPatch) -> N
     settings = Settings(_env_file=None)
     assert settings.kafka_bootstrap == "127.0.0.1:9092"
     assert settings.redis_url.startswith("redis://127.0.0.1:6379")
-    assert settings.kafka_url == "kafka://127.0.0.1:9092"
+    assert settings.kafka_session_timeout_ms == 6000
+    assert settings.worker_instance_id is None
 
 
 def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -22,7 +23,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BESTAND_REDIS_URL", "redis://cache:6380/2")
     monkeypatch.setenv("BESTAND_API_KEYS", "alpha-key-123:ads, beta:key-456:admin")
     settings = Settings(_env_file=None)
-    assert settings.kafka_url == "kafka://k1:9092;kafka://k2:9092"
+    assert settings.kafka_bootstrap == "k1:9092,k2:9092"
     assert settings.redis_url == "redis://cache:6380/2"
     assert settings.scoped_api_keys == [("alpha-key-123", "ads"), ("beta:key-456", "admin")]
     assert settings.api_key("ads") == "alpha-key-123"

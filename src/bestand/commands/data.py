@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def cmd_produce(args: argparse.Namespace) -> int:
     """Send the events of a JSONL file to their topics (routed by ``type``)."""
     from bestand.ingest import EventProducer
-    from bestand.stream.topics import ensure_topics
+    from bestand.kafka.topics import ensure_topics
 
     settings = load_settings()
     path = Path(args.file)
@@ -145,7 +145,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     if not args.yes:
         print(
             f"rebuild deletes every key of prefix {settings.redis_prefix!r} in "
-            f"{settings.redis_url.rsplit('@', 1)[-1]}, replaces topic {settings.topic_resolved} "
+            f"{settings.redis_url.rsplit('@', 1)[-1]} (erasure tombstones stay) "
             f"and rewinds group {settings.app_id!r} to the first retained input event.\n"
             "Stop every worker first; run again with --yes to do it.",
             file=sys.stderr,

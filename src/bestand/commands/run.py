@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
 from bestand.commands.common import load_settings
@@ -39,27 +38,17 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Run the identity and profile agents until SIGTERM or Ctrl-C."""
-    import faust
-    import mode.loop
+    """Run the worker's batch loop until SIGTERM or Ctrl-C."""
+    import logging.config
 
-    from bestand.stream.app import create_app
-    from bestand.stream.topics import ensure_topics
+    import uvloop
+
+    from bestand.stream.worker import run_worker
 
     settings = load_settings()
-    # uvloop for every loop of the worker (its own and the Kafka consumer thread's): the worker
-    # spends a third of its CPU in the event loop, and uvloop's is several times cheaper.
-    mode.loop.use("uvloop")
-    asyncio.run(ensure_topics(settings))
-    worker = create_app(settings)
-    # quiet: no banner and no terminal spinner; everything still goes through logging.
-    faust.Worker(
-        worker.app,
-        loglevel=args.loglevel,
-        logging_config=logging_config(settings.log_format, args.loglevel),
-        quiet=True,
-    ).execute_from_commandline()
-    return 0  # pragma: no cover - execute_from_commandline exits the process
+    logging.config.dictConfig(logging_config(settings.log_format, args.loglevel))
+    # uvloop: the worker spends much of its time in the event loop, and uvloop's is cheaper.
+    return uvloop.run(run_worker(settings))
 
 
 def cmd_api(args: argparse.Namespace) -> int:

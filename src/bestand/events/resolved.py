@@ -1,7 +1,7 @@
-"""The internal contract between the identity agent and the profile agent.
+"""What identity resolution hands to person state, inside a worker's batch.
 
 A resolved event carries a person id, hashed identifiers and the facts the profile needs;
-no raw e-mail, phone, name or address ever passes the identity agent.
+no raw e-mail, phone, name or address ever passes identity resolution.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Identity: normalize, hash and key identifiers; extract what may pass the identity agent."""
+"""Identity: normalize, hash and key identifiers; extract what may pass identity resolution."""
 
 from __future__ import annotations
 

@@ -1,13 +1,14 @@
 """Read identifiers and non-personal facts out of an input event.
 
-The identity agent forwards only what this module extracts as facts, plus keyed identifiers,
-so no raw e-mail, phone, name or address travels past it.
+Person state gets only what this module extracts as facts, plus keyed identifiers, so no raw
+e-mail, phone, name or address travels past identity resolution.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from functools import lru_cache
 
 from bestand.events import (
     AddToCart,
@@ -33,6 +34,34 @@ from bestand.identity.kinds import STRENGTH, IdKind
 from bestand.identity.names import name_key
 
 RawId = tuple[IdKind, str, bool]
+
+#: Pure foldings that repeat (a customer's address and name on every order) are kept.
+_CACHED = 65536
+_name_key = lru_cache(maxsize=_CACHED)(name_key)
+
+
+@lru_cache(maxsize=_CACHED)
+def _fingerprints(
+    first_name: str | None,
+    last_name: str | None,
+    street: str | None,
+    house_number: str | None,
+    postcode: str | None,
+    country: str | None,
+    default_country: str,
+) -> tuple[str | None, str | None]:
+    """Full-name and household fingerprints of an address (see ``address_fingerprints``)."""
+    prints = address_fingerprints(
+        first_name=first_name,
+        last_name=last_name,
+        street=street,
+        house_number=house_number,
+        postcode=postcode,
+        city=None,
+        country=country,
+        default_country=default_country,
+    )
+    return prints.full_name, prints.household
 
 
 def _from_set(ids: IdentifierSet) -> list[RawId]:
@@ -68,21 +97,20 @@ def _order_identifiers(event: OrderPlaced, default_country: str) -> list[RawId]:
         out.append((IdKind.LOYALTY, customer.loyalty_card, False))
     if customer.address is not None:
         address = customer.address
-        prints = address_fingerprints(
-            first_name=customer.first_name,
-            last_name=customer.last_name,
-            street=address.street,
-            house_number=address.house_number,
-            postcode=address.postcode,
-            city=address.city,
-            country=address.country,
-            default_country=default_country,
+        full_name, household = _fingerprints(
+            customer.first_name,
+            customer.last_name,
+            address.street,
+            address.house_number,
+            address.postcode,
+            address.country,
+            default_country,
         )
-        if prints.full_name:
-            out.append((IdKind.ADDRESS_NAME, prints.full_name, False))
-        if prints.household:
-            out.append((IdKind.HOUSEHOLD, prints.household, False))
-    name = name_key(customer.first_name, customer.last_name)
+        if full_name:
+            out.append((IdKind.ADDRESS_NAME, full_name, False))
+        if household:
+            out.append((IdKind.HOUSEHOLD, household, False))
+    name = _name_key(customer.first_name, customer.last_name)
     if name:
         out.append((IdKind.NAME, name, False))
     if event.payment_fingerprint:
@@ -133,7 +161,7 @@ def resolved_event(
     absorbed: Sequence[str],
     identifiers: Sequence[str],
 ) -> ResolvedEvent:
-    """Build the event the profile agent receives: person id, keyed ids, non-personal facts."""
+    """Build the event person state receives: person id, keyed ids, non-personal facts."""
     kind: EventKind
     extra: dict[str, object] = {}
     match event:

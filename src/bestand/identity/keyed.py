@@ -48,15 +48,32 @@ class Keyed:
     junk: list[tuple[KeyedId, str]] = field(default_factory=list)
 
 
+#: What keying one raw identifier gives: its keyed form and junk reason, or why it was refused
+#: (both None: a placeholder value such as 'null', dropped without a word).
+_Outcome = tuple[KeyedId | None, str | None, str | None]
+
+
 class IdentityKeyer:
-    """Normalizes, hashes and keys raw identifiers; the one place that sees raw values."""
+    """Normalizes, hashes and keys raw identifiers; the one place that sees raw values.
+
+    The same identifiers come back event after event (a visitor's cookie on every page, a
+    customer's e-mail on every order), and parsing a phone number alone costs tens of
+    microseconds: the outcome of each raw value is kept, up to ``cache_size`` of them (then
+    the cache starts afresh).
+    """
 
     def __init__(
-        self, secret: bytes, default_region: str, junk_rules: JunkRules | None = None
+        self,
+        secret: bytes,
+        default_region: str,
+        junk_rules: JunkRules | None = None,
+        cache_size: int = 200_000,
     ) -> None:
         self._secret = secret
         self._region = default_region
         self._junk = junk_rules or JunkRules.default()
+        self._cache: dict[tuple[IdKind, str, bool], _Outcome] = {}
+        self._cache_size = cache_size
 
     def normalize(self, kind: IdKind, raw: str) -> str:
         """The normalized form of a raw identifier of the given kind."""
@@ -92,21 +109,35 @@ class IdentityKeyer:
             reason = fake_phone_reason(normalized)
         return reason
 
+    def _outcome(self, kind: IdKind, value: str, is_sha256: bool) -> _Outcome:
+        """Key one raw identifier (the outcome is cached)."""
+        found = self._cache.get((kind, value, is_sha256))
+        if found is not None:
+            return found
+        outcome: _Outcome
+        try:
+            if is_sha256:
+                outcome = (self.key_sha256(kind, value), None, None)
+            else:
+                normalized = self.normalize(kind, value)
+                kid = KeyedId(kind, keyed_hash(self._secret, kind, sha256_digest(normalized)))
+                outcome = (kid, self.junk_reason(kind, value, normalized), None)
+        except InvalidIdentifier as exc:
+            refused = None if self._junk.value_reason(value) is not None else str(exc)
+            outcome = (None, None, refused)
+        if len(self._cache) >= self._cache_size:
+            self._cache.clear()
+        self._cache[(kind, value, is_sha256)] = outcome
+        return outcome
+
     def key_all(self, raw: list[tuple[IdKind, str, bool]]) -> Keyed:
         """Key every ``(kind, value, is_sha256)`` of an event."""
         out = Keyed()
         for kind, value, is_sha256 in raw:
-            try:
-                if is_sha256:
-                    kid, reason = self.key_sha256(kind, value), None
-                else:
-                    normalized = self.normalize(kind, value)
-                    kid = KeyedId(kind, keyed_hash(self._secret, kind, sha256_digest(normalized)))
-                    reason = self.junk_reason(kind, value, normalized)
-            except InvalidIdentifier as exc:
-                reason = self._junk.value_reason(value)
-                if reason is None:
-                    out.rejected.append((kind, str(exc)))
+            kid, reason, refused = self._outcome(kind, value, is_sha256)
+            if kid is None:
+                if refused is not None:
+                    out.rejected.append((kind, refused))
                 continue
             if reason is not None:
                 if all(kid != known for known, _ in out.junk):

@@ -134,6 +134,9 @@ def decide(
     pattern_junk: Sequence[tuple[str, str]] = (),
 ) -> Decision:
     """Resolve an event's identifier tokens (``kind:hash``) to one person."""
+    known = _all_one_owner(tokens, view, policy) if not pattern_junk else None
+    if known is not None:
+        return known
     flagged: list[tuple[str, str]] = []
     shared: list[tuple[str, str]] = []  # (anchor whose owner has another name, that owner)
     while True:
@@ -185,6 +188,35 @@ def decide(
         ignored=tuple(
             dict.fromkeys((*decision.ignored, *(t for t, _ in flagged), *(t for t, _ in shared)))
         ),
+    )
+
+
+def _all_one_owner(
+    tokens: Sequence[str], view: GraphView, policy: IdentityPolicy
+) -> Decision | None:
+    """The decision when every identifier already belongs to one person and none is junk,
+    shared or merely describing (a known visitor's next click): the rules below would decide
+    exactly this, at a fraction of the cost. ``None`` when it does not apply."""
+    owner = None
+    for token in tokens:
+        found = view.owners.get(token)
+        if found is None or (owner is not None and found != owner):
+            return None
+        owner = found
+        if token in view.junk or view.met.get(token) or policy.of(kind_of(token)).link == "never":
+            return None
+    if owner is None:
+        return None
+    return Decision(
+        person=owner,
+        absorbed=(),
+        attach=(),
+        describe=(),
+        met=(),
+        junk=(),
+        log=(),
+        identifiers=tuple(sorted(dict.fromkeys(tokens), key=_strength)),
+        ignored=(),
     )
 
 

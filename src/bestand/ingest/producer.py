@@ -10,8 +10,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from bestand.events.decode import TYPE_TOPIC_KIND
+from bestand.kafka.options import client_options
 from bestand.settings import Settings
-from bestand.stream.security import client_options
 
 
 class UnroutableEvent(ValueError):

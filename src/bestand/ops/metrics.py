@@ -14,17 +14,21 @@ _AGE = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.
         86400.0)  # fmt: skip
 
 
+#: Where a batch's time goes: the phases of one batch, and the whole of it.
+BATCH_PHASES = ("decode", "resolve", "apply", "produce", "commit", "batch")
+
+
 @dataclass
 class WorkerMetrics:
-    """Counters and timings of the stream stages."""
+    """Counters and timings of the worker's batch loop."""
 
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
         self.events = Counter(
             "bestand_events",
-            "Input events by stage, topic and outcome (processed, dead_lettered, duplicate).",
-            ["stage", "topic", "outcome"],
+            "Input events by topic and outcome (processed, duplicate, dead_lettered, erased).",
+            ["topic", "outcome"],
             registry=self.registry,
         )
         self.dead_letters = Counter(
@@ -58,8 +62,17 @@ class WorkerMetrics:
         )
         self.retries = Counter(
             "bestand_store_retries",
-            "Redis operations retried after a connection error or timeout.",
-            ["stage"],
+            "Batches retried after a Redis or Kafka error (the batch is not committed before).",
+            registry=self.registry,
+        )
+        self.rebalances = Counter(
+            "bestand_rebalances",
+            "Partition revocations this worker went through (the batch in hand finished first).",
+            registry=self.registry,
+        )
+        self.partitions = Gauge(
+            "bestand_assigned_partitions",
+            "Input partitions assigned to this worker.",
             registry=self.registry,
         )
         self.consumed = Counter(
@@ -70,28 +83,29 @@ class WorkerMetrics:
         )
         self.produced = Counter(
             "bestand_events_produced",
-            "Messages written to Kafka (resolved, dead letters, profile changes), by topic.",
+            "Messages written to Kafka (dead letters, profile changes), by topic.",
             ["topic"],
             registry=self.registry,
         )
         self.processing_seconds = Histogram(
             "bestand_batch_processing_seconds",
-            "Time to handle one batch of messages, Redis writes included, by stage.",
+            "Time of one batch by phase: decode (validate, key), resolve (identity graph), "
+            "apply (person state), produce (outputs acknowledged), commit, and the whole batch.",
             ["stage"],
             buckets=_SECONDS,
             registry=self.registry,
         )
+        for phase in BATCH_PHASES:
+            self.processing_seconds.labels(phase)
         self.batch_size = Histogram(
             "bestand_batch_messages",
-            "Messages per batch, by stage.",
-            ["stage"],
-            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
+            "Messages per batch.",
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000),
             registry=self.registry,
         )
         self.event_age = Histogram(
             "bestand_event_age_seconds",
-            "Now minus the message's Kafka timestamp when a stage handles it, by stage.",
-            ["stage"],
+            "Now minus the message's Kafka timestamp when its batch is handled.",
             buckets=_AGE,
             registry=self.registry,
         )

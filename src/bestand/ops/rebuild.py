@@ -1,8 +1,7 @@
 """``bestand rebuild``: Redis state is derived from Kafka, so it can be made again from Kafka.
 
 When Redis is lost (or its state is in doubt), rebuild deletes what is left of the prefix's
-keys (except erasure tombstones: the replay must not bring an erased person back), replaces
-the internal ``resolved`` topic (its person ids belong to the old identity graph), and moves
+keys (except erasure tombstones: the replay must not bring an erased person back) and moves
 the consumer group back to the first retained offset of every input topic. Workers started
 afterwards replay the whole retained history into the empty Redis. The input topics must keep
 the events that matter (see the README on retention); the dead-letter and profile-changes
@@ -17,11 +16,11 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import OffsetAndMetadata
 
+from bestand.kafka.options import client_options
+from bestand.kafka.topics import ensure_topics, partitions_of
 from bestand.namespace import NamespaceBusy, active_members
 from bestand.settings import Settings
 from bestand.store import Keys, connect
-from bestand.stream.security import client_options
-from bestand.stream.topics import delete_topics, ensure_topics, partitions_of
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ async def _rewind(settings: Settings, topics: list[str]) -> tuple[int, int]:
 
 
 async def rebuild(settings: Settings, report: Callable[[str], None] = print) -> Rebuilt:
-    """Empty the prefix's keys, replace the resolved topic, rewind the group to the start.
+    """Empty the prefix's keys and rewind the group to the start of the input topics.
 
     Refuses (:class:`NamespaceBusy`) while workers consume: they would write into the
     state being cleared.
@@ -87,9 +86,7 @@ async def rebuild(settings: Settings, report: Callable[[str], None] = print) -> 
         )
     report(f"deleting the keys of prefix {settings.redis_prefix!r} in Redis …")
     deleted = await _delete_keys(settings)
-    report(f"replacing topic {settings.topic_resolved} …")
-    await delete_topics(settings, [settings.topic_resolved])
     await ensure_topics(settings)
     report(f"rewinding group {settings.app_id!r} to the first retained input event …")
-    rewound, events = await _rewind(settings, [*settings.input_topics, settings.topic_resolved])
+    rewound, events = await _rewind(settings, list(settings.input_topics))
     return Rebuilt(deleted, rewound, events)

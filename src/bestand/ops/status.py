@@ -14,12 +14,12 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from bestand.kafka.lag import LagProbe, PartitionLag, max_age, total_lag
+from bestand.kafka.options import client_options
+from bestand.kafka.topics import end_offsets
 from bestand.ops.heartbeat import Heartbeat
-from bestand.ops.lag import LagProbe, PartitionLag, max_age, total_lag
 from bestand.settings import Settings
 from bestand.store import Keys
-from bestand.stream.security import client_options
-from bestand.stream.topics import end_offsets
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class StatusReader:
         self._probe = LagProbe(
             client_options(settings),
             settings.app_id,
-            [*settings.input_topics, settings.topic_resolved],
+            settings.input_topics,
         )
         self._previous: Snapshot | None = None
 

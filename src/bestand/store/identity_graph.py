@@ -1,29 +1,40 @@
 """The identity graph in Redis: which identifiers belong to which person, and why.
 
-Resolution is read → decide → apply: one script reads what the graph holds about an event's
-identifiers, the pure rules (:mod:`bestand.identity.rules`) decide, and a second script applies
-the decision only if nothing it read has changed in between; otherwise it reads again. Several
-workers on several partitions can therefore resolve events of the same persons concurrently.
+A batch is resolved in two round trips, read → decide → apply: one read gives what the graph
+holds about every identifier of the batch, the pure rules (:mod:`bestand.identity.rules`) decide
+the events in order against that view kept current in memory (:mod:`bestand.identity.overlay`),
+and one write applies the decisions in order, each only if the graph still holds what it was
+decided on. Another worker may change a person in between: the write then stops at that
+decision, and the batch's rest is read and decided again. Several workers on several
+partitions therefore resolve events of the same persons concurrently.
 """
 
 from __future__ import annotations
 
+import secrets
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
+from bestand.identity.overlay import GraphOverlay, Guard, PersonFacts
 from bestand.identity.policy import IdentityPolicy
 from bestand.identity.rules import Decision, GraphView, LogEntry, Unattributable, decide
 from bestand.store.errors import StoreConflict
 from bestand.store.keys import Keys, receipt_suffix
 from bestand.store.scripts import Scripts
 
-_MAX_ATTEMPTS = 50
-#: Events one graph read of a batch covers.
-_WINDOW = 8
+#: Rounds of read, decide and apply before a batch that keeps meeting changes is given up
+#: (and retried as a whole, with backoff).
+_MAX_ROUNDS = 50
+#: Identifiers one read script covers, and decisions one apply script applies: a larger batch
+#: goes as several scripts in one pipeline, so Redis serves lookups in between.
+_READ_CHUNK = 1024
+_APPLY_CHUNK = 256
 #: Explain entries kept per person (the oldest go first).
 MAX_LOG = 2000
 #: How long the receipt of a merge or junk flag is kept for a redelivery, by default.
@@ -45,22 +56,24 @@ class Resolution:
     pattern_junk: Sequence[tuple[str, str]] = ()
 
 
-#: The outcome of one event of a batch: the applied decision and its view, or why it failed.
-Resolved = tuple[Decision, GraphView] | Unattributable
+@dataclass(frozen=True, slots=True)
+class Erased:
+    """Every identifier of the event belongs to a person erased after it happened."""
 
 
-def _narrow(view: GraphView, tokens: Sequence[str]) -> GraphView:
-    """The part of a batch's view that one event's decision rests on (its guard)."""
-    owners = {t: view.owners[t] for t in tokens if t in view.owners}
-    persons = set(owners.values())
-    return GraphView(
-        owners=owners,
-        junk=frozenset(t for t in tokens if t in view.junk),
-        met={t: view.met[t] for t in tokens if t in view.met},
-        kind_counts={p: view.kind_counts[p] for p in persons if p in view.kind_counts},
-        versions={p: view.versions[p] for p in persons if p in view.versions},
-        names={p: view.names[p] for p in persons if p in view.names},
-    )
+#: The outcome of one event of a batch: the applied decision and its view, why no person can
+#: have it, or that its persons were erased since.
+Resolved = tuple[Decision, GraphView] | Unattributable | Erased
+ERASED = Erased()
+
+
+@dataclass
+class _Snapshot:
+    """What one read of the graph gave for a batch."""
+
+    overlay: GraphOverlay
+    erased: dict[str, int]  # token -> erasure time
+    receipts: list[Resolved | None]  # per event
 
 
 def _changes_nothing(decision: Decision, view: GraphView) -> bool:
@@ -70,6 +83,25 @@ def _changes_nothing(decision: Decision, view: GraphView) -> bool:
     if any(person not in view.met.get(token, frozenset()) for token, person in decision.met):
         return False
     return set(decision.describe) <= view.names.get(decision.person, frozenset())
+
+
+def _flag_decision(refusal: Unattributable, view: GraphView) -> Decision | None:
+    """What an event that names nobody still changes: the junk it found is flagged, in the
+    name of the first flagged identifier's owner (None when no owner is left to tell)."""
+    owners = [view.owners[t] for t, _ in refusal.junk if t in view.owners]
+    if not owners:
+        return None
+    return Decision(
+        person=owners[0],
+        absorbed=(),
+        attach=(),
+        describe=(),
+        met=(),
+        junk=refusal.junk,
+        log=tuple(LogEntry("junk", (t,), why) for t, why in refusal.junk),
+        identifiers=(),
+        ignored=(),
+    )
 
 
 def _receipt(decision: Decision, view: GraphView, unattributable: str | None) -> dict[str, Any]:
@@ -129,225 +161,193 @@ class IdentityGraph:
     ) -> None:
         self._client = client
         self._keys = keys
-        self._scripts = scripts or Scripts.register(client)
+        self._scripts = scripts or Scripts.load()
         self._policy = policy or IdentityPolicy.default()
         self._receipt_ttl = receipt_ttl
-
-    async def _read(self, tokens: Sequence[str]) -> GraphView:
-        reply = await self._scripts.graph_read(
-            keys=[self._keys.identifier(t) for t in tokens],
-            args=[self._keys.graph, *tokens],
-            client=self._client,
+        self._describing = "".join(
+            kind.value for kind, rules in self._policy.kinds.items() if rules.link == "never"
         )
-        token_rows, person_rows = reply
-        owners: dict[str, str] = {}
-        junk: set[str] = set()
-        met: dict[str, frozenset[str]] = {}
-        for token, (owner, junk_reason, met_with) in zip(tokens, token_rows, strict=True):
-            if owner:
-                owners[token] = _text(owner)
-            if junk_reason:
-                junk.add(token)
-            if met_with:
-                met[token] = frozenset(_text(p) for p in met_with)
-        counts: dict[str, dict[str, int]] = {}
-        versions: dict[str, int] = {}
-        names: dict[str, frozenset[str]] = {}
-        for person, version, flat, name_tokens in person_rows:
-            parts = _text(flat).split()
-            counts[_text(person)] = {parts[i]: int(parts[i + 1]) for i in range(0, len(parts), 2)}
-            versions[_text(person)] = int(version)
-            names[_text(person)] = frozenset(_text(t) for t in name_tokens)
-        return GraphView(owners, frozenset(junk), met, counts, versions, names)
 
     async def resolve(
         self,
         tokens: Sequence[str],
         candidate: str,
         event_id: str,
-        at: int,
+        at: int = 0,
         pattern_junk: Sequence[tuple[str, str]] = (),
     ) -> tuple[Decision, GraphView]:
-        """Resolve an event's identifiers; return the applied decision and what it was based on.
+        """Resolve one event's identifiers; the applied decision and what it was based on.
 
         ``candidate`` becomes the id of a new person when none of the identifiers is known.
+        Raises :class:`Unattributable` when no identifier can name a person.
         """
         if not tokens:
             raise ValueError("resolve needs at least one identifier")
-        for _ in range(_MAX_ATTEMPTS):
-            view = await self._read(tokens)
-            try:
-                decision = decide(tokens, view, self._policy, candidate, pattern_junk)
-            except Unattributable as exc:
-                if exc.junk and not await self._flag(tokens, view, exc, event_id, at):
-                    continue  # the graph changed under us: read and decide again
-                exc.owners = {t: view.owners[t] for t, _ in exc.junk if t in view.owners}
-                raise
-            # Applied unless the graph changed since ``view`` was read.
-            if await self._queue_apply(self._client, tokens, view, decision, event_id, at) == 1:
-                return decision, view
-        raise StoreConflict(f"could not resolve {event_id} after {_MAX_ATTEMPTS} attempts")
+        (result,) = await self.resolve_batch(
+            [Resolution(tokens, candidate, event_id, at, pattern_junk)]
+        )
+        if isinstance(result, Unattributable):
+            raise result
+        if isinstance(result, Erased):
+            raise Unattributable("every identifier of the event was erased after it")
+        return result
 
-    async def resolve_many(self, batch: Sequence[Resolution]) -> list[Resolved]:
-        """Resolve a batch of events in order with few round trips.
+    async def resolve_batch(self, batch: Sequence[Resolution]) -> list[Resolved]:
+        """Resolve a batch of events in order, in one read and one write per round.
 
-        One read serves every event whose identifiers and persons no earlier event of the
-        batch has touched; their decisions are applied together in one pipeline, each under
-        its own guard. An event that depends on an earlier one waits for the next read. An
-        event whose guard fails (another worker changed its persons) is resolved on its own.
+        Events whose receipt exists (a redelivery of a merge or a junk flag) get the answer
+        recorded then. The others are decided in order against the overlay, and their
+        decisions applied in order; if the write stops at a decision whose guard another
+        worker changed, that event and every later one are read and decided again.
         """
-        receipts = await self._receipts([item.event_id for item in batch])
-        if receipts:
-            # Delivered again after a merge or junk flag: the graph changed already, so the
-            # answer given then is given again; the others are resolved as usual.
-            rest = [i for i in range(len(batch)) if i not in receipts]
-            answers = iter(await self.resolve_many([batch[i] for i in rest]))
-            return [receipts[i] if i in receipts else next(answers) for i in range(len(batch))]
-        results: list[Resolved | None] = [None] * len(batch)
-        start = 0
-        while start < len(batch):
-            # One read covers a window of events: a dependency re-reads only the window.
-            end = min(len(batch), start + _WINDOW)
-            wanted = dict.fromkeys(t for item in batch[start:end] for t in item.tokens)
-            view = await self._read(list(wanted))
-            pending: list[tuple[int, Decision, GraphView]] = []
-            dirty_tokens: set[str] = set()
-            dirty_persons: set[str] = set()
-            position = start
-            while position < end:
-                item = batch[position]
-                touched = {view.owners[t] for t in item.tokens if t in view.owners}
-                touched.update(p for t in item.tokens for p in view.met.get(t, ()))
-                if dirty_tokens.intersection(item.tokens) or dirty_persons & touched:
-                    break  # depends on a decision not applied yet: read again
-                narrow = _narrow(view, item.tokens)
-                try:
-                    decision = decide(
-                        item.tokens, narrow, self._policy, item.candidate, item.pattern_junk
-                    )
-                except Unattributable as exc:
-                    if exc.junk:
-                        break  # flagging goes the single way, after what is pending
-                    results[position] = exc
-                    position += 1
+        results: list[Resolved] = []
+        pending = list(batch)
+        batch_id = secrets.token_hex(8)
+        for round_number in range(_MAX_ROUNDS):
+            if not pending:
+                return results
+            answers, plans = self._decide_all(pending, await self._read(pending))
+            applied = await self._apply(plans, f"{batch_id}.{round_number}")
+            if applied == len(plans):
+                return results + answers
+            # Everything before the first decision that was not applied stands.
+            stopped_at = plans[applied][0]
+            results += answers[:stopped_at]
+            pending = pending[stopped_at:]
+        raise StoreConflict(f"could not resolve a batch after {_MAX_ROUNDS} rounds")
+
+    def _decide_all(
+        self, batch: Sequence[Resolution], snapshot: _Snapshot
+    ) -> tuple[list[Resolved], list[tuple[int, bytes, Sequence[str]]]]:
+        """Every event's answer, and the plans to apply (position, plan, identifiers)."""
+        answers: list[Resolved] = []
+        plans: list[tuple[int, bytes, Sequence[str]]] = []
+        overlay = snapshot.overlay
+        for position, item in enumerate(batch):
+            receipt = snapshot.receipts[position]
+            if receipt is not None:
+                answers.append(receipt)
+                continue
+            tokens = item.tokens
+            if snapshot.erased:
+                tokens = [t for t in tokens if snapshot.erased.get(t, -1) < item.at]
+                if not tokens:
+                    answers.append(ERASED)
                     continue
-                if _changes_nothing(decision, narrow):
-                    results[position] = (decision, narrow)
-                else:
-                    pending.append((position, decision, narrow))
-                    dirty_tokens.update(item.tokens)
-                    dirty_persons.update(touched, decision.absorbed, (decision.person,))
-                position += 1
-            await self._apply_pending(batch, pending, results)
-            if position < len(batch) and position == start:
-                # The first event could not go the batched way: resolve it on its own.
-                results[position] = await self._resolve_one(batch[position])
-                position += 1
-            start = position
-        done = [result for result in results if result is not None]
-        if len(done) != len(batch):  # pragma: no cover - every position is filled above
-            raise RuntimeError("a batch position was left unresolved")
-        return done
+            view = overlay.view(tokens)
+            try:
+                decision = decide(tokens, view, self._policy, item.candidate, item.pattern_junk)
+            except Unattributable as exc:
+                exc.owners = {t: view.owners[t] for t, _ in exc.junk if t in view.owners}
+                answers.append(exc)
+                flag = _flag_decision(exc, view)
+                if flag is not None:
+                    guard = overlay.guard(tokens, view)
+                    plans.append((position, self._plan(guard, flag, view, item, str(exc)), tokens))
+                    overlay.apply(flag)
+                continue
+            answers.append((decision, view))
+            if not _changes_nothing(decision, view):
+                guard = overlay.guard(tokens, view)
+                plans.append((position, self._plan(guard, decision, view, item), tokens))
+                overlay.apply(decision)
+        return answers, plans
 
-    async def _receipts(self, event_ids: Sequence[str]) -> dict[int, Resolved]:
-        """The recorded answers of events that merged persons or flagged junk, by position."""
-        if not event_ids:
-            return {}
-        bodies = await self._client.mget([self._keys.receipt(e) for e in event_ids])
-        return {i: _from_receipt(body) for i, body in enumerate(bodies) if body}
+    async def _read(self, batch: Sequence[Resolution]) -> _Snapshot:
+        """What the graph holds about the batch's identifiers, and the batch's receipts."""
+        tokens = list(dict.fromkeys(t for item in batch for t in item.tokens))
+        events = [receipt_suffix(item.event_id) for item in batch]
+        chunks = max(1, -(-len(tokens) // _READ_CHUNK))
+        token_parts = [tokens[i::chunks] for i in range(chunks)]
+        event_parts = [events[i::chunks] for i in range(chunks)]
+        script = self._scripts.graph_read
+        schema = self._keys.graph_schema
 
-    async def _apply_pending(
+        def build(pipe: Pipeline) -> None:
+            for part, event_part in zip(token_parts, event_parts, strict=True):
+                script.queue(
+                    pipe,
+                    [self._keys.identifier(t) for t in part],
+                    [schema, self._describing, len(part), *part, *event_part],
+                )
+
+        replies = await self._scripts.pipelined(self._client, build)
+        owners: dict[str, str] = {}
+        junk: set[str] = set()
+        met: dict[str, list[str]] = {}
+        erased: dict[str, int] = {}
+        persons: dict[str, PersonFacts] = {}
+        receipts: list[Resolved | None] = [None] * len(batch)
+        for chunk, (part, reply) in enumerate(zip(token_parts, replies, strict=True)):
+            token_rows, person_rows, receipt_rows = reply
+            for token, (owner, junk_reason, met_with, erased_at) in zip(
+                part, token_rows, strict=True
+            ):
+                if owner:
+                    owners[token] = _text(owner)
+                if junk_reason:
+                    junk.add(token)
+                if met_with:
+                    met[token] = [_text(p) for p in met_with]
+                if erased_at:
+                    erased[token] = int(erased_at)
+            for person, version, flat, described in person_rows:
+                parts = _text(flat).split()
+                persons[_text(person)] = PersonFacts(
+                    Counter({parts[i]: int(parts[i + 1]) for i in range(0, len(parts), 2)}),
+                    {_text(t) for t in described},
+                    int(version),
+                )
+            for offset, body in enumerate(receipt_rows):
+                if body:
+                    receipts[chunk + offset * chunks] = _from_receipt(body)
+        overlay = GraphOverlay(owners, junk, met, persons, self._describing)
+        return _Snapshot(overlay, erased, receipts)
+
+    def _plan(
         self,
-        batch: Sequence[Resolution],
-        pending: Sequence[tuple[int, Decision, GraphView]],
-        results: list[Resolved | None],
-    ) -> None:
-        if not pending:
-            return
-        async with self._client.pipeline(transaction=False) as pipe:
-            for position, decision, view in pending:
-                item = batch[position]
-                await self._queue_apply(pipe, item.tokens, view, decision, item.event_id, item.at)
-            replies = await pipe.execute()
-        for (position, decision, view), applied in zip(pending, replies, strict=True):
-            if applied == 1:
-                results[position] = (decision, view)
-            else:  # the graph moved under this one: read and decide again, alone
-                results[position] = await self._resolve_one(batch[position])
-
-    async def _resolve_one(self, item: Resolution) -> Resolved:
-        try:
-            return await self.resolve(
-                item.tokens, item.candidate, item.event_id, item.at, item.pattern_junk
-            )
-        except Unattributable as exc:
-            return exc
-
-    async def _queue_apply(
-        self,
-        client: Any,
-        tokens: Sequence[str],
-        view: GraphView,
+        guard: Guard,
         decision: Decision,
-        event_id: str,
-        at: int,
+        view: GraphView,
+        item: Resolution,
         unattributable: str | None = None,
-    ) -> Any:
-        """Run (or, on a pipeline, queue) the guarded apply script for one decision."""
-        plan = {
-            "owners": {t: view.owners.get(t, "") for t in tokens},
-            "junk": {t: "" for t in tokens if t not in view.junk},
-            "versions": view.versions,
+    ) -> bytes:
+        """The apply script's plan of one decision (JSON)."""
+        plan: dict[str, Any] = {
+            "owners": guard.owners,
+            "junk": dict.fromkeys(guard.unflagged, ""),
+            "versions": guard.versions,
             "person": decision.person,
-            "absorbed": list(decision.absorbed),
-            "attach": list(decision.attach),
-            "describe": list(decision.describe),
-            "met": [list(pair) for pair in decision.met],
-            "flag": [list(pair) for pair in decision.junk],
-            "log": [orjson.dumps(e.to_json(event_id, at)).decode() for e in decision.log],
-            "max_log": MAX_LOG,
+            "absorbed": decision.absorbed,
+            "attach": decision.attach,
+            "describe": decision.describe,
+            "met": decision.met,
+            "flag": decision.junk,
+            "log": [orjson.dumps(e.to_json(item.event_id, item.at)).decode() for e in decision.log],
         }
         if decision.absorbed or decision.junk:
-            body = _receipt(decision, view, unattributable)
             plan["receipt"] = {
-                "event": receipt_suffix(event_id),
+                "event": receipt_suffix(item.event_id),
                 "ttl": self._receipt_ttl,
-                "body": orjson.dumps(body).decode(),
+                "body": orjson.dumps(_receipt(decision, view, unattributable)).decode(),
             }
-        return await self._scripts.graph_apply(
-            keys=[self._keys.identifier(t) for t in tokens],
-            args=[self._keys.graph, orjson.dumps(plan)],
-            client=client,
-        )
+        return orjson.dumps(plan)
 
-    async def _flag(
-        self,
-        tokens: Sequence[str],
-        view: GraphView,
-        refusal: Unattributable,
-        event_id: str,
-        at: int,
-    ) -> bool:
-        """Flag junk found by an event that names nobody; False when the graph moved on."""
-        junk = refusal.junk
-        owners = [view.owners[t] for t, _ in junk if t in view.owners]
-        if not owners:
-            return True
-        decision = Decision(
-            person=owners[0],
-            absorbed=(),
-            attach=(),
-            describe=(),
-            met=(),
-            junk=tuple(junk),
-            log=tuple(LogEntry("junk", (t,), why) for t, why in junk),
-            identifiers=(),
-            ignored=(),
-        )
-        applied = await self._queue_apply(
-            self._client, tokens, view, decision, event_id, at, str(refusal)
-        )
-        return bool(applied == 1)
+    async def _apply(self, plans: Sequence[tuple[int, bytes, Sequence[str]]], batch: str) -> int:
+        """Apply plans in order; how many were applied before one found the graph changed."""
+        if not plans:
+            return 0
+        chunks = [plans[i : i + _APPLY_CHUNK] for i in range(0, len(plans), _APPLY_CHUNK)]
+        script = self._scripts.graph_apply
+        head: list[str | bytes | int] = [self._keys.graph_schema, batch, MAX_LOG, self._describing]
+
+        def build(pipe: Pipeline) -> None:
+            for chunk in chunks:
+                keys = dict.fromkeys(self._keys.identifier(t) for _, _, ts in chunk for t in ts)
+                script.queue(pipe, list(keys), [*head, *(plan for _, plan, _ in chunk)])
+
+        replies = await self._scripts.pipelined(self._client, build)
+        return sum(int(applied) for applied in replies)
 
     async def person_of(self, token: str) -> str | None:
         """The person an identifier (``kind:hash``) belongs to, if any."""
@@ -377,22 +377,15 @@ class IdentityGraph:
             history=[orjson.loads(entry) for entry in entries],
         )
 
-    async def erased_at(self, tokens: Sequence[str]) -> dict[str, int]:
-        """When identifiers were erased (their tombstones); identifiers never erased are absent."""
-        unique = sorted(set(tokens))
-        if not unique:
-            return {}
-        values = await self._client.mget([self._keys.tombstone(t) for t in unique])
-        return {t: int(v) for t, v in zip(unique, values, strict=True) if v is not None}
-
     async def erase(self, tokens: Sequence[str], at: int) -> list[tuple[str, list[str]]]:
         """Remove the persons these identifiers name; return each with its identifiers.
 
         Every identifier named or erased keeps a tombstone with the erasure time ``at``.
         """
-        reply = await self._scripts.erase(
-            keys=[self._keys.identifier(t) for t in tokens],
-            args=[self._keys.graph, at],
-            client=self._client,
+        reply = await self._scripts.call(
+            self._client,
+            self._scripts.erase,
+            [self._keys.identifier(t) for t in tokens],
+            [self._keys.graph_schema, at],
         )
         return [(_text(entry[0]), [_text(m) for m in entry[1:]]) for entry in reply]

@@ -16,17 +16,24 @@ single keys spread over the cluster, so the hot read path scales out.
 | ``<p>:{g}:a:<person>`` | set | persons merged into this one (to remove their redirects) |
 | ``<p>:{g}:t:<kind>:<hash>`` | string | tombstone: when the identifier's person was erased |
 | ``<p>:{g}:e:<event>`` | string | receipt of an event that merged or flagged junk (TTL) |
+| ``<p>:{g}:f:<batch>`` | string | a batch's graph write stopped at a changed guard (short TTL) |
 | ``<p>:p:{<person>}`` | hash | ``v`` version, ``s`` state (JSON), ``r`` redirect after a merge |
 | ``<p>:d:{<person>}:<event>`` | string | event already applied (TTL) |
 | ``<p>:l:<kind>:<hash>`` | hash | lookup record: person id and summary |
 | ``<p>:values`` | sorted set | lifetime value (cents) of every customer, for value bands |
 | ``<p>:hb:<worker>`` | string | a worker's heartbeat: JSON of its state, expires (TTL) |
+
+The Lua scripts build no key names of their own: they get the prefixes from
+:meth:`Keys.graph_schema` and :meth:`Keys.person_schema`, and append the ids they hold.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
+
+import orjson
 
 
 def event_key(event_id: str) -> str:
@@ -43,7 +50,7 @@ def receipt_suffix(event_id: str) -> str:
     return event_id
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Keys:
     """Key builder for one key prefix (``settings.redis_prefix``)."""
 
@@ -102,6 +109,43 @@ class Keys:
     def heartbeats(self) -> str:
         """Pattern matching every worker's heartbeat."""
         return f"{self.prefix}:hb:*"
+
+    def batch_stop(self, batch: str) -> str:
+        """Flag that a batch's graph write stopped at a guard: its later scripts apply nothing."""
+        return f"{self.graph}:f:{batch}"
+
+    @cached_property
+    def graph_schema(self) -> bytes:
+        """The identity graph's key prefixes by name, as JSON, for the graph scripts."""
+        g = self.graph
+        return orjson.dumps(
+            {
+                "identifier": f"{g}:i:",
+                "identifiers": f"{g}:s:",
+                "version": f"{g}:v:",
+                "log": f"{g}:x:",
+                "met": f"{g}:m:",
+                "junk": f"{g}:j:",
+                "redirect": f"{g}:r:",
+                "absorbed": f"{g}:a:",
+                "tombstone": f"{g}:t:",
+                "receipt": f"{g}:e:",
+                "batch_stop": f"{g}:f:",
+            }
+        )
+
+    @cached_property
+    def person_schema(self) -> bytes:
+        """Key prefixes of person state, lookup records and values, as JSON, for the scripts
+        that write persons (a person key is ``person`` + id + ``person_end``)."""
+        return orjson.dumps(
+            {
+                "person": f"{self.prefix}:p:{{",
+                "person_end": "}",
+                "lookup": f"{self.prefix}:l:",
+                "values": self.values,
+            }
+        )
 
     def pattern(self) -> str:
         """Glob over every key of this prefix (for tests and ``bestand reset``)."""

@@ -1,4 +1,5 @@
-"""Retry Redis work with backoff instead of dropping an event or crashing in a loop."""
+"""Retry work with backoff while Redis or Kafka is away, instead of dropping an event or
+crashing in a loop."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ async def with_backoff(
     *,
     what: str,
     on_retry: Callable[[], None] | None = None,
+    retryable: tuple[type[BaseException], ...] = RETRYABLE,
     first_delay: float = 0.05,
     max_delay: float = 5.0,
 ) -> T:
@@ -35,7 +37,7 @@ async def with_backoff(
     while True:
         try:
             return await work()
-        except RETRYABLE as exc:
+        except retryable as exc:
             if on_retry is not None:
                 on_retry()
             log.warning(

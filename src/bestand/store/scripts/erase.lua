@@ -1,20 +1,20 @@
 -- Remove persons from the identity graph: every identifier, its meetings, the identifier set,
 -- the version, the explain log, the receipts of its logged events and the redirects of the
 -- persons it absorbed.
--- Every identifier named or erased gets a tombstone (gp:t:<token> = erasure time, the later one
--- kept), so a replay of events from before the erasure cannot bring the person back.
+-- Every identifier named or erased gets a tombstone (its erasure time, the later one kept), so
+-- a replay of events from before the erasure cannot bring the person back.
 -- KEYS: identity graph keys of the identifiers named in an erasure request.
--- ARGV: graph prefix, erasure time (epoch seconds).
+-- ARGV: key schema (JSON, Keys.graph_schema), erasure time (epoch seconds).
 -- Returns {{person, token...}, ...}: each erased person with the identifiers it had.
-local gp = ARGV[1]
+local K = cjson.decode(ARGV[1])
 local at = tonumber(ARGV[2])
 local seen, out = {}, {}
 local function tombstone(token)
-  local key = gp .. ':t:' .. token
+  local key = K.tombstone .. token
   local before = tonumber(redis.call('GET', key) or '0')
   if at > before then redis.call('SET', key, at) end
 end
-local prefix = gp .. ':i:'
+local prefix = K.identifier
 for i = 1, #KEYS do
   tombstone(string.sub(KEYS[i], #prefix + 1))
 end
@@ -22,26 +22,26 @@ for i = 1, #KEYS do
   local p = redis.call('GET', KEYS[i])
   if p and not seen[p] then
     seen[p] = true
-    local set = gp .. ':s:' .. p
+    local set = K.identifiers .. p
     local members = redis.call('SMEMBERS', set)
     for _, m in ipairs(members) do
-      redis.call('DEL', gp .. ':i:' .. m, gp .. ':m:' .. m)
+      redis.call('DEL', K.identifier .. m, K.met .. m)
       tombstone(m)
     end
-    for _, gone in ipairs(redis.call('SMEMBERS', gp .. ':a:' .. p)) do
-      redis.call('DEL', gp .. ':r:' .. gone)
+    for _, gone in ipairs(redis.call('SMEMBERS', K.absorbed .. p)) do
+      redis.call('DEL', K.redirect .. gone)
     end
     -- Receipts of the events in its explain log (merges, junk flags) name it too.
     local events = {}
-    for _, entry in ipairs(redis.call('LRANGE', gp .. ':x:' .. p, 0, -1)) do
+    for _, entry in ipairs(redis.call('LRANGE', K.log .. p, 0, -1)) do
       local e = cjson.decode(entry).e
       if e and not events[e] then
         events[e] = true
         if #e > 64 then e = redis.sha1hex(e) end
-        redis.call('DEL', gp .. ':e:' .. e)
+        redis.call('DEL', K.receipt .. e)
       end
     end
-    redis.call('DEL', set, gp .. ':x:' .. p, gp .. ':v:' .. p, gp .. ':a:' .. p)
+    redis.call('DEL', set, K.log .. p, K.version .. p, K.absorbed .. p)
     local entry = {p}
     for _, m in ipairs(members) do entry[#entry + 1] = m end
     out[#out + 1] = entry

@@ -1,7 +1,8 @@
 """How every Kafka client of bestand connects: brokers, TLS and SASL from the settings.
 
-One place for the options, so the faust app, the producer, the admin calls and the lag
-probe all speak to a secured cluster alike (``BESTAND_KAFKA_SECURITY_PROTOCOL`` and friends).
+One place for the options, so the worker's consumer and producer, ``bestand produce``, the
+admin calls and the lag probe all speak to a secured cluster alike
+(``BESTAND_KAFKA_SECURITY_PROTOCOL`` and friends).
 """
 
 from __future__ import annotations
@@ -37,21 +38,3 @@ def client_options(settings: Settings) -> dict[str, Any]:
             "sasl_plain_password": password.get_secret_value() if password else None,
         }
     return options
-
-
-def faust_credentials(settings: Settings) -> Any:
-    """The faust app's ``broker_credentials`` (None on a plain cluster)."""
-    import faust
-
-    context = ssl_context(settings)
-    if settings.kafka_security_protocol.startswith("SASL"):
-        password = settings.kafka_sasl_password
-        return faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=password.get_secret_value() if password else None,
-            mechanism=settings.kafka_sasl_mechanism,
-            ssl_context=context,
-        )
-    if context is not None:
-        return faust.SSLCredentials(context)
-    return None

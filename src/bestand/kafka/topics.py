@@ -10,20 +10,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from bestand.kafka.options import client_options
 from bestand.settings import Settings
-from bestand.stream.security import client_options
 
 log = logging.getLogger(__name__)
 
 
 def all_topics(settings: Settings) -> list[str]:
     """Every topic the workers read or write."""
-    return [
-        *settings.input_topics,
-        settings.topic_resolved,
-        settings.topic_dlq,
-        settings.topic_profile_changes,
-    ]
+    return [*settings.input_topics, settings.topic_dlq, settings.topic_profile_changes]
 
 
 async def ensure_topics(settings: Settings) -> list[str]:

@@ -1,0 +1,131 @@
+"""The identity graph as a batch's decisions leave it, kept in memory between two round trips.
+
+A worker reads what the graph holds about every identifier of a batch in one round trip; the
+rules then decide the batch's events in order against this overlay, and each decision changes
+the overlay exactly as the apply script will change Redis. An event that depends on an earlier
+one of the same batch (a sign-up after the registration that created its person) therefore sees
+that effect without another round trip, and the guard each decision carries (the owners,
+junk flags and versions it was decided on) is what Redis will hold when its turn comes, unless
+another worker changed it in between.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from bestand.identity.rules import Decision, GraphView
+
+
+@dataclass(slots=True)
+class PersonFacts:
+    """What the rules need of one person: identifiers by kind, its describing tokens, version."""
+
+    counts: Counter[str] = field(default_factory=Counter)  # linking kinds only
+    described: set[str] = field(default_factory=set)  # names, households (owned by nobody)
+    version: int = 0
+
+    def kind_counts(self) -> dict[str, int]:
+        """Identifiers of the person's set by kind letter, describing ones included."""
+        counts = {kind: n for kind, n in self.counts.items() if n > 0}
+        for token in self.described:
+            counts[token[0]] = counts.get(token[0], 0) + 1
+        return counts
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """What one decision was made on: Redis must still hold exactly this when it is applied."""
+
+    owners: Mapping[str, str]  # token -> owner ('' for none), every token of the event
+    unflagged: tuple[str, ...]  # tokens that were not junk
+    versions: Mapping[str, int]  # person -> graph version, every owner
+
+
+class GraphOverlay:
+    """The graph around one batch's identifiers, changed by each decision in turn."""
+
+    def __init__(
+        self,
+        owners: Mapping[str, str],
+        junk: Iterable[str],
+        met: Mapping[str, Iterable[str]],
+        persons: Mapping[str, PersonFacts],
+        describing: str,
+    ) -> None:
+        """``describing``: the kind letters whose identifiers only describe (policy ``never``)."""
+        self._owners = dict(owners)
+        self._junk = set(junk)
+        self._met = {token: set(persons_met) for token, persons_met in met.items()}
+        self._persons = dict(persons)
+        self._describing = describing
+        self._redirects: dict[str, str] = {}
+
+    def _live(self, person: str) -> str:
+        while person in self._redirects:
+            person = self._redirects[person]
+        return person
+
+    def view(self, tokens: Sequence[str]) -> GraphView:
+        """What the graph holds now about one event's identifiers (the rules' input)."""
+        owners = {t: self._owners[t] for t in tokens if t in self._owners}
+        persons = {p: self._persons.get(p) or PersonFacts() for p in set(owners.values())}
+        met = {}
+        for token in tokens:
+            found = self._met.get(token)
+            if found:
+                met[token] = frozenset(self._live(p) for p in found)
+        return GraphView(
+            owners=owners,
+            junk=frozenset(t for t in tokens if t in self._junk),
+            met=met,
+            kind_counts={p: facts.kind_counts() for p, facts in persons.items()},
+            versions={p: facts.version for p, facts in persons.items()},
+            names={p: frozenset(t for t in f.described if t[0] == "m") for p, f in persons.items()},
+        )
+
+    def guard(self, tokens: Sequence[str], view: GraphView) -> Guard:
+        """The guard of a decision made on ``view``."""
+        return Guard(
+            owners={t: view.owners.get(t, "") for t in tokens},
+            unflagged=tuple(t for t in tokens if t not in view.junk),
+            versions=dict(view.versions),
+        )
+
+    def apply(self, decision: Decision) -> None:
+        """Change the overlay as ``graph_apply.lua`` changes Redis for this decision."""
+        person = decision.person
+        facts = self._persons.setdefault(person, PersonFacts())
+        for gone in decision.absorbed:
+            other = self._persons.pop(gone, None)
+            if other is not None:
+                facts.counts.update(other.counts)
+                facts.described |= other.described
+            for token, owner in self._owners.items():
+                if owner == gone and token[0] not in self._describing:
+                    self._owners[token] = person
+            self._redirects[gone] = person
+        for token in decision.attach:
+            self._owners[token] = person
+            if token[0] in self._describing:
+                facts.described.add(token)
+            else:
+                facts.counts[token[0]] += 1
+        facts.described.update(decision.describe)
+        for token, met in decision.met:
+            self._met.setdefault(token, set()).add(met)
+        for token, _ in decision.junk:
+            self._junk.add(token)
+            if token not in self._owners:
+                continue
+            former = self._owners.pop(token)
+            holder = self._persons.get(former)
+            if holder is not None:
+                if token in holder.described:
+                    holder.described.discard(token)
+                elif holder.counts[token[0]] > 0:
+                    holder.counts[token[0]] -= 1
+                if former != person:
+                    holder.version += 1
+        facts.version += 1

@@ -1,0 +1,236 @@
+"""A batch's events folded into the states of the persons they belong to: a pure function.
+
+The store reads every person a batch names (following redirects of persons merged away) and
+the dedupe markers of its events, in one round trip; :func:`fold_group` then applies the events
+of one *group* (persons the batch joins by merges) in order: merges first, the reducer, the
+summaries before and after each event and the changes they make. What it returns is plain
+data: each event's outcome, and one all-or-nothing write the store makes under a
+compare-and-set on every version it read. If another worker wrote one of the group's persons
+in between, the write is refused and the group is read and folded again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from bestand.events import ResolvedEvent
+from bestand.profile.changes import Change
+from bestand.profile.markers import marker, parse_marker, same_content
+from bestand.profile.reducer import apply, merge
+from bestand.profile.state import PersonState
+from bestand.profile.summary import LookupSummary
+
+#: What an applied event changed in a person's answer: before (None: a new person), after.
+Describe = Callable[[LookupSummary | None, LookupSummary, ResolvedEvent], Sequence[Change]]
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyOutcome:
+    """What applying one event did."""
+
+    status: Literal["applied", "duplicate", "conflict"]
+    person_id: str
+    before: LookupSummary | None = None
+    after: LookupSummary | None = None
+    #: What the event changed: found now (applied), or recorded when it was applied (duplicate).
+    changes: tuple[Change, ...] = ()
+
+    @property
+    def summary_changed(self) -> bool:
+        """True when a lookup now answers differently for this person."""
+        return self.after is not None and not self.after.same_answer(self.before)
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A person as read: merged away (``redirect``), or its state with the version read."""
+
+    redirect: str | None
+    state: PersonState
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """Lookup records (and the value) to write for one person."""
+
+    state: PersonState
+    tokens: tuple[str, ...]
+    summary: LookupSummary
+    value_changed: bool
+
+
+@dataclass
+class GroupWrite:
+    """One group's write: all of it or nothing, under the versions it was folded from."""
+
+    guard: list[tuple[str, int]] = field(default_factory=list)
+    states: list[PersonState] = field(default_factory=list)
+    absorbed: list[tuple[str, str]] = field(default_factory=list)  # (person, survivor)
+    markers: list[tuple[str, str, str]] = field(default_factory=list)  # (person, event, marker)
+    publish: list[Publish] = field(default_factory=list)
+    unlink: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to write (every event was a duplicate whose records are in place)."""
+        return not (self.states or self.absorbed or self.markers or self.publish or self.unlink)
+
+
+def live_person(person_id: str, persons: Mapping[str, Loaded]) -> str:
+    """The person ``person_id`` is now, following the redirects of persons merged away."""
+    for _ in range(64):
+        loaded = persons.get(person_id)
+        if loaded is None or loaded.redirect is None:
+            return person_id
+        person_id = loaded.redirect
+    return person_id
+
+
+def groups(events: Sequence[ResolvedEvent], persons: Mapping[str, Loaded]) -> list[list[int]]:
+    """Positions of the events, by group: events whose persons the batch's merges join."""
+    parent: dict[str, str] = {}
+
+    def root(person: str) -> str:
+        while parent.get(person, person) != person:
+            parent[person] = parent.get(parent[person], parent[person])
+            person = parent[person]
+        return person
+
+    for event in events:
+        mine = root(live_person(event.person_id, persons))
+        for gone in event.absorbed:
+            other = root(live_person(gone, persons))
+            if other != mine:
+                parent[other] = mine
+    by_root: dict[str, list[int]] = {}
+    for position, event in enumerate(events):
+        by_root.setdefault(root(live_person(event.person_id, persons)), []).append(position)
+    return list(by_root.values())
+
+
+def _publish(
+    initial: PersonState,
+    old: LookupSummary | None,
+    final: PersonState,
+    summary: LookupSummary,
+    *,
+    force: bool,
+) -> Publish | None:
+    """Records to write after ``initial`` (answering ``old``) became ``final`` (``summary``):
+    every identifier's when the answer changed (or ``force``: after a merge, or to restore
+    records a dead try did not write), else those of new identifiers."""
+    changed = force or not summary.same_answer(old)
+    tokens = tuple(sorted(final.ids if changed else final.ids - initial.ids))
+    if not tokens and not changed:
+        return None
+    return Publish(final, tokens, summary, changed)
+
+
+def fold_group(
+    events: Sequence[ResolvedEvent],
+    positions: Sequence[int],
+    digests: Sequence[str],
+    persons: Mapping[str, Loaded],
+    found: Mapping[int, str],
+    describe: Describe | None = None,
+) -> tuple[list[tuple[int, ApplyOutcome]], GroupWrite]:
+    """Apply one group's events (``positions`` of ``events``, in order) to its persons.
+
+    ``persons`` holds every person the events name, as read; ``found`` the dedupe marker of
+    an event already applied (by position). Every result is the one applying the events one
+    at a time in order would give.
+    """
+    states: dict[str, PersonState] = {}
+    initial: dict[str, PersonState] = {}
+    redirects: dict[str, str] = {}  # merged away in this batch
+    summaries: dict[str, LookupSummary | None] = {}  # the answer now
+    answered: dict[str, LookupSummary | None] = {}  # the answer as read
+    merged: set[str] = set()
+    applied_here: dict[tuple[str, str], str] = {}  # (person, event) -> digest
+    rewrite: set[str] = set()  # applied before: records written again in case they were lost
+    write = GroupWrite()
+    outcomes: list[tuple[int, ApplyOutcome]] = []
+
+    def live(person_id: str) -> str:
+        person_id = live_person(person_id, persons)
+        while person_id in redirects:
+            person_id = redirects[person_id]
+        return person_id
+
+    def state_of(person_id: str) -> PersonState:
+        if person_id not in states:
+            loaded = persons.get(person_id)
+            state = loaded.state if loaded else PersonState(person_id=person_id)
+            states[person_id] = initial[person_id] = state
+            summary = LookupSummary.of(state) if state.version > 0 else None
+            summaries[person_id] = answered[person_id] = summary
+        return states[person_id]
+
+    for position in positions:
+        event = events[position]
+        person = live(event.person_id)
+        state = state_of(person)
+        at = int(event.event_time.timestamp())
+        for gone_id in event.absorbed:
+            gone = live(gone_id)
+            if gone == person or persons.get(gone) is None:
+                continue  # merged already (a redelivery), or never written
+            other = state_of(gone)
+            state = merge(state, other, event_id=event.event_id, at=at)
+            states[person] = state
+            summaries[person] = LookupSummary.of(state)
+            redirects[gone] = person
+            write.absorbed.append((gone, person))
+            merged.add(person)
+            for (holder, event_id), seen_digest in list(applied_here.items()):
+                if holder == gone:  # its events are the survivor's now
+                    applied_here[(person, event_id)] = seen_digest
+        digest = digests[position]
+        seen = found.get(position) or applied_here.get((person, event.event_id), "")
+        if seen and not same_content(seen, digest):
+            outcomes.append((position, ApplyOutcome("conflict", person)))
+            continue
+        if seen:
+            # Found in Redis: applied by an earlier try, whose changes go out again (and whose
+            # records are written again). Earlier in this batch: its changes go out with it.
+            again = (person, event.event_id) not in applied_here
+            changes = parse_marker(seen)[1] if again else ()
+            if again and state.version > 0:
+                rewrite.add(person)
+            outcomes.append((position, ApplyOutcome("duplicate", person, changes=changes)))
+            continue
+        before = summaries[person]
+        new = apply(state, event)
+        after = LookupSummary.of(new)
+        changes = tuple(describe(before, after, event)) if describe else ()
+        outcomes.append((position, ApplyOutcome("applied", person, before, after, changes)))
+        write.markers.append((person, event.event_id, marker(digest, changes)))
+        applied_here[(person, event.event_id)] = digest
+        states[person] = new
+        summaries[person] = after
+        if event.kind == "detach":
+            write.unlink.extend(event.identifiers)
+    # The group's new states under one new version, and the records they change.
+    changed = [p for p in states if p not in redirects and states[p] is not initial[p]]
+    involved = [*changed, *(gone for gone, _ in write.absorbed)]
+    if involved:
+        version = max(initial[p].version for p in involved) + 1
+        write.guard = [(p, initial[p].version) for p in sorted(set(involved))]
+    for person in changed:
+        final = replace(states[person], version=version)
+        now = summaries[person]
+        summary = LookupSummary.of(final) if now is None else replace(now, version=version)
+        write.states.append(final)
+        force = person in merged or person in rewrite
+        record = _publish(initial[person], answered[person], final, summary, force=force)
+        if record is not None:
+            write.publish.append(record)
+    for person in sorted(rewrite - set(changed) - set(redirects)):
+        state, current = states[person], summaries[person]
+        if current is not None:
+            record = _publish(state, current, state, current, force=True)
+            if record is not None:
+                write.publish.append(record)
+    return outcomes, write

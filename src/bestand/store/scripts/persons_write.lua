@@ -1,0 +1,69 @@
+-- Write what a batch did to groups of persons, each group only if none of its persons was
+-- written or merged away by someone else since it was read (compare and set on versions).
+-- A group is the persons one batch's events join by merges; it is written all or nothing.
+-- KEYS: the person keys and lookup record keys the groups touch.
+-- ARGV: key schema (JSON, Keys.person_schema), dedupe TTL in seconds, the number of groups G,
+--   then one group (JSON) each, then the new states the groups name by their ARGV index:
+--   guard    [[person, version read]..]: each must still have that version and no redirect
+--   write    [[person, version, index of its state in ARGV]..]: new states
+--   absorbed [[person, survivor]..]: merged away: a redirect, no state, no value
+--   markers  [[dedupe key, marker]..]: the events applied (content digest and changes)
+--   lookups  [[token, version, field, value, ...]..]: records to write unless one of the same
+--            or a newer version is there
+--   unlink   [token..]: lookup records of identifiers that name nobody now (junk)
+--   values   [[person, cents or -1]..]: lifetime values (-1: not a customer)
+-- Returns one 1 (written) or 0 (a guard failed: read and apply that group again) per group.
+local K = cjson.decode(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local groups = tonumber(ARGV[3])
+local function person_key(id) return K.person .. id .. K.person_end end
+local out = {}
+for g = 4, 3 + groups do
+  local group = cjson.decode(ARGV[g])
+  local holds = true
+  for _, pair in ipairs(group.guard) do
+    local key = person_key(pair[1])
+    local fields = redis.call('HMGET', key, 'r', 'v')
+    if fields[1] or tonumber(fields[2] or '0') ~= tonumber(pair[2]) then
+      holds = false
+      break
+    end
+  end
+  if holds then
+    for _, row in ipairs(group.write) do
+      redis.call('HSET', person_key(row[1]), 'v', row[2], 's', ARGV[row[3]])
+    end
+    for _, pair in ipairs(group.absorbed) do
+      local key = person_key(pair[1])
+      redis.call('HSET', key, 'r', pair[2])
+      redis.call('HDEL', key, 'v', 's')
+      redis.call('ZREM', K.values, pair[1])
+    end
+    for _, pair in ipairs(group.markers) do
+      redis.call('SET', pair[1], pair[2], 'EX', ttl)
+    end
+    for _, row in ipairs(group.lookups) do
+      local key = K.lookup .. row[1]
+      local version = tonumber(row[2])
+      local current = tonumber(redis.call('HGET', key, 'v') or '-1')
+      if current < version then
+        redis.call('DEL', key)
+        redis.call('HSET', key, unpack(row, 3))
+      end
+    end
+    for _, token in ipairs(group.unlink) do
+      redis.call('DEL', K.lookup .. token)
+    end
+    for _, pair in ipairs(group.values) do
+      if tonumber(pair[2]) < 0 then
+        redis.call('ZREM', K.values, pair[1])
+      else
+        redis.call('ZADD', K.values, pair[2], pair[1])
+      end
+    end
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out

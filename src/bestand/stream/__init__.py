@@ -1,0 +1,1 @@
+"""The worker: a batch loop over the input topics, the processor it hands batches to."""

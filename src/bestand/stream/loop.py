@@ -1,0 +1,288 @@
+"""The worker's hot loop: read a batch, handle it, send what it produced, commit it.
+
+A batch goes through three steps, each its own task so that one batch's waiting overlaps
+another's work: **read** (``getmany`` up to ``BESTAND_BATCH_MAX_EVENTS`` messages of any
+assigned input partitions, then decode and key them: CPU only), **handle** (resolve and apply:
+a constant number of Redis round trips), **finish** (every output acknowledged by Kafka with
+``acks=all``, then the batch's offsets committed). At most one batch waits between two steps,
+batches pass every step in order, and a batch is committed only after it was written to Redis
+and its outputs to Kafka. A worker killed anywhere in between leaves it uncommitted, and whoever
+gets its partitions handles it again (every write is idempotent or guarded).
+
+The loop is also the consumer group's rebalance listener: before partitions are revoked, the
+batches being handled finish and commit (or are abandoned, uncommitted, when they cannot finish
+in time), and batches read before the rebalance are dropped unhandled: after a rebalance every
+partition is read again from its committed offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+
+from bestand.ops.logs import bound
+from bestand.ops.metrics import WorkerMetrics
+from bestand.settings import Settings
+from bestand.stream.messages import Incoming, Outgoing
+from bestand.stream.policy import ErrorPolicy
+from bestand.stream.processor import PreparedBatch
+from bestand.stream.retry import with_backoff
+
+log = logging.getLogger(__name__)
+
+#: How long a revocation waits for the batches in hand before abandoning them (uncommitted).
+REVOKE_GRACE_SECONDS = 20.0
+
+Records = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+
+
+@dataclass
+class _Batch:
+    """One batch on its way through the steps."""
+
+    generation: int  # of the assignment it was read under
+    messages: list[Incoming]
+    offsets: dict[TopicPartition, int]  # to commit: the next offset of each partition
+    prepared: PreparedBatch | None  # None: decoding failed (a bug), handled message by message
+    started: float
+    out: list[Outgoing] | None = None
+
+
+class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    """Reads, handles, sends and commits batches until told to stop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        policy: ErrorPolicy,
+        producer: AIOKafkaProducer,
+        metrics: WorkerMetrics,
+    ) -> None:
+        self.consumer: AIOKafkaConsumer | None = None  # set once created with this listener
+        self._policy = policy
+        self._producer = producer
+        self._metrics = metrics
+        self._max = settings.batch_max_events
+        self._wait_ms = settings.batch_wait_ms
+        self._topics = {"dlq": settings.topic_dlq, "changes": settings.topic_profile_changes}
+        self._generation = 0  # moves on when partitions are revoked
+        self._revoked_upto = -1  # batches of this generation and older are not committed
+        self._in_flight = 0  # batches being handled or finished
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._handling: asyncio.Task[list[Outgoing]] | None = None
+        self._abandoned = False  # the batch being handled was cancelled by a revocation
+        self.last_event_at: float | None = None  # newest Kafka timestamp handled (seconds)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Handle batches until ``stopping`` is set; batches read by then are finished first."""
+        read: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
+        handled: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
+        steps = [
+            asyncio.create_task(self._read(stopping, read), name="read"),
+            asyncio.create_task(self._handle(read, handled), name="handle"),
+            asyncio.create_task(self._finish(handled), name="finish"),
+        ]
+        try:
+            # Each step ends after the one before it; a step that fails stops the worker.
+            for step in steps:
+                await step
+        finally:
+            for step in steps:
+                step.cancel()
+            for step in steps:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await step
+
+    async def _read(self, stopping: asyncio.Event, read: asyncio.Queue[_Batch | None]) -> None:
+        consumer = self.consumer
+        if consumer is None:
+            raise RuntimeError("the loop has no consumer")
+        while not stopping.is_set():
+            try:
+                records = await self._fetch(consumer)
+            except KafkaError as exc:  # the client retries its connections; so does this
+                log.warning("reading from Kafka failed: %s", exc)
+                await asyncio.sleep(1)
+                continue
+            # getmany returns records of the assignment it returns under (it waits out a
+            # rebalance): the batch belongs to the generation of this moment.
+            generation = self._generation
+            if not records:
+                continue
+            started = time.perf_counter()
+            messages = _messages(records)
+            offsets = {tp: batch[-1].offset + 1 for tp, batch in records.items() if batch}
+            with bound(batch=len(messages), partitions=len(offsets)):
+                prepared = self._policy.prepare(messages)
+            await read.put(_Batch(generation, messages, offsets, prepared, started))
+        await read.put(None)
+
+    async def _fetch(self, consumer: AIOKafkaConsumer) -> Records:
+        """A batch with a share of every assigned partition that has records waiting.
+
+        The client would hand out one partition's buffer after another: with a backlog, a
+        batch would then hold an hour of one partition before a minute of the next, and
+        events of one person on two partitions (a visit, then its order) would be handled
+        far out of the order they happened in. Each partition gives at most its share of
+        the batch, so partitions advance together.
+        """
+        parts = consumer.assignment()
+        records: Records = {}
+        if parts:
+            share = max(1, self._max // len(parts))
+            for tp in parts:
+                found = await consumer.getmany(tp, timeout_ms=0, max_records=share)
+                records.update(found)
+        if not records:
+            records = await consumer.getmany(timeout_ms=self._wait_ms, max_records=self._max)
+        return records
+
+    async def _handle(
+        self, read: asyncio.Queue[_Batch | None], handled: asyncio.Queue[_Batch | None]
+    ) -> None:
+        while (batch := await read.get()) is not None:
+            if batch.generation != self._generation:
+                continue  # read before a rebalance: read again from the committed offsets
+            self._begin()
+            try:
+                batch.out = await self._complete(batch)
+            except asyncio.CancelledError:
+                self._end()
+                if self._abandoned:
+                    self._abandoned = False
+                    continue  # abandoned for a rebalance: not committed, handled again
+                raise
+            await handled.put(batch)
+        await handled.put(None)
+
+    async def _complete(self, batch: _Batch) -> list[Outgoing]:
+        self._observe(batch.messages)
+        with bound(batch=len(batch.messages), partitions=len(batch.offsets)):
+            self._handling = asyncio.ensure_future(
+                self._policy.complete(batch.messages, batch.prepared)
+            )
+            try:
+                return await self._handling
+            finally:
+                self._handling = None
+
+    async def _finish(self, handled: asyncio.Queue[_Batch | None]) -> None:
+        seconds = self._metrics.processing_seconds
+        while (batch := await handled.get()) is not None:
+            try:
+                sending = time.perf_counter()
+                await self._send(batch.out or [])
+                committing = time.perf_counter()
+                if batch.generation > self._revoked_upto:
+                    await self._commit(batch.offsets)
+                done = time.perf_counter()
+                seconds.labels("produce").observe(committing - sending)
+                seconds.labels("commit").observe(done - committing)
+                seconds.labels("batch").observe(done - batch.started)
+            finally:
+                self._end()
+
+    def _begin(self) -> None:
+        self._in_flight += 1
+        self._drained.clear()
+
+    def _end(self) -> None:
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self._drained.set()
+
+    def _observe(self, messages: Sequence[Incoming]) -> None:
+        metrics = self._metrics
+        metrics.batch_size.observe(len(messages))
+        now = time.time()
+        per_topic: dict[str, int] = {}
+        newest = self.last_event_at or 0.0
+        age = metrics.event_age
+        for message in messages:
+            per_topic[message.topic] = per_topic.get(message.topic, 0) + 1
+            if message.timestamp:
+                age.observe(max(now - message.timestamp, 0.0))
+                newest = max(newest, message.timestamp)
+        self.last_event_at = newest or None
+        for topic, count in per_topic.items():
+            metrics.consumed.labels(topic).inc(count)
+
+    async def _send(self, out: Sequence[Outgoing]) -> None:
+        """Send every output and wait until Kafka has them all (sent again after an error)."""
+        if not out:
+            return
+
+        async def send_all() -> None:
+            pending = [
+                await self._producer.send(self._topics[o.destination], o.value, key=o.key)
+                for o in out
+            ]
+            await asyncio.gather(*pending)
+
+        await with_backoff(
+            send_all, what="sending a batch's outputs", retryable=(KafkaError, OSError)
+        )
+        counts: dict[str, int] = {}
+        for o in out:
+            counts[o.destination] = counts.get(o.destination, 0) + 1
+        for destination, count in counts.items():
+            self._metrics.produced.labels(self._topics[destination]).inc(count)
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        assert self.consumer is not None
+        try:
+            await self.consumer.commit(offsets)
+        except KafkaError as exc:
+            # The group moved the partitions on (or the coordinator is away): whoever reads
+            # them next handles the batch again.
+            log.warning("could not commit a batch (%s); it will be handled again", exc)
+
+    # --- the rebalance listener ------------------------------------------------------------
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Let the batches in hand finish and commit, or abandon them; drop what was read."""
+        old = self._generation
+        self._generation += 1
+        try:
+            await asyncio.wait_for(self._drained.wait(), timeout=REVOKE_GRACE_SECONDS)
+        except TimeoutError:
+            log.warning("abandoning the batch in hand for a rebalance (not committed)")
+            if self._handling is not None:
+                self._abandoned = True
+                self._handling.cancel()
+        finally:
+            self._revoked_upto = old
+        if revoked:
+            self._metrics.rebalances.inc()
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Count the partitions; they are read from their committed offsets."""
+        self._metrics.partitions.set(len(assigned))
+        log.info("assigned %d input partitions", len(assigned))
+
+
+def _messages(records: Records) -> list[Incoming]:
+    """A batch's records as messages in the order they were written to Kafka (by their
+    timestamps; within a partition, by offset where timestamps tie)."""
+    messages = [
+        Incoming(
+            record.topic,
+            record.partition,
+            record.offset,
+            record.key,
+            record.value,
+            record.timestamp / 1000 if record.timestamp and record.timestamp > 0 else None,
+        )
+        for batch in records.values()
+        for record in batch
+    ]
+    messages.sort(key=lambda message: message.timestamp or 0.0)
+    return messages

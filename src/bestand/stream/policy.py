@@ -1,0 +1,74 @@
+"""What a failure costs: the same batch again while Redis or Kafka is away, one event for a bug.
+
+Redis away, slow or loading (and a compare-and-set that kept losing) is retried with backoff
+on the same batch, which is neither skipped nor committed meanwhile: nothing is lost, and
+everything the batch wrote before is written again idempotently. Any other exception is a
+bug in handling some message: the batch's messages are then handled one at a time, and a
+message that fails alone costs itself (dead letter ``processing_error``), never the stream.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from bestand.ops.metrics import WorkerMetrics
+from bestand.stream.messages import Incoming, Outgoing, dead_letter
+from bestand.stream.processor import BatchProcessor, PreparedBatch
+from bestand.stream.retry import with_backoff
+
+log = logging.getLogger(__name__)
+
+
+class ErrorPolicy:
+    """Runs the processor over a batch under the rules above."""
+
+    def __init__(self, processor: BatchProcessor, metrics: WorkerMetrics) -> None:
+        self._processor = processor
+        self._metrics = metrics
+
+    def prepare(self, messages: Sequence[Incoming]) -> PreparedBatch | None:
+        """The batch decoded and keyed, or None when that failed (a bug; see ``complete``)."""
+        try:
+            return self._processor.prepare(messages)
+        except Exception:
+            log.exception("decoding a batch of %d failed", len(messages))
+            return None
+
+    async def process(self, messages: Sequence[Incoming]) -> list[Outgoing]:
+        """The messages to send for a batch; raises only when cancelled."""
+        return await self.complete(messages, self.prepare(messages))
+
+    async def complete(
+        self, messages: Sequence[Incoming], prepared: PreparedBatch | None
+    ) -> list[Outgoing]:
+        """The messages to send for a batch prepared before; raises only when cancelled."""
+        if prepared is not None:
+            try:
+                return await with_backoff(
+                    lambda: self._processor.complete(prepared),
+                    what=f"a batch of {len(messages)}",
+                    on_retry=self._metrics.retries.inc,
+                )
+            except Exception:  # a bug: find the message it is in, the others still count once
+                log.exception(
+                    "a batch of %d failed; handling its messages one by one", len(messages)
+                )
+        out: list[Outgoing] = []
+        for message in messages:
+            out += await self._alone(message)
+        return out
+
+    async def _alone(self, message: Incoming) -> list[Outgoing]:
+        where = f"{message.topic}[{message.partition}]@{message.offset}"
+        try:
+            return await with_backoff(
+                lambda: self._processor.process([message]),
+                what=where,
+                on_retry=self._metrics.retries.inc,
+            )
+        except Exception as exc:  # a bug must cost one event, never the stream
+            log.exception("handling %s failed; dead-lettered", where)
+            self._metrics.events.labels(message.topic, "dead_lettered").inc()
+            self._metrics.dead_letters.labels(message.topic, "processing_error").inc()
+            return [dead_letter(message, "processing_error", f"{type(exc).__name__}: {exc}")]

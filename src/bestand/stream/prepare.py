@@ -1,0 +1,107 @@
+"""Decode and key each input message: a validated event with keyed identifiers, or why not."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from bestand.events import InputEvent, InvalidEvent, TopicKind, decode_event
+from bestand.identity import IdentityKeyer, person_id_for, raw_identifiers
+from bestand.identity.junk import JunkRules
+from bestand.identity.kinds import KIND_NAMES
+from bestand.settings import Settings
+from bestand.store.identity_graph import Resolution
+from bestand.stream.messages import Incoming, Outgoing, dead_letter
+from bestand.stream.tally import Tally
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A decoded, keyed input event waiting for its person."""
+
+    message: Incoming
+    event: InputEvent
+    resolution: Resolution
+
+
+class Preparer:
+    """Validates input messages and keys their identifiers (the only place raw values are)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._secret = settings.hmac_secret.get_secret_value().encode()
+        self.keyer = IdentityKeyer(
+            self._secret,
+            settings.default_phone_region,
+            JunkRules.default(settings.junk_email_patterns),
+        )
+        self._kinds: dict[str, TopicKind] = {
+            settings.topic_clickstream: "clickstream",
+            settings.topic_orders: "orders",
+            settings.topic_email: "email",
+            settings.topic_customer: "customer",
+        }
+
+    def prepare(
+        self, message: Incoming, tally: Tally, now: float | None = None
+    ) -> Prepared | Outgoing:
+        """A message ready to resolve, or its dead letter (counted in ``tally``)."""
+        settings = self._settings
+        kind = self._kinds.get(message.topic)
+        if kind is None:
+            return reject(message, "unknown_topic", f"no contract for {message.topic}", tally)
+        try:
+            event = decode_event(
+                kind,
+                message.value,
+                max_bytes=settings.max_event_bytes,
+                now=time.time() if now is None else now,
+                max_future_seconds=settings.max_event_future_seconds,
+            )
+        except InvalidEvent as exc:
+            return reject(message, exc.reason, exc.detail, tally)
+        keyed = self.keyer.key_all(raw_identifiers(event, settings.default_country))
+        for id_kind, _ in keyed.rejected:
+            tally.rejected[KIND_NAMES[id_kind]] += 1
+        for kid, _ in keyed.junk:
+            tally.junk[(KIND_NAMES[kid.kind], "pattern")] += 1
+        if not keyed.ids:
+            problems = [f"{KIND_NAMES[k]}: {why}" for k, why in keyed.rejected]
+            problems += [f"{KIND_NAMES[kid.kind]}: {why}" for kid, why in keyed.junk]
+            detail = "; ".join(problems) or "event names no identifier"
+            return reject(message, "no_identifier", detail, tally)
+        tokens = [kid.token for kid in keyed.ids]
+        resolution = Resolution(
+            tokens=tokens,
+            candidate=person_id_for(self._secret, f"{tokens[0]}|{event.event_id}"),
+            event_id=event.event_id,
+            at=int(event.event_time.timestamp()),
+            pattern_junk=[(kid.token, why) for kid, why in keyed.junk],
+        )
+        return Prepared(message, event, resolution)
+
+
+def reject(message: Incoming, reason: str, error: str, tally: Tally) -> Outgoing:
+    """The dead letter of a message, counted and logged with where it came from."""
+    tally.events[(message.topic, "dead_lettered")] += 1
+    tally.dead_letters[(message.topic, reason)] += 1
+    log.warning(
+        "dead-lettered %s[%d]@%d: %s: %s",
+        message.topic,
+        message.partition,
+        message.offset,
+        reason,
+        error,
+        extra={
+            "fields": {
+                "topic": message.topic,
+                "partition": message.partition,
+                "offset": message.offset,
+                "reason": reason,
+            }
+        },
+    )
+    return dead_letter(message, reason, error)

@@ -1,0 +1,243 @@
+"""One batch of input messages, end to end: decode and key, resolve, apply, what to send.
+
+The batch loop hands a batch of messages from any input partitions to :meth:`process` and
+gets back the messages to send (dead letters and profile changes); nothing here talks to
+Kafka. Redis is asked a constant number of times per batch, whatever its size: one read and
+one write of the identity graph, one read and one write of person state (an erasure in the
+middle of a batch splits it there, and a concurrent writer costs one more round for what it
+touched). Tests drive the processor directly against a real Redis, batch by batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bestand.events import InputEvent, ResolvedEvent
+from bestand.events.changes import ProfileChange
+from bestand.events.customer import ErasureRequested
+from bestand.identity import resolved_event
+from bestand.identity.kinds import KIND_NAMES, kind_of
+from bestand.identity.rules import Unattributable
+from bestand.ops.metrics import WorkerMetrics
+from bestand.profile.changes import Change, profile_changes
+from bestand.profile.lifecycle import LifecycleRules
+from bestand.profile.summary import LookupSummary
+from bestand.settings import Settings
+from bestand.store import IdentityGraph, ProfileStore
+from bestand.store.identity_graph import Erased
+from bestand.stream.messages import Incoming, Outgoing, dead_letter
+from bestand.stream.prepare import Prepared, Preparer, reject
+from bestand.stream.tally import Tally
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """A batch decoded and keyed, in order: events to resolve and dead letters; its counts."""
+
+    steps: list[Prepared | Outgoing]
+    tally: Tally
+
+
+@dataclass(frozen=True, slots=True)
+class _Apply:
+    """A resolved event to apply, and the input message it came from (``primary``: the event
+    itself, not a junk identifier taken from a former owner)."""
+
+    message: Incoming
+    event: ResolvedEvent
+    primary: bool
+
+
+class BatchProcessor:
+    """Turns a batch of input messages into Redis state and the messages to send."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        graph: IdentityGraph,
+        profiles: ProfileStore,
+        metrics: WorkerMetrics,
+        lifecycle: LifecycleRules | None = None,
+    ) -> None:
+        self.graph = graph
+        self.profiles = profiles
+        self.metrics = metrics
+        self.preparer = Preparer(settings)
+        self._lifecycle = lifecycle or settings.lifecycle_rules
+
+    async def process(self, messages: Sequence[Incoming]) -> list[Outgoing]:
+        """Handle messages in order; bad input becomes a dead letter, never an exception.
+
+        Raises only when Redis fails (the caller retries the batch: every write is
+        idempotent or guarded) or on a bug (the caller retries the messages one by one).
+        """
+        return await self.complete(self.prepare(messages))
+
+    def prepare(self, messages: Sequence[Incoming]) -> PreparedBatch:
+        """Decode and key a batch: no I/O, so it can run while the batch before waits."""
+        started = time.perf_counter()
+        tally = Tally()
+        now = time.time()
+        steps = [self.preparer.prepare(message, tally, now) for message in messages]
+        tally.took("decode", time.perf_counter() - started)
+        return PreparedBatch(steps, tally)
+
+    async def complete(self, batch: PreparedBatch) -> list[Outgoing]:
+        """Resolve and apply a prepared batch; may be called again for the same batch after
+        a failure (every write is idempotent or guarded, and it is counted once)."""
+        tally = batch.tally.copy()
+        out: list[Outgoing] = []
+        run: list[Prepared] = []
+        for step in batch.steps:
+            if isinstance(step, Outgoing):
+                out.append(step)
+            elif isinstance(step.event, ErasureRequested):
+                # An erasure waits for what came before it, and what comes after waits for it.
+                out += await self._run(run, tally)
+                run = []
+                out += await self._erase(step, step.event, tally)
+            else:
+                run.append(step)
+        out += await self._run(run, tally)
+        tally.publish(self.metrics)
+        return out
+
+    async def _run(self, run: list[Prepared], tally: Tally) -> list[Outgoing]:
+        """Resolve and apply a run of events (a batch, or the part between erasures)."""
+        if not run:
+            return []
+        decoded = time.perf_counter()
+        results = await self.graph.resolve_batch([p.resolution for p in run])
+        resolved = time.perf_counter()
+        tally.took("resolve", resolved - decoded)
+        out: list[Outgoing] = []
+        todo: list[_Apply] = []
+        for prepared, result in zip(run, results, strict=True):
+            message, event = prepared.message, prepared.event
+            if isinstance(result, Erased):
+                tally.events[(message.topic, "erased")] += 1
+                continue
+            if isinstance(result, Unattributable):
+                out.append(reject(message, "unattributable", str(result), tally))
+                todo += _detach(message, event, result.junk, result.owners)
+                self._count_junk(result.junk, tally)
+                continue
+            decision, view = result
+            tally.merges += len(decision.absorbed)
+            self._count_junk(decision.junk, tally)
+            applied = resolved_event(
+                event,
+                topic=message.topic,
+                person_id=decision.person,
+                absorbed=decision.absorbed,
+                identifiers=decision.identifiers,
+            )
+            todo.append(_Apply(message, applied, primary=True))
+            todo += _detach(message, event, decision.junk, view.owners)
+        now = int(time.time())
+        lifecycle = self._lifecycle
+
+        def describe(
+            before: LookupSummary | None, after: LookupSummary, event: ResolvedEvent
+        ) -> list[Change]:
+            return profile_changes(before, after, now, lifecycle, event.absorbed)
+
+        outcomes = await self.profiles.apply_batch([item.event for item in todo], describe)
+        tally.took("apply", time.perf_counter() - resolved)
+        changed_at = datetime.now(UTC)
+        for item, outcome in zip(todo, outcomes, strict=True):
+            message, applied = item.message, item.event
+            if outcome.status == "conflict":
+                error = (
+                    f"event id {applied.event_id!r} was applied to this person before with other "
+                    "content; the first stands and this one is not applied"
+                )
+                out.append(reject(message, "duplicate_event_id", error, tally))
+                continue
+            if item.primary:
+                tally.events[(message.topic, outcome.status.replace("applied", "processed"))] += 1
+            out += _changes(applied, outcome.person_id, outcome.changes, changed_at, tally)
+        return out
+
+    @staticmethod
+    def _count_junk(flagged: Sequence[tuple[str, str]], tally: Tally) -> None:
+        for token, _ in flagged:
+            tally.junk[(KIND_NAMES[kind_of(token)], "cardinality")] += 1
+
+    async def _erase(
+        self, prepared: Prepared, event: ErasureRequested, tally: Tally
+    ) -> list[Outgoing]:
+        """Remove the persons from the graph, then their state and lookup records."""
+        message = prepared.message
+        at = int(event.event_time.timestamp())
+        erased = await self.graph.erase(list(prepared.resolution.tokens), at)
+        out: list[Outgoing] = []
+        changed_at = datetime.now(UTC)
+        for person_id, tokens in erased:
+            await self.profiles.forget(person_id, tokens)
+            record = resolved_event(
+                event, topic=message.topic, person_id=person_id, absorbed=(), identifiers=tokens
+            )
+            out += _changes(record, person_id, (Change("erased"),), changed_at, tally)
+        tally.events[(message.topic, "processed")] += 1
+        return out
+
+
+def _detach(
+    message: Incoming,
+    event: InputEvent,
+    flagged: Sequence[tuple[str, str]],
+    owners: Mapping[str, str],
+) -> list[_Apply]:
+    """Tell the former owners of newly flagged junk identifiers to drop them."""
+    by_owner: dict[str, list[str]] = {}
+    for token, _ in flagged:
+        if token in owners:
+            by_owner.setdefault(owners[token], []).append(token)
+    out = []
+    for owner, tokens in sorted(by_owner.items()):
+        detach = ResolvedEvent(
+            event_id=f"{event.event_id}#detach:{owner}",
+            event_time=event.event_time,
+            kind="detach",
+            type=event.type,
+            topic=message.topic,
+            person_id=owner,
+            absorbed=[],
+            identifiers=tokens,
+        )
+        out.append(_Apply(message, detach, primary=False))
+    return out
+
+
+def _changes(
+    event: ResolvedEvent,
+    person_id: str,
+    changes: Sequence[Change],
+    changed_at: datetime,
+    tally: Tally,
+) -> list[Outgoing]:
+    """The profile-change messages of one applied event."""
+    out = []
+    for change in changes:
+        record = ProfileChange(
+            change=change.change,
+            person_id=person_id,
+            event_id=event.event_id,
+            event_time=event.event_time,
+            changed_at=changed_at,
+            existing_customer=change.existing_customer,
+            orders_count=change.orders_count,
+            stage_before=change.stage_before,
+            stage_after=change.stage_after,
+            absorbed=list(change.absorbed),
+        )
+        tally.changes[change.change] += 1
+        out.append(Outgoing("changes", person_id.encode(), record.model_dump_json().encode()))
+    return out
+
+
+__all__ = ["BatchProcessor", "Incoming", "Outgoing", "dead_letter"]

