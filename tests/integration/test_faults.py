@@ -209,12 +209,19 @@ def test_worker_killed_mid_stream_and_restarted(
     finally:
         _kill(first)
     assert _pending(deployment) > 0, "the kill came after the stream was done"
+    restarted = time.monotonic()
     second = Process(["worker"], deployment.env, tmp_path / "worker-2.log")
     try:
+        # The group gives the dead member's partitions away after the session timeout
+        # (BESTAND_KAFKA_SESSION_TIMEOUT_MS, 6 s), not after the broker's default of 45 s.
+        wait_for(lambda: _handled(port) > 0, timeout=60, what="the restarted worker to work")
+        resumed = time.monotonic() - restarted
+        print(f"\nrestarted after SIGKILL: processing again {resumed:.1f} s after its start")
         _caught_up(deployment)
     finally:
         assert second.stop() == 0, second.log_tail()
     _compare(clean, deployment, "worker SIGKILL")
+    assert resumed < 10
 
 
 def test_one_of_two_workers_killed_during_a_rebalance(
