@@ -1,11 +1,18 @@
-"""Ingest: events per second per worker process from Kafka to Redis, against a ceiling.
+"""Ingest: events per second per worker process from Kafka to Redis, against the stack's ceiling.
 
 A prepared set of input topics holds N realistic events (the simulated shop, generated once
-and cached under ``.local/bench/``; the topics are kept for the next run). In the same run:
+and cached under ``.local/bench/``; the topics are kept for the next run). In the same run,
+each in one process:
 
-- the **ceiling**: a minimal consumer that only reads every event and decodes it (the input
-  contract's validation), in one process;
-- **bestand**: K ``bestand worker`` processes in a fresh consumer group with fresh internal
+- **read + decode**: a minimal consumer that only reads every event and decodes it (the
+  input contract's validation);
+- **the stack ceiling**: the same consumer that also writes two Redis keys per event (a
+  counter and a key with a TTL) in one Lua call per batch and commits each batch: the least a
+  stream processor on this Kafka, Redis and Python does;
+- **a faust-streaming agent that does nothing** (``stream.take(1000, within=0.05)``) over the
+  first ``--faust-events`` events: what faust's per-event machinery alone allows (needs the
+  dev extra's faust-streaming; bestand does not use it);
+- **bestand**: K ``bestand worker`` processes in a fresh consumer group with fresh output
   topics and Redis keys, timed from the first committed input offset to the moment every
   input message is committed.
 
@@ -21,6 +28,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import os
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -162,6 +173,112 @@ async def decode_ceiling(settings: Settings, count: int) -> dict[str, Any]:
     return {"events": read, "invalid": invalid, "seconds": seconds, "per_second": read / seconds}
 
 
+#: The stack ceiling's writes: per event a counter of its key and a marker with a TTL.
+CEILING_LUA = """
+local n = #ARGV / 2
+for i = 1, n do
+  redis.call('HINCRBY', KEYS[1] .. ARGV[i], 'n', 1)
+  redis.call('SET', KEYS[2] .. ARGV[n + i], '1', 'EX', 3600)
+end
+return n
+"""
+
+
+def _ceiling_key(event: Any) -> str:
+    """What the ceiling counts per event: its first identifier, as a worker keys a person."""
+    ident = (
+        getattr(event, "anonymous_id", None)
+        or getattr(event, "email", None)
+        or getattr(event, "order_id", None)
+        or event.event_id
+    )
+    return hashlib.blake2b(str(ident).encode(), digest_size=8).hexdigest()
+
+
+async def stack_ceiling(settings: Settings, count: int, prefix: str) -> dict[str, Any]:
+    """Read, decode, two Redis writes per event in one Lua call per batch, commit per batch."""
+    kinds = {getattr(settings, f"topic_{kind}"): kind for kind in KINDS}
+    consumer = AIOKafkaConsumer(
+        *kinds,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"{NAMESPACE}-ceiling-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 << 20,
+        fetch_max_bytes=16 << 20,
+    )
+    client = connect(settings.redis_url)
+    script = await client.script_load(CEILING_LUA)
+    await consumer.start()
+    try:
+        read = 0
+        started = None
+        deadline = time.monotonic() + 600
+        while read < count:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=2000)
+            if started is None and batches:
+                started = time.monotonic()
+            if not batches and time.monotonic() > deadline:
+                raise SystemExit(f"stack ceiling: only {read} of {count} events readable")
+            keys: list[str] = []
+            ids: list[str] = []
+            for tp, messages in batches.items():
+                kind = kinds[tp.topic]
+                for message in messages:
+                    try:
+                        event = decode_event(
+                            kind, message.value, max_bytes=settings.max_event_bytes
+                        )
+                    except Exception:  # noqa: BLE001, S112 - a dead letter in a worker; skipped
+                        continue
+                    keys.append(_ceiling_key(event))
+                    ids.append(event.event_id)
+                read += len(messages)
+            if keys:
+                await client.evalsha(script, 2, f"{prefix}:p:", f"{prefix}:d:", *keys, *ids)
+            if batches:
+                await consumer.commit()
+        seconds = time.monotonic() - (started or time.monotonic())
+    finally:
+        await consumer.stop()
+        await _unlink_prefix(client, prefix)
+        await client.aclose()
+    return {"events": read, "seconds": seconds, "per_second": read / seconds}
+
+
+async def _unlink_prefix(client: Any, prefix: str) -> None:
+    batch: list[bytes] = []
+    async for key in client.scan_iter(match=f"{prefix}:*", count=5000):
+        batch.append(key)
+        if len(batch) >= 5000:
+            await client.unlink(*batch)
+            batch = []
+    if batch:
+        await client.unlink(*batch)
+
+
+def faust_agent(settings: Settings, count: int, logs: Path) -> dict[str, Any] | None:
+    """A faust-streaming agent that does nothing over the first ``count`` events (a child
+    process of its own); None when faust-streaming is not installed."""
+    try:
+        import faust  # noqa: F401 - only to learn whether it is there
+    except ImportError:
+        return None
+    script = Path(__file__).with_name("faust_agent.py")
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "TMPDIR": str(logs)}
+    done = subprocess.run(
+        [sys.executable, str(script), settings.kafka_bootstrap, str(count),
+         *settings.input_topics],
+        capture_output=True, text=True, timeout=1800, env=env, check=False,
+    )  # fmt: skip
+    for line in done.stdout.splitlines():
+        if line.startswith("{"):
+            figures: dict[str, Any] = orjson.loads(line)
+            return figures
+    raise SystemExit(f"the faust agent failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+
+
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     for _ in range(50):
         await consumer._client.force_metadata_update()  # no public call for this
@@ -256,53 +373,73 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--faust-events",
+        type=int,
+        default=200_000,
+        help="events the do-nothing faust agent reads (0: leave it out)",
+    )
     parser.add_argument("--profile", type=float, default=0, help="seconds of py-spy per worker")
     parser.add_argument("--json")
     parser.add_argument("--markdown")
     args = parser.parse_args(argv)
     prepared = bench_settings()
     cache = prepared.stack_dir / "bench"
+    logs = prepared.stack_dir / "logs"
     asyncio.run(prepare(prepared, args.events, cache))
-    print("ceiling: reading and decoding every event …", flush=True)
+    print("read + decode: a consumer that only decodes every event …", flush=True)
     ceiling = asyncio.run(decode_ceiling(prepared, args.events))
     print(f"  {ceiling['per_second']:.0f} events/s", flush=True)
+    print("stack ceiling: decode, two Redis writes per event in one Lua call per batch …",
+          flush=True)  # fmt: skip
+    stack = asyncio.run(stack_ceiling(prepared, args.events, f"bc{uuid.uuid4().hex[:6]}"))
+    print(f"  {stack['per_second']:.0f} events/s", flush=True)
+    faust_figures = None
+    if args.faust_events:
+        faust_count = min(args.faust_events, args.events)
+        print(f"faust-streaming: an agent that does nothing, {faust_count} events …", flush=True)
+        faust_figures = faust_agent(prepared, faust_count, logs)
+        shown = "not installed" if faust_figures is None else f"{faust_figures['per_second']:.0f}"
+        print(f"  {shown} events/s", flush=True)
     run_settings = bench_settings(uuid.uuid4().hex[:8])
     print(f"bestand: {args.workers} worker process(es) …", flush=True)
     try:
-        ours = asyncio.run(
-            worker_rate(
-                run_settings, args.events, args.workers, prepared.stack_dir / "logs", args.profile
-            )
-        )
+        ours = asyncio.run(worker_rate(run_settings, args.events, args.workers, logs, args.profile))
     finally:
         asyncio.run(cleanup(run_settings))
-    ratio = ours["per_second_per_worker"] / ceiling["per_second"]
+    per_worker = ours["per_second_per_worker"]
     figures = {
         "benchmark": "ingest",
         "machine": machine(),
         "events": args.events,
         "ceiling": ceiling,
+        "stack_ceiling": stack,
+        "faust": faust_figures,
         "bestand": ours,
-        "ratio_to_ceiling": ratio,
+        "ratio_to_ceiling": per_worker / ceiling["per_second"],
+        "ratio_to_stack_ceiling": per_worker / stack["per_second"],
     }
-    table = markdown_table(
-        ["what", "events", "seconds", "events/s"],
-        [
-            [
-                "read + decode only (ceiling)",
-                ceiling["events"],
-                f"{ceiling['seconds']:.1f}",
-                f"{ceiling['per_second']:.0f}",
-            ],
-            [
-                f"bestand, {args.workers} worker process(es)",
-                ours["events"],
-                f"{ours['seconds']:.1f}",
-                f"{ours['per_second']:.0f}",
-            ],
-            ["bestand per worker process / ceiling", "", "", f"{ratio:.1%}"],
-        ],
-    )
+    rows = [
+        ["read + decode only", ceiling["events"], f"{ceiling['seconds']:.1f}",
+         f"{ceiling['per_second']:.0f}"],
+        ["stack ceiling: read, decode, 2 Redis writes per event in one Lua call per batch, "
+         "commit", stack["events"], f"{stack['seconds']:.1f}", f"{stack['per_second']:.0f}"],
+    ]  # fmt: skip
+    if faust_figures is not None:
+        rows.append(
+            ["faust-streaming agent doing nothing (`stream.take(1000, within=0.05)`)",
+             faust_figures["events"], f"{faust_figures['seconds']:.1f}",
+             f"{faust_figures['per_second']:.0f}"]
+        )  # fmt: skip
+    rows += [
+        [f"bestand, {args.workers} worker process(es)", ours["events"],
+         f"{ours['seconds']:.1f}", f"{ours['per_second']:.0f}"],
+        ["bestand per worker process / stack ceiling", "", "",
+         f"{figures['ratio_to_stack_ceiling']:.1%}"],
+        ["bestand per worker process / read + decode", "", "",
+         f"{figures['ratio_to_ceiling']:.1%}"],
+    ]  # fmt: skip
+    table = markdown_table(["what", "events", "seconds", "events/s"], rows)
     for n, profile in enumerate(ours["profiles"]):
         table += "\n\n" + profile_markdown(profile, f"Worker process {n + 1}")
     print()

@@ -82,11 +82,11 @@ from bestand.stream.worker import processor_for
 SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 #: SHA-1 of the Lua scripts the Python ports below mirror; run ``--verify`` when one differs.
 PORTED_SCRIPTS: dict[str, frozenset[str]] = {
-    "graph_read": frozenset({"61ecf68d3483b568de7e9c322beb4dd5b3bd7fe5"}),
-    "graph_apply": frozenset({"5bb88abd81838d09ab84a6dcf07cd14a4cd9ca95"}),
-    "erase": frozenset({"59daccac3911299dca279d734e6cf6fc9536bff6"}),
+    "graph_read": frozenset({"9a0ea09285c5bd87a15503f6c4fedd6eaad04abd"}),
+    "graph_apply": frozenset({"1705242fa0cbb4ffd8448fadaacb3466763787f5"}),
+    "erase": frozenset({"c97ec224b9b395c084649e3a18cee33976cdbf6e"}),
     "persons_read": frozenset({"23f5e0d268d12564568c4a3b9436881208b920f7"}),
-    "persons_write": frozenset({"57aec283ec5c199409d48257e25b0964db1e4c9a"}),
+    "persons_write": frozenset({"ba211eff977dae5838c41801b975bc094d7203c0"}),
 }
 
 Value = bytes | dict[bytes, bytes] | set[bytes] | list[bytes]
@@ -215,6 +215,14 @@ class MemoryRedis:
         self.longest[key] = longest
         self.most[key] = max(self.most.get(key, 0), len(current))
         return added
+
+    def hgetall(self, key: bytes) -> dict[bytes, bytes]:
+        return dict(cast(dict[bytes, bytes] | None, self._typed(key, dict)) or {})
+
+    def hincrby(self, key: bytes, name: bytes, by: int) -> int:
+        value = int(self.hget(key, name) or b"0") + by
+        self.hset(key, [name, str(value).encode()])
+        return value
 
     def hget(self, key: bytes, name: bytes) -> bytes | None:
         current = cast(dict[bytes, bytes] | None, self._typed(key, dict))
@@ -346,12 +354,12 @@ def _live(r: MemoryRedis, k: dict[str, bytes], person: bytes) -> bytes:
 
 def _graph_read(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
     """Port of ``graph_read.lua``."""
-    k, describing, n = _schema(args[0]), args[1], int(args[2])
+    k, n = _schema(args[0]), int(args[1])
     tokens: list[Any] = []
     persons: list[Any] = []
-    seen: set[bytes] = set()
+    seen: list[bytes] = []
     for i in range(n):
-        token = args[3 + i]
+        token = args[2 + i]
         owner = r.get(keys[i]) or b""
         junk = r.get(k["junk"] + token) or b""
         erased = r.get(k["tombstone"] + token) or b""
@@ -362,18 +370,11 @@ def _graph_read(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
                 met.append(now)
         tokens.append([owner, junk, met, erased])
         if owner and owner not in seen:
-            seen.add(owner)
-            counts: dict[bytes, int] = {}
-            described: list[bytes] = []
-            for member in r.smembers(k["identifiers"] + owner):
-                kind = member[:1]
-                if kind in describing:
-                    described.append(member)
-                else:
-                    counts[kind] = counts.get(kind, 0) + 1
-            flat = b" ".join(b"%s %d" % (kind, count) for kind, count in counts.items())
-            persons.append([owner, r.get(k["version"] + owner) or b"0", flat, described])
-    receipts = [r.get(k["receipt"] + event) or b"" for event in args[3 + n :]]
+            seen.append(owner)
+    for owner in seen:
+        facts = r.hgetall(k["facts"] + owner)
+        persons.append([owner, [x for pair in facts.items() for x in pair]])
+    receipts = [r.get(k["receipt"] + event) or b"" for event in args[2 + n :]]
     return [tokens, persons, receipts]
 
 
@@ -403,7 +404,7 @@ def _guard_holds(r: MemoryRedis, k: dict[str, bytes], plan: dict[str, Any]) -> b
         if (r.get(k["junk"] + token.encode()) or b"").decode() != expected:
             return False
     return all(
-        int(r.get(k["version"] + person.encode()) or b"0") == int(expected)
+        int(r.hget(k["facts"] + person.encode(), b"v") or b"0") == int(expected)
         for person, expected in plan["versions"].items()
     )
 
@@ -413,6 +414,7 @@ def _apply_plan(
 ) -> None:
     person = plan["person"].encode()
     own_set = k["identifiers"] + person
+    facts = k["facts"] + person
     log = k["log"] + person
     for gone_text in plan["absorbed"]:
         gone = gone_text.encode()
@@ -421,10 +423,15 @@ def _apply_plan(
             if member[:1] not in describing:
                 r.put(k["identifier"] + member, person)
             r.sadd(own_set, member)
+        for field, value in r.hgetall(k["facts"] + gone).items():
+            if len(field) == 1 and field != b"v":
+                r.hincrby(facts, field, int(value))
+            elif len(field) > 1:
+                r.hset(facts, [field, b"1"])
         gone_log = k["log"] + gone
         for entry in r.lrange(gone_log, 0, -1):
             r.rpush(log, entry)
-        r.delete(gone_set, gone_log, k["version"] + gone)
+        r.delete(gone_set, gone_log, k["facts"] + gone)
         r.put(k["redirect"] + gone, person)
         r.sadd(k["absorbed"] + person, gone)
         gone_absorbed = k["absorbed"] + gone
@@ -435,8 +442,10 @@ def _apply_plan(
     for token in plan["attach"]:
         r.put(k["identifier"] + token.encode(), person)
         r.sadd(own_set, token.encode())
+        r.hincrby(facts, token[:1].encode(), 1)
     for token in plan["describe"]:
         r.sadd(own_set, token.encode())
+        r.hset(facts, [token.encode(), b"1"])
     for token, met in plan["met"]:
         r.sadd(k["met"] + token.encode(), met.encode())
     for token_text, reason in plan["flag"]:
@@ -446,8 +455,13 @@ def _apply_plan(
         if owner:
             r.srem(k["identifiers"] + owner, token)
             r.delete(k["identifier"] + token)
+            owner_facts = k["facts"] + owner
+            if token[:1] in describing:
+                r.hdel(owner_facts, token)
+            else:
+                r.hincrby(owner_facts, token[:1], -1)
             if owner != person:
-                r.incr(k["version"] + owner)
+                r.hincrby(owner_facts, b"v", 1)
     if plan["log"]:
         recent = set(r.lrange(log, -50, -1))
         for entry_text in plan["log"]:
@@ -459,7 +473,7 @@ def _apply_plan(
     if receipt:
         key = k["receipt"] + receipt["event"].encode()
         r.put(key, receipt["body"].encode(), ex=receipt["ttl"])
-    r.incr(k["version"] + person)
+    r.hincrby(facts, b"v", 1)
 
 
 def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
@@ -494,7 +508,7 @@ def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
                 if event and event not in events:
                     events.add(event)
                     r.delete(k["receipt"] + receipt_suffix(event).encode())
-            r.delete(own_set, k["log"] + person, k["version"] + person, k["absorbed"] + person)
+            r.delete(own_set, k["log"] + person, k["facts"] + person, k["absorbed"] + person)
             out.append([person, *members])
     return out
 
@@ -535,11 +549,12 @@ def _persons_write(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
             r.zrem(k["values"], person.encode())
         for key, marker in group["markers"]:
             r.put(key.encode(), marker.encode(), ex=ttl)
-        for token, version, *fields in group["lookups"]:
-            key = k["lookup"] + token.encode()
-            if int(r.hget(key, b"v") or b"-1") < int(version):
-                r.delete(key)
-                r.hset(key, [_b(field) for field in fields])
+        for version, checked, fields, tokens in group["lookups"]:
+            for token in tokens:
+                key = k["lookup"] + token.encode()
+                if not checked or int(r.hget(key, b"v") or b"-1") < int(version):
+                    r.delete(key)
+                    r.hset(key, [_b(field) for field in fields])
         for token in group["unlink"]:
             r.delete(k["lookup"] + token.encode())
         for person, cents in group["values"]:
@@ -721,7 +736,7 @@ CATEGORIES: tuple[tuple[str, str, bool], ...] = (
     ("met", "met sets  <p>:{g}:m:<kind>:<hash>", True),
     ("junk", "junk flags  <p>:{g}:j:<kind>:<hash>", True),
     ("set", "person sets  <p>:{g}:s:<person>", False),
-    ("gver", "graph versions  <p>:{g}:v:<person>", False),
+    ("facts", "graph facts  <p>:{g}:k:<person>", False),
     ("state", "person state  <p>:p:{<person>}", False),
     ("explain", "explain logs  <p>:{g}:x:<person>", False),
     ("dedupe", "dedupe markers  <p>:d:{<person>}:<event>", False),
@@ -735,7 +750,7 @@ PER_IDENTIFIER = {code for code, _, per_id in CATEGORIES if per_id}
 _GRAPH_CODES = {
     b"i": "graph",
     b"s": "set",
-    b"v": "gver",
+    b"k": "facts",
     b"x": "explain",
     b"m": "met",
     b"j": "junk",

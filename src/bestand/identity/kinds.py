@@ -40,6 +40,27 @@ KINDS_BY_NAME: dict[str, IdKind] = {name: kind for kind, name in KIND_NAMES.item
 #: Strength order: the first identifier of an event in this order anchors it to a person.
 STRENGTH: tuple[IdKind, ...] = tuple(IdKind)
 
+#: Kinds a lookup can ask by, and so the kinds that have lookup records. An address with a
+#: name, a payment token, a household or a name links or describes a person but answers no
+#: lookup: they get no record.
+LOOKED_UP: frozenset[IdKind] = frozenset(
+    {
+        IdKind.CUSTOMER,
+        IdKind.EMAIL,
+        IdKind.PHONE,
+        IdKind.LOYALTY,
+        IdKind.ORDER,
+        IdKind.DEVICE,
+        IdKind.ANONYMOUS,
+    }
+)
+_LOOKED_UP_LETTERS = frozenset(kind.value for kind in LOOKED_UP)
+
+
+def looked_up(token: str) -> bool:
+    """Whether a ``kind:hash`` token has a lookup record."""
+    return token[0] in _LOOKED_UP_LETTERS
+
 
 def kind_of(token: str) -> IdKind:
     """The kind of a ``kind:hash`` token."""

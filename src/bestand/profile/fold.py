@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from bestand.events import ResolvedEvent
+from bestand.identity.kinds import looked_up
 from bestand.profile.changes import Change
 from bestand.profile.markers import marker, parse_marker, same_content
 from bestand.profile.reducer import apply, merge
@@ -53,12 +54,18 @@ class Loaded:
 
 @dataclass(frozen=True, slots=True)
 class Publish:
-    """Lookup records (and the value) to write for one person."""
+    """Lookup records (and the value) to write for one person.
+
+    Records of a person written under its compare-and-set only ever get newer; records
+    written again without one (restoring what a dead try may have lost) are ``checked``:
+    a record that holds a newer version stays.
+    """
 
     state: PersonState
     tokens: tuple[str, ...]
     summary: LookupSummary
     value_changed: bool
+    checked: bool = False
 
 
 @dataclass
@@ -117,15 +124,17 @@ def _publish(
     summary: LookupSummary,
     *,
     force: bool,
+    guarded: bool = True,
 ) -> Publish | None:
     """Records to write after ``initial`` (answering ``old``) became ``final`` (``summary``):
     every identifier's when the answer changed (or ``force``: after a merge, or to restore
     records a dead try did not write), else those of new identifiers."""
     changed = force or not summary.same_answer(old)
-    tokens = tuple(sorted(final.ids if changed else final.ids - initial.ids))
+    tokens = tuple(sorted(t for t in (final.ids if changed else final.ids - initial.ids)
+                          if looked_up(t)))  # fmt: skip
     if not tokens and not changed:
         return None
-    return Publish(final, tokens, summary, changed)
+    return Publish(final, tokens, summary, changed, checked=not guarded)
 
 
 def fold_group(
@@ -230,7 +239,7 @@ def fold_group(
     for person in sorted(rewrite - set(changed) - set(redirects)):
         state, current = states[person], summaries[person]
         if current is not None:
-            record = _publish(state, current, state, current, force=True)
+            record = _publish(state, current, state, current, force=True, guarded=False)
             if record is not None:
                 write.publish.append(record)
     return outcomes, write

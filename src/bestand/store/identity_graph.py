@@ -12,7 +12,6 @@ partitions therefore resolve events of the same persons concurrently.
 from __future__ import annotations
 
 import secrets
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +82,20 @@ def _changes_nothing(decision: Decision, view: GraphView) -> bool:
     if any(person not in view.met.get(token, frozenset()) for token, person in decision.met):
         return False
     return set(decision.describe) <= view.names.get(decision.person, frozenset())
+
+
+def _facts(flat: list[bytes]) -> PersonFacts:
+    """A person's facts hash (``HGETALL``): version, identifiers by kind, describing tokens."""
+    facts = PersonFacts()
+    for i in range(0, len(flat), 2):
+        field, value = _text(flat[i]), int(flat[i + 1])
+        if field == "v":
+            facts.version = value
+        elif len(field) == 1:
+            facts.counts[field] = value
+        else:
+            facts.described.add(field)
+    return facts
 
 
 def _flag_decision(refusal: Unattributable, view: GraphView) -> Decision | None:
@@ -268,7 +281,7 @@ class IdentityGraph:
                 script.queue(
                     pipe,
                     [self._keys.identifier(t) for t in part],
-                    [schema, self._describing, len(part), *part, *event_part],
+                    [schema, len(part), *part, *event_part],
                 )
 
         replies = await self._scripts.pipelined(self._client, build)
@@ -291,13 +304,8 @@ class IdentityGraph:
                     met[token] = [_text(p) for p in met_with]
                 if erased_at:
                     erased[token] = int(erased_at)
-            for person, version, flat, described in person_rows:
-                parts = _text(flat).split()
-                persons[_text(person)] = PersonFacts(
-                    Counter({parts[i]: int(parts[i + 1]) for i in range(0, len(parts), 2)}),
-                    {_text(t) for t in described},
-                    int(version),
-                )
+            for person, flat in person_rows:
+                persons[_text(person)] = _facts(flat)
             for offset, body in enumerate(receipt_rows):
                 if body:
                     receipts[chunk + offset * chunks] = _from_receipt(body)

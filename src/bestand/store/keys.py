@@ -8,7 +8,8 @@ single keys spread over the cluster, so the hot read path scales out.
 |---|---|---|
 | ``<p>:{g}:i:<kind>:<hash>`` | string | person id of an identifier (the identity graph) |
 | ``<p>:{g}:s:<person>`` | set | identifiers of a person (``kind:hash``) |
-| ``<p>:{g}:v:<person>`` | string | graph version of a person (guards concurrent changes) |
+| ``<p>:{g}:k:<person>`` | hash | what the rules read of a person: ``v`` graph version (guards |
+|   |   | concurrent changes), identifiers by kind letter, describing tokens (names, households) |
 | ``<p>:{g}:x:<person>`` | list | explain log of a person: links, merges, refusals (JSON) |
 | ``<p>:{g}:m:<kind>:<hash>`` | set | other persons an identifier met (its claims) |
 | ``<p>:{g}:j:<kind>:<hash>`` | string | why an identifier is junk (it never links again) |
@@ -122,7 +123,7 @@ class Keys:
             {
                 "identifier": f"{g}:i:",
                 "identifiers": f"{g}:s:",
-                "version": f"{g}:v:",
+                "facts": f"{g}:k:",
                 "log": f"{g}:x:",
                 "met": f"{g}:m:",
                 "junk": f"{g}:j:",

@@ -210,15 +210,14 @@ class ProfileStore:
                 states.append([state.person_id, state.version, first_blob + len(blobs)])
                 blobs.append(dump_state(state))
                 keys[self._keys.person(state.person_id)] = None
-            lookups: list[list[str | int]] = []
+            lookups: list[list[object]] = []
             values: list[list[str | int]] = []
             for record in write.publish:
-                flat: list[str | int] = [
-                    x for pair in record.summary.fields().items() for x in pair
-                ]
-                for token in record.tokens:
-                    lookups.append([token, record.state.version, *flat])
-                    keys[self._keys.lookup(token)] = None
+                fields = record.summary.fields().items()
+                flat: list[str | int] = [x for pair in fields for x in pair]
+                if record.tokens:
+                    lookups.append([record.state.version, int(record.checked), flat, record.tokens])
+                keys.update((self._keys.lookup(token), None) for token in record.tokens)
                 if record.value_changed:
                     summary = record.summary
                     cents = summary.revenue_cents if summary.existing_customer else -1

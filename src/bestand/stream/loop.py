@@ -1,13 +1,15 @@
 """The worker's hot loop: read a batch, handle it, send what it produced, commit it.
 
-A batch goes through three steps, each its own task so that one batch's waiting overlaps
-another's work: **read** (``getmany`` up to ``BESTAND_BATCH_MAX_EVENTS`` messages of any
-assigned input partitions, then decode and key them: CPU only), **handle** (resolve and apply:
-a constant number of Redis round trips), **finish** (every output acknowledged by Kafka with
-``acks=all``, then the batch's offsets committed). At most one batch waits between two steps,
-batches pass every step in order, and a batch is committed only after it was written to Redis
-and its outputs to Kafka. A worker killed anywhere in between leaves it uncommitted, and whoever
-gets its partitions handles it again (every write is idempotent or guarded).
+A batch goes through four steps, each its own task so that one batch's waiting overlaps
+another's work: **read** (``getmany`` up to ``BESTAND_BATCH_MAX_EVENTS`` messages, a share
+of every assigned input partition, then decode and key them: CPU only), **resolve** (the
+identity graph: one read, one guarded write), **apply** (person state: one read, one
+compare-and-set write), **finish** (every output acknowledged by Kafka with ``acks=all``, then
+the batch's offsets committed). While one batch is applied the next is resolved and the one
+after it decoded. At most one batch waits between two steps, batches pass every step in
+order, and a batch is committed only after it was written to Redis and its outputs to Kafka.
+A worker killed anywhere in between leaves it uncommitted, and whoever gets its partitions
+handles it again (every write is idempotent or guarded).
 
 The loop is also the consumer group's rebalance listener: before partitions are revoked, the
 batches being handled finish and commit (or are abandoned, uncommitted, when they cannot finish
@@ -21,8 +23,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -33,7 +36,7 @@ from bestand.ops.metrics import WorkerMetrics
 from bestand.settings import Settings
 from bestand.stream.messages import Incoming, Outgoing
 from bestand.stream.policy import ErrorPolicy
-from bestand.stream.processor import PreparedBatch
+from bestand.stream.processor import PreparedBatch, ResolvedBatch
 from bestand.stream.retry import with_backoff
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,7 @@ class _Batch:
     offsets: dict[TopicPartition, int]  # to commit: the next offset of each partition
     prepared: PreparedBatch | None  # None: decoding failed (a bug), handled message by message
     started: float
+    resolved: ResolvedBatch | None = None
     out: list[Outgoing] | None = None
 
 
@@ -74,22 +78,23 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
         self._wait_ms = settings.batch_wait_ms
         self._topics = {"dlq": settings.topic_dlq, "changes": settings.topic_profile_changes}
         self._generation = 0  # moves on when partitions are revoked
-        self._revoked_upto = -1  # batches of this generation and older are not committed
-        self._in_flight = 0  # batches being handled or finished
+        self._abandoned_upto = -1  # batches of this generation and older are given up
+        self._in_flight = 0  # batches begun and not yet committed
         self._drained = asyncio.Event()
         self._drained.set()
-        self._handling: asyncio.Task[list[Outgoing]] | None = None
-        self._abandoned = False  # the batch being handled was cancelled by a revocation
+        self._working: set[asyncio.Task[Any]] = set()
         self.last_event_at: float | None = None  # newest Kafka timestamp handled (seconds)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Handle batches until ``stopping`` is set; batches read by then are finished first."""
         read: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
-        handled: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
+        resolved: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
+        applied: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
         steps = [
             asyncio.create_task(self._read(stopping, read), name="read"),
-            asyncio.create_task(self._handle(read, handled), name="handle"),
-            asyncio.create_task(self._finish(handled), name="finish"),
+            asyncio.create_task(self._resolve(read, resolved), name="resolve"),
+            asyncio.create_task(self._apply(resolved, applied), name="apply"),
+            asyncio.create_task(self._finish(applied), name="finish"),
         ]
         try:
             # Each step ends after the one before it; a step that fails stops the worker.
@@ -146,44 +151,57 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
             records = await consumer.getmany(timeout_ms=self._wait_ms, max_records=self._max)
         return records
 
-    async def _handle(
-        self, read: asyncio.Queue[_Batch | None], handled: asyncio.Queue[_Batch | None]
+    async def _resolve(
+        self, read: asyncio.Queue[_Batch | None], resolved: asyncio.Queue[_Batch | None]
     ) -> None:
         while (batch := await read.get()) is not None:
             if batch.generation != self._generation:
                 continue  # read before a rebalance: read again from the committed offsets
             self._begin()
-            try:
-                batch.out = await self._complete(batch)
-            except asyncio.CancelledError:
-                self._end()
-                if self._abandoned:
-                    self._abandoned = False
-                    continue  # abandoned for a rebalance: not committed, handled again
-                raise
-            await handled.put(batch)
-        await handled.put(None)
+            self._observe(batch.messages)
+            work = self._policy.resolve(batch.messages, batch.prepared)
+            if await self._work(batch, work, "resolved"):
+                await resolved.put(batch)
+        await resolved.put(None)
 
-    async def _complete(self, batch: _Batch) -> list[Outgoing]:
-        self._observe(batch.messages)
+    async def _apply(
+        self, resolved: asyncio.Queue[_Batch | None], applied: asyncio.Queue[_Batch | None]
+    ) -> None:
+        while (batch := await resolved.get()) is not None:
+            if batch.generation <= self._abandoned_upto:
+                self._end()  # given up for a rebalance: not committed, handled again
+                continue
+            work = self._policy.apply(batch.messages, batch.resolved)
+            if await self._work(batch, work, "out"):
+                await applied.put(batch)
+        await applied.put(None)
+
+    async def _work(self, batch: _Batch, work: Awaitable[Any], into: str) -> bool:
+        """One step's work on a batch, as a task a revocation can give up (False then)."""
         with bound(batch=len(batch.messages), partitions=len(batch.offsets)):
-            self._handling = asyncio.ensure_future(
-                self._policy.complete(batch.messages, batch.prepared)
-            )
-            try:
-                return await self._handling
-            finally:
-                self._handling = None
+            task = asyncio.ensure_future(work)
+        self._working.add(task)
+        try:
+            setattr(batch, into, await task)
+        except asyncio.CancelledError:
+            if batch.generation > self._abandoned_upto:
+                raise
+            self._end()  # given up for a rebalance: not committed, handled again
+            return False
+        finally:
+            self._working.discard(task)
+        return True
 
-    async def _finish(self, handled: asyncio.Queue[_Batch | None]) -> None:
+    async def _finish(self, applied: asyncio.Queue[_Batch | None]) -> None:
         seconds = self._metrics.processing_seconds
-        while (batch := await handled.get()) is not None:
+        while (batch := await applied.get()) is not None:
             try:
+                if batch.generation <= self._abandoned_upto:
+                    continue  # given up for a rebalance: not committed, handled again
                 sending = time.perf_counter()
                 await self._send(batch.out or [])
                 committing = time.perf_counter()
-                if batch.generation > self._revoked_upto:
-                    await self._commit(batch.offsets)
+                await self._commit(batch.offsets)
                 done = time.perf_counter()
                 seconds.labels("produce").observe(committing - sending)
                 seconds.labels("commit").observe(done - committing)
@@ -248,18 +266,16 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
 
     # --- the rebalance listener ------------------------------------------------------------
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        """Let the batches in hand finish and commit, or abandon them; drop what was read."""
+        """Let the batches in hand finish and commit, or give them up; drop what was read."""
         old = self._generation
         self._generation += 1
         try:
             await asyncio.wait_for(self._drained.wait(), timeout=REVOKE_GRACE_SECONDS)
         except TimeoutError:
-            log.warning("abandoning the batch in hand for a rebalance (not committed)")
-            if self._handling is not None:
-                self._abandoned = True
-                self._handling.cancel()
-        finally:
-            self._revoked_upto = old
+            log.warning("giving up the batches in hand for a rebalance (not committed)")
+            self._abandoned_upto = old
+            for task in list(self._working):
+                task.cancel()
         if revoked:
             self._metrics.rebalances.inc()
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from bestand.ops.metrics import WorkerMetrics
 from bestand.stream.messages import Incoming, Outgoing, dead_letter
-from bestand.stream.processor import BatchProcessor, PreparedBatch
+from bestand.stream.processor import BatchProcessor, PreparedBatch, ResolvedBatch
 from bestand.stream.retry import with_backoff
 
 log = logging.getLogger(__name__)
@@ -43,17 +43,39 @@ class ErrorPolicy:
         self, messages: Sequence[Incoming], prepared: PreparedBatch | None
     ) -> list[Outgoing]:
         """The messages to send for a batch prepared before; raises only when cancelled."""
-        if prepared is not None:
+        return await self.apply(messages, await self.resolve(messages, prepared))
+
+    async def resolve(
+        self, messages: Sequence[Incoming], prepared: PreparedBatch | None
+    ) -> ResolvedBatch | None:
+        """The batch's identity graph half, or None after a bug (see ``apply``)."""
+        if prepared is None:
+            return None
+        try:
+            return await with_backoff(
+                lambda: self._processor.resolve(prepared),
+                what=f"resolving a batch of {len(messages)}",
+                on_retry=self._metrics.retries.inc,
+            )
+        except Exception:
+            log.exception("resolving a batch of %d failed", len(messages))
+            return None
+
+    async def apply(
+        self, messages: Sequence[Incoming], resolved: ResolvedBatch | None
+    ) -> list[Outgoing]:
+        """The batch's person state half and the messages to send; after a bug in any part,
+        its messages one by one. Raises only when cancelled."""
+        if resolved is not None:
             try:
                 return await with_backoff(
-                    lambda: self._processor.complete(prepared),
-                    what=f"a batch of {len(messages)}",
+                    lambda: self._processor.apply(resolved),
+                    what=f"applying a batch of {len(messages)}",
                     on_retry=self._metrics.retries.inc,
                 )
             except Exception:  # a bug: find the message it is in, the others still count once
-                log.exception(
-                    "a batch of %d failed; handling its messages one by one", len(messages)
-                )
+                log.exception("applying a batch of %d failed", len(messages))
+        log.warning("handling a batch of %d message by message", len(messages))
         out: list[Outgoing] = []
         for message in messages:
             out += await self._alone(message)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bestand.events import InputEvent, ResolvedEvent
@@ -39,6 +39,25 @@ class PreparedBatch:
 
     steps: list[Prepared | Outgoing]
     tally: Tally
+
+
+@dataclass(frozen=True, slots=True)
+class _Erasure:
+    """An erasure in a batch: the persons it took out of the graph, with their identifiers."""
+
+    message: Incoming
+    event: ErasureRequested
+    persons: list[tuple[str, list[str]]]
+
+
+@dataclass
+class ResolvedBatch:
+    """A batch after its identity graph half: what to apply to persons, in runs split by
+    erasures, and the dead letters so far."""
+
+    tally: Tally
+    runs: list[list[_Apply] | _Erasure] = field(default_factory=list)
+    out: list[Outgoing] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,32 +107,35 @@ class BatchProcessor:
     async def complete(self, batch: PreparedBatch) -> list[Outgoing]:
         """Resolve and apply a prepared batch; may be called again for the same batch after
         a failure (every write is idempotent or guarded, and it is counted once)."""
+        return await self.apply(await self.resolve(batch))
+
+    async def resolve(self, batch: PreparedBatch) -> ResolvedBatch:
+        """The identity graph's half of a batch: every event resolved to its person, the
+        persons its erasures remove taken out of the graph. Safe to call again."""
+        started = time.perf_counter()
         tally = batch.tally.copy()
-        out: list[Outgoing] = []
+        resolved = ResolvedBatch(tally)
         run: list[Prepared] = []
         for step in batch.steps:
             if isinstance(step, Outgoing):
-                out.append(step)
+                resolved.out.append(step)
             elif isinstance(step.event, ErasureRequested):
                 # An erasure waits for what came before it, and what comes after waits for it.
-                out += await self._run(run, tally)
+                resolved.runs.append(await self._resolve_run(run, resolved))
                 run = []
-                out += await self._erase(step, step.event, tally)
+                resolved.runs.append(await self._erase(step, step.event))
             else:
                 run.append(step)
-        out += await self._run(run, tally)
-        tally.publish(self.metrics)
-        return out
+        resolved.runs.append(await self._resolve_run(run, resolved))
+        tally.took("resolve", time.perf_counter() - started)
+        return resolved
 
-    async def _run(self, run: list[Prepared], tally: Tally) -> list[Outgoing]:
-        """Resolve and apply a run of events (a batch, or the part between erasures)."""
+    async def _resolve_run(self, run: list[Prepared], resolved: ResolvedBatch) -> list[_Apply]:
+        """The events of a run (a batch, or the part between erasures) with their persons."""
         if not run:
             return []
-        decoded = time.perf_counter()
+        tally = resolved.tally
         results = await self.graph.resolve_batch([p.resolution for p in run])
-        resolved = time.perf_counter()
-        tally.took("resolve", resolved - decoded)
-        out: list[Outgoing] = []
         todo: list[_Apply] = []
         for prepared, result in zip(run, results, strict=True):
             message, event = prepared.message, prepared.event
@@ -121,7 +143,7 @@ class BatchProcessor:
                 tally.events[(message.topic, "erased")] += 1
                 continue
             if isinstance(result, Unattributable):
-                out.append(reject(message, "unattributable", str(result), tally))
+                resolved.out.append(reject(message, "unattributable", str(result), tally))
                 todo += _detach(message, event, result.junk, result.owners)
                 self._count_junk(result.junk, tally)
                 continue
@@ -137,6 +159,29 @@ class BatchProcessor:
             )
             todo.append(_Apply(message, applied, primary=True))
             todo += _detach(message, event, decision.junk, view.owners)
+        return todo
+
+    async def apply(self, resolved: ResolvedBatch) -> list[Outgoing]:
+        """Person state's half of a batch: its events applied, the erased forgotten; the
+        messages to send. Safe to call again (a redelivery finds its markers)."""
+        started = time.perf_counter()
+        tally = resolved.tally.copy()
+        out = list(resolved.out)
+        changed_at = datetime.now(UTC)
+        for run in resolved.runs:
+            if isinstance(run, _Erasure):
+                out += await self._forget(run, changed_at, tally)
+            else:
+                out += await self._apply_run(run, changed_at, tally)
+        tally.took("apply", time.perf_counter() - started)
+        tally.publish(self.metrics)
+        return out
+
+    async def _apply_run(
+        self, todo: list[_Apply], changed_at: datetime, tally: Tally
+    ) -> list[Outgoing]:
+        if not todo:
+            return []
         now = int(time.time())
         lifecycle = self._lifecycle
 
@@ -146,8 +191,7 @@ class BatchProcessor:
             return profile_changes(before, after, now, lifecycle, event.absorbed)
 
         outcomes = await self.profiles.apply_batch([item.event for item in todo], describe)
-        tally.took("apply", time.perf_counter() - resolved)
-        changed_at = datetime.now(UTC)
+        out: list[Outgoing] = []
         for item, outcome in zip(todo, outcomes, strict=True):
             message, applied = item.message, item.event
             if outcome.status == "conflict":
@@ -167,16 +211,19 @@ class BatchProcessor:
         for token, _ in flagged:
             tally.junk[(KIND_NAMES[kind_of(token)], "cardinality")] += 1
 
-    async def _erase(
-        self, prepared: Prepared, event: ErasureRequested, tally: Tally
-    ) -> list[Outgoing]:
-        """Remove the persons from the graph, then their state and lookup records."""
-        message = prepared.message
+    async def _erase(self, prepared: Prepared, event: ErasureRequested) -> _Erasure:
+        """Remove the persons an erasure names from the graph (their state goes in apply)."""
         at = int(event.event_time.timestamp())
         erased = await self.graph.erase(list(prepared.resolution.tokens), at)
+        return _Erasure(prepared.message, event, erased)
+
+    async def _forget(
+        self, erasure: _Erasure, changed_at: datetime, tally: Tally
+    ) -> list[Outgoing]:
+        """Delete the erased persons' state and lookup records; tell downstream systems."""
+        message, event = erasure.message, erasure.event
         out: list[Outgoing] = []
-        changed_at = datetime.now(UTC)
-        for person_id, tokens in erased:
+        for person_id, tokens in erasure.persons:
             await self.profiles.forget(person_id, tokens)
             record = resolved_event(
                 event, topic=message.topic, person_id=person_id, absorbed=(), identifiers=tokens

@@ -1,6 +1,6 @@
 -- Remove persons from the identity graph: every identifier, its meetings, the identifier set,
--- the version, the explain log, the receipts of its logged events and the redirects of the
--- persons it absorbed.
+-- its facts (version, counts), the explain log, the receipts of its logged events and the
+-- redirects of the persons it absorbed.
 -- Every identifier named or erased gets a tombstone (its erasure time, the later one kept), so
 -- a replay of events from before the erasure cannot bring the person back.
 -- KEYS: identity graph keys of the identifiers named in an erasure request.
@@ -41,7 +41,7 @@ for i = 1, #KEYS do
         redis.call('DEL', K.receipt .. e)
       end
     end
-    redis.call('DEL', set, K.log .. p, K.version .. p, K.absorbed .. p)
+    redis.call('DEL', set, K.log .. p, K.facts .. p, K.absorbed .. p)
     local entry = {p}
     for _, m in ipairs(members) do entry[#entry + 1] = m end
     out[#out + 1] = entry

@@ -19,38 +19,63 @@ local max_log = tonumber(ARGV[3])
 local describing = ARGV[4]
 if redis.call('EXISTS', stop) == 1 then return 0 end
 
+-- The guard: every key it names read with one MGET (a call from Lua costs more than its
+-- command), then compared with what was read when the decision was made.
 local function guard_holds(plan)
-  for token, expected in pairs(plan.owners) do
-    if (redis.call('GET', K.identifier .. token) or '') ~= expected then return false end
+  local keys, expected = {}, {}
+  for token, owner in pairs(plan.owners) do
+    keys[#keys + 1] = K.identifier .. token
+    expected[#expected + 1] = owner
   end
-  for token, expected in pairs(plan.junk) do
-    if (redis.call('GET', K.junk .. token) or '') ~= expected then return false end
+  for token, reason in pairs(plan.junk) do
+    keys[#keys + 1] = K.junk .. token
+    expected[#expected + 1] = reason
   end
-  for person, expected in pairs(plan.versions) do
-    if tonumber(redis.call('GET', K.version .. person) or '0') ~= tonumber(expected) then
-      return false
+  if #keys > 0 then
+    local found = redis.call('MGET', unpack(keys))
+    for i = 1, #keys do
+      if (found[i] or '') ~= expected[i] then return false end
     end
   end
+  for person, version in pairs(plan.versions) do
+    local now = redis.call('HGET', K.facts .. person, 'v') or '0'
+    if tonumber(now) ~= tonumber(version) then return false end
+  end
   return true
+end
+
+local function describes(token)
+  return string.find(describing, string.sub(token, 1, 1), 1, true) ~= nil
 end
 
 local function apply(plan)
   local person = plan.person
   local set = K.identifiers .. person
+  local facts = K.facts .. person
   local log = K.log .. person
   for _, gone in ipairs(plan.absorbed) do
     local gone_set = K.identifiers .. gone
     for _, member in ipairs(redis.call('SMEMBERS', gone_set)) do
-      if not string.find(describing, string.sub(member, 1, 1), 1, true) then
+      if not describes(member) then
         redis.call('SET', K.identifier .. member, person)
       end
       redis.call('SADD', set, member)
+    end
+    -- Its facts join the survivor's: counts add up, describing tokens are kept once.
+    local gone_facts = redis.call('HGETALL', K.facts .. gone)
+    for i = 1, #gone_facts, 2 do
+      local field = gone_facts[i]
+      if #field == 1 and field ~= 'v' then
+        redis.call('HINCRBY', facts, field, gone_facts[i + 1])
+      elseif #field > 1 then
+        redis.call('HSET', facts, field, 1)
+      end
     end
     local gone_log = K.log .. gone
     for _, entry in ipairs(redis.call('LRANGE', gone_log, 0, -1)) do
       redis.call('RPUSH', log, entry)
     end
-    redis.call('DEL', gone_set, gone_log, K.version .. gone)
+    redis.call('DEL', gone_set, gone_log, K.facts .. gone)
     -- Remember where it went (met sets still name it), and what the person absorbed, so that
     -- an erasure can remove these redirects too.
     redis.call('SET', K.redirect .. gone, person)
@@ -65,9 +90,11 @@ local function apply(plan)
   for _, token in ipairs(plan.attach) do
     redis.call('SET', K.identifier .. token, person)
     redis.call('SADD', set, token)
+    redis.call('HINCRBY', facts, string.sub(token, 1, 1), 1)
   end
   for _, token in ipairs(plan.describe) do
     redis.call('SADD', set, token)
+    redis.call('HSET', facts, token, 1)
   end
   for _, pair in ipairs(plan.met) do
     redis.call('SADD', K.met .. pair[1], pair[2])
@@ -80,7 +107,13 @@ local function apply(plan)
     if owner then
       redis.call('SREM', K.identifiers .. owner, token)
       redis.call('DEL', K.identifier .. token)
-      if owner ~= person then redis.call('INCR', K.version .. owner) end
+      local owner_facts = K.facts .. owner
+      if describes(token) then
+        redis.call('HDEL', owner_facts, token)
+      else
+        redis.call('HINCRBY', owner_facts, string.sub(token, 1, 1), -1)
+      end
+      if owner ~= person then redis.call('HINCRBY', owner_facts, 'v', 1) end
     end
   end
   -- A redelivered event decides the same again: skip entries the log already ends with.
@@ -97,7 +130,7 @@ local function apply(plan)
   if plan.receipt then
     redis.call('SET', K.receipt .. plan.receipt.event, plan.receipt.body, 'EX', plan.receipt.ttl)
   end
-  redis.call('INCR', K.version .. person)
+  redis.call('HINCRBY', facts, 'v', 1)
 end
 
 local applied = 0

@@ -1,16 +1,16 @@
 -- Read what the identity graph holds about a batch's identifiers, for the rules.
 -- KEYS: identity graph keys of the identifiers (all in the graph's hash slot).
--- ARGV: key schema (JSON, Keys.graph_schema), the kind letters that only describe (names,
---   households), the number of identifiers n, then n tokens, then receipt ids of the events.
+-- ARGV: key schema (JSON, Keys.graph_schema), the number of identifiers n, then n tokens,
+--   then receipt ids of the events.
 -- Returns {tokens, persons, receipts}:
 --   tokens[i]   = {owner or '', junk reason or '', {persons met...}, erasure time or ''};
 --                 merged-away persons in the met set are replaced by whom they went into
---   persons     = {{person, version, 'kind count kind count ...', {describing tokens...}}, ...}
---                 for every owner seen (counts of linking kinds only)
+--   persons     = {{person, {field, value, ...}}, ...} for every owner seen: its facts hash
+--                 (v: graph version, a kind letter: how many identifiers of that kind, a
+--                 describing token: 1)
 --   receipts[j] = what event j decided when it merged or flagged junk, or ''
 local K = cjson.decode(ARGV[1])
-local describing = ARGV[2]
-local n = tonumber(ARGV[3])
+local n = tonumber(ARGV[2])
 
 local function live(person)
   for _ = 1, 32 do
@@ -21,12 +21,20 @@ local function live(person)
   return person
 end
 
-local tokens, persons, seen = {}, {}, {}
+-- Keys of one kind are read with one MGET each: a call from Lua costs more than its command.
+local junk_keys, erased_keys = {}, {}
 for i = 1, n do
-  local token = ARGV[3 + i]
-  local owner = redis.call('GET', KEYS[i]) or ''
-  local junk = redis.call('GET', K.junk .. token) or ''
-  local erased = redis.call('GET', K.tombstone .. token) or ''
+  junk_keys[i] = K.junk .. ARGV[2 + i]
+  erased_keys[i] = K.tombstone .. ARGV[2 + i]
+end
+local owners = n > 0 and redis.call('MGET', unpack(KEYS, 1, n)) or {}
+local junk = n > 0 and redis.call('MGET', unpack(junk_keys)) or {}
+local erased = n > 0 and redis.call('MGET', unpack(erased_keys)) or {}
+
+local tokens, persons, seen, seen_list = {}, {}, {}, {}
+for i = 1, n do
+  local token = ARGV[2 + i]
+  local owner = owners[i] or ''
   local met, met_seen = {}, {}
   for _, person in ipairs(redis.call('SMEMBERS', K.met .. token)) do
     local now = live(person)
@@ -35,29 +43,19 @@ for i = 1, n do
       met[#met + 1] = now
     end
   end
-  tokens[i] = {owner, junk, met, erased}
+  tokens[i] = {owner, junk[i] or '', met, erased[i] or ''}
   if owner ~= '' and not seen[owner] then
     seen[owner] = true
-    local counts, described = {}, {}
-    for _, member in ipairs(redis.call('SMEMBERS', K.identifiers .. owner)) do
-      local kind = string.sub(member, 1, 1)
-      if string.find(describing, kind, 1, true) then
-        described[#described + 1] = member
-      else
-        counts[kind] = (counts[kind] or 0) + 1
-      end
-    end
-    local flat = {}
-    for kind, count in pairs(counts) do
-      flat[#flat + 1] = kind
-      flat[#flat + 1] = tostring(count)
-    end
-    persons[#persons + 1] = {owner, redis.call('GET', K.version .. owner) or '0',
-                             table.concat(flat, ' '), described}
+    seen_list[#seen_list + 1] = owner
   end
 end
+for j, owner in ipairs(seen_list) do
+  persons[j] = {owner, redis.call('HGETALL', K.facts .. owner)}
+end
+local receipt_keys = {}
+for j = 3 + n, #ARGV do receipt_keys[#receipt_keys + 1] = K.receipt .. ARGV[j] end
 local receipts = {}
-for j = 4 + n, #ARGV do
-  receipts[#receipts + 1] = redis.call('GET', K.receipt .. ARGV[j]) or ''
+if #receipt_keys > 0 then
+  for j, body in ipairs(redis.call('MGET', unpack(receipt_keys))) do receipts[j] = body or '' end
 end
 return {tokens, persons, receipts}

@@ -8,8 +8,9 @@
 --   write    [[person, version, index of its state in ARGV]..]: new states
 --   absorbed [[person, survivor]..]: merged away: a redirect, no state, no value
 --   markers  [[dedupe key, marker]..]: the events applied (content digest and changes)
---   lookups  [[token, version, field, value, ...]..]: records to write unless one of the same
---            or a newer version is there
+--   lookups  [[version, checked, [field, value, ...], [token..]]..]: the records of tokens;
+--            a checked one is not written where a record of that or a newer version is (the
+--            records of a person that passed its guard are newer than any there)
 --   unlink   [token..]: lookup records of identifiers that name nobody now (junk)
 --   values   [[person, cents or -1]..]: lifetime values (-1: not a customer)
 -- Returns one 1 (written) or 0 (a guard failed: read and apply that group again) per group.
@@ -42,13 +43,14 @@ for g = 4, 3 + groups do
     for _, pair in ipairs(group.markers) do
       redis.call('SET', pair[1], pair[2], 'EX', ttl)
     end
-    for _, row in ipairs(group.lookups) do
-      local key = K.lookup .. row[1]
-      local version = tonumber(row[2])
-      local current = tonumber(redis.call('HGET', key, 'v') or '-1')
-      if current < version then
-        redis.call('DEL', key)
-        redis.call('HSET', key, unpack(row, 3))
+    for _, record in ipairs(group.lookups) do
+      local version, checked, fields = tonumber(record[1]), record[2] == 1, record[3]
+      for _, token in ipairs(record[4]) do
+        local key = K.lookup .. token
+        if not checked or tonumber(redis.call('HGET', key, 'v') or '-1') < version then
+          redis.call('DEL', key)
+          redis.call('HSET', key, unpack(fields))
+        end
       end
     end
     for _, token in ipairs(group.unlink) do
