@@ -85,7 +85,7 @@ PORTED_SCRIPTS: dict[str, frozenset[str]] = {
     "graph_read": frozenset({"9a0ea09285c5bd87a15503f6c4fedd6eaad04abd"}),
     "graph_apply": frozenset({"1705242fa0cbb4ffd8448fadaacb3466763787f5"}),
     "erase": frozenset({"c97ec224b9b395c084649e3a18cee33976cdbf6e"}),
-    "persons_read": frozenset({"23f5e0d268d12564568c4a3b9436881208b920f7"}),
+    "persons_read": frozenset({"1b33648e0b2dcb28c6026264bf302e9677d7cc18"}),
     "persons_write": frozenset({"ba211eff977dae5838c41801b975bc094d7203c0"}),
 }
 
@@ -516,10 +516,13 @@ def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
 def _persons_read(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
     """Port of ``persons_read.lua``."""
     n = int(args[0])
-    persons = [
-        [r.hget(key, b"r") or b"", int(r.hget(key, b"v") or b"0"), r.hget(key, b"s") or b""]
-        for key in keys[:n]
-    ]
+    persons = []
+    for key, known in zip(keys[:n], args[1 : 1 + n], strict=True):
+        redirect, version = r.hget(key, b"r"), int(r.hget(key, b"v") or b"0")
+        if redirect is None and version > 0 and version == int(known):
+            persons.append([b"", version, b"", 1])
+        else:
+            persons.append([redirect or b"", version, r.hget(key, b"s") or b"", 0])
     return [persons, [r.get(key) or b"" for key in keys[n:]]]
 
 

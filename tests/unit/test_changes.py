@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from bestand.events.changes import ProfileChange, change_json
 from bestand.profile.changes import profile_changes
 from bestand.profile.lifecycle import LifecycleRules
 from bestand.profile.summary import LookupSummary
@@ -57,3 +63,32 @@ def test_a_merge_is_reported_with_the_absorbed_persons() -> None:
         summary(2, 5, previous=9), summary(2, 5, previous=9), NOW, RULES, ["P7"]
     )
     assert [(c.change, c.absorbed) for c in changes] == [("merged", ("P7",))]
+
+
+@pytest.mark.parametrize(
+    "event_time",
+    [
+        datetime(2026, 11, 20, 10, 0, tzinfo=UTC),
+        datetime(2026, 11, 20, 18, 3, 11, 250_000, tzinfo=timezone(timedelta(hours=1))),
+    ],
+)
+def test_a_change_written_without_the_model_is_the_models_json(event_time: datetime) -> None:
+    values: dict[str, Any] = {
+        "person_id": "P1",
+        "event_id": "ev-1",
+        "event_time": event_time,
+        "changed_at": datetime(2026, 11, 20, 10, 0, 1, 123_456, tzinfo=UTC),
+        "existing_customer": True,
+        "orders_count": 2,
+        "stage_before": "first_time",
+        "stage_after": "repeat",
+        "absorbed": ["P2"],
+    }
+    for change in ("merged", "erased"):
+        expected = ProfileChange(change=change, **values).model_dump_json().encode()
+        assert change_json(change, **values) == expected
+    bare = {k: values[k] for k in ("person_id", "event_id", "event_time", "changed_at")}
+    assert (
+        change_json("erased", **bare)
+        == ProfileChange(change="erased", **bare).model_dump_json().encode()
+    )

@@ -17,7 +17,7 @@ def _event(**changes: object) -> ResolvedEvent:
                                             "total_cents": 4000, "currency": "EUR"},
     }  # fmt: skip
     fields.update(changes)
-    return ResolvedEvent.model_validate(fields)
+    return ResolvedEvent.of(fields)
 
 
 def test_the_digest_covers_what_an_event_says_not_where_it_went() -> None:

@@ -27,7 +27,7 @@ def ev(event_id: str, kind: str, day: int = 0, person: str = "P1", **fields: Any
         "identifiers": fields.pop("identifiers", ["e:x"]),
         **fields,
     }
-    return ResolvedEvent.model_validate(data)
+    return ResolvedEvent.of(data)
 
 
 def placed(event_id: str, order_id: str, cents: int, day: int = 0, **kw: Any) -> ResolvedEvent:

@@ -29,7 +29,7 @@ def placed(
             "attribution": attribution or None,
         },
     }
-    return ResolvedEvent.model_validate(data)
+    return ResolvedEvent.of(data)
 
 
 def test_rows_split_new_and_existing_customers_per_day_and_source() -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
+import orjson
 from pydantic import AwareDatetime, Field
 
 from bestand.events.common import Contract
@@ -31,3 +33,35 @@ class ProfileChange(Contract):
     stage_before: str | None = None
     stage_after: str | None = None
     absorbed: list[str] = Field(default_factory=list, description="Persons merged into this one.")
+
+
+def change_json(
+    change: ChangeKind,
+    *,
+    person_id: str,
+    event_id: str,
+    event_time: datetime,
+    changed_at: datetime,
+    existing_customer: bool | None = None,
+    orders_count: int | None = None,
+    stage_before: str | None = None,
+    stage_after: str | None = None,
+    absorbed: list[str] | None = None,
+) -> bytes:
+    """A :class:`ProfileChange` as JSON, the same bytes its ``model_dump_json`` gives, built
+    without the model: a worker writes hundreds of them per batch from values of its own."""
+    return orjson.dumps(
+        {
+            "change": change,
+            "person_id": person_id,
+            "event_id": event_id,
+            "event_time": event_time,
+            "changed_at": changed_at,
+            "existing_customer": existing_customer,
+            "orders_count": orders_count,
+            "stage_before": stage_before,
+            "stage_after": stage_after,
+            "absorbed": absorbed or [],
+        },
+        option=orjson.OPT_UTC_Z,
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 from functools import lru_cache
+from typing import Any
 
 from bestand.events import (
     AddToCart,
@@ -163,7 +164,7 @@ def resolved_event(
 ) -> ResolvedEvent:
     """Build the event person state receives: person id, keyed ids, non-personal facts."""
     kind: EventKind
-    extra: dict[str, object] = {}
+    extra: dict[str, Any] = {}
     match event:
         case PageView() | ProductView() | AddToCart():
             kind = "click"
@@ -209,16 +210,14 @@ def resolved_event(
         case ContactRecorded():
             kind = "contact"
             extra["contact_channel"] = event.channel
-    return ResolvedEvent.model_validate(
-        {
-            "event_id": event.event_id,
-            "event_time": event.event_time,
-            "kind": kind,
-            "type": event.type,
-            "topic": topic,
-            "person_id": person_id,
-            "absorbed": list(absorbed),
-            "identifiers": list(identifiers),
-            **extra,
-        }
+    return ResolvedEvent(
+        event_id=event.event_id,
+        event_time=event.event_time,
+        kind=kind,
+        type=event.type,
+        topic=topic,
+        person_id=person_id,
+        absorbed=list(absorbed),
+        identifiers=list(identifiers),
+        **extra,
     )

@@ -209,6 +209,11 @@ def fake_phone_reason(e164: str) -> str | None:
         number = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
         return "not an E.164 number"
+    return fake_number_reason(number)
+
+
+def fake_number_reason(number: phonenumbers.PhoneNumber) -> str | None:
+    """:func:`fake_phone_reason` of a number parsed already."""
     national = phonenumbers.national_significant_number(number)
     subscriber = national[phonenumbers.length_of_national_destination_code(number) :]
     e164_form = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -6,15 +6,17 @@ from dataclasses import dataclass, field
 
 from bestand.identity.errors import InvalidIdentifier
 from bestand.identity.hashing import keyed_hash, parse_sha256, sha256_digest
-from bestand.identity.junk import JunkRules, fake_phone_reason
+from bestand.identity.junk import JunkRules, fake_number_reason, fake_phone_reason
 from bestand.identity.kinds import IdKind
 from bestand.identity.normalize import (
+    e164,
     normalize_device_id,
     normalize_email,
     normalize_loyalty_card,
     normalize_payment_fingerprint,
     normalize_phone,
     normalize_token,
+    parse_phone,
 )
 
 
@@ -118,6 +120,12 @@ class IdentityKeyer:
         try:
             if is_sha256:
                 outcome = (self.key_sha256(kind, value), None, None)
+            elif kind is IdKind.PHONE:
+                # Parsed once for both the number and whether it looks fake.
+                number = parse_phone(value, self._region)
+                kid = KeyedId(kind, keyed_hash(self._secret, kind, sha256_digest(e164(number))))
+                reason = self._junk.value_reason(value) or fake_number_reason(number)
+                outcome = (kid, reason, None)
             else:
                 normalized = self.normalize(kind, value)
                 kid = KeyedId(kind, keyed_hash(self._secret, kind, sha256_digest(normalized)))

@@ -62,6 +62,12 @@ def looked_up(token: str) -> bool:
     return token[0] in _LOOKED_UP_LETTERS
 
 
+_BY_LETTER: dict[str, IdKind] = {kind.value: kind for kind in IdKind}
+
+
 def kind_of(token: str) -> IdKind:
     """The kind of a ``kind:hash`` token."""
-    return IdKind(token[0])
+    try:
+        return _BY_LETTER[token[0]]
+    except (KeyError, IndexError):
+        raise ValueError(f"{token!r} is not a kind:hash token") from None

@@ -45,15 +45,25 @@ def normalize_email(raw: str) -> str:
     return f"{local}@{domain}"
 
 
-def normalize_phone(raw: str, default_region: str) -> str:
-    """Return a phone number in E.164 (``+4915112345678``); a national number uses the region."""
+def parse_phone(raw: str, default_region: str) -> phonenumbers.PhoneNumber:
+    """A valid phone number; a national number is read in ``default_region``."""
     try:
         number = phonenumbers.parse(raw, default_region)
     except phonenumbers.NumberParseException as exc:
         raise InvalidIdentifier(f"not a phone number: {exc}") from None
     if not phonenumbers.is_valid_number(number):
         raise InvalidIdentifier("not a valid phone number for its region")
+    return number
+
+
+def e164(number: phonenumbers.PhoneNumber) -> str:
+    """A parsed number in E.164 (``+4915112345678``)."""
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_phone(raw: str, default_region: str) -> str:
+    """Return a phone number in E.164 (``+4915112345678``); a national number uses the region."""
+    return e164(parse_phone(raw, default_region))
 
 
 def normalize_token(raw: str) -> str:

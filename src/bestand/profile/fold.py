@@ -46,10 +46,12 @@ class ApplyOutcome:
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
-    """A person as read: merged away (``redirect``), or its state with the version read."""
+    """A person as read: merged away (``redirect``), or its state with the version read (and
+    the answer it gives, when known already)."""
 
     redirect: str | None
     state: PersonState
+    summary: LookupSummary | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,7 @@ class GroupWrite:
 
     guard: list[tuple[str, int]] = field(default_factory=list)
     states: list[PersonState] = field(default_factory=list)
+    summaries: list[LookupSummary] = field(default_factory=list)  # the answer of each state
     absorbed: list[tuple[str, str]] = field(default_factory=list)  # (person, survivor)
     markers: list[tuple[str, str, str]] = field(default_factory=list)  # (person, event, marker)
     publish: list[Publish] = field(default_factory=list)
@@ -173,7 +176,9 @@ def fold_group(
             loaded = persons.get(person_id)
             state = loaded.state if loaded else PersonState(person_id=person_id)
             states[person_id] = initial[person_id] = state
-            summary = LookupSummary.of(state) if state.version > 0 else None
+            summary = None
+            if state.version > 0:
+                summary = loaded.summary if loaded and loaded.summary else LookupSummary.of(state)
             summaries[person_id] = answered[person_id] = summary
         return states[person_id]
 
@@ -228,10 +233,11 @@ def fold_group(
         version = max(initial[p].version for p in involved) + 1
         write.guard = [(p, initial[p].version) for p in sorted(set(involved))]
     for person in changed:
-        final = replace(states[person], version=version)
+        final = states[person].evolve(version=version)
         now = summaries[person]
         summary = LookupSummary.of(final) if now is None else replace(now, version=version)
         write.states.append(final)
+        write.summaries.append(summary)
         force = person in merged or person in rewrite
         record = _publish(initial[person], answered[person], final, summary, force=force)
         if record is not None:

@@ -17,14 +17,41 @@ import orjson
 from bestand.events import ResolvedEvent
 from bestand.profile.changes import Change
 
-#: What the content digest leaves out: where an event goes, which may differ between tries.
-_ROUTING = frozenset({"person_id", "absorbed", "identifiers"})
-
 
 def content_digest(event: ResolvedEvent) -> str:
-    """Short digest of what an event says (not where it went): the marker of its dedupe key."""
-    facts = event.model_dump(mode="json", exclude=set(_ROUTING))
-    digest = hashlib.blake2b(orjson.dumps(facts, option=orjson.OPT_SORT_KEYS), digest_size=6)
+    """Short digest of what an event says (not where it went): the marker of its dedupe key.
+
+    Where it went (person, merged persons, identifiers) may differ between tries and is left
+    out; a redelivered event says the same, an event that reuses an id with other content
+    does not.
+    """
+    order = event.order
+    facts = (
+        event.event_id,
+        event.event_time.isoformat(),
+        event.kind,
+        event.type,
+        event.topic,
+        None
+        if order is None
+        else (
+            order.order_id,
+            order.status,
+            order.total_cents,
+            order.returned_cents,
+            order.currency,
+            order.channel,
+            order.guest,
+            None if order.attribution is None else order.attribution.__dict__,
+        ),
+        event.email_type,
+        event.campaign,
+        None if event.consent is None else sorted(event.consent.items()),
+        event.contact_channel,
+        event.product_id,
+        event.category,
+    )
+    digest = hashlib.blake2b(orjson.dumps(facts), digest_size=6)
     return base64.urlsafe_b64encode(digest.digest()).decode()
 
 

@@ -120,7 +120,7 @@ def apply(state: PersonState, event: ResolvedEvent) -> PersonState:
             changes["interests"] = _count_interest(state.interests, event.category)
     elif event.kind == "detach":
         changes["ids"] = state.ids - frozenset(event.identifiers)
-    new = replace(state, **changes)  # type: ignore[arg-type]
+    new = state.evolve(**changes)
     if "orders" in changes:
         new = _reclassify(new, event.event_id, at, "order events arrived late or changed")
     return new
@@ -133,7 +133,7 @@ def _reclassify(state: PersonState, event_id: str, at: int, reason: str) -> Pers
     if not changes and orders == state.orders:
         return state
     entries = tuple((c.order_id, c.before, c.after, c.event_id, c.at, c.reason) for c in changes)
-    return replace(state, orders=orders, reclassified=state.reclassified + entries)
+    return state.evolve(orders=orders, reclassified=state.reclassified + entries)
 
 
 def _merge_order(a: OrderRecord, b: OrderRecord) -> OrderRecord:

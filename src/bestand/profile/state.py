@@ -7,7 +7,7 @@ twice gives the same state (idempotence by structure); counters that cannot be m
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 import orjson
@@ -46,6 +46,8 @@ class OrderRecord:
     @property
     def wholly_refunded(self) -> bool:
         """All of the order's value went back, by returns or refunds."""
+        if not self.returns:
+            return False
         if any(cents < 0 for cents in self.returns.values()):
             return True
         total = self.total_cents or 0
@@ -63,6 +65,8 @@ class OrderRecord:
     @property
     def returned_cents(self) -> int:
         """Refunded value; a return without an amount refunds the whole order."""
+        if not self.returns:
+            return 0
         total = self.total_cents or 0
         refunded = sum(total if cents < 0 else cents for cents in self.returns.values())
         return min(refunded, total)
@@ -147,9 +151,20 @@ class PersonState:
         times = sorted(order.at for order in self.kept_orders if order.at is not None)
         return times[-2] if len(times) >= 2 else None
 
+    def evolve(self, **changes: Any) -> PersonState:
+        """The same state with ``changes``: ``dataclasses.replace`` at half its cost (it is
+        called for every event a worker applies)."""
+        new = object.__new__(PersonState)
+        for name in _STATE_FIELDS:
+            object.__setattr__(new, name, changes[name] if name in changes else getattr(self, name))
+        return new
+
     def bumped(self) -> PersonState:
         """The same state with the next version, for a write that must win over older ones."""
         return replace(self, version=self.version + 1)
+
+
+_STATE_FIELDS = tuple(f.name for f in fields(PersonState))
 
 
 def _order_to_json(order: OrderRecord) -> dict[str, Any]:

@@ -46,6 +46,43 @@ _MAX_ROUNDS = 50
 _MAX_REDIRECTS = 32
 #: Groups one write script covers: a larger batch goes as several scripts in one pipeline.
 _WRITE_CHUNK = 128
+#: Persons a store remembers as it last read or wrote them.
+_REMEMBERED = 20_000
+
+
+class _Remembered:
+    """The persons a worker last read or wrote, with their version and answer.
+
+    One person's events come in runs (a visit's clicks, then its order); reading the person
+    again, Redis sends no state when the version is the one remembered, and the worker parses
+    nothing. The version decides, so another worker's write is never missed.
+    """
+
+    def __init__(self, size: int = _REMEMBERED) -> None:
+        self._size = size
+        self._persons: dict[str, Loaded] = {}
+
+    def version(self, person_id: str) -> int:
+        """The version remembered (-1: none)."""
+        found = self._persons.get(person_id)
+        return -1 if found is None else found.state.version
+
+    def get(self, person_id: str) -> Loaded:
+        """The person as remembered (only after :meth:`version` matched Redis)."""
+        found = self._persons.pop(person_id)
+        self._persons[person_id] = found  # the most recently used go last
+        return found
+
+    def put(self, loaded: Loaded) -> None:
+        """Remember a person (the least recently used go when there are too many)."""
+        self._persons.pop(loaded.state.person_id, None)
+        self._persons[loaded.state.person_id] = loaded
+        if len(self._persons) > self._size:
+            del self._persons[next(iter(self._persons))]
+
+    def forget(self, person_id: str) -> None:
+        """Remember nothing of a person (merged away, erased)."""
+        self._persons.pop(person_id, None)
 
 
 def _text(value: bytes | str) -> str:
@@ -92,6 +129,7 @@ class ProfileStore:
         self._keys = keys
         self._ttl = dedupe_ttl
         self._scripts = scripts or Scripts.load()
+        self._remembered = _Remembered()
 
     async def apply(self, event: ResolvedEvent, describe: Describe | None = None) -> ApplyOutcome:
         """Apply one resolved event (a batch of one)."""
@@ -121,7 +159,9 @@ class ProfileStore:
             ]
             written = await self._write([write for _, write in folded])
             retry: list[int] = []
-            for (results, _), ok in zip(folded, written, strict=True):
+            for (results, write), ok in zip(folded, written, strict=True):
+                if ok:
+                    self._remember(write)
                 for position, outcome in results:
                     if ok:
                         outcomes[todo[position]] = outcome
@@ -131,6 +171,13 @@ class ProfileStore:
         if todo:
             raise StoreConflict(f"could not apply a batch after {_MAX_ROUNDS} rounds")
         return [outcome for outcome in outcomes if outcome is not None]
+
+    def _remember(self, write: GroupWrite) -> None:
+        """Remember the persons a group's write left, and forget those it merged away."""
+        for state, summary in zip(write.states, write.summaries, strict=True):
+            self._remembered.put(Loaded(None, state, summary))
+        for gone, _ in write.absorbed:
+            self._remembered.forget(gone)
 
     async def _read(
         self, batch: Sequence[ResolvedEvent]
@@ -160,12 +207,18 @@ class ProfileStore:
                 return persons, found
             keys = [self._keys.person(p) for p in names]
             keys += [self._keys.dedupe(person, batch[i].event_id) for i, person, _ in asks]
+            known = [self._remembered.version(p) for p in names]
             rows, markers = await self._scripts.call(
-                self._client, self._scripts.persons_read, keys, [len(names)]
+                self._client, self._scripts.persons_read, keys, [len(names), *known]
             )
-            for person, (redirect, version, blob) in zip(names, rows, strict=True):
+            for person, (redirect, version, blob, same) in zip(names, rows, strict=True):
+                if same:
+                    persons[person] = self._remembered.get(person)
+                    continue
                 state = replace(load_state(person, blob or None, self._rule), version=int(version))
                 persons[person] = Loaded(_text(redirect) or None, state)
+                if redirect:
+                    self._remembered.forget(person)
             for (i, _, _), text in zip(asks, markers, strict=True):
                 if text and i not in found:
                     found[i] = _text(text)
@@ -253,9 +306,9 @@ class ProfileStore:
         persons: dict[str, Loaded] = {}
         for _ in range(_MAX_REDIRECTS):
             rows, _ = await self._scripts.call(
-                self._client, self._scripts.persons_read, [self._keys.person(person_id)], [1]
+                self._client, self._scripts.persons_read, [self._keys.person(person_id)], [1, -1]
             )
-            redirect, version, blob = rows[0]
+            redirect, version, blob, _ = rows[0]
             state = replace(load_state(person_id, blob or None, self._rule), version=int(version))
             persons[person_id] = Loaded(_text(redirect) or None, state)
             target = live_person(person_id, persons)
@@ -297,6 +350,8 @@ class ProfileStore:
     async def forget(self, person_id: str, tokens: Sequence[str]) -> None:
         """Delete a person's state and the lookup records of its identifiers (erasure)."""
         live, state = await self._follow(person_id)
+        for gone in (person_id, live, *state.absorbed):
+            self._remembered.forget(gone)
         all_tokens = set(tokens) | set(state.ids)
         keys = [self._keys.person(person_id), self._keys.person(live)]
         keys += [self._keys.person(pid) for pid in state.absorbed]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bestand.events import InputEvent, ResolvedEvent
-from bestand.events.changes import ProfileChange
+from bestand.events.changes import change_json
 from bestand.events.customer import ErasureRequested
 from bestand.identity import resolved_event
 from bestand.identity.kinds import KIND_NAMES, kind_of
@@ -270,8 +270,8 @@ def _changes(
     """The profile-change messages of one applied event."""
     out = []
     for change in changes:
-        record = ProfileChange(
-            change=change.change,
+        record = change_json(
+            change.change,
             person_id=person_id,
             event_id=event.event_id,
             event_time=event.event_time,
@@ -283,7 +283,7 @@ def _changes(
             absorbed=list(change.absorbed),
         )
         tally.changes[change.change] += 1
-        out.append(Outgoing("changes", person_id.encode(), record.model_dump_json().encode()))
+        out.append(Outgoing("changes", person_id.encode(), record))
     return out
 
 

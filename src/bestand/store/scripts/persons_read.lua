@@ -1,14 +1,20 @@
 -- Read persons' states and whether events were applied to them, for the reducer.
 -- KEYS: n person keys, then dedupe keys (an event's marker on a person).
--- ARGV: n.
--- Returns {persons, markers}: persons[i] = {redirect or '', version, state or ''} (a person
--- merged away has a redirect to the person it went into, and no state); markers[j] = the
--- dedupe marker (content digest and changes) when the event was applied, else ''.
+-- ARGV: n, then the version of each person the caller holds already (-1: none).
+-- Returns {persons, markers}: persons[i] = {redirect or '', version, state or '', known}
+-- (a person merged away has a redirect to the person it went into, and no state; known is 1
+-- and the state left out when the caller holds that version already); markers[j] = the dedupe
+-- marker (content digest and changes) when the event was applied, else ''.
 local n = tonumber(ARGV[1])
 local persons, markers = {}, {}
 for i = 1, n do
   local fields = redis.call('HMGET', KEYS[i], 'r', 'v', 's')
-  persons[i] = {fields[1] or '', tonumber(fields[2] or '0'), fields[3] or ''}
+  local version = tonumber(fields[2] or '0')
+  if not fields[1] and version > 0 and version == tonumber(ARGV[1 + i]) then
+    persons[i] = {'', version, '', 1}
+  else
+    persons[i] = {fields[1] or '', version, fields[3] or '', 0}
+  end
 end
 for j = n + 1, #KEYS do
   markers[#markers + 1] = redis.call('GET', KEYS[j]) or ''
