@@ -298,3 +298,22 @@ def test_an_order_whose_return_came_first_joins_its_buyer_in_one_meeting() -> No
     met = {"o:ord-1": frozenset({"X1"})}
     d = decide(["o:ord-1", "n:addr"], view(owners, met=met), POLICY, "N")
     assert d.junk == (("o:ord-1", "order_id joined 3 persons (limit 2)"),)
+
+
+def test_the_shortcut_for_a_known_person_decides_what_the_rules_decide() -> None:
+    from bestand.identity.rules import _all_one_owner, _decide
+
+    owners = {"c:C1": "P1", "e:x": "P1", "a:ck": "P1"}
+    seen = view(owners)
+    for tokens in (["a:ck"], ["e:x", "a:ck"], ["a:ck", "c:C1", "e:x"]):
+        shortcut = _all_one_owner(tokens, seen, POLICY)
+        assert shortcut is not None
+        assert shortcut == _decide(tokens, seen, POLICY, "NEW", ())
+    # Where the rules have more to say, the shortcut stands aside.
+    assert _all_one_owner(["a:ck", "e:new"], seen, POLICY) is None  # a new identifier
+    assert _all_one_owner(["a:ck", "e:other"], view({**owners, "e:other": "P2"}), POLICY) is None
+    met = view(owners, met={"a:ck": frozenset({"P9"})})
+    assert _all_one_owner(["a:ck"], met, POLICY) is None  # a shared cookie
+    assert _all_one_owner(["a:ck", "m:name"], view({**owners, "m:name": "P1"}), POLICY) is None
+    junk = view(owners, junk=frozenset({"e:x"}))
+    assert _all_one_owner(["e:x", "a:ck"], junk, POLICY) is None
