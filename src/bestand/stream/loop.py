@@ -41,6 +41,8 @@ from bestand.stream.retry import with_backoff
 
 log = logging.getLogger(__name__)
 
+#: Handled batches that may wait for the next commit, which they share.
+_FINISHED_TOGETHER = 16
 #: How long a revocation waits for the batches in hand before abandoning them (uncommitted).
 REVOKE_GRACE_SECONDS = 20.0
 
@@ -89,7 +91,8 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
         """Handle batches until ``stopping`` is set; batches read by then are finished first."""
         read: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
         resolved: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
-        applied: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
+        # Handled batches may wait for one commit together (see _finish).
+        applied: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=_FINISHED_TOGETHER)
         steps = [
             asyncio.create_task(self._read(stopping, read), name="read"),
             asyncio.create_task(self._resolve(read, resolved), name="resolve"),
@@ -194,20 +197,41 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
 
     async def _finish(self, applied: asyncio.Queue[_Batch | None]) -> None:
         seconds = self._metrics.processing_seconds
-        while (batch := await applied.get()) is not None:
+        done = False
+        while not done:
+            # The batches that are ready go together: one wait for Kafka's acks and one
+            # commit for all of them, so a trickle of small batches does not queue up
+            # behind a commit each.
+            batch = await applied.get()
+            ready: list[_Batch] = []
+            while batch is not None:
+                ready.append(batch)
+                if applied.empty():
+                    break
+                batch = applied.get_nowait()
+            done = batch is None
+            if not ready:
+                continue
             try:
-                if batch.generation <= self._abandoned_upto:
-                    continue  # given up for a rebalance: not committed, handled again
+                live = [b for b in ready if b.generation > self._abandoned_upto]
+                # (A batch given up for a rebalance is not committed: it is handled again.)
                 sending = time.perf_counter()
-                await self._send(batch.out or [])
+                await self._send([o for b in live for o in b.out or []])
                 committing = time.perf_counter()
-                await self._commit(batch.offsets)
-                done = time.perf_counter()
+                offsets: dict[TopicPartition, int] = {}
+                for b in live:
+                    for tp, offset in b.offsets.items():
+                        offsets[tp] = max(offset, offsets.get(tp, 0))
+                if offsets:
+                    await self._commit(offsets)
+                finished = time.perf_counter()
                 seconds.labels("produce").observe(committing - sending)
-                seconds.labels("commit").observe(done - committing)
-                seconds.labels("batch").observe(done - batch.started)
+                seconds.labels("commit").observe(finished - committing)
+                for b in live:
+                    seconds.labels("batch").observe(finished - b.started)
             finally:
-                self._end()
+                for _ in ready:
+                    self._end()
 
     def _begin(self) -> None:
         self._in_flight += 1
