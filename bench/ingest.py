@@ -42,10 +42,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from bestand.children import start_workers
+from bestand.children import start_workers, wait_caught_up
 from bestand.events import decode_event
 from bestand.ingest.producer import EventProducer
 from bestand.kafka.topics import consumer_lag, delete_topics, end_offsets, ensure_topics
+from bestand.ops.rebuild import rebuild
 from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.store import connect
@@ -352,6 +353,28 @@ async def worker_rate(
     }
 
 
+async def rebuild_time(settings: Settings, count: int, workers: int, logs: Path) -> dict[str, Any]:
+    """``bestand rebuild`` after the run: empty the run's Redis keys, rewind its group, and
+    time ``workers`` workers replaying the whole history, from the command to caught up."""
+    started = time.monotonic()
+    done = await rebuild(settings, report=lambda line: print(f"  {line}", flush=True))
+    reset = time.monotonic() - started
+    children = start_workers(settings, workers, logs, "bench-rebuild")
+    try:
+        await wait_caught_up(settings, children, count, report=lambda line: print(line, flush=True))
+    finally:
+        for child in children:
+            child.stop()
+    seconds = time.monotonic() - started
+    return {
+        "events": done.events_to_replay,
+        "workers": workers,
+        "reset_seconds": reset,
+        "seconds": seconds,
+        "per_second": done.events_to_replay / seconds,
+    }
+
+
 async def cleanup(settings: Settings) -> None:
     """Drop the run's internal topics and Redis keys (the prepared input stays)."""
     await delete_topics(settings, [settings.topic_dlq, settings.topic_profile_changes])
@@ -380,6 +403,9 @@ def main(argv: list[str] | None = None) -> int:
         help="events the do-nothing faust agent reads (0: leave it out)",
     )
     parser.add_argument("--profile", type=float, default=0, help="seconds of py-spy per worker")
+    parser.add_argument(
+        "--rebuild", action="store_true", help="then time `bestand rebuild` of the same history"
+    )
     parser.add_argument("--json")
     parser.add_argument("--markdown")
     args = parser.parse_args(argv)
@@ -403,8 +429,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {shown} events/s", flush=True)
     run_settings = bench_settings(uuid.uuid4().hex[:8])
     print(f"bestand: {args.workers} worker process(es) …", flush=True)
+    rebuilt = None
     try:
         ours = asyncio.run(worker_rate(run_settings, args.events, args.workers, logs, args.profile))
+        if args.rebuild:
+            print(f"bestand rebuild, then {args.workers} worker process(es) replay …", flush=True)
+            rebuilt = asyncio.run(rebuild_time(run_settings, args.events, args.workers, logs))
     finally:
         asyncio.run(cleanup(run_settings))
     per_worker = ours["per_second_per_worker"]
@@ -416,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         "stack_ceiling": stack,
         "faust": faust_figures,
         "bestand": ours,
+        "rebuild": rebuilt,
         "ratio_to_ceiling": per_worker / ceiling["per_second"],
         "ratio_to_stack_ceiling": per_worker / stack["per_second"],
     }
@@ -439,6 +470,12 @@ def main(argv: list[str] | None = None) -> int:
         ["bestand per worker process / read + decode", "", "",
          f"{figures['ratio_to_ceiling']:.1%}"],
     ]  # fmt: skip
+    if rebuilt is not None:
+        rows.append(
+            [f"`bestand rebuild`, {args.workers} worker process(es) replaying (reset "
+             f"{rebuilt['reset_seconds']:.1f} s)", rebuilt["events"], f"{rebuilt['seconds']:.1f}",
+             f"{rebuilt['per_second']:.0f}"]
+        )  # fmt: skip
     table = markdown_table(["what", "events", "seconds", "events/s"], rows)
     for n, profile in enumerate(ours["profiles"]):
         table += "\n\n" + profile_markdown(profile, f"Worker process {n + 1}")
