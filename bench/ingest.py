@@ -248,6 +248,7 @@ async def stack_ceiling(settings: Settings, count: int, prefix: str) -> dict[str
 
 
 async def _unlink_prefix(client: Any, prefix: str) -> None:
+    """Delete every key of a prefix."""
     batch: list[bytes] = []
     async for key in client.scan_iter(match=f"{prefix}:*", count=5000):
         batch.append(key)
@@ -380,14 +381,7 @@ async def cleanup(settings: Settings) -> None:
     await delete_topics(settings, [settings.topic_dlq, settings.topic_profile_changes])
     client = connect(settings.redis_url)
     try:
-        batch: list[bytes] = []
-        async for key in client.scan_iter(match=f"{settings.redis_prefix}:*", count=5000):
-            batch.append(key)
-            if len(batch) >= 5000:
-                await client.unlink(*batch)
-                batch = []
-        if batch:
-            await client.unlink(*batch)
+        await _unlink_prefix(client, settings.redis_prefix)
     finally:
         await client.aclose()
 

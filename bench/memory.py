@@ -83,7 +83,7 @@ SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 #: SHA-1 of the Lua scripts the Python ports below mirror; run ``--verify`` when one differs.
 PORTED_SCRIPTS: dict[str, frozenset[str]] = {
     "graph_read": frozenset({"9a0ea09285c5bd87a15503f6c4fedd6eaad04abd"}),
-    "graph_apply": frozenset({"1705242fa0cbb4ffd8448fadaacb3466763787f5"}),
+    "graph_apply": frozenset({"e2def03ea8d0b10d68662e3eeac12a86aabc1a16"}),
     "erase": frozenset({"c97ec224b9b395c084649e3a18cee33976cdbf6e"}),
     "persons_read": frozenset({"1b33648e0b2dcb28c6026264bf302e9677d7cc18"}),
     "persons_write": frozenset({"ba211eff977dae5838c41801b975bc094d7203c0"}),

@@ -38,6 +38,14 @@ def profile_changes(
     absorbed: Sequence[str] = (),
 ) -> list[Change]:
     """Changes between the answer before and after an event, in a stable order."""
+    if (
+        not absorbed
+        and before is not None
+        and before.orders_count == after.orders_count
+        and before.last_order_at == after.last_order_at
+        and before.previous_order_at == after.previous_order_at
+    ):
+        return []  # the customer flag and the stage rest on nothing that moved (a click)
     was = before is not None and before.existing_customer
     is_ = after.existing_customer
     stage_before, stage_after = _stage(before, now, rules), _stage(after, now, rules)

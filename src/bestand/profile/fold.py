@@ -98,25 +98,35 @@ def live_person(person_id: str, persons: Mapping[str, Loaded]) -> str:
     return person_id
 
 
-def groups(events: Sequence[ResolvedEvent], persons: Mapping[str, Loaded]) -> list[list[int]]:
-    """Positions of the events, by group: events whose persons the batch's merges join."""
+def joined(
+    events: Sequence[ResolvedEvent], live: Callable[[str], str] = lambda person: person
+) -> Callable[[str], str]:
+    """Which person each person becomes once the events' merges joined them (one of each
+    joined set stands for all of it); ``live`` maps a person id to whom it is now."""
     parent: dict[str, str] = {}
 
     def root(person: str) -> str:
+        person = live(person)
         while parent.get(person, person) != person:
             parent[person] = parent.get(parent[person], parent[person])
             person = parent[person]
         return person
 
     for event in events:
-        mine = root(live_person(event.person_id, persons))
+        mine = root(event.person_id)
         for gone in event.absorbed:
-            other = root(live_person(gone, persons))
+            other = root(gone)
             if other != mine:
                 parent[other] = mine
+    return root
+
+
+def groups(events: Sequence[ResolvedEvent], persons: Mapping[str, Loaded]) -> list[list[int]]:
+    """Positions of the events, by group: events whose persons the batch's merges join."""
+    root = joined(events, lambda person: live_person(person, persons))
     by_root: dict[str, list[int]] = {}
     for position, event in enumerate(events):
-        by_root.setdefault(root(live_person(event.person_id, persons)), []).append(position)
+        by_root.setdefault(root(event.person_id), []).append(position)
     return list(by_root.values())
 
 

@@ -25,13 +25,14 @@ def _packed(args: tuple[Any, ...]) -> bytes:
     elif b" " in first:
         args = tuple(first.split()) + args[1:]
     try:
-        packed: bytes = hiredis.pack_command(
-            cast(
-                Any, tuple(bytes(a) if isinstance(a, (bytearray, memoryview)) else a for a in args)
-            )
-        )
-    except TypeError as error:
-        raise DataError(str(error)) from error
+        packed: bytes = hiredis.pack_command(cast(Any, args))
+    except TypeError:
+        # hiredis takes str, bytes and numbers; a bytearray or memoryview goes as bytes.
+        converted = tuple(bytes(a) if isinstance(a, (bytearray, memoryview)) else a for a in args)
+        try:
+            packed = hiredis.pack_command(cast(Any, converted))
+        except TypeError as error:
+            raise DataError(str(error)) from error
     return packed
 
 

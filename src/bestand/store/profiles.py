@@ -26,6 +26,7 @@ from bestand.profile.fold import (
     Loaded,
     fold_group,
     groups,
+    joined,
     live_person,
 )
 from bestand.profile.markers import content_digest
@@ -91,26 +92,12 @@ def _text(value: bytes | str) -> str:
 
 def _joined(batch: Sequence[ResolvedEvent]) -> dict[str, list[str]]:
     """The persons each person of the batch is merged with by the batch's events."""
-    parent: dict[str, str] = {}
-
-    def root(person: str) -> str:
-        while parent.get(person, person) != person:
-            person = parent[person]
-        return person
-
-    for event in batch:
-        for gone in event.absorbed:
-            a, b = root(event.person_id), root(gone)
-            if a != b:
-                parent[b] = a
-    members: dict[str, list[str]] = {}
-    for person in parent:
-        members.setdefault(root(person), []).append(person)
-    for top, group in list(members.items()):
-        group.append(top)
-        for person in group:
-            members[person] = group
-    return members
+    root = joined(batch)
+    persons = {p for event in batch for p in (event.person_id, *event.absorbed)}
+    by_root: dict[str, list[str]] = {}
+    for person in persons:
+        by_root.setdefault(root(person), []).append(person)
+    return {person: group for group in by_root.values() if len(group) > 1 for person in group}
 
 
 class ProfileStore:
