@@ -60,7 +60,7 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # Every benchmark (lookup load, ingest, freshness, memory) and one table against the goals,
-# written to bench/results/<time>/bench.{json,md}; about 40 minutes on 2 cores.
+# written to bench/results/<time>/bench.{json,md}; about 30 minutes on 2 cores.
 bench: install
 	$(BIN)/python bench/run.py
 
@@ -80,7 +80,7 @@ bench-merge: install stack-up
 bench-load: install stack-up
 	$(BIN)/python bench/lookup_load.py
 
-# Events per second per worker process over 1,000,000 prepared events, and the decode-only ceiling.
+# Events per second per worker process over 1,000,000 prepared events, against the stack ceiling.
 bench-ingest: install stack-up
 	$(BIN)/python bench/ingest.py --events 1000000
 
@@ -92,6 +92,6 @@ bench-freshness: install stack-up
 bench-memory: install
 	$(BIN)/python bench/memory.py --persons 1000000 --private-redis
 
-# Identity resolution on a 20,000-person labelled shop (about 7 minutes on 2 cores).
+# Identity resolution on a 20,000-person labelled shop (about a minute on 2 cores).
 evaluate: install stack-up
 	$(BIN)/bestand evaluate --persons 20000
