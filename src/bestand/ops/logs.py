@@ -1,8 +1,8 @@
 """Logs as text for people or as JSON lines for log pipelines (``BESTAND_LOG_FORMAT``).
 
-In JSON every line carries the fields bound for the work in hand: the topic, partition and
-offset of the message (or the offset range of a batch) and, in the profile stage, the
-person id, so a log search finds everything that happened to one event or one person.
+In JSON every line carries the fields bound for the work in hand: the batch (its size and
+partitions) and, for a dead letter, the topic, partition and offset of the message and the
+reason, so a log search finds what happened to one input record.
 """
 
 from __future__ import annotations

@@ -181,30 +181,6 @@ class IdentityGraph:
             kind.value for kind, rules in self._policy.kinds.items() if rules.link == "never"
         )
 
-    async def resolve(
-        self,
-        tokens: Sequence[str],
-        candidate: str,
-        event_id: str,
-        at: int = 0,
-        pattern_junk: Sequence[tuple[str, str]] = (),
-    ) -> tuple[Decision, GraphView]:
-        """Resolve one event's identifiers; the applied decision and what it was based on.
-
-        ``candidate`` becomes the id of a new person when none of the identifiers is known.
-        Raises :class:`Unattributable` when no identifier can name a person.
-        """
-        if not tokens:
-            raise ValueError("resolve needs at least one identifier")
-        (result,) = await self.resolve_batch(
-            [Resolution(tokens, candidate, event_id, at, pattern_junk)]
-        )
-        if isinstance(result, Unattributable):
-            raise result
-        if isinstance(result, Erased):
-            raise Unattributable("every identifier of the event was erased after it")
-        return result
-
     async def resolve_batch(self, batch: Sequence[Resolution]) -> list[Resolved]:
         """Resolve a batch of events in order, in one read and one write per round.
 

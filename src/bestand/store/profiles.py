@@ -118,11 +118,6 @@ class ProfileStore:
         self._scripts = scripts or Scripts.load()
         self._remembered = _Remembered()
 
-    async def apply(self, event: ResolvedEvent, describe: Describe | None = None) -> ApplyOutcome:
-        """Apply one resolved event (a batch of one)."""
-        (outcome,) = await self.apply_batch([event], describe)
-        return outcome
-
     async def apply_batch(
         self, events: Sequence[ResolvedEvent], describe: Describe | None = None
     ) -> list[ApplyOutcome]:
