@@ -23,7 +23,9 @@ from bestand.profile.reducer import apply, merge
 from bestand.profile.state import PersonState
 from bestand.profile.summary import LookupSummary
 
-#: What an applied event changed in a person's answer: before (None: a new person), after.
+#: What an applied event changed in whether a person is a customer and in its lifecycle stage:
+#: the summary before (None: a new person) and after. Both rest on the person's orders alone,
+#: so only an order event or a merge can change them, and only those are described.
 Describe = Callable[[LookupSummary | None, LookupSummary, ResolvedEvent], Sequence[Change]]
 
 
@@ -33,15 +35,8 @@ class ApplyOutcome:
 
     status: Literal["applied", "duplicate", "conflict"]
     person_id: str
-    before: LookupSummary | None = None
-    after: LookupSummary | None = None
     #: What the event changed: found now (applied), or recorded when it was applied (duplicate).
     changes: tuple[Change, ...] = ()
-
-    @property
-    def summary_changed(self) -> bool:
-        """True when a lookup now answers differently for this person."""
-        return self.after is not None and not self.after.same_answer(self.before)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +162,8 @@ def fold_group(
     states: dict[str, PersonState] = {}
     initial: dict[str, PersonState] = {}
     redirects: dict[str, str] = {}  # merged away in this batch
-    summaries: dict[str, LookupSummary | None] = {}  # the answer now
+    summaries: dict[str, LookupSummary | None] = {}  # the answer now (its orders' part, if stale)
+    stale: set[str] = set()  # persons whose summary lags behind events other than orders
     answered: dict[str, LookupSummary | None] = {}  # the answer as read
     merged: set[str] = set()
     applied_here: dict[tuple[str, str], str] = {}  # (person, event) -> digest
@@ -220,20 +216,24 @@ def fold_group(
             # Found in Redis: applied by an earlier try, whose changes go out again (and whose
             # records are written again). Earlier in this batch: its changes go out with it.
             again = (person, event.event_id) not in applied_here
-            changes = parse_marker(seen)[1] if again else ()
+            recorded = parse_marker(seen)[1] if again else ()
             if again and state.version > 0:
                 rewrite.add(person)
-            outcomes.append((position, ApplyOutcome("duplicate", person, changes=changes)))
+            outcomes.append((position, ApplyOutcome("duplicate", person, changes=recorded)))
             continue
-        before = summaries[person]
         new = apply(state, event)
-        after = LookupSummary.of(new)
-        changes = tuple(describe(before, after, event)) if describe else ()
-        outcomes.append((position, ApplyOutcome("applied", person, before, after, changes)))
+        changes: tuple[Change, ...] = ()
+        if event.kind == "order" or event.absorbed:
+            before, after = summaries[person], LookupSummary.of(new)
+            changes = tuple(describe(before, after, event)) if describe else ()
+            summaries[person] = after
+            stale.discard(person)
+        else:
+            stale.add(person)  # a click moves no order: the summary is made again at the end
+        outcomes.append((position, ApplyOutcome("applied", person, changes=changes)))
         write.markers.append((person, event.event_id, marker(digest, changes)))
         applied_here[(person, event.event_id)] = digest
         states[person] = new
-        summaries[person] = after
         if event.kind == "detach":
             write.unlink.extend(event.identifiers)
     # The group's new states under one new version, and the records they change.
@@ -245,7 +245,10 @@ def fold_group(
     for person in changed:
         final = states[person].evolve(version=version)
         now = summaries[person]
-        summary = LookupSummary.of(final) if now is None else replace(now, version=version)
+        if now is None or person in stale:
+            summary = LookupSummary.of(final)
+        else:
+            summary = replace(now, version=version)
         write.states.append(final)
         write.summaries.append(summary)
         force = person in merged or person in rewrite
@@ -253,7 +256,7 @@ def fold_group(
         if record is not None:
             write.publish.append(record)
     for person in sorted(rewrite - set(changed) - set(redirects)):
-        state, current = states[person], summaries[person]
+        state, current = states[person], summaries[person]  # unchanged: not stale
         if current is not None:
             record = _publish(state, current, state, current, force=True, guarded=False)
             if record is not None:

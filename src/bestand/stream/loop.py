@@ -100,9 +100,11 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
             asyncio.create_task(self._finish(applied), name="finish"),
         ]
         try:
-            # Each step ends after the one before it; a step that fails stops the worker.
-            for step in steps:
-                await step
+            # Each step ends after the one before it; a step that fails stops the others and
+            # the worker (its exception is raised here).
+            done, _ = await asyncio.wait(steps, return_when=asyncio.FIRST_EXCEPTION)
+            for step in done:
+                step.result()
         finally:
             for step in steps:
                 step.cancel()
