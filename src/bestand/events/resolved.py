@@ -46,6 +46,7 @@ class ResolvedEvent:
 
     event_id: str
     event_time: datetime
+    at: int  # event_time in epoch seconds, computed once
     kind: EventKind
     type: str
     topic: str
@@ -66,6 +67,7 @@ class ResolvedEvent:
         fields = dict(data)
         if isinstance(fields["event_time"], str):
             fields["event_time"] = datetime.fromisoformat(fields["event_time"])
+        fields.setdefault("at", int(fields["event_time"].timestamp()))
         order = fields.get("order")
         if isinstance(order, Mapping):
             facts = dict(order)

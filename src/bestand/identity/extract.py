@@ -161,6 +161,7 @@ def resolved_event(
     person_id: str,
     absorbed: Sequence[str],
     identifiers: Sequence[str],
+    at: int | None = None,
 ) -> ResolvedEvent:
     """Build the event person state receives: person id, keyed ids, non-personal facts."""
     kind: EventKind
@@ -213,6 +214,7 @@ def resolved_event(
     return ResolvedEvent(
         event_id=event.event_id,
         event_time=event.event_time,
+        at=int(event.event_time.timestamp()) if at is None else at,
         kind=kind,
         type=event.type,
         topic=topic,

@@ -56,6 +56,9 @@ class GraphOverlay:
     ) -> None:
         """``describing``: the kind letters whose identifiers only describe (policy ``never``)."""
         self._owners = dict(owners)
+        self._owned: dict[str, set[str]] = {}  # person -> the overlay's tokens it owns
+        for token, owner in self._owners.items():
+            self._owned.setdefault(owner, set()).add(token)
         self._junk = set(junk)
         self._met = {token: set(persons_met) for token, persons_met in met.items()}
         self._persons = dict(persons)
@@ -102,12 +105,17 @@ class GraphOverlay:
             if other is not None:
                 facts.counts.update(other.counts)
                 facts.described |= other.described
-            for token, owner in self._owners.items():
-                if owner == gone and token[0] not in self._describing:
+            owned = self._owned.pop(gone, set())
+            for token in owned:
+                if token[0] in self._describing:  # owned by nobody: a merge leaves it be
+                    self._owned.setdefault(gone, set()).add(token)
+                else:
                     self._owners[token] = person
+                    self._owned.setdefault(person, set()).add(token)
             self._redirects[gone] = person
         for token in decision.attach:
             self._owners[token] = person
+            self._owned.setdefault(person, set()).add(token)
             if token[0] in self._describing:
                 facts.described.add(token)
             else:
@@ -120,6 +128,7 @@ class GraphOverlay:
             if token not in self._owners:
                 continue
             former = self._owners.pop(token)
+            self._owned.get(former, set()).discard(token)
             holder = self._persons.get(former)
             if holder is not None:
                 if token in holder.described:

@@ -192,7 +192,7 @@ def fold_group(
         event = events[position]
         person = live(event.person_id)
         state = state_of(person)
-        at = int(event.event_time.timestamp())
+        at = event.at
         for gone_id in event.absorbed:
             gone = live(gone_id)
             if gone == person or persons.get(gone) is None:

@@ -85,7 +85,7 @@ def _apply_order(
 
 def apply(state: PersonState, event: ResolvedEvent) -> PersonState:
     """Apply one resolved event to a person's state."""
-    at = int(event.event_time.timestamp())
+    at = event.at
     changes: dict[str, object] = {
         "ids": state.ids | frozenset(event.identifiers),
         "first_seen": _min(state.first_seen, at),

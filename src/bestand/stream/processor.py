@@ -156,6 +156,7 @@ class BatchProcessor:
                 person_id=decision.person,
                 absorbed=decision.absorbed,
                 identifiers=decision.identifiers,
+                at=prepared.resolution.at,
             )
             todo.append(_Apply(message, applied, primary=True))
             todo += _detach(message, event, decision.junk, view.owners)
@@ -249,6 +250,7 @@ def _detach(
         detach = ResolvedEvent(
             event_id=f"{event.event_id}#detach:{owner}",
             event_time=event.event_time,
+            at=int(event.event_time.timestamp()),
             kind="detach",
             type=event.type,
             topic=message.topic,
