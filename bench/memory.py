@@ -25,8 +25,13 @@ How the data is made:
 Lua scripts write one keyspace, the bulk path writes another for the same events, and every
 key must agree in type, value, encoding and TTL, and ``MEMORY USAGE`` in total (within
 0.5 %: a set whose hash table grew lately keeps its old table until enough later commands
-have rehashed it, and how many that takes depends on Redis's random hash seed); then a clone
-must equal its template except for the renamed ids.
+have rehashed it, and how many that takes depends on Redis's random hash seed). Strings a Lua
+script SET one allocation size class (16 B) larger than the same string SET plainly are
+counted apart, outside that tolerance: Redis 7.0 reuses the argument objects of
+``redis.call``, and a SET whose value fits a kept, longer one (an explain entry pushed before)
+stores it. About a third of identifier entries get one in a small shop, some 5 B per
+identifier that the bulk path, and so the figures below, leave out. Then a clone must equal
+its template except for the renamed ids.
 
 Dedupe markers (``<p>:d:{person}:<event>``) live ``BESTAND_DEDUPE_TTL_SECONDS``. By default
 the load keeps those a live worker would still hold at the end of the simulated history
@@ -2164,6 +2169,21 @@ def _rename(value: Any, names: dict[bytes, bytes]) -> Any:
     return value
 
 
+def _argument_buffer(want: Seen, got: Seen) -> bool:
+    """A string SET by a Lua script one allocation size class (16 B) larger, same value.
+
+    Redis 7.0 keeps the argument objects of ``redis.call`` for reuse; a SET whose value fits a
+    kept, longer buffer stores that buffer. Which keys get one depends on the calls before, so
+    the bulk path cannot mirror it; ``compare`` counts these apart from the tolerance.
+    """
+    return (
+        want.type == got.type == "string"
+        and want.value == got.value
+        and want.encoding == got.encoding == "embstr"
+        and want.memory - got.memory == 16
+    )
+
+
 def compare(
     expected: dict[bytes, Seen], actual: dict[bytes, Seen], what: str, prefix: str
 ) -> list[str]:
@@ -2174,6 +2194,7 @@ def compare(
     problems += [f"{what}: missing {k!r}" for k in missing[:5]]
     problems += [f"{what}: unexpected {k!r}" for k in extra[:5]]
     memory: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    reused = [0, 0]
     for key in sorted(set(expected) & set(actual)):
         want, got = expected[key], actual[key]
         kind = category(key, prefix.encode())
@@ -2189,6 +2210,9 @@ def compare(
             problems.append(f"{what}: {key!r} TTL {got.ttl_ms} ms, expected {want.ttl_ms} ms")
         if want.memory != got.memory:
             stats[3] += 1
+        if _argument_buffer(want, got):
+            reused[0] += 1
+            reused[1] += want.memory - got.memory
     print(f"\n{what}: {len(expected):,} keys expected, {len(actual):,} written")
     print(f"  {'key type':44} {'keys':>7} {'expected B':>11} {'written B':>11} {'differ':>7}")
     for code, label, _ in CATEGORIES:
@@ -2197,7 +2221,7 @@ def compare(
             print(f"  {label:44} {n:>7,} {want_b:>11,} {got_b:>11,} {differ:>7,}")
     want_total = sum(s[1] for s in memory.values())
     got_total = sum(s[2] for s in memory.values())
-    if abs(want_total - got_total) > 0.005 * want_total:
+    if abs(want_total - reused[1] - got_total) > 0.005 * want_total:
         worst = max(memory.items(), key=lambda item: abs(item[1][1] - item[1][2]))[0]
         problems.append(
             f"{what}: MEMORY USAGE {got_total:,} B, expected {want_total:,} B (most in {worst}; "
@@ -2205,6 +2229,11 @@ def compare(
         )
     count = sum(s[0] for s in memory.values())
     print(f"  {'total':44} {count:>7,} {want_total:>11,} {got_total:>11,}")
+    if reused[0]:
+        print(
+            f"  {reused[0]:,} expected strings {reused[1]:,} B larger than written: "
+            "a Lua script's SET stored a reused, longer argument buffer"
+        )
     if len(problems) > 20:
         problems = [*problems[:20], f"... and {len(problems) - 20} more"]
     return problems
