@@ -18,7 +18,7 @@ that would give one person two customer ids is refused.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from bestand.identity.kinds import KIND_NAMES, KINDS_BY_NAME, IdKind
@@ -62,6 +62,15 @@ class IdentityPolicy:
     """The policy of every identifier kind."""
 
     kinds: Mapping[IdKind, KindPolicy]
+    #: By kind letter, for the rules' hot path: the kinds that only describe, and the caps.
+    describing: frozenset[str] = field(init=False, compare=False, repr=False)
+    caps: Mapping[str, int | None] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        never = frozenset(k.value for k, p in self.kinds.items() if p.link == "never")
+        object.__setattr__(self, "describing", never)
+        caps = {k.value: p.max_per_person for k, p in self.kinds.items()}
+        object.__setattr__(self, "caps", caps)
 
     def of(self, kind: IdKind) -> KindPolicy:
         """Policy of one kind."""

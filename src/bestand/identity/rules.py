@@ -92,8 +92,12 @@ class Decision:
     is_new: bool = False
 
 
+_RANK: dict[str, int] = {kind.value: rank for rank, kind in enumerate(STRENGTH)}
+
+
 def _strength(token: str) -> int:
-    return STRENGTH.index(kind_of(token))
+    rank = _RANK.get(token[:1])
+    return STRENGTH.index(kind_of(token)) if rank is None else rank  # kind_of names a bad one
 
 
 def _name(kind: IdKind) -> str:
@@ -134,7 +138,7 @@ def decide(
     pattern_junk: Sequence[tuple[str, str]] = (),
 ) -> Decision:
     """Resolve an event's identifier tokens (``kind:hash``) to one person."""
-    known = _all_one_owner(tokens, view, policy) if not pattern_junk else None
+    known = None if pattern_junk else _without_meetings(tokens, view, policy, candidate)
     if known is not None:
         return known
     flagged: list[tuple[str, str]] = []
@@ -191,33 +195,78 @@ def decide(
     )
 
 
-def _all_one_owner(
-    tokens: Sequence[str], view: GraphView, policy: IdentityPolicy
+def _without_meetings(
+    tokens: Sequence[str], view: GraphView, policy: IdentityPolicy, candidate: str
 ) -> Decision | None:
-    """The decision when every identifier already belongs to one person and none is junk,
-    shared or merely describing (a known visitor's next click): the rules below would decide
-    exactly this, at a fraction of the cost. ``None`` when it does not apply."""
-    owner = None
-    for token in tokens:
-        found = view.owners.get(token)
-        if found is None or (owner is not None and found != owner):
+    """The decision when the event meets no other person: none of its identifiers is junk or
+    has met anyone, and the owned ones all belong to the person of the strongest (a known
+    visitor's next click, a customer's next order, a stranger's first page). The rules below
+    would decide exactly this, at a fraction of the cost; ``None`` when it does not apply
+    (they decide then, caps and name checks included)."""
+    junk, met, owners, never = view.junk, view.met, view.owners, policy.describing
+    owner: str | None = None
+    linking: list[str] = []
+    describe: list[str] = []
+    new = False
+    for token in sorted(dict.fromkeys(tokens), key=_strength):
+        if token in junk or met.get(token):
             return None
-        owner = found
-        if token in view.junk or view.met.get(token) or policy.of(kind_of(token)).link == "never":
+        if token[0] in never:
+            describe.append(token)
+            continue
+        found = owners.get(token)
+        if found is None:
+            new = True
+        elif owner is None:
+            if linking:  # a new anchor meets someone's identifier
+                return None
+            owner = found
+        elif found != owner:
             return None
-    if owner is None:
+        linking.append(token)
+    if not linking:
         return None
+    if owner is not None and describe:
+        names = frozenset(t for t in describe if t[0] == _NAME)
+        theirs = view.names.get(owner)
+        if names and theirs and names.isdisjoint(theirs):
+            return None
+    attach: tuple[str, ...] = ()
+    if new:
+        counts = dict(view.kind_counts.get(owner, {})) if owner is not None else {}
+        added: list[str] = []
+        for position, token in enumerate(linking):
+            if owner is not None and token in owners:
+                continue
+            letter = token[0]
+            if position > 0:  # a new person's anchor is the first of its kind
+                cap = policy.caps.get(letter)
+                if cap is not None and counts.get(letter, 0) + 1 > cap:
+                    return None
+            added.append(token)
+            counts[letter] = counts.get(letter, 0) + 1
+        attach = tuple(added)
+    anchor = linking[0]
+    log: tuple[LogEntry, ...] = ()
+    if owner is None:
+        log = (LogEntry("new", attach, f"new person from {_name(kind_of(anchor))}"),)
+    elif attach:
+        log = (LogEntry("link", attach, f"seen with {_name(kind_of(anchor))}", via=anchor),)
     return Decision(
-        person=owner,
+        person=owner or candidate,
         absorbed=(),
-        attach=(),
-        describe=(),
+        attach=attach,
+        describe=tuple(describe),
         met=(),
         junk=(),
-        log=(),
-        identifiers=tuple(sorted(dict.fromkeys(tokens), key=_strength)),
+        log=log,
+        identifiers=tuple(linking),
         ignored=(),
+        is_new=owner is None,
     )
+
+
+_NAME = IdKind.NAME.value
 
 
 def _decide(
@@ -237,7 +286,7 @@ def _decide(
     # even when its e-mail is the family's (a shared account is junk at its limit instead).
     candidates = [t for t in ordered if t not in view.junk]
     # Names and households describe the person; many people share them, so nobody owns them.
-    describe = [t for t in candidates if policy.of(kind_of(t)).link == "never"]
+    describe = [t for t in candidates if t[0] in policy.describing]
     usable = sorted(
         (t for t in candidates if t not in describe),
         key=lambda t: kind_of(t) is not IdKind.CUSTOMER and bool(view.met.get(t)),
