@@ -38,11 +38,11 @@ def parse_sha256(value: str) -> bytes:
 
 def keyed_hash(secret: bytes, kind: IdKind, digest: bytes) -> str:
     """The stored, secret-keyed form of one identifier's SHA-256 digest."""
-    mac = hmac.new(secret, kind.value.encode("ascii") + digest, hashlib.sha256).digest()
+    mac = hmac.digest(secret, kind.value.encode("ascii") + digest, "sha256")
     return base64.urlsafe_b64encode(mac[:_KEY_BYTES]).rstrip(b"=").decode("ascii")
 
 
 def person_id_for(secret: bytes, seed: str) -> str:
     """A new person's opaque id, derived from the event that created it so replays agree."""
-    mac = hmac.new(secret, b"person:" + seed.encode("utf-8"), hashlib.sha256).digest()
+    mac = hmac.digest(secret, b"person:" + seed.encode("utf-8"), "sha256")
     return base64.urlsafe_b64encode(mac[:12]).decode("ascii")

@@ -72,20 +72,36 @@ class GraphOverlay:
 
     def view(self, tokens: Sequence[str]) -> GraphView:
         """What the graph holds now about one event's identifiers (the rules' input)."""
-        owners = {t: self._owners[t] for t in tokens if t in self._owners}
-        persons = {p: self._persons.get(p) or PersonFacts() for p in set(owners.values())}
-        met = {}
+        owners: dict[str, str] = {}
+        junk: list[str] = []
+        met: dict[str, frozenset[str]] = {}
         for token in tokens:
+            owner = self._owners.get(token)
+            if owner is not None:
+                owners[token] = owner
+            if token in self._junk:
+                junk.append(token)
             found = self._met.get(token)
             if found:
                 met[token] = frozenset(self._live(p) for p in found)
+        kind_counts: dict[str, Mapping[str, int]] = {}
+        versions: dict[str, int] = {}
+        names: dict[str, frozenset[str]] = {}
+        for person in set(owners.values()):
+            facts = self._persons.get(person)
+            if facts is None:
+                kind_counts[person], versions[person], names[person] = {}, 0, frozenset()
+                continue
+            kind_counts[person] = facts.kind_counts()
+            versions[person] = facts.version
+            names[person] = frozenset(t for t in facts.described if t[0] == "m")
         return GraphView(
             owners=owners,
-            junk=frozenset(t for t in tokens if t in self._junk),
+            junk=frozenset(junk),
             met=met,
-            kind_counts={p: facts.kind_counts() for p, facts in persons.items()},
-            versions={p: facts.version for p, facts in persons.items()},
-            names={p: frozenset(t for t in f.described if t[0] == "m") for p, f in persons.items()},
+            kind_counts=kind_counts,
+            versions=versions,
+            names=names,
         )
 
     def guard(self, tokens: Sequence[str], view: GraphView) -> Guard:

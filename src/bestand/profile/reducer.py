@@ -86,8 +86,10 @@ def _apply_order(
 def apply(state: PersonState, event: ResolvedEvent) -> PersonState:
     """Apply one resolved event to a person's state."""
     at = event.at
+    ids = state.ids
     changes: dict[str, object] = {
-        "ids": state.ids | frozenset(event.identifiers),
+        # Sets are copied only when they grow: most events repeat what the person has.
+        "ids": ids if ids.issuperset(event.identifiers) else ids | frozenset(event.identifiers),
         "first_seen": _min(state.first_seen, at),
         "last_seen": _max(state.last_seen, at),
     }
@@ -115,7 +117,8 @@ def apply(state: PersonState, event: ResolvedEvent) -> PersonState:
         changes["contacts"] = {**state.contacts, channel: state.contacts.get(channel, 0) + 1}
         changes["channels"] = state.channels | {channel}
     elif event.kind == "click":
-        changes["channels"] = state.channels | {"web"}
+        if "web" not in state.channels:
+            changes["channels"] = state.channels | {"web"}
         if event.category:
             changes["interests"] = _count_interest(state.interests, event.category)
     elif event.kind == "detach":
