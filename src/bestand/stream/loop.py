@@ -143,15 +143,25 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
         batch would then hold an hour of one partition before a minute of the next, and
         events of one person on two partitions (a visit, then its order) would be handled
         far out of the order they happened in. Each partition gives at most its share of
-        the batch, so partitions advance together.
+        the batch, so partitions advance together; the room the quiet ones leave (an orders
+        partition next to a busy clickstream one) goes to those that filled their share.
         """
         parts = consumer.assignment()
         records: Records = {}
         if parts:
             share = max(1, self._max // len(parts))
+            full = []
             for tp in parts:
                 found = await consumer.getmany(tp, timeout_ms=0, max_records=share)
                 records.update(found)
+                if len(found.get(tp, ())) == share:
+                    full.append(tp)
+            room = self._max - sum(len(batch) for batch in records.values())
+            if full and room >= len(full):
+                more = room // len(full)
+                for tp in full:
+                    found = await consumer.getmany(tp, timeout_ms=0, max_records=more)
+                    records[tp] = records[tp] + found.get(tp, [])
         if not records:
             records = await consumer.getmany(timeout_ms=self._wait_ms, max_records=self._max)
         return records
