@@ -300,14 +300,64 @@ async def _lag(settings: Settings) -> int | None:
     return sum(lag[t] for t in settings.input_topics)
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User and system CPU seconds of a process so far (Linux ``/proc``; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _redis_cpu_seconds(settings: Settings) -> float:
+    """CPU seconds of the Redis server's main thread so far."""
+    client = connect(settings.redis_url)
+    try:
+        info = await client.info("cpu")
+    finally:
+        await client.aclose()
+    return float(info["used_cpu_user_main_thread"]) + float(info["used_cpu_sys_main_thread"])
+
+
+async def _worker_stages(children: list[Any]) -> dict[str, float]:
+    """Sums over every worker of its batch metrics: seconds per stage, batches, messages."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals: dict[str, float] = {}
+    for child in children:
+        if child.web_port is None:
+            continue
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", child.web_port)
+            writer.write(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n")
+            await writer.drain()
+            body = (await reader.read()).partition(b"\r\n\r\n")[2].decode()
+            writer.close()
+        except OSError:
+            continue
+        for family in text_string_to_metric_families(body):
+            for sample in family.samples:
+                if sample.name == "bestand_batch_processing_seconds_sum":
+                    key = f"stage:{sample.labels['stage']}"
+                elif sample.name in ("bestand_batch_messages_sum", "bestand_batch_messages_count"):
+                    key = sample.name.removeprefix("bestand_batch_")
+                else:
+                    continue
+                totals[key] = totals.get(key, 0.0) + sample.value
+    return totals
+
+
 async def worker_rate(
     settings: Settings, count: int, workers: int, logs: Path, profile_seconds: float = 0
 ) -> dict[str, Any]:
     """Run ``workers`` worker processes over the prepared events; time them (and sample
-    their CPU with py-spy for ``profile_seconds`` once events flow)."""
+    their CPU with py-spy for ``profile_seconds`` once events flow). Also measures where the
+    time goes: the workers' and Redis's CPU per event, and each batch stage's share."""
     await ensure_topics(settings)
     children = start_workers(settings, workers, logs, "bench-ingest")
     recorders = []
+    cpu_at_start: list[float | None] = []
+    redis_at_start = 0.0
     try:
         first: float | None = None
         last_report = 0.0
@@ -321,6 +371,8 @@ async def worker_rate(
             now = time.monotonic()
             if first is None and pending_input < count:
                 first = now
+                cpu_at_start = [_cpu_seconds(c.process.pid) for c in children]
+                redis_at_start = await _redis_cpu_seconds(settings)
                 if profile_seconds:
                     recorders = [
                         (record(c.process.pid, profile_seconds, logs / f"profile-{n}.txt"), n)
@@ -335,6 +387,14 @@ async def worker_rate(
                 last_report = now
             await asyncio.sleep(0.5)
         seconds = now - first
+        done_in = count
+        cpu_now = [_cpu_seconds(c.process.pid) for c in children]
+        worker_cpu = [
+            None if a is None or b is None else b - a
+            for a, b in zip(cpu_at_start, cpu_now, strict=True)
+        ]
+        redis_cpu = await _redis_cpu_seconds(settings) - redis_at_start
+        stages = await _worker_stages(children)
     finally:
         profiles = []
         for recorder, n in recorders:
@@ -344,6 +404,7 @@ async def worker_rate(
                 profiles.append(summarize(raw.read_text()))
         for child in children:
             child.stop()
+    known_cpu = [c for c in worker_cpu if c is not None]
     return {
         "profiles": profiles,
         "workers": workers,
@@ -351,6 +412,11 @@ async def worker_rate(
         "seconds": seconds,
         "per_second": count / seconds,
         "per_second_per_worker": count / seconds / workers,
+        # CPU from the first event read to the last: what one event costs each process.
+        "worker_cpu_us_per_event": sum(known_cpu) / done_in * 1e6 if known_cpu else None,
+        "worker_busy": sum(known_cpu) / seconds / workers if known_cpu else None,
+        "redis_cpu_us_per_event": redis_cpu / done_in * 1e6,
+        "stages": stages,
     }
 
 
@@ -384,6 +450,27 @@ async def cleanup(settings: Settings) -> None:
         await _unlink_prefix(client, settings.redis_prefix)
     finally:
         await client.aclose()
+
+
+def cost_table(ours: dict[str, Any]) -> str:
+    """Where one event's time goes: CPU of the worker processes and of Redis per event, and
+    the wall time of each batch stage (stages overlap: a worker reads, resolves, applies and
+    commits different batches at once)."""
+    rows: list[list[Any]] = []
+    if ours.get("worker_cpu_us_per_event") is not None:
+        rows.append(["worker process CPU", f"{ours['worker_cpu_us_per_event']:.0f}",
+                     f"busy {ours['worker_busy']:.0%} of the run"])  # fmt: skip
+    rows.append(["Redis CPU (main thread)", f"{ours['redis_cpu_us_per_event']:.0f}", ""])
+    stages = ours.get("stages") or {}
+    messages = stages.get("messages_sum") or 0
+    if messages:
+        batches = stages.get("messages_count") or 1
+        for stage in ("decode", "resolve", "apply", "produce", "commit", "batch"):
+            seconds = stages.get(f"stage:{stage}")
+            if seconds is not None:
+                note = f"mean batch {messages / batches:.0f} events" if stage == "batch" else ""
+                rows.append([f"stage `{stage}` (wall)", f"{seconds / messages * 1e6:.0f}", note])
+    return markdown_table(["per event", "µs", ""], rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -471,6 +558,7 @@ def main(argv: list[str] | None = None) -> int:
              f"{rebuilt['per_second']:.0f}"]
         )  # fmt: skip
     table = markdown_table(["what", "events", "seconds", "events/s"], rows)
+    table += "\n\n" + cost_table(ours)
     for n, profile in enumerate(ours["profiles"]):
         table += "\n\n" + profile_markdown(profile, f"Worker process {n + 1}")
     print()

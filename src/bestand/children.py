@@ -30,6 +30,7 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     log_file: Path
+    web_port: int | None = None  # a worker's /metrics, /health and /ready
 
     @classmethod
     def start(cls, name: str, args: list[str], log_file: Path, env: dict[str, str]) -> Child:
@@ -74,15 +75,18 @@ def start_workers(settings: Settings, count: int, log_dir: Path, label: str) -> 
     from bestand.stack import free_port
 
     env = environment(settings)
-    return [
-        Child.start(
+    children = []
+    for n in range(count):
+        port = free_port()
+        child = Child.start(
             f"worker {n + 1}",
             ["worker", "--loglevel", "warning"],
             log_dir / f"{label}-worker-{n + 1}.log",
-            env | {"BESTAND_WORKER_WEB_PORT": str(free_port())},
+            env | {"BESTAND_WORKER_WEB_PORT": str(port)},
         )
-        for n in range(count)
-    ]
+        child.web_port = port
+        children.append(child)
+    return children
 
 
 async def wait_caught_up(
