@@ -39,7 +39,6 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from bestand.children import start_workers, wait_caught_up
@@ -112,17 +111,7 @@ async def prepare(settings: Settings, count: int, cache: Path) -> None:
         return
     events = shop_events(count, cache)
     await delete_topics(settings, list(settings.input_topics))
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [
-                NewTopic(name, settings.topic_partitions, settings.topic_replication)
-                for name in settings.input_topics
-            ]
-        )
-    finally:
-        await admin.close()
+    await ensure_topics(settings)  # and waits for their leaders: no produce retries
     print(f"producing {count} events to {NAMESPACE}.* …", flush=True)
     started = time.monotonic()
     async with EventProducer(settings) as producer:
