@@ -4,9 +4,12 @@ No Kafka: messages go straight to the processor, so the figures are what decodin
 identity graph and person state (Python and Redis) can do, and where a batch's time goes.
 
     python bench/stages.py --persons 5000 --batches 1,100,2000
+    python bench/stages.py --persons 100000 --batches 2000 --window 100000
 
-Prints events/s per batch size and the time per event of each phase. Uses its own Redis key
-prefix and removes it.
+Prints events/s per batch size, the time per event of each phase and the CPU per event of
+this process and of Redis. ``--window N`` also prints those figures for every N events in
+turn: how the cost of an event grows with the history the shop has behind it. Uses its own
+Redis key prefix and removes it.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import argparse
 import asyncio
 import gc
 import time
+from dataclasses import dataclass
 
 import orjson
+from redis.asyncio import Redis
 
 from bestand.ingest.producer import topic_for
 from bestand.ops.metrics import WorkerMetrics
@@ -37,18 +42,52 @@ async def _clear(settings: Settings) -> None:
         await client.aclose()
 
 
-async def run(messages: list[Incoming], batch: int) -> tuple[float, dict[str, float]]:
-    """Events/s over ``messages`` in batches of ``batch``, and seconds per event by phase."""
+@dataclass
+class _Clock:
+    """Wall time, this process's CPU time and Redis's main-thread CPU time, in seconds."""
+
+    wall: float
+    cpu: float
+    redis: float
+
+    @classmethod
+    async def now(cls, client: Redis) -> _Clock:
+        info = await client.info("cpu")
+        redis_cpu = info["used_cpu_user_main_thread"] + info["used_cpu_sys_main_thread"]
+        return cls(time.perf_counter(), time.process_time(), redis_cpu)
+
+    def row(self, later: _Clock, events: int, label: str) -> str:
+        """A markdown row: events/s, µs of CPU per event here and in Redis."""
+        rate = events / (later.wall - self.wall)
+        cpu, redis_cpu = (later.cpu - self.cpu) / events, (later.redis - self.redis) / events
+        return f"| {label} | {rate:.0f} | {cpu * 1e6:.0f} | {redis_cpu * 1e6:.0f} |"
+
+
+async def run(
+    messages: list[Incoming], batch: int, window: int = 0
+) -> tuple[float, dict[str, float], str]:
+    """Events/s over ``messages`` in batches of ``batch``, seconds per event by phase, and a
+    table row of CPU per event (with one row per ``window`` events before it, if given)."""
     settings = Settings().model_copy(update={"redis_prefix": f"bstages{batch}"})
     await _clear(settings)
     client = connect(settings.redis_url)
     metrics = WorkerMetrics()
     processor = processor_for(settings, client, metrics)
+    rows: list[str] = []
     try:
-        started = time.perf_counter()
+        first = last = await _Clock.now(client)
+        since = 0  # events done at ``last``
         for start in range(0, len(messages), batch):
-            await processor.process(messages[start : start + batch])
-        seconds = time.perf_counter() - started
+            chunk = messages[start : start + batch]
+            await processor.process(chunk)
+            done = start + len(chunk)
+            if window and (done - since >= window or done == len(messages)):
+                now = await _Clock.now(client)
+                rows.append(last.row(now, done - since, f"{since + 1:,}–{done:,}"))
+                last, since = now, done
+        end = await _Clock.now(client)
+        seconds = end.wall - first.wall
+        rows.append(first.row(end, len(messages), f"all {len(messages):,}"))
     finally:
         await client.aclose()
         await _clear(settings)
@@ -59,13 +98,16 @@ async def run(messages: list[Incoming], batch: int) -> tuple[float, dict[str, fl
         for sample in family.samples
         if sample.name.endswith("_sum") and sample.value
     }
-    return len(messages) / seconds, phases
+    return len(messages) / seconds, phases, "\n".join(rows)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--persons", type=int, default=5000)
     parser.add_argument("--batches", default="1,100,2000")
+    parser.add_argument(
+        "--window", type=int, default=0, help="also print CPU per event for every N events"
+    )
     args = parser.parse_args()
     settings = Settings()
     events = simulate(persons=args.persons, seed=3).events
@@ -77,13 +119,19 @@ def main() -> int:
     gc.freeze()  # as the worker does: what lives on is no work for the cycle collector
     gc.set_threshold(50_000, 20, 100)
     print(f"{len(messages)} events of a {args.persons}-person shop")
+    cpu_tables = []
     print("| batch | events/s | decode µs | resolve µs | apply µs |\n|---|---|---|---|---|")
     for batch in (int(b) for b in args.batches.split(",")):
-        rate, phases = asyncio.run(run(messages, batch))
+        rate, phases, cpu = asyncio.run(run(messages, batch, args.window))
         us = {
             phase: f"{phases.get(phase, 0.0) * 1e6:.0f}" for phase in ("decode", "resolve", "apply")
         }
         print(f"| {batch} | {rate:.0f} | {us['decode']} | {us['resolve']} | {us['apply']} |")
+        cpu_tables.append((batch, cpu))
+    for batch, cpu in cpu_tables:
+        print(f"\nbatches of {batch}: CPU per event, this process and Redis (main thread)")
+        print("| events | events/s | process CPU µs | Redis CPU µs |\n|---|---|---|---|")
+        print(cpu)
     return 0
 
 
