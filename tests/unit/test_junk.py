@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import random
 import re
 
+import phonenumbers
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bestand.identity import normalize_email, normalize_phone
 from bestand.identity.junk import (
+    _FICTIONAL_PHONES,
     DEFAULT_JUNK_EMAIL_PATTERNS,
     DUMMY_EMAIL_LOCAL_PARTS,
     JUNK_VALUES,
     JunkRules,
+    _is_repeated_block,
+    _is_run,
+    fake_number_reason,
     fake_phone_reason,
     junk_value_reason,
 )
@@ -302,3 +308,56 @@ def test_fake_phone_reason_never_fails_on_valid_numbers(digits: str) -> None:
         return
     reason = fake_phone_reason(e164)
     assert reason is None or reason
+
+
+def _reason_splitting_always(number: phonenumbers.PhoneNumber) -> str | None:
+    """The subscriber rules as first written: the area code split off for every number."""
+    national = phonenumbers.national_significant_number(number)
+    subscriber = national[phonenumbers.length_of_national_destination_code(number) :]
+    if len(subscriber) >= 5 and len(set(subscriber)) == 1:
+        return "all subscriber digits are equal"
+    if len(set(national)) <= 2:
+        return "too few distinct digits"
+    if (len(subscriber) >= 6 and _is_run(subscriber)) or (len(national) >= 6 and _is_run(national)):
+        return "ascending or descending digit run"
+    if len(subscriber) >= 6 and _is_repeated_block(subscriber):
+        return "repeated digit pattern"
+    return None
+
+
+def test_the_tail_shortcut_decides_as_splitting_every_number_would() -> None:
+    """Fake shapes as the whole subscriber part and as its tail only, and random numbers."""
+    rng = random.Random(5)
+    ascending, descending = "0123456789" * 2, "9876543210" * 2
+    shapes = [
+        shape[:size]
+        for size in range(5, 10)
+        for shape in (
+            *(d * size for d in "0123456789"),
+            *(ascending[i:] for i in range(10)),
+            *(descending[i:] for i in range(10)),
+            *(block * size for block in ("12", "47", "123", "905")),
+        )
+    ]
+    prefixes = ["+49151", "+4930", "+4989", "+43664", "+331", "+1202", "+4420"]
+    numbers = []
+    for prefix in prefixes:
+        for shape in shapes:
+            middle = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 3)))
+            numbers += [prefix + shape, prefix + middle + shape]
+        digits = ("".join(rng.choice("0123456789") for _ in range(8)) for _ in range(300))
+        numbers += [prefix + d for d in digits]
+    checked = fake = 0
+    for raw in numbers:
+        number = phonenumbers.parse(raw, None)
+        if not phonenumbers.is_valid_number(number):
+            continue
+        got = fake_number_reason(number)
+        if got in {why for _, why in _FICTIONAL_PHONES}:
+            continue  # reserved fiction ranges are checked first, as before
+        expected = _reason_splitting_always(number)
+        assert got == expected, raw
+        checked += 1
+        fake += expected is not None
+    assert checked > 1000, checked
+    assert fake > 200, fake

@@ -198,6 +198,15 @@ def _is_repeated_block(digits: str) -> bool:
     return False
 
 
+def _tail_may_be_fake(national: str) -> bool:
+    """False when no subscriber part (a tail of ``national``) can be fake by the rules below:
+    five equal digits, a run or a repeated block of six end every tail that is."""
+    five, six = national[-5:], national[-6:]
+    return (len(five) == 5 and len(set(five)) == 1) or (
+        len(six) == 6 and (_is_run(six) or _is_repeated_block(six))
+    )
+
+
 def fake_phone_reason(e164: str) -> str | None:
     """Why an E.164 number is obviously fake though ``phonenumbers`` may accept it, or None.
 
@@ -215,7 +224,11 @@ def fake_phone_reason(e164: str) -> str | None:
 def fake_number_reason(number: phonenumbers.PhoneNumber) -> str | None:
     """:func:`fake_phone_reason` of a number parsed already."""
     national = phonenumbers.national_significant_number(number)
-    subscriber = national[phonenumbers.length_of_national_destination_code(number) :]
+    # Splitting off the area code costs more than parsing; only a number whose last digits
+    # have a fake shape can have a fake subscriber part (each shape holds for its tail too).
+    subscriber = ""
+    if _tail_may_be_fake(national):
+        subscriber = national[phonenumbers.length_of_national_destination_code(number) :]
     e164_form = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     # Reserved for fiction: German/UK drama numbers, North American 555-01xx.
     for pattern, why in _FICTIONAL_PHONES:
