@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import logging
 import time
 from dataclasses import dataclass
 
@@ -77,9 +78,11 @@ async def run(
     try:
         first = last = await _Clock.now(client)
         since = 0  # events done at ``last``
+        dead = 0
         for start in range(0, len(messages), batch):
             chunk = messages[start : start + batch]
-            await processor.process(chunk)
+            out = await processor.process(chunk)
+            dead += sum(1 for message in out if message.destination == "dlq")
             done = start + len(chunk)
             if window and (done - since >= window or done == len(messages)):
                 now = await _Clock.now(client)
@@ -88,6 +91,7 @@ async def run(
         end = await _Clock.now(client)
         seconds = end.wall - first.wall
         rows.append(first.row(end, len(messages), f"all {len(messages):,}"))
+        rows.append(f"\n{dead:,} dead letters (the shop's deliberately bad input)")
     finally:
         await client.aclose()
         await _clear(settings)
@@ -109,6 +113,7 @@ def main() -> int:
         "--window", type=int, default=0, help="also print CPU per event for every N events"
     )
     args = parser.parse_args()
+    logging.getLogger("bestand").setLevel(logging.ERROR)  # dead letters are counted instead
     settings = Settings()
     events = simulate(persons=args.persons, seed=3).events
     messages = [
