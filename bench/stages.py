@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import time
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.store import connect
 from bestand.stream.messages import Incoming
-from bestand.stream.worker import processor_for
+from bestand.stream.worker import processor_for, settle_garbage_collection
 
 
 async def _clear(settings: Settings) -> None:
@@ -120,9 +119,7 @@ def main() -> int:
         Incoming(topic_for(e, settings), 0, i, None, orjson.dumps(e)) for i, e in enumerate(events)
     ]
     del events
-    gc.collect()
-    gc.freeze()  # as the worker does: what lives on is no work for the cycle collector
-    gc.set_threshold(50_000, 20, 100)
+    settle_garbage_collection()  # as the worker does
     print(f"{len(messages)} events of a {args.persons}-person shop")
     cpu_tables = []
     print("| batch | events/s | decode µs | resolve µs | apply µs |\n|---|---|---|---|---|")

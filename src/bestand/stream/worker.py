@@ -73,7 +73,7 @@ async def run_worker(settings: Settings) -> int:
             "/ready": probe.ready,
         },
     )
-    _settle_garbage_collection()
+    settle_garbage_collection()
     stopping = asyncio.Event()
     running = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -101,18 +101,20 @@ async def run_worker(settings: Settings) -> int:
     return 0
 
 
-def _settle_garbage_collection() -> None:
+def settle_garbage_collection() -> None:
     """Keep Python's cycle collector off the hot path.
 
     A worker allocates a few hundred objects per event and frees nearly all of them by
     reference counting; what lives on (modules, settings, the identifier caches) would be
     scanned again and again by full collections. Everything alive at start-up is frozen out
-    of the collector, and young collections run every 50,000 allocations instead of 700:
-    measured on the simulated shop, the same batches took 30 % less time.
+    of the collector. A young collection scans every object alive at that moment, and the
+    batches in flight keep a hundred thousand of them alive: young collections run every
+    1,000,000 allocations instead of 700. Over 400,000 events of the million-event shop,
+    collections took 26 µs of CPU per event at 50,000 and 1.4 µs at 1,000,000.
     """
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(1_000_000, 20, 100)
 
 
 async def _quietly(what: str, step: Awaitable[object]) -> None:
