@@ -330,3 +330,47 @@ def test_an_event_whose_only_identifier_became_junk_is_dead_lettered(redis_url: 
     record = orjson.loads(letter.value)
     assert record["reason"] == "unattributable"
     assert record["offset"] == 99
+
+
+@pytest.mark.parametrize("meanwhile", ["merge", "junk"])
+def test_a_decision_is_not_applied_when_its_person_changed_since_the_read(
+    redis_url: str, meanwhile: str
+) -> None:
+    """One worker reads the graph and decides; another merges the person the decision was
+    made on, or flags the identifier it met that person through as junk; the first one's
+    write stops there, and the event is decided again on what the graph holds now."""
+    from bestand.store.identity_graph import Resolution
+
+    def event(n: int, *tokens: str) -> Resolution:
+        return Resolution(tokens, f"P{n}", f"ev-{n}", 1_780_000_000 + n)
+
+    async def go() -> tuple[int, Any, Any]:
+        pipeline = Pipeline(redis_url)
+        graph = pipeline.graph
+        await graph.resolve_batch([event(1, "e:one", "a:cookie"), event(2, "e:two")])
+        # A new e-mail seen with P1's cookie: a person of its own that met P1's cookie.
+        stale = [event(3, "a:cookie", "e:three")]
+        _, plans = graph._decide_all(stale, await graph._read(stale))
+        assert plans, "the decision writes something"
+        if meanwhile == "merge":
+            await graph.resolve_batch([event(4, "e:one", "e:two")])
+        else:  # the cookie meets a fourth person (limit 3): junk, and P1 no longer owns it
+            await graph.resolve_batch([event(n, "a:cookie", f"e:{n}") for n in (4, 5, 6)])
+        applied = await graph._apply(plans, "stale")
+        again = await graph.resolve_batch(stale)
+        tokens = ["e:one", "e:two", "e:three", "a:cookie"]
+        now = (await graph._read([event(9, *tokens)])).overlay.view(tokens)
+        await pipeline.client.aclose()
+        return applied, again[0], now
+
+    applied, again, now = asyncio.run(go())
+    assert applied == 0
+    decision, seen = again
+    if meanwhile == "merge":
+        assert seen.versions == {"P1": 2}  # decided on the merged person
+        assert now.owners["e:two"] == now.owners["a:cookie"] == "P1"
+    else:
+        assert "a:cookie" in seen.junk
+        assert "a:cookie" in now.junk
+        assert "a:cookie" not in now.owners
+    assert decision.person == now.owners["e:three"] == "P3"

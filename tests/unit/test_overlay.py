@@ -36,9 +36,11 @@ def test_an_event_sees_what_an_earlier_event_of_its_batch_decided() -> None:
     assert seen.kind_counts == {"P-NEW": {"c": 1, "a": 1}}
     signup = decide(second, seen, POLICY, "P-OTHER")
     assert (signup.person, signup.attach) == ("P-NEW", ("e:anna",))
-    # What the apply script will check: the owners and the version this decision saw.
+    # What the apply script will check: the version this decision saw (which covers the
+    # identifiers P-NEW owns) and that the new e-mail is still nobody's and not junk.
     guard = overlay.guard(second, seen)
-    assert guard.owners == {"c:C1": "P-NEW", "e:anna": ""}
+    assert guard.owners == {"e:anna": ""}
+    assert guard.unflagged == ("e:anna",)
     assert guard.versions == {"P-NEW": 1}
     overlay.apply(signup)
     assert overlay.view(["e:anna"]).owners == {"e:anna": "P-NEW"}
@@ -66,6 +68,10 @@ def test_a_merge_moves_identifiers_counts_and_claims_to_the_survivor() -> None:
     # A describing token is owned by nobody: a merge does not give it an owner either.
     assert seen.owners["m:old"] == "B"
     assert seen.versions["B"] == 0
+    # B has no version left to tell a change by: its identifier is checked one by one.
+    guard = overlay.guard(["e:a", "m:old"], seen)
+    assert guard.owners == {"m:old": "B"}
+    assert guard.unflagged == ("m:old",)
 
 
 def test_a_flagged_identifier_leaves_its_owner_and_moves_the_owners_version() -> None:
