@@ -87,10 +87,10 @@ from bestand.stream.worker import processor_for
 SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 #: SHA-1 of the Lua scripts the Python ports below mirror; run ``--verify`` when one differs.
 PORTED_SCRIPTS: dict[str, frozenset[str]] = {
-    "graph_read": frozenset({"9a0ea09285c5bd87a15503f6c4fedd6eaad04abd"}),
-    "graph_apply": frozenset({"e2def03ea8d0b10d68662e3eeac12a86aabc1a16"}),
+    "graph_read": frozenset({"791d30ba793859ed8995803b10e4ad3178b7d914"}),
+    "graph_apply": frozenset({"23966c96cea86df20ac8618391192c11cf9ac962"}),
     "erase": frozenset({"c97ec224b9b395c084649e3a18cee33976cdbf6e"}),
-    "persons_read": frozenset({"1b33648e0b2dcb28c6026264bf302e9677d7cc18"}),
+    "persons_read": frozenset({"fcd5e71495371a553c7070a3c1eb597bc69bb8a9"}),
     "persons_write": frozenset({"ba211eff977dae5838c41801b975bc094d7203c0"}),
 }
 
@@ -421,6 +421,7 @@ def _apply_plan(
     own_set = k["identifiers"] + person
     facts = k["facts"] + person
     log = k["log"] + person
+    logged = 0  # the log's length after the last entry pushed (0: none pushed)
     for gone_text in plan["absorbed"]:
         gone = gone_text.encode()
         gone_set = k["identifiers"] + gone
@@ -435,7 +436,7 @@ def _apply_plan(
                 r.hset(facts, [field, b"1"])
         gone_log = k["log"] + gone
         for entry in r.lrange(gone_log, 0, -1):
-            r.rpush(log, entry)
+            logged = r.rpush(log, entry)
         r.delete(gone_set, gone_log, k["facts"] + gone)
         r.put(k["redirect"] + gone, person)
         r.sadd(k["absorbed"] + person, gone)
@@ -472,8 +473,9 @@ def _apply_plan(
         for entry_text in plan["log"]:
             entry = entry_text.encode()
             if entry not in recent:
-                r.rpush(log, entry)
-    r.ltrim(log, -max_log, -1)
+                logged = r.rpush(log, entry)
+    if logged > max_log:
+        r.ltrim(log, -max_log, -1)
     receipt = plan.get("receipt")
     if receipt:
         key = k["receipt"] + receipt["event"].encode()

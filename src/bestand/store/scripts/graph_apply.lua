@@ -44,6 +44,7 @@ local function apply(plan)
   local set = K.identifiers .. person
   local facts = K.facts .. person
   local log = K.log .. person
+  local logged = 0 -- the log's length after the last entry pushed (0: none pushed)
   for _, gone in ipairs(plan.absorbed) do
     local gone_set = K.identifiers .. gone
     for _, member in ipairs(redis.call('SMEMBERS', gone_set)) do
@@ -64,7 +65,7 @@ local function apply(plan)
     end
     local gone_log = K.log .. gone
     for _, entry in ipairs(redis.call('LRANGE', gone_log, 0, -1)) do
-      redis.call('RPUSH', log, entry)
+      logged = redis.call('RPUSH', log, entry)
     end
     redis.call('DEL', gone_set, gone_log, K.facts .. gone)
     -- Remember where it went (met sets still name it), and what the person absorbed, so that
@@ -112,10 +113,10 @@ local function apply(plan)
     local recent = {}
     for _, entry in ipairs(redis.call('LRANGE', log, -50, -1)) do recent[entry] = true end
     for _, entry in ipairs(plan.log) do
-      if not recent[entry] then redis.call('RPUSH', log, entry) end
+      if not recent[entry] then logged = redis.call('RPUSH', log, entry) end
     end
   end
-  redis.call('LTRIM', log, -max_log, -1)
+  if logged > max_log then redis.call('LTRIM', log, -max_log, -1) end
   -- A merge or a junk flag happens once: if the worker dies before the batch is committed,
   -- the redelivered event finds the graph changed already and must repeat this answer.
   if plan.receipt then

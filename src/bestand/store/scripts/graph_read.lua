@@ -31,13 +31,33 @@ local owners = n > 0 and redis.call('MGET', unpack(KEYS, 1, n)) or {}
 local junk = n > 0 and redis.call('MGET', unpack(junk_keys)) or {}
 local erased = n > 0 and redis.call('MGET', unpack(erased_keys)) or {}
 
+-- Whom each identifier met; where those persons went is read with one MGET per 1,000 of them.
+local met_read, members, member_seen, went = {}, {}, {}, {}
+for i = 1, n do
+  met_read[i] = redis.call('SMEMBERS', K.met .. ARGV[2 + i])
+  for _, person in ipairs(met_read[i]) do
+    if not member_seen[person] then
+      member_seen[person] = true
+      members[#members + 1] = person
+    end
+  end
+end
+for first = 1, #members, 1000 do
+  local last = math.min(first + 999, #members)
+  local keys = {}
+  for j = first, last do keys[#keys + 1] = K.redirect .. members[j] end
+  for j, target in ipairs(redis.call('MGET', unpack(keys))) do
+    if target then went[members[first + j - 1]] = live(target) end
+  end
+end
+
 local tokens, persons, seen, seen_list = {}, {}, {}, {}
 for i = 1, n do
   local token = ARGV[2 + i]
   local owner = owners[i] or ''
   local met, met_seen = {}, {}
-  for _, person in ipairs(redis.call('SMEMBERS', K.met .. token)) do
-    local now = live(person)
+  for _, person in ipairs(met_read[i]) do
+    local now = went[person] or person
     if not met_seen[now] then
       met_seen[now] = true
       met[#met + 1] = now

@@ -16,7 +16,10 @@ for i = 1, n do
     persons[i] = {fields[1] or '', version, fields[3] or '', 0}
   end
 end
-for j = n + 1, #KEYS do
-  markers[#markers + 1] = redis.call('GET', KEYS[j]) or ''
+-- One MGET per 1,000 markers: a call from Lua costs more than its command.
+for first = n + 1, #KEYS, 1000 do
+  for _, marker in ipairs(redis.call('MGET', unpack(KEYS, first, math.min(first + 999, #KEYS)))) do
+    markers[#markers + 1] = marker or ''
+  end
 end
 return {persons, markers}
