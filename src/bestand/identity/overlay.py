@@ -133,12 +133,14 @@ class GraphOverlay:
                 facts.counts.update(other.counts)
                 facts.described |= other.described
             owned = self._owned.pop(gone, set())
-            for token in owned:
-                if token[0] in self._describing:  # owned by nobody: a merge leaves it be
-                    self._owned.setdefault(gone, set()).add(token)
-                else:
-                    self._owners[token] = person
-                    self._owned.setdefault(person, set()).add(token)
+            # Describing tokens are owned by nobody: a merge leaves them where they were.
+            kept = {t for t in owned if t[0] in self._describing}
+            if kept:
+                self._owned[gone] = kept
+            moved = owned - kept
+            for token in moved:
+                self._owners[token] = person
+            self._owned.setdefault(person, set()).update(moved)
             self._redirects[gone] = person
         for token in decision.attach:
             self._owners[token] = person

@@ -93,6 +93,7 @@ class Decision:
 
 
 _RANK: dict[str, int] = {kind.value: rank for rank, kind in enumerate(STRENGTH)}
+_NAME = IdKind.NAME.value
 
 
 def _strength(token: str) -> int:
@@ -264,9 +265,6 @@ def _without_meetings(
         ignored=(),
         is_new=owner is None,
     )
-
-
-_NAME = IdKind.NAME.value
 
 
 def _decide(
