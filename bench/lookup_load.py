@@ -12,7 +12,7 @@ and cookies, about 20 % identifiers nobody has), then for each fixed rate:
 - direct: the same identifiers through ``LookupService`` in this process (uvloop), issued
   by an open-loop scheduler and timed from their scheduled time as well.
 
-Then ``redis-benchmark`` GET (50 connections, without and with pipelining) and HGETALL of
+Then ``redis-benchmark`` GET (50 connections, without and with pipelining) and a GET of
 one real lookup record against the same Redis give the ceiling our figures are compared to.
 
     python bench/lookup_load.py [--persons N] [--rates 1000,5000,10000,20000] [--seconds S]
@@ -825,8 +825,8 @@ async def direct_rates(
 # --- redis-benchmark --------------------------------------------------------------------------
 
 
-def redis_benchmark(redis_url: str, requests: int, hgetall_key: str) -> list[dict[str, Any]]:
-    """GET with 50 connections, the same pipelined 16 deep, and HGETALL of a lookup record."""
+def redis_benchmark(redis_url: str, requests: int, record_key: str) -> list[dict[str, Any]]:
+    """GET with 50 connections, the same pipelined 16 deep, and GET of a lookup record."""
     binary = shutil.which("redis-benchmark")
     if binary is None:
         raise BenchError("redis-benchmark is not installed (Debian package redis-tools)")
@@ -845,11 +845,11 @@ def redis_benchmark(redis_url: str, requests: int, hgetall_key: str) -> list[dic
             "GET, 50 connections, pipeline 16",
             ["-t", "get", "-n", str(requests * 10), "-c", "50", "-P", "16"],
         ),
-        ("HGETALL lookup record, 50 connections", ["-n", str(requests), "-c", "50"]),
+        ("GET lookup record, 50 connections", ["-n", str(requests), "-c", "50"]),
     ]
     out = []
     for name, args in runs:
-        command = base + args + (["HGETALL", hgetall_key] if "HGETALL" in name else [])
+        command = base + args + (["GET", record_key] if "lookup record" in name else [])
         meter = CpuMeter()
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:

@@ -76,6 +76,7 @@ import redis
 
 from bestand.ingest.producer import topic_for
 from bestand.ops.metrics import WorkerMetrics
+from bestand.profile.summary import RECORD_FIELDS, RECORD_SEP
 from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.store import Scripts
@@ -91,7 +92,7 @@ PORTED_SCRIPTS: dict[str, frozenset[str]] = {
     "graph_apply": frozenset({"23966c96cea86df20ac8618391192c11cf9ac962"}),
     "erase": frozenset({"c97ec224b9b395c084649e3a18cee33976cdbf6e"}),
     "persons_read": frozenset({"fcd5e71495371a553c7070a3c1eb597bc69bb8a9"}),
-    "persons_write": frozenset({"ba211eff977dae5838c41801b975bc094d7203c0"}),
+    "persons_write": frozenset({"07a8919b3fc50641bb89986421219091d6e29ebe"}),
 }
 
 Value = bytes | dict[bytes, bytes] | set[bytes] | list[bytes]
@@ -559,12 +560,11 @@ def _persons_write(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
             r.zrem(k["values"], person.encode())
         for key, marker in group["markers"]:
             r.put(key.encode(), marker.encode(), ex=ttl)
-        for version, checked, fields, tokens in group["lookups"]:
+        for version, checked, index, tokens in group["lookups"]:
             for token in tokens:
                 key = k["lookup"] + token.encode()
-                if not checked or int(r.hget(key, b"v") or b"-1") < int(version):
-                    r.delete(key)
-                    r.hset(key, [_b(field) for field in fields])
+                if not checked or _record_version(r.get(key)) < int(version):
+                    r.put(key, args[index - 1])
         for token in group["unlink"]:
             r.delete(k["lookup"] + token.encode())
         for person, cents in group["values"]:
@@ -574,6 +574,19 @@ def _persons_write(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
                 r.zadd(k["values"], {person.encode(): float(cents)})
         out.append(1)
     return out
+
+
+#: How a lookup record separates its fields, and the fields in order (``LookupSummary.packed``).
+_SEP = RECORD_SEP.encode()
+_RECORD_FIELDS = tuple(name.encode() for name in RECORD_FIELDS)
+
+
+def _record_version(record: bytes | None) -> int:
+    """The version a packed lookup record holds (its second field), -1 when there is none."""
+    if record is None:
+        return -1
+    parts = record.split(_SEP, 2)
+    return int(parts[1]) if len(parts) > 1 and parts[1] else -1
 
 
 _PORTS: dict[str, Callable[[MemoryRedis, list[bytes], list[bytes]], Any]] = {
@@ -897,8 +910,8 @@ def _attribute(records: list[KeyRecord], store: MemoryRedis, p: bytes) -> None:
             token = record.key[len(graph) + 2 :] if kind != "lookup" else record.key[len(p) + 3 :]
             owner = store.get(graph + b"i:" + token)
             if owner is None and kind == "lookup":
-                fields = store.data.get(record.key)
-                owner = fields.get(b"p") if isinstance(fields, dict) else None
+                packed = store.data.get(record.key)
+                owner = packed.split(_SEP, 1)[0] if isinstance(packed, bytes) else None
             record.owner = None if owner is None else live(owner)
         elif kind not in ("junk", "values"):
             record.owner = live(_person_in_key(record.key, p, kind))
@@ -1497,11 +1510,8 @@ def build_template(
 # Experiments: the same population in another format
 # --------------------------------------------------------------------------------------------
 
-_SEP = b"\x1f"
 #: Identifier kinds the lookup API and the CLI look up (``PARAM_KINDS`` of the API).
 LOOKUP_KINDS = frozenset(b"cepadlo")
-#: Fields of a lookup record in the order a packed record keeps them.
-_RECORD_FIELDS = (b"p", b"v", b"n", b"f", b"l", b"q", b"pc", b"r", b"i", b"c")
 
 
 def _token_kind(record: KeyRecord, prefix: str) -> int:
@@ -1517,17 +1527,10 @@ def _lookup_api_kinds(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
     return [r for r in records if r.category != "lookup" or _token_kind(r, prefix) in LOOKUP_KINDS]
 
 
-def _pack(fields: dict[bytes, bytes]) -> bytes:
-    return _SEP.join(fields.get(name, b"") for name in _RECORD_FIELDS).rstrip(_SEP)
-
-
-def _lookup_packed(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
-    out = []
-    for r in records:
-        if r.category == "lookup":
-            r = replace(r, commands=[[b"SET", r.key, _pack(_fields(r))]])
-        out.append(r)
-    return out
+def _record_fields(record: KeyRecord) -> dict[bytes, bytes]:
+    """The fields of a packed lookup record (``SET key value``), absent ones left out."""
+    values = record.commands[0][2].split(_SEP)
+    return {name: value for name, value in zip(_RECORD_FIELDS, values, strict=False) if value}
 
 
 def _lookup_per_person(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
@@ -1538,7 +1541,7 @@ def _lookup_per_person(records: list[KeyRecord], prefix: str) -> list[KeyRecord]
         if r.category != "lookup":
             out.append(r)
             continue
-        fields = _fields(r)
+        fields = _record_fields(r)
         person = fields[b"p"]
         if person in done:
             continue
@@ -1646,7 +1649,6 @@ def _explain_without_links(records: list[KeyRecord], prefix: str) -> list[KeyRec
 def _combined(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
     for step in (
         _lookup_api_kinds,
-        _lookup_packed,
         _state_without_ids,
         _state_string,
         _sets_as_hashes,
@@ -1680,11 +1682,6 @@ EXPERIMENTS: dict[str, Experiment] = {
             "lookup-api-kinds",
             "no lookup records for address+name and payment tokens (no lookup reads them)",
             _lookup_api_kinds,
-        ),
-        Experiment(
-            "lookup-packed",
-            "lookup record as one string of \\x1f-separated positional fields, not a hash",
-            _lookup_packed,
         ),
         Experiment(
             "lookup-per-person",
@@ -1724,7 +1721,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         ),
         Experiment(
             "combined",
-            "lookup-api-kinds + lookup-packed + state-no-ids + state-string + sets-as-hashes "
+            "lookup-api-kinds + state-no-ids + state-string + sets-as-hashes "
             "+ explain-compact",
             _combined,
         ),

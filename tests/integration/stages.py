@@ -70,7 +70,10 @@ async def redis_state(settings: Settings) -> dict[str, Any]:
             if name.startswith(":{g}:v:"):
                 continue  # graph versions: guards only
             kind = (await client.type(key)).decode()
-            if kind == "string":
+            if kind == "string" and name.startswith(":l:"):
+                person, _version, *rest = (await client.get(key)).split(b"\x1e")
+                out[name] = [person, *rest]  # a lookup record without its version
+            elif kind == "string":
                 out[name] = await client.get(key)
             elif kind == "set":
                 out[name] = sorted(await client.smembers(key))

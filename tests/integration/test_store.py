@@ -374,3 +374,46 @@ def test_a_decision_is_not_applied_when_its_person_changed_since_the_read(
         assert "a:cookie" in now.junk
         assert "a:cookie" not in now.owners
     assert decision.person == now.owners["e:three"] == "P3"
+
+
+def test_a_checked_lookup_record_never_replaces_a_newer_one(redis_url: str) -> None:
+    """Records written again without a compare-and-set (restoring what a dead try lost) are
+    checked against the version the packed record holds: an older one leaves it be."""
+    from bestand.profile.summary import LookupSummary
+    from bestand.store.scripts import Scripts
+
+    pipeline = Pipeline(redis_url)
+    scripts = Scripts.load()
+    keys = pipeline.keys
+    token = "e:checked"
+
+    async def write(version: int, checked: bool, orders: int) -> LookupSummary:
+        record = LookupSummary("P1", version, orders, None, None, {}).packed()
+        group = {"guard": [], "write": [], "absorbed": [], "markers": [], "unlink": [],
+                 "values": [], "lookups": [[version, int(checked), 5, [token]]]}  # fmt: skip
+        args = [keys.person_schema, 60, 1, orjson.dumps(group), record]
+        assert await scripts.call(
+            pipeline.client, scripts.persons_write, [keys.lookup(token)], args
+        ) == [1]
+        stored = await pipeline.client.get(keys.lookup(token))
+        return LookupSummary.from_packed(stored)
+
+    async def run() -> list[tuple[int, int]]:
+        try:
+            seen = []
+            for version, checked, orders in [
+                (5, False, 1),
+                (3, True, 9),
+                (5, True, 9),
+                (7, True, 2),
+                (4, False, 3),
+            ]:
+                summary = await write(version, checked, orders)
+                seen.append((summary.version, summary.orders_count))
+            return seen
+        finally:
+            await pipeline.client.delete(keys.lookup(token))
+            await pipeline.client.aclose()
+
+    # A checked write lands only over an older version; an unchecked one always does.
+    assert asyncio.run(run()) == [(5, 1), (5, 1), (5, 1), (7, 2), (4, 3)]

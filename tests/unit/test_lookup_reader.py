@@ -15,8 +15,8 @@ from bestand.store import Keys, LookupReader
 KEYS = Keys("t")
 
 
-def record(person: str, orders: int = 1) -> dict[bytes, bytes]:
-    return {b"p": person.encode(), b"v": b"1", b"n": str(orders).encode()}
+def record(person: str, orders: int = 1) -> bytes:
+    return f"{person}\x1e1\x1e{orders}".encode()
 
 
 class FakePipeline:
@@ -30,7 +30,7 @@ class FakePipeline:
     async def __aexit__(self, *exc: object) -> None:
         return None
 
-    def hgetall(self, key: str) -> FakePipeline:
+    def get(self, key: str) -> FakePipeline:
         self._keys.append(key)
         return self
 
@@ -51,7 +51,7 @@ class FakePipeline:
 
 
 class FakeRedis:
-    """Answers HGETALL from a dict; counts single commands and pipelines."""
+    """Answers GET from a dict; counts single commands and pipelines."""
 
     def __init__(self, data: dict[str, Any], delay: float = 0.0) -> None:
         self.data = data
@@ -68,13 +68,13 @@ class FakeRedis:
             raise RedisConnectionError("Redis went away")
 
     def reply(self, key: str) -> Any:
-        return self.data.get(key, {})
+        return self.data.get(key)
 
     def pipeline(self, transaction: bool = True) -> FakePipeline:
         assert transaction is False
         return FakePipeline(self)
 
-    async def hgetall(self, key: str) -> Any:
+    async def get(self, key: str) -> Any:
         self.singles.append(key)
         await self.round_trip()
         reply = self.reply(key)

@@ -258,7 +258,25 @@ def test_summary_round_trips_through_redis_fields(orders: int) -> None:
     summary = LookupSummary.of(state)
     fields = {k.encode(): str(v).encode() for k, v in summary.fields().items()}
     assert LookupSummary.from_fields(fields) == summary
+    packed = summary.packed().encode()
+    assert LookupSummary.from_packed(packed) == summary
+    person, version, count = packed.split(b"\x1e")[:3]
+    assert (person.decode(), int(version), int(count)) == (state.person_id, state.version, orders)
     assert summary.existing_customer is (orders > 0)
+
+
+def test_a_packed_record_keeps_every_field_and_interests_apart() -> None:
+    summary = LookupSummary(
+        person_id="P1", version=7, orders_count=2, first_order_at=100, last_order_at=300,
+        consent={"ads": True, "email": False}, previous_order_at=None, preferred_channel="app",
+        revenue_cents=12345, interests=("shoes", "bags"),
+    )  # fmt: skip
+    packed = summary.packed()
+    assert packed.split("\x1e")[5] == ""  # no previous order: an empty place
+    assert LookupSummary.from_packed(packed) == summary
+    bare = LookupSummary("P2", 1, 0, None, None, {})
+    assert bare.packed() == "P2\x1e1\x1e0"  # absent trailing fields are left off
+    assert LookupSummary.from_packed(bare.packed().encode()) == bare
 
 
 def test_orders_are_classified_by_event_time() -> None:

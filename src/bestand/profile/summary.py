@@ -1,8 +1,9 @@
 """The lookup record: the small summary of a person stored under every identifier.
 
 It is what makes a lookup one Redis round trip: an ad server asks by any identifier and the
-record answers without touching the person's full state. Field names are one letter to keep
-Redis small; ``v`` is the person's version so a late write never replaces a newer record.
+record answers without touching the person's full state. Redis keeps it as one string of
+positional fields (:meth:`LookupSummary.packed`), so a changed answer is one ``SET`` per
+identifier; ``v`` is the person's version so a late write never replaces a newer record.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ NO_THRESHOLDS = ValueThresholds()
 
 #: Separates interests in the record (a control character no category contains).
 _SEP = "\x1f"
+#: Separates the fields of a record, which Redis keeps as one string (see :meth:`packed`).
+RECORD_SEP = "\x1e"
+#: The fields of a record, in the order a packed record holds them.
+RECORD_FIELDS = ("p", "v", "n", "f", "l", "q", "pc", "r", "i", "c")
 _PURPOSE_CODES = {"email": "e", "sms": "s", "phone": "p", "ads": "a", "personalization": "z"}
 _CODE_PURPOSES = {code: purpose for purpose, code in _PURPOSE_CODES.items()}
 
@@ -96,9 +101,23 @@ class LookupSummary:
             )
         return out
 
+    def packed(self) -> str:
+        """The record as Redis keeps it: one string of the :data:`RECORD_FIELDS` in order,
+        separated by ``\\x1e``, absent ones empty (trailing ones left off). One ``SET``
+        replaces a record whole, where a hash had to be deleted and written field by field."""
+        fields = self.fields()
+        values = [str(fields.get(name, "")) for name in RECORD_FIELDS]
+        return RECORD_SEP.join(values).rstrip(RECORD_SEP)
+
+    @classmethod
+    def from_packed(cls, raw: bytes | str) -> LookupSummary:
+        """Read a record as :meth:`packed` wrote it."""
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        return cls.from_fields(dict(zip(RECORD_FIELDS, text.split(RECORD_SEP), strict=False)))
+
     @classmethod
     def from_fields(cls, raw: Mapping[bytes | str, bytes | str]) -> LookupSummary:
-        """Read a record as Redis returns it (bytes or str keys)."""
+        """Read a record's fields (bytes or str keys; an empty value is an absent one)."""
         data = {
             (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
             for k, v in raw.items()

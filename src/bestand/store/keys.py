@@ -20,7 +20,7 @@ single keys spread over the cluster, so the hot read path scales out.
 | ``<p>:{g}:f:<batch>`` | string | a batch's graph write stopped at a changed guard (short TTL) |
 | ``<p>:p:{<person>}`` | hash | ``v`` version, ``s`` state (JSON), ``r`` redirect after a merge |
 | ``<p>:d:{<person>}:<event>`` | string | event already applied (TTL) |
-| ``<p>:l:<kind>:<hash>`` | hash | lookup record: person id and summary |
+| ``<p>:l:<kind>:<hash>`` | string | lookup record: person id and summary (packed fields) |
 | ``<p>:values`` | sorted set | lifetime value (cents) of every customer, for value bands |
 | ``<p>:hb:<worker>`` | string | a worker's heartbeat: JSON of its state, expires (TTL) |
 

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from bestand.profile import LookupSummary
 from bestand.store.keys import Keys
 
-Reply = dict[bytes | str, bytes | str]
+Reply = bytes | str | None
 
 #: Most commands in one pipeline.
 MAX_BATCH = 128
@@ -79,7 +79,7 @@ class LookupReader:
                 raw = await asyncio.wait_for(asyncio.shield(reply), self._timeout)
         finally:
             self._waiting -= 1
-        return LookupSummary.from_fields(raw) if raw else None
+        return LookupSummary.from_packed(raw) if raw else None
 
     def _flush(self) -> None:
         """Send what the lookups of this loop pass queued (runs after them, on the loop)."""
@@ -100,11 +100,11 @@ class LookupReader:
     async def _send(self, batch: list[tuple[str, asyncio.Future[Reply]]]) -> None:
         try:
             if len(batch) == 1:
-                replies: list[Reply | Exception] = [await self._client.hgetall(batch[0][0])]
+                replies: list[Reply | Exception] = [await self._client.get(batch[0][0])]
             else:
                 async with self._client.pipeline(transaction=False) as pipe:
                     for key, _ in batch:
-                        pipe.hgetall(key)
+                        pipe.get(key)
                     replies = await pipe.execute(raise_on_error=False)
         except asyncio.CancelledError:
             for _, waiter in batch:
@@ -129,9 +129,9 @@ class LookupReader:
             return []
         async with self._client.pipeline(transaction=False) as pipe:
             for token in tokens:
-                pipe.hgetall(self._keys.lookup(token))
+                pipe.get(self._keys.lookup(token))
             if self._timeout is None:
                 replies = await pipe.execute()
             else:
                 replies = await asyncio.wait_for(pipe.execute(), self._timeout)
-        return [LookupSummary.from_fields(raw) if raw else None for raw in replies]
+        return [LookupSummary.from_packed(raw) if raw else None for raw in replies]

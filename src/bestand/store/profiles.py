@@ -238,7 +238,7 @@ class ProfileStore:
         keys: dict[str, None] = {}
         groups_json: list[bytes] = []
         blobs: list[bytes] = []
-        first_blob = 4 + len(writes)  # ARGV index (1-based) of the first state
+        first_blob = 4 + len(writes)  # ARGV index (1-based) of the first state or record
         for write in writes:
             states = []
             for state in write.states:
@@ -248,10 +248,10 @@ class ProfileStore:
             lookups: list[list[object]] = []
             values: list[list[str | int]] = []
             for record in write.publish:
-                fields = record.summary.fields().items()
-                flat: list[str | int] = [x for pair in fields for x in pair]
                 if record.tokens:
-                    lookups.append([record.state.version, int(record.checked), flat, record.tokens])
+                    at = first_blob + len(blobs)
+                    blobs.append(record.summary.packed().encode())
+                    lookups.append([record.state.version, int(record.checked), at, record.tokens])
                 keys.update((self._keys.lookup(token), None) for token in record.tokens)
                 if record.value_changed:
                     summary = record.summary

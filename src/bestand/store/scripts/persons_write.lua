@@ -3,12 +3,14 @@
 -- A group is the persons one batch's events join by merges; it is written all or nothing.
 -- KEYS: the person keys and lookup record keys the groups touch.
 -- ARGV: key schema (JSON, Keys.person_schema), dedupe TTL in seconds, the number of groups G,
---   then one group (JSON) each, then the new states the groups name by their ARGV index:
+--   then one group (JSON) each, then the new states and lookup records the groups name by
+--   their ARGV index:
 --   guard    [[person, version read]..]: each must still have that version and no redirect
 --   write    [[person, version, index of its state in ARGV]..]: new states
 --   absorbed [[person, survivor]..]: merged away: a redirect, no state, no value
 --   markers  [[dedupe key, marker]..]: the events applied (content digest and changes)
---   lookups  [[version, checked, [field, value, ...], [token..]]..]: the records of tokens;
+--   lookups  [[version, checked, index of its record in ARGV, [token..]]..]: the records of
+--            tokens (LookupSummary.packed: fields separated by \30, the version second);
 --            a checked one is not written where a record of that or a newer version is (the
 --            records of a person that passed its guard are newer than any there)
 --   unlink   [token..]: lookup records of identifiers that name nobody now (junk)
@@ -18,6 +20,12 @@ local K = cjson.decode(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local groups = tonumber(ARGV[3])
 local function person_key(id) return K.person .. id .. K.person_end end
+-- The version a lookup record holds (its second field), -1 when there is none.
+local function written_version(key)
+  local record = redis.call('GET', key)
+  if not record then return -1 end
+  return tonumber(string.match(record, '^[^\30]*\30([^\30]*)')) or -1
+end
 local out = {}
 for g = 4, 3 + groups do
   local group = cjson.decode(ARGV[g])
@@ -44,12 +52,11 @@ for g = 4, 3 + groups do
       redis.call('SET', pair[1], pair[2], 'EX', ttl)
     end
     for _, record in ipairs(group.lookups) do
-      local version, checked, fields = tonumber(record[1]), record[2] == 1, record[3]
+      local version, checked, packed = tonumber(record[1]), record[2] == 1, ARGV[record[3]]
       for _, token in ipairs(record[4]) do
         local key = K.lookup .. token
-        if not checked or tonumber(redis.call('HGET', key, 'v') or '-1') < version then
-          redis.call('DEL', key)
-          redis.call('HSET', key, unpack(fields))
+        if not checked or written_version(key) < version then
+          redis.call('SET', key, packed)
         end
       end
     end
