@@ -417,3 +417,40 @@ def test_a_checked_lookup_record_never_replaces_a_newer_one(redis_url: str) -> N
 
     # A checked write lands only over an older version; an unchecked one always does.
     assert asyncio.run(run()) == [(5, 1), (5, 1), (5, 1), (7, 2), (4, 3)]
+
+
+def test_an_order_id_is_answered_through_the_graph_and_its_persons_state(
+    redis_url: str,
+) -> None:
+    """Order ids have no lookup records: the graph names the order's person, whose state
+    answers once it holds the order, after a merge the survivor's; in bulk as alone."""
+
+    async def go() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+        pipeline = Pipeline(redis_url)
+        try:
+            before = [await pipeline.answer("order_id", "st-o60")]
+            await pipeline.one(*order(60, email="first@example.com"))
+            await pipeline.one(*order(61, phone="+49 151 27384915"))
+            before.append(await pipeline.answer("order_id", "st-o60"))
+            # The same person gives both: the two persons merge, both orders answer alike.
+            await pipeline.one(*identify(62, email="first@example.com", phone="0151 27384915"))
+            from bestand.api import create_api
+
+            api = create_api(pipeline.settings, pipeline.client)
+            after = await api.service.lookup_many(
+                [("order_id", "st-o60"), ("email", "first@example.com"), ("order_id", " st-o61 ")]
+            )
+            keys = await pipeline.keys_of_prefix()
+            await pipeline.client.delete(*keys)
+            return before, [a["answer"] for a in after], keys
+        finally:
+            await pipeline.client.aclose()
+
+    before, after, keys = asyncio.run(go())
+    assert before[0]["known"] is False
+    assert before[1]["orders_count"] == 1
+    assert before[1]["existing_customer"] is True
+    assert [a["orders_count"] for a in after] == [2, 2, 2]
+    assert len({a["person_id"] for a in after}) == 1
+    assert not [k for k in keys if ":l:o:" in k]  # no record under an order id
+    assert [k for k in keys if ":l:e:" in k]  # the e-mail has one

@@ -34,7 +34,8 @@ PARAM_KINDS: dict[str, IdKind] = {
 
 
 class LookupService:
-    """Answers lookups by any identifier with one Redis round trip (or one pipeline per batch)."""
+    """Answers lookups by any identifier with one Redis round trip (or one pipeline per batch);
+    by an order id, with two (the identity graph's entry, then the person's state)."""
 
     def __init__(
         self,
@@ -79,8 +80,28 @@ class LookupService:
 
     async def lookup(self, name: str, value: str, scope: Scope = "admin") -> dict[str, Any]:
         """Answer for one identifier, as far as ``scope`` may see it."""
-        summary = await self._reader.get(self.key(name, value).token)
+        token = self.key(name, value).token
+        if PARAM_KINDS[name] is IdKind.ORDER:
+            summary = await self._order_summary(value, token)
+        else:
+            summary = await self._reader.get(token)
         return await self._answer(summary, int(self._clock()), scope)
+
+    async def _order_person(self, token: str) -> tuple[str | None, ProfileStore]:
+        """The person the identity graph gives an order id's token to, if any."""
+        if self._graph is None or self._profiles is None:
+            raise RuntimeError("this service has no identity graph and profile store")
+        return await self._graph.person_of(token), self._profiles
+
+    async def _order_summary(self, order_id: str, token: str) -> LookupSummary | None:
+        """An order id has no lookup record (a person's orders would multiply the records
+        every changed answer rewrites): its person comes from the identity graph, the answer
+        from that person's state, once the state holds the order."""
+        person, profiles = await self._order_person(token)
+        state = None if person is None else await profiles.load(person)
+        if state is None or not {order_id, order_id.strip()} & state.orders.keys():
+            return None
+        return LookupSummary.of(state)
 
     async def lookup_many(
         self, items: Sequence[tuple[str, str]], scope: Scope = "admin"
@@ -92,16 +113,21 @@ class LookupService:
                 keyed.append(self.key(name, value))
             except InvalidIdentifier as exc:
                 keyed.append(f"{name}: {exc}")
-        tokens = [kid.token for kid in keyed if isinstance(kid, KeyedId)]
+        tokens = [
+            kid.token for kid in keyed if isinstance(kid, KeyedId) and kid.kind is not IdKind.ORDER
+        ]
         summaries = iter(await self._reader.get_many(tokens))
         now = int(self._clock())
         out: list[dict[str, Any]] = []
-        for kid in keyed:
+        for (_, value), kid in zip(items, keyed, strict=True):
             if isinstance(kid, str):
                 out.append({"answer": None, "error": kid})
                 continue
-            answer = await self._answer(next(summaries), now, scope)
-            out.append({"answer": answer, "error": None})
+            if kid.kind is IdKind.ORDER:
+                summary = await self._order_summary(value, kid.token)
+            else:
+                summary = next(summaries)
+            out.append({"answer": await self._answer(summary, now, scope), "error": None})
         return out
 
     async def person_of(self, name: str, value: str) -> str | None:
@@ -135,12 +161,8 @@ class LookupService:
 
     async def classification(self, order_id: str) -> dict[str, Any] | None:
         """New or existing customer at the time of the order, with every later change."""
-        if self._profiles is None:
-            raise RuntimeError("this service has no profile store")
-        summary = await self._reader.get(self.key("order_id", order_id).token)
-        if summary is None:
-            return None
-        state = await self._profiles.load(summary.person_id)
+        person, profiles = await self._order_person(self.key("order_id", order_id).token)
+        state = None if person is None else await profiles.load(person)
         order = None if state is None else state.orders.get(order_id)
         context = None if state is None else order_context(state.orders, order_id, state.rule)
         if state is None or order is None or order.cls is None or context is None:

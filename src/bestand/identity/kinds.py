@@ -40,16 +40,17 @@ KINDS_BY_NAME: dict[str, IdKind] = {name: kind for kind, name in KIND_NAMES.item
 #: Strength order: the first identifier of an event in this order anchors it to a person.
 STRENGTH: tuple[IdKind, ...] = tuple(IdKind)
 
-#: Kinds a lookup can ask by, and so the kinds that have lookup records. An address with a
-#: name, a payment token, a household or a name links or describes a person but answers no
-#: lookup: they get no record.
+#: Kinds that have lookup records: those a lookup can ask by, but for order ids. An address
+#: with a name, a payment token, a household or a name links or describes a person but
+#: answers no lookup: they get no record. An order id is answered through the identity graph
+#: and the person's state: a person gains one with every order, and every changed answer
+#: rewrites all of a person's records (order ids were half of those writes).
 LOOKED_UP: frozenset[IdKind] = frozenset(
     {
         IdKind.CUSTOMER,
         IdKind.EMAIL,
         IdKind.PHONE,
         IdKind.LOYALTY,
-        IdKind.ORDER,
         IdKind.DEVICE,
         IdKind.ANONYMOUS,
     }

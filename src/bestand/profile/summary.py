@@ -1,9 +1,10 @@
-"""The lookup record: the small summary of a person stored under every identifier.
+"""The lookup record: the small summary of a person stored under its identifiers.
 
-It is what makes a lookup one Redis round trip: an ad server asks by any identifier and the
-record answers without touching the person's full state. Redis keeps it as one string of
-positional fields (:meth:`LookupSummary.packed`), so a changed answer is one ``SET`` per
-identifier; ``v`` is the person's version so a late write never replaces a newer record.
+It is what makes a lookup one Redis round trip: an ad server asks by any identifier (an
+order id aside, answered from the person's state) and the record answers without touching
+the person's full state. Redis keeps it as one string of positional fields
+(:meth:`LookupSummary.packed`), so a changed answer is one ``SET`` per identifier; ``v`` is
+the person's version so a late write never replaces a newer record.
 """
 
 from __future__ import annotations
