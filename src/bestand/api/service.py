@@ -15,6 +15,7 @@ from bestand.profile import LifecycleRules, unknown_answer
 from bestand.profile.classify import order_context
 from bestand.profile.offers import DEFAULT_OFFERS, LoyaltyOffer
 from bestand.profile.report import campaign_rows
+from bestand.profile.state import PersonState
 from bestand.profile.summary import DEFAULT_VALUE_RULES, NO_THRESHOLDS, LookupSummary, iso
 from bestand.profile.value import ValueRules
 from bestand.store import IdentityGraph, LookupReader, ProfileStore
@@ -87,18 +88,18 @@ class LookupService:
             summary = await self._reader.get(token)
         return await self._answer(summary, int(self._clock()), scope)
 
-    async def _order_person(self, token: str) -> tuple[str | None, ProfileStore]:
-        """The person the identity graph gives an order id's token to, if any."""
+    async def _order_state(self, token: str) -> PersonState | None:
+        """The state of the person the identity graph gives an order id's token to."""
         if self._graph is None or self._profiles is None:
             raise RuntimeError("this service has no identity graph and profile store")
-        return await self._graph.person_of(token), self._profiles
+        person = await self._graph.person_of(token)
+        return None if person is None else await self._profiles.load(person)
 
     async def _order_summary(self, order_id: str, token: str) -> LookupSummary | None:
         """An order id has no lookup record (a person's orders would multiply the records
         every changed answer rewrites): its person comes from the identity graph, the answer
         from that person's state, once the state holds the order."""
-        person, profiles = await self._order_person(token)
-        state = None if person is None else await profiles.load(person)
+        state = await self._order_state(token)
         if state is None or not {order_id, order_id.strip()} & state.orders.keys():
             return None
         return LookupSummary.of(state)
@@ -161,8 +162,7 @@ class LookupService:
 
     async def classification(self, order_id: str) -> dict[str, Any] | None:
         """New or existing customer at the time of the order, with every later change."""
-        person, profiles = await self._order_person(self.key("order_id", order_id).token)
-        state = None if person is None else await profiles.load(person)
+        state = await self._order_state(self.key("order_id", order_id).token)
         order = None if state is None else state.orders.get(order_id)
         context = None if state is None else order_context(state.orders, order_id, state.rule)
         if state is None or order is None or order.cls is None or context is None:
