@@ -74,9 +74,10 @@ from urllib.parse import urlparse
 import orjson
 import redis
 
+from bestand.identity.kinds import LOOKED_UP
 from bestand.ingest.producer import topic_for
 from bestand.ops.metrics import WorkerMetrics
-from bestand.profile.summary import RECORD_FIELDS, RECORD_SEP
+from bestand.profile.summary import RECORD_SEP, LookupSummary
 from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.store import Scripts
@@ -576,17 +577,13 @@ def _persons_write(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
     return out
 
 
-#: How a lookup record separates its fields, and the fields in order (``LookupSummary.packed``).
+#: How a lookup record separates its fields (``LookupSummary.packed``).
 _SEP = RECORD_SEP.encode()
-_RECORD_FIELDS = tuple(name.encode() for name in RECORD_FIELDS)
 
 
 def _record_version(record: bytes | None) -> int:
-    """The version a packed lookup record holds (its second field), -1 when there is none."""
-    if record is None:
-        return -1
-    parts = record.split(_SEP, 2)
-    return int(parts[1]) if len(parts) > 1 and parts[1] else -1
+    """The version a packed lookup record holds, -1 when there is none."""
+    return -1 if record is None else LookupSummary.from_packed(record).version
 
 
 _PORTS: dict[str, Callable[[MemoryRedis, list[bytes], list[bytes]], Any]] = {
@@ -1510,8 +1507,8 @@ def build_template(
 # Experiments: the same population in another format
 # --------------------------------------------------------------------------------------------
 
-#: Identifier kinds the lookup API and the CLI look up (``PARAM_KINDS`` of the API).
-LOOKUP_KINDS = frozenset(b"cepadlo")
+#: Letters of the identifier kinds that have lookup records.
+LOOKUP_KINDS = frozenset(ord(kind.value) for kind in LOOKED_UP)
 
 
 def _token_kind(record: KeyRecord, prefix: str) -> int:
@@ -1529,8 +1526,8 @@ def _lookup_api_kinds(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
 
 def _record_fields(record: KeyRecord) -> dict[bytes, bytes]:
     """The fields of a packed lookup record (``SET key value``), absent ones left out."""
-    values = record.commands[0][2].split(_SEP)
-    return {name: value for name, value in zip(_RECORD_FIELDS, values, strict=False) if value}
+    fields = LookupSummary.from_packed(record.commands[0][2]).fields()
+    return {name.encode(): str(value).encode() for name, value in fields.items()}
 
 
 def _lookup_per_person(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:

@@ -81,11 +81,11 @@ class LookupService:
 
     async def lookup(self, name: str, value: str, scope: Scope = "admin") -> dict[str, Any]:
         """Answer for one identifier, as far as ``scope`` may see it."""
-        token = self.key(name, value).token
-        if PARAM_KINDS[name] is IdKind.ORDER:
-            summary = await self._order_summary(value, token)
+        kid = self.key(name, value)
+        if kid.kind is IdKind.ORDER:
+            summary = await self._order_summary(value, kid.token)
         else:
-            summary = await self._reader.get(token)
+            summary = await self._reader.get(kid.token)
         return await self._answer(summary, int(self._clock()), scope)
 
     async def _order_state(self, token: str) -> PersonState | None:
