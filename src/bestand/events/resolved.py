@@ -21,7 +21,7 @@ EventKind = Literal[
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per event: frozen would double that
 class OrderFacts:
     """What an order event says about the order, in integer cents."""
 
@@ -35,7 +35,7 @@ class OrderFacts:
     attribution: Attribution | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per event: frozen would double that
 class ResolvedEvent:
     """An input event after identity resolution: its person and the facts person state needs.
 

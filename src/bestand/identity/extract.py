@@ -36,6 +36,12 @@ from bestand.identity.names import name_key
 
 RawId = tuple[IdKind, str, bool]
 
+_RANK = {kind: rank for rank, kind in enumerate(STRENGTH)}
+
+
+def _by_strength(raw: RawId) -> int:
+    return _RANK[raw[0]]
+
 #: Pure foldings that repeat (a customer's address and name on every order) are kept.
 _CACHED = 65536
 _name_key = lru_cache(maxsize=_CACHED)(name_key)
@@ -146,7 +152,7 @@ def raw_identifiers(event: InputEvent, default_country: str = "DE") -> list[RawI
             out.append((IdKind.EMAIL, event.email, False))
         case Identify() | ConsentChanged() | ErasureRequested() | ContactRecorded():
             out.extend(_from_set(event.identifiers))
-    out.sort(key=lambda item: STRENGTH.index(item[0]))
+    out.sort(key=_by_strength)
     return out
 
 

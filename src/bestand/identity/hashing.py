@@ -38,7 +38,7 @@ def parse_sha256(value: str) -> bytes:
 
 def keyed_hash(secret: bytes, kind: IdKind, digest: bytes) -> str:
     """The stored, secret-keyed form of one identifier's SHA-256 digest."""
-    mac = hmac.digest(secret, kind.value.encode("ascii") + digest, "sha256")
+    mac = hmac.digest(secret, kind.encode("ascii") + digest, "sha256")
     return base64.urlsafe_b64encode(mac[:_KEY_BYTES]).rstrip(b"=").decode("ascii")
 
 

@@ -26,11 +26,12 @@ class KeyedId:
 
     kind: IdKind
     hash: str
+    #: ``kind:hash``, the form used in keys, sets and resolved events (made once: the keyer
+    #: keeps its outcomes, and every event asks for the tokens of its identifiers).
+    token: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def token(self) -> str:
-        """``kind:hash``, the form used in keys, sets and resolved events."""
-        return f"{self.kind.value}:{self.hash}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "token", self.kind + ":" + self.hash)  # StrEnum: its letter
 
     @classmethod
     def from_token(cls, token: str) -> KeyedId:
@@ -141,6 +142,7 @@ class IdentityKeyer:
     def key_all(self, raw: list[tuple[IdKind, str, bool]]) -> Keyed:
         """Key every ``(kind, value, is_sha256)`` of an event."""
         out = Keyed()
+        seen: set[str] = set()  # hashes kept (the kind is keyed into each)
         for kind, value, is_sha256 in raw:
             kid, reason, refused = self._outcome(kind, value, is_sha256)
             if kid is None:
@@ -150,6 +152,7 @@ class IdentityKeyer:
             if reason is not None:
                 if all(kid != known for known, _ in out.junk):
                     out.junk.append((kid, reason))
-            elif kid not in out.ids:
+            elif kid.hash not in seen:
+                seen.add(kid.hash)
                 out.ids.append(kid)
         return out

@@ -28,17 +28,26 @@ How an event is resolved:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from bestand.identity.kinds import KIND_NAMES, STRENGTH, IdKind, kind_of
 from bestand.identity.policy import IdentityPolicy
 
+#: The id a new person would get: given, or made when asked (most events find their person,
+#: and deriving an id costs a keyed hash).
+NewPerson = str | Callable[[], str]
+
+
+def _new_person(candidate: NewPerson) -> str:
+    return candidate if isinstance(candidate, str) else candidate()
+
+
 EntryKind = Literal["new", "link", "merge", "refused", "junk"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per event: frozen would double that
 class GraphView:
     """What the graph holds about one event's identifiers."""
 
@@ -50,7 +59,7 @@ class GraphView:
     names: Mapping[str, frozenset[str]] = field(default_factory=dict)  # person -> name tokens
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per event: frozen would double that
 class LogEntry:
     """One explain entry: what happened to which identifiers, by which rule."""
 
@@ -76,7 +85,7 @@ class LogEntry:
         return data
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per event: frozen would double that
 class Decision:
     """What resolving one event changes in the graph."""
 
@@ -135,7 +144,7 @@ def decide(
     tokens: Sequence[str],
     view: GraphView,
     policy: IdentityPolicy,
-    candidate: str,
+    candidate: NewPerson,
     pattern_junk: Sequence[tuple[str, str]] = (),
 ) -> Decision:
     """Resolve an event's identifier tokens (``kind:hash``) to one person."""
@@ -197,7 +206,7 @@ def decide(
 
 
 def _without_meetings(
-    tokens: Sequence[str], view: GraphView, policy: IdentityPolicy, candidate: str
+    tokens: Sequence[str], view: GraphView, policy: IdentityPolicy, candidate: NewPerson
 ) -> Decision | None:
     """The decision when the event meets no other person: none of its identifiers is junk or
     has met anyone, and the owned ones all belong to the person of the strongest (a known
@@ -254,7 +263,7 @@ def _without_meetings(
     elif attach:
         log = (LogEntry("link", attach, f"seen with {_name(kind_of(anchor))}", via=anchor),)
     return Decision(
-        person=owner or candidate,
+        person=owner or _new_person(candidate),
         absorbed=(),
         attach=attach,
         describe=tuple(describe),
@@ -271,7 +280,7 @@ def _decide(
     tokens: Sequence[str],
     view: GraphView,
     policy: IdentityPolicy,
-    candidate: str,
+    candidate: NewPerson,
     pattern_junk: Sequence[tuple[str, str]],
 ) -> Decision:
     ordered = sorted(dict.fromkeys(tokens), key=_strength)
@@ -402,7 +411,7 @@ def _decide(
         linked.append(token)
         joins.append((holder, token, f"{rules.link} {_name(kind)}"))
 
-    person = min(group) if group else candidate
+    person = min(group) if group else _new_person(candidate)
     absorbed = tuple(sorted(group - {person}))
     for token in refused_by_new:
         met.append((token, person))

@@ -10,7 +10,7 @@ from bestand.profile.lifecycle import LifecycleRules, lifecycle_stage
 from bestand.profile.summary import LookupSummary
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per event: frozen would double that
 class Change:
     """One change of a person's answer."""
 

@@ -29,7 +29,7 @@ from bestand.profile.summary import LookupSummary
 Describe = Callable[[LookupSummary | None, LookupSummary, ResolvedEvent], Sequence[Change]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per event: frozen would double that
 class ApplyOutcome:
     """What applying one event did."""
 
@@ -39,7 +39,7 @@ class ApplyOutcome:
     changes: tuple[Change, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per event: frozen would double that
 class Loaded:
     """A person as read: merged away (``redirect``), or its state with the version read (and
     the answer it gives, when known already)."""
@@ -49,7 +49,7 @@ class Loaded:
     summary: LookupSummary | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per event: frozen would double that
 class Publish:
     """Lookup records (and the value) to write for one person.
 

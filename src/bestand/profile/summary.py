@@ -38,7 +38,7 @@ _PURPOSE_CODES = {"email": "e", "sms": "s", "phone": "p", "ads": "a", "personali
 _CODE_PURPOSES = {code: purpose for purpose, code in _PURPOSE_CODES.items()}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per event: frozen would double that
 class LookupSummary:
     """What a lookup answers about a person, as stored in a lookup record."""
 

@@ -22,7 +22,14 @@ from redis.asyncio.client import Pipeline
 
 from bestand.identity.overlay import GraphOverlay, Guard, PersonFacts
 from bestand.identity.policy import IdentityPolicy
-from bestand.identity.rules import Decision, GraphView, LogEntry, Unattributable, decide
+from bestand.identity.rules import (
+    Decision,
+    GraphView,
+    LogEntry,
+    NewPerson,
+    Unattributable,
+    decide,
+)
 from bestand.store.errors import StoreConflict
 from bestand.store.keys import Keys, receipt_suffix
 from bestand.store.scripts import Scripts
@@ -44,12 +51,12 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per event: frozen would double that
 class Resolution:
     """One event to resolve in a batch."""
 
     tokens: Sequence[str]
-    candidate: str
+    candidate: NewPerson  # the id a new person gets (made when first asked)
     event_id: str
     at: int
     pattern_junk: Sequence[tuple[str, str]] = ()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 
-from bestand.events import InputEvent, InvalidEvent, TopicKind, decode_event
+from bestand.events import InputEvent, InvalidEvent, TopicKind
+from bestand.events.decode import decode_timed
 from bestand.identity import IdentityKeyer, person_id_for, raw_identifiers
 from bestand.identity.junk import JunkRules
 from bestand.identity.kinds import KIND_NAMES
@@ -18,7 +20,7 @@ from bestand.stream.tally import Tally
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per event: frozen would double that
 class Prepared:
     """A decoded, keyed input event waiting for its person."""
 
@@ -54,7 +56,7 @@ class Preparer:
         if kind is None:
             return reject(message, "unknown_topic", f"no contract for {message.topic}", tally)
         try:
-            event = decode_event(
+            event, at = decode_timed(
                 kind,
                 message.value,
                 max_bytes=settings.max_event_bytes,
@@ -64,10 +66,11 @@ class Preparer:
         except InvalidEvent as exc:
             return reject(message, exc.reason, exc.detail, tally)
         keyed = self.keyer.key_all(raw_identifiers(event, settings.default_country))
-        for id_kind, _ in keyed.rejected:
-            tally.rejected[KIND_NAMES[id_kind]] += 1
-        for kid, _ in keyed.junk:
-            tally.junk[(KIND_NAMES[kid.kind], "pattern")] += 1
+        if keyed.rejected or keyed.junk:
+            for id_kind, _ in keyed.rejected:
+                tally.rejected[KIND_NAMES[id_kind]] += 1
+            for kid, _ in keyed.junk:
+                tally.junk[(KIND_NAMES[kid.kind], "pattern")] += 1
         if not keyed.ids:
             problems = [f"{KIND_NAMES[k]}: {why}" for k, why in keyed.rejected]
             problems += [f"{KIND_NAMES[kid.kind]}: {why}" for kid, why in keyed.junk]
@@ -76,9 +79,9 @@ class Preparer:
         tokens = [kid.token for kid in keyed.ids]
         resolution = Resolution(
             tokens=tokens,
-            candidate=person_id_for(self._secret, f"{tokens[0]}|{event.event_id}"),
+            candidate=partial(person_id_for, self._secret, f"{tokens[0]}|{event.event_id}"),
             event_id=event.event_id,
-            at=int(event.event_time.timestamp()),
+            at=at,
             pattern_junk=[(kid.token, why) for kid, why in keyed.junk],
         )
         return Prepared(message, event, resolution)

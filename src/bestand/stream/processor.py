@@ -60,7 +60,7 @@ class ResolvedBatch:
     out: list[Outgoing] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per event: frozen would double that
 class _Apply:
     """A resolved event to apply, and the input message it came from (``primary``: the event
     itself, not a junk identifier taken from a former owner)."""
