@@ -1718,8 +1718,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         ),
         Experiment(
             "combined",
-            "lookup-api-kinds + state-no-ids + state-string + sets-as-hashes "
-            "+ explain-compact",
+            "lookup-api-kinds + state-no-ids + state-string + sets-as-hashes + explain-compact",
             _combined,
         ),
         Experiment(

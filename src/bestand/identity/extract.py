@@ -42,6 +42,7 @@ _RANK = {kind: rank for rank, kind in enumerate(STRENGTH)}
 def _by_strength(raw: RawId) -> int:
     return _RANK[raw[0]]
 
+
 #: Pure foldings that repeat (a customer's address and name on every order) are kept.
 _CACHED = 65536
 _name_key = lru_cache(maxsize=_CACHED)(name_key)
