@@ -90,7 +90,7 @@ SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 #: SHA-1 of the Lua scripts the Python ports below mirror; run ``--verify`` when one differs.
 PORTED_SCRIPTS: dict[str, frozenset[str]] = {
     "graph_read": frozenset({"791d30ba793859ed8995803b10e4ad3178b7d914"}),
-    "graph_apply": frozenset({"23966c96cea86df20ac8618391192c11cf9ac962"}),
+    "graph_apply": frozenset({"2348037aaee47ee972e89b529cab647b7978ea1c"}),
     "erase": frozenset({"c97ec224b9b395c084649e3a18cee33976cdbf6e"}),
     "persons_read": frozenset({"fcd5e71495371a553c7070a3c1eb597bc69bb8a9"}),
     "persons_write": frozenset({"07a8919b3fc50641bb89986421219091d6e29ebe"}),
@@ -470,12 +470,14 @@ def _apply_plan(
                 r.hincrby(owner_facts, token[:1], -1)
             if owner != person:
                 r.hincrby(owner_facts, b"v", 1)
-    if plan["log"]:
+    if plan.get("repeats"):
         recent = set(r.lrange(log, -50, -1))
         for entry_text in plan["log"]:
             entry = entry_text.encode()
             if entry not in recent:
                 logged = r.rpush(log, entry)
+    elif plan["log"]:
+        logged = r.rpush(log, *(entry.encode() for entry in plan["log"]))
     if logged > max_log:
         r.ltrim(log, -max_log, -1)
     receipt = plan.get("receipt")

@@ -41,6 +41,10 @@ _MAX_ROUNDS = 50
 #: goes as several scripts in one pipeline, so Redis serves lookups in between.
 _READ_CHUNK = 1024
 _APPLY_CHUNK = 256
+#: Explain entries a redelivered event cannot write again: once its new person, links or merge
+#: are in the graph, deciding it again finds its identifiers owned and changes nothing. Only a
+#: log with other entries (refusals, junk) is compared with the entries the log ends with.
+_DECIDED_ONCE = frozenset({"new", "link", "merge"})
 #: Explain entries kept per person (the oldest go first).
 MAX_LOG = 2000
 #: How long the receipt of a merge or junk flag is kept for a redelivery, by default.
@@ -316,6 +320,8 @@ class IdentityGraph:
             "flag": decision.junk,
             "log": [orjson.dumps(e.to_json(item.event_id, item.at)).decode() for e in decision.log],
         }
+        if any(entry.kind not in _DECIDED_ONCE for entry in decision.log):
+            plan["repeats"] = 1
         if decision.absorbed or decision.junk:
             plan["receipt"] = {
                 "event": receipt_suffix(item.event_id),

@@ -8,7 +8,8 @@
 --   versions {person: version read}: the guard; any difference stops the batch here
 --   person, absorbed [..], attach [..] (identifiers it now owns), describe [..] (names and
 --   households: in its set, owned by nobody), met [[token, person]..], flag [[token, reason]..],
---   log [json..] (explain entries, appended to the person's log),
+--   log [json..] (explain entries, appended to the person's log), repeats (optional: 1 when
+--   the log holds entries a redelivered event may decide again),
 --   receipt (optional) {event, ttl, body}: what the event decided, kept for a redelivery
 -- A batch too large for one call is sent as several calls in one pipeline with the same stop
 -- id: once one call stopped, the later ones apply nothing.
@@ -108,13 +109,16 @@ local function apply(plan)
       if owner ~= person then redis.call('HINCRBY', owner_facts, 'v', 1) end
     end
   end
-  -- A redelivered event decides the same again: skip entries the log already ends with.
-  if #plan.log > 0 then
+  -- A redelivered event may refuse or flag the same again (plan.repeats): skip entries the
+  -- log already ends with. New persons, links and merges are never decided twice.
+  if plan.repeats then
     local recent = {}
     for _, entry in ipairs(redis.call('LRANGE', log, -50, -1)) do recent[entry] = true end
     for _, entry in ipairs(plan.log) do
       if not recent[entry] then logged = redis.call('RPUSH', log, entry) end
     end
+  elseif #plan.log > 0 then
+    logged = redis.call('RPUSH', log, unpack(plan.log))
   end
   if logged > max_log then redis.call('LTRIM', log, -max_log, -1) end
   -- A merge or a junk flag happens once: if the worker dies before the batch is committed,
