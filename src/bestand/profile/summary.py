@@ -22,7 +22,7 @@ from bestand.profile.offers import (
     loyalty_offers,
     new_customer_offer_eligible,
 )
-from bestand.profile.state import PersonState
+from bestand.profile.state import OrderRecord, PersonState
 from bestand.profile.value import Value, ValueRules, ValueThresholds, customer_value
 
 DEFAULT_VALUE_RULES = ValueRules()
@@ -60,21 +60,40 @@ class LookupSummary:
 
     @classmethod
     def of(cls, state: PersonState) -> LookupSummary:
-        """The summary of a person's state."""
-        # The same figures as the state's properties, with the kept orders computed once.
-        kept = state.kept_orders
-        times = sorted(order.at for order in kept if order.at is not None)
+        """The summary of a person's state.
+
+        The same figures as the state's properties, in one pass over the orders: it is made
+        for every order a worker applies.
+        """
+        kept: list[OrderRecord] = []
+        times: list[int] = []
+        revenue = 0
+        placed_rule = state.rule == "placed"
+        for order in state.orders.values():
+            at = order.at
+            if at is None or order.cancelled:
+                continue  # not active: neither kept nor revenue
+            if order.returns:
+                revenue += order.net_cents
+                if not placed_rule and order.wholly_refunded:
+                    continue
+            else:
+                revenue += order.total_cents or 0
+            kept.append(order)
+            times.append(at)
+        times.sort()
+        consent = state.consent_flags
         return cls(
             person_id=state.person_id,
             version=state.version,
             orders_count=len(kept),
             first_order_at=times[0] if times else None,
             last_order_at=times[-1] if times else None,
-            consent=state.consent_flags,
+            consent=consent,
             previous_order_at=times[-2] if len(times) >= 2 else None,
-            preferred_channel=preferred_channel(state, kept),
-            revenue_cents=state.revenue_cents,
-            interests=tuple(state.top_interests),
+            preferred_channel=preferred_channel(state, kept, consent),
+            revenue_cents=revenue,
+            interests=tuple(state.top_interests) if state.interests else (),
         )
 
     def same_answer(self, other: LookupSummary | None) -> bool:
