@@ -103,6 +103,7 @@ class Decision:
 
 _RANK: dict[str, int] = {kind.value: rank for rank, kind in enumerate(STRENGTH)}
 _NAME = IdKind.NAME.value
+_ORDER = IdKind.ORDER.value
 
 
 def _strength(token: str) -> int:
@@ -305,7 +306,7 @@ def _decide(
     def known(kinds: Mapping[str, int]) -> bool:
         """Does a person have an identifier that names someone (not just an order)?"""
         return any(
-            n > 0 and k != IdKind.ORDER.value and policy.of(IdKind(k)).link == "strong"
+            n > 0 and k != _ORDER and policy.of(kind_of(k)).link == "strong"
             for k, n in kinds.items()
         )
 
@@ -369,10 +370,10 @@ def _decide(
         if link == "weak" and known(counts) and known(theirs) and not same_name:
             return f"weak {_name(kind)} joins two known persons only under one name"
         for k in sorted(set(counts) | set(theirs)):
-            cap = policy.of(IdKind(k)).max_per_person
+            cap = policy.of(kind_of(k)).max_per_person
             total = counts[k] + theirs.get(k, 0)
             if cap is not None and total > cap:
-                return f"one person would have {total} {_name(IdKind(k))} (limit {cap})"
+                return f"one person would have {total} {_name(kind_of(k))} (limit {cap})"
         return None
 
     for token in usable:

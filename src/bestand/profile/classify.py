@@ -47,24 +47,30 @@ def classify(
 
 
 def reclassify(
-    orders: Mapping[str, OrderRecord],
+    orders: dict[str, OrderRecord],
     *,
     event_id: str,
     at: int,
     reason: str,
     rule: CustomerRule = "kept",
 ) -> tuple[dict[str, OrderRecord], list[Reclassification]]:
-    """Record first classifications and the changes against the current knowledge."""
-    updated = dict(orders)
+    """Record first classifications and the changes against the current knowledge.
+
+    ``orders`` itself comes back when no classification changed (the common case: an order
+    of a person whose orders arrived in order), so a caller tells that without comparing.
+    """
+    updated: dict[str, OrderRecord] | None = None
     changes: list[Reclassification] = []
     for oid, now in classify(orders, rule).items():
         order = orders[oid]
-        if order.cls is None:
-            updated[oid] = replace(order, cls=now)
-        elif order.cls != now:
+        if order.cls == now:
+            continue
+        if order.cls is not None:
             changes.append(Reclassification(oid, order.cls, now, event_id, at, reason))
-            updated[oid] = replace(order, cls=now)
-    return updated, changes
+        if updated is None:
+            updated = dict(orders)
+        updated[oid] = replace(order, cls=now)
+    return (orders if updated is None else updated), changes
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,8 +133,8 @@ def _reclassify(state: PersonState, event_id: str, at: int, reason: str) -> Pers
     orders, changes = reclassify(
         state.orders, event_id=event_id, at=at, reason=reason, rule=state.rule
     )
-    if not changes and orders == state.orders:
-        return state
+    if orders is state.orders:
+        return state  # nothing classified anew, nothing changed
     entries = tuple((c.order_id, c.before, c.after, c.event_id, c.at, c.reason) for c in changes)
     return state.evolve(orders=orders, reclassified=state.reclassified + entries)
 
