@@ -98,14 +98,16 @@ def _changes_nothing(decision: Decision, view: GraphView) -> bool:
 def _facts(flat: list[bytes]) -> PersonFacts:
     """A person's facts hash (``HGETALL``): version, identifiers by kind, describing tokens."""
     facts = PersonFacts()
-    for i in range(0, len(flat), 2):
-        field, value = _text(flat[i]), int(flat[i + 1])
-        if field == "v":
-            facts.version = value
-        elif len(field) == 1:
-            facts.counts[field] = value
+    counts, described = facts.counts, facts.described
+    pairs = iter(flat)
+    for raw_field, value in zip(pairs, pairs, strict=True):
+        field = _text(raw_field)
+        if len(field) > 1:
+            described.add(field)  # its value is 1: a person holds a describing token once
+        elif field == "v":
+            facts.version = int(value)
         else:
-            facts.described.add(field)
+            counts[field] = int(value)
     return facts
 
 
