@@ -89,7 +89,7 @@ from bestand.stream.worker import processor_for
 SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 #: SHA-1 of the Lua scripts the Python ports below mirror; run ``--verify`` when one differs.
 PORTED_SCRIPTS: dict[str, frozenset[str]] = {
-    "graph_read": frozenset({"791d30ba793859ed8995803b10e4ad3178b7d914"}),
+    "graph_read": frozenset({"19f0fb15b59bab80b61873bae8f3f6acb6c2d3e8"}),
     "graph_apply": frozenset({"2348037aaee47ee972e89b529cab647b7978ea1c"}),
     "erase": frozenset({"c97ec224b9b395c084649e3a18cee33976cdbf6e"}),
     "persons_read": frozenset({"fcd5e71495371a553c7070a3c1eb597bc69bb8a9"}),
@@ -371,7 +371,7 @@ def _graph_read(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
         junk = r.get(k["junk"] + token) or b""
         erased = r.get(k["tombstone"] + token) or b""
         met: list[bytes] = []
-        for person in r.smembers(k["met"] + token):
+        for person in r.smembers(k["met"] + token) if owner or junk else ():
             now = _live(r, k, person)
             if now not in met:
                 met.append(now)

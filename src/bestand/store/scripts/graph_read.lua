@@ -32,9 +32,14 @@ local junk = n > 0 and redis.call('MGET', unpack(junk_keys)) or {}
 local erased = n > 0 and redis.call('MGET', unpack(erased_keys)) or {}
 
 -- Whom each identifier met; where those persons went is read with one MGET per 1,000 of them.
+-- Only an owned or junk identifier can have met anyone: graph_apply records meetings of owned
+-- identifiers only, an owner goes only when the identifier is flagged junk, and an erasure
+-- deletes the met sets of what it unowns. New identifiers (a new visitor's cookie, every
+-- order id) skip the call.
 local met_read, members, member_seen, went = {}, {}, {}, {}
+local none = {}
 for i = 1, n do
-  met_read[i] = redis.call('SMEMBERS', K.met .. ARGV[2 + i])
+  met_read[i] = (owners[i] or junk[i]) and redis.call('SMEMBERS', K.met .. ARGV[2 + i]) or none
   for _, person in ipairs(met_read[i]) do
     if not member_seen[person] then
       member_seen[person] = true
