@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bestand.profile import OrderRecord, PersonState
-from bestand.profile.summary import LookupSummary
+from bestand.profile.summary import RECORD_FIELDS, RECORD_SEP, LookupSummary
 
 _CHANNELS = st.sampled_from([None, "web", "app", "phone", "store", "chat"])
 _ORDERS = st.builds(
@@ -86,3 +86,40 @@ def test_a_refunded_order_counts_under_placed_but_not_under_kept() -> None:
     for rule, count in (("kept", 0), ("placed", 1)):
         summary = LookupSummary.of(PersonState("P", version=1, orders={"o": refunded}, rule=rule))
         assert (summary.orders_count, summary.revenue_cents) == (count, 0)
+
+
+_SUMMARIES = st.builds(
+    LookupSummary,
+    person_id=st.sampled_from(["P", "Q"]),
+    version=st.integers(0, 3),
+    orders_count=st.integers(0, 2),
+    first_order_at=st.one_of(st.none(), st.integers(1, 2)),
+    last_order_at=st.one_of(st.none(), st.integers(1, 2)),
+    consent=st.dictionaries(st.sampled_from(["email", "ads"]), st.booleans()),
+    previous_order_at=st.one_of(st.none(), st.integers(1, 2)),
+    preferred_channel=st.sampled_from([None, "", "email", "store"]),
+    revenue_cents=st.integers(0, 2),
+    interests=st.lists(st.sampled_from(["shoes", "bags"]), max_size=2, unique=True).map(tuple),
+)
+
+
+def _record(summary: LookupSummary) -> dict[str, str | int]:
+    """The record's fields but its version: what a lookup answers."""
+    return summary.fields() | {"v": 0}
+
+
+@settings(max_examples=600, deadline=None)
+@given(_SUMMARIES, _SUMMARIES)
+def test_same_answer_is_the_same_record_but_the_version(a: LookupSummary, b: LookupSummary) -> None:
+    assert a.same_answer(b) == (_record(a) == _record(b))
+    assert a.same_answer(a)
+    assert not a.same_answer(None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_SUMMARIES)
+def test_the_packed_record_holds_its_fields_in_order(summary: LookupSummary) -> None:
+    fields = summary.fields()
+    expected = RECORD_SEP.join(str(fields.get(name, "")) for name in RECORD_FIELDS)
+    assert summary.packed() == expected.rstrip(RECORD_SEP)
+    assert LookupSummary.from_packed(summary.packed()).fields() == fields
