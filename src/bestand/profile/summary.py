@@ -38,6 +38,11 @@ _PURPOSE_CODES = {"email": "e", "sms": "s", "phone": "p", "ads": "a", "personali
 _CODE_PURPOSES = {code: purpose for purpose, code in _PURPOSE_CODES.items()}
 
 
+def _consent_code(consent: Mapping[str, bool]) -> str:
+    """Consent as a record holds it: a letter per purpose and 0 or 1, by purpose name."""
+    return "".join(f"{_PURPOSE_CODES[p]}{int(g)}" for p, g in sorted(consent.items()))
+
+
 @dataclass(slots=True)  # built per event: frozen would double that
 class LookupSummary:
     """What a lookup answers about a person, as stored in a lookup record."""
@@ -129,9 +134,7 @@ class LookupSummary:
         if self.interests:
             out["i"] = _SEP.join(self.interests)
         if self.consent:
-            out["c"] = "".join(
-                f"{_PURPOSE_CODES[p]}{int(g)}" for p, g in sorted(self.consent.items())
-            )
+            out["c"] = _consent_code(self.consent)
         return out
 
     def packed(self) -> str:
@@ -149,9 +152,7 @@ class LookupSummary:
             self.preferred_channel or "",
             str(self.revenue_cents) if self.revenue_cents else "",
             _SEP.join(self.interests),
-            "".join(f"{_PURPOSE_CODES[p]}{int(g)}" for p, g in sorted(consent.items()))
-            if consent
-            else "",
+            _consent_code(consent) if consent else "",
         )  # the fields of :meth:`fields`, in RECORD_FIELDS order, without a dict between
         return RECORD_SEP.join(values).rstrip(RECORD_SEP)
 
