@@ -8,13 +8,22 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install demo test unit integration lint schemas stack-up stack-down lock clean bench bench-quick bench-lookup bench-merge bench-load bench-ingest bench-freshness bench-memory evaluate
 
-install: $(STAMP)
+
+NATIVE := $(VENV)/.native
+
+install: $(STAMP) $(NATIVE)
 
 # Reinstall only when the dependency declaration or the lock changed.
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+# The compiled fold (native/, Rust): rebuilt when its sources change; cargo keeps its
+# downloads in ~/.cargo and its build in native/target, so a rebuild downloads nothing.
+$(NATIVE): $(STAMP) native/Cargo.toml native/Cargo.lock native/pyproject.toml native/bestand_native.pyi $(wildcard native/src/*.rs)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-build-isolation ./native
+	touch $(NATIVE)
 
 demo: install
 	$(BIN)/bestand demo

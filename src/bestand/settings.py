@@ -165,6 +165,12 @@ class Settings(BaseSettings):
     dedupe_ttl_seconds: int = Field(
         14 * 24 * 3600, ge=60, description="How long an applied event id is remembered."
     )
+    fold: Literal["auto", "native", "python"] = Field(
+        "auto",
+        description="Which fold applies a batch's events to person state: 'native' (compiled, "
+        "the bestand-native package), 'python' (the reference in bestand.profile), or 'auto' "
+        "(native where it is installed).",
+    )
     max_event_bytes: int = Field(65536, ge=1024, description="Larger events go to the DLQ.")
     max_event_future_seconds: int = Field(
         86400,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bestand.events import ResolvedEvent
 from bestand.events.changes import ChangeKind
 from bestand.profile.lifecycle import LifecycleRules, lifecycle_stage
 from bestand.profile.summary import LookupSummary
@@ -69,3 +70,27 @@ def profile_changes(
         )
         for kind in kinds
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class Describer:
+    """Names the changes an applied event causes, as of ``now`` under the lifecycle rules
+    (the native fold takes the same two)."""
+
+    now: int
+    rules: LifecycleRules
+
+    def __call__(
+        self, before: LookupSummary | None, after: LookupSummary, event: ResolvedEvent
+    ) -> list[Change]:
+        return profile_changes(before, after, self.now, self.rules, event.absorbed)
+
+    def native(self) -> tuple[int, tuple[int, int, int, int]]:
+        """The same as the native fold takes it."""
+        r = self.rules
+        return self.now, (
+            r.repeat_min_orders,
+            r.loyal_min_orders,
+            r.at_risk_after_days,
+            r.lapsed_after_days,
+        )

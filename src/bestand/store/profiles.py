@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from redis.asyncio import Redis
@@ -19,6 +20,7 @@ from redis.asyncio.client import Pipeline
 
 from bestand.events import ResolvedEvent
 from bestand.profile import PersonState, dump_state, load_state
+from bestand.profile.changes import Change, Describer
 from bestand.profile.fold import (
     ApplyOutcome,
     Describe,
@@ -35,9 +37,12 @@ from bestand.profile.markers import parse_marker as _parse
 from bestand.profile.markers import same_content as _same
 from bestand.profile.state import CustomerRule
 from bestand.store.errors import StoreConflict
-from bestand.store.keys import Keys
+from bestand.store.keys import Keys, event_key
 from bestand.store.scripts import Scripts
 from bestand.store.values import forget_values
+
+if TYPE_CHECKING:
+    from bestand_native import Folder
 
 __all__ = ["ApplyOutcome", "ProfileStore", "_marker", "_parse", "_same", "content_digest"]
 
@@ -100,6 +105,31 @@ def _joined(batch: Sequence[ResolvedEvent]) -> dict[str, list[str]]:
     return {person: group for group in by_root.values() if len(group) > 1 for person in group}
 
 
+FoldChoice = Literal["auto", "native", "python"]
+
+
+def native_folder(
+    keys: Keys, dedupe_ttl: int, rule: CustomerRule, choice: FoldChoice
+) -> Folder | None:
+    """The compiled fold (``bestand_native.Folder``), or None for the Python one.
+
+    The compiled fold gives the same states, records, markers and outcomes as
+    :mod:`bestand.profile.fold` (the tests hold it to them) at a fraction of the CPU.
+    """
+    if choice == "python":
+        return None
+    try:
+        import bestand_native
+    except ImportError:
+        if choice == "native":
+            raise RuntimeError(
+                "BESTAND_FOLD=native, but the bestand-native package is not installed "
+                "(make install builds it; it needs Rust's cargo)"
+            ) from None
+        return None
+    return bestand_native.Folder(keys.prefix, keys.person_schema, dedupe_ttl, rule)
+
+
 class ProfileStore:
     """Reads and writes person state and the lookup records derived from it."""
 
@@ -110,6 +140,7 @@ class ProfileStore:
         dedupe_ttl: int,
         scripts: Scripts | None = None,
         rule: CustomerRule = "kept",
+        fold: FoldChoice = "python",
     ) -> None:
         self._client = client
         self._rule: CustomerRule = rule
@@ -117,6 +148,12 @@ class ProfileStore:
         self._ttl = dedupe_ttl
         self._scripts = scripts or Scripts.load()
         self._remembered = _Remembered()
+        self._native = native_folder(keys, dedupe_ttl, rule, fold)
+
+    @property
+    def native(self) -> bool:
+        """Whether batches are folded by the compiled fold."""
+        return self._native is not None
 
     async def apply_batch(
         self, events: Sequence[ResolvedEvent], describe: Describe | None = None
@@ -124,8 +161,12 @@ class ProfileStore:
         """Apply events in order: one read, one write, and again for groups that conflicted.
 
         ``describe`` names the changes an applied event causes; they are kept in its dedupe
-        marker, and a redelivery of the event gets them again (``duplicate`` outcome).
+        marker, and a redelivery of the event gets them again (``duplicate`` outcome). The
+        compiled fold takes a :class:`Describer` (or nothing); another ``describe`` is
+        folded in Python.
         """
+        if self._native is not None and (describe is None or isinstance(describe, Describer)):
+            return await self._apply_native(events, describe)
         outcomes: list[ApplyOutcome | None] = [None] * len(events)
         digests = [content_digest(event) for event in events]
         todo = list(range(len(events)))
@@ -153,6 +194,38 @@ class ProfileStore:
         if todo:
             raise StoreConflict(f"could not apply a batch after {_MAX_ROUNDS} rounds")
         return [outcome for outcome in outcomes if outcome is not None]
+
+    async def _apply_native(
+        self, events: Sequence[ResolvedEvent], describe: Describer | None
+    ) -> list[ApplyOutcome]:
+        """:meth:`apply_batch` with the compiled fold: the same rounds of read, fold and
+        write; the fold prepares every key and argument, this sends them."""
+        assert self._native is not None
+        batch = self._native.begin(
+            events,
+            [content_digest(event) for event in events],
+            [event_key(event.event_id) for event in events],
+        )
+        scripts = self._scripts
+        described = None if describe is None else describe.native()
+        for _ in range(_MAX_ROUNDS):
+            while (read := batch.read()) is not None:
+                keys, args = read
+                rows, markers = await scripts.call(self._client, scripts.persons_read, keys, args)
+                batch.feed(rows, markers)
+            calls = batch.fold(described)
+
+            def build(pipe: Pipeline, calls: list[Any] = calls) -> None:
+                for keys, args in calls:
+                    scripts.persons_write.queue(pipe, keys, args)
+
+            replies = await scripts.pipelined(self._client, build) if calls else []
+            if batch.written(replies):
+                return [
+                    ApplyOutcome(status, person, tuple(Change(*c) for c in changes))
+                    for status, person, changes in batch.outcomes()
+                ]
+        raise StoreConflict(f"could not apply a batch after {_MAX_ROUNDS} rounds")
 
     def _remember(self, write: GroupWrite) -> None:
         """Remember the persons a group's write left, and forget those it merged away."""
@@ -334,6 +407,8 @@ class ProfileStore:
         live, state = await self._follow(person_id)
         for gone in (person_id, live, *state.absorbed):
             self._remembered.forget(gone)
+            if self._native is not None:
+                self._native.forget(gone)
         all_tokens = set(tokens) | set(state.ids)
         keys = [self._keys.person(person_id), self._keys.person(live)]
         keys += [self._keys.person(pid) for pid in state.absorbed]

@@ -22,9 +22,8 @@ from bestand.identity import resolved_event
 from bestand.identity.kinds import KIND_NAMES, kind_of
 from bestand.identity.rules import Unattributable
 from bestand.ops.metrics import WorkerMetrics
-from bestand.profile.changes import Change, profile_changes
+from bestand.profile.changes import Change, Describer
 from bestand.profile.lifecycle import LifecycleRules
-from bestand.profile.summary import LookupSummary
 from bestand.settings import Settings
 from bestand.store import IdentityGraph, ProfileStore
 from bestand.store.identity_graph import Erased
@@ -183,14 +182,7 @@ class BatchProcessor:
     ) -> list[Outgoing]:
         if not todo:
             return []
-        now = int(time.time())
-        lifecycle = self._lifecycle
-
-        def describe(
-            before: LookupSummary | None, after: LookupSummary, event: ResolvedEvent
-        ) -> list[Change]:
-            return profile_changes(before, after, now, lifecycle, event.absorbed)
-
+        describe = Describer(int(time.time()), self._lifecycle)
         outcomes = await self.profiles.apply_batch([item.event for item in todo], describe)
         out: list[Outgoing] = []
         for item, outcome in zip(todo, outcomes, strict=True):

@@ -41,6 +41,7 @@ def processor_for(settings: Settings, client: Redis, metrics: WorkerMetrics) -> 
         settings.dedupe_ttl_seconds,
         scripts,
         rule=settings.customer_rule,
+        fold=settings.fold,
     )
     return BatchProcessor(settings, graph, profiles, metrics)
 

@@ -1,0 +1,38 @@
+"""bestand's person-state fold, compiled (see native/src/lib.rs)."""
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+Status = Literal["applied", "duplicate", "conflict"]
+ChangeKind = Literal["became_customer", "no_longer_customer", "stage_changed", "merged", "erased"]
+#: change, existing_customer, orders_count, stage_before, stage_after, absorbed
+ChangeRow = tuple[ChangeKind, bool | None, int | None, str | None, str | None, tuple[str, ...]]
+
+class Folder:
+    """What ``ProfileStore`` does between its Redis round trips, for a whole batch."""
+
+    def __init__(
+        self,
+        prefix: str,
+        person_schema: bytes,
+        dedupe_ttl: int,
+        rule: str,
+        remembered: int = 20_000,
+    ) -> None: ...
+    def begin(
+        self, events: Sequence[Any], digests: Sequence[str], event_keys: Sequence[str]
+    ) -> Batch: ...
+    def forget(self, person: str) -> None: ...
+
+class Batch:
+    """One batch on its way through rounds of read, fold and write."""
+
+    def read(self) -> tuple[list[str], list[int]] | None: ...
+    def feed(self, rows: list[Any], markers: list[Any]) -> None: ...
+    def fold(
+        self, describe: tuple[int, tuple[int, int, int, int]] | None = None
+    ) -> list[tuple[list[str], list[Any]]]: ...
+    def written(self, replies: Sequence[Sequence[int]]) -> bool: ...
+    def outcomes(self) -> list[tuple[Status, str, tuple[ChangeRow, ...]]]: ...
+
+def restore(person_id: str, blob: bytes) -> bytes: ...

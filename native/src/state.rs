@@ -1,0 +1,299 @@
+//! A person's state and its stored form: `bestand.profile.state`, byte for byte.
+//!
+//! The stored JSON is the one `dump_state` writes (short keys, empty parts left out, every
+//! object's keys sorted), so Redis holds the same bytes whichever side wrote them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+/// Most product categories kept per person.
+pub const MAX_INTERESTS: usize = 20;
+
+/// Which orders make an existing customer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    Kept,
+    Placed,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrderRecord {
+    pub total_cents: Option<i64>,
+    pub currency: Option<String>,
+    pub channel: Option<String>,
+    pub at: Option<i64>,
+    pub cancelled: bool,
+    /// return or refund event id -> cents (-1: the whole order)
+    pub returns: BTreeMap<String, i64>,
+    pub cls: Option<String>,
+    pub campaign: Option<String>,
+    pub affiliate: Option<String>,
+}
+
+impl OrderRecord {
+    pub fn active(&self) -> bool {
+        self.at.is_some() && !self.cancelled
+    }
+
+    pub fn returned_cents(&self) -> i64 {
+        if self.returns.is_empty() {
+            return 0;
+        }
+        let total = self.total_cents.unwrap_or(0);
+        let refunded: i64 = self.returns.values().map(|&c| if c < 0 { total } else { c }).sum();
+        refunded.min(total)
+    }
+
+    pub fn wholly_refunded(&self) -> bool {
+        if self.returns.is_empty() {
+            return false;
+        }
+        if self.returns.values().any(|&c| c < 0) {
+            return true;
+        }
+        let total = self.total_cents.unwrap_or(0);
+        total > 0 && self.returned_cents() >= total
+    }
+
+    pub fn kept(&self) -> bool {
+        self.active() && !self.wholly_refunded()
+    }
+
+    pub fn counts(&self, rule: Rule) -> bool {
+        match rule {
+            Rule::Kept => self.kept(),
+            Rule::Placed => self.active(),
+        }
+    }
+
+    pub fn net_cents(&self) -> i64 {
+        if !self.active() {
+            return 0;
+        }
+        self.total_cents.unwrap_or(0) - self.returned_cents()
+    }
+}
+
+pub type Reclassified = (String, String, String, String, i64, String);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersonState {
+    pub person_id: String,
+    pub version: i64,
+    pub ids: BTreeSet<String>,
+    pub orders: BTreeMap<String, OrderRecord>,
+    pub first_seen: Option<i64>,
+    pub last_seen: Option<i64>,
+    pub email: BTreeMap<String, i64>,
+    pub last_email_engagement: Option<i64>,
+    /// purpose -> (granted, at)
+    pub consent: BTreeMap<String, (bool, i64)>,
+    pub contacts: BTreeMap<String, i64>,
+    pub channels: BTreeSet<String>,
+    pub absorbed: BTreeSet<String>,
+    pub interests: BTreeMap<String, i64>,
+    pub reclassified: Vec<Reclassified>,
+    pub rule: Rule,
+}
+
+impl PersonState {
+    pub fn new(person_id: &str, rule: Rule) -> Self {
+        PersonState {
+            person_id: person_id.to_owned(),
+            version: 0,
+            ids: BTreeSet::new(),
+            orders: BTreeMap::new(),
+            first_seen: None,
+            last_seen: None,
+            email: BTreeMap::new(),
+            last_email_engagement: None,
+            consent: BTreeMap::new(),
+            contacts: BTreeMap::new(),
+            channels: BTreeSet::new(),
+            absorbed: BTreeSet::new(),
+            interests: BTreeMap::new(),
+            reclassified: Vec::new(),
+            rule,
+        }
+    }
+
+    /// The three most viewed product categories, most viewed first.
+    pub fn top_interests(&self) -> Vec<String> {
+        let mut ranked: Vec<(&String, &i64)> = self.interests.iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+        ranked.into_iter().take(3).map(|(c, _)| c.clone()).collect()
+    }
+
+    /// Current consent per purpose.
+    pub fn consent_flags(&self) -> BTreeMap<String, bool> {
+        self.consent.iter().map(|(p, (g, _))| (p.clone(), *g)).collect()
+    }
+}
+
+// --- the stored form ------------------------------------------------------------------------
+// Fields are declared in sorted key order: serde writes them in declaration order, and
+// `dump_state` sorts every object's keys.
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+fn empty_text(value: &Option<String>) -> bool {
+    value.as_deref().map_or(true, str::is_empty)
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct StoredOrder {
+    #[serde(default, skip_serializing_if = "empty_text")]
+    af: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at: Option<i64>,
+    #[serde(default, skip_serializing_if = "empty_text")]
+    c: Option<String>,
+    #[serde(default, skip_serializing_if = "empty_text")]
+    ch: Option<String>,
+    #[serde(default, skip_serializing_if = "empty_text")]
+    cp: Option<String>,
+    #[serde(default, skip_serializing_if = "empty_text")]
+    cu: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    r: BTreeMap<String, i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    t: Option<i64>,
+    #[serde(default, skip_serializing_if = "is_false", with = "flag")]
+    x: bool,
+}
+
+/// `"x": 1` for a cancelled order (any truthy value reads as cancelled).
+mod flag {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(_: &bool, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(1)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        Ok(match value {
+            serde_json::Value::Null => false,
+            serde_json::Value::Bool(b) => b,
+            serde_json::Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+            serde_json::Value::String(s) => !s.is_empty(),
+            serde_json::Value::Array(a) => !a.is_empty(),
+            serde_json::Value::Object(o) => !o.is_empty(),
+        })
+    }
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct Stored {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    ab: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    chn: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    cs: BTreeMap<String, (i64, i64)>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    ct: BTreeMap<String, i64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    em: BTreeMap<String, i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fs: Option<i64>,
+    #[serde(default)]
+    ids: Vec<String>,
+    #[serde(default, rename = "in", skip_serializing_if = "BTreeMap::is_empty")]
+    interests: BTreeMap<String, i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    le: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ls: Option<i64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    o: BTreeMap<String, StoredOrder>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    rc: Vec<Reclassified>,
+    #[serde(default)]
+    v: i64,
+}
+
+fn some_text(value: &Option<String>) -> Option<String> {
+    value.as_ref().filter(|s| !s.is_empty()).cloned()
+}
+
+/// The stored form of a state (`dump_state`).
+pub fn dump_state(state: &PersonState) -> Vec<u8> {
+    let stored = Stored {
+        ab: state.absorbed.iter().cloned().collect(),
+        chn: state.channels.iter().cloned().collect(),
+        cs: state.consent.iter().map(|(p, (g, at))| (p.clone(), (i64::from(*g), *at))).collect(),
+        ct: state.contacts.clone(),
+        em: state.email.clone(),
+        fs: state.first_seen,
+        ids: state.ids.iter().cloned().collect(),
+        interests: state.interests.clone(),
+        le: state.last_email_engagement,
+        ls: state.last_seen,
+        o: state
+            .orders
+            .iter()
+            .map(|(oid, o)| {
+                let stored = StoredOrder {
+                    af: some_text(&o.affiliate),
+                    at: o.at,
+                    c: some_text(&o.cls),
+                    ch: some_text(&o.channel),
+                    cp: some_text(&o.campaign),
+                    cu: some_text(&o.currency),
+                    r: o.returns.clone(),
+                    t: o.total_cents,
+                    x: o.cancelled,
+                };
+                (oid.clone(), stored)
+            })
+            .collect(),
+        rc: state.reclassified.clone(),
+        v: state.version,
+    };
+    serde_json::to_vec(&stored).expect("a state always serializes")
+}
+
+/// Read a stored state (`load_state`); `None` or empty gives a new, empty person.
+pub fn load_state(person_id: &str, blob: Option<&[u8]>, rule: Rule) -> Result<PersonState, String> {
+    let blob = match blob {
+        Some(b) if !b.is_empty() => b,
+        _ => return Ok(PersonState::new(person_id, rule)),
+    };
+    let stored: Stored = serde_json::from_slice(blob).map_err(|e| e.to_string())?;
+    let mut state = PersonState::new(person_id, rule);
+    state.version = stored.v;
+    state.ids = stored.ids.into_iter().collect();
+    state.orders = stored
+        .o
+        .into_iter()
+        .map(|(oid, o)| {
+            let record = OrderRecord {
+                total_cents: o.t,
+                currency: o.cu,
+                channel: o.ch,
+                at: o.at,
+                cancelled: o.x,
+                returns: o.r,
+                cls: o.c,
+                campaign: o.cp,
+                affiliate: o.af,
+            };
+            (oid, record)
+        })
+        .collect();
+    state.first_seen = stored.fs;
+    state.last_seen = stored.ls;
+    state.email = stored.em;
+    state.last_email_engagement = stored.le;
+    state.consent = stored.cs.into_iter().map(|(p, (g, at))| (p, (g != 0, at))).collect();
+    state.contacts = stored.ct;
+    state.channels = stored.chn.into_iter().collect();
+    state.absorbed = stored.ab.into_iter().collect();
+    state.interests = stored.interests;
+    state.reclassified = stored.rc;
+    Ok(state)
+}
