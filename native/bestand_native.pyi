@@ -1,12 +1,10 @@
 """bestand's person-state fold, compiled (see native/src/lib.rs)."""
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
-Status = Literal["applied", "duplicate", "conflict"]
-ChangeKind = Literal["became_customer", "no_longer_customer", "stage_changed", "merged", "erased"]
-#: change, existing_customer, orders_count, stage_before, stage_after, absorbed
-ChangeRow = tuple[ChangeKind, bool | None, int | None, str | None, str | None, tuple[str, ...]]
+from bestand.events import ResolvedEvent
+from bestand.profile.fold import ApplyOutcome
 
 class Folder:
     """What ``ProfileStore`` does between its Redis round trips, for a whole batch."""
@@ -19,9 +17,7 @@ class Folder:
         rule: str,
         remembered: int = 20_000,
     ) -> None: ...
-    def begin(
-        self, events: Sequence[Any], digests: Sequence[str], event_keys: Sequence[str]
-    ) -> Batch: ...
+    def begin(self, events: Sequence[ResolvedEvent]) -> Batch: ...
     def forget(self, person: str) -> None: ...
 
 class Batch:
@@ -33,6 +29,6 @@ class Batch:
         self, describe: tuple[int, tuple[int, int, int, int]] | None = None
     ) -> list[tuple[list[str], list[Any]]]: ...
     def written(self, replies: Sequence[Sequence[int]]) -> bool: ...
-    def outcomes(self) -> list[tuple[Status, str, tuple[ChangeRow, ...]]]: ...
+    def outcomes(self) -> list[ApplyOutcome]: ...
 
 def restore(person_id: str, blob: bytes) -> bytes: ...

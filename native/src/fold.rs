@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
-use crate::reducer::{apply, merge, Event, Kind};
+use crate::reducer::{apply_in_place, merge, Event, Kind};
 use crate::state::PersonState;
 use crate::summary::{marker, parse_marker, profile_changes, same_content, Change, LifecycleRules, Summary};
 
@@ -285,10 +285,15 @@ pub fn fold_group(
             outcomes.push((position, Outcome { status: Status::Duplicate, person_id: person, changes: recorded }));
             continue;
         }
-        let new = Rc::new(apply(&state, event));
+        drop(state);
+        // Copied on its first change in the batch (the state as read stays as read), then
+        // changed in place.
+        let entry = states.get_mut(&person).expect("met");
+        let new = Rc::make_mut(entry);
+        apply_in_place(new, event);
         let mut changes: Vec<Change> = Vec::new();
         if event.kind == Kind::Order || !event.absorbed.is_empty() {
-            let after = Summary::of(&new);
+            let after = Summary::of(new);
             if let Some(d) = describe {
                 let before = summaries.get(&person).and_then(|s| s.as_ref());
                 changes = profile_changes(before, &after, d.now, &d.rules, &event.absorbed);
@@ -301,7 +306,6 @@ pub fn fold_group(
         write.markers.push((person.clone(), position, marker(digest, &changes)));
         outcomes.push((position, Outcome { status: Status::Applied, person_id: person.clone(), changes }));
         applied_here.insert(key, digest.to_owned());
-        states.insert(person.clone(), new);
         if event.kind == Kind::Detach {
             write.unlink.extend(event.identifiers.iter().cloned());
         }
@@ -321,9 +325,8 @@ pub fn fold_group(
         write.guard = unique.into_iter().map(|p| (p.clone(), initial[p].version)).collect();
     }
     for person in &changed {
-        let mut final_state = (*states[person]).clone();
-        final_state.version = version;
-        let final_state = Rc::new(final_state);
+        let mut final_state = states.remove(person).expect("changed");
+        Rc::make_mut(&mut final_state).version = version;
         let now = summaries[person].as_ref();
         let summary = match now {
             Some(s) if !stale.contains(person) => {

@@ -10,17 +10,26 @@ use std::rc::Rc;
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::intern;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
 
+pub mod digest;
 pub mod fold;
 pub mod reducer;
 pub mod state;
 pub mod summary;
 
-use fold::{fold_group, groups, Describe, GroupWrite, Loaded, Outcome};
+use digest::{content_digest, event_key, Json};
+use fold::{fold_group, Status, groups, Describe, GroupWrite, Loaded, Outcome};
 use reducer::{Event, Kind, OrderFacts, Status as OrderStatus};
 use state::{dump_state, load_state, PersonState, Rule};
 use summary::{Change, LifecycleRules};
+
+/// The fold allocates many small strings and maps and frees them all when a batch is done;
+/// mimalloc does that several times faster than the C library's allocator, whose heap it
+/// would also share with Python's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Rounds of reading redirects before a chain is taken for a loop.
 const MAX_REDIRECTS: usize = 32;
@@ -110,6 +119,11 @@ struct Folder {
     person_schema: Vec<u8>,
     ttl: i64,
     remembered: Remembered,
+    /// `bestand.profile.fold.ApplyOutcome`, `bestand.profile.changes.Change` and
+    /// `bestand.profile.markers.content_digest`
+    outcome_class: Py<PyAny>,
+    change_class: Py<PyAny>,
+    python_digest: Py<PyAny>,
 }
 
 fn text_of(value: &Bound<'_, PyAny>) -> PyResult<String> {
@@ -119,7 +133,8 @@ fn text_of(value: &Bound<'_, PyAny>) -> PyResult<String> {
     value.extract::<String>()
 }
 
-fn opt_string(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Option<String>> {
+/// An attribute that is a string or None.
+fn opt_string(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> PyResult<Option<String>> {
     let value = obj.getattr(name)?;
     if value.is_none() {
         Ok(None)
@@ -128,82 +143,160 @@ fn opt_string(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Option<String>> {
     }
 }
 
-fn event_from(obj: &Bound<'_, PyAny>) -> PyResult<Event> {
-    let kind_name: String = obj.getattr("kind")?.extract()?;
+/// A plain value as the digest's JSON holds it; None for a value of another type.
+fn plain(value: &Bound<'_, PyAny>) -> PyResult<Option<Json>> {
+    Ok(Some(if value.is_none() {
+        Json::Null
+    } else if let Ok(b) = value.downcast::<PyBool>() {
+        Json::Bool(b.is_true())
+    } else if let Ok(t) = value.downcast::<PyString>() {
+        Json::Text(t.to_str()?.to_owned())
+    } else if value.is_instance_of::<PyInt>() {
+        Json::Int(value.extract()?)
+    } else {
+        return Ok(None);
+    }))
+}
+
+/// A resolved event, its content digest and its id as keys hold it.
+fn event_from(
+    py: Python<'_>,
+    obj: &Bound<'_, PyAny>,
+    python_digest: &Bound<'_, PyAny>,
+) -> PyResult<(Event, String, String)> {
+    let kind_name: String = obj.getattr(intern!(py, "kind"))?.extract()?;
     let kind = Kind::parse(&kind_name)
         .ok_or_else(|| PyValueError::new_err(format!("unknown event kind {kind_name:?}")))?;
-    let order_obj = obj.getattr("order")?;
-    let order = if order_obj.is_none() {
-        None
+    let mut exotic = false; // a value the digest's JSON is not written for here
+    let order_obj = obj.getattr(intern!(py, "order"))?;
+    let (order, order_facts) = if order_obj.is_none() {
+        (None, Json::Null)
     } else {
-        let status: String = order_obj.getattr("status")?.extract()?;
-        let status = match status.as_str() {
+        let status_name: String = order_obj.getattr(intern!(py, "status"))?.extract()?;
+        let status = match status_name.as_str() {
             "placed" => OrderStatus::Placed,
             "cancelled" => OrderStatus::Cancelled,
             "returned" => OrderStatus::Returned,
             "refunded" => OrderStatus::Refunded,
             other => return Err(PyValueError::new_err(format!("unknown order status {other:?}"))),
         };
-        let attribution = order_obj.getattr("attribution")?;
-        let (campaign, affiliate) = if attribution.is_none() {
-            (None, None)
+        let attribution = order_obj.getattr(intern!(py, "attribution"))?;
+        let (campaign, affiliate, attribution_facts) = if attribution.is_none() {
+            (None, None, Json::Null)
         } else {
-            let campaign = opt_string(&attribution, "campaign")?.filter(|c| !c.is_empty());
+            let campaign = opt_string(&attribution, intern!(py, "campaign"))?.filter(|c| !c.is_empty());
             let campaign = match campaign {
                 Some(c) => Some(c),
-                None => opt_string(&attribution, "utm_campaign")?,
+                None => opt_string(&attribution, intern!(py, "utm_campaign"))?,
             };
-            (campaign, opt_string(&attribution, "affiliate_id")?)
+            let fields = attribution.getattr(intern!(py, "__dict__"))?;
+            let fields = fields.downcast::<PyDict>()?;
+            let mut object = Vec::with_capacity(fields.len());
+            for (k, v) in fields.iter() {
+                match plain(&v)? {
+                    Some(value) => object.push((k.extract::<String>()?, value)),
+                    None => exotic = true,
+                }
+            }
+            (campaign, opt_string(&attribution, intern!(py, "affiliate_id"))?, Json::Object(object))
         };
-        Some(OrderFacts {
-            order_id: order_obj.getattr("order_id")?.extract()?,
+        let facts = OrderFacts {
+            order_id: order_obj.getattr(intern!(py, "order_id"))?.extract()?,
             status,
-            total_cents: order_obj.getattr("total_cents")?.extract()?,
-            returned_cents: order_obj.getattr("returned_cents")?.extract()?,
-            currency: opt_string(&order_obj, "currency")?,
-            channel: opt_string(&order_obj, "channel")?,
+            total_cents: order_obj.getattr(intern!(py, "total_cents"))?.extract()?,
+            returned_cents: order_obj.getattr(intern!(py, "returned_cents"))?.extract()?,
+            currency: opt_string(&order_obj, intern!(py, "currency"))?,
+            channel: opt_string(&order_obj, intern!(py, "channel"))?,
             campaign,
             affiliate,
-        })
+        };
+        let guest: Option<bool> = order_obj.getattr(intern!(py, "guest"))?.extract()?;
+        let order_facts = Json::List(vec![
+            Json::Text(facts.order_id.clone()),
+            Json::Text(status_name),
+            Json::opt_int(facts.total_cents),
+            Json::opt_int(facts.returned_cents),
+            Json::opt_text(facts.currency.as_deref()),
+            Json::opt_text(facts.channel.as_deref()),
+            guest.map_or(Json::Null, Json::Bool),
+            attribution_facts,
+        ]);
+        (Some(facts), order_facts)
     };
-    let consent_obj = obj.getattr("consent")?;
+    let consent_obj = obj.getattr(intern!(py, "consent"))?;
     let consent = if consent_obj.is_none() {
         None
     } else {
         let dict = consent_obj.downcast::<PyDict>()?;
         let mut pairs = Vec::with_capacity(dict.len());
         for (k, v) in dict.iter() {
+            if !k.is_instance_of::<PyString>() {
+                exotic = true;
+            }
             pairs.push((k.str()?.extract::<String>()?, v.extract::<bool>()?));
         }
         Some(pairs)
     };
-    Ok(Event {
-        event_id: obj.getattr("event_id")?.extract()?,
-        at: obj.getattr("at")?.extract()?,
+    let event = Event {
+        event_id: obj.getattr(intern!(py, "event_id"))?.extract()?,
+        at: obj.getattr(intern!(py, "at"))?.extract()?,
         kind,
-        person_id: obj.getattr("person_id")?.extract()?,
-        identifiers: obj.getattr("identifiers")?.extract()?,
-        absorbed: obj.getattr("absorbed")?.extract()?,
+        person_id: obj.getattr(intern!(py, "person_id"))?.extract()?,
+        identifiers: obj.getattr(intern!(py, "identifiers"))?.extract()?,
+        absorbed: obj.getattr(intern!(py, "absorbed"))?.extract()?,
         order,
-        email_type: opt_string(obj, "email_type")?,
+        email_type: opt_string(obj, intern!(py, "email_type"))?,
         consent,
-        contact_channel: opt_string(obj, "contact_channel")?,
-        category: opt_string(obj, "category")?,
-    })
+        contact_channel: opt_string(obj, intern!(py, "contact_channel"))?,
+        category: opt_string(obj, intern!(py, "category"))?,
+    };
+    let digest = if exotic {
+        python_digest.call1((obj,))?.extract()?
+    } else {
+        let time: String = obj.getattr(intern!(py, "event_time"))?.call_method0(intern!(py, "isoformat"))?.extract()?;
+        let consent_facts = match &event.consent {
+            None => Json::Null,
+            Some(pairs) => {
+                let mut sorted: Vec<&(String, bool)> = pairs.iter().collect();
+                sorted.sort();
+                Json::List(
+                    sorted
+                        .into_iter()
+                        .map(|(p, g)| Json::List(vec![Json::Text(p.clone()), Json::Bool(*g)]))
+                        .collect(),
+                )
+            }
+        };
+        let facts = Json::List(vec![
+            Json::Text(event.event_id.clone()),
+            Json::Text(time),
+            Json::Text(kind_name),
+            Json::opt_text(opt_string(obj, intern!(py, "type"))?.as_deref()),
+            Json::opt_text(opt_string(obj, intern!(py, "topic"))?.as_deref()),
+            order_facts,
+            Json::opt_text(event.email_type.as_deref()),
+            Json::opt_text(opt_string(obj, intern!(py, "campaign"))?.as_deref()),
+            consent_facts,
+            Json::opt_text(event.contact_channel.as_deref()),
+            Json::opt_text(opt_string(obj, intern!(py, "product_id"))?.as_deref()),
+            Json::opt_text(event.category.as_deref()),
+        ]);
+        content_digest(&facts)
+    };
+    let key = event_key(&event.event_id);
+    Ok((event, digest, key))
 }
 
-fn change_tuple<'py>(py: Python<'py>, c: &Change) -> PyResult<Bound<'py, PyTuple>> {
-    PyTuple::new(
-        py,
-        [
-            c.change.clone().into_pyobject(py)?.into_any(),
-            c.existing_customer.into_pyobject(py)?.into_any(),
-            c.orders_count.into_pyobject(py)?.into_any(),
-            c.stage_before.clone().into_pyobject(py)?.into_any(),
-            c.stage_after.clone().into_pyobject(py)?.into_any(),
-            PyTuple::new(py, &c.absorbed)?.into_any(),
-        ],
-    )
+fn change_object<'py>(change_class: &Bound<'py, PyAny>, c: &Change) -> PyResult<Bound<'py, PyAny>> {
+    let py = change_class.py();
+    change_class.call1((
+        c.change.clone(),
+        c.existing_customer,
+        c.orders_count,
+        c.stage_before.clone(),
+        c.stage_after.clone(),
+        PyTuple::new(py, &c.absorbed)?,
+    ))
 }
 
 impl Folder {
@@ -284,6 +377,7 @@ impl Folder {
     #[new]
     #[pyo3(signature = (prefix, person_schema, dedupe_ttl, rule, remembered=20_000))]
     fn py_new(
+        py: Python<'_>,
         prefix: String,
         person_schema: Vec<u8>,
         dedupe_ttl: i64,
@@ -301,22 +395,26 @@ impl Folder {
             person_schema,
             ttl: dedupe_ttl,
             remembered: Remembered::new(remembered),
+            outcome_class: py.import("bestand.profile.fold")?.getattr("ApplyOutcome")?.unbind(),
+            change_class: py.import("bestand.profile.changes")?.getattr("Change")?.unbind(),
+            python_digest: py.import("bestand.profile.markers")?.getattr("content_digest")?.unbind(),
         })
     }
 
-    /// Begin a batch: its resolved events, their content digests and their event ids as
-    /// keys hold them.
-    fn begin(
-        slf: &Bound<'_, Self>,
-        events: &Bound<'_, PyList>,
-        digests: Vec<String>,
-        event_keys: Vec<String>,
-    ) -> PyResult<Batch> {
-        let events: Vec<Event> = events.iter().map(|e| event_from(&e)).collect::<PyResult<_>>()?;
+    /// Begin a batch of resolved events.
+    fn begin(slf: &Bound<'_, Self>, events: &Bound<'_, PyList>) -> PyResult<Batch> {
+        let py = slf.py();
+        let python_digest = slf.borrow().python_digest.clone_ref(py).into_bound(py);
         let n = events.len();
-        if digests.len() != n || event_keys.len() != n {
-            return Err(PyValueError::new_err("one digest and one event key per event"));
+        let (mut parsed, mut digests, mut event_keys) =
+            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        for obj in events.iter() {
+            let (event, digest, key) = event_from(py, &obj, &python_digest)?;
+            parsed.push(event);
+            digests.push(digest);
+            event_keys.push(key);
         }
+        let events = parsed;
         Ok(Batch {
             folder: slf.clone().unbind(),
             events,
@@ -525,13 +623,24 @@ impl Batch {
         Ok(self.todo.is_empty())
     }
 
-    /// Every event's outcome, in order: (status, person, changes as tuples).
-    fn outcomes<'py>(&mut self, py: Python<'py>) -> PyResult<Vec<(&'static str, String, Bound<'py, PyTuple>)>> {
-        let mut out = Vec::with_capacity(self.outcomes.len());
+    /// Every event's outcome, in order (`ApplyOutcome`s).
+    fn outcomes<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let folder = self.folder.borrow(py);
+        let outcome_class = folder.outcome_class.bind(py);
+        let change_class = folder.change_class.bind(py);
+        let out = PyList::empty(py);
         for outcome in std::mem::take(&mut self.outcomes).into_iter().flatten() {
-            let changes: Vec<Bound<'py, PyTuple>> =
-                outcome.changes.iter().map(|c| change_tuple(py, c)).collect::<PyResult<_>>()?;
-            out.push((outcome.status.name(), outcome.person_id, PyTuple::new(py, changes)?));
+            let changes: Vec<Bound<'py, PyAny>> =
+                outcome.changes.iter().map(|c| change_object(change_class, c)).collect::<PyResult<_>>()?;
+            out.append(outcome_class.call1((
+                match outcome.status {
+                    Status::Applied => intern!(py, "applied"),
+                    Status::Duplicate => intern!(py, "duplicate"),
+                    Status::Conflict => intern!(py, "conflict"),
+                },
+                outcome.person_id,
+                PyTuple::new(py, changes)?,
+            ))?)?;
         }
         Ok(out)
     }
@@ -551,52 +660,92 @@ impl Folder {
         let mut blobs: Vec<Vec<u8>> = Vec::new();
         let first_blob = 4 + writes.len();
         for write in writes {
-            let mut states = Vec::new();
-            for state in &write.states {
-                states.push(serde_json::json!([state.person_id, state.version, first_blob + blobs.len()]));
+            // {"guard":[[p,v]..],"write":[[p,v,i]..],"absorbed":[[gone,p]..],
+            //  "markers":[[key,text]..],"lookups":[[v,checked,i,[tokens]]..],"unlink":[..],
+            //  "values":[[p,cents]..]}
+            let mut g = Vec::with_capacity(256);
+            g.extend_from_slice(b"{\"guard\":[");
+            for (n, (person, version)) in write.guard.iter().enumerate() {
+                comma(&mut g, n);
+                g.push(b'[');
+                text(&mut g, person);
+                g.push(b',');
+                g.extend_from_slice(version.to_string().as_bytes());
+                g.push(b']');
+            }
+            g.extend_from_slice(b"],\"write\":[");
+            for (n, state) in write.states.iter().enumerate() {
+                comma(&mut g, n);
+                g.push(b'[');
+                text(&mut g, &state.person_id);
+                g.extend_from_slice(format!(",{},{}]", state.version, first_blob + blobs.len()).as_bytes());
                 blobs.push(dump_state(state));
                 add_key(self.person_key(&state.person_id), &mut keys);
             }
-            let mut lookups = Vec::new();
-            let mut values = Vec::new();
+            g.extend_from_slice(b"],\"absorbed\":[");
+            for (n, (gone, person)) in write.absorbed.iter().enumerate() {
+                comma(&mut g, n);
+                g.push(b'[');
+                text(&mut g, gone);
+                g.push(b',');
+                text(&mut g, person);
+                g.push(b']');
+                add_key(self.person_key(gone), &mut keys);
+            }
+            g.extend_from_slice(b"],\"markers\":[");
+            for (n, (person, position, marker)) in write.markers.iter().enumerate() {
+                comma(&mut g, n);
+                let key = self.dedupe_key(person, &batch.event_keys[batch.todo[*position]]);
+                g.push(b'[');
+                text(&mut g, &key);
+                g.push(b',');
+                text(&mut g, marker);
+                g.push(b']');
+                add_key(key, &mut keys);
+            }
+            g.extend_from_slice(b"],\"lookups\":[");
+            let mut first = true;
             for record in &write.publish {
-                if !record.tokens.is_empty() {
-                    let at = first_blob + blobs.len();
-                    blobs.push(record.summary.packed().into_bytes());
-                    lookups.push(serde_json::json!([record.version, i64::from(record.checked), at, record.tokens]));
-                }
                 for token in &record.tokens {
                     add_key(self.lookup_key(token), &mut keys);
                 }
-                if record.value_changed {
-                    let s = &record.summary;
-                    let cents = if s.existing_customer() { s.revenue_cents } else { -1 };
-                    values.push(serde_json::json!([record.person_id, cents]));
+                if record.tokens.is_empty() {
+                    continue;
                 }
+                if !first {
+                    g.push(b',');
+                }
+                first = false;
+                let at = first_blob + blobs.len();
+                blobs.push(record.summary.packed().into_bytes());
+                g.extend_from_slice(format!("[{},{},{},[", record.version, i64::from(record.checked), at).as_bytes());
+                for (n, token) in record.tokens.iter().enumerate() {
+                    comma(&mut g, n);
+                    text(&mut g, token);
+                }
+                g.extend_from_slice(b"]]");
             }
-            for (gone, _) in &write.absorbed {
-                add_key(self.person_key(gone), &mut keys);
-            }
-            let mut markers = Vec::new();
-            for (person, position, text) in &write.markers {
-                let event = batch.todo[*position];
-                let key = self.dedupe_key(person, &batch.event_keys[event]);
-                add_key(key.clone(), &mut keys);
-                markers.push(serde_json::json!([key, text]));
-            }
-            for token in &write.unlink {
+            g.extend_from_slice(b"],\"unlink\":[");
+            for (n, token) in write.unlink.iter().enumerate() {
+                comma(&mut g, n);
+                text(&mut g, token);
                 add_key(self.lookup_key(token), &mut keys);
             }
-            let group = serde_json::json!({
-                "guard": write.guard,
-                "write": states,
-                "absorbed": write.absorbed,
-                "markers": markers,
-                "lookups": lookups,
-                "unlink": write.unlink,
-                "values": values,
-            });
-            groups_json.push(serde_json::to_vec(&group).expect("a group serializes"));
+            g.extend_from_slice(b"],\"values\":[");
+            let mut first = true;
+            for record in write.publish.iter().filter(|r| r.value_changed) {
+                if !first {
+                    g.push(b',');
+                }
+                first = false;
+                let s = &record.summary;
+                let cents = if s.existing_customer() { s.revenue_cents } else { -1 };
+                g.push(b'[');
+                text(&mut g, &record.person_id);
+                g.extend_from_slice(format!(",{cents}]").as_bytes());
+            }
+            g.extend_from_slice(b"]}");
+            groups_json.push(g);
         }
         let args = PyList::empty(py);
         args.append(PyBytes::new(py, &self.person_schema))?;
@@ -610,6 +759,17 @@ impl Folder {
         }
         Ok((keys, args))
     }
+}
+
+fn comma(out: &mut Vec<u8>, n: usize) {
+    if n > 0 {
+        out.push(b',');
+    }
+}
+
+/// A JSON string.
+fn text(out: &mut Vec<u8>, value: &str) {
+    serde_json::to_writer(&mut *out, value).expect("a string serializes");
 }
 
 /// `dump_state(load_state(blob))`: the stored form as this module writes it (for tests).

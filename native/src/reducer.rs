@@ -135,7 +135,12 @@ fn apply_order(order: Option<&OrderRecord>, facts: &OrderFacts, event_id: &str, 
 }
 
 fn count_interest(interests: &mut BTreeMap<String, i64>, category: &str) {
-    *interests.entry(category.to_owned()).or_insert(0) += 1;
+    match interests.get_mut(category) {
+        Some(count) => *count += 1,
+        None => {
+            interests.insert(category.to_owned(), 1);
+        }
+    }
     while interests.len() > MAX_INTERESTS {
         let least = interests
             .iter()
@@ -148,62 +153,78 @@ fn count_interest(interests: &mut BTreeMap<String, i64>, category: &str) {
 
 /// Apply one resolved event to a person's state.
 pub fn apply(state: &PersonState, event: &Event) -> PersonState {
-    let at = event.at;
     let mut new = state.clone();
-    new.ids.extend(event.identifiers.iter().cloned());
-    new.first_seen = min_opt(state.first_seen, Some(at));
-    new.last_seen = max_opt(state.last_seen, Some(at));
+    apply_in_place(&mut new, event);
+    new
+}
+
+/// Apply one resolved event to a person's state, in place.
+pub fn apply_in_place(state: &mut PersonState, event: &Event) {
+    let at = event.at;
+    if event.kind == Kind::Detach {
+        for token in &event.identifiers {
+            state.ids.remove(token);
+        }
+    } else {
+        for token in &event.identifiers {
+            if !state.ids.contains(token) {
+                state.ids.insert(token.clone());
+            }
+        }
+    }
+    state.first_seen = min_opt(state.first_seen, Some(at));
+    state.last_seen = max_opt(state.last_seen, Some(at));
     let mut orders_changed = false;
     match event.kind {
         Kind::Order if event.order.is_some() => {
             let facts = event.order.as_ref().expect("checked");
             let order = apply_order(state.orders.get(&facts.order_id), facts, &event.event_id, at);
-            new.orders.insert(facts.order_id.clone(), order);
+            state.orders.insert(facts.order_id.clone(), order);
             orders_changed = true;
             if let Some(channel) = facts.channel.as_ref().filter(|c| !c.is_empty()) {
-                new.channels.insert(channel.clone());
+                if !state.channels.contains(channel) {
+                    state.channels.insert(channel.clone());
+                }
             }
         }
         Kind::Email if event.email_type.is_some() => {
             let email_type = event.email_type.as_deref().expect("checked");
             if let Some(counter) = email_counter(email_type) {
-                *new.email.entry(counter.to_owned()).or_insert(0) += 1;
+                *state.email.entry(counter.to_owned()).or_insert(0) += 1;
             }
-            new.channels.insert("email".to_owned());
+            if !state.channels.contains("email") {
+                state.channels.insert("email".to_owned());
+            }
             if email_type == "email_opened" || email_type == "email_clicked" {
-                new.last_email_engagement = max_opt(state.last_email_engagement, Some(at));
+                state.last_email_engagement = max_opt(state.last_email_engagement, Some(at));
             }
             if email_type == "email_unsubscribed" {
-                with_consent(&mut new.consent, &[("email".to_owned(), false)], at);
+                with_consent(&mut state.consent, &[("email".to_owned(), false)], at);
             }
         }
         Kind::Consent if event.consent.as_ref().is_some_and(|c| !c.is_empty()) => {
-            with_consent(&mut new.consent, event.consent.as_ref().expect("checked"), at);
+            with_consent(&mut state.consent, event.consent.as_ref().expect("checked"), at);
         }
         Kind::Contact if event.contact_channel.as_ref().is_some_and(|c| !c.is_empty()) => {
             let channel = event.contact_channel.as_ref().expect("checked");
-            *new.contacts.entry(channel.clone()).or_insert(0) += 1;
-            new.channels.insert(channel.clone());
-        }
-        Kind::Click => {
-            new.channels.insert("web".to_owned());
-            if let Some(category) = event.category.as_deref().filter(|c| !c.is_empty()) {
-                count_interest(&mut new.interests, category);
+            *state.contacts.entry(channel.clone()).or_insert(0) += 1;
+            if !state.channels.contains(channel) {
+                state.channels.insert(channel.clone());
             }
         }
-        Kind::Detach => {
-            // Identifiers the event names leave (the ones just added go too).
-            new.ids = state.ids.clone();
-            for token in &event.identifiers {
-                new.ids.remove(token);
+        Kind::Click => {
+            if !state.channels.contains("web") {
+                state.channels.insert("web".to_owned());
+            }
+            if let Some(category) = event.category.as_deref().filter(|c| !c.is_empty()) {
+                count_interest(&mut state.interests, category);
             }
         }
         _ => {}
     }
     if orders_changed {
-        reclassify_state(&mut new, &event.event_id, at, "order events arrived late or changed");
+        reclassify_state(state, &event.event_id, at, "order events arrived late or changed");
     }
-    new
 }
 
 /// The classification of every placed order as of what is known now, in (at, id) order.

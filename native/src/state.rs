@@ -170,6 +170,7 @@ mod flag {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(_: &bool, s: S) -> Result<S::Ok, S::Error> {
+        // Only called for a cancelled order (false is skipped).
         s.serialize_i64(1)
     }
 
@@ -216,42 +217,107 @@ struct Stored {
     v: i64,
 }
 
-fn some_text(value: &Option<String>) -> Option<String> {
-    value.as_ref().filter(|s| !s.is_empty()).cloned()
+/// A state as `dump_state` writes it, serialized from borrowed parts (nothing copied).
+#[derive(Serialize)]
+struct StoredRef<'a> {
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    ab: &'a BTreeSet<String>,
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    chn: &'a BTreeSet<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", serialize_with = "consent_out")]
+    cs: &'a BTreeMap<String, (bool, i64)>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    ct: &'a BTreeMap<String, i64>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    em: &'a BTreeMap<String, i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fs: Option<i64>,
+    ids: &'a BTreeSet<String>,
+    #[serde(rename = "in", skip_serializing_if = "BTreeMap::is_empty")]
+    interests: &'a BTreeMap<String, i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    le: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ls: Option<i64>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", serialize_with = "orders_out")]
+    o: &'a BTreeMap<String, OrderRecord>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    rc: &'a Vec<Reclassified>,
+    v: i64,
+}
+
+#[derive(Serialize)]
+struct OrderRef<'a> {
+    #[serde(skip_serializing_if = "empty_text")]
+    af: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    at: Option<i64>,
+    #[serde(skip_serializing_if = "empty_text")]
+    c: &'a Option<String>,
+    #[serde(skip_serializing_if = "empty_text")]
+    ch: &'a Option<String>,
+    #[serde(skip_serializing_if = "empty_text")]
+    cp: &'a Option<String>,
+    #[serde(skip_serializing_if = "empty_text")]
+    cu: &'a Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    r: &'a BTreeMap<String, i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    t: Option<i64>,
+    #[serde(skip_serializing_if = "is_false", serialize_with = "flag::serialize")]
+    x: bool,
+}
+
+fn consent_out<S: serde::Serializer>(
+    consent: &&BTreeMap<String, (bool, i64)>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(consent.len()))?;
+    for (purpose, (granted, at)) in consent.iter() {
+        map.serialize_entry(purpose, &(i64::from(*granted), *at))?;
+    }
+    map.end()
+}
+
+fn orders_out<S: serde::Serializer>(
+    orders: &&BTreeMap<String, OrderRecord>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(orders.len()))?;
+    for (oid, o) in orders.iter() {
+        let order = OrderRef {
+            af: &o.affiliate,
+            at: o.at,
+            c: &o.cls,
+            ch: &o.channel,
+            cp: &o.campaign,
+            cu: &o.currency,
+            r: &o.returns,
+            t: o.total_cents,
+            x: o.cancelled,
+        };
+        map.serialize_entry(oid, &order)?;
+    }
+    map.end()
 }
 
 /// The stored form of a state (`dump_state`).
 pub fn dump_state(state: &PersonState) -> Vec<u8> {
-    let stored = Stored {
-        ab: state.absorbed.iter().cloned().collect(),
-        chn: state.channels.iter().cloned().collect(),
-        cs: state.consent.iter().map(|(p, (g, at))| (p.clone(), (i64::from(*g), *at))).collect(),
-        ct: state.contacts.clone(),
-        em: state.email.clone(),
+    let stored = StoredRef {
+        ab: &state.absorbed,
+        chn: &state.channels,
+        cs: &state.consent,
+        ct: &state.contacts,
+        em: &state.email,
         fs: state.first_seen,
-        ids: state.ids.iter().cloned().collect(),
-        interests: state.interests.clone(),
+        ids: &state.ids,
+        interests: &state.interests,
         le: state.last_email_engagement,
         ls: state.last_seen,
-        o: state
-            .orders
-            .iter()
-            .map(|(oid, o)| {
-                let stored = StoredOrder {
-                    af: some_text(&o.affiliate),
-                    at: o.at,
-                    c: some_text(&o.cls),
-                    ch: some_text(&o.channel),
-                    cp: some_text(&o.campaign),
-                    cu: some_text(&o.currency),
-                    r: o.returns.clone(),
-                    t: o.total_cents,
-                    x: o.cancelled,
-                };
-                (oid.clone(), stored)
-            })
-            .collect(),
-        rc: state.reclassified.clone(),
+        o: &state.orders,
+        rc: &state.reclassified,
         v: state.version,
     };
     serde_json::to_vec(&stored).expect("a state always serializes")

@@ -20,7 +20,7 @@ from redis.asyncio.client import Pipeline
 
 from bestand.events import ResolvedEvent
 from bestand.profile import PersonState, dump_state, load_state
-from bestand.profile.changes import Change, Describer
+from bestand.profile.changes import Describer
 from bestand.profile.fold import (
     ApplyOutcome,
     Describe,
@@ -37,7 +37,7 @@ from bestand.profile.markers import parse_marker as _parse
 from bestand.profile.markers import same_content as _same
 from bestand.profile.state import CustomerRule
 from bestand.store.errors import StoreConflict
-from bestand.store.keys import Keys, event_key
+from bestand.store.keys import Keys
 from bestand.store.scripts import Scripts
 from bestand.store.values import forget_values
 
@@ -201,11 +201,7 @@ class ProfileStore:
         """:meth:`apply_batch` with the compiled fold: the same rounds of read, fold and
         write; the fold prepares every key and argument, this sends them."""
         assert self._native is not None
-        batch = self._native.begin(
-            events,
-            [content_digest(event) for event in events],
-            [event_key(event.event_id) for event in events],
-        )
+        batch = self._native.begin(events)
         scripts = self._scripts
         described = None if describe is None else describe.native()
         for _ in range(_MAX_ROUNDS):
@@ -221,10 +217,7 @@ class ProfileStore:
 
             replies = await scripts.pipelined(self._client, build) if calls else []
             if batch.written(replies):
-                return [
-                    ApplyOutcome(status, person, tuple(Change(*c) for c in changes))
-                    for status, person, changes in batch.outcomes()
-                ]
+                return batch.outcomes()
         raise StoreConflict(f"could not apply a batch after {_MAX_ROUNDS} rounds")
 
     def _remember(self, write: GroupWrite) -> None:
