@@ -779,9 +779,19 @@ fn restore(py: Python<'_>, person_id: &str, blob: &[u8]) -> PyResult<Py<PyBytes>
     Ok(PyBytes::new(py, &dump_state(&state)).unbind())
 }
 
+/// An event's content digest and its id as keys hold it, as the fold makes them (for tests:
+/// `bestand.profile.markers.content_digest` and `bestand.store.keys.event_key` give the same).
+#[pyfunction]
+fn digest_and_key(py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<(String, String)> {
+    let python_digest = py.import("bestand.profile.markers")?.getattr("content_digest")?;
+    let (_, digest, key) = event_from(py, event, &python_digest)?;
+    Ok((digest, key))
+}
+
 #[pymodule]
 fn bestand_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Folder>()?;
+    m.add_function(wrap_pyfunction!(digest_and_key, m)?)?;
     m.add_function(wrap_pyfunction!(restore, m)?)?;
     Ok(())
 }
