@@ -81,9 +81,17 @@ impl Remembered {
     }
 
     fn evict(&mut self) {
-        while self.persons.len() > self.size || self.order.len() > 4 * self.size.max(16) {
+        // Every touch queues the person again; stale entries are skipped when they come up,
+        // and the queue is rebuilt from the live ones when they pile up.
+        if self.order.len() > 4 * self.size.max(16) {
+            let mut live: Vec<(String, u64)> =
+                self.persons.iter().map(|(p, (_, tick))| (p.clone(), *tick)).collect();
+            live.sort_unstable_by_key(|(_, tick)| *tick);
+            self.order = live.into();
+        }
+        while self.persons.len() > self.size {
             let Some((person, tick)) = self.order.pop_front() else { break };
-            if self.persons.get(&person).is_some_and(|(_, t)| *t == tick) && self.persons.len() > self.size {
+            if self.persons.get(&person).is_some_and(|(_, t)| *t == tick) {
                 self.persons.remove(&person);
             }
         }
