@@ -28,6 +28,7 @@ from bestand.ops.metrics import WorkerMetrics
 from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.store import connect
+from bestand.store.profiles import fold_in_use
 from bestand.stream.messages import Incoming
 from bestand.stream.worker import processor_for, settle_garbage_collection
 
@@ -120,7 +121,8 @@ def main() -> int:
     ]
     del events
     settle_garbage_collection()  # as the worker does
-    print(f"{len(messages)} events of a {args.persons}-person shop")
+    fold = fold_in_use(settings.fold)
+    print(f"{len(messages)} events of a {args.persons}-person shop (BESTAND_FOLD: {fold} fold)")
     cpu_tables = []
     print("| batch | events/s | decode µs | resolve µs | apply µs |\n|---|---|---|---|---|")
     for batch in (int(b) for b in args.batches.split(",")):

@@ -130,6 +130,17 @@ def native_folder(
     return bestand_native.Folder(keys.prefix, keys.person_schema, dedupe_ttl, rule)
 
 
+def fold_in_use(choice: FoldChoice) -> str:
+    """Which fold a worker with this setting runs: 'native' or 'python' (for benchmarks)."""
+    if choice == "python":
+        return "python"
+    try:
+        import bestand_native  # noqa: F401
+    except ImportError:
+        return "python"
+    return "native"
+
+
 class ProfileStore:
     """Reads and writes person state and the lookup records derived from it."""
 
