@@ -780,13 +780,6 @@ fn text(out: &mut Vec<u8>, value: &str) {
     serde_json::to_writer(&mut *out, value).expect("a string serializes");
 }
 
-/// `dump_state(load_state(blob))`: the stored form as this module writes it (for tests).
-#[pyfunction]
-fn restore(py: Python<'_>, person_id: &str, blob: &[u8]) -> PyResult<Py<PyBytes>> {
-    let state = load_state(person_id, Some(blob), Rule::Kept).map_err(PyValueError::new_err)?;
-    Ok(PyBytes::new(py, &dump_state(&state)).unbind())
-}
-
 /// An event's content digest and its id as keys hold it, as the fold makes them (for tests:
 /// `bestand.profile.markers.content_digest` and `bestand.store.keys.event_key` give the same).
 #[pyfunction]
@@ -800,6 +793,5 @@ fn digest_and_key(py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<(String,
 fn bestand_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Folder>()?;
     m.add_function(wrap_pyfunction!(digest_and_key, m)?)?;
-    m.add_function(wrap_pyfunction!(restore, m)?)?;
     Ok(())
 }

@@ -143,25 +143,20 @@ fn empty_text(value: &Option<String>) -> bool {
     value.as_deref().map_or(true, str::is_empty)
 }
 
-#[derive(Serialize, Deserialize, Default)]
+// The stored form as read: every part may be missing.
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct StoredOrder {
-    #[serde(default, skip_serializing_if = "empty_text")]
     af: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     at: Option<i64>,
-    #[serde(default, skip_serializing_if = "empty_text")]
     c: Option<String>,
-    #[serde(default, skip_serializing_if = "empty_text")]
     ch: Option<String>,
-    #[serde(default, skip_serializing_if = "empty_text")]
     cp: Option<String>,
-    #[serde(default, skip_serializing_if = "empty_text")]
     cu: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     r: BTreeMap<String, i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     t: Option<i64>,
-    #[serde(default, skip_serializing_if = "is_false", with = "flag")]
+    #[serde(deserialize_with = "flag::deserialize")]
     x: bool,
 }
 
@@ -169,8 +164,8 @@ struct StoredOrder {
 mod flag {
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// Only called for a cancelled order (false is skipped).
     pub fn serialize<S: Serializer>(_: &bool, s: S) -> Result<S::Ok, S::Error> {
-        // Only called for a cancelled order (false is skipped).
         s.serialize_i64(1)
     }
 
@@ -187,33 +182,22 @@ mod flag {
     }
 }
 
-#[derive(Serialize, Deserialize, Default)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct Stored {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     ab: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     chn: Vec<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     cs: BTreeMap<String, (i64, i64)>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     ct: BTreeMap<String, i64>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     em: BTreeMap<String, i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     fs: Option<i64>,
-    #[serde(default)]
     ids: Vec<String>,
-    #[serde(default, rename = "in", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(rename = "in")]
     interests: BTreeMap<String, i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     le: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     ls: Option<i64>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     o: BTreeMap<String, StoredOrder>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     rc: Vec<Reclassified>,
-    #[serde(default)]
     v: i64,
 }
 

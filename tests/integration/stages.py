@@ -58,8 +58,10 @@ async def graph_only(settings: Settings, messages: Sequence[Incoming]) -> list[R
         await client.aclose()
 
 
-async def redis_state(settings: Settings) -> dict[str, Any]:
-    """Every key of the prefix with its value, without version counters."""
+async def redis_state(settings: Settings, exact: bool = False) -> dict[str, Any]:
+    """Every key of the prefix with its value, without version counters; ``exact``: every
+    value as stored, versions included, with whether the key expires (a batch's stop flag,
+    named after a random batch id, left out)."""
     client = connect(settings.redis_url)
     prefix = settings.redis_prefix
     out: dict[str, Any] = {}
@@ -70,6 +72,10 @@ async def redis_state(settings: Settings) -> dict[str, Any]:
             if name.startswith(":{g}:v:"):
                 continue  # graph versions: guards only
             kind = (await client.type(key)).decode()
+            if exact:
+                if not name.startswith(":{g}:f:"):
+                    out[name] = (await _value(client, key, kind), await client.ttl(key) > 0)
+                continue
             if kind == "string" and name.startswith(":l:"):
                 person, _version, *rest = (await client.get(key)).split(b"\x1e")
                 out[name] = [person, *rest]  # a lookup record without its version
@@ -92,6 +98,19 @@ async def redis_state(settings: Settings) -> dict[str, Any]:
     finally:
         await client.aclose()
     return out
+
+
+async def _value(client: Any, key: str, kind: str) -> Any:
+    """A key's value as stored."""
+    if kind == "string":
+        return await client.get(key)
+    if kind == "set":
+        return sorted(await client.smembers(key))
+    if kind == "list":
+        return await client.lrange(key, 0, -1)
+    if kind == "zset":
+        return await client.zrange(key, 0, -1, withscores=True)
+    return await client.hgetall(key)
 
 
 async def clear(settings: Settings, match: str = "*") -> int:

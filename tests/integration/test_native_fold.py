@@ -18,38 +18,9 @@ from support import run
 
 from bestand.settings import Settings
 from bestand.simulate import simulate
-from bestand.store import connect
-from stages import clear, raw_messages, worker_pass
+from stages import clear, raw_messages, redis_state, worker_pass
 
 pytest.importorskip("bestand_native", reason="the compiled fold is built by make install")
-
-
-async def _raw_state(settings: Settings) -> dict[str, Any]:
-    """Every key of the prefix with its exact value (and whether it expires)."""
-    client = connect(settings.redis_url)
-    prefix = settings.redis_prefix
-    out: dict[str, Any] = {}
-    try:
-        async for raw in client.scan_iter(match=f"{prefix}:*", count=1000):
-            key = raw.decode()
-            name = key.removeprefix(prefix)
-            if name.startswith(":{g}:f:"):
-                continue  # a batch's stop flag: named after a random batch id
-            kind = (await client.type(key)).decode()
-            if kind == "string":
-                value: Any = await client.get(key)
-            elif kind == "set":
-                value = sorted(await client.smembers(key))
-            elif kind == "list":
-                value = await client.lrange(key, 0, -1)
-            elif kind == "zset":
-                value = await client.zrange(key, 0, -1, withscores=True)
-            else:
-                value = await client.hgetall(key)
-            out[name] = (value, await client.ttl(key) > 0)
-    finally:
-        await client.aclose()
-    return out
 
 
 def _changes(out: list[Any]) -> list[tuple[str, bytes | None, dict[str, Any]]]:
@@ -84,7 +55,8 @@ def test_the_compiled_fold_writes_what_the_python_fold_writes(
     try:
         sent_py = run(worker_pass(python, raw_messages(python, stream), batch=batch))
         sent_rs = run(worker_pass(native, raw_messages(native, stream), batch=batch))
-        by_python, by_native = run(_raw_state(python)), run(_raw_state(native))
+        by_python = run(redis_state(python, exact=True))
+        by_native = run(redis_state(native, exact=True))
         assert len(by_python) > 500
         assert sum(1 for name in by_python if name.startswith(":p:")) > persons // 2
         assert by_python.keys() == by_native.keys()
