@@ -32,13 +32,15 @@ _TIMES = st.builds(
     st.sampled_from([0, 0, 1, 250_000, 999_999]),
     _ZONES,
 )
+#: An attribution field is validated text: not blank (it is stripped).
+_FIELD = st.one_of(st.none(), _TEXT.filter(str.strip))
 _ATTRIBUTION = st.builds(
     Attribution,
-    campaign=_MAYBE,
-    utm_source=_MAYBE,
-    utm_campaign=_MAYBE,
-    affiliate_id=_MAYBE,
-    click_id=_MAYBE,
+    campaign=_FIELD,
+    utm_source=_FIELD,
+    utm_campaign=_FIELD,
+    affiliate_id=_FIELD,
+    click_id=_FIELD,
 )
 _ORDERS = st.builds(
     OrderFacts,
