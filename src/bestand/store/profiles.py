@@ -10,6 +10,7 @@ TTL); orders and returns are idempotent by structure anyway.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -108,6 +109,20 @@ def _joined(batch: Sequence[ResolvedEvent]) -> dict[str, list[str]]:
 FoldChoice = Literal["auto", "native", "python"]
 
 
+def fold_in_use(choice: FoldChoice) -> str:
+    """Which fold a worker with this setting runs: 'native' or 'python'."""
+    if choice == "python":
+        return "python"
+    if importlib.util.find_spec("bestand_native") is not None:
+        return "native"
+    if choice == "native":
+        raise RuntimeError(
+            "BESTAND_FOLD=native, but the bestand-native package is not installed "
+            "(make install builds it; it needs Rust's cargo)"
+        )
+    return "python"
+
+
 def native_folder(
     keys: Keys, dedupe_ttl: int, rule: CustomerRule, choice: FoldChoice
 ) -> Folder | None:
@@ -116,29 +131,11 @@ def native_folder(
     The compiled fold gives the same states, records, markers and outcomes as
     :mod:`bestand.profile.fold` (the tests hold it to them) at a fraction of the CPU.
     """
-    if choice == "python":
+    if fold_in_use(choice) == "python":
         return None
-    try:
-        import bestand_native
-    except ImportError:
-        if choice == "native":
-            raise RuntimeError(
-                "BESTAND_FOLD=native, but the bestand-native package is not installed "
-                "(make install builds it; it needs Rust's cargo)"
-            ) from None
-        return None
+    import bestand_native
+
     return bestand_native.Folder(keys.prefix, keys.person_schema, dedupe_ttl, rule)
-
-
-def fold_in_use(choice: FoldChoice) -> str:
-    """Which fold a worker with this setting runs: 'native' or 'python' (for benchmarks)."""
-    if choice == "python":
-        return "python"
-    try:
-        import bestand_native  # noqa: F401
-    except ImportError:
-        return "python"
-    return "native"
 
 
 class ProfileStore:
