@@ -49,6 +49,7 @@ from bestand.ops.rebuild import rebuild
 from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.store import connect
+from bestand.store.identity_graph import resolver_in_use
 from bestand.store.profiles import fold_in_use
 from cpu_profile import markdown as profile_markdown
 from cpu_profile import record, summarize
@@ -499,8 +500,11 @@ def main(argv: list[str] | None = None) -> int:
         shown = "not installed" if faust_figures is None else f"{faust_figures['per_second']:.0f}"
         print(f"  {shown} events/s", flush=True)
     run_settings = bench_settings(uuid.uuid4().hex[:8])
-    fold = fold_in_use(Settings().fold)
-    print(f"bestand: {args.workers} worker process(es), {fold} fold …", flush=True)
+    fold, resolver = fold_in_use(Settings().fold), resolver_in_use(Settings().resolve)
+    print(
+        f"bestand: {args.workers} worker process(es), {resolver} resolver, {fold} fold …",
+        flush=True,
+    )
     rebuilt = None
     try:
         ours = asyncio.run(worker_rate(run_settings, args.events, args.workers, logs, args.profile))

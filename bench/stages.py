@@ -28,6 +28,7 @@ from bestand.ops.metrics import WorkerMetrics
 from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.store import connect
+from bestand.store.identity_graph import resolver_in_use
 from bestand.store.profiles import fold_in_use
 from bestand.stream.messages import Incoming
 from bestand.stream.worker import processor_for, settle_garbage_collection
@@ -121,8 +122,11 @@ def main() -> int:
     ]
     del events
     settle_garbage_collection()  # as the worker does
-    fold = fold_in_use(settings.fold)
-    print(f"{len(messages)} events of a {args.persons}-person shop (BESTAND_FOLD: {fold} fold)")
+    fold, resolver = fold_in_use(settings.fold), resolver_in_use(settings.resolve)
+    print(
+        f"{len(messages)} events of a {args.persons}-person shop "
+        f"(BESTAND_RESOLVE: {resolver} resolver, BESTAND_FOLD: {fold} fold)"
+    )
     cpu_tables = []
     print("| batch | events/s | decode µs | resolve µs | apply µs |\n|---|---|---|---|---|")
     for batch in (int(b) for b in args.batches.split(",")):

@@ -1,10 +1,11 @@
-"""bestand's person-state fold, compiled (see native/src/lib.rs)."""
+"""bestand's compiled core: the person-state fold and the identity resolver (see native/src)."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bestand.events import ResolvedEvent
 from bestand.profile.fold import ApplyOutcome
+from bestand.store.identity_graph import Answer, Resolution
 
 class Folder:
     """What ``ProfileStore`` does between its Redis round trips, for a whole batch."""
@@ -31,4 +32,35 @@ class Batch:
     def written(self, replies: Sequence[Sequence[int]]) -> bool: ...
     def outcomes(self) -> list[ApplyOutcome]: ...
 
+class Resolver:
+    """What ``IdentityGraph`` does between its Redis round trips, for a whole batch."""
+
+    def __init__(
+        self,
+        identifier_prefix: str,
+        schema: bytes,
+        max_log: int,
+        policy: dict[str, tuple[str, int, int | None]],
+        describing: str,
+        receipt_ttl: int,
+    ) -> None: ...
+    def begin(self, batch: Sequence[Resolution]) -> GraphBatch: ...
+
+class GraphBatch:
+    """One batch on its way through rounds of read, decide and apply."""
+
+    def read(self) -> list[tuple[list[str], list[Any]]] | None: ...
+    def decide(self, replies: list[Any], stop: str) -> list[tuple[list[str], list[Any]]]: ...
+    def applied(self, applied: int) -> bool: ...
+    def answers(self) -> list[Answer]: ...
+
 def digest_and_key(event: ResolvedEvent) -> tuple[str, str]: ...
+
+# For the tests: ``bestand.identity.rules.decide`` compiled, over plain data.
+def decide_for_test(
+    tokens: Sequence[str],
+    view: Mapping[str, Any],
+    policy: Mapping[str, tuple[str, int, int | None]],
+    candidate: str,
+    pattern_junk: Sequence[tuple[str, str]] = (),
+) -> dict[str, Any]: ...

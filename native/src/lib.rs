@@ -15,6 +15,10 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
 
 pub mod digest;
 pub mod fold;
+pub mod graph;
+pub mod overlay;
+pub mod rules;
+mod rules_py;
 pub mod reducer;
 pub mod state;
 pub mod summary;
@@ -792,6 +796,9 @@ fn digest_and_key(py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<(String,
 #[pymodule]
 fn bestand_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Folder>()?;
+    m.add_class::<graph::Resolver>()?;
+    m.add_class::<graph::GraphBatch>()?;
     m.add_function(wrap_pyfunction!(digest_and_key, m)?)?;
+    m.add_function(wrap_pyfunction!(rules_py::decide_for_test, m)?)?;
     Ok(())
 }

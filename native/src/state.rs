@@ -140,7 +140,7 @@ fn is_false(value: &bool) -> bool {
 }
 
 fn empty_text(value: &Option<String>) -> bool {
-    value.as_deref().map_or(true, str::is_empty)
+    value.as_deref().is_none_or(str::is_empty)
 }
 
 // The stored form as read: every part may be missing.

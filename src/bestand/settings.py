@@ -171,6 +171,12 @@ class Settings(BaseSettings):
         "the bestand-native package), 'python' (the reference in bestand.profile), or 'auto' "
         "(native where it is installed).",
     )
+    resolve: Literal["auto", "native", "python"] = Field(
+        "auto",
+        description="Which code decides a batch's events against the identity graph: 'native' "
+        "(compiled, the bestand-native package), 'python' (the reference in bestand.identity), "
+        "or 'auto' (native where it is installed).",
+    )
     max_event_bytes: int = Field(65536, ge=1024, description="Larger events go to the DLQ.")
     max_event_future_seconds: int = Field(
         86400,

@@ -16,7 +16,7 @@ from bestand.ingest.producer import topic_for
 from bestand.ops.metrics import WorkerMetrics
 from bestand.settings import Settings
 from bestand.store import connect
-from bestand.store.identity_graph import Resolved
+from bestand.store.identity_graph import Answer
 from bestand.stream.messages import Incoming, Outgoing
 from bestand.stream.prepare import Prepared
 from bestand.stream.worker import processor_for
@@ -45,7 +45,7 @@ async def worker_pass(
     return out
 
 
-async def graph_only(settings: Settings, messages: Sequence[Incoming]) -> list[Resolved]:
+async def graph_only(settings: Settings, messages: Sequence[Incoming]) -> list[Answer]:
     """The first half of a batch: its events resolved in the identity graph, and then the
     worker dies (nothing applied to persons, nothing sent, nothing committed)."""
     client = connect(settings.redis_url)
@@ -53,7 +53,7 @@ async def graph_only(settings: Settings, messages: Sequence[Incoming]) -> list[R
     try:
         prepared = processor.prepare(messages)
         steps = [step for step in prepared.steps if isinstance(step, Prepared)]
-        return await processor.graph.resolve_batch([step.resolution for step in steps])
+        return await processor.graph.resolve_answers([step.resolution for step in steps])
     finally:
         await client.aclose()
 

@@ -48,8 +48,9 @@ def test_the_compiled_fold_writes_what_the_python_fold_writes(
     redis_url: str, persons: int, seed: int, batch: int
 ) -> None:
     stream = _stream(persons, seed)
-    python = Settings(_env_file=None, redis_url=redis_url, redis_prefix="fold-py", fold="python")
-    native = Settings(_env_file=None, redis_url=redis_url, redis_prefix="fold-rs", fold="native")
+    common: dict[str, Any] = {"_env_file": None, "redis_url": redis_url, "resolve": "python"}
+    python = Settings(**common, redis_prefix="fold-py", fold="python")
+    native = Settings(**common, redis_prefix="fold-rs", fold="native")
     for settings in (python, native):
         run(clear(settings))
     try:

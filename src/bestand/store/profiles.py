@@ -10,10 +10,9 @@ TTL); orders and returns are idempotent by structure anyway.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from redis.asyncio import Redis
@@ -37,6 +36,7 @@ from bestand.profile.markers import marker as _marker
 from bestand.profile.markers import parse_marker as _parse
 from bestand.profile.markers import same_content as _same
 from bestand.profile.state import CustomerRule
+from bestand.store.compiled import Choice, compiled_in_use
 from bestand.store.errors import StoreConflict
 from bestand.store.keys import Keys
 from bestand.store.scripts import Scripts
@@ -106,21 +106,12 @@ def _joined(batch: Sequence[ResolvedEvent]) -> dict[str, list[str]]:
     return {person: group for group in by_root.values() if len(group) > 1 for person in group}
 
 
-FoldChoice = Literal["auto", "native", "python"]
+FoldChoice = Choice
 
 
 def fold_in_use(choice: FoldChoice) -> str:
     """Which fold a worker with this setting runs: 'native' or 'python'."""
-    if choice == "python":
-        return "python"
-    if importlib.util.find_spec("bestand_native") is not None:
-        return "native"
-    if choice == "native":
-        raise RuntimeError(
-            "BESTAND_FOLD=native, but the bestand-native package is not installed "
-            "(make install builds it; it needs Rust's cargo)"
-        )
-    return "python"
+    return compiled_in_use(choice, "BESTAND_FOLD")
 
 
 def native_folder(

@@ -20,13 +20,12 @@ from bestand.events.changes import change_json
 from bestand.events.customer import ErasureRequested
 from bestand.identity import resolved_event
 from bestand.identity.kinds import KIND_NAMES, kind_of
-from bestand.identity.rules import Unattributable
 from bestand.ops.metrics import WorkerMetrics
 from bestand.profile.changes import Change, Describer
 from bestand.profile.lifecycle import LifecycleRules
 from bestand.settings import Settings
 from bestand.store import IdentityGraph, ProfileStore
-from bestand.store.identity_graph import Erased
+from bestand.store.identity_graph import ERASED_SINCE, REFUSED
 from bestand.stream.messages import Incoming, Outgoing, dead_letter
 from bestand.stream.prepare import Prepared, Preparer, reject
 from bestand.stream.tally import Tally
@@ -134,31 +133,32 @@ class BatchProcessor:
         if not run:
             return []
         tally = resolved.tally
-        results = await self.graph.resolve_batch([p.resolution for p in run])
+        answers = await self.graph.resolve_answers([p.resolution for p in run])
         todo: list[_Apply] = []
-        for prepared, result in zip(run, results, strict=True):
+        for prepared, answer in zip(run, answers, strict=True):
             message, event = prepared.message, prepared.event
-            if isinstance(result, Erased):
+            status, person, absorbed, identifiers, junk, owners, refusal = answer
+            if status == ERASED_SINCE:
                 tally.events[(message.topic, "erased")] += 1
                 continue
-            if isinstance(result, Unattributable):
-                resolved.out.append(reject(message, "unattributable", str(result), tally))
-                todo += _detach(message, event, result.junk, result.owners)
-                self._count_junk(result.junk, tally)
+            if status == REFUSED:
+                resolved.out.append(reject(message, "unattributable", str(refusal), tally))
+                todo += _detach(message, event, junk, owners)
+                self._count_junk(junk, tally)
                 continue
-            decision, view = result
-            tally.merges += len(decision.absorbed)
-            self._count_junk(decision.junk, tally)
+            tally.merges += len(absorbed)
+            self._count_junk(junk, tally)
             applied = resolved_event(
                 event,
                 topic=message.topic,
-                person_id=decision.person,
-                absorbed=decision.absorbed,
-                identifiers=decision.identifiers,
+                person_id=person,
+                absorbed=absorbed,
+                identifiers=identifiers,
                 at=prepared.resolution.at,
             )
             todo.append(_Apply(message, applied, primary=True))
-            todo += _detach(message, event, decision.junk, view.owners)
+            if junk:
+                todo += _detach(message, event, junk, owners)
         return todo
 
     async def apply(self, resolved: ResolvedBatch) -> list[Outgoing]:

@@ -34,6 +34,7 @@ def processor_for(settings: Settings, client: Redis, metrics: WorkerMetrics) -> 
         scripts,
         policy=settings.policy,
         receipt_ttl=settings.dedupe_ttl_seconds,
+        resolve=settings.resolve,
     )
     profiles = ProfileStore(
         client,

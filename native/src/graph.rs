@@ -1,0 +1,706 @@
+//! A batch's identity-graph half, compiled: what `bestand.store.identity_graph.IdentityGraph`
+//! does between its round trips (the read's reply parsed into an overlay, every event decided
+//! in order against it, the apply script's plans and receipts written as JSON), for a whole
+//! batch. Python keeps the I/O: it sends the calls this module prepares and hands the replies
+//! back. The Python module stays the reference; the tests hold this one to its Redis writes
+//! and answers, byte by byte.
+
+use std::collections::{HashMap, HashSet};
+
+use pyo3::exceptions::PyValueError;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+
+use crate::overlay::{Guard, Overlay, PersonFacts};
+use crate::rules::{decide, Decision, KindPolicy, Link, LogEntry, Policy, View};
+
+/// Identifiers one read script covers (`_READ_CHUNK`).
+const READ_CHUNK: usize = 1024;
+/// Decisions one apply script applies (`_APPLY_CHUNK`).
+const APPLY_CHUNK: usize = 256;
+
+/// What one event of a batch resolved to.
+#[derive(Clone)]
+enum Answer {
+    /// its person, the persons it absorbed, its identifiers that are the person's now, the
+    /// junk it flagged and those identifiers' former owners
+    Decided {
+        person: String,
+        absorbed: Vec<String>,
+        identifiers: Vec<String>,
+        junk: Vec<(String, String)>,
+        owners: Vec<(String, String)>,
+    },
+    /// no identifier can name a person: why, and the junk it flagged even so
+    Refused { message: String, junk: Vec<(String, String)>, owners: Vec<(String, String)> },
+    /// every identifier belongs to a person erased after the event happened
+    Erased,
+}
+
+/// One event to resolve (`Resolution`).
+struct Item {
+    tokens: Vec<String>,
+    candidate: Py<PyAny>,
+    event_id: String,
+    receipt: String,
+    at: i64,
+    pattern_junk: Vec<(String, String)>,
+}
+
+/// Resolves batches under one key prefix and identity policy.
+#[pyclass(module = "bestand_native")]
+pub struct Resolver {
+    identifier_prefix: String,
+    /// `Keys.graph_schema`, the scripts' first argument
+    schema: Vec<u8>,
+    /// explain entries kept per person
+    max_log: i64,
+    policy: Policy,
+    describing: String,
+    receipt_ttl: i64,
+    /// `bestand.store.keys.receipt_suffix`, for event ids too long to be a key as they are
+    receipt_suffix: Py<PyAny>,
+}
+
+#[pymethods]
+impl Resolver {
+    /// `policy`: kind letter -> (link, max_persons, max_per_person or None).
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    fn py_new(
+        py: Python<'_>,
+        identifier_prefix: String,
+        schema: Vec<u8>,
+        max_log: i64,
+        policy: HashMap<String, (String, i64, Option<i64>)>,
+        describing: String,
+        receipt_ttl: i64,
+    ) -> PyResult<Self> {
+        let mut kinds = HashMap::new();
+        for (letter, (link, max_persons, max_per_person)) in policy {
+            let link = match link.as_str() {
+                "strong" => Link::Strong,
+                "weak" => Link::Weak,
+                "never" => Link::Never,
+                other => return Err(PyValueError::new_err(format!("unknown link {other:?}"))),
+            };
+            let key = *letter.as_bytes().first().ok_or_else(|| PyValueError::new_err("empty kind"))?;
+            kinds.insert(key, KindPolicy { link, max_persons, max_per_person });
+        }
+        Ok(Resolver {
+            identifier_prefix,
+            schema,
+            max_log,
+            policy: Policy { kinds },
+            describing,
+            receipt_ttl,
+            receipt_suffix: py.import("bestand.store.keys")?.getattr("receipt_suffix")?.unbind(),
+        })
+    }
+
+    /// Begin a batch of `Resolution`s.
+    fn begin(slf: &Bound<'_, Self>, batch: &Bound<'_, PyList>) -> PyResult<GraphBatch> {
+        let py = slf.py();
+        let this = slf.borrow();
+        let suffix = this.receipt_suffix.bind(py);
+        let mut items = Vec::with_capacity(batch.len());
+        for obj in batch.iter() {
+            let tokens: Vec<String> = obj.getattr(intern!(py, "tokens"))?.extract()?;
+            let event_id: String = obj.getattr(intern!(py, "event_id"))?.extract()?;
+            let receipt = if event_id.chars().count() > 64 {
+                suffix.call1((event_id.as_str(),))?.extract()?
+            } else {
+                event_id.clone()
+            };
+            let pattern_junk: Vec<(String, String)> =
+                obj.getattr(intern!(py, "pattern_junk"))?.extract()?;
+            items.push(Item {
+                tokens,
+                candidate: obj.getattr(intern!(py, "candidate"))?.unbind(),
+                event_id,
+                receipt,
+                at: obj.getattr(intern!(py, "at"))?.extract()?,
+                pattern_junk,
+            });
+        }
+        Ok(GraphBatch {
+            resolver: slf.clone().unbind(),
+            items,
+            pending: 0,
+            results: Vec::new(),
+            round: None,
+        })
+    }
+}
+
+/// A plan to apply: the event's position in the round, its identifiers, the plan (JSON).
+type Plan = (usize, Vec<String>, Vec<u8>);
+
+/// What one round read and decided.
+struct Round {
+    /// the identifiers of each read call (a share of the batch's, `tokens[i::chunks]`)
+    parts: Vec<Vec<String>>,
+    answers: Vec<Answer>,
+    /// (position in the round, the plan's tokens) of each plan, in order
+    plans: Vec<(usize, Vec<String>)>,
+}
+
+/// One batch on its way through rounds of read, decide and apply.
+#[pyclass(module = "bestand_native", unsendable)]
+pub struct GraphBatch {
+    resolver: Py<Resolver>,
+    items: Vec<Item>,
+    /// the first event not resolved yet
+    pending: usize,
+    results: Vec<Answer>,
+    round: Option<Round>,
+}
+
+fn text_of(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    if let Ok(bytes) = value.downcast::<PyBytes>() {
+        return Ok(String::from_utf8_lossy(bytes.as_bytes()).into_owned());
+    }
+    if let Ok(text) = value.downcast::<PyString>() {
+        return Ok(text.to_str()?.to_owned());
+    }
+    Ok(value.str()?.to_str()?.to_owned())
+}
+
+fn is_empty(value: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if let Ok(bytes) = value.downcast::<PyBytes>() {
+        return Ok(bytes.as_bytes().is_empty());
+    }
+    Ok(!value.is_truthy()?)
+}
+
+/// A person's facts hash (`HGETALL`): version, identifiers by kind, describing tokens.
+fn facts_of(flat: &Bound<'_, PyList>) -> PyResult<PersonFacts> {
+    let mut facts = PersonFacts::default();
+    let mut items = flat.iter();
+    while let (Some(field), Some(value)) = (items.next(), items.next()) {
+        let field = text_of(&field)?;
+        let value = text_of(&value)?;
+        if field.len() > 1 {
+            facts.described.insert(field);
+        } else if field == "v" {
+            facts.version = value.parse().map_err(|_| PyValueError::new_err("bad version"))?;
+        } else {
+            let n: i64 = value.parse().map_err(|_| PyValueError::new_err("bad count"))?;
+            facts.counts.insert(field.as_bytes()[0], n);
+        }
+    }
+    Ok(facts)
+}
+
+/// The answer a receipt recorded (`_from_receipt`).
+fn from_receipt(body: &str) -> PyResult<Answer> {
+    let data: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| PyValueError::new_err(format!("bad receipt: {e}")))?;
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array().map_or(Vec::new(), |a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+    };
+    let junk: Vec<(String, String)> = data["junk"]
+        .as_array()
+        .map_or(Vec::new(), |a| {
+            a.iter()
+                .filter_map(|pair| {
+                    let pair = pair.as_array()?;
+                    Some((pair.first()?.as_str()?.to_owned(), pair.get(1)?.as_str()?.to_owned()))
+                })
+                .collect()
+        });
+    let owners: Vec<(String, String)> = data["owners"]
+        .as_object()
+        .map_or(Vec::new(), |o| o.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect());
+    if let Some(message) = data["unattributable"].as_str() {
+        return Ok(Answer::Refused { message: message.to_owned(), junk, owners });
+    }
+    Ok(Answer::Decided {
+        person: data["person"].as_str().unwrap_or_default().to_owned(),
+        absorbed: strings(&data["absorbed"]),
+        identifiers: strings(&data["identifiers"]),
+        junk,
+        owners,
+    })
+}
+
+/// The decision that would write nothing new (a known visitor's next click).
+fn changes_nothing(decision: &Decision, view: &View) -> bool {
+    if !decision.attach.is_empty() || !decision.absorbed.is_empty() || !decision.junk.is_empty() || !decision.log.is_empty() {
+        return false;
+    }
+    if decision.met.iter().any(|(token, person)| !view.met.get(token).is_some_and(|m| m.contains(person))) {
+        return false;
+    }
+    let names = view.names.get(&decision.person);
+    decision.describe.iter().all(|t| names.is_some_and(|n| n.contains(t)))
+}
+
+/// What an event that names nobody still changes: its junk flagged in the name of the first
+/// flagged identifier's owner (None when no owner is left to tell).
+fn flag_decision(junk: &[(String, String)], view: &View) -> Option<Decision> {
+    let owner = junk.iter().find_map(|(t, _)| view.owners.get(t))?;
+    Some(Decision {
+        person: owner.clone(),
+        absorbed: Vec::new(),
+        attach: Vec::new(),
+        describe: Vec::new(),
+        met: Vec::new(),
+        junk: junk.to_vec(),
+        log: junk
+            .iter()
+            .map(|(t, why)| LogEntry { kind: "junk", tokens: vec![t.clone()], rule: why.clone(), via: None, other: None })
+            .collect(),
+        identifiers: Vec::new(),
+        ignored: Vec::new(),
+        is_new: false,
+    })
+}
+
+/// Former owners of junk identifiers, in the order the junk is named.
+fn junk_owners(junk: &[(String, String)], view: &View) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (token, _) in junk {
+        if let Some(owner) = view.owners.get(token) {
+            if !out.iter().any(|(t, _)| t == token) {
+                out.push((token.clone(), owner.clone()));
+            }
+        }
+    }
+    out
+}
+
+fn json_text(out: &mut Vec<u8>, value: &str) {
+    serde_json::to_writer(&mut *out, value).expect("a string serializes");
+}
+
+fn json_texts(out: &mut Vec<u8>, values: &[String]) {
+    out.push(b'[');
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json_text(out, v);
+    }
+    out.push(b']');
+}
+
+fn json_pairs(out: &mut Vec<u8>, pairs: &[(String, String)]) {
+    out.push(b'[');
+    for (i, (a, b)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'[');
+        json_text(out, a);
+        out.push(b',');
+        json_text(out, b);
+        out.push(b']');
+    }
+    out.push(b']');
+}
+
+/// An object of string values, keys in the order given (later duplicates keep the first place
+/// and take the last value, as a Python dict does).
+fn json_object(out: &mut Vec<u8>, pairs: &[(String, String)]) {
+    out.push(b'{');
+    let mut written: Vec<(&str, &str)> = Vec::new();
+    for (k, v) in pairs {
+        if let Some(slot) = written.iter_mut().find(|(key, _)| *key == k) {
+            slot.1 = v;
+        } else {
+            written.push((k, v));
+        }
+    }
+    for (i, (k, v)) in written.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json_text(out, k);
+        out.push(b':');
+        json_text(out, v);
+    }
+    out.push(b'}');
+}
+
+/// An explain entry as stored (`LogEntry.to_json`, written as orjson writes it).
+fn log_json(entry: &LogEntry, event_id: &str, at: i64) -> String {
+    let mut out = Vec::with_capacity(128);
+    out.extend_from_slice(b"{\"k\":");
+    json_text(&mut out, entry.kind);
+    out.extend_from_slice(b",\"e\":");
+    json_text(&mut out, event_id);
+    out.extend_from_slice(format!(",\"at\":{at},\"t\":").as_bytes());
+    json_texts(&mut out, &entry.tokens);
+    out.extend_from_slice(b",\"r\":");
+    json_text(&mut out, &entry.rule);
+    if let Some(via) = &entry.via {
+        out.extend_from_slice(b",\"via\":");
+        json_text(&mut out, via);
+    }
+    if let Some(other) = &entry.other {
+        out.extend_from_slice(b",\"o\":");
+        json_text(&mut out, other);
+    }
+    out.push(b'}');
+    String::from_utf8(out).expect("JSON of strings is UTF-8")
+}
+
+/// What a redelivered event needs to give the same answer again (`_receipt`).
+fn receipt_json(decision: &Decision, view: &View, unattributable: Option<&str>) -> String {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"{\"person\":");
+    json_text(&mut out, &decision.person);
+    out.extend_from_slice(b",\"absorbed\":");
+    json_texts(&mut out, &decision.absorbed);
+    out.extend_from_slice(b",\"identifiers\":");
+    json_texts(&mut out, &decision.identifiers);
+    out.extend_from_slice(b",\"junk\":");
+    json_pairs(&mut out, &decision.junk);
+    out.extend_from_slice(b",\"owners\":");
+    json_object(&mut out, &junk_owners(&decision.junk, view));
+    out.extend_from_slice(b",\"unattributable\":");
+    match unattributable {
+        Some(message) => json_text(&mut out, message),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.push(b'}');
+    String::from_utf8(out).expect("JSON of strings is UTF-8")
+}
+
+/// The apply script's plan of one decision (`_plan`).
+fn plan_json(
+    guard: &Guard,
+    decision: &Decision,
+    view: &View,
+    item: &Item,
+    receipt_ttl: i64,
+    unattributable: Option<&str>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(b"{\"owners\":");
+    json_object(&mut out, &guard.owners);
+    out.extend_from_slice(b",\"junk\":{");
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut first = true;
+    for token in &guard.unflagged {
+        if seen.insert(token) {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            json_text(&mut out, token);
+            out.extend_from_slice(b":\"\"");
+        }
+    }
+    out.extend_from_slice(b"},\"versions\":{");
+    for (i, (person, version)) in guard.versions.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json_text(&mut out, person);
+        out.extend_from_slice(format!(":{version}").as_bytes());
+    }
+    out.extend_from_slice(b"},\"person\":");
+    json_text(&mut out, &decision.person);
+    out.extend_from_slice(b",\"absorbed\":");
+    json_texts(&mut out, &decision.absorbed);
+    out.extend_from_slice(b",\"attach\":");
+    json_texts(&mut out, &decision.attach);
+    out.extend_from_slice(b",\"describe\":");
+    json_texts(&mut out, &decision.describe);
+    out.extend_from_slice(b",\"met\":");
+    json_pairs(&mut out, &decision.met);
+    out.extend_from_slice(b",\"flag\":");
+    json_pairs(&mut out, &decision.junk);
+    out.extend_from_slice(b",\"log\":[");
+    for (i, entry) in decision.log.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json_text(&mut out, &log_json(entry, &item.event_id, item.at));
+    }
+    out.push(b']');
+    if decision.log.iter().any(|e| !matches!(e.kind, "new" | "link" | "merge")) {
+        out.extend_from_slice(b",\"repeats\":1");
+    }
+    if !decision.absorbed.is_empty() || !decision.junk.is_empty() {
+        out.extend_from_slice(b",\"receipt\":{\"event\":");
+        json_text(&mut out, &item.receipt);
+        out.extend_from_slice(format!(",\"ttl\":{receipt_ttl},\"body\":").as_bytes());
+        json_text(&mut out, &receipt_json(decision, view, unattributable));
+        out.push(b'}');
+    }
+    out.push(b'}');
+    out
+}
+
+impl GraphBatch {
+    /// Decide every pending event against the read's overlay; the plans to apply.
+    fn decide_all(
+        &mut self,
+        py: Python<'_>,
+        mut overlay: Overlay,
+        erased: HashMap<String, i64>,
+        mut receipts: Vec<Option<Answer>>,
+    ) -> PyResult<(Vec<Answer>, Vec<Plan>)> {
+        let resolver = self.resolver.borrow(py);
+        let policy = &resolver.policy;
+        let mut answers = Vec::with_capacity(self.items.len() - self.pending);
+        let mut plans = Vec::new();
+        for (position, item) in self.items[self.pending..].iter().enumerate() {
+            if let Some(answer) = receipts[position].take() {
+                answers.push(answer);
+                continue;
+            }
+            let mut tokens = item.tokens.clone();
+            if !erased.is_empty() {
+                tokens.retain(|t| erased.get(t).copied().unwrap_or(-1) < item.at);
+                if tokens.is_empty() {
+                    answers.push(Answer::Erased);
+                    continue;
+                }
+            }
+            let view = overlay.view(&tokens);
+            let mut failed: Option<PyErr> = None;
+            let candidate = item.candidate.bind(py);
+            let mut ask = || -> String {
+                if candidate.is_instance_of::<PyString>() {
+                    return candidate.extract().unwrap_or_default();
+                }
+                match candidate.call0().and_then(|id| id.extract::<String>()) {
+                    Ok(id) => id,
+                    Err(e) => {
+                        failed = Some(e);
+                        String::new()
+                    }
+                }
+            };
+            let outcome = decide(&tokens, &view, policy, &mut ask, &item.pattern_junk);
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            match outcome {
+                Err(refusal) => {
+                    answers.push(Answer::Refused {
+                        message: refusal.message.clone(),
+                        junk: refusal.junk.clone(),
+                        owners: junk_owners(&refusal.junk, &view),
+                    });
+                    if let Some(flag) = flag_decision(&refusal.junk, &view) {
+                        let guard = overlay.guard(&tokens, &view);
+                        let plan = plan_json(&guard, &flag, &view, item, resolver.receipt_ttl, Some(&refusal.message));
+                        plans.push((position, tokens, plan));
+                        overlay.apply(&flag);
+                    }
+                }
+                Ok(decision) => {
+                    answers.push(Answer::Decided {
+                        person: decision.person.clone(),
+                        absorbed: decision.absorbed.clone(),
+                        identifiers: decision.identifiers.clone(),
+                        junk: decision.junk.clone(),
+                        owners: junk_owners(&decision.junk, &view),
+                    });
+                    if !changes_nothing(&decision, &view) {
+                        let guard = overlay.guard(&tokens, &view);
+                        let plan = plan_json(&guard, &decision, &view, item, resolver.receipt_ttl, None);
+                        plans.push((position, tokens, plan));
+                        overlay.apply(&decision);
+                    }
+                }
+            }
+        }
+        Ok((answers, plans))
+    }
+}
+
+#[pymethods]
+impl GraphBatch {
+    /// The read calls of the next round, as (keys, args) of `graph_read`; None once every
+    /// event is resolved.
+    fn read<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
+        if self.pending >= self.items.len() {
+            return Ok(None);
+        }
+        let resolver = self.resolver.borrow(py);
+        let pending = &self.items[self.pending..];
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut tokens: Vec<&str> = Vec::new();
+        for item in pending {
+            for t in &item.tokens {
+                if seen.insert(t) {
+                    tokens.push(t);
+                }
+            }
+        }
+        let chunks = tokens.len().div_ceil(READ_CHUNK).max(1);
+        let calls = PyList::empty(py);
+        let mut parts = Vec::with_capacity(chunks);
+        for i in 0..chunks {
+            let part: Vec<String> = tokens.iter().skip(i).step_by(chunks).map(|t| (*t).to_owned()).collect();
+            let keys: Vec<String> = part.iter().map(|t| format!("{}{}", resolver.identifier_prefix, t)).collect();
+            let args = PyList::empty(py);
+            args.append(PyBytes::new(py, &resolver.schema))?;
+            args.append(part.len())?;
+            for t in &part {
+                args.append(t)?;
+            }
+            for item in pending.iter().skip(i).step_by(chunks) {
+                args.append(&item.receipt)?;
+            }
+            calls.append((keys, args))?;
+            parts.push(part);
+        }
+        self.round = Some(Round { parts, answers: Vec::new(), plans: Vec::new() });
+        Ok(Some(calls))
+    }
+
+    /// Decide the round's events on the read's replies; the apply calls, as (keys, args) of
+    /// `graph_apply` under the round's stop id.
+    fn decide<'py>(
+        &mut self,
+        py: Python<'py>,
+        replies: &Bound<'py, PyList>,
+        stop: &str,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let round = self.round.take().ok_or_else(|| PyValueError::new_err("decide before read"))?;
+        let chunks = round.parts.len();
+        let mut owners: HashMap<String, String> = HashMap::new();
+        let mut junk: HashSet<String> = HashSet::new();
+        let mut met: HashMap<String, HashSet<String>> = HashMap::new();
+        let mut erased: HashMap<String, i64> = HashMap::new();
+        let mut persons: HashMap<String, PersonFacts> = HashMap::new();
+        let mut receipts: Vec<Option<Answer>> = vec![None; self.items.len() - self.pending];
+        for (chunk, (part, reply)) in round.parts.iter().zip(replies.iter()).enumerate() {
+            let reply = reply.downcast::<PyList>()?;
+            let token_rows = reply.get_item(0)?;
+            let token_rows = token_rows.downcast::<PyList>()?;
+            for (token, row) in part.iter().zip(token_rows.iter()) {
+                let row = row.downcast::<PyList>()?;
+                let owner = row.get_item(0)?;
+                if !is_empty(&owner)? {
+                    owners.insert(token.clone(), text_of(&owner)?);
+                }
+                if !is_empty(&row.get_item(1)?)? {
+                    junk.insert(token.clone());
+                }
+                let met_with = row.get_item(2)?;
+                let met_with = met_with.downcast::<PyList>()?;
+                if !met_with.is_empty() {
+                    let found = met_with.iter().map(|p| text_of(&p)).collect::<PyResult<HashSet<String>>>()?;
+                    met.insert(token.clone(), found);
+                }
+                let erased_at = row.get_item(3)?;
+                if !is_empty(&erased_at)? {
+                    let at = text_of(&erased_at)?.parse().map_err(|_| PyValueError::new_err("bad erasure time"))?;
+                    erased.insert(token.clone(), at);
+                }
+            }
+            let person_rows = reply.get_item(1)?;
+            for row in person_rows.downcast::<PyList>()?.iter() {
+                let row = row.downcast::<PyList>()?;
+                let person = text_of(&row.get_item(0)?)?;
+                let flat = row.get_item(1)?;
+                persons.insert(person, facts_of(flat.downcast::<PyList>()?)?);
+            }
+            let receipt_rows = reply.get_item(2)?;
+            for (offset, body) in receipt_rows.downcast::<PyList>()?.iter().enumerate() {
+                if !is_empty(&body)? {
+                    receipts[chunk + offset * chunks] = Some(from_receipt(&text_of(&body)?)?);
+                }
+            }
+        }
+        let describing = self.resolver.borrow(py).describing.clone();
+        let overlay = Overlay::new(owners, junk, met, persons, &describing);
+        let (answers, plans) = self.decide_all(py, overlay, erased, receipts)?;
+        let resolver = self.resolver.borrow(py);
+        let prefix = &resolver.identifier_prefix;
+        let calls = PyList::empty(py);
+        for chunk in plans.chunks(APPLY_CHUNK) {
+            let mut seen: HashSet<&str> = HashSet::new();
+            let mut keys: Vec<String> = Vec::new();
+            for (_, tokens, _) in chunk {
+                for t in tokens {
+                    if seen.insert(t) {
+                        keys.push(format!("{prefix}{t}"));
+                    }
+                }
+            }
+            let args = PyList::empty(py);
+            args.append(PyBytes::new(py, &resolver.schema))?;
+            args.append(stop)?;
+            args.append(resolver.max_log)?;
+            args.append(&resolver.describing)?;
+            for (_, _, plan) in chunk {
+                args.append(PyBytes::new(py, plan))?;
+            }
+            calls.append((keys, args))?;
+        }
+        drop(resolver);
+        self.round = Some(Round {
+            parts: Vec::new(),
+            answers,
+            plans: plans.into_iter().map(|(position, tokens, _)| (position, tokens)).collect(),
+        });
+        Ok(calls)
+    }
+
+    /// How many plans the apply calls applied; True once the batch is resolved (else the
+    /// events from the first plan not applied on are read and decided again).
+    fn applied(&mut self, applied: usize) -> PyResult<bool> {
+        let mut round = self.round.take().ok_or_else(|| PyValueError::new_err("applied before decide"))?;
+        if applied >= round.plans.len() {
+            self.results.append(&mut round.answers);
+            self.pending = self.items.len();
+            return Ok(true);
+        }
+        let stopped_at = round.plans[applied].0;
+        round.answers.truncate(stopped_at);
+        self.results.append(&mut round.answers);
+        self.pending += stopped_at;
+        Ok(false)
+    }
+
+    /// Every event's answer, in order: (0, person, absorbed, identifiers, junk, owners of the
+    /// junk, None) when decided, (1, "", (), (), junk, owners, why) when no identifier can name
+    /// a person, (2, "", (), (), (), {}, None) when its persons were erased since.
+    fn answers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let out = PyList::empty(py);
+        let empty = PyTuple::empty(py);
+        for answer in &self.results {
+            let row = match answer {
+                Answer::Decided { person, absorbed, identifiers, junk, owners } => (
+                    0,
+                    PyString::new(py, person).into_any(),
+                    PyTuple::new(py, absorbed)?.into_any(),
+                    PyTuple::new(py, identifiers)?.into_any(),
+                    PyTuple::new(py, junk)?.into_any(),
+                    owners.iter().cloned().collect::<HashMap<String, String>>().into_pyobject(py)?.into_any(),
+                    py.None().into_bound(py),
+                ),
+                Answer::Refused { message, junk, owners } => (
+                    1,
+                    PyString::new(py, "").into_any(),
+                    empty.clone().into_any(),
+                    empty.clone().into_any(),
+                    PyTuple::new(py, junk)?.into_any(),
+                    owners.iter().cloned().collect::<HashMap<String, String>>().into_pyobject(py)?.into_any(),
+                    PyString::new(py, message).into_any(),
+                ),
+                Answer::Erased => (
+                    2,
+                    PyString::new(py, "").into_any(),
+                    empty.clone().into_any(),
+                    empty.clone().into_any(),
+                    empty.clone().into_any(),
+                    PyDict::new(py).into_any(),
+                    py.None().into_bound(py),
+                ),
+            };
+            out.append(row)?;
+        }
+        Ok(out)
+    }
+}

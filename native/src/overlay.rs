@@ -1,0 +1,208 @@
+//! The identity graph as a batch's decisions leave it, kept in memory between two round trips
+//! (`bestand.identity.overlay`): each decision changes it exactly as `graph_apply.lua` will
+//! change Redis, so a later event of the batch sees what an earlier one decided.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::rules::{Decision, View};
+
+/// What the rules need of one person: identifiers by kind, describing tokens, graph version.
+#[derive(Clone, Debug, Default)]
+pub struct PersonFacts {
+    /// linking kinds only, by kind letter
+    pub counts: HashMap<u8, i64>,
+    /// names and households (owned by nobody)
+    pub described: HashSet<String>,
+    pub version: i64,
+}
+
+impl PersonFacts {
+    /// Identifiers of the person's set by kind letter, describing ones included.
+    pub fn kind_counts(&self) -> HashMap<u8, i64> {
+        let mut counts: HashMap<u8, i64> =
+            self.counts.iter().filter(|(_, n)| **n > 0).map(|(k, n)| (*k, *n)).collect();
+        for token in &self.described {
+            *counts.entry(token.as_bytes()[0]).or_insert(0) += 1;
+        }
+        counts
+    }
+}
+
+/// What one decision was made on: Redis must still hold exactly this when it is applied.
+pub struct Guard {
+    /// token -> owner ("" for none), for tokens whose owner's version does not tell
+    pub owners: Vec<(String, String)>,
+    /// of those, the tokens that were not junk
+    pub unflagged: Vec<String>,
+    /// person -> graph version, every owner
+    pub versions: Vec<(String, i64)>,
+}
+
+pub struct Overlay {
+    owners: HashMap<String, String>,
+    owned: HashMap<String, HashSet<String>>,
+    junk: HashSet<String>,
+    met: HashMap<String, HashSet<String>>,
+    persons: HashMap<String, PersonFacts>,
+    describing: Vec<u8>,
+    redirects: HashMap<String, String>,
+}
+
+impl Overlay {
+    pub fn new(
+        owners: HashMap<String, String>,
+        junk: HashSet<String>,
+        met: HashMap<String, HashSet<String>>,
+        persons: HashMap<String, PersonFacts>,
+        describing: &str,
+    ) -> Self {
+        let mut owned: HashMap<String, HashSet<String>> = HashMap::new();
+        for (token, owner) in &owners {
+            owned.entry(owner.clone()).or_default().insert(token.clone());
+        }
+        Overlay {
+            owners,
+            owned,
+            junk,
+            met,
+            persons,
+            describing: describing.as_bytes().to_vec(),
+            redirects: HashMap::new(),
+        }
+    }
+
+    fn live<'a>(&'a self, mut person: &'a str) -> &'a str {
+        while let Some(next) = self.redirects.get(person) {
+            person = next;
+        }
+        person
+    }
+
+    fn describes(&self, token: &str) -> bool {
+        self.describing.contains(&token.as_bytes()[0])
+    }
+
+    /// What the graph holds now about one event's identifiers (the rules' input).
+    pub fn view(&self, tokens: &[String]) -> View {
+        let mut view = View::default();
+        for token in tokens {
+            if let Some(owner) = self.owners.get(token) {
+                view.owners.insert(token.clone(), owner.clone());
+            }
+            if self.junk.contains(token) {
+                view.junk.insert(token.clone());
+            }
+            if let Some(found) = self.met.get(token) {
+                if !found.is_empty() {
+                    let now: HashSet<String> = found.iter().map(|p| self.live(p).to_owned()).collect();
+                    view.met.insert(token.clone(), now);
+                }
+            }
+        }
+        let persons: HashSet<&String> = view.owners.values().collect();
+        for person in persons {
+            match self.persons.get(person) {
+                None => {
+                    view.kind_counts.insert(person.clone(), HashMap::new());
+                    view.versions.insert(person.clone(), 0);
+                    view.names.insert(person.clone(), HashSet::new());
+                }
+                Some(facts) => {
+                    view.kind_counts.insert(person.clone(), facts.kind_counts());
+                    view.versions.insert(person.clone(), facts.version);
+                    let names = facts.described.iter().filter(|t| t.as_bytes()[0] == b'm').cloned().collect();
+                    view.names.insert(person.clone(), names);
+                }
+            }
+        }
+        view
+    }
+
+    /// The guard of a decision made on `view` (see `GraphOverlay.guard`: a token owned by a
+    /// person with a version is checked through that version).
+    pub fn guard(&self, tokens: &[String], view: &View) -> Guard {
+        let mut owners: Vec<(String, String)> = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut unflagged = Vec::new();
+        for token in tokens {
+            let owner = view.owners.get(token).map_or("", |o| o.as_str());
+            if view.versions.get(owner).copied().unwrap_or(0) >= 1 {
+                continue;
+            }
+            if seen.insert(token.as_str()) {
+                owners.push((token.clone(), owner.to_owned()));
+            }
+            if !view.junk.contains(token) {
+                unflagged.push(token.clone());
+            }
+        }
+        let versions = view.versions.iter().map(|(p, v)| (p.clone(), *v)).collect();
+        Guard { owners, unflagged, versions }
+    }
+
+    /// Change the overlay as `graph_apply.lua` changes Redis for this decision.
+    pub fn apply(&mut self, decision: &Decision) {
+        let person = decision.person.clone();
+        self.persons.entry(person.clone()).or_default();
+        for gone in &decision.absorbed {
+            if let Some(other) = self.persons.remove(gone) {
+                let facts = self.persons.get_mut(&person).expect("just inserted");
+                for (k, n) in other.counts {
+                    *facts.counts.entry(k).or_insert(0) += n;
+                }
+                facts.described.extend(other.described);
+            }
+            let owned = self.owned.remove(gone).unwrap_or_default();
+            // Describing tokens are owned by nobody: a merge leaves them where they were.
+            let (kept, moved): (HashSet<String>, HashSet<String>) =
+                owned.into_iter().partition(|t| self.describing.contains(&t.as_bytes()[0]));
+            if !kept.is_empty() {
+                self.owned.insert(gone.clone(), kept);
+            }
+            for token in &moved {
+                self.owners.insert(token.clone(), person.clone());
+            }
+            self.owned.entry(person.clone()).or_default().extend(moved);
+            self.redirects.insert(gone.clone(), person.clone());
+        }
+        for token in &decision.attach {
+            self.owners.insert(token.clone(), person.clone());
+            self.owned.entry(person.clone()).or_default().insert(token.clone());
+            let describes = self.describes(token);
+            let facts = self.persons.get_mut(&person).expect("inserted above");
+            if describes {
+                facts.described.insert(token.clone());
+            } else {
+                *facts.counts.entry(token.as_bytes()[0]).or_insert(0) += 1;
+            }
+        }
+        {
+            let facts = self.persons.get_mut(&person).expect("inserted above");
+            facts.described.extend(decision.describe.iter().cloned());
+        }
+        for (token, met) in &decision.met {
+            self.met.entry(token.clone()).or_default().insert(met.clone());
+        }
+        for (token, _) in &decision.junk {
+            self.junk.insert(token.clone());
+            let Some(former) = self.owners.remove(token) else { continue };
+            if let Some(set) = self.owned.get_mut(&former) {
+                set.remove(token);
+            }
+            if let Some(holder) = self.persons.get_mut(&former) {
+                if holder.described.contains(token) {
+                    holder.described.remove(token);
+                } else {
+                    let count = holder.counts.entry(token.as_bytes()[0]).or_insert(0);
+                    if *count > 0 {
+                        *count -= 1;
+                    }
+                }
+                if former != person {
+                    holder.version += 1;
+                }
+            }
+        }
+        self.persons.get_mut(&person).expect("inserted above").version += 1;
+    }
+}

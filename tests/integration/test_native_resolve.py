@@ -1,0 +1,184 @@
+"""The compiled resolver decides and writes what the Python one does, byte for byte.
+
+The same stream (a simulated shop with its shared devices, guest checkouts and late logins,
+a tenth of it delivered twice, shuffled so that merges join persons late) goes through the
+worker's processor once with each resolver. Every key of each prefix must hold the same bytes
+(identifier owners, identifier sets, facts, explain logs, met sets, redirects, receipts, and
+the person state that follows from them), and the messages sent must be the same. Junk,
+refusals and erasures are compared on hand-made batches, and a write that meets a graph
+another worker changed is decided again on what the graph holds then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+from typing import Any
+
+import orjson
+import pytest
+from support import run
+
+from bestand.settings import Settings
+from bestand.simulate import simulate
+from bestand.store import Keys, connect
+from bestand.store.identity_graph import DECIDED, IdentityGraph, Resolution
+from bestand.store.scripts import Scripts
+from stages import clear, raw_messages, redis_state, worker_pass
+
+pytest.importorskip("bestand_native", reason="the compiled resolver is built by make install")
+
+_SCRIPT_NAMES = ("graph_read", "graph_apply", "erase", "persons_read", "persons_write")
+
+
+def _sent(out: list[Any]) -> list[tuple[str, bytes | None, dict[str, Any]]]:
+    """The messages sent, the time they were made aside."""
+    messages = []
+    for message in out:
+        body = orjson.loads(message.value)
+        body.pop("changed_at", None)
+        messages.append((message.destination, message.key, body))
+    return messages
+
+
+def _stream(persons: int, seed: int) -> list[dict[str, Any]]:
+    events = list(simulate(persons=persons, seed=seed).events)
+    rng = random.Random(seed)
+    stream = events + rng.sample(events, k=len(events) // 10)
+    blocks = [stream[i : i + 40] for i in range(0, len(stream), 40)]
+    rng.shuffle(blocks)
+    return [event for block in blocks for event in block]
+
+
+@pytest.mark.parametrize(("persons", "seed", "batch"), [(150, 3, 97), (60, 8, 1), (300, 12, 500)])
+def test_the_compiled_resolver_writes_what_the_python_resolver_writes(
+    redis_url: str, persons: int, seed: int, batch: int
+) -> None:
+    stream = _stream(persons, seed)
+    common: dict[str, Any] = {"_env_file": None, "redis_url": redis_url, "fold": "native"}
+    python = Settings(**common, redis_prefix="resolve-py", resolve="python")
+    native = Settings(**common, redis_prefix="resolve-rs", resolve="native")
+    for settings in (python, native):
+        run(clear(settings))
+    try:
+        sent_py = run(worker_pass(python, raw_messages(python, stream), batch=batch))
+        sent_rs = run(worker_pass(native, raw_messages(native, stream), batch=batch))
+        by_python = run(redis_state(python, exact=True))
+        by_native = run(redis_state(native, exact=True))
+        graph = [name for name in by_python if name.startswith(":{g}:")]
+        assert len(graph) > 500
+        # The shop's merges and their receipts are in the comparison (junk, refusals and
+        # erasures: the hand-made test below).
+        assert any(name.startswith(":{g}:r:") for name in graph), "no merge"
+        assert any(name.startswith(":{g}:e:") for name in graph), "no receipt"
+        assert by_python.keys() == by_native.keys()
+        different = [name for name in by_python if by_python[name] != by_native[name]]
+        assert different == []
+        assert _sent(sent_py) == _sent(sent_rs)
+        assert any(m[0] == "changes" for m in _sent(sent_py))
+    finally:
+        for settings in (python, native):
+            run(clear(settings))
+
+
+@pytest.mark.parametrize("resolve", ["python", "native"])
+def test_a_batch_whose_write_meets_a_changed_graph_is_decided_again(
+    redis_url: str, resolve: str
+) -> None:
+    """Between one batch's read and its write another worker merges the person its second
+    event was decided on (P2 into P1): the write stops there, and that event and the next
+    are read and decided again (with either resolver)."""
+    keys = Keys(f"rounds-{resolve}")
+
+    def event(n: int, *tokens: str) -> Resolution:
+        return Resolution(tokens, f"P{n}", f"ev-{n}", 1_780_000_000 + n)
+
+    async def go() -> list[Any]:
+        client = connect(redis_url)
+        scripts = Scripts.load()
+        graph = IdentityGraph(client, keys, scripts, resolve="python")
+        reads = 0
+
+        class Meddling(Scripts):
+            """The scripts, and after the batch's first read P1 and P2 become one."""
+
+            async def pipelined(self, client: Any, build: Any) -> list[Any]:
+                nonlocal reads
+                replies = await super().pipelined(client, build)
+                reads += 1
+                if reads == 1:
+                    await graph.resolve_answers([event(9, "e:one", "e:two")])
+                return replies
+
+        meddling = Meddling(**{name: getattr(scripts, name) for name in _SCRIPT_NAMES})
+        other = IdentityGraph(client, keys, meddling, resolve=resolve)  # type: ignore[arg-type]
+        try:
+            await graph.resolve_answers([event(1, "e:one", "a:one"), event(2, "e:two")])
+            batch = [event(3, "e:three"), event(4, "a:one", "e:four"), event(5, "e:two")]
+            answers = await other.resolve_answers(batch)
+            owners = [await graph.person_of(t) for t in ("e:three", "e:four", "a:one", "e:two")]
+            assert reads == 4, "read, apply (stopped), read again, apply"
+            return [answers, owners]
+        finally:
+            async for key in client.scan_iter(match=keys.pattern()):
+                await client.delete(key)
+            await client.aclose()
+
+    (answers, owners) = asyncio.run(go())
+    assert [a[0] for a in answers] == [DECIDED] * 3
+    # A new e-mail with P1's cookie is a person of its own; e-mail two went to P1 meanwhile.
+    assert [a[1] for a in answers] == ["P3", "P4", "P1"]
+    assert owners == ["P3", "P4", "P1", "P1"]
+
+
+def test_answers_and_explain_logs_match_for_hand_made_conflicts(redis_url: str) -> None:
+    """Junk at its limit, a refused weak link, a merge, an erasure: both resolvers give the
+    same answers and leave the same graph."""
+
+    def event(n: int, *tokens: str) -> Resolution:
+        return Resolution(tokens, f"P{n:02d}", f"ev-{n}", 1_780_000_000 + n)
+
+    batches = [
+        [event(1, "c:1", "e:a", "a:x"), event(2, "c:2", "e:b", "a:x")],
+        [event(3, "e:c", "a:x"), event(4, "e:d", "a:x"), event(5, "e:e", "a:x")],
+        [event(6, "e:a", "p:1"), event(7, "e:b", "p:1"), event(8, "o:9", "e:a", "m:anna")],
+        [event(10, "e:a", "m:bob"), event(11, "a:x"), event(12, "h:home", "e:z")],
+    ]
+
+    async def go(resolve: str) -> tuple[list[Any], dict[str, Any]]:
+        keys = Keys(f"hand-{resolve}-{secrets.token_hex(3)}")
+        client = connect(redis_url)
+        graph = IdentityGraph(client, keys, resolve=resolve)  # type: ignore[arg-type]
+        try:
+            answers = []
+            for batch in batches:
+                answers += await graph.resolve_answers(batch)
+            await graph.erase(["e:e"], 1_780_000_020)
+            answers += await graph.resolve_answers([event(13, "e:e"), event(14, "e:e", "a:q")])
+            state = {}
+            async for raw in client.scan_iter(match=keys.pattern()):
+                key = raw.decode()
+                kind = await client.type(key)
+                name = key[len(keys.prefix) :]
+                if kind == b"string":
+                    state[name] = await client.get(key)
+                elif kind == b"set":
+                    state[name] = sorted(await client.smembers(key))
+                elif kind == b"list":
+                    state[name] = await client.lrange(key, 0, -1)
+                else:
+                    state[name] = await client.hgetall(key)
+            for key in [k async for k in client.scan_iter(match=keys.pattern())]:
+                await client.delete(key)
+            return answers, state
+        finally:
+            await client.aclose()
+
+    by_python = asyncio.run(go("python"))
+    by_native = asyncio.run(go("native"))
+    assert by_python[0] == by_native[0]
+    assert by_python[1] == by_native[1]
+    statuses = {a[0] for a in by_python[0]}
+    assert len(statuses) == 3, "decided, refused and erased answers are all compared"
+    assert any(name.startswith(":{g}:j:") for name in by_python[1])
