@@ -16,6 +16,7 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
 pub mod digest;
 pub mod fold;
 pub mod graph;
+pub mod keying;
 pub mod overlay;
 pub mod rules;
 mod rules_py;
@@ -799,6 +800,7 @@ fn bestand_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<graph::Resolver>()?;
     m.add_class::<graph::GraphBatch>()?;
     m.add_function(wrap_pyfunction!(digest_and_key, m)?)?;
+    m.add_function(wrap_pyfunction!(keying::keyed_hash_of, m)?)?;
     m.add_function(wrap_pyfunction!(rules_py::decide_for_test, m)?)?;
     Ok(())
 }

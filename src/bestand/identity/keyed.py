@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bestand.identity.errors import InvalidIdentifier
-from bestand.identity.hashing import keyed_hash, parse_sha256, sha256_digest
+from bestand.identity.hashing import keyed_hash, keyed_value, parse_sha256
 from bestand.identity.junk import JunkRules, fake_number_reason, fake_phone_reason
 from bestand.identity.kinds import IdKind
 from bestand.identity.normalize import (
@@ -96,8 +96,7 @@ class IdentityKeyer:
 
     def key(self, kind: IdKind, raw: str) -> KeyedId:
         """Keyed form of a raw identifier; raises :class:`InvalidIdentifier`."""
-        digest = sha256_digest(self.normalize(kind, raw))
-        return KeyedId(kind, keyed_hash(self._secret, kind, digest))
+        return KeyedId(kind, keyed_value(self._secret, kind, self.normalize(kind, raw)))
 
     def key_sha256(self, kind: IdKind, digest: str) -> KeyedId:
         """Keyed form of an identifier the caller already normalized and SHA-256 hashed."""
@@ -124,12 +123,12 @@ class IdentityKeyer:
             elif kind is IdKind.PHONE:
                 # Parsed once for both the number and whether it looks fake.
                 number = parse_phone(value, self._region)
-                kid = KeyedId(kind, keyed_hash(self._secret, kind, sha256_digest(e164(number))))
+                kid = KeyedId(kind, keyed_value(self._secret, kind, e164(number)))
                 reason = self._junk.value_reason(value) or fake_number_reason(number)
                 outcome = (kid, reason, None)
             else:
                 normalized = self.normalize(kind, value)
-                kid = KeyedId(kind, keyed_hash(self._secret, kind, sha256_digest(normalized)))
+                kid = KeyedId(kind, keyed_value(self._secret, kind, normalized))
                 outcome = (kid, self.junk_reason(kind, value, normalized), None)
         except InvalidIdentifier as exc:
             refused = None if self._junk.value_reason(value) is not None else str(exc)
