@@ -14,6 +14,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::overlay::{Guard, Overlay, PersonFacts};
 use crate::rules::{decide, Decision, KindPolicy, Link, LogEntry, Policy, View};
+use crate::{text as json_text, text_of};
 
 /// Identifiers one read script covers (`_READ_CHUNK`).
 const READ_CHUNK: usize = 1024;
@@ -157,16 +158,6 @@ pub struct GraphBatch {
     round: Option<Round>,
 }
 
-fn text_of(value: &Bound<'_, PyAny>) -> PyResult<String> {
-    if let Ok(bytes) = value.downcast::<PyBytes>() {
-        return Ok(String::from_utf8_lossy(bytes.as_bytes()).into_owned());
-    }
-    if let Ok(text) = value.downcast::<PyString>() {
-        return Ok(text.to_str()?.to_owned());
-    }
-    Ok(value.str()?.to_str()?.to_owned())
-}
-
 fn is_empty(value: &Bound<'_, PyAny>) -> PyResult<bool> {
     if let Ok(bytes) = value.downcast::<PyBytes>() {
         return Ok(bytes.as_bytes().is_empty());
@@ -269,10 +260,6 @@ fn junk_owners(junk: &[(String, String)], view: &View) -> Vec<(String, String)> 
         }
     }
     out
-}
-
-fn json_text(out: &mut Vec<u8>, value: &str) {
-    serde_json::to_writer(&mut *out, value).expect("a string serializes");
 }
 
 fn json_texts(out: &mut Vec<u8>, values: &[String]) {

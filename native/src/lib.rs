@@ -139,7 +139,7 @@ struct Folder {
     python_digest: Py<PyAny>,
 }
 
-fn text_of(value: &Bound<'_, PyAny>) -> PyResult<String> {
+pub(crate) fn text_of(value: &Bound<'_, PyAny>) -> PyResult<String> {
     if let Ok(bytes) = value.downcast::<PyBytes>() {
         return Ok(String::from_utf8_lossy(bytes.as_bytes()).into_owned());
     }
@@ -781,7 +781,7 @@ fn comma(out: &mut Vec<u8>, n: usize) {
 }
 
 /// A JSON string.
-fn text(out: &mut Vec<u8>, value: &str) {
+pub(crate) fn text(out: &mut Vec<u8>, value: &str) {
     serde_json::to_writer(&mut *out, value).expect("a string serializes");
 }
 

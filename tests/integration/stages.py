@@ -7,6 +7,7 @@ afterwards.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ import orjson
 from bestand.ingest.producer import topic_for
 from bestand.ops.metrics import WorkerMetrics
 from bestand.settings import Settings
+from bestand.simulate import simulate
 from bestand.store import connect
 from bestand.store.identity_graph import Answer
 from bestand.stream.messages import Incoming, Outgoing
@@ -124,3 +126,25 @@ async def clear(settings: Settings, match: str = "*") -> int:
     finally:
         await client.aclose()
     return len(keys)
+
+
+def shuffled_shop(persons: int, seed: int) -> list[dict[str, Any]]:
+    """A simulated shop, a tenth of it delivered twice, shuffled in blocks of 40: orders
+    arrive before the visits that led to them, merges join persons late, redeliveries land
+    within and across batches."""
+    events = list(simulate(persons=persons, seed=seed).events)
+    rng = random.Random(seed)
+    stream = events + rng.sample(events, k=len(events) // 10)
+    blocks = [stream[i : i + 40] for i in range(0, len(stream), 40)]
+    rng.shuffle(blocks)
+    return [event for block in blocks for event in block]
+
+
+def sent(out: Sequence[Outgoing]) -> list[tuple[str, bytes | None, dict[str, Any]]]:
+    """The messages a pass sent, the time they were made aside."""
+    messages = []
+    for message in out:
+        body = orjson.loads(message.value)
+        body.pop("changed_at", None)
+        messages.append((message.destination, message.key, body))
+    return messages

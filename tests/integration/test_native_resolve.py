@@ -12,50 +12,28 @@ another worker changed is decided again on what the graph holds then.
 from __future__ import annotations
 
 import asyncio
-import random
 import secrets
 from typing import Any
 
-import orjson
 import pytest
 from support import run
 
 from bestand.settings import Settings
-from bestand.simulate import simulate
 from bestand.store import Keys, connect
 from bestand.store.identity_graph import DECIDED, IdentityGraph, Resolution
 from bestand.store.scripts import Scripts
-from stages import clear, raw_messages, redis_state, worker_pass
+from stages import clear, raw_messages, redis_state, sent, shuffled_shop, worker_pass
 
 pytest.importorskip("bestand_native", reason="the compiled resolver is built by make install")
 
 _SCRIPT_NAMES = ("graph_read", "graph_apply", "erase", "persons_read", "persons_write")
 
 
-def _sent(out: list[Any]) -> list[tuple[str, bytes | None, dict[str, Any]]]:
-    """The messages sent, the time they were made aside."""
-    messages = []
-    for message in out:
-        body = orjson.loads(message.value)
-        body.pop("changed_at", None)
-        messages.append((message.destination, message.key, body))
-    return messages
-
-
-def _stream(persons: int, seed: int) -> list[dict[str, Any]]:
-    events = list(simulate(persons=persons, seed=seed).events)
-    rng = random.Random(seed)
-    stream = events + rng.sample(events, k=len(events) // 10)
-    blocks = [stream[i : i + 40] for i in range(0, len(stream), 40)]
-    rng.shuffle(blocks)
-    return [event for block in blocks for event in block]
-
-
 @pytest.mark.parametrize(("persons", "seed", "batch"), [(150, 3, 97), (60, 8, 1), (300, 12, 500)])
 def test_the_compiled_resolver_writes_what_the_python_resolver_writes(
     redis_url: str, persons: int, seed: int, batch: int
 ) -> None:
-    stream = _stream(persons, seed)
+    stream = shuffled_shop(persons, seed)
     common: dict[str, Any] = {"_env_file": None, "redis_url": redis_url, "fold": "native"}
     python = Settings(**common, redis_prefix="resolve-py", resolve="python")
     native = Settings(**common, redis_prefix="resolve-rs", resolve="native")
@@ -75,8 +53,8 @@ def test_the_compiled_resolver_writes_what_the_python_resolver_writes(
         assert by_python.keys() == by_native.keys()
         different = [name for name in by_python if by_python[name] != by_native[name]]
         assert different == []
-        assert _sent(sent_py) == _sent(sent_rs)
-        assert any(m[0] == "changes" for m in _sent(sent_py))
+        assert sent(sent_py) == sent(sent_rs)
+        assert any(m[0] == "changes" for m in sent(sent_py))
     finally:
         for settings in (python, native):
             run(clear(settings))
