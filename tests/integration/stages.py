@@ -148,3 +148,24 @@ def sent(out: Sequence[Outgoing]) -> list[tuple[str, bytes | None, dict[str, Any
         body.pop("changed_at", None)
         messages.append((message.destination, message.key, body))
     return messages
+
+
+async def _pass_and_state(
+    settings: Settings, stream: Sequence[dict[str, Any]], batch: int
+) -> tuple[list[Outgoing], dict[str, Any]]:
+    await clear(settings)
+    try:
+        out = await worker_pass(settings, raw_messages(settings, stream), batch=batch)
+        return out, await redis_state(settings, exact=True)
+    finally:
+        await clear(settings)
+
+
+async def two_passes(
+    first: Settings, second: Settings, stream: Sequence[dict[str, Any]], batch: int
+) -> tuple[dict[str, Any], dict[str, Any], list[Outgoing], list[Outgoing]]:
+    """The same stream through the processor under two settings (two key prefixes): each
+    one's exact Redis state and the messages it sent; both prefixes are removed after."""
+    sent_first, state_first = await _pass_and_state(first, stream, batch)
+    sent_second, state_second = await _pass_and_state(second, stream, batch)
+    return state_first, state_second, sent_first, sent_second

@@ -15,7 +15,7 @@ import pytest
 from support import run
 
 from bestand.settings import Settings
-from stages import clear, raw_messages, redis_state, sent, shuffled_shop, worker_pass
+from stages import sent, shuffled_shop, two_passes
 
 pytest.importorskip("bestand_native", reason="the compiled fold is built by make install")
 
@@ -28,20 +28,11 @@ def test_the_compiled_fold_writes_what_the_python_fold_writes(
     common: dict[str, Any] = {"_env_file": None, "redis_url": redis_url, "resolve": "python"}
     python = Settings(**common, redis_prefix="fold-py", fold="python")
     native = Settings(**common, redis_prefix="fold-rs", fold="native")
-    for settings in (python, native):
-        run(clear(settings))
-    try:
-        sent_py = run(worker_pass(python, raw_messages(python, stream), batch=batch))
-        sent_rs = run(worker_pass(native, raw_messages(native, stream), batch=batch))
-        by_python = run(redis_state(python, exact=True))
-        by_native = run(redis_state(native, exact=True))
-        assert len(by_python) > 500
-        assert sum(1 for name in by_python if name.startswith(":p:")) > persons // 2
-        assert by_python.keys() == by_native.keys()
-        different = [name for name in by_python if by_python[name] != by_native[name]]
-        assert different == []
-        assert sent(sent_py) == sent(sent_rs)
-        assert any(m[0] == "changes" for m in sent(sent_py))
-    finally:
-        for settings in (python, native):
-            run(clear(settings))
+    by_python, by_native, sent_py, sent_rs = run(two_passes(python, native, stream, batch))
+    assert len(by_python) > 500
+    assert sum(1 for name in by_python if name.startswith(":p:")) > persons // 2
+    assert by_python.keys() == by_native.keys()
+    different = [name for name in by_python if by_python[name] != by_native[name]]
+    assert different == []
+    assert sent(sent_py) == sent(sent_rs)
+    assert any(m[0] == "changes" for m in sent(sent_py))

@@ -22,7 +22,7 @@ from bestand.settings import Settings
 from bestand.store import Keys, connect
 from bestand.store.identity_graph import DECIDED, IdentityGraph, Resolution
 from bestand.store.scripts import Scripts
-from stages import clear, raw_messages, redis_state, sent, shuffled_shop, worker_pass
+from stages import sent, shuffled_shop, two_passes
 
 pytest.importorskip("bestand_native", reason="the compiled resolver is built by make install")
 
@@ -37,27 +37,18 @@ def test_the_compiled_resolver_writes_what_the_python_resolver_writes(
     common: dict[str, Any] = {"_env_file": None, "redis_url": redis_url, "fold": "native"}
     python = Settings(**common, redis_prefix="resolve-py", resolve="python")
     native = Settings(**common, redis_prefix="resolve-rs", resolve="native")
-    for settings in (python, native):
-        run(clear(settings))
-    try:
-        sent_py = run(worker_pass(python, raw_messages(python, stream), batch=batch))
-        sent_rs = run(worker_pass(native, raw_messages(native, stream), batch=batch))
-        by_python = run(redis_state(python, exact=True))
-        by_native = run(redis_state(native, exact=True))
-        graph = [name for name in by_python if name.startswith(":{g}:")]
-        assert len(graph) > 500
-        # The shop's merges and their receipts are in the comparison (junk, refusals and
-        # erasures: the hand-made test below).
-        assert any(name.startswith(":{g}:r:") for name in graph), "no merge"
-        assert any(name.startswith(":{g}:e:") for name in graph), "no receipt"
-        assert by_python.keys() == by_native.keys()
-        different = [name for name in by_python if by_python[name] != by_native[name]]
-        assert different == []
-        assert sent(sent_py) == sent(sent_rs)
-        assert any(m[0] == "changes" for m in sent(sent_py))
-    finally:
-        for settings in (python, native):
-            run(clear(settings))
+    by_python, by_native, sent_py, sent_rs = run(two_passes(python, native, stream, batch))
+    graph = [name for name in by_python if name.startswith(":{g}:")]
+    assert len(graph) > 500
+    # The shop's merges and their receipts are in the comparison (junk, refusals and
+    # erasures: the hand-made test below).
+    assert any(name.startswith(":{g}:r:") for name in graph), "no merge"
+    assert any(name.startswith(":{g}:e:") for name in graph), "no receipt"
+    assert by_python.keys() == by_native.keys()
+    different = [name for name in by_python if by_python[name] != by_native[name]]
+    assert different == []
+    assert sent(sent_py) == sent(sent_rs)
+    assert any(m[0] == "changes" for m in sent(sent_py))
 
 
 @pytest.mark.parametrize("resolve", ["python", "native"])
