@@ -35,6 +35,14 @@ class ErrorPolicy:
             log.exception("decoding a batch of %d failed", len(messages))
             return None
 
+    async def prepare_sharing(self, messages: Sequence[Incoming]) -> PreparedBatch | None:
+        """:meth:`prepare`, sharing the event loop with the batches ahead."""
+        try:
+            return await self._processor.prepare_sharing(messages)
+        except Exception:
+            log.exception("decoding a batch of %d failed", len(messages))
+            return None
+
     async def process(self, messages: Sequence[Incoming]) -> list[Outgoing]:
         """The messages to send for a batch; raises only when cancelled."""
         return await self.complete(messages, self.prepare(messages))

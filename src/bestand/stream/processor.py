@@ -10,6 +10,7 @@ touched). Tests drive the processor directly against a real Redis, batch by batc
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,9 @@ from bestand.store.identity_graph import ERASED_SINCE, REFUSED
 from bestand.stream.messages import Incoming, Outgoing, dead_letter
 from bestand.stream.prepare import Prepared, Preparer, reject
 from bestand.stream.tally import Tally
+
+#: Messages decoded between two turns of the event loop (see ``prepare_sharing``).
+SLICE = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,25 @@ class BatchProcessor:
         tally = Tally()
         now = time.time()
         steps = [self.preparer.prepare(message, tally, now) for message in messages]
+        tally.took("decode", time.perf_counter() - started)
+        return PreparedBatch(steps, tally)
+
+    async def prepare_sharing(self, messages: Sequence[Incoming]) -> PreparedBatch:
+        """:meth:`prepare`, handing the event loop back every ``SLICE`` messages.
+
+        Decoding a large batch takes the worker's thread for a hundred milliseconds and more;
+        the batches ahead of it wait on Redis meanwhile, and a reply that arrives would wait
+        for the whole batch to be decoded before the next script is sent.
+        """
+        started = time.perf_counter()
+        tally = Tally()
+        now = time.time()
+        prepare = self.preparer.prepare
+        steps: list[Prepared | Outgoing] = []
+        for first in range(0, len(messages), SLICE):
+            if first:
+                await asyncio.sleep(0)
+            steps += [prepare(m, tally, now) for m in messages[first : first + SLICE]]
         tally.took("decode", time.perf_counter() - started)
         return PreparedBatch(steps, tally)
 
