@@ -61,8 +61,10 @@ class IdentityKeyer:
 
     The same identifiers come back event after event (a visitor's cookie on every page, a
     customer's e-mail on every order), and parsing a phone number alone costs tens of
-    microseconds: the outcome of each raw value is kept, up to ``cache_size`` of them (then
-    the cache starts afresh).
+    microseconds: the outcome of each raw value is kept. The cache holds two generations of
+    up to ``cache_size`` outcomes each: when the young one is full it becomes the old one and
+    the one before is dropped, and an outcome asked for from the old generation moves to the
+    young one. What recurs stays; what was seen once (an order id) ages out.
     """
 
     def __init__(
@@ -70,12 +72,13 @@ class IdentityKeyer:
         secret: bytes,
         default_region: str,
         junk_rules: JunkRules | None = None,
-        cache_size: int = 200_000,
+        cache_size: int = 100_000,
     ) -> None:
         self._secret = secret
         self._region = default_region
         self._junk = junk_rules or JunkRules.default()
         self._cache: dict[tuple[IdKind, str, bool], _Outcome] = {}
+        self._older: dict[tuple[IdKind, str, bool], _Outcome] = {}
         self._cache_size = cache_size
 
     def normalize(self, kind: IdKind, raw: str) -> str:
@@ -113,9 +116,21 @@ class IdentityKeyer:
 
     def _outcome(self, kind: IdKind, value: str, is_sha256: bool) -> _Outcome:
         """Key one raw identifier (the outcome is cached)."""
-        found = self._cache.get((kind, value, is_sha256))
+        asked = (kind, value, is_sha256)
+        found = self._cache.get(asked)
         if found is not None:
             return found
+        outcome: _Outcome | None = self._older.pop(asked, None)
+        if outcome is None:
+            outcome = self._new_outcome(kind, value, is_sha256)
+        if len(self._cache) >= self._cache_size:
+            self._older = self._cache
+            self._cache = {}
+        self._cache[asked] = outcome
+        return outcome
+
+    def _new_outcome(self, kind: IdKind, value: str, is_sha256: bool) -> _Outcome:
+        """Key one raw identifier not in the cache."""
         outcome: _Outcome
         try:
             if is_sha256:
@@ -133,9 +148,6 @@ class IdentityKeyer:
         except InvalidIdentifier as exc:
             refused = None if self._junk.value_reason(value) is not None else str(exc)
             outcome = (None, None, refused)
-        if len(self._cache) >= self._cache_size:
-            self._cache.clear()
-        self._cache[(kind, value, is_sha256)] = outcome
         return outcome
 
     def key_all(self, raw: list[tuple[IdKind, str, bool]]) -> Keyed:
