@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bestand.identity.junk import junk_value_reason
 
@@ -40,8 +41,13 @@ _LATIN = str.maketrans(
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 
 
+@lru_cache(maxsize=65536)
 def _fold(value: str) -> str:
-    """Casefolded ASCII letters and digits with separators kept: the tokenizable fold."""
+    """Casefolded ASCII letters and digits with separators kept: the tokenizable fold.
+
+    Kept per value: an address that misses the fingerprint cache (a new combination of name,
+    street, number and postcode) is mostly made of names, streets and postcodes seen before.
+    """
     text = unicodedata.normalize("NFC", unicodedata.normalize("NFKC", value).casefold())
     text = unicodedata.normalize("NFKD", text.translate(_GERMAN).translate(_LATIN))
     return "".join(c for c in text if not unicodedata.combining(c)).lower()

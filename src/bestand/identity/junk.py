@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import phonenumbers
 
@@ -105,8 +106,12 @@ _ZEROS = re.compile(r"[\W_]*0[\W0_]*")
 _XS = re.compile(r"x+")
 
 
+@lru_cache(maxsize=65536)
 def junk_value_reason(raw: str) -> str | None:
-    """Why a raw value of any identifier kind is junk, or None; the rules of ``value_reason``."""
+    """Why a raw value of any identifier kind is junk, or None; the rules of ``value_reason``.
+
+    Kept per value: every part of every order's address and name is asked about.
+    """
     value = raw.strip().casefold()
     if not value:
         return "empty value"
