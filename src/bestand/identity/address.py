@@ -182,6 +182,7 @@ def normalize_country(value: str | None, default: str = "DE") -> str:
 _DIGIT_POSTCODES = frozenset({"de", "at", "ch", "li"})
 
 
+@lru_cache(maxsize=65536)
 def normalize_postcode(value: str, country: str | None) -> str:
     """Postcode without spaces, uppercase: 'sw1a 1aa' → 'SW1A1AA', 'D-01067' → '01067'.
 
@@ -223,8 +224,9 @@ _DEGREES = frozenset(
 _HONORIS_CAUSA = re.compile(r"\bh\.\s*c\.")
 
 
-def _name_tokens(value: str) -> list[str]:
-    """Folded name words without salutations, titles and degrees."""
+@lru_cache(maxsize=65536)
+def _name_tokens(value: str) -> tuple[str, ...]:
+    """Folded name words without salutations, titles and degrees (kept per value)."""
     kept: list[str] = []
     after_title = False
     for token in re.findall(r"[a-z0-9]+", _HONORIS_CAUSA.sub(" hc ", _fold(value))):
@@ -233,7 +235,7 @@ def _name_tokens(value: str) -> list[str]:
             continue
         after_title = False
         kept.append(token)
-    return kept
+    return tuple(kept)
 
 
 def normalize_person_name(value: str) -> str:
@@ -266,8 +268,13 @@ def _given(value: str | None) -> str | None:
     return value
 
 
+@lru_cache(maxsize=65536)
 def _street_and_number(street: str | None, house_number: str | None) -> tuple[str, str]:
-    """Normalized street and number; the number may sit in the street field, or in both."""
+    """Normalized street and number; the number may sit in the street field, or in both.
+
+    Kept per pair: an address that misses the fingerprint cache is mostly a street and
+    number seen before with another name or another spelling of the name.
+    """
     street, number = _given(street), _given(house_number)
     if street is None:
         return "", normalize_house_number(number) if number is not None else ""
@@ -310,7 +317,7 @@ def address_fingerprints(
         return AddressFingerprints(full_name=None, household=None)
     household = f"{code}|{post}|{street_key}|{number_key}|{last}"
     given_first = _given(first_name)
-    first_tokens = _name_tokens(given_first) if given_first else []
+    first_tokens = _name_tokens(given_first) if given_first else ()
     if not first_tokens or all(len(t) == 1 for t in first_tokens):
         return AddressFingerprints(full_name=None, household=household)
     return AddressFingerprints(
