@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
+from bestand.kafka.batches import KeyPartitions, send_batched
 from bestand.ops.logs import bound
 from bestand.ops.metrics import WorkerMetrics
 from bestand.settings import Settings
@@ -79,6 +80,7 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
         self._max = settings.batch_max_events
         self._wait_ms = settings.batch_wait_ms
         self._topics = {"dlq": settings.topic_dlq, "changes": settings.topic_profile_changes}
+        self._partitions = KeyPartitions()
         self._generation = 0  # moves on when partitions are revoked
         self._abandoned_upto = -1  # batches of this generation and older are given up
         self._in_flight = 0  # batches begun and not yet committed
@@ -275,12 +277,11 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
         if not out:
             return
 
+        topics = self._topics
+        messages = [(topics[o.destination], o.key, o.value) for o in out]
+
         async def send_all() -> None:
-            pending = [
-                await self._producer.send(self._topics[o.destination], o.value, key=o.key)
-                for o in out
-            ]
-            await asyncio.gather(*pending)
+            await send_batched(self._producer, messages, self._partitions)
 
         await with_backoff(
             send_all, what="sending a batch's outputs", retryable=(KafkaError, OSError)
