@@ -134,7 +134,7 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
             messages = _messages(records)
             offsets = {tp: batch[-1].offset + 1 for tp, batch in records.items() if batch}
             with bound(batch=len(messages), partitions=len(offsets)):
-                prepared = await self._policy.prepare_sharing(messages)
+                prepared = await self._policy.prepare(messages)
             await read.put(_Batch(generation, messages, offsets, prepared, started))
         await read.put(None)
 

@@ -27,16 +27,9 @@ class ErrorPolicy:
         self._processor = processor
         self._metrics = metrics
 
-    def prepare(self, messages: Sequence[Incoming]) -> PreparedBatch | None:
-        """The batch decoded and keyed, or None when that failed (a bug; see ``complete``)."""
-        try:
-            return self._processor.prepare(messages)
-        except Exception:
-            log.exception("decoding a batch of %d failed", len(messages))
-            return None
-
-    async def prepare_sharing(self, messages: Sequence[Incoming]) -> PreparedBatch | None:
-        """:meth:`prepare`, sharing the event loop with the batches ahead."""
+    async def prepare(self, messages: Sequence[Incoming]) -> PreparedBatch | None:
+        """The batch decoded and keyed, or None when that failed (a bug; see ``complete``).
+        Decoded in slices that share the event loop with the batches ahead."""
         try:
             return await self._processor.prepare_sharing(messages)
         except Exception:
@@ -45,7 +38,7 @@ class ErrorPolicy:
 
     async def process(self, messages: Sequence[Incoming]) -> list[Outgoing]:
         """The messages to send for a batch; raises only when cancelled."""
-        return await self.complete(messages, self.prepare(messages))
+        return await self.complete(messages, await self.prepare(messages))
 
     async def complete(
         self, messages: Sequence[Incoming], prepared: PreparedBatch | None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -99,12 +99,12 @@ class BatchProcessor:
 
     def prepare(self, messages: Sequence[Incoming]) -> PreparedBatch:
         """Decode and key a batch: no I/O, so it can run while the batch before waits."""
-        started = time.perf_counter()
-        tally = Tally()
-        now = time.time()
-        steps = [self.preparer.prepare(message, tally, now) for message in messages]
-        tally.took("decode", time.perf_counter() - started)
-        return PreparedBatch(steps, tally)
+        decoding = self._decoding(messages, len(messages) or 1)
+        while True:
+            try:
+                next(decoding)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]  # StopIteration.value is Any
 
     async def prepare_sharing(self, messages: Sequence[Incoming]) -> PreparedBatch:
         """:meth:`prepare`, handing the event loop back every ``SLICE`` messages.
@@ -113,15 +113,27 @@ class BatchProcessor:
         the batches ahead of it wait on Redis meanwhile, and a reply that arrives would wait
         for the whole batch to be decoded before the next script is sent.
         """
+        decoding = self._decoding(messages, SLICE)
+        while True:
+            try:
+                next(decoding)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]  # StopIteration.value is Any
+            await asyncio.sleep(0)
+
+    def _decoding(
+        self, messages: Sequence[Incoming], size: int
+    ) -> Generator[None, None, PreparedBatch]:
+        """Decode ``messages`` ``size`` at a time, pausing (``yield``) between slices."""
         started = time.perf_counter()
         tally = Tally()
         now = time.time()
         prepare = self.preparer.prepare
         steps: list[Prepared | Outgoing] = []
-        for first in range(0, len(messages), SLICE):
+        for first in range(0, len(messages), size):
             if first:
-                await asyncio.sleep(0)
-            steps += [prepare(m, tally, now) for m in messages[first : first + SLICE]]
+                yield
+            steps += [prepare(m, tally, now) for m in messages[first : first + size]]
         tally.took("decode", time.perf_counter() - started)
         return PreparedBatch(steps, tally)
 
