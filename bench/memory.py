@@ -89,7 +89,7 @@ from bestand.stream.worker import processor_for
 SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 #: SHA-1 of the Lua scripts the Python ports below mirror; run ``--verify`` when one differs.
 PORTED_SCRIPTS: dict[str, frozenset[str]] = {
-    "graph_read": frozenset({"19f0fb15b59bab80b61873bae8f3f6acb6c2d3e8"}),
+    "graph_read": frozenset({"02b500a75c655470712dad38b91ab40d03e875d2"}),
     "graph_apply": frozenset({"2348037aaee47ee972e89b529cab647b7978ea1c"}),
     "erase": frozenset({"c97ec224b9b395c084649e3a18cee33976cdbf6e"}),
     "persons_read": frozenset({"fcd5e71495371a553c7070a3c1eb597bc69bb8a9"}),
@@ -362,8 +362,8 @@ def _live(r: MemoryRedis, k: dict[str, bytes], person: bytes) -> bytes:
 def _graph_read(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
     """Port of ``graph_read.lua``."""
     k, n = _schema(args[0]), int(args[1])
-    tokens: list[Any] = []
-    persons: list[Any] = []
+    rows: list[bytes] = []
+    persons: list[bytes] = []
     seen: list[bytes] = []
     for i in range(n):
         token = args[2 + i]
@@ -375,14 +375,20 @@ def _graph_read(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
             now = _live(r, k, person)
             if now not in met:
                 met.append(now)
-        tokens.append([owner, junk, met, erased])
+        if owner or junk or erased or met:
+            row = [str(i + 1).encode(), owner, b"1" if junk else b"", erased, *met]
+            rows.append(b"\x1f".join(row))
         if owner and owner not in seen:
             seen.append(owner)
     for owner in seen:
         facts = r.hgetall(k["facts"] + owner)
-        persons.append([owner, [x for pair in facts.items() for x in pair]])
-    receipts = [r.get(k["receipt"] + event) or b"" for event in args[2 + n :]]
-    return [tokens, persons, receipts]
+        persons.append(b"\x1f".join([owner, *(x for pair in facts.items() for x in pair)]))
+    receipts = [
+        b"%d\x1f%s" % (j + 1, body)
+        for j, event in enumerate(args[2 + n :])
+        if (body := r.get(k["receipt"] + event))
+    ]
+    return b"\x1d".join([b"\x1e".join(rows), b"\x1e".join(persons), b"\x1e".join(receipts)])
 
 
 def _graph_apply(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> int:

@@ -158,22 +158,16 @@ pub struct GraphBatch {
     round: Option<Round>,
 }
 
-fn is_empty(value: &Bound<'_, PyAny>) -> PyResult<bool> {
-    if let Ok(bytes) = value.downcast::<PyBytes>() {
-        return Ok(bytes.as_bytes().is_empty());
+/// A person's facts hash (`HGETALL`, flat): version, identifiers by kind, describing tokens.
+fn facts_of(flat: &[&str]) -> PyResult<PersonFacts> {
+    if flat.len() % 2 != 0 {
+        return Err(PyValueError::new_err("bad facts"));
     }
-    Ok(!value.is_truthy()?)
-}
-
-/// A person's facts hash (`HGETALL`): version, identifiers by kind, describing tokens.
-fn facts_of(flat: &Bound<'_, PyList>) -> PyResult<PersonFacts> {
     let mut facts = PersonFacts::default();
-    let mut items = flat.iter();
-    while let (Some(field), Some(value)) = (items.next(), items.next()) {
-        let field = text_of(&field)?;
-        let value = text_of(&value)?;
+    for pair in flat.chunks_exact(2) {
+        let (field, value) = (pair[0], pair[1]);
         if field.len() > 1 {
-            facts.described.insert(field);
+            facts.described.insert(field.to_owned());
         } else if field == "v" {
             facts.version = value.parse().map_err(|_| PyValueError::new_err("bad version"))?;
         } else {
@@ -182,6 +176,61 @@ fn facts_of(flat: &Bound<'_, PyList>) -> PyResult<PersonFacts> {
         }
     }
     Ok(facts)
+}
+
+/// One identifier's row of a `graph_read` reply.
+struct TokenRow<'a> {
+    /// its position in the read call's identifiers (from 0)
+    index: usize,
+    owner: &'a str,
+    junk: bool,
+    erased: &'a str,
+    met: Vec<&'a str>,
+}
+
+/// A `graph_read` reply, split (the format is in the script's header; positions from 0).
+struct GraphRead<'a> {
+    tokens: Vec<TokenRow<'a>>,
+    persons: Vec<(&'a str, Vec<&'a str>)>,
+    receipts: Vec<(usize, &'a str)>,
+}
+
+impl<'a> GraphRead<'a> {
+    fn parse(reply: &'a str) -> PyResult<Self> {
+        let bad = || PyValueError::new_err("bad graph read reply");
+        let mut sections = reply.split('\x1d');
+        let (Some(token_rows), Some(person_rows), Some(receipt_rows), None) =
+            (sections.next(), sections.next(), sections.next(), sections.next())
+        else {
+            return Err(bad());
+        };
+        let rows = |section: &'a str| section.split('\x1e').filter(|row| !row.is_empty());
+        let position = |field: Option<&str>| -> PyResult<usize> {
+            let n: usize = field.and_then(|f| f.parse().ok()).ok_or_else(bad)?;
+            n.checked_sub(1).ok_or_else(bad)
+        };
+        let mut tokens = Vec::new();
+        for row in rows(token_rows) {
+            let mut fields = row.split('\x1f');
+            let index = position(fields.next())?;
+            let (Some(owner), Some(junk), Some(erased)) = (fields.next(), fields.next(), fields.next()) else {
+                return Err(bad());
+            };
+            tokens.push(TokenRow { index, owner, junk: junk == "1", erased, met: fields.collect() });
+        }
+        let mut persons = Vec::new();
+        for row in rows(person_rows) {
+            let mut fields = row.split('\x1f');
+            let person = fields.next().ok_or_else(bad)?;
+            persons.push((person, fields.collect()));
+        }
+        let mut receipts = Vec::new();
+        for row in rows(receipt_rows) {
+            let (j, body) = row.split_once('\x1f').ok_or_else(bad)?;
+            receipts.push((position(Some(j))?, body));
+        }
+        Ok(GraphRead { tokens, persons, receipts })
+    }
 }
 
 /// The answer a receipt recorded (`_from_receipt`).
@@ -561,42 +610,32 @@ impl GraphBatch {
         let mut persons: HashMap<String, PersonFacts> = HashMap::new();
         let mut receipts: Vec<Option<Answer>> = vec![None; self.items.len() - self.pending];
         for (chunk, (part, reply)) in round.parts.iter().zip(replies.iter()).enumerate() {
-            let reply = reply.downcast::<PyList>()?;
-            let token_rows = reply.get_item(0)?;
-            let token_rows = token_rows.downcast::<PyList>()?;
-            for (token, row) in part.iter().zip(token_rows.iter()) {
-                let row = row.downcast::<PyList>()?;
-                let owner = row.get_item(0)?;
-                if !is_empty(&owner)? {
-                    owners.insert(token.clone(), text_of(&owner)?);
+            let reply = text_of(&reply)?;
+            let read = GraphRead::parse(&reply)?;
+            for row in read.tokens {
+                let token = part.get(row.index).ok_or_else(|| PyValueError::new_err("bad graph read row"))?;
+                if !row.owner.is_empty() {
+                    owners.insert(token.clone(), row.owner.to_owned());
                 }
-                if !is_empty(&row.get_item(1)?)? {
+                if row.junk {
                     junk.insert(token.clone());
                 }
-                let met_with = row.get_item(2)?;
-                let met_with = met_with.downcast::<PyList>()?;
-                if !met_with.is_empty() {
-                    let found = met_with.iter().map(|p| text_of(&p)).collect::<PyResult<HashSet<String>>>()?;
-                    met.insert(token.clone(), found);
+                if !row.met.is_empty() {
+                    met.insert(token.clone(), row.met.iter().map(|p| (*p).to_owned()).collect());
                 }
-                let erased_at = row.get_item(3)?;
-                if !is_empty(&erased_at)? {
-                    let at = text_of(&erased_at)?.parse().map_err(|_| PyValueError::new_err("bad erasure time"))?;
+                if !row.erased.is_empty() {
+                    let at = row.erased.parse().map_err(|_| PyValueError::new_err("bad erasure time"))?;
                     erased.insert(token.clone(), at);
                 }
             }
-            let person_rows = reply.get_item(1)?;
-            for row in person_rows.downcast::<PyList>()?.iter() {
-                let row = row.downcast::<PyList>()?;
-                let person = text_of(&row.get_item(0)?)?;
-                let flat = row.get_item(1)?;
-                persons.insert(person, facts_of(flat.downcast::<PyList>()?)?);
+            for (person, flat) in read.persons {
+                persons.insert(person.to_owned(), facts_of(&flat)?);
             }
-            let receipt_rows = reply.get_item(2)?;
-            for (offset, body) in receipt_rows.downcast::<PyList>()?.iter().enumerate() {
-                if !is_empty(&body)? {
-                    receipts[chunk + offset * chunks] = Some(from_receipt(&text_of(&body)?)?);
-                }
+            for (offset, body) in read.receipts {
+                let slot = receipts
+                    .get_mut(chunk + offset * chunks)
+                    .ok_or_else(|| PyValueError::new_err("bad receipt row"))?;
+                *slot = Some(from_receipt(body)?);
             }
         }
         let describing = self.resolver.borrow(py).describing.clone();

@@ -138,7 +138,7 @@ def _changes_nothing(decision: Decision, view: GraphView) -> bool:
     return set(decision.describe) <= view.names.get(decision.person, frozenset())
 
 
-def _facts(flat: list[bytes]) -> PersonFacts:
+def _facts(flat: Sequence[bytes | str]) -> PersonFacts:
     """A person's facts hash (``HGETALL``): version, identifiers by kind, describing tokens."""
     facts = PersonFacts()
     counts, described = facts.counts, facts.described
@@ -152,6 +152,36 @@ def _facts(flat: list[bytes]) -> PersonFacts:
         else:
             counts[field] = int(value)
     return facts
+
+
+@dataclass(frozen=True, slots=True)
+class GraphRead:
+    """One ``graph_read`` reply, split (its format is in the script's header): rows of the
+    identifiers the graph knows, (position, owner, junk, erasure time, persons met); the
+    owners' facts, (person, flat hash); receipts, (event position, body). Positions count
+    from 0."""
+
+    tokens: list[tuple[int, str, bool, str, list[str]]]
+    persons: list[tuple[str, list[str]]]
+    receipts: list[tuple[int, str]]
+
+    @classmethod
+    def parse(cls, reply: bytes | str) -> GraphRead:
+        """Split a reply."""
+        token_rows, person_rows, receipt_rows = _text(reply).split("\x1d")
+        tokens = []
+        for row in token_rows.split("\x1e") if token_rows else ():
+            i, owner, junk, erased_at, *met = row.split("\x1f")
+            tokens.append((int(i) - 1, owner, junk == "1", erased_at, met))
+        persons = []
+        for row in person_rows.split("\x1e") if person_rows else ():
+            person, *flat = row.split("\x1f")
+            persons.append((person, flat))
+        receipts = []
+        for row in receipt_rows.split("\x1e") if receipt_rows else ():
+            j, body = row.split("\x1f", 1)
+            receipts.append((int(j) - 1, body))
+        return cls(tokens, persons, receipts)
 
 
 def _flag_decision(refusal: Unattributable, view: GraphView) -> Decision | None:
@@ -375,23 +405,21 @@ class IdentityGraph:
         persons: dict[str, PersonFacts] = {}
         receipts: list[Resolved | None] = [None] * len(batch)
         for chunk, (part, reply) in enumerate(zip(token_parts, replies, strict=True)):
-            token_rows, person_rows, receipt_rows = reply
-            for token, (owner, junk_reason, met_with, erased_at) in zip(
-                part, token_rows, strict=True
-            ):
+            read = GraphRead.parse(reply)
+            for i, owner, junk_flag, erased_at, met_with in read.tokens:
+                token = part[i]
                 if owner:
-                    owners[token] = _text(owner)
-                if junk_reason:
+                    owners[token] = owner
+                if junk_flag:
                     junk.add(token)
                 if met_with:
-                    met[token] = [_text(p) for p in met_with]
+                    met[token] = met_with
                 if erased_at:
                     erased[token] = int(erased_at)
-            for person, flat in person_rows:
-                persons[_text(person)] = _facts(flat)
-            for offset, body in enumerate(receipt_rows):
-                if body:
-                    receipts[chunk + offset * chunks] = _from_receipt(body)
+            for person, flat in read.persons:
+                persons[person] = _facts(flat)
+            for offset, body in read.receipts:
+                receipts[chunk + offset * chunks] = _from_receipt(body)
         overlay = GraphOverlay(owners, junk, met, persons, self._describing)
         return _Snapshot(overlay, erased, receipts)
 

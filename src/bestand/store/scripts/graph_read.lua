@@ -2,13 +2,16 @@
 -- KEYS: identity graph keys of the identifiers (all in the graph's hash slot).
 -- ARGV: key schema (JSON, Keys.graph_schema), the number of identifiers n, then n tokens,
 --   then receipt ids of the events.
--- Returns {tokens, persons, receipts}:
---   tokens[i]   = {owner or '', junk reason or '', {persons met...}, erasure time or ''};
---                 merged-away persons in the met set are replaced by whom they went into
---   persons     = {{person, {field, value, ...}}, ...} for every owner seen: its facts hash
---                 (v: graph version, a kind letter: how many identifiers of that kind, a
---                 describing token: 1)
---   receipts[j] = what event j decided when it merged or flagged junk, or ''
+-- Returns one string of three sections split by \29, their rows by \30, a row's fields by
+-- \31 (no token, person id, count or JSON text holds a control character; a reply of nested
+-- arrays cost Redis a tenth more and the worker a Python object per field):
+--   tokens:   i, owner or '', 1 if junk else '', erasure time or '', then the persons met
+--             (merged-away ones replaced by whom they went into), for each identifier i
+--             (1-based) the graph knows anything of; unknown ones have no row
+--   persons:  person, then its facts hash as field, value, ... for every owner seen
+--             (v: graph version, a kind letter: how many identifiers of that kind, a
+--             describing token: 1)
+--   receipts: j, body for each event j (1-based) that merged or flagged junk before
 local K = cjson.decode(ARGV[1])
 local n = tonumber(ARGV[2])
 
@@ -56,31 +59,37 @@ for first = 1, #members, 1000 do
   end
 end
 
-local tokens, persons, seen, seen_list = {}, {}, {}, {}
+local rows, persons, seen, seen_list = {}, {}, {}, {}
 for i = 1, n do
-  local token = ARGV[2 + i]
-  local owner = owners[i] or ''
-  local met, met_seen = {}, {}
-  for _, person in ipairs(met_read[i]) do
-    local now = went[person] or person
-    if not met_seen[now] then
-      met_seen[now] = true
-      met[#met + 1] = now
+  local owner, met_now = owners[i], met_read[i]
+  if owner or junk[i] or erased[i] or #met_now > 0 then
+    local row = {i, owner or '', junk[i] and 1 or '', erased[i] or ''}
+    local met_seen = {}
+    for _, person in ipairs(met_now) do
+      local now = went[person] or person
+      if not met_seen[now] then
+        met_seen[now] = true
+        row[#row + 1] = now
+      end
     end
-  end
-  tokens[i] = {owner, junk[i] or '', met, erased[i] or ''}
-  if owner ~= '' and not seen[owner] then
-    seen[owner] = true
-    seen_list[#seen_list + 1] = owner
+    rows[#rows + 1] = table.concat(row, '\31')
+    if owner and not seen[owner] then
+      seen[owner] = true
+      seen_list[#seen_list + 1] = owner
+    end
   end
 end
 for j, owner in ipairs(seen_list) do
-  persons[j] = {owner, redis.call('HGETALL', K.facts .. owner)}
+  local facts = redis.call('HGETALL', K.facts .. owner)
+  persons[j] = #facts > 0 and owner .. '\31' .. table.concat(facts, '\31') or owner
 end
 local receipt_keys = {}
 for j = 3 + n, #ARGV do receipt_keys[#receipt_keys + 1] = K.receipt .. ARGV[j] end
 local receipts = {}
 if #receipt_keys > 0 then
-  for j, body in ipairs(redis.call('MGET', unpack(receipt_keys))) do receipts[j] = body or '' end
+  for j, body in ipairs(redis.call('MGET', unpack(receipt_keys))) do
+    if body then receipts[#receipts + 1] = j .. '\31' .. body end
+  end
 end
-return {tokens, persons, receipts}
+return table.concat(rows, '\30') .. '\29' .. table.concat(persons, '\30') .. '\29'
+  .. table.concat(receipts, '\30')
