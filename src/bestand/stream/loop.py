@@ -7,7 +7,9 @@ identity graph: one read, one guarded write), **apply** (person state: one read,
 compare-and-set write), **finish** (every output acknowledged by Kafka with ``acks=all``, then
 the batch's offsets committed). While one batch is applied the next is resolved and the one
 after it decoded. At most one batch waits between two steps, batches pass every step in
-order, and a batch is committed only after it was written to Redis and its outputs to Kafka.
+order (with no backlog, the next batch is read only once the resolve step took the one
+before: read earlier, its records would wait out a whole resolve step), and a batch is
+committed only after it was written to Redis and its outputs to Kafka.
 A worker killed anywhere in between leaves it uncommitted, and whoever gets its partitions
 handles it again (every write is idempotent or guarded).
 
@@ -118,7 +120,14 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
         consumer = self.consumer
         if consumer is None:
             raise RuntimeError("the loop has no consumer")
+        behind = False  # the last batch was half full or more: a backlog, or close to one
         while not stopping.is_set():
+            if not behind:
+                # Keeping up: the next batch is read once the resolve step took the one
+                # before. Read earlier, its records would wait a whole resolve step longer;
+                # with a backlog they wait anyway, and the batch read ahead is decoded while
+                # the one before waits for Redis.
+                await read.join()
             try:
                 records = await self._fetch(consumer)
             except KafkaError as exc:  # the client retries its connections; so does this
@@ -132,6 +141,7 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
                 continue
             started = time.perf_counter()
             messages = _messages(records)
+            behind = 2 * len(messages) >= self._max
             offsets = {tp: batch[-1].offset + 1 for tp, batch in records.items() if batch}
             with bound(batch=len(messages), partitions=len(offsets)):
                 prepared = await self._policy.prepare(messages)
@@ -172,6 +182,7 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
         self, read: asyncio.Queue[_Batch | None], resolved: asyncio.Queue[_Batch | None]
     ) -> None:
         while (batch := await read.get()) is not None:
+            read.task_done()
             if batch.generation != self._generation:
                 continue  # read before a rebalance: read again from the committed offsets
             self._begin()
