@@ -31,14 +31,15 @@ from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.store import scripts as script_module
 from bestand.stream.messages import Incoming
+from stages import batch_settings, clear
 from stages import run as run_stages
 
 Call = tuple[str, list[Any], list[Any]]
 
 
-def record(persons: int) -> tuple[list[Call], int, str]:
+def record(persons: int) -> tuple[list[Call], int, Settings]:
     """The script calls of one in-process pass over a ``persons`` shop (batches of 2,000),
-    the number of events, and the key prefix they name."""
+    the number of events, and the settings of the key prefix they name."""
     calls: list[Call] = []
     queue, call = script_module.Script.queue, script_module.Scripts.call
 
@@ -62,20 +63,14 @@ def record(persons: int) -> tuple[list[Call], int, str]:
     finally:
         script_module.Script.queue = queue  # type: ignore[method-assign]
         script_module.Scripts.call = call  # type: ignore[method-assign]
-    return calls, len(messages), "bstages2000"
-
-
-def _clear(client: redis.Redis, prefix: str) -> None:
-    keys = list(client.scan_iter(match=f"{prefix}:*", count=5000))
-    for i in range(0, len(keys), 1000):
-        client.unlink(*keys[i : i + 1000])
+    return calls, len(messages), batch_settings(2000)
 
 
 def replay(
-    client: redis.Redis, calls: list[Call], prefix: str, sources: dict[str, str]
+    client: redis.Redis, calls: list[Call], settings: Settings, sources: dict[str, str]
 ) -> Counter[str]:
-    """Microseconds inside Redis per script over the calls, replayed in order from empty."""
-    _clear(client, prefix)
+    """Microseconds inside Redis per script over the calls, replayed in order on the
+    settings' key prefix (empty before, emptied after)."""
     shas = {name: client.script_load(source) for name, source in sources.items()}
     spent: Counter[str] = Counter()
     before = client.config_get("slowlog-log-slower-than")["slowlog-log-slower-than"]
@@ -92,7 +87,7 @@ def replay(
                 client.slowlog_reset()
     finally:
         client.config_set("slowlog-log-slower-than", before)
-        _clear(client, prefix)
+        asyncio.run(clear(settings))
     return spent
 
 
@@ -103,7 +98,7 @@ def main() -> int:
     parser.add_argument("--scripts", type=Path, help="a directory of changed <name>.lua files")
     args = parser.parse_args()
     logging.getLogger("bestand").setLevel(logging.ERROR)
-    calls, events, prefix = record(args.persons)
+    calls, events, settings = record(args.persons)
     names = sorted({name for name, _, _ in calls})
     shipped = {name: script_module.Script.named(name).source for name in names}
     variants = [("shipped", shipped)]
@@ -120,7 +115,7 @@ def main() -> int:
     print("|---|---|" + "---|" * (len(names) + 1))
     for round_number in range(1, args.rounds + 1):
         for label, sources in variants:
-            spent = replay(client, calls, prefix, sources)
+            spent = replay(client, calls, settings, sources)
             cells = [f"{spent[name] / events:.1f}" for name in names]
             total = sum(spent.values()) / events
             print(f"| {round_number} | {label} | " + " | ".join(cells) + f" | {total:.1f} |")

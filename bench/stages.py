@@ -34,7 +34,13 @@ from bestand.stream.messages import Incoming
 from bestand.stream.worker import processor_for, settle_garbage_collection
 
 
-async def _clear(settings: Settings) -> None:
+def batch_settings(batch: int) -> Settings:
+    """The settings a run in batches of ``batch`` uses: a key prefix of its own."""
+    return Settings().model_copy(update={"redis_prefix": f"bstages{batch}"})
+
+
+async def clear(settings: Settings) -> None:
+    """Remove every key of the settings' prefix."""
     client = connect(settings.redis_url)
     try:
         keys = [k async for k in client.scan_iter(match=f"{settings.redis_prefix}:*", count=5000)]
@@ -70,8 +76,8 @@ async def run(
 ) -> tuple[float, dict[str, float], str]:
     """Events/s over ``messages`` in batches of ``batch``, seconds per event by phase, and a
     table row of CPU per event (with one row per ``window`` events before it, if given)."""
-    settings = Settings().model_copy(update={"redis_prefix": f"bstages{batch}"})
-    await _clear(settings)
+    settings = batch_settings(batch)
+    await clear(settings)
     client = connect(settings.redis_url)
     metrics = WorkerMetrics()
     processor = processor_for(settings, client, metrics)
@@ -95,7 +101,7 @@ async def run(
         rows.append(f"\n{dead:,} dead letters (the shop's deliberately bad input)")
     finally:
         await client.aclose()
-        await _clear(settings)
+        await clear(settings)
     phases = {
         sample.labels["stage"]: sample.value / len(messages)
         for family in metrics.registry.collect()

@@ -10,7 +10,7 @@ resolve step until the test lets it go.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -44,9 +44,9 @@ class _HeldPolicy:
         return []
 
 
-async def _until(condition: object, seconds: float = 30) -> None:
+async def _until(condition: Callable[[], object], seconds: float = 30) -> None:
     for _ in range(int(seconds * 20)):
-        if callable(condition) and condition():
+        if condition():
             return
         await asyncio.sleep(0.05)
     raise AssertionError("timed out")
