@@ -89,11 +89,11 @@ from bestand.stream.worker import processor_for
 SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 #: SHA-1 of the Lua scripts the Python ports below mirror; run ``--verify`` when one differs.
 PORTED_SCRIPTS: dict[str, frozenset[str]] = {
-    "graph_read": frozenset({"02b500a75c655470712dad38b91ab40d03e875d2"}),
-    "graph_apply": frozenset({"2348037aaee47ee972e89b529cab647b7978ea1c"}),
+    "graph_read": frozenset({"7964e9205744d3a4a91917f6f20aaa71b84bd0a6"}),
+    "graph_apply": frozenset({"4ef63dd528beeb16253077879e17614cb12f1cab"}),
     "erase": frozenset({"c97ec224b9b395c084649e3a18cee33976cdbf6e"}),
-    "persons_read": frozenset({"fcd5e71495371a553c7070a3c1eb597bc69bb8a9"}),
-    "persons_write": frozenset({"07a8919b3fc50641bb89986421219091d6e29ebe"}),
+    "persons_read": frozenset({"a8b5db61607d857d50e45311fa4f12153e8ae973"}),
+    "persons_write": frozenset({"443685295d40d019a1b31a884c08cc40a8849a5b"}),
 }
 
 Value = bytes | dict[bytes, bytes] | set[bytes] | list[bytes]

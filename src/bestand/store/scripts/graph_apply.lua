@@ -40,6 +40,15 @@ local function describes(token)
   return string.find(describing, string.sub(token, 1, 1), 1, true) ~= nil
 end
 
+-- Commands that take many members are called once per list (a call from Lua costs several
+-- times its command), in runs short enough for Lua's stack.
+local RUN = 500
+local function each_run(command, key, list, step)
+  for first = 1, #list, RUN * step do
+    redis.call(command, key, unpack(list, first, math.min(first + RUN * step - 1, #list)))
+  end
+end
+
 local function apply(plan)
   local person = plan.person
   local set = K.identifiers .. person
@@ -48,12 +57,13 @@ local function apply(plan)
   local logged = 0 -- the log's length after the last entry pushed (0: none pushed)
   for _, gone in ipairs(plan.absorbed) do
     local gone_set = K.identifiers .. gone
-    for _, member in ipairs(redis.call('SMEMBERS', gone_set)) do
+    local members = redis.call('SMEMBERS', gone_set)
+    for _, member in ipairs(members) do
       if not describes(member) then
         redis.call('SET', K.identifier .. member, person)
       end
-      redis.call('SADD', set, member)
     end
+    each_run('SADD', set, members, 1)
     -- Its facts join the survivor's: counts add up, describing tokens are kept once.
     local gone_facts = redis.call('HGETALL', K.facts .. gone)
     for i = 1, #gone_facts, 2 do
@@ -80,15 +90,21 @@ local function apply(plan)
     end
     redis.call('DEL', gone_absorbed)
   end
+  local kinds = {}
   for _, token in ipairs(plan.attach) do
     redis.call('SET', K.identifier .. token, person)
-    redis.call('SADD', set, token)
-    redis.call('HINCRBY', facts, string.sub(token, 1, 1), 1)
+    local kind = string.sub(token, 1, 1)
+    kinds[kind] = (kinds[kind] or 0) + 1
   end
+  each_run('SADD', set, plan.attach, 1)
+  for kind, count in pairs(kinds) do redis.call('HINCRBY', facts, kind, count) end
+  each_run('SADD', set, plan.describe, 1)
+  local described = {}
   for _, token in ipairs(plan.describe) do
-    redis.call('SADD', set, token)
-    redis.call('HSET', facts, token, 1)
+    described[#described + 1] = token
+    described[#described + 1] = 1
   end
+  each_run('HSET', facts, described, 2)
   for _, pair in ipairs(plan.met) do
     redis.call('SADD', K.met .. pair[1], pair[2])
   end

@@ -53,11 +53,18 @@ for g = 4, 3 + groups do
     end
     for _, record in ipairs(group.lookups) do
       local version, checked, packed = tonumber(record[1]), record[2] == 1, ARGV[record[3]]
+      -- Every token of a record gets the same record: one MSET (a call from Lua costs
+      -- several times its command), in runs short enough for Lua's stack.
+      local writes = {}
       for _, token in ipairs(record[4]) do
         local key = K.lookup .. token
         if not checked or written_version(key) < version then
-          redis.call('SET', key, packed)
+          writes[#writes + 1] = key
+          writes[#writes + 1] = packed
         end
+      end
+      for first = 1, #writes, 1000 do
+        redis.call('MSET', unpack(writes, first, math.min(first + 999, #writes)))
       end
     end
     for _, token in ipairs(group.unlink) do
