@@ -189,6 +189,7 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
             self._observe(batch.messages)
             work = self._policy.resolve(batch.messages, batch.prepared)
             if await self._work(batch, work, "resolved"):
+                batch.prepared = None  # the decoded events: half a batch's memory, used up
                 await resolved.put(batch)
         await resolved.put(None)
 
@@ -201,6 +202,8 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
                 continue
             work = self._policy.apply(batch.messages, batch.resolved)
             if await self._work(batch, work, "out"):
+                # Waiting for its commit, a batch keeps only its outputs and offsets.
+                batch.resolved, batch.messages = None, []
                 await applied.put(batch)
         await applied.put(None)
 
