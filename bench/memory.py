@@ -89,10 +89,10 @@ from bestand.stream.worker import processor_for
 SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 #: SHA-1 of the Lua scripts the Python ports below mirror; run ``--verify`` when one differs.
 PORTED_SCRIPTS: dict[str, frozenset[str]] = {
-    "graph_read": frozenset({"7964e9205744d3a4a91917f6f20aaa71b84bd0a6"}),
+    "graph_read": frozenset({"9996b8f8c3e8b1215588bc136eaf2ee0fa244b2a"}),
     "graph_apply": frozenset({"4ef63dd528beeb16253077879e17614cb12f1cab"}),
     "erase": frozenset({"c97ec224b9b395c084649e3a18cee33976cdbf6e"}),
-    "persons_read": frozenset({"a8b5db61607d857d50e45311fa4f12153e8ae973"}),
+    "persons_read": frozenset({"8effcdebc524aa86da284108306baa19fd96f982"}),
     "persons_write": frozenset({"443685295d40d019a1b31a884c08cc40a8849a5b"}),
 }
 

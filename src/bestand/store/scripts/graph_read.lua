@@ -25,8 +25,8 @@ local function live(person)
 end
 
 -- Values of keys that seldom exist (junk flags, erasure times, receipts), false where none:
--- each value Lua receives costs about a microsecond, a key EXISTS counts a tenth of that, so a
--- run of keys is fetched only when EXISTS finds one of them.
+-- every value an MGET hands to Lua becomes a Lua value (an allocation each), EXISTS answers
+-- one count, so a run of keys is fetched only when EXISTS finds one of them.
 local RUN = 64
 local function seldom(keys)
   local values = {}
