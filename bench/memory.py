@@ -84,6 +84,7 @@ from bestand.store import Scripts
 from bestand.store.keys import receipt_suffix
 from bestand.stream.messages import Incoming
 from bestand.stream.worker import processor_for
+from resp import script_call
 
 #: When the simulated history ends (fixed, so that a seed gives the same shop every run).
 SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -732,13 +733,36 @@ async def replay(
     at a trickle (the state does not depend on the batch size)."""
     processor = processor_for(settings, client, WorkerMetrics())
     outcome: Counter[str] = Counter()
-    for offset, event in enumerate(events):
-        if on_event is not None:
-            on_event(event)
-        message = Incoming(topic_for(event, settings), 0, offset, None, orjson.dumps(event))
-        for out in await processor.process([message]):
-            outcome[out.destination] += 1
+    with _packed_calls_in_memory():
+        for offset, event in enumerate(events):
+            if on_event is not None:
+                on_event(event)
+            message = Incoming(topic_for(event, settings), 0, offset, None, orjson.dumps(event))
+            for out in await processor.process([message]):
+                outcome[out.destination] += 1
     return outcome
+
+
+@contextmanager
+def _packed_calls_in_memory() -> Iterator[None]:
+    """Script calls the compiled core packed in the Redis protocol go to the in-process
+    Redis too (read back into their parts); a real client's go to Redis as ever."""
+    send = Scripts.send
+
+    async def sending(self: Scripts, client: Any, commands: Sequence[bytes]) -> list[Any]:
+        if not isinstance(client, MemoryClient):
+            return await send(self, client, commands)
+        replies = []
+        for command in commands:
+            sha, keys, args = script_call(command)
+            replies.append(await client.execute_command("EVALSHA", sha, len(keys), *keys, *args))
+        return replies
+
+    Scripts.send = sending  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Scripts.send = send  # type: ignore[method-assign]
 
 
 def emulate(events: Sequence[dict[str, Any]], settings: Settings, limits: Limits) -> MemoryRedis:

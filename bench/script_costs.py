@@ -31,6 +31,7 @@ from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.store import scripts as script_module
 from bestand.stream.messages import Incoming
+from resp import script_call
 from stages import batch_settings, clear
 from stages import run as run_stages
 
@@ -41,7 +42,12 @@ def record(persons: int) -> tuple[list[Call], int, Settings]:
     """The script calls of one in-process pass over a ``persons`` shop (batches of 2,000),
     the number of events, and the settings of the key prefix they name."""
     calls: list[Call] = []
-    queue, call = script_module.Script.queue, script_module.Scripts.call
+    queue, call, send = (
+        script_module.Script.queue,
+        script_module.Scripts.call,
+        script_module.Scripts.send,
+    )
+    names = {script.sha: script.name for script in script_module.Scripts.load().all()}
 
     def queued(self: Any, pipe: Any, keys: Any, args: Any) -> None:
         calls.append((self.name, list(keys), list(args)))
@@ -51,6 +57,12 @@ def record(persons: int) -> tuple[list[Call], int, Settings]:
         calls.append((script.name, list(keys), list(args)))
         return await call(self, client, script, keys, args)
 
+    async def sent(self: Any, client: Any, commands: Any) -> Any:
+        for command in commands:
+            sha, keys, args = script_call(command)
+            calls.append((names[sha], keys, args))
+        return await send(self, client, commands)
+
     settings = Settings()
     events = simulate(persons=persons, seed=3).events
     messages = [
@@ -58,11 +70,13 @@ def record(persons: int) -> tuple[list[Call], int, Settings]:
     ]
     script_module.Script.queue = queued  # type: ignore[method-assign]
     script_module.Scripts.call = called  # type: ignore[method-assign]
+    script_module.Scripts.send = sent  # type: ignore[method-assign]
     try:
         asyncio.run(run_stages(messages, 2000))
     finally:
         script_module.Script.queue = queue  # type: ignore[method-assign]
         script_module.Scripts.call = call  # type: ignore[method-assign]
+        script_module.Scripts.send = send  # type: ignore[method-assign]
     return calls, len(messages), batch_settings(2000)
 
 

@@ -1,7 +1,8 @@
 //! A batch's events folded into the states of their persons: `bestand.profile.fold`
 //! (`fold_group`, `groups`, `joined`, `live_person`), the same results.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::rc::Rc;
 
 use crate::reducer::{apply_in_place, merge, Event, Kind};

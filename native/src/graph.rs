@@ -5,12 +5,14 @@
 //! back. The Python module stays the reference; the tests hold this one to its Redis writes
 //! and answers, byte by byte.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+
+use crate::packed::{Packed, PackedCall};
 
 use crate::overlay::{Guard, Overlay, PersonFacts};
 use crate::rules::{decide, Decision, KindPolicy, Link, LogEntry, Policy, View};
@@ -554,9 +556,9 @@ impl GraphBatch {
 
 #[pymethods]
 impl GraphBatch {
-    /// The read calls of the next round, as (keys, args) of `graph_read`; None once every
-    /// event is resolved.
-    fn read<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
+    /// The read calls of the next round, packed (`Packed`) calls of `graph_read`; None once
+    /// every event is resolved.
+    fn read<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Vec<PackedCall<'py>>>> {
         if self.pending >= self.items.len() {
             return Ok(None);
         }
@@ -572,35 +574,38 @@ impl GraphBatch {
             }
         }
         let chunks = tokens.len().div_ceil(READ_CHUNK).max(1);
-        let calls = PyList::empty(py);
+        let mut calls = Vec::with_capacity(chunks);
         let mut parts = Vec::with_capacity(chunks);
+        let prefix = resolver.identifier_prefix.as_bytes();
         for i in 0..chunks {
             let part: Vec<String> = tokens.iter().skip(i).step_by(chunks).map(|t| (*t).to_owned()).collect();
-            let keys: Vec<String> = part.iter().map(|t| format!("{}{}", resolver.identifier_prefix, t)).collect();
-            let args = PyList::empty(py);
-            args.append(PyBytes::new(py, &resolver.schema))?;
-            args.append(part.len())?;
+            let mut call = Packed::new(part.len(), part.len() * 96 + 512);
             for t in &part {
-                args.append(t)?;
+                call.arg2(prefix, t.as_bytes());
+            }
+            call.arg(&resolver.schema);
+            call.int(part.len() as i64);
+            for t in &part {
+                call.arg(t.as_bytes());
             }
             for item in pending.iter().skip(i).step_by(chunks) {
-                args.append(&item.receipt)?;
+                call.arg(item.receipt.as_bytes());
             }
-            calls.append((keys, args))?;
+            calls.push(call.into_py(py));
             parts.push(part);
         }
         self.round = Some(Round { parts, answers: Vec::new(), plans: Vec::new() });
         Ok(Some(calls))
     }
 
-    /// Decide the round's events on the read's replies; the apply calls, as (keys, args) of
-    /// `graph_apply` under the round's stop id.
+    /// Decide the round's events on the read's replies; the apply calls, packed (`Packed`)
+    /// calls of `graph_apply` under the round's stop id.
     fn decide<'py>(
         &mut self,
         py: Python<'py>,
         replies: &Bound<'py, PyList>,
         stop: &str,
-    ) -> PyResult<Bound<'py, PyList>> {
+    ) -> PyResult<Vec<PackedCall<'py>>> {
         let round = self.round.take().ok_or_else(|| PyValueError::new_err("decide before read"))?;
         let chunks = round.parts.len();
         let mut owners: HashMap<String, String> = HashMap::new();
@@ -643,26 +648,30 @@ impl GraphBatch {
         let (answers, plans) = self.decide_all(py, overlay, erased, receipts)?;
         let resolver = self.resolver.borrow(py);
         let prefix = &resolver.identifier_prefix;
-        let calls = PyList::empty(py);
+        let mut calls = Vec::new();
         for chunk in plans.chunks(APPLY_CHUNK) {
             let mut seen: HashSet<&str> = HashSet::new();
-            let mut keys: Vec<String> = Vec::new();
+            let mut keys: Vec<&str> = Vec::new();
             for (_, tokens, _) in chunk {
                 for t in tokens {
                     if seen.insert(t) {
-                        keys.push(format!("{prefix}{t}"));
+                        keys.push(t);
                     }
                 }
             }
-            let args = PyList::empty(py);
-            args.append(PyBytes::new(py, &resolver.schema))?;
-            args.append(stop)?;
-            args.append(resolver.max_log)?;
-            args.append(&resolver.describing)?;
-            for (_, _, plan) in chunk {
-                args.append(PyBytes::new(py, plan))?;
+            let size: usize = chunk.iter().map(|(_, _, plan)| plan.len() + 16).sum();
+            let mut call = Packed::new(keys.len(), keys.len() * 80 + size + 512);
+            for t in keys {
+                call.arg2(prefix.as_bytes(), t.as_bytes());
             }
-            calls.append((keys, args))?;
+            call.arg(&resolver.schema);
+            call.arg(stop.as_bytes());
+            call.int(resolver.max_log);
+            call.arg(resolver.describing.as_bytes());
+            for (_, _, plan) in chunk {
+                call.arg(plan);
+            }
+            calls.push(call.into_py(py));
         }
         drop(resolver);
         self.round = Some(Round {

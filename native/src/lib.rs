@@ -5,7 +5,8 @@
 //! their results, event by event and byte by byte. Python keeps the I/O: it sends the keys
 //! and arguments this module prepares to the scripts and hands their replies back.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::rc::Rc;
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -18,12 +19,14 @@ pub mod fold;
 pub mod graph;
 pub mod keying;
 pub mod overlay;
+mod packed;
 pub mod rules;
 mod rules_py;
 pub mod reducer;
 pub mod state;
 pub mod summary;
 
+use packed::{Packed, PackedCall};
 use digest::{content_digest, event_key, Json};
 use fold::{fold_group, Status, groups, Describe, GroupWrite, Loaded, Outcome};
 use reducer::{Event, Kind, OrderFacts, Status as OrderStatus};
@@ -455,9 +458,9 @@ impl Folder {
 
 #[pymethods]
 impl Batch {
-    /// The next read of persons and markers the round needs, as (keys, args) of
+    /// The next read of persons and markers the round needs, a packed (`Packed`) call of
     /// `persons_read`; None once the round has read everything.
-    fn read(&mut self, py: Python<'_>) -> PyResult<Option<(Vec<String>, Vec<i64>)>> {
+    fn read<'py>(&mut self, py: Python<'py>) -> PyResult<Option<PackedCall<'py>>> {
         if !self.started {
             self.start_round();
         }
@@ -472,15 +475,19 @@ impl Batch {
         }
         let asks = std::mem::take(&mut self.asks);
         let folder = self.folder.borrow(py);
-        let mut keys: Vec<String> = names.iter().map(|p| folder.person_key(p)).collect();
-        for (i, person, _) in &asks {
-            keys.push(folder.dedupe_key(person, &self.event_keys[self.todo[*i]]));
+        let mut call = Packed::new(names.len() + asks.len(), (names.len() + asks.len()) * 80 + 64);
+        for p in &names {
+            call.arg(folder.person_key(p).as_bytes());
         }
-        let mut args: Vec<i64> = Vec::with_capacity(names.len() + 1);
-        args.push(names.len() as i64);
-        args.extend(names.iter().map(|p| folder.remembered.version(p)));
+        for (i, person, _) in &asks {
+            call.arg(folder.dedupe_key(person, &self.event_keys[self.todo[*i]]).as_bytes());
+        }
+        call.int(names.len() as i64);
+        for p in &names {
+            call.int(folder.remembered.version(p));
+        }
         self.asked = (names, asks);
-        Ok(Some((keys, args)))
+        Ok(Some(call.into_py(py)))
     }
 
     /// Hand over what `persons_read` answered to the last read.
@@ -562,7 +569,7 @@ impl Batch {
         &mut self,
         py: Python<'py>,
         describe: Option<(i64, (i64, i64, i64, i64))>,
-    ) -> PyResult<Vec<(Vec<String>, Bound<'py, PyList>)>> {
+    ) -> PyResult<Vec<PackedCall<'py>>> {
         let folder = self.folder.borrow(py);
         let rule = folder.rule;
         let describe = describe.map(|(now, r)| Describe {
@@ -660,8 +667,8 @@ impl Batch {
 }
 
 impl Folder {
-    /// One `persons_write` call for a chunk of groups: its keys and arguments.
-    fn write_call<'py>(&self, py: Python<'py>, batch: &Batch, writes: &[&GroupWrite]) -> PyResult<(Vec<String>, Bound<'py, PyList>)> {
+    /// One `persons_write` call for a chunk of groups, packed (`Packed`).
+    fn write_call<'py>(&self, py: Python<'py>, batch: &Batch, writes: &[&GroupWrite]) -> PyResult<PackedCall<'py>> {
         let mut keys: Vec<String> = Vec::new();
         let mut key_seen: HashSet<String> = HashSet::new();
         let mut add_key = |key: String, keys: &mut Vec<String>| {
@@ -760,17 +767,19 @@ impl Folder {
             g.extend_from_slice(b"]}");
             groups_json.push(g);
         }
-        let args = PyList::empty(py);
-        args.append(PyBytes::new(py, &self.person_schema))?;
-        args.append(self.ttl)?;
-        args.append(writes.len())?;
-        for group in &groups_json {
-            args.append(PyBytes::new(py, group))?;
+        let size: usize = keys.iter().map(|k| k.len() + 16).sum::<usize>()
+            + groups_json.iter().chain(&blobs).map(|b| b.len() + 16).sum::<usize>();
+        let mut call = Packed::new(keys.len(), size + 256);
+        for key in &keys {
+            call.arg(key.as_bytes());
         }
-        for blob in &blobs {
-            args.append(PyBytes::new(py, blob))?;
+        call.arg(&self.person_schema);
+        call.int(self.ttl);
+        call.int(writes.len() as i64);
+        for blob in groups_json.iter().chain(&blobs) {
+            call.arg(blob);
         }
-        Ok((keys, args))
+        Ok(call.into_py(py))
     }
 }
 

@@ -2,7 +2,7 @@
 //! (`bestand.identity.overlay`): each decision changes it exactly as `graph_apply.lua` will
 //! change Redis, so a later event of the batch sees what an earlier one decided.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::rules::{Decision, View};
 

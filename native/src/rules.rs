@@ -2,7 +2,8 @@
 //! graph holds about its identifiers. The Python module stays the reference; the tests hold
 //! this one to its decisions, explain entries included, word for word.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 /// Kind letters from strongest to weakest: the first of an event anchors it.
 pub const STRENGTH: &str = "ceplonfdahm";

@@ -1,7 +1,7 @@
 //! `rules::decide` over plain Python data, for the tests that hold it to
 //! `bestand.identity.rules.decide`.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet};
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;

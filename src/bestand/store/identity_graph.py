@@ -297,24 +297,17 @@ class IdentityGraph:
             return [answer_of(result) for result in await self.resolve_batch(batch)]
         work = self._native.begin(list(batch))
         batch_id = secrets.token_hex(8)
-        read, apply = self._scripts.graph_read, self._scripts.graph_apply
+        scripts, client = self._scripts, self._client
+        read, apply = scripts.graph_read, scripts.graph_apply
         for round_number in range(_MAX_ROUNDS):
             reads = work.read()
             if reads is None:
                 return work.answers()
-
-            def build_read(pipe: Pipeline, calls: list[Any] = reads) -> None:
-                for keys, args in calls:
-                    read.queue(pipe, keys, args)
-
-            replies = await self._scripts.pipelined(self._client, build_read)
+            replies = await scripts.send(client, [read.command(call) for call in reads])
             calls = work.decide(replies, f"{batch_id}.{round_number}")
-
-            def build_apply(pipe: Pipeline, calls: list[Any] = calls) -> None:
-                for keys, args in calls:
-                    apply.queue(pipe, keys, args)
-
-            applied = await self._scripts.pipelined(self._client, build_apply) if calls else []
+            applied = (
+                await scripts.send(client, [apply.command(call) for call in calls]) if calls else []
+            )
             work.applied(sum(int(n) for n in applied))
         raise StoreConflict(f"could not resolve a batch after {_MAX_ROUNDS} rounds")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 from redis.asyncio import Redis
@@ -198,23 +198,18 @@ class ProfileStore:
         self, events: Sequence[ResolvedEvent], describe: Describer | None
     ) -> list[ApplyOutcome]:
         """:meth:`apply_batch` with the compiled fold: the same rounds of read, fold and
-        write; the fold prepares every key and argument, this sends them."""
+        write; the fold packs every call, this sends them."""
         assert self._native is not None
         batch = self._native.begin(events)
-        scripts = self._scripts
+        scripts, client = self._scripts, self._client
+        read_script, write_script = scripts.persons_read, scripts.persons_write
         described = None if describe is None else describe.native()
         for _ in range(_MAX_ROUNDS):
             while (read := batch.read()) is not None:
-                keys, args = read
-                rows, markers = await scripts.call(self._client, scripts.persons_read, keys, args)
+                [(rows, markers)] = await scripts.send(client, [read_script.command(read)])
                 batch.feed(rows, markers)
-            calls = batch.fold(described)
-
-            def build(pipe: Pipeline, calls: list[Any] = calls) -> None:
-                for keys, args in calls:
-                    scripts.persons_write.queue(pipe, keys, args)
-
-            replies = await scripts.pipelined(self._client, build) if calls else []
+            calls = [write_script.command(call) for call in batch.fold(described)]
+            replies = await scripts.send(client, calls) if calls else []
             if batch.written(replies):
                 return batch.outcomes()
         raise StoreConflict(f"could not apply a batch after {_MAX_ROUNDS} rounds")

@@ -12,14 +12,17 @@ import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields
 from importlib.resources import files
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import NoScriptError
+from redis.asyncio.connection import Connection
+from redis.exceptions import NoScriptError, ResponseError
 
 T = TypeVar("T")
 KeyOrArg = str | bytes | int
+#: A call the compiled core packed: how many elements follow ``EVALSHA <sha>``, and those.
+Packed = tuple[int, bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,13 @@ class Script:
     def queue(self, pipe: Pipeline, keys: Sequence[KeyOrArg], args: Sequence[KeyOrArg]) -> None:
         """Queue a call on a pipeline (its reply comes with the pipeline's)."""
         pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+
+    def command(self, packed: Packed) -> bytes:
+        """A call the compiled core packed, whole: ``packed`` is the number of elements
+        after ``EVALSHA <sha>`` (keys, then arguments) and those elements in the Redis
+        protocol (``native/src/packed.rs``)."""
+        count, body = packed
+        return b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n%s" % (count + 2, self.sha.encode(), body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +101,39 @@ class Scripts:
                 build(pipe)
                 replies: list[Any] = await pipe.execute()
                 return replies
+
+        return await self.retrying(client, run)
+
+    async def send(self, client: Redis, commands: Sequence[bytes]) -> list[Any]:
+        """Run commands already in the Redis protocol (:meth:`Script.command`) in one round
+        trip; their replies in order. An error reply is raised once every reply is read (the
+        first one), and a connection that fails is dropped and tried again as a pipeline's is.
+        """
+        data = b"".join(commands)
+
+        async def exchange(connection: Connection) -> list[Any]:
+            await connection.send_packed_command(data)
+            replies: list[Any] = []
+            failed: ResponseError | None = None
+            for _ in commands:
+                try:
+                    replies.append(await connection.read_response())
+                except ResponseError as error:  # the connection stays in step: read on
+                    failed = failed or error
+                    replies.append(error)
+            if failed is not None:
+                raise failed
+            return replies
+
+        async def run() -> list[Any]:
+            pool = client.connection_pool
+            connection = cast(Connection, await pool.get_connection())  # type: ignore[no-untyped-call]
+            try:
+                return await connection.retry.call_with_retry(
+                    lambda: exchange(connection), lambda _: connection.disconnect()
+                )
+            finally:
+                await pool.release(connection)
 
         return await self.retrying(client, run)
 
