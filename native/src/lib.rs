@@ -5,7 +5,7 @@
 //! their results, event by event and byte by byte. Python keeps the I/O: it sends the keys
 //! and arguments this module prepares to the scripts and hands their replies back.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::rc::Rc;
 
@@ -59,6 +59,11 @@ impl Remembered {
 
     fn version(&self, person: &str) -> i64 {
         self.persons.get(person).map_or(-1, |(l, _)| l.state.version)
+    }
+
+    /// The persons a remembered person absorbed (none when it is not remembered).
+    fn absorbed(&self, person: &str) -> Option<&BTreeSet<String>> {
+        self.persons.get(person).filter(|(l, _)| l.redirect.is_none()).map(|(l, _)| &l.state.absorbed)
     }
 
     fn touch(&mut self, person: &str) {
@@ -123,6 +128,8 @@ struct Batch {
     wanted: Vec<String>,
     asks: Vec<(usize, String, bool)>,
     asked: (Vec<String>, Vec<(usize, String, bool)>),
+    /// (event, absorbed person) whose marker the round asked for already
+    absorbed_asked: HashSet<(usize, String)>,
     redirect_rounds: usize,
     folded: Vec<(Vec<(usize, Outcome)>, GroupWrite)>,
     sent: Vec<Vec<usize>>, // group indices of each write call
@@ -339,6 +346,7 @@ impl Batch {
         batch.found.clear();
         batch.folded.clear();
         batch.sent.clear();
+        batch.absorbed_asked.clear();
         batch.redirect_rounds = 0;
         let mut seen: HashSet<&str> = HashSet::new();
         batch.wanted = Vec::new();
@@ -444,6 +452,7 @@ impl Folder {
             wanted: Vec::new(),
             asks: Vec::new(),
             asked: (Vec::new(), Vec::new()),
+            absorbed_asked: HashSet::new(),
             redirect_rounds: 0,
             folded: Vec::new(),
             sent: Vec::new(),
@@ -473,8 +482,22 @@ impl Batch {
         if self.redirect_rounds > MAX_REDIRECTS {
             return Err(PyRuntimeError::new_err(format!("redirect chain longer than {MAX_REDIRECTS}")));
         }
-        let asks = std::mem::take(&mut self.asks);
         let folder = self.folder.borrow(py);
+        if self.redirect_rounds == 1 {
+            // An event's marker may be at a person its person absorbed (see `feed`): for a
+            // person remembered, those are known before its state is read, and asked for
+            // with this first read instead of a second one.
+            let mut more = Vec::new();
+            for (i, person, follow) in &self.asks {
+                for gone in folder.remembered.absorbed(person).filter(|_| *follow).into_iter().flatten() {
+                    if self.absorbed_asked.insert((*i, gone.clone())) {
+                        more.push((*i, gone.clone(), false));
+                    }
+                }
+            }
+            self.asks.extend(more);
+        }
+        let asks = std::mem::take(&mut self.asks);
         let mut call = Packed::new(names.len() + asks.len(), (names.len() + asks.len()) * 80 + 64);
         for p in &names {
             call.arg(folder.person_key(p).as_bytes());
@@ -552,7 +575,9 @@ impl Batch {
         for (i, loaded) in &followed {
             if loaded.redirect.is_none() && !self.found.contains_key(i) {
                 for gone in &loaded.state.absorbed {
-                    next.push((*i, gone.clone(), false));
+                    if self.absorbed_asked.insert((*i, gone.clone())) {
+                        next.push((*i, gone.clone(), false));
+                    }
                 }
             }
         }
