@@ -2,8 +2,8 @@
 //! between its Redis round trips, for a whole batch.
 //!
 //! The Python modules (`bestand.profile.*`) stay the reference: the tests hold this fold to
-//! their results, event by event and byte by byte. Python keeps the I/O: it sends the keys
-//! and arguments this module prepares to the scripts and hands their replies back.
+//! their results, event by event and byte by byte. Python keeps the I/O: it sends the script
+//! calls this module packs (`packed.rs`) and hands their replies back.
 
 use std::collections::{BTreeSet, VecDeque};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};

@@ -1,9 +1,12 @@
 """The Lua scripts that make multi-key changes atomic, called by their SHA-1.
 
-Scripts run by ``EVALSHA`` on the client or queued on a pipeline. Redis forgets scripts when it
-restarts: a call that meets ``NOSCRIPT`` loads every script and runs again (reads and guarded
-writes are safe to repeat). redis-py's own ``register_script`` asks ``SCRIPT EXISTS`` before
-every pipeline, an extra round trip per batch that this avoids.
+Scripts run by ``EVALSHA`` on the client, queued on a pipeline, or sent as the compiled core
+wrote them in the Redis protocol (a batch's calls carry thousands of keys and arguments: handing
+each to Python as an object for redis-py and hiredis to pack again cost more than writing the
+bytes there once). Redis forgets scripts when it restarts: a call that meets ``NOSCRIPT``
+loads every script and runs again (reads and guarded writes are safe to repeat). redis-py's
+own ``register_script`` asks ``SCRIPT EXISTS`` before every pipeline, an extra round trip per
+batch that this avoids.
 """
 
 from __future__ import annotations
