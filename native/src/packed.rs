@@ -19,31 +19,21 @@ pub(crate) struct Packed {
 impl Packed {
     /// A call with `keys` keys (added next, before the arguments).
     pub(crate) fn new(keys: usize, capacity: usize) -> Self {
-        let mut packed = Packed {
-            count: 0,
-            body: Vec::with_capacity(capacity),
-        };
+        let mut packed = Packed { count: 0, body: Vec::with_capacity(capacity) };
         packed.int(keys as i64);
         packed
     }
 
     /// One element: a key or an argument.
     pub(crate) fn arg(&mut self, value: &[u8]) {
-        self.count += 1;
-        self.body.push(b'$');
-        self.body
-            .extend_from_slice(value.len().to_string().as_bytes());
-        self.body.extend_from_slice(b"\r\n");
-        self.body.extend_from_slice(value);
-        self.body.extend_from_slice(b"\r\n");
+        self.arg2(value, b"");
     }
 
     /// One element made of two parts (a key prefix and an id), without joining them first.
     pub(crate) fn arg2(&mut self, first: &[u8], second: &[u8]) {
         self.count += 1;
         self.body.push(b'$');
-        self.body
-            .extend_from_slice((first.len() + second.len()).to_string().as_bytes());
+        self.body.extend_from_slice((first.len() + second.len()).to_string().as_bytes());
         self.body.extend_from_slice(b"\r\n");
         self.body.extend_from_slice(first);
         self.body.extend_from_slice(second);
