@@ -21,7 +21,9 @@ each in one process:
 ``--profile S`` samples each worker process with py-spy for S seconds once ingest runs
 (``bench/cpu_profile.py``) and adds where their CPU time goes to the output.
 
-Needs Kafka and Redis (``bestand stack up``).
+Needs Kafka and Redis (``bestand stack up``). What runs that were stopped before their
+cleanup left (their Redis keys, which would grow the keyspace this run measures, and their
+internal topics) is removed first.
 """
 
 from __future__ import annotations
@@ -39,11 +41,13 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from bestand.children import start_workers, wait_caught_up
 from bestand.events import decode_event
 from bestand.ingest.producer import EventProducer
+from bestand.kafka.options import client_options
 from bestand.kafka.topics import consumer_lag, delete_topics, end_offsets, ensure_topics
 from bestand.ops.rebuild import rebuild
 from bestand.settings import Settings
@@ -56,6 +60,9 @@ from cpu_profile import record, summarize
 from machine import machine, markdown_table, write_outputs
 
 NAMESPACE = "bestand-bench-ingest"
+#: Redis key prefixes of a run (bestand's keys, the stack ceiling's), each followed by the
+#: run's id: what a run that was stopped left is found by them and removed by the next one.
+RUN_PREFIX, CEILING_PREFIX = "bench-ingest-", "bench-ceiling-"
 KINDS = ("clickstream", "orders", "email", "customer")
 EVENTS_PER_PERSON = 9.0  # the simulated shop's average, a little under it to have enough
 
@@ -67,7 +74,7 @@ def bench_settings(run_id: str | None = None) -> Settings:
     if run_id:
         update |= {
             "app_id": f"{NAMESPACE}-{run_id}",
-            "redis_prefix": f"bi{run_id}",
+            "redis_prefix": f"{RUN_PREFIX}{run_id}",
             "topic_dlq": f"{NAMESPACE}.dlq.{run_id}",
             "topic_profile_changes": f"{NAMESPACE}.profile-changes.{run_id}",
         }
@@ -233,21 +240,48 @@ async def stack_ceiling(settings: Settings, count: int, prefix: str) -> dict[str
         seconds = time.monotonic() - (started or time.monotonic())
     finally:
         await consumer.stop()
-        await _unlink_prefix(client, prefix)
+        await _unlink_matching(client, f"{prefix}:*")
         await client.aclose()
     return {"events": read, "seconds": seconds, "per_second": read / seconds}
 
 
-async def _unlink_prefix(client: Any, prefix: str) -> None:
-    """Delete every key of a prefix."""
+async def _unlink_matching(client: Any, pattern: str) -> int:
+    """Delete every key matching a glob pattern; how many went."""
     batch: list[bytes] = []
-    async for key in client.scan_iter(match=f"{prefix}:*", count=5000):
+    removed = 0
+    async for key in client.scan_iter(match=pattern, count=5000):
         batch.append(key)
         if len(batch) >= 5000:
-            await client.unlink(*batch)
+            removed += await client.unlink(*batch)
             batch = []
     if batch:
-        await client.unlink(*batch)
+        removed += await client.unlink(*batch)
+    return removed
+
+
+async def clear_stopped_runs(settings: Settings) -> str | None:
+    """Remove what runs that were stopped before their cleanup left: Redis keys (which grow
+    the keyspace every later run measures: a million-event run leaves millions) and internal
+    topics. What was removed, or None. (Two runs at once on one stack would measure each
+    other anyway.)"""
+    client = connect(settings.redis_url)
+    try:
+        keys = 0
+        for prefix in (RUN_PREFIX, CEILING_PREFIX):
+            keys += await _unlink_matching(client, f"{prefix}*")
+    finally:
+        await client.aclose()
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        internal = (f"{NAMESPACE}.dlq.", f"{NAMESPACE}.profile-changes.")
+        topics = [t for t in await admin.list_topics() if t.startswith(internal)]
+    finally:
+        await admin.close()
+    await delete_topics(settings, topics)
+    if not keys and not topics:
+        return None
+    return f"{keys} Redis keys and {len(topics)} topics of runs that were stopped"
 
 
 def faust_agent(settings: Settings, count: int, logs: Path) -> dict[str, Any] | None:
@@ -438,7 +472,7 @@ async def cleanup(settings: Settings) -> None:
     await delete_topics(settings, [settings.topic_dlq, settings.topic_profile_changes])
     client = connect(settings.redis_url)
     try:
-        await _unlink_prefix(client, settings.redis_prefix)
+        await _unlink_matching(client, f"{settings.redis_prefix}:*")
     finally:
         await client.aclose()
 
@@ -484,13 +518,17 @@ def main(argv: list[str] | None = None) -> int:
     prepared = bench_settings()
     cache = prepared.stack_dir / "bench"
     logs = prepared.stack_dir / "logs"
+    if (removed := asyncio.run(clear_stopped_runs(prepared))) is not None:
+        print(f"removed {removed}", flush=True)
     asyncio.run(prepare(prepared, args.events, cache))
     print("read + decode: a consumer that only decodes every event …", flush=True)
     ceiling = asyncio.run(decode_ceiling(prepared, args.events))
     print(f"  {ceiling['per_second']:.0f} events/s", flush=True)
     print("stack ceiling: decode, two Redis writes per event in one Lua call per batch …",
           flush=True)  # fmt: skip
-    stack = asyncio.run(stack_ceiling(prepared, args.events, f"bc{uuid.uuid4().hex[:6]}"))
+    stack = asyncio.run(
+        stack_ceiling(prepared, args.events, f"{CEILING_PREFIX}{uuid.uuid4().hex[:8]}")
+    )
     print(f"  {stack['per_second']:.0f} events/s", flush=True)
     faust_figures = None
     if args.faust_events:
