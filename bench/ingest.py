@@ -345,7 +345,8 @@ async def _redis_cpu_seconds(settings: Settings) -> float:
 
 
 async def _worker_stages(children: list[Any]) -> dict[str, float]:
-    """Sums over every worker of its batch metrics: seconds per stage, batches, messages."""
+    """Sums over every worker of its batch metrics: seconds per stage, batches, messages,
+    and the values its person-state writes sent to Redis, by what."""
     from prometheus_client.parser import text_string_to_metric_families
 
     totals: dict[str, float] = {}
@@ -366,6 +367,8 @@ async def _worker_stages(children: list[Any]) -> dict[str, float]:
                     key = f"stage:{sample.labels['stage']}"
                 elif sample.name in ("bestand_batch_messages_sum", "bestand_batch_messages_count"):
                     key = sample.name.removeprefix("bestand_batch_")
+                elif sample.name == "bestand_store_writes_total":
+                    key = f"writes:{sample.labels['what']}"
                 else:
                     continue
                 totals[key] = totals.get(key, 0.0) + sample.value
@@ -495,7 +498,15 @@ def cost_table(ours: dict[str, Any]) -> str:
             if seconds is not None:
                 note = f"mean batch {messages / batches:.0f} events" if stage == "batch" else ""
                 rows.append([f"stage `{stage}` (wall)", f"{seconds / messages * 1e6:.0f}", note])
-    return markdown_table(["per event", "µs", ""], rows)
+    table = markdown_table(["per event", "µs", ""], rows)
+    written = [
+        [what.replace("_", " ") + "s", f"{stages[f'writes:{what}'] / messages:.2f}"]
+        for what in ("person_state", "lookup_record", "dedupe_marker")
+        if messages and f"writes:{what}" in stages
+    ]
+    if written:
+        table += "\n\n" + markdown_table(["sent to Redis per event", "values"], written)
+    return table
 
 
 def main(argv: list[str] | None = None) -> int:

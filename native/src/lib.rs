@@ -133,6 +133,8 @@ struct Batch {
     redirect_rounds: usize,
     folded: Vec<(Vec<(usize, Outcome)>, GroupWrite)>,
     sent: Vec<Vec<usize>>, // group indices of each write call
+    /// Values the written groups sent to Redis: person states, lookup records, markers.
+    writes: (i64, i64, i64),
 }
 
 #[pyclass(unsendable)]
@@ -456,6 +458,7 @@ impl Folder {
             redirect_rounds: 0,
             folded: Vec::new(),
             sent: Vec::new(),
+            writes: (0, 0, 0),
         })
     }
 
@@ -646,6 +649,9 @@ impl Batch {
         let folded = std::mem::take(&mut self.folded);
         for ((results, write), ok) in folded.into_iter().zip(ok) {
             if ok {
+                self.writes.0 += write.states.len() as i64;
+                self.writes.1 += write.publish.iter().map(|r| r.tokens.len() as i64).sum::<i64>();
+                self.writes.2 += write.markers.len() as i64;
                 for (state, summary) in write.states.iter().zip(write.summaries) {
                     folder.remembered.put(Loaded { redirect: None, state: Rc::clone(state), summary: Some(summary) });
                 }
@@ -666,6 +672,12 @@ impl Batch {
         self.todo = retry;
         self.started = false;
         Ok(self.todo.is_empty())
+    }
+
+    /// What the groups written so far sent to Redis: (person states, lookup records,
+    /// dedupe markers), as `bestand.store.profiles.StoreWrites` counts them.
+    fn writes(&self) -> (i64, i64, i64) {
+        self.writes
     }
 
     /// Every event's outcome, in order (`ApplyOutcome`s).

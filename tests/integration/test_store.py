@@ -454,3 +454,53 @@ def test_an_order_id_is_answered_through_the_graph_and_its_persons_state(
     assert len({a["person_id"] for a in after}) == 1
     assert not [k for k in keys if ":l:o:" in k]  # no record under an order id
     assert [k for k in keys if ":l:e:" in k]  # the e-mail has one
+
+
+@pytest.mark.parametrize("fold", ["python", "native"])
+def test_the_store_counts_what_its_writes_put_into_redis(redis_url: str, fold: str) -> None:
+    """``bestand_store_writes_total``: a state per person written, a lookup record per
+    identifier of a person whose answer changed, a marker per applied event. A redelivered
+    event is not applied again; its person's records are sent again (the try that applied it
+    may have died before they were written), kept only where Redis holds an older one."""
+    if fold == "native":
+        pytest.importorskip("bestand_native", reason="the compiled fold is built by make install")
+
+    async def scenario() -> tuple[dict[str, float], dict[str, int]]:
+        p = Pipeline(redis_url)
+        p.settings = p.settings.model_copy(update={"fold": fold, "resolve": "python"})
+        p.processor = processor_for(p.settings, p.client, WorkerMetrics())
+        assert p.processor.profiles.native == (fold == "native")
+        try:
+            batch = [
+                order(1, email="a@example.com"),
+                order(2, email="b@x.example", phone="0151 11112222"),
+            ]
+            topic = p.settings.topic_orders
+            await p.processor.process(
+                [Incoming(topic, 0, n, None, orjson.dumps(e)) for n, (_, e) in enumerate(batch)]
+            )
+            keys = await p.keys_of_prefix()
+            in_redis = {
+                "lookup_record": sum(1 for k in keys if ":l:" in k),
+                "dedupe_marker": sum(1 for k in keys if ":d:" in k),
+            }
+            # A's second order changes A's answer: its e-mail's record again; then a redelivery
+            # of that order: no state, no marker, the record sent again.
+            again = order(3, email="a@example.com")
+            await p.one(*again, offset=2)
+            await p.one(*again, offset=2)
+            registry = p.processor.metrics.registry
+            counted = {
+                what: registry.get_sample_value("bestand_store_writes_total", {"what": what})
+                or 0.0
+                for what in ("person_state", "lookup_record", "dedupe_marker")
+            }
+            return counted, in_redis
+        finally:
+            for key in await p.keys_of_prefix():
+                await p.client.delete(key)
+            await p.client.aclose()
+
+    counted, in_redis = asyncio.run(scenario())
+    assert in_redis == {"lookup_record": 3, "dedupe_marker": 2}
+    assert counted == {"person_state": 3, "lookup_record": 5, "dedupe_marker": 3}

@@ -60,6 +60,13 @@ class WorkerMetrics:
             ["change"],
             registry=self.registry,
         )
+        self.store_writes = Counter(
+            "bestand_store_writes",
+            "Values the person-state writes send to Redis, by what: person_state, lookup_record "
+            "(one per identifier of a person whose answer changed), dedupe_marker.",
+            ["what"],
+            registry=self.registry,
+        )
         self.retries = Counter(
             "bestand_store_retries",
             "Batches retried after a Redis or Kafka error (the batch is not committed before).",

@@ -10,6 +10,7 @@ TTL); orders and returns are idempotent by structure anyway.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -46,6 +47,17 @@ if TYPE_CHECKING:
     from bestand_native import Folder
 
 __all__ = ["ApplyOutcome", "ProfileStore", "_marker", "_parse", "_same", "content_digest"]
+
+#: What a batch's person-state writes send to Redis, counted by kind: write amplification
+#: per event (every change of a person's answer rewrites the record of each identifier).
+WRITE_KINDS = ("person_state", "lookup_record", "dedupe_marker")
+
+
+def _count_writes(writes: Counter[str], states: int, records: int, markers: int) -> None:
+    for kind, count in zip(WRITE_KINDS, (states, records, markers), strict=True):
+        if count:
+            writes[kind] += count
+
 
 #: Rounds of read, fold and write before a batch whose persons keep changing is given up
 #: (and retried as a whole, with backoff).
@@ -155,17 +167,21 @@ class ProfileStore:
         return self._native is not None
 
     async def apply_batch(
-        self, events: Sequence[ResolvedEvent], describe: Describe | None = None
+        self,
+        events: Sequence[ResolvedEvent],
+        describe: Describe | None = None,
+        writes: Counter[str] | None = None,
     ) -> list[ApplyOutcome]:
         """Apply events in order: one read, one write, and again for groups that conflicted.
 
         ``describe`` names the changes an applied event causes; they are kept in its dedupe
         marker, and a redelivery of the event gets them again (``duplicate`` outcome). The
         compiled fold takes a :class:`Describer` (or nothing); another ``describe`` is
-        folded in Python.
+        folded in Python. ``writes`` counts what the written groups sent to Redis, by
+        :data:`WRITE_KINDS`.
         """
         if self._native is not None and (describe is None or isinstance(describe, Describer)):
-            return await self._apply_native(events, describe)
+            return await self._apply_native(events, describe, writes)
         outcomes: list[ApplyOutcome | None] = [None] * len(events)
         digests = [content_digest(event) for event in events]
         todo = list(range(len(events)))
@@ -184,6 +200,13 @@ class ProfileStore:
             for (results, write), ok in zip(folded, written, strict=True):
                 if ok:
                     self._remember(write)
+                    if writes is not None:
+                        _count_writes(
+                            writes,
+                            len(write.states),
+                            sum(len(record.tokens) for record in write.publish),
+                            len(write.markers),
+                        )
                 for position, outcome in results:
                     if ok:
                         outcomes[todo[position]] = outcome
@@ -195,7 +218,10 @@ class ProfileStore:
         return [outcome for outcome in outcomes if outcome is not None]
 
     async def _apply_native(
-        self, events: Sequence[ResolvedEvent], describe: Describer | None
+        self,
+        events: Sequence[ResolvedEvent],
+        describe: Describer | None,
+        writes: Counter[str] | None,
     ) -> list[ApplyOutcome]:
         """:meth:`apply_batch` with the compiled fold: the same rounds of read, fold and
         write; the fold packs every call, this sends them."""
@@ -211,6 +237,8 @@ class ProfileStore:
             calls = [write_script.command(call) for call in batch.fold(described)]
             replies = await scripts.send(client, calls) if calls else []
             if batch.written(replies):
+                if writes is not None:
+                    _count_writes(writes, *batch.writes())
                 return batch.outcomes()
         raise StoreConflict(f"could not apply a batch after {_MAX_ROUNDS} rounds")
 

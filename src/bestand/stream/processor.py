@@ -218,7 +218,9 @@ class BatchProcessor:
         if not todo:
             return []
         describe = Describer(int(time.time()), self._lifecycle)
-        outcomes = await self.profiles.apply_batch([item.event for item in todo], describe)
+        outcomes = await self.profiles.apply_batch(
+            [item.event for item in todo], describe, tally.writes
+        )
         out: list[Outgoing] = []
         for item, outcome in zip(todo, outcomes, strict=True):
             message, applied = item.message, item.event

@@ -22,6 +22,7 @@ class Tally:
     rejected: Counter[str] = field(default_factory=Counter)  # identifier kind
     junk: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, how)
     changes: Counter[str] = field(default_factory=Counter)
+    writes: Counter[str] = field(default_factory=Counter)  # what person-state writes put
     merges: int = 0
     seconds: dict[str, float] = field(default_factory=dict)  # time by phase of the batch
 
@@ -33,6 +34,7 @@ class Tally:
             Counter(self.rejected),
             Counter(self.junk),
             Counter(self.changes),
+            Counter(self.writes),
             self.merges,
             dict(self.seconds),
         )
@@ -53,6 +55,8 @@ class Tally:
             metrics.junk_identifiers.labels(*labels).inc(count)
         for change, count in self.changes.items():
             metrics.profile_changes.labels(change).inc(count)
+        for kind, count in self.writes.items():
+            metrics.store_writes.labels(kind).inc(count)
         if self.merges:
             metrics.merges.inc(self.merges)
         for phase, seconds in self.seconds.items():
