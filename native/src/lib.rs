@@ -675,7 +675,7 @@ impl Batch {
     }
 
     /// What the groups written so far sent to Redis: (person states, lookup records,
-    /// dedupe markers), as `bestand.store.profiles.StoreWrites` counts them.
+    /// dedupe markers), in the order of `bestand.store.profiles.WRITE_KINDS`.
     fn writes(&self) -> (i64, i64, i64) {
         self.writes
     }
