@@ -110,6 +110,12 @@ class Settings(BaseSettings):
         description="Extra regular expressions (JSON list) of dummy e-mails that never link, "
         'e.g. ["filiale\\.[a-z]+@myshop\\.de"].',
     )
+    junk_phone_patterns: list[str] = Field(
+        default_factory=list,
+        description="Regular expressions (JSON list) of the shop's own placeholder phone "
+        "numbers, matched against the E.164 form; they never link, "
+        'e.g. ["\\+49301234500\\d"].',
+    )
 
     # --- Profile and lifecycle ---------------------------------------------------------------
     customer_rule: CustomerRule = Field(
@@ -287,6 +293,12 @@ class Settings(BaseSettings):
     @classmethod
     def _patterns_valid(cls, value: list[str]) -> list[str]:
         JunkRules.default(value)  # raises with a message naming the bad pattern
+        return value
+
+    @field_validator("junk_phone_patterns")
+    @classmethod
+    def _phone_patterns_valid(cls, value: list[str]) -> list[str]:
+        JunkRules.default((), value)  # raises with a message naming the bad pattern
         return value
 
     @field_validator("loyalty_offers")

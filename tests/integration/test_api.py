@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -233,6 +234,20 @@ def test_lookup_by_sha256_of_the_normalized_email(api: tuple[Deployment, int]) -
     assert answer["orders_count"] == 2
 
 
+def test_lookup_by_sha256_of_the_e164_phone(api: tuple[Deployment, int]) -> None:
+    """As UID2, Google and Meta exchange hashed phones: hex or Base64 of the SHA-256."""
+    import base64
+    import hashlib
+
+    deployment, port = api
+    digest = hashlib.sha256(b"+491715556667").digest()
+    for value in (digest.hex(), base64.b64encode(digest).decode()):
+        query = urllib.parse.urlencode({"phone_sha256": value})
+        status, answer = request(port, "GET", f"/v1/lookup?{query}", headers=auth(deployment))
+        assert status == 200
+        assert answer["orders_count"] == 2
+
+
 @pytest.mark.parametrize(
     ("query", "error"),
     [
@@ -242,6 +257,7 @@ def test_lookup_by_sha256_of_the_normalized_email(api: tuple[Deployment, int]) -
         ("email=not-an-email", "invalid_identifier"),
         ("phone=12", "invalid_identifier"),
         ("email_sha256=xyz", "invalid_identifier"),
+        ("phone_sha256=xyz", "invalid_identifier"),
     ],
 )
 def test_bad_lookups_get_400_with_a_reason(

@@ -49,6 +49,7 @@ HOSTILE: list[tuple[str, bytes, str]] = [
      "implausible_time"),
     ("JSON that is not an object", b"[1, 2, 3]", "schema"),
     ("null", b"null", "schema"),
+    ("NUL byte in the event id", orjson.dumps(_order("h-nul\u0000id")), "schema"),
 ]  # fmt: skip
 
 

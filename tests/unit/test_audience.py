@@ -114,3 +114,19 @@ def test_unreadable_contact_lists_say_why() -> None:
         list(read_contacts(io.StringIO("name,city\nJana,Berlin\n")))
     with pytest.raises(ContactListError, match="line 2: not JSON"):
         list(read_contacts(io.StringIO('{"email": "a@b.de"}\n{broken\n')))
+
+
+def test_exports_keep_the_domain_a_platform_knows() -> None:
+    """bestand links googlemail.com and gmail.com as one mailbox; no platform folds them."""
+    for platform in ("google", "uid2", "meta"):
+        assert email_form("jana.schmidt@googlemail.com", platform) != email_form(
+            "jana.schmidt@gmail.com", platform
+        )
+    assert email_form("Jana.Schmidt+shop@googlemail.com", "google") == email_form(
+        "janaschmidt@googlemail.com", "google"
+    )
+
+
+def test_spaces_inside_an_address_do_not_reach_a_platform() -> None:
+    assert email_form("user @example.com", "google") == USER_HEX
+    assert email_form("user@ example.com", "meta") == USER_HEX

@@ -52,6 +52,13 @@ def test_an_order_validates() -> None:
         (orjson.dumps({**ORDER, "surprise": 1}), "schema", "surprise"),
         (orjson.dumps({**ORDER, "customer": {"email": "a@b.de"}}), "schema", "guest"),
         (orjson.dumps({**ORDER, "total": "-1"}), "schema", "total"),
+        (orjson.dumps({**ORDER, "event_id": "ev\u00001"}), "schema", "control characters"),
+        (orjson.dumps({**ORDER, "event_id": "ev\u001e1"}), "schema", "control characters"),
+        (
+            orjson.dumps({**ORDER, "customer": {"guest": True, "phone_sha256": "x"}}),
+            "schema",
+            "phone_sha256",
+        ),
     ],
 )
 def test_bad_input_gets_a_reason(raw: bytes, reason: str, mentions: str) -> None:

@@ -98,3 +98,32 @@ def test_order_facts_are_in_cents() -> None:
     assert out.order is not None
     assert out.order.returned_cents == 1234
     assert out.kind == "order"
+
+
+def test_hashed_phones_and_emails_name_the_same_identifiers_as_raw_ones() -> None:
+    import hashlib
+
+    keyer = IdentityKeyer(b"s", "DE")
+    phone = hashlib.sha256(b"+4915112345678").hexdigest()
+    email = hashlib.sha256(b"anna@example.com").hexdigest()
+    base = {"event_id": "e", "event_time": "2026-11-01T10:00:00Z"}
+    hashed = [
+        {**base, "type": "identify", "identifiers": {"phone_sha256": phone, "email_sha256": email}},
+        {
+            **base,
+            "type": "order_placed",
+            "order_id": "o1",
+            "total": "1.00",
+            "currency": "EUR",
+            "channel": "web",
+            "customer": {"guest": True, "phone_sha256": phone, "email_sha256": email},
+        },
+    ]
+    raw = keyer.key_all(
+        [(IdKind.PHONE, "0151 12345678", False), (IdKind.EMAIL, "Anna@example.com", False)]
+    )
+    wanted = {kid.token for kid in raw.ids}
+    for event in hashed:
+        decoded = decode_event(TYPE_TOPIC_KIND[event["type"]], orjson.dumps(event), max_bytes=65536)
+        tokens = {kid.token for kid in keyer.key_all(raw_identifiers(decoded)).ids}
+        assert wanted <= tokens, event["type"]

@@ -70,3 +70,56 @@ def test_person_ids_are_deterministic_and_opaque() -> None:
     assert person_id_for(b"s", "e:abc|ev-1") == person_id_for(b"s", "e:abc|ev-1")
     assert person_id_for(b"s", "e:abc|ev-1") != person_id_for(b"s", "e:abc|ev-2")
     assert len(person_id_for(b"s", "x")) == 16
+
+
+# UID2's published phone example: the E.164 number, its SHA-256 in hex and in Base64.
+UID2_PHONE = "+12345678901"
+UID2_PHONE_HEX = "10e6f0b47054a83359477dcb35231db6de5c69fb1816e1a6b98e192de9e5b9ee"
+UID2_PHONE_B64 = "EObwtHBUqDNZR33LNSMdtt5cafsYFuGmuY4ZLenlue4="
+
+
+@pytest.mark.parametrize("raw", [UID2_PHONE, "+1 (234) 567-8901", "001 234 567 8901"])
+def test_the_uid2_phone_vector_reaches_one_key_both_ways(raw: str) -> None:
+    """Raw in or hash in, the number of UID2's example is one identifier (and no junk)."""
+    keyer = IdentityKeyer(b"s", "DE")
+    keyed = keyer.key_all([(IdKind.PHONE, raw, False)])
+    assert keyed.junk == []
+    assert keyed.rejected == []
+    assert keyer.key_sha256(IdKind.PHONE, UID2_PHONE_HEX) == keyed.ids[0]
+    assert keyer.key_sha256(IdKind.PHONE, UID2_PHONE_B64) == keyed.ids[0]
+
+
+def test_googlemail_and_its_hash_of_gmail_reach_one_key() -> None:
+    keyer = IdentityKeyer(b"s", "DE")
+    digest = hashlib.sha256(b"janesaoirse@gmail.com").hexdigest()
+    assert keyer.key(IdKind.EMAIL, "Jane.Saoirse@googlemail.com") == keyer.key_sha256(
+        IdKind.EMAIL, digest
+    )
+
+
+def test_a_number_used_by_one_customer_links_whatever_its_shape() -> None:
+    """A digit run or a digit missing: keyed, not junk (the cardinality rule decides later)."""
+    keyer = IdentityKeyer(b"s", "DE")
+    for raw in ("0171 2345678", "030 1234567", "0171 234567"):
+        keyed = keyer.key_all([(IdKind.PHONE, raw, False)])
+        assert len(keyed.ids) == 1, raw
+        assert keyed.junk == [], raw
+        assert keyed.rejected == [], raw
+
+
+def test_one_digit_fakes_and_the_shops_placeholders_are_junk() -> None:
+    from bestand.identity.junk import JunkRules
+
+    keyer = IdentityKeyer(b"s", "DE", JunkRules.default((), [r"\+4930123450\d\d"]))
+    keyed = keyer.key_all(
+        [
+            (IdKind.PHONE, "0151 11111111", False),
+            (IdKind.PHONE, "030 12345099", False),
+            (IdKind.PHONE, "0171 2345678", False),
+        ]
+    )
+    assert [why for _, why in keyed.junk] == [
+        "all subscriber digits are equal",
+        r"junk phone pattern '\+4930123450\d\d'",
+    ]
+    assert len(keyed.ids) == 1

@@ -16,6 +16,7 @@ IDENTIFIER_PARAMS = (
     "email",
     "email_sha256",
     "phone",
+    "phone_sha256",
     "anonymous_id",
     "device_id",
     "loyalty_card",

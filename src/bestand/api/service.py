@@ -27,6 +27,7 @@ PARAM_KINDS: dict[str, IdKind] = {
     "email": IdKind.EMAIL,
     "email_sha256": IdKind.EMAIL,
     "phone": IdKind.PHONE,
+    "phone_sha256": IdKind.PHONE,
     "anonymous_id": IdKind.ANONYMOUS,
     "device_id": IdKind.DEVICE,
     "loyalty_card": IdKind.LOYALTY,
@@ -66,7 +67,7 @@ class LookupService:
         kind = PARAM_KINDS.get(name)
         if kind is None:
             raise InvalidIdentifier(f"unknown identifier '{name}'")
-        if name == "email_sha256":
+        if name.endswith("_sha256"):
             return self._keyer.key_sha256(kind, value)
         return self._keyer.key(kind, value)
 

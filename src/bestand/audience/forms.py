@@ -6,6 +6,11 @@
   Base64 for UID2.
 - ``meta`` (Custom Audiences): the e-mail trimmed and lower-cased only, the phone as digits
   with the country code and no ``+``; SHA-256 as hex.
+
+For every platform, spaces a customer typed inside an address go (they are not part of any
+mailbox), and the domain stays as typed: bestand links ``googlemail.com`` and ``gmail.com``
+as one mailbox, but no platform folds them, so an export hashes the address the platform
+knows.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import base64
 import hashlib
 from typing import Literal
 
-from bestand.identity.normalize import normalize_email, normalize_phone
+from bestand.identity.normalize import normalize_email, normalize_phone, without_spaces
 
 Platform = Literal["google", "uid2", "meta"]
 FORMATS: tuple[Platform, ...] = ("google", "uid2", "meta")
@@ -27,9 +32,9 @@ def _sha256(value: str, platform: Platform) -> str:
 
 def email_form(raw: str, platform: Platform) -> str:
     """The e-mail as ``platform`` hashes it; raises ``InvalidIdentifier`` when it is not one."""
-    normalized = normalize_email(raw)  # validates, also for Meta
+    normalized = normalize_email(raw, fold_alias=False)  # validates, also for Meta
     if platform == "meta":
-        normalized = raw.strip().lower()
+        normalized = without_spaces(raw).lower()
     return _sha256(normalized, platform)
 
 

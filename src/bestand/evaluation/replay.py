@@ -296,7 +296,7 @@ def evaluate(
     keyer = IdentityKeyer(
         settings.hmac_secret.get_secret_value().encode(),
         settings.default_phone_region,
-        JunkRules.default(settings.junk_email_patterns),
+        JunkRules.default(settings.junk_email_patterns, settings.junk_phone_patterns),
     )
     best = ceiling(shop.events, shop.truth, keyer, settings.policy)
     settings = namespaced(settings, EVAL_NAMESPACE, EVAL_REDIS_PREFIX)

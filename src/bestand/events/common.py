@@ -5,10 +5,29 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from bestand.identity.normalize import refuse_control
 
 #: A short free-text field: trimmed, never empty, bounded so a hostile producer cannot bloat state.
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
+
+
+def _no_control(value: str) -> str:
+    refuse_control(value, "an event id")  # it becomes part of keys (dedupe markers, receipts)
+    return value
+
+
+#: An event's id: short text without control characters.
+EventId = Annotated[ShortText, AfterValidator(_no_control)]
 #: An identifier as a producer sends it (raw, before normalization).
 RawIdentifier = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)
@@ -33,7 +52,7 @@ class Contract(BaseModel):
 class EventBase(Contract):
     """Fields every event carries: a producer-unique id and the time it happened."""
 
-    event_id: ShortText = Field(description="Unique per event; redeliveries carry the same id.")
+    event_id: EventId = Field(description="Unique per event; redeliveries carry the same id.")
     event_time: AwareDatetime = Field(
         description="When it happened at the source (ISO 8601 with a UTC offset)."
     )
@@ -62,6 +81,9 @@ class IdentifierSet(Contract):
         None, description="SHA-256 of the normalized e-mail, hex or base64."
     )
     phone: RawIdentifier | None = None
+    phone_sha256: Sha256 | None = Field(
+        None, description="SHA-256 of the phone number in E.164 (+4915112345678), hex or base64."
+    )
     anonymous_id: RawIdentifier | None = Field(None, description="Cookie / web visitor id.")
     device_id: RawIdentifier | None = Field(None, description="Mobile advertising or app id.")
     loyalty_card: RawIdentifier | None = None

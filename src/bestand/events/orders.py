@@ -13,6 +13,7 @@ from bestand.events.common import (
     EventBase,
     Money,
     RawIdentifier,
+    Sha256,
     ShortText,
 )
 
@@ -35,7 +36,13 @@ class OrderCustomer(Contract):
     customer_id: RawIdentifier | None = None
     guest: bool = False
     email: RawIdentifier | None = None
+    email_sha256: Sha256 | None = Field(
+        None, description="SHA-256 of the normalized e-mail, hex or base64."
+    )
     phone: RawIdentifier | None = None
+    phone_sha256: Sha256 | None = Field(
+        None, description="SHA-256 of the phone number in E.164 (+4915112345678), hex or base64."
+    )
     first_name: ShortText | None = None
     last_name: ShortText | None = None
     address: Address | None = None

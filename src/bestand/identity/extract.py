@@ -82,6 +82,8 @@ def _from_set(ids: IdentifierSet) -> list[RawId]:
         out.append((IdKind.EMAIL, ids.email_sha256, True))
     if ids.phone:
         out.append((IdKind.PHONE, ids.phone, False))
+    if ids.phone_sha256:
+        out.append((IdKind.PHONE, ids.phone_sha256, True))
     if ids.loyalty_card:
         out.append((IdKind.LOYALTY, ids.loyalty_card, False))
     if ids.device_id:
@@ -99,8 +101,12 @@ def _order_identifiers(event: OrderPlaced, default_country: str) -> list[RawId]:
         out.append((IdKind.CUSTOMER, customer.customer_id, False))
     if customer.email:
         out.append((IdKind.EMAIL, customer.email, False))
+    if customer.email_sha256:
+        out.append((IdKind.EMAIL, customer.email_sha256, True))
     if customer.phone:
         out.append((IdKind.PHONE, customer.phone, False))
+    if customer.phone_sha256:
+        out.append((IdKind.PHONE, customer.phone_sha256, True))
     if customer.loyalty_card:
         out.append((IdKind.LOYALTY, customer.loyalty_card, False))
     if customer.address is not None:

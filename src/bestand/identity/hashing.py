@@ -3,7 +3,7 @@
 The stored form of an identifier is ``HMAC-SHA256(secret, kind || SHA-256(normalized))``,
 truncated to 128 bits and base64url-encoded: without the secret, a leaked Redis cannot be
 joined against a list of e-mail addresses. A caller may send the SHA-256 itself
-(``email_sha256``) and reaches the same key.
+(``email_sha256``, ``phone_sha256`` of the E.164 number) and reaches the same key.
 """
 
 from __future__ import annotations

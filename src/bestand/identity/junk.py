@@ -128,20 +128,29 @@ def junk_value_reason(raw: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class JunkRules:
-    """The configured junk rules: the e-mail patterns, default ones plus the shop's extras."""
+    """The configured junk rules: the e-mail patterns, default ones plus the shop's extras,
+    and the shop's own placeholder phone numbers."""
 
     email_patterns: tuple[re.Pattern[str], ...]
+    phone_patterns: tuple[re.Pattern[str], ...] = ()
 
     @classmethod
-    def default(cls, extra_email_patterns: Sequence[str] = ()) -> JunkRules:
-        """Default patterns plus configured extras; an invalid regex raises ValueError."""
-        compiled: list[re.Pattern[str]] = []
-        for pattern in (*DEFAULT_JUNK_EMAIL_PATTERNS, *extra_email_patterns):
-            try:
-                compiled.append(re.compile(pattern))
-            except re.error as exc:
-                raise ValueError(f"invalid junk e-mail pattern {pattern!r}: {exc}") from None
-        return cls(tuple(compiled))
+    def default(
+        cls, extra_email_patterns: Sequence[str] = (), phone_patterns: Sequence[str] = ()
+    ) -> JunkRules:
+        """Default e-mail patterns plus configured extras, and the configured phone patterns
+        (matched against the E.164 form); an invalid regex raises ValueError."""
+        return cls(
+            _compiled((*DEFAULT_JUNK_EMAIL_PATTERNS, *extra_email_patterns), "e-mail"),
+            _compiled(phone_patterns, "phone"),
+        )
+
+    def phone_reason(self, e164: str) -> str | None:
+        """Why a number in E.164 is one of the shop's placeholder numbers, or None."""
+        for pattern in self.phone_patterns:
+            if pattern.fullmatch(e164):
+                return f"junk phone pattern '{pattern.pattern}'"
+        return None
 
     def email_reason(self, normalized_email: str) -> str | None:
         """Why a normalized e-mail is junk, or None; case does not matter."""
@@ -160,6 +169,16 @@ class JunkRules:
     def value_reason(self, raw: str) -> str | None:
         """Why a raw value of any kind is junk (``null``, ``n/a``, ``-``, ``000`` ...), or None."""
         return junk_value_reason(raw)
+
+
+def _compiled(patterns: Sequence[str], what: str) -> tuple[re.Pattern[str], ...]:
+    compiled: list[re.Pattern[str]] = []
+    for pattern in patterns:
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as exc:
+            raise ValueError(f"invalid junk {what} pattern {pattern!r}: {exc}") from None
+    return tuple(compiled)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,39 +204,25 @@ _FICTIONAL_PHONES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\+441632960\d{3}", "UK drama number"),
     )
 )
-_ASCENDING = "01234567890123456789"
-_DESCENDING = "98765432109876543210"
-
-
-def _is_run(digits: str) -> bool:
-    """True for 123456, 456789, 7890123 (wrapping after 9), 987654 and the like."""
-    return digits in _ASCENDING or digits in _DESCENDING
-
-
-def _is_repeated_block(digits: str) -> bool:
-    """True for 121212, 1231231: a block of two or three digits, repeated to the end."""
-    for size in (2, 3):
-        block = digits[:size]
-        if len(digits) >= 2 * size and (block * len(digits))[: len(digits)] == digits:
-            return True
-    return False
 
 
 def _tail_may_be_fake(national: str) -> bool:
-    """False when no subscriber part (a tail of ``national``) can be fake by the rules below:
-    five equal digits, a run or a repeated block of six end every tail that is."""
-    five, six = national[-5:], national[-6:]
-    return (len(five) == 5 and len(set(five)) == 1) or (
-        len(six) == 6 and (_is_run(six) or _is_repeated_block(six))
-    )
+    """False when no subscriber part (a tail of ``national``) can be all one digit: five
+    equal digits end every such tail."""
+    five = national[-5:]
+    return len(five) == 5 and len(set(five)) == 1
 
 
 def fake_phone_reason(e164: str) -> str | None:
-    """Why an E.164 number is obviously fake though ``phonenumbers`` may accept it, or None.
+    """Why an E.164 number cannot be anyone's, or None.
 
-    The subscriber part is what follows the area or network code as ``phonenumbers`` splits
-    it (German mobiles: ``1511 2345678``). Each rule is a shape people type when they do not
-    want to give a number; a real number of that shape is too rare to risk a false merge.
+    Only numbers that no one can have: the ranges reserved for fiction, and a subscriber
+    part (what follows the area or network code as ``phonenumbers`` splits it, German
+    mobiles: ``1511 2345678``) of one digit repeated. A number of another memorable shape (a
+    digit run like ``0171 2345678``, a repeated block) can be a real customer's, who gives it
+    on every order: it links, and when many persons type it as a placeholder, the
+    cardinality rule flags it once it is shared. A shop's own placeholder numbers go in
+    ``BESTAND_JUNK_PHONE_PATTERNS`` (:meth:`JunkRules.phone_reason`).
     """
     try:
         number = phonenumbers.parse(e164, None)
@@ -229,11 +234,17 @@ def fake_phone_reason(e164: str) -> str | None:
 def fake_number_reason(number: phonenumbers.PhoneNumber) -> str | None:
     """:func:`fake_phone_reason` of a number parsed already."""
     national = phonenumbers.national_significant_number(number)
-    # Splitting off the area code costs more than parsing; only a number whose last digits
-    # have a fake shape can have a fake subscriber part (each shape holds for its tail too).
+    # Splitting off the area code costs more than parsing; only a number whose last five
+    # digits are one digit can have a subscriber part of one digit.
     subscriber = ""
     if _tail_may_be_fake(national):
-        subscriber = national[phonenumbers.length_of_national_destination_code(number) :]
+        if phonenumbers.is_valid_number(number):
+            subscriber = national[phonenumbers.length_of_national_destination_code(number) :]
+        else:
+            # The numbering plan knows no area code of a number it does not know: its tail
+            # of one digit counts as the subscriber part after at most five digits of code.
+            repeated = len(national) - len(national.rstrip(national[-1]))
+            subscriber = national[-repeated:] if len(national) - repeated <= 5 else ""
     e164_form = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     # Reserved for fiction: German/UK drama numbers, North American 555-01xx.
     for pattern, why in _FICTIONAL_PHONES:
@@ -242,14 +253,4 @@ def fake_number_reason(number: phonenumbers.PhoneNumber) -> str | None:
     # All subscriber digits equal: +49 151 11111111, +49 30 5555555.
     if len(subscriber) >= 5 and len(set(subscriber)) == 1:
         return "all subscriber digits are equal"
-    # At most two distinct digits in the whole national number: +49 1511 5151515.
-    if len(set(national)) <= 2:
-        return "too few distinct digits"
-    # Ascending or descending run, as subscriber or whole national number:
-    # +49 30 12345678, +49 151 87654321, +49 987654321, +33 1 23 45 67 89.
-    if (len(subscriber) >= 6 and _is_run(subscriber)) or (len(national) >= 6 and _is_run(national)):
-        return "ascending or descending digit run"
-    # A short block repeated: +49 151 12121212, +49 30 1231231.
-    if len(subscriber) >= 6 and _is_repeated_block(subscriber):
-        return "repeated digit pattern"
     return None

@@ -111,7 +111,7 @@ class IdentityKeyer:
         if reason is None and kind is IdKind.EMAIL:
             reason = self._junk.email_reason(normalized)
         if reason is None and kind is IdKind.PHONE:
-            reason = fake_phone_reason(normalized)
+            reason = fake_phone_reason(normalized) or self._junk.phone_reason(normalized)
         return reason
 
     def _outcome(self, kind: IdKind, value: str, is_sha256: bool) -> _Outcome:
@@ -138,8 +138,13 @@ class IdentityKeyer:
             elif kind is IdKind.PHONE:
                 # Parsed once for both the number and whether it looks fake.
                 number = parse_phone(value, self._region)
-                kid = KeyedId(kind, keyed_value(self._secret, kind, e164(number)))
-                reason = self._junk.value_reason(value) or fake_number_reason(number)
+                normalized = e164(number)
+                kid = KeyedId(kind, keyed_value(self._secret, kind, normalized))
+                reason = (
+                    self._junk.value_reason(value)
+                    or fake_number_reason(number)
+                    or self._junk.phone_reason(normalized)
+                )
                 outcome = (kid, reason, None)
             else:
                 normalized = self.normalize(kind, value)

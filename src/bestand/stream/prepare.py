@@ -38,7 +38,7 @@ class Preparer:
         self.keyer = IdentityKeyer(
             self._secret,
             settings.default_phone_region,
-            JunkRules.default(settings.junk_email_patterns),
+            JunkRules.default(settings.junk_email_patterns, settings.junk_phone_patterns),
         )
         self._kinds: dict[str, TopicKind] = {
             settings.topic_clickstream: "clickstream",
