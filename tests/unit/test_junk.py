@@ -259,6 +259,9 @@ def test_value_reason_never_fails(value: str) -> None:
         ("0176 22222222", "all subscriber digits are equal"),
         ("030 5555555", "all subscriber digits are equal"),
         ("0151 1111111", "all subscriber digits are equal"),  # a digit short: still nobody's
+        # Not a number of Germany's plan, and all of it a run: a placeholder, not a typo.
+        ("0123456789", "not a number of its region, and a digit run"),
+        ("01234567890", "not a number of its region, and a digit run"),
         ("030 23125 000", "German drama number (Berlin)"),
         ("089 99998 123", "German drama number (München)"),
         ("0152 28817386", "German drama number (mobile)"),

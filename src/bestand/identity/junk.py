@@ -206,6 +206,10 @@ _FICTIONAL_PHONES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 )
 
 
+_ASCENDING = "01234567890123456789"
+_DESCENDING = "98765432109876543210"
+
+
 def _tail_may_be_fake(national: str) -> bool:
     """False when no subscriber part (a tail of ``national``) can be all one digit: five
     equal digits end every such tail."""
@@ -216,9 +220,11 @@ def _tail_may_be_fake(national: str) -> bool:
 def fake_phone_reason(e164: str) -> str | None:
     """Why an E.164 number cannot be anyone's, or None.
 
-    Only numbers that no one can have: the ranges reserved for fiction, and a subscriber
-    part (what follows the area or network code as ``phonenumbers`` splits it, German
-    mobiles: ``1511 2345678``) of one digit repeated. A number of another memorable shape (a
+    Only numbers that no one can have: the ranges reserved for fiction, a subscriber part
+    (what follows the area or network code as ``phonenumbers`` splits it, German mobiles:
+    ``1511 2345678``) of one digit repeated, and a number its region's plan does not know
+    whose digits are one run (``0123456789``: not a real number typed with a digit missing,
+    which is why such numbers are kept otherwise). A number of another memorable shape (a
     digit run like ``0171 2345678``, a repeated block) can be a real customer's, who gives it
     on every order: it links, and when many persons type it as a placeholder, the
     cardinality rule flags it once it is shared. A shop's own placeholder numbers go in
@@ -253,4 +259,9 @@ def fake_number_reason(number: phonenumbers.PhoneNumber) -> str | None:
     # All subscriber digits equal: +49 151 11111111, +49 30 5555555.
     if len(subscriber) >= 5 and len(set(subscriber)) == 1:
         return "all subscriber digits are equal"
+    # A number the numbering plan does not know links because it is likely a real number
+    # typed with a digit missing or too many; not when all of it is a run (0123456789).
+    if national in _ASCENDING or national in _DESCENDING:
+        if not phonenumbers.is_valid_number(number):
+            return "not a number of its region, and a digit run"
     return None

@@ -32,8 +32,24 @@ def topic_for(event: dict[str, Any], settings: Settings) -> str:
 
 
 def key_for(event: dict[str, Any]) -> bytes | None:
-    """A partition key that keeps related events in order: order id, visitor, else event id."""
-    for field in ("order_id", "anonymous_id", "message_id", "event_id"):
+    """A partition key that keeps related events in order within their topic.
+
+    An order's events go by its order id (a cancellation finds its order); every other event
+    by the visitor's anonymous id wherever it sits (on the event, in ``identifiers``), so
+    that a visitor's sign-up, login and registration are resolved in the order they
+    happened; then by the customer id; else by message or event id.
+    """
+    order = event.get("order_id")
+    if isinstance(order, str) and order:
+        return order.encode()
+    identifiers = event.get("identifiers")
+    holders = (event, identifiers) if isinstance(identifiers, dict) else (event,)
+    for field in ("anonymous_id", "customer_id"):
+        for holder in holders:
+            value = holder.get(field)
+            if isinstance(value, str) and value:
+                return value.encode()
+    for field in ("message_id", "event_id"):
         value = event.get(field)
         if isinstance(value, str) and value:
             return value.encode()

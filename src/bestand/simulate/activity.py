@@ -56,13 +56,14 @@ class Activity:
         households: dict[str, Household],
         e_receipts: float = 0.0,
         receipts_rng: random.Random | None = None,
+        typing_rng: random.Random | None = None,
     ) -> None:
         self.rng = rng
         self.now = now
         self.ids = ids
         self.log = log
         self.households = households
-        self.choices = CheckoutChoices(rng, ids, e_receipts, receipts_rng)
+        self.choices = CheckoutChoices(rng, ids, e_receipts, receipts_rng, typing_rng)
         step = HISTORY_DAYS / len(NEWSLETTERS)
         self.newsletter_dates = [
             (name, now - timedelta(days=HISTORY_DAYS - step * (i + 0.5)))
@@ -111,6 +112,13 @@ class Activity:
             store_card_payer=rng.random() < RATE["store_card_payer"],
             store_phone_giver=rng.random() < (0.45 if persona.kind == "walk_in" else 0.7),
         )
+        choices, typing = self.choices, self.choices.typing
+        run_phone, short_phone, spaces = (typing.random() for _ in range(3))
+        if run_phone < RATE["phone_digit_run"]:
+            choices.digit_run_phone(persona)
+        if short_phone < RATE["phone_digit_missing"]:
+            habits.phone_typed = choices.digit_missing(persona)
+        habits.spaces_email = spaces < RATE["email_stray_space"]
         self._routines[persona.kind](persona, self.households[persona.household], habits)
 
     def _browse_only(self, persona: Persona, household: Household, habits: Habits) -> None:

@@ -17,6 +17,7 @@ from bestand.simulate.names import (
     CAMPAIGNS,
     DUMMY_EMAILS,
     FAKE_PHONES,
+    MOBILE_PREFIXES_DE,
     SHOP_DUMMY_EMAILS,
 )
 from bestand.simulate.people import Household, Persona
@@ -73,6 +74,10 @@ class Habits:
     used_cards: list[str] = field(default_factory=list)
     identified: set[str] = field(default_factory=set)
     first_email: str | None = None
+    #: The phone as this person always types it wrongly (a digit missing), E.164 digits.
+    phone_typed: str | None = None
+    #: Types a stray space into their e-mail now and then.
+    spaces_email: bool = False
 
 
 def _shared_email_trait(persona: Persona) -> str:
@@ -89,9 +94,13 @@ class CheckoutChoices:
         ids: IdFactory,
         e_receipts: float = 0.0,
         receipts_rng: random.Random | None = None,
+        typing_rng: random.Random | None = None,
     ) -> None:
         self.rng = rng
         self.ids = ids
+        #: Draws for how people mistype (stray spaces, a digit missing, a number with a digit
+        #: run), from a generator of their own: the rest of the shop's draws stay in step.
+        self.typing = typing_rng or random.Random(0)
         #: Share of store sales whose buyer gives their own e-mail for a digital receipt, drawn
         #: from a generator of its own: without e-receipts the shop is the same draw for draw.
         self.e_receipts = e_receipts
@@ -111,7 +120,9 @@ class CheckoutChoices:
             checkout.customer_id = self.ids.guest_id()
             persona.mark("guest_throwaway_id")
         traits = list(persona.traits)
-        checkout.email = self._email(persona, household, habits, number, channel, guest)
+        checkout.email = self._spaced(
+            persona, habits, self._email(persona, household, habits, number, channel, guest)
+        )
         if channel == "store" and self.receipts_rng.random() < self.e_receipts:
             persona.traits[:] = traits  # what the till would have typed is not shown after all
             checkout.email = self._receipt_email(persona, household, habits)
@@ -181,6 +192,47 @@ class CheckoutChoices:
             return variant
         return base
 
+    def _spaced(self, persona: Persona, habits: Habits, email: str | None) -> str | None:
+        """The e-mail with a stray space typed into it, now and then, by those who do."""
+        if email is None or not habits.spaces_email or self.typing.random() >= 0.5:
+            return email
+        local, at, domain = email.strip().partition("@")
+        if not at:
+            return email
+        persona.mark("email_stray_space")
+        match self.typing.randint(0, 2):
+            case 0:
+                return f"{local} @{domain}"
+            case 1:
+                return f"{local}@ {domain}"
+            case _:
+                cut = self.typing.randint(1, max(1, len(local) - 1))
+                return f"{local[:cut]} {local[cut:]}@{domain}"
+
+    def digit_missing(self, persona: Persona) -> str | None:
+        """The person's number with one digit left out, the way they type it, if no one else
+        has that number."""
+        national = persona.phone[3:] if persona.phone.startswith("+49") else None
+        if national is None or len(national) < 9:
+            return None
+        cut = self.typing.randint(4, len(national) - 1)
+        typed = f"+49{national[:cut]}{national[cut + 1 :]}"
+        if self.ids.taken("phone", typed):
+            return None
+        self.ids.reserve("phone", typed)
+        return typed
+
+    def digit_run_phone(self, persona: Persona) -> None:
+        """Give the person a real mobile number whose subscriber part is a digit run."""
+        prefix, digits = self.typing.choice(MOBILE_PREFIXES_DE)
+        start = self.typing.randint(1, 9)
+        run = "".join(str((start + i) % 10) for i in range(digits))
+        number = f"+49{prefix}{run}"
+        if not self.ids.taken("phone", number):
+            self.ids.reserve("phone", number)
+            persona.phone = number
+            persona.mark("phone_digit_run")
+
     def _receipt_email(self, persona: Persona, household: Household, habits: Habits) -> str:
         """The e-mail a store buyer gives for a digital receipt: the one they shop with."""
         persona.mark("e_receipt")
@@ -201,10 +253,13 @@ class CheckoutChoices:
         rate = {"store": in_store, "phone": 1.0}.get(channel, 0.8 if habits.gives_phone else 0.0)
         if rng.random() >= rate:
             return None
+        own = habits.phone_typed or persona.phone
+        if habits.phone_typed:
+            persona.mark("phone_digit_missing")
         if not habits.varies_phone:
-            return persona.phone
-        written = phone_variant(rng, persona.phone)
-        if written != persona.phone:
+            return own
+        written = phone_variant(rng, own)
+        if written != own:
             persona.mark("phone_variant")
         return written
 

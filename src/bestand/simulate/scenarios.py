@@ -107,6 +107,25 @@ TRAITS: tuple[Trait, ...] = (
     ),
     Trait("shop_dummy_email", 0.2, "dummy e-mails", "shop-specific dummy not on a pattern list"),
     Trait("fake_phone", 0.04, "buyers", "gives 0000000000 or 0123456789"),
+    Trait(
+        "phone_digit_missing",
+        0.05,
+        "persons",
+        "types their phone with one digit missing, the same way on every order (not a valid "
+        "number, but the same one each time)",
+    ),
+    Trait(
+        "phone_digit_run",
+        0.02,
+        "persons",
+        "a real number whose subscriber part is a digit run (0171 2345678)",
+    ),
+    Trait(
+        "email_stray_space",
+        0.05,
+        "persons",
+        "types a stray space into their e-mail on some orders (anna.koch @gmail.com)",
+    ),
     Trait("name_variant", 0.3, "orders by umlaut names", "Müller / Mueller / MÜLLER"),
     Trait("address_variant", 0.25, "orders", "Hauptstraße / Hauptstr., 12a / 12 A, 1012AB"),
     Trait(

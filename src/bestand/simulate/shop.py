@@ -160,7 +160,8 @@ def simulate(
     households = {h.key: h for h in population.households} | {jana_home.key: jana_home}
     log = EventLog()
     receipts = random.Random(f"e-receipts {seed}")  # its own draws: the shop stays the same
-    activity = Activity(rng, now, ids, log, households, e_receipts, receipts)
+    typing = random.Random(f"typing {seed}")  # its own draws too: how people mistype
+    activity = Activity(rng, now, ids, log, households, e_receipts, receipts, typing)
     jana = featured_guest(activity)
     jana_home.members.append(jana)
     for persona in population.personas:
