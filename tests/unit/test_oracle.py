@@ -47,6 +47,21 @@ def test_orders_sharing_nothing_cannot_be_joined() -> None:
     assert best.junk == {KEYER.key_all([(IdKind.EMAIL, "kunde@shop.de", False)]).junk[0][0].token}
 
 
+def test_identifiers_that_never_link_are_counted_by_kind_and_why() -> None:
+    events = [
+        order(1, email="kunde@shop.de", phone="12"),
+        order(2, email="kunde@shop.de", phone="0171 234567"),  # a digit short: it links
+        order(3, phone="0151 11111111"),
+    ]
+    truth = {"e1": "anna", "e2": "anna", "e3": "ben"}
+    best = ceiling(events, truth, KEYER, IdentityPolicy.default())
+    assert best.unused == {
+        ("email", "junk by pattern", "dummy e-mail local part 'kunde'"): 2,
+        ("phone", "refused", "not a possible phone number for its region (its length)"): 1,
+        ("phone", "junk by pattern", "all subscriber digits are equal"): 1,
+    }
+
+
 def test_the_ceiling_of_a_simulated_shop_is_never_wrong() -> None:
     shop = simulate(persons=200, seed=5)
     best = ceiling(shop.events, shop.truth, KEYER, IdentityPolicy.default())

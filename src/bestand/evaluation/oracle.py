@@ -8,6 +8,7 @@ the ceiling that bestand's own figures are compared with.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ import orjson
 from bestand.evaluation.metrics import PairScores, customer_counts, pair_scores
 from bestand.events.decode import TYPE_TOPIC_KIND, decode_event
 from bestand.identity import IdentityKeyer, raw_identifiers
-from bestand.identity.kinds import IdKind, kind_of
+from bestand.identity.kinds import KIND_NAMES, IdKind, kind_of
 from bestand.identity.policy import IdentityPolicy
 
 
@@ -30,6 +31,9 @@ class Ceiling:
     labels: Mapping[str, str]  # order id -> group, for per-kind figures
     anonymous: frozenset[str]  # ids of orders whose only linking identifier is the order itself
     junk: frozenset[str]  # tokens recognised as junk by pattern (dummy e-mails, fake phones)
+    #: Identifiers the events name that never link, by (kind, "refused" or "junk by
+    #: pattern", why): how often an event named one.
+    unused: Counter[tuple[str, str, str]]
 
 
 class _Groups:
@@ -58,6 +62,7 @@ def ceiling(
     groups = _Groups()
     anonymous: set[str] = set()
     junk: set[str] = set()
+    unused: Counter[tuple[str, str, str]] = Counter()
     for event in events:
         event_id = str(event["event_id"])
         decoded = decode_event(
@@ -65,6 +70,8 @@ def ceiling(
         )
         keyed = keyer.key_all(raw_identifiers(decoded))
         junk.update(kid.token for kid, _ in keyed.junk)
+        unused.update((KIND_NAMES[kind], "refused", why) for kind, why in keyed.rejected)
+        unused.update((KIND_NAMES[kid.kind], "junk by pattern", why) for kid, why in keyed.junk)
         tokens = [kid.token for kid in keyed.ids if policy.of(kind_of(kid.token)).link != "never"]
         if event["type"] == "order_placed" and all(
             kind_of(token) is IdKind.ORDER for token in tokens
@@ -86,4 +93,5 @@ def ceiling(
         labels=best,
         anonymous=frozenset(anonymous),
         junk=frozenset(junk),
+        unused=unused,
     )

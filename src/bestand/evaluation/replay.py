@@ -53,6 +53,15 @@ class WrongMerge:
     history: list[str]
 
 
+#: Lines of the report that list why identifiers were not used (the rest summed up).
+_UNUSED_LINES = 15
+
+
+def _by_count(counts: Mapping[tuple[str, str, str], int]) -> list[tuple[tuple[str, str, str], int]]:
+    """Reasons by how often they occur, the most common first."""
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
 @dataclass
 class EvaluationReport:
     """Figures of one evaluation run."""
@@ -84,6 +93,9 @@ class EvaluationReport:
     #: Merges through an identifier that its cardinality flagged only later: to review.
     merges_through_later_junk: int
     wrong: list[WrongMerge] = field(default_factory=list)
+    #: Identifiers named by events that never link: (kind, refused or junk by pattern, why)
+    #: and how many times an event named one.
+    unused: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
     @property
     def wrong_merge_share(self) -> float:
@@ -132,6 +144,10 @@ class EvaluationReport:
                 "returning_guests": scores(self.returning_guests_ceiling),
                 "customers": self.ceiling_customers,
             },
+            "identifiers_not_used": [
+                {"kind": kind, "as": how, "why": why, "mentions": count}
+                for (kind, how, why), count in _by_count(self.unused)
+            ],
             "customers": {
                 "true": self.true_customers,
                 "naive": self.naive_customers,
@@ -216,6 +232,17 @@ def format_report(report: EvaluationReport) -> str:
         f"{report.merges_through_junk}; through one flagged only later, when it met more "
         f"persons: {report.merges_through_later_junk}",
     ]
+    if report.unused:
+        lines += [
+            "",
+            "identifiers named by events but never used to link (how often an event named one):",
+        ]
+        ranked = _by_count(report.unused)
+        for (kind, how, why), count in ranked[:_UNUSED_LINES]:
+            lines.append(f"  {kind:13} {how:16} {count:7}  {why}")
+        if len(ranked) > _UNUSED_LINES:
+            rest = sum(count for _, count in ranked[_UNUSED_LINES:])
+            lines.append(f"  … {len(ranked) - _UNUSED_LINES} more reasons, {rest} mentions")
     lines += ["", "goals:"]
     for goal in report.goals():
         allows = f" (the data allows {goal.allows})" if goal.allows else ""
@@ -360,4 +387,5 @@ def evaluate(
         merges_through_junk=junk.through_junk,
         merges_through_later_junk=junk.flagged_later,
         wrong=wrong,
+        unused=dict(best.unused),
     )

@@ -261,7 +261,8 @@ def fake_number_reason(number: phonenumbers.PhoneNumber) -> str | None:
         return "all subscriber digits are equal"
     # A number the numbering plan does not know links because it is likely a real number
     # typed with a digit missing or too many; not when all of it is a run (0123456789).
-    if national in _ASCENDING or national in _DESCENDING:
-        if not phonenumbers.is_valid_number(number):
-            return "not a number of its region, and a digit run"
+    if (national in _ASCENDING or national in _DESCENDING) and not phonenumbers.is_valid_number(
+        number
+    ):
+        return "not a number of its region, and a digit run"
     return None

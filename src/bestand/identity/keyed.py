@@ -47,13 +47,21 @@ class Keyed:
     ids: list[KeyedId] = field(default_factory=list)
     #: Values that could not be normalized: (kind, why).
     rejected: list[tuple[IdKind, str]] = field(default_factory=list)
+    #: The same values, keyed as they came (trimmed, hashed with the secret like every
+    #: identifier), so that a person's explain log can say what was thrown away and why.
+    refused: list[tuple[KeyedId, str]] = field(default_factory=list)
     #: Recognised junk (dummy e-mails, fake phones, 'null'): keyed, but never used to link.
     junk: list[tuple[KeyedId, str]] = field(default_factory=list)
 
 
-#: What keying one raw identifier gives: its keyed form and junk reason, or why it was refused
-#: (both None: a placeholder value such as 'null', dropped without a word).
+#: What keying one raw identifier gives: its keyed form and junk reason, or the keyed form of
+#: the raw value and why it was refused (None and None: a placeholder value such as 'null',
+#: dropped without a word).
 _Outcome = tuple[KeyedId | None, str | None, str | None]
+
+#: Put in front of a refused value before it is keyed: no normalized value starts so, so a
+#: refused value never shares a key with a usable one.
+_REFUSED = "\x1frefused\x1f"
 
 
 class IdentityKeyer:
@@ -151,8 +159,10 @@ class IdentityKeyer:
                 kid = KeyedId(kind, keyed_value(self._secret, kind, normalized))
                 outcome = (kid, self.junk_reason(kind, value, normalized), None)
         except InvalidIdentifier as exc:
-            refused = None if self._junk.value_reason(value) is not None else str(exc)
-            outcome = (None, None, refused)
+            if self._junk.value_reason(value) is not None:
+                return (None, None, None)
+            kid = KeyedId(kind, keyed_value(self._secret, kind, _REFUSED + value.strip()))
+            outcome = (kid, None, str(exc))
         return outcome
 
     def key_all(self, raw: list[tuple[IdKind, str, bool]]) -> Keyed:
@@ -162,8 +172,11 @@ class IdentityKeyer:
         for kind, value, is_sha256 in raw:
             kid, reason, refused = self._outcome(kind, value, is_sha256)
             if kid is None:
-                if refused is not None:
-                    out.rejected.append((kind, refused))
+                continue
+            if refused is not None:
+                out.rejected.append((kind, refused))
+                if all(kid != known for known, _ in out.refused):
+                    out.refused.append((kid, refused))
                 continue
             if reason is not None:
                 if all(kid != known for known, _ in out.junk):

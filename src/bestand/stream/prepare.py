@@ -82,7 +82,9 @@ class Preparer:
             candidate=partial(person_id_for, self._secret, f"{tokens[0]}|{event.event_id}"),
             event_id=event.event_id,
             at=at,
-            pattern_junk=[(kid.token, why) for kid, why in keyed.junk],
+            # Junk and refused values are logged for the person (explain), never linked.
+            pattern_junk=[(kid.token, why) for kid, why in keyed.junk]
+            + [(kid.token, f"refused as invalid: {why}") for kid, why in keyed.refused],
         )
         return Prepared(message, event, resolution)
 
