@@ -83,3 +83,27 @@ def test_evaluate_names_a_directory_without_a_shop(
     err = capsys.readouterr().err
     assert "holds no simulated shop" in err
     assert "bestand simulate --out" in err
+
+
+@pytest.mark.parametrize(
+    ("right", "allowed", "met"),
+    [(0.992, 0.994, True), (0.9919, 0.994, False), (0.995, 0.994, True)],
+)
+def test_the_cookie_goal_is_within_two_tenths_of_a_point_of_what_the_data_allows(
+    right: float, allowed: float, met: bool
+) -> None:
+    checks = check_goals(**MET, cookies_right=right, cookies_allowed=allowed)
+    assert len(checks) == 4
+    assert checks[3].met is met
+    assert checks[3].goal.startswith("cookies that can be tied")
+    assert checks[3].short_by == (None if met else "the resolver")
+    assert checks[3].allows == f"{100 * allowed:.2f} %"
+
+
+def test_shared_cookies_are_a_goal_of_their_own() -> None:
+    checks = check_goals(
+        **MET, cookies_right=0.99, cookies_allowed=0.99, shared_right=0.8255, shared_allowed=0.92
+    )
+    assert [c.met for c in checks] == [True, True, True, True, False]
+    assert checks[4].goal.startswith("cookies shared by several persons answered for their last")
+    assert checks[4].short_by == "the resolver"

@@ -17,6 +17,9 @@ MIN_RETURNING_GUEST_RECALL = 0.98
 MAX_WRONG_MERGE_SHARE = 0.001
 #: How far the resolved customer count may be from the true one, as a share of it.
 MAX_CUSTOMER_COUNT_ERROR = 0.02
+#: How far below what the data allows the share of cookies answered right may be (cookies
+#: that can be tied to a person: "existing customer?" for who uses the browser now).
+MAX_COOKIE_SHORTFALL = 0.002
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +48,13 @@ def check_goals(
     true_customers: int,
     resolved_customers: int,
     ceiling_customers: int,
+    cookies_right: float | None = None,
+    cookies_allowed: float | None = None,
+    shared_right: float | None = None,
+    shared_allowed: float | None = None,
 ) -> list[GoalCheck]:
-    """Check the three goals; plain numbers in, so it is tested without a replay."""
+    """Check the goals (the cookie goal when its shares are given); plain numbers in, so it
+    is tested without a replay."""
     share = wrong_merges / merges if merges else 0.0
     error = (resolved_customers - true_customers) / true_customers if true_customers else 0.0
     best = (ceiling_customers - true_customers) / true_customers if true_customers else 0.0
@@ -76,6 +84,31 @@ def check_goals(
             met=count_met,
             short_by=None if count_met else _whose(abs(best) <= MAX_CUSTOMER_COUNT_ERROR),
         ),
+        *_cookie_goal(
+            "cookies that can be tied answered right (existing customer? for who uses it now)",
+            cookies_right,
+            cookies_allowed,
+        ),
+        *_cookie_goal(
+            "cookies shared by several persons answered for their last user",
+            shared_right,
+            shared_allowed,
+        ),
+    ]
+
+
+def _cookie_goal(what: str, right: float | None, allowed: float | None) -> list[GoalCheck]:
+    if right is None or allowed is None:
+        return []
+    met = right >= allowed - MAX_COOKIE_SHORTFALL
+    return [
+        GoalCheck(
+            goal=f"{what} within {100 * MAX_COOKIE_SHORTFALL:.1f} points of what the data allows",
+            measured=_pct(right),
+            allows=_pct(allowed),
+            met=met,
+            short_by=None if met else "the resolver",
+        )
     ]
 
 

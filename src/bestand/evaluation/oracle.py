@@ -34,6 +34,8 @@ class Ceiling:
     #: Identifiers the events name that never link, by (kind, "refused" or "junk by
     #: pattern", why): how often an event named one.
     unused: Counter[tuple[str, str, str]]
+    #: Event id -> its group: the events of one person joined through linking identifiers.
+    groups: Mapping[str, str]
 
 
 class _Groups:
@@ -94,4 +96,5 @@ def ceiling(
         anonymous=frozenset(anonymous),
         junk=frozenset(junk),
         unused=unused,
+        groups={str(e["event_id"]): groups.find(f"event:{e['event_id']}") for e in events},
     )

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from bestand.children import start_workers, wait_caught_up
+from bestand.evaluation.cookies import CookieScores, CookieTruth, cookie_truths, score_cookies
 from bestand.evaluation.goals import GoalCheck, check_goals
 from bestand.evaluation.junk import JunkAudit, audit_junk, merged_through
 from bestand.evaluation.metrics import (
@@ -30,7 +31,7 @@ from bestand.evaluation.metrics import (
     wrong_merge_count,
 )
 from bestand.evaluation.oracle import ceiling
-from bestand.identity import IdentityKeyer, IdKind
+from bestand.identity import IdentityKeyer, IdKind, InvalidIdentifier
 from bestand.identity.explain import describe
 from bestand.identity.junk import JunkRules
 from bestand.ingest import EventProducer
@@ -38,7 +39,7 @@ from bestand.namespace import namespaced, reset
 from bestand.settings import Settings
 from bestand.simulate import SimulatedShop
 from bestand.simulate.scenarios import GUEST_KINDS
-from bestand.store import Keys, connect
+from bestand.store import Keys, LookupReader, connect
 
 EVAL_NAMESPACE = "bestand-eval"
 EVAL_REDIS_PREFIX = "eval"
@@ -53,6 +54,9 @@ class WrongMerge:
     history: list[str]
 
 
+#: The lines of the cookie check, in the order the report prints them.
+COOKIE_LINES = ("order", "login or sign-up", "device", "never", "can be tied",
+                "shared by several persons", "all")  # fmt: skip
 #: Lines of the report that list why identifiers were not used (the rest summed up).
 _UNUSED_LINES = 15
 
@@ -96,6 +100,8 @@ class EvaluationReport:
     #: Identifiers named by events that never link: (kind, refused or junk by pattern, why)
     #: and how many times an event named one.
     unused: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    #: Cookie by cookie, "existing customer?" for who uses it now (None: not asked).
+    cookies: CookieScores | None = None
 
     @property
     def wrong_merge_share(self) -> float:
@@ -104,6 +110,7 @@ class EvaluationReport:
 
     def goals(self) -> list[GoalCheck]:
         """The resolution goals, met or missed on this run."""
+        c = self.cookies
         return check_goals(
             returning_guest_recall=self.returning_guests.recall,
             returning_guest_ceiling=self.returning_guests_ceiling.recall,
@@ -113,6 +120,10 @@ class EvaluationReport:
             true_customers=self.true_customers,
             resolved_customers=self.resolved_customers,
             ceiling_customers=self.ceiling_customers,
+            cookies_right=None if c is None else c.share(c.right, "can be tied"),
+            cookies_allowed=None if c is None else c.share(c.allows, "can be tied"),
+            shared_right=None if c is None else c.share(c.right, "shared by several persons"),
+            shared_allowed=None if c is None else c.share(c.allows, "shared by several persons"),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -143,6 +154,18 @@ class EvaluationReport:
                 "same_person_by_kind": {k: scores(v) for k, v in self.ceiling_by_kind.items()},
                 "returning_guests": scores(self.returning_guests_ceiling),
                 "customers": self.ceiling_customers,
+            },
+            "cookies": None
+            if self.cookies is None
+            else {
+                line: {
+                    "cookies": self.cookies.cookies[line],
+                    "right": self.cookies.share(self.cookies.right, line),
+                    "data_allows": self.cookies.share(self.cookies.allows, line),
+                    "naive": self.cookies.share(self.cookies.naive, line),
+                }
+                for line in COOKIE_LINES
+                if self.cookies.cookies[line]
             },
             "identifiers_not_used": [
                 {"kind": kind, "as": how, "why": why, "mentions": count}
@@ -232,6 +255,21 @@ def format_report(report: EvaluationReport) -> str:
         f"{report.merges_through_junk}; through one flagged only later, when it met more "
         f"persons: {report.merges_through_later_junk}",
     ]
+    if report.cookies is not None:
+        scores = report.cookies
+        lines += [
+            "",
+            'cookie by cookie, "existing customer?" for who uses it now, by how it was tied to '
+            "a person:",
+        ]
+        for line in COOKIE_LINES:
+            if scores.cookies[line]:
+                lines.append(
+                    f"  {line:26} {scores.cookies[line]:7} cookies  bestand "
+                    f"{_percent(scores.share(scores.right, line))}  the data allows "
+                    f"{_percent(scores.share(scores.allows, line))}  a shop's naive view "
+                    f"{_percent(scores.share(scores.naive, line))}"
+                )
     if report.unused:
         lines += [
             "",
@@ -306,6 +344,33 @@ async def _junk_audit(
         await client.aclose()
 
 
+async def _cookie_answers(
+    settings: Settings, keyer: IdentityKeyer, truths: Sequence[CookieTruth]
+) -> dict[str, bool]:
+    """Cookie -> what its lookup record answers to "existing customer?" (unknown: no)."""
+    tokens: dict[str, str] = {}
+    for truth in truths:
+        try:
+            tokens[truth.cookie] = keyer.key(IdKind.ANONYMOUS, truth.cookie).token
+        except InvalidIdentifier:
+            continue
+    client = connect(settings.redis_url)
+    reader = LookupReader(client, Keys(settings.redis_prefix))
+    answers: dict[str, bool] = {}
+    try:
+        cookies = list(tokens)
+        for start in range(0, len(cookies), 5000):
+            chunk = cookies[start : start + 5000]
+            summaries = await reader.get_many([tokens[cookie] for cookie in chunk])
+            answers.update(
+                (cookie, summary is not None and summary.existing_customer)
+                for cookie, summary in zip(chunk, summaries, strict=True)
+            )
+    finally:
+        await client.aclose()
+    return answers
+
+
 async def _produce(settings: Settings, events: Sequence[Mapping[str, Any]]) -> None:
     async with EventProducer(settings) as producer:
         await producer.send_all(list(events))  # type: ignore[arg-type]
@@ -356,6 +421,7 @@ def evaluate(
     counts = customer_counts(shop.events, shop.truth, predicted, best.anonymous)
     persons = sorted(set(predicted.values()))
     junk, logs = asyncio.run(_junk_audit(settings, persons, best.junk))
+    cookie_truths_ = cookie_truths(shop.events, shop.truth, best.groups.__getitem__)
     wrong = [
         WrongMerge(
             person_id=cluster.predicted_label,
@@ -388,4 +454,7 @@ def evaluate(
         merges_through_later_junk=junk.flagged_later,
         wrong=wrong,
         unused=dict(best.unused),
+        cookies=score_cookies(
+            cookie_truths_, asyncio.run(_cookie_answers(settings, keyer, cookie_truths_))
+        ),
     )

@@ -80,6 +80,9 @@ class Habits:
     spaces_email: bool = False
 
 
+_DUMMIES = frozenset((*DUMMY_EMAILS, *SHOP_DUMMY_EMAILS))
+
+
 def _shared_email_trait(persona: Persona) -> str:
     """Which trait a member ordering with the family e-mail shows: account holder or guest."""
     return "household_shared_email" if persona.customer_id else "household_shared_email_guests"
@@ -194,7 +197,9 @@ class CheckoutChoices:
 
     def _spaced(self, persona: Persona, habits: Habits, email: str | None) -> str | None:
         """The e-mail with a stray space typed into it, now and then, by those who do."""
-        if email is None or not habits.spaces_email or self.typing.random() >= 0.5:
+        if email is None or not habits.spaces_email or email in _DUMMIES:
+            return email  # staff type a dummy the way they always do
+        if self.typing.random() >= 0.5:
             return email
         local, at, domain = email.strip().partition("@")
         if not at:
