@@ -64,3 +64,13 @@ def test_production_refuses_the_development_api_key(monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("BESTAND_API_KEYS", raising=False)
     with pytest.raises(ValidationError, match="API_KEYS"):
         Settings(_env_file=None)
+
+
+def test_junk_patterns_come_from_the_environment_and_a_bad_one_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BESTAND_JUNK_PHONE_PATTERNS", r'["\\+4930123450\\d\\d"]')
+    assert Settings(_env_file=None).junk_phone_patterns == [r"\+4930123450\d\d"]
+    monkeypatch.setenv("BESTAND_JUNK_PHONE_PATTERNS", '["[0-"]')
+    with pytest.raises(ValidationError, match=r"invalid junk phone pattern '\[0-'"):
+        Settings(_env_file=None)
