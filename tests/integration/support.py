@@ -232,3 +232,23 @@ class Process:
                 self.popen.kill()
                 self.popen.wait()
         return self.popen.returncode
+
+
+async def process_events(
+    settings: Settings, topic: str, events: Sequence[dict[str, Any]], first_offset: int = 0
+) -> None:
+    """Put ``events`` through the worker's batch processor one by one (real Redis, no Kafka):
+    each a message of ``topic`` at the next offset."""
+    from bestand.ops.metrics import WorkerMetrics
+    from bestand.store import connect
+    from bestand.stream.messages import Incoming
+    from bestand.stream.worker import processor_for
+
+    client = connect(settings.redis_url)
+    processor = processor_for(settings, client, WorkerMetrics())
+    try:
+        for n, event in enumerate(events):
+            message = Incoming(topic, 0, first_offset + n, None, orjson.dumps(event))
+            await processor.process([message])
+    finally:
+        await client.aclose()

@@ -5,15 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
-from support import make_deployment, run
+from support import make_deployment, process_events, run
 
-from bestand.ops.metrics import WorkerMetrics
 from bestand.store import IdentityGraph, connect
 from bestand.store.keys import Keys
-from bestand.stream.messages import Incoming
-from bestand.stream.worker import processor_for
 
 pytestmark = pytest.mark.integration
 
@@ -40,14 +36,9 @@ def test_refused_and_junk_identifiers_are_in_the_persons_explain_log(
     ]
 
     async def go() -> list[dict[str, Any]]:
+        await process_events(settings, settings.topic_customer, events)
         client = connect(settings.redis_url)
-        processor = processor_for(settings, client, WorkerMetrics())
         try:
-            messages = [
-                Incoming(settings.topic_customer, 0, n, None, orjson.dumps(e))
-                for n, e in enumerate(events)
-            ]
-            await processor.process(messages)
             graph = IdentityGraph(client, Keys(settings.redis_prefix))
             persons = {
                 key.decode().rsplit(":", 1)[1]

@@ -6,15 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
-from support import make_deployment, run
+from support import make_deployment, process_events, run
 
 from bestand.api import create_api
-from bestand.ops.metrics import WorkerMetrics
-from bestand.store import connect
-from bestand.stream.messages import Incoming
-from bestand.stream.worker import processor_for
 
 pytestmark = pytest.mark.integration
 
@@ -47,15 +42,9 @@ def test_hashed_in_raw_out_and_raw_in_hashed_out(redis_url: str, tmp_path: Path)
     ]
 
     async def go() -> dict[str, Any]:
-        client = connect(settings.redis_url)
-        processor = processor_for(settings, client, WorkerMetrics())
+        await process_events(settings, settings.topic_orders, events)
         api = create_api(settings)
         try:
-            messages = [
-                Incoming(settings.topic_orders, 0, n, None, orjson.dumps(e))
-                for n, e in enumerate(events)
-            ]
-            await processor.process(messages)
             lookup = api.service.lookup
             return {
                 "raw phone": await lookup("phone", "+1 (234) 567-8901"),
@@ -65,7 +54,6 @@ def test_hashed_in_raw_out_and_raw_in_hashed_out(redis_url: str, tmp_path: Path)
             }
         finally:
             await api.close()
-            await client.aclose()
 
     answers = run(go())
     assert answers["raw phone"]["existing_customer"] is True

@@ -5,16 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
-from support import make_deployment, run
+from support import make_deployment, process_events, run
 
 from bestand.api import create_api
 from bestand.identity import IdentityKeyer, IdKind
-from bestand.ops.metrics import WorkerMetrics
 from bestand.store import Keys, connect
-from bestand.stream.messages import Incoming
-from bestand.stream.worker import processor_for
 
 pytestmark = pytest.mark.integration
 
@@ -62,13 +58,10 @@ def test_one_customers_run_links_and_many_typing_it_get_it_flagged(
     )
 
     async def go(events: list[dict[str, Any]], start: int) -> dict[str, Any]:
+        await process_events(settings, settings.topic_orders, events, start)
         client = connect(settings.redis_url)
-        processor = processor_for(settings, client, WorkerMetrics())
         api = create_api(settings)
         try:
-            for n, event in enumerate(events):
-                message = Incoming(settings.topic_orders, 0, start + n, None, orjson.dumps(event))
-                await processor.process([message])
             lookup = api.service.lookup
             return {
                 "jana": await lookup("email", "jana@example.org"),
