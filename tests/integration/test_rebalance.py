@@ -25,6 +25,7 @@ from stages import clear
 pytestmark = pytest.mark.integration
 
 ORDERS = 20_000
+TOP_UP = 5_000
 
 
 def _order(n: int) -> bytes:
@@ -57,6 +58,12 @@ def _outcomes(port: int) -> Counter[str]:
     return found
 
 
+def _feed(deployment: Deployment, first: int, count: int) -> None:
+    """Orders ``first`` … ``first + count - 1`` into the orders topic."""
+    run(produce(deployment.settings.kafka_bootstrap, deployment.topic("orders"),
+                [_order(n) for n in range(first, first + count)]))  # fmt: skip
+
+
 def _lag(deployment: Deployment) -> int:
     s = deployment.settings
     return sum(run(consumer_lag(s, s.app_id, [s.topic_orders])).values())
@@ -66,8 +73,8 @@ def test_workers_joining_and_leaving_mid_backlog_handle_every_event_once(
     deployment: Deployment,
 ) -> None:
     settings = deployment.settings
-    run(produce(settings.kafka_bootstrap, deployment.topic("orders"),
-                [_order(n) for n in range(ORDERS)]))  # fmt: skip
+    _feed(deployment, 0, ORDERS)
+    produced = ORDERS
     first_port, second_port = settings.worker_web_port, free_port()
     first = Process(["worker"], deployment.env, deployment.log_dir / "rebalance-1.log")
     second: Process | None = None
@@ -77,10 +84,22 @@ def test_workers_joining_and_leaving_mid_backlog_handle_every_event_once(
         # A second worker joins: the group rebalances while the first has batches in hand.
         env = {**deployment.env, "BESTAND_WORKER_WEB_PORT": str(second_port)}
         second = Process(["worker"], env, deployment.log_dir / "rebalance-2.log")
-        wait_for(lambda: _outcomes(second_port)["processed"] > 0, timeout=90,
-                 what="the second worker to get partitions")  # fmt: skip
-        assert _lag(deployment) > 0, "the backlog was done before the second worker joined"
-        # The first leaves: its partitions move again, with batches in hand.
+
+        def second_has_work() -> bool:
+            # A worker that starts slowly must still find a backlog: keep one in hand for it.
+            nonlocal produced
+            if _outcomes(second_port)["processed"] > 0:
+                return True
+            if _lag(deployment) < TOP_UP:
+                _feed(deployment, produced, TOP_UP)
+                produced += TOP_UP
+            return False
+
+        wait_for(second_has_work, timeout=90, what="the second worker to get partitions")
+        # The first leaves with a backlog in hand: its partitions move again mid-batch.
+        _feed(deployment, produced, ORDERS)
+        produced += ORDERS
+        assert _lag(deployment) > 0, "the backlog was done before the first worker left"
         assert first.stop(timeout=60) == 0, first.log_tail()
         wait_for(lambda: _lag(deployment) == 0, timeout=180,
                  what="the second worker to finish the backlog")  # fmt: skip
@@ -94,7 +113,7 @@ def test_workers_joining_and_leaving_mid_backlog_handle_every_event_once(
     run(clear(settings))  # a census in another module's worker would count these keys too
     assert outcomes["duplicate"] == 0  # the second worker met no event the first had handled
     changes = run(consume_all(settings.kafka_bootstrap, settings.topic_profile_changes,
-                              expect=2 * ORDERS, within=30))  # fmt: skip
+                              expect=2 * produced, within=30))  # fmt: skip
     became = Counter(c["event_id"] for c in changes if c["change"] == "became_customer")
-    assert len(became) == ORDERS  # every order handled
+    assert len(became) == produced  # every order handled
     assert set(became.values()) == {1}  # and none twice
