@@ -65,4 +65,5 @@ def decide_for_test(
     policy: Mapping[str, tuple[str, int, int | None]],
     candidate: str,
     pattern_junk: Sequence[tuple[str, str]] = (),
+    at: int = 0,
 ) -> dict[str, Any]: ...

@@ -27,13 +27,15 @@ const APPLY_CHUNK: usize = 256;
 #[derive(Clone)]
 enum Answer {
     /// its person, the persons it absorbed, its identifiers that are the person's now, the
-    /// junk it flagged and those identifiers' former owners
+    /// junk it flagged and those identifiers' former owners, the cookies and device ids it
+    /// took over with their former holders
     Decided {
         person: String,
         absorbed: Vec<String>,
         identifiers: Vec<String>,
         junk: Vec<(String, String)>,
         owners: Vec<(String, String)>,
+        moved: Vec<(String, String)>,
     },
     /// no identifier can name a person: why, and the junk it flagged even so
     Refused { message: String, junk: Vec<(String, String)>, owners: Vec<(String, String)> },
@@ -160,7 +162,8 @@ pub struct GraphBatch {
     round: Option<Round>,
 }
 
-/// A person's facts hash (`HGETALL`, flat): version, identifiers by kind, describing tokens.
+/// A person's facts hash (`HGETALL`, flat): version, identifiers by kind, describing tokens,
+/// claims (`@` + token: the time claimed).
 fn facts_of(flat: &[&str]) -> PyResult<PersonFacts> {
     if flat.len() % 2 != 0 {
         return Err(PyValueError::new_err("bad facts"));
@@ -168,7 +171,10 @@ fn facts_of(flat: &[&str]) -> PyResult<PersonFacts> {
     let mut facts = PersonFacts::default();
     for pair in flat.chunks_exact(2) {
         let (field, value) = (pair[0], pair[1]);
-        if field.len() > 1 {
+        if let Some(token) = field.strip_prefix('@') {
+            let at: i64 = value.parse().map_err(|_| PyValueError::new_err("bad claim"))?;
+            facts.claims.insert(token.to_owned(), at);
+        } else if field.len() > 1 {
             facts.described.insert(field.to_owned());
         } else if field == "v" {
             facts.version = value.parse().map_err(|_| PyValueError::new_err("bad version"))?;
@@ -258,18 +264,32 @@ fn from_receipt(body: &str) -> PyResult<Answer> {
     if let Some(message) = data["unattributable"].as_str() {
         return Ok(Answer::Refused { message: message.to_owned(), junk, owners });
     }
+    let moved: Vec<(String, String)> = data["moved"].as_array().map_or(Vec::new(), |a| {
+        a.iter()
+            .filter_map(|pair| {
+                let pair = pair.as_array()?;
+                Some((pair.first()?.as_str()?.to_owned(), pair.get(1)?.as_str()?.to_owned()))
+            })
+            .collect()
+    });
     Ok(Answer::Decided {
         person: data["person"].as_str().unwrap_or_default().to_owned(),
         absorbed: strings(&data["absorbed"]),
         identifiers: strings(&data["identifiers"]),
         junk,
         owners,
+        moved,
     })
 }
 
 /// The decision that would write nothing new (a known visitor's next click).
 fn changes_nothing(decision: &Decision, view: &View) -> bool {
-    if !decision.attach.is_empty() || !decision.absorbed.is_empty() || !decision.junk.is_empty() || !decision.log.is_empty() {
+    if !decision.attach.is_empty()
+        || !decision.absorbed.is_empty()
+        || !decision.junk.is_empty()
+        || !decision.log.is_empty()
+        || !decision.claims.is_empty()
+    {
         return false;
     }
     if decision.met.iter().any(|(token, person)| !view.met.get(token).is_some_and(|m| m.contains(person))) {
@@ -297,7 +317,40 @@ fn flag_decision(junk: &[(String, String)], view: &View) -> Option<Decision> {
         identifiers: Vec::new(),
         ignored: Vec::new(),
         is_new: false,
+        moved: Vec::new(),
+        claims: Vec::new(),
     })
+}
+
+/// The cookies and device ids whose moves a redelivered batch replays in memory
+/// (`_replayed_moves`): the overlay is put back to before the batch's first move of each.
+fn replayed_moves(receipts: &[Option<Answer>], overlay: &mut Overlay) -> HashSet<String> {
+    let mut order: Vec<&String> = Vec::new();
+    let mut chains: HashMap<&String, Vec<(&String, &String)>> = HashMap::new();
+    for receipt in receipts.iter().flatten() {
+        if let Answer::Decided { person, moved, .. } = receipt {
+            for (token, former) in moved {
+                let chain = chains.entry(token).or_insert_with(|| {
+                    order.push(token);
+                    Vec::new()
+                });
+                chain.push((former, person));
+            }
+        }
+    }
+    let mut replay = HashSet::new();
+    for token in order {
+        let chain = &chains[token];
+        let linked = chain.windows(2).all(|w| w[0].1 == w[1].0);
+        let ends_here = overlay.owner(token) == Some(chain[chain.len() - 1].1);
+        let live = chain.iter().all(|(a, b)| overlay.live_version(a) > 0 && overlay.live_version(b) > 0);
+        if linked && ends_here && live {
+            let first = chain[0].0.clone();
+            overlay.reassign(token, &first);
+            replay.insert(token.clone());
+        }
+    }
+    replay
 }
 
 /// Former owners of junk identifiers, in the order the junk is named.
@@ -403,6 +456,8 @@ fn receipt_json(decision: &Decision, view: &View, unattributable: Option<&str>) 
         Some(message) => json_text(&mut out, message),
         None => out.extend_from_slice(b"null"),
     }
+    out.extend_from_slice(b",\"moved\":");
+    json_pairs(&mut out, &decision.moved);
     out.push(b'}');
     String::from_utf8(out).expect("JSON of strings is UTF-8")
 }
@@ -460,10 +515,40 @@ fn plan_json(
         json_text(&mut out, &log_json(entry, &item.event_id, item.at));
     }
     out.push(b']');
-    if decision.log.iter().any(|e| !matches!(e.kind, "new" | "link" | "merge")) {
+    if !decision.moved.is_empty() {
+        // The former holder's log gets the move's entry too.
+        out.extend_from_slice(b",\"move\":[");
+        for (i, (token, former)) in decision.moved.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'[');
+            json_text(&mut out, token);
+            out.push(b',');
+            json_text(&mut out, former);
+            out.push(b',');
+            let entry = decision.log.iter().rev().find(|e| e.kind == "move" && e.tokens.first() == Some(token));
+            let text = entry.map(|e| log_json(e, &item.event_id, item.at)).unwrap_or_default();
+            json_text(&mut out, &text);
+            out.push(b']');
+        }
+        out.push(b']');
+    }
+    if !decision.claims.is_empty() {
+        out.extend_from_slice(b",\"claim\":[");
+        for (i, (token, at)) in decision.claims.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json_text(&mut out, &format!("@{token}"));
+            out.extend_from_slice(format!(",{at}").as_bytes());
+        }
+        out.push(b']');
+    }
+    if decision.log.iter().any(|e| !matches!(e.kind, "new" | "link" | "merge" | "move")) {
         out.extend_from_slice(b",\"repeats\":1");
     }
-    if !decision.absorbed.is_empty() || !decision.junk.is_empty() {
+    if !decision.absorbed.is_empty() || !decision.junk.is_empty() || !decision.moved.is_empty() {
         out.extend_from_slice(b",\"receipt\":{\"event\":");
         json_text(&mut out, &item.receipt);
         out.extend_from_slice(format!(",\"ttl\":{receipt_ttl},\"body\":").as_bytes());
@@ -487,8 +572,16 @@ impl GraphBatch {
         let policy = &resolver.policy;
         let mut answers = Vec::with_capacity(self.items.len() - self.pending);
         let mut plans = Vec::new();
+        let replay = replayed_moves(&receipts, &mut overlay);
         for (position, item) in self.items[self.pending..].iter().enumerate() {
             if let Some(answer) = receipts[position].take() {
+                if let Answer::Decided { person, moved, .. } = &answer {
+                    for (token, _) in moved {
+                        if replay.contains(token) {
+                            overlay.reassign(token, person);
+                        }
+                    }
+                }
                 answers.push(answer);
                 continue;
             }
@@ -515,7 +608,7 @@ impl GraphBatch {
                     }
                 }
             };
-            let outcome = decide(&tokens, &view, policy, &mut ask, &item.pattern_junk);
+            let outcome = decide(&tokens, &view, policy, &mut ask, &item.pattern_junk, item.at);
             if let Some(e) = failed {
                 return Err(e);
             }
@@ -540,6 +633,7 @@ impl GraphBatch {
                         identifiers: decision.identifiers.clone(),
                         junk: decision.junk.clone(),
                         owners: junk_owners(&decision.junk, &view),
+                        moved: decision.moved.clone(),
                     });
                     if !changes_nothing(&decision, &view) {
                         let guard = overlay.guard(&tokens, &view);
@@ -699,14 +793,15 @@ impl GraphBatch {
     }
 
     /// Every event's answer, in order: (0, person, absorbed, identifiers, junk, owners of the
-    /// junk, None) when decided, (1, "", (), (), junk, owners, why) when no identifier can name
-    /// a person, (2, "", (), (), (), {}, None) when its persons were erased since.
+    /// junk, None, moved) when decided, (1, "", (), (), junk, owners, why, ()) when no
+    /// identifier can name a person, (2, "", (), (), (), {}, None, ()) when its persons were
+    /// erased since.
     fn answers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let out = PyList::empty(py);
         let empty = PyTuple::empty(py);
         for answer in &self.results {
             let row = match answer {
-                Answer::Decided { person, absorbed, identifiers, junk, owners } => (
+                Answer::Decided { person, absorbed, identifiers, junk, owners, moved } => (
                     0,
                     PyString::new(py, person).into_any(),
                     PyTuple::new(py, absorbed)?.into_any(),
@@ -714,6 +809,7 @@ impl GraphBatch {
                     PyTuple::new(py, junk)?.into_any(),
                     owners.iter().cloned().collect::<HashMap<String, String>>().into_pyobject(py)?.into_any(),
                     py.None().into_bound(py),
+                    PyTuple::new(py, moved)?.into_any(),
                 ),
                 Answer::Refused { message, junk, owners } => (
                     1,
@@ -723,6 +819,7 @@ impl GraphBatch {
                     PyTuple::new(py, junk)?.into_any(),
                     owners.iter().cloned().collect::<HashMap<String, String>>().into_pyobject(py)?.into_any(),
                     PyString::new(py, message).into_any(),
+                    empty.clone().into_any(),
                 ),
                 Answer::Erased => (
                     2,
@@ -732,6 +829,7 @@ impl GraphBatch {
                     empty.clone().into_any(),
                     PyDict::new(py).into_any(),
                     py.None().into_bound(py),
+                    empty.clone().into_any(),
                 ),
             };
             out.append(row)?;

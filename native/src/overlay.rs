@@ -14,6 +14,8 @@ pub struct PersonFacts {
     /// names and households (owned by nobody)
     pub described: HashSet<String>,
     pub version: i64,
+    /// movable token -> the time it was claimed
+    pub claims: HashMap<String, i64>,
 }
 
 impl PersonFacts {
@@ -112,6 +114,11 @@ impl Overlay {
                     view.versions.insert(person.clone(), facts.version);
                     let names = facts.described.iter().filter(|t| t.as_bytes()[0] == b'm').cloned().collect();
                     view.names.insert(person.clone(), names);
+                    for (token, at) in &facts.claims {
+                        if view.owners.get(token) == Some(person) {
+                            view.claims.insert(token.clone(), *at);
+                        }
+                    }
                 }
             }
         }
@@ -140,6 +147,38 @@ impl Overlay {
         Guard { owners, unflagged, versions }
     }
 
+    /// The graph version read of a person (0: merged away, or never read).
+    pub fn live_version(&self, person: &str) -> i64 {
+        self.persons.get(person).map_or(0, |f| f.version)
+    }
+
+    /// Who holds `token` now, as far as the overlay knows.
+    pub fn owner(&self, token: &str) -> Option<&String> {
+        self.owners.get(token)
+    }
+
+    /// Hand `token` to `person` in memory only, without a version change (`reassign`).
+    pub fn reassign(&mut self, token: &str, person: &str) {
+        let former = self.owners.get(token).cloned();
+        if former.as_deref() == Some(person) {
+            return;
+        }
+        if let Some(former) = former {
+            if let Some(set) = self.owned.get_mut(&former) {
+                set.remove(token);
+            }
+            if let Some(holder) = self.persons.get_mut(&former) {
+                let count = holder.counts.entry(token.as_bytes()[0]).or_insert(0);
+                if *count > 0 {
+                    *count -= 1;
+                }
+            }
+        }
+        self.owners.insert(token.to_owned(), person.to_owned());
+        self.owned.entry(person.to_owned()).or_default().insert(token.to_owned());
+        *self.persons.entry(person.to_owned()).or_default().counts.entry(token.as_bytes()[0]).or_insert(0) += 1;
+    }
+
     /// Change the overlay as `graph_apply.lua` changes Redis for this decision.
     pub fn apply(&mut self, decision: &Decision) {
         let person = decision.person.clone();
@@ -151,6 +190,7 @@ impl Overlay {
                     *facts.counts.entry(k).or_insert(0) += n;
                 }
                 facts.described.extend(other.described);
+                facts.claims.extend(other.claims);
             }
             let owned = self.owned.remove(gone).unwrap_or_default();
             // Describing tokens are owned by nobody: a merge leaves them where they were.
@@ -164,6 +204,24 @@ impl Overlay {
             }
             self.owned.entry(person.clone()).or_default().extend(moved);
             self.redirects.insert(gone.clone(), person.clone());
+        }
+        for (token, former) in &decision.moved {
+            // As graph_apply.lua moves it: out of the former holder's set, facts and claims.
+            if let Some(set) = self.owned.get_mut(former) {
+                set.remove(token);
+            }
+            if let Some(holder) = self.persons.get_mut(former) {
+                let count = holder.counts.entry(token.as_bytes()[0]).or_insert(0);
+                if *count > 0 {
+                    *count -= 1;
+                }
+                holder.claims.remove(token);
+                holder.version += 1;
+            }
+            self.owners.insert(token.clone(), person.clone());
+            self.owned.entry(person.clone()).or_default().insert(token.clone());
+            let facts = self.persons.get_mut(&person).expect("inserted above");
+            *facts.counts.entry(token.as_bytes()[0]).or_insert(0) += 1;
         }
         for token in &decision.attach {
             self.owners.insert(token.clone(), person.clone());
@@ -179,6 +237,7 @@ impl Overlay {
         {
             let facts = self.persons.get_mut(&person).expect("inserted above");
             facts.described.extend(decision.describe.iter().cloned());
+            facts.claims.extend(decision.claims.iter().cloned());
         }
         for (token, met) in &decision.met {
             self.met.entry(token.clone()).or_default().insert(met.clone());
@@ -198,6 +257,7 @@ impl Overlay {
                         *count -= 1;
                     }
                 }
+                holder.claims.remove(token);
                 if former != person {
                     holder.version += 1;
                 }

@@ -15,6 +15,7 @@ pub enum Kind {
     Erasure,
     Contact,
     Detach,
+    Release,
 }
 
 impl Kind {
@@ -28,6 +29,7 @@ impl Kind {
             "erasure" => Kind::Erasure,
             "contact" => Kind::Contact,
             "detach" => Kind::Detach,
+            "release" => Kind::Release,
             _ => return None,
         })
     }
@@ -160,6 +162,13 @@ pub fn apply(state: &PersonState, event: &Event) -> PersonState {
 
 /// Apply one resolved event to a person's state, in place.
 pub fn apply_in_place(state: &mut PersonState, event: &Event) {
+    if event.kind == Kind::Release {
+        // A cookie or device id moved to another person: this one was not seen by it.
+        for token in &event.identifiers {
+            state.ids.remove(token);
+        }
+        return;
+    }
     let at = event.at;
     if event.kind == Kind::Detach {
         for token in &event.identifiers {

@@ -79,12 +79,19 @@ pub struct View {
     pub versions: HashMap<String, i64>,
     /// person -> its name tokens
     pub names: HashMap<String, HashSet<String>>,
+    /// movable token -> the time its holder claimed it
+    pub claims: HashMap<String, i64>,
+}
+
+/// Kinds that move to the person identified on them (`MOVABLE`): cookie and device id.
+pub fn movable(token: &str) -> bool {
+    matches!(letter(token), b'a' | b'd')
 }
 
 /// One explain entry (`LogEntry`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogEntry {
-    /// "new", "link", "merge", "refused" or "junk"
+    /// "new", "link", "merge", "move", "refused" or "junk"
     pub kind: &'static str,
     pub tokens: Vec<String>,
     pub rule: String,
@@ -105,6 +112,10 @@ pub struct Decision {
     pub identifiers: Vec<String>,
     pub ignored: Vec<String>,
     pub is_new: bool,
+    /// (token, former holder): movable ones taken over
+    pub moved: Vec<(String, String)>,
+    /// (movable token, claimed at) the person records
+    pub claims: Vec<(String, i64)>,
 }
 
 /// No identifier of the event can name a person; `junk` is flagged even so.
@@ -126,9 +137,10 @@ pub fn decide(
     policy: &Policy,
     candidate: &mut dyn FnMut() -> String,
     pattern_junk: &[(String, String)],
+    at: i64,
 ) -> Result<Decision, Unattributable> {
     if pattern_junk.is_empty() {
-        if let Some(decision) = without_meetings(tokens, view, policy, candidate) {
+        if let Some(decision) = without_meetings(tokens, view, policy, candidate, at) {
             return Ok(decision);
         }
     }
@@ -137,7 +149,7 @@ pub fn decide(
     let mut flagged: Vec<(String, String)> = Vec::new();
     let mut shared: Vec<(String, String)> = Vec::new(); // (anchor, its owner of another name)
     let decision = loop {
-        match rules(tokens, view, &set_aside, policy, candidate, pattern_junk) {
+        match rules(tokens, view, &set_aside, policy, candidate, pattern_junk, at) {
             Ok(decision) => break decision,
             Err(Stop::Unattributable) => {
                 // Identifiers set aside for a different name met one more person (nameless).
@@ -270,11 +282,17 @@ fn names_differ(names: &HashSet<&str>, theirs: Option<&HashSet<String>>) -> bool
 
 /// The decision when the event meets no other person: `_without_meetings`. None when the
 /// full rules must weigh something.
+/// Does an event anchored by `anchor` name its person (`_identifying`)?
+fn identifying(anchor: &str, policy: &Policy) -> bool {
+    letter(anchor) != ORDER && policy.of(letter(anchor)).link == Link::Strong
+}
+
 fn without_meetings(
     tokens: &[String],
     view: &View,
     policy: &Policy,
     candidate: &mut dyn FnMut() -> String,
+    at: i64,
 ) -> Option<Decision> {
     let mut owner: Option<&String> = None;
     let mut linking: Vec<&String> = Vec::new();
@@ -330,6 +348,11 @@ fn without_meetings(
             *count += 1;
         }
     }
+    let claims: Vec<(String, i64)> = if !attach.is_empty() && identifying(anchor, policy) {
+        attach.iter().filter(|t| movable(t)).map(|t| (t.clone(), at)).collect()
+    } else {
+        Vec::new()
+    };
     let log = match owner {
         None => vec![entry("new", attach.clone(), format!("new person from {}", name_of(anchor)), None, None)],
         Some(_) if !attach.is_empty() => {
@@ -353,6 +376,8 @@ fn without_meetings(
         identifiers: linking.into_iter().cloned().collect(),
         ignored: Vec::new(),
         is_new: owner.is_none(),
+        moved: Vec::new(),
+        claims,
     })
 }
 
@@ -369,6 +394,7 @@ fn rules(
     policy: &Policy,
     candidate: &mut dyn FnMut() -> String,
     pattern_junk: &[(String, String)],
+    at: i64,
 ) -> Result<Decision, Stop> {
     let is_junk = |t: &str| view.junk.contains(t) || set_aside.contains(t);
     let ordered = ordered(tokens);
@@ -426,7 +452,9 @@ fn rules(
     }
     let mut joins: Vec<(&str, &String, String)> = Vec::new(); // (its person, token, rule)
     let mut refused_by_new: Vec<&String> = Vec::new(); // a person new here could not join them
+    let mut moves: Vec<(String, String)> = Vec::new(); // (token, its holder): taken over
     let mut linked: Vec<String> = vec![anchor.clone()];
+    let is_identifying = identifying(anchor, policy);
     for &token in &usable[1..] {
         let kind = letter(token);
         let kind_policy = policy.of(kind);
@@ -452,7 +480,18 @@ fn rules(
         }
         let empty = HashMap::new();
         let theirs = view.kind_counts.get(holder).unwrap_or(&empty);
-        if let Some(reason) = round.conflict(&names, &counts, holder, theirs, kind, kind_policy.link) {
+        let (mut reason, weak_only) = round.conflict(&names, &counts, holder, theirs, kind, kind_policy.link);
+        if weak_only && is_identifying && movable(token) {
+            let claimed = view.claims.get(token.as_str()).copied().unwrap_or(0);
+            if at >= claimed {
+                moves.push((token.clone(), holder.clone()));
+                *counts.entry(kind).or_insert(0) += 1;
+                linked.push(token.clone());
+                continue;
+            }
+            reason = Some(format!("{} was claimed later by another person", kind_name(kind)));
+        }
+        if let Some(reason) = reason {
             round.refuse(token, reason, Some(holder));
             if owned.is_none() {
                 refused_by_new.push(token);
@@ -467,13 +506,47 @@ fn rules(
         linked.push(token.clone());
         joins.push((holder, token, format!("{} {}", kind_policy.link.as_str(), kind_name(kind))));
     }
-    let Round { mut log, ignored, mut met, mut junk, .. } = round;
+    let Round { mut log, mut ignored, mut met, mut junk, .. } = round;
     let person = match group.first() {
         Some(smallest) => (*smallest).to_owned(),
         None => candidate(),
     };
     let absorbed: Vec<String> =
         group.iter().filter(|p| **p != person).map(|p| (*p).to_owned()).collect();
+    let mut moved: Vec<(String, String)> = Vec::new();
+    for (token, holder) in moves {
+        if owned.is_none() {
+            // A person new in this event met the identifier: counted as for a refused link.
+            let limit = policy.of(letter(&token)).max_persons;
+            let mut persons = met_of(view, &token);
+            persons.insert(holder.as_str());
+            persons.insert(person.as_str());
+            if persons.len() as i64 > limit {
+                let why = joined(&token, persons.len() as i64, limit);
+                met.push((token.clone(), person.clone()));
+                junk.push((token.clone(), why.clone()));
+                log.push(entry("junk", vec![token.clone()], why, None, Some(&holder)));
+                linked.retain(|t| *t != token);
+                ignored.push(token);
+                continue;
+            }
+        }
+        met.push((token.clone(), holder.clone()));
+        let rule = format!("{} moves to the person identified on it", name_of(&token));
+        log.push(entry("move", vec![token.clone()], rule, Some(anchor), Some(&holder)));
+        moved.push((token, holder));
+    }
+    let mut claims: Vec<(String, i64)> = Vec::new();
+    if is_identifying {
+        claims.extend(attach.iter().filter(|t| movable(t)).map(|t| (t.clone(), at)));
+        claims.extend(
+            joins
+                .iter()
+                .filter(|(_, t, _)| movable(t) && view.claims.get(t.as_str()).copied().unwrap_or(-1) < at)
+                .map(|(_, t, _)| ((*t).clone(), at)),
+        );
+        claims.extend(moved.iter().map(|(t, _)| (t.clone(), at)));
+    }
     for token in refused_by_new {
         met.push((token.clone(), person.clone()));
         let limit = policy.of(letter(token)).max_persons;
@@ -518,6 +591,8 @@ fn rules(
         identifiers: linked,
         ignored: unique(ignored),
         is_new: group.is_empty(),
+        moved,
+        claims,
     })
 }
 
@@ -574,7 +649,8 @@ impl Round<'_> {
         Ok(false)
     }
 
-    /// Why the anchor's side may not join `holder`'s person; None when it may.
+    /// Why the anchor's side may not join `holder`'s person (None when it may), and whether
+    /// that reason is only the weak rule's (two known persons).
     fn conflict(
         &self,
         names: &HashSet<&str>,
@@ -583,22 +659,22 @@ impl Round<'_> {
         theirs: &HashMap<u8, i64>,
         kind: u8,
         link: Link,
-    ) -> Option<String> {
+    ) -> (Option<String>, bool) {
         let their_names = self.view.names.get(holder);
         if names_differ(names, their_names) {
-            return Some(format!("names differ: {} shared by two people", kind_name(kind)));
+            return (Some(format!("names differ: {} shared by two people", kind_name(kind))), false);
         }
         let same_name = !names.is_empty() && their_names.is_some_and(|n| !n.is_empty());
         if link == Link::Weak && known(self.policy, counts) && known(self.policy, theirs) && !same_name {
-            return Some(format!("weak {} joins two known persons only under one name", kind_name(kind)));
+            return (Some(format!("weak {} joins two known persons only under one name", kind_name(kind))), true);
         }
         let kinds: BTreeSet<u8> = counts.keys().chain(theirs.keys()).copied().collect();
         for k in kinds {
             let total = counts.get(&k).copied().unwrap_or(0) + theirs.get(&k).copied().unwrap_or(0);
             if let Some(cap) = self.policy.of(k).max_per_person.filter(|&cap| total > cap) {
-                return Some(format!("one person would have {total} {} (limit {cap})", kind_name(k)));
+                return (Some(format!("one person would have {total} {} (limit {cap})", kind_name(k))), false);
             }
         }
-        None
+        (None, false)
     }
 }

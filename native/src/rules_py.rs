@@ -63,6 +63,11 @@ fn view_from(data: &Bound<'_, PyDict>, policy: &Policy) -> PyResult<View> {
             view.names.insert(person.extract()?, strings(&tokens)?);
         }
     }
+    if let Some(claims) = item(data, "claims")? {
+        for (token, at) in claims.downcast::<PyDict>()?.iter() {
+            view.claims.insert(token.extract()?, at.extract()?);
+        }
+    }
     Ok(view)
 }
 
@@ -108,7 +113,7 @@ fn entry_dict<'py>(py: Python<'py>, entry: &LogEntry) -> PyResult<Bound<'py, PyD
 /// with how often the new person's id was asked for; `{"unattributable", "junk"}` when no
 /// identifier names a person.
 #[pyfunction]
-#[pyo3(signature = (tokens, view, policy, candidate, pattern_junk=Vec::new()))]
+#[pyo3(signature = (tokens, view, policy, candidate, pattern_junk=Vec::new(), at=0))]
 pub fn decide_for_test<'py>(
     py: Python<'py>,
     tokens: Vec<String>,
@@ -116,6 +121,7 @@ pub fn decide_for_test<'py>(
     policy: &Bound<'py, PyDict>,
     candidate: String,
     pattern_junk: Vec<(String, String)>,
+    at: i64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let policy = policy_from(policy)?;
     for token in &tokens {
@@ -127,7 +133,7 @@ pub fn decide_for_test<'py>(
         asked += 1;
         candidate.clone()
     };
-    let result = decide(&tokens, &view, &policy, &mut new_person, &pattern_junk);
+    let result = decide(&tokens, &view, &policy, &mut new_person, &pattern_junk, at);
     let out = PyDict::new(py);
     match result {
         Ok(d) => {
@@ -142,6 +148,9 @@ pub fn decide_for_test<'py>(
             out.set_item("identifiers", &d.identifiers)?;
             out.set_item("ignored", &d.ignored)?;
             out.set_item("is_new", d.is_new)?;
+            out.set_item("moved", pairs(py, &d.moved)?)?;
+            let claims: Vec<(String, i64)> = d.claims.clone();
+            out.set_item("claims", PyList::new(py, claims.iter().map(|(t, at)| (t, at)))?)?;
         }
         Err(u) => {
             out.set_item("unattributable", &u.message)?;

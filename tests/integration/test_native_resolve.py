@@ -102,9 +102,11 @@ def test_a_batch_whose_write_meets_a_changed_graph_is_decided_again(
 
     (answers, owners) = asyncio.run(go())
     assert [a[0] for a in answers] == [DECIDED] * 3
-    # A new e-mail with P1's cookie is a person of its own; e-mail two went to P1 meanwhile.
+    # A new e-mail with P1's cookie is a person of its own, who uses the cookie now (signed
+    # in on it later than P1); e-mail two went to P1 meanwhile.
     assert [a[1] for a in answers] == ["P3", "P4", "P1"]
-    assert owners == ["P3", "P4", "P1", "P1"]
+    assert owners == ["P3", "P4", "P4", "P1"]
+    assert answers[1][7] == (("a:one", "P1"),)
 
 
 def test_answers_and_explain_logs_match_for_hand_made_conflicts(redis_url: str) -> None:

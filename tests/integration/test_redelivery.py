@@ -104,14 +104,18 @@ def test_a_batch_that_died_after_the_graph_changed_is_finished_by_its_redelivery
     try:
         messages = raw_messages(settings, EVENTS)
         sent: list[Outgoing] = []
-        merges = 0
+        merges = moves = 0
         for start in range(0, len(messages), batch):
             chunk = messages[start : start + batch]
             # Every first try changes the graph and dies before any person is written.
             lost = run(graph_only(settings, chunk))
             merges += sum(1 for answer in lost if answer[0] == DECIDED and answer[2])
+            moves += sum(len(answer[7]) for answer in lost if answer[0] == DECIDED)
             sent += run(worker_pass(settings, chunk, batch))
         assert merges > 0, "the shop has no merge to lose"
+        # Cookies that moved between family members: the clicks between two moves of one
+        # cookie go to whom it answered for then, as in the clean run.
+        assert moves > 0, "the shop has no cookie move to replay"
         # The merges the first tries made are made again: from their receipts.
         assert sum(1 for change in _changes(sent) if change[1] == "merged") == merges
         after = _answers(run(redis_state(settings)))

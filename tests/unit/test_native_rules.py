@@ -43,6 +43,9 @@ _COUNTS = st.tuples(
     st.lists(st.tuples(_AT, st.sampled_from(_LETTERS), st.integers(0, 3)), max_size=6),
 )
 _PERSON_NAMES = st.lists(st.tuples(_AT, st.lists(_NAMES, max_size=2)), max_size=4)
+#: Claims on some identifiers, and the event's time, both from a few seconds: ties too.
+_CLAIMS = st.lists(st.tuples(_AT, st.integers(0, 4)), max_size=4)
+_EVENT_AT = st.integers(0, 4)
 _PATTERN_JUNK: st.SearchStrategy[list[tuple[str, str]]] = st.one_of(
     st.just([]),
     st.just([]),
@@ -81,7 +84,7 @@ def _policies(draw: st.DrawFn) -> IdentityPolicy:
 
 
 @st.composite
-def _cases(draw: st.DrawFn) -> tuple[list[str], GraphView, list[tuple[str, str]]]:
+def _cases(draw: st.DrawFn) -> tuple[list[str], GraphView, list[tuple[str, str]], int]:
     pool = draw(_POOL)
     persons = draw(_GRAPH_PERSONS)
 
@@ -108,10 +111,17 @@ def _cases(draw: st.DrawFn) -> tuple[list[str], GraphView, list[tuple[str, str]]
         kinds[letter] = kinds.get(letter, 0) + n
     names = {person(j): frozenset(ns) for j, ns in draw(_PERSON_NAMES)}
     versions = {p: n for n, p in enumerate(persons)}
+    claims = {token(i): at for i, at in draw(_CLAIMS)}
     view = GraphView(
-        owners=owners, junk=junk, met=met, kind_counts=counts, versions=versions, names=names
+        owners=owners,
+        junk=junk,
+        met=met,
+        kind_counts=counts,
+        versions=versions,
+        names=names,
+        claims=claims,
     )
-    return tokens, view, draw(_PATTERN_JUNK)
+    return tokens, view, draw(_PATTERN_JUNK), draw(_EVENT_AT)
 
 
 def _plain(view: GraphView) -> dict[str, Any]:
@@ -123,6 +133,7 @@ def _plain(view: GraphView) -> dict[str, Any]:
         "kind_counts": {p: dict(kinds) for p, kinds in view.kind_counts.items()},
         "versions": dict(view.versions),
         "names": {p: list(names) for p, names in view.names.items()},
+        "claims": dict(view.claims),
     }
 
 
@@ -131,10 +142,11 @@ def _python(
     view: GraphView,
     policy: IdentityPolicy,
     pattern_junk: list[tuple[str, str]],
+    at: int,
 ) -> dict[str, Any]:
     """Python's answer in the compiled entry's form."""
     try:
-        d: Decision = decide(tokens, view, policy, "NEW", pattern_junk)
+        d: Decision = decide(tokens, view, policy, "NEW", pattern_junk, at)
     except Unattributable as exc:
         return {"unattributable": str(exc), "junk": [list(j) for j in exc.junk]}
     return {
@@ -157,6 +169,8 @@ def _python(
         "identifiers": list(d.identifiers),
         "ignored": list(d.ignored),
         "is_new": d.is_new,
+        "moved": [list(m) for m in d.moved],
+        "claims": [tuple(c) for c in d.claims],
     }
 
 
@@ -165,6 +179,7 @@ def _asked(
     view: GraphView,
     policy: IdentityPolicy,
     pattern_junk: list[tuple[str, str]],
+    at: int,
 ) -> int:
     """How often Python asks for the new person's id."""
     calls: list[int] = []
@@ -174,7 +189,7 @@ def _asked(
         return "NEW"
 
     with contextlib.suppress(Unattributable):
-        decide(tokens, view, policy, candidate, pattern_junk)
+        decide(tokens, view, policy, candidate, pattern_junk, at)
     return len(calls)
 
 
@@ -183,10 +198,11 @@ def _same(
     view: GraphView,
     policy: IdentityPolicy,
     pattern_junk: Sequence[tuple[str, str]] = (),
+    at: int = 0,
 ) -> dict[str, Any]:
-    expected = _python(tokens, view, policy, list(pattern_junk))
+    expected = _python(tokens, view, policy, list(pattern_junk), at)
     got = native.decide_for_test(
-        tokens, _plain(view), _policy_of(policy), "NEW", list(pattern_junk)
+        tokens, _plain(view), _policy_of(policy), "NEW", list(pattern_junk), at
     )
     asked = got.pop("candidate_asked")
     context = (tokens, view, pattern_junk, policy)
@@ -198,17 +214,17 @@ def _same(
                 assert mine == theirs, (got, expected, context)
         else:
             assert got[key] == expected[key], (key, got, expected, context)
-    assert asked == _asked(tokens, view, policy, list(pattern_junk)), context
+    assert asked == _asked(tokens, view, policy, list(pattern_junk), at), context
     return got
 
 
 @settings(max_examples=800, deadline=None)
 @given(case=_cases(), policy=_policies())
 def test_compiled_rules_decide_as_the_python_rules(
-    case: tuple[list[str], GraphView, list[tuple[str, str]]], policy: IdentityPolicy
+    case: tuple[list[str], GraphView, list[tuple[str, str]], int], policy: IdentityPolicy
 ) -> None:
-    tokens, view, pattern_junk = case
-    _same(tokens, view, policy, pattern_junk)
+    tokens, view, pattern_junk, at = case
+    _same(tokens, view, policy, pattern_junk, at)
 
 
 POLICY = IdentityPolicy.default()

@@ -90,10 +90,57 @@ def test_a_cookie_stitches_an_anonymous_visitor_into_the_buyer() -> None:
 
 def test_a_shared_cookie_never_joins_two_known_persons() -> None:
     owners = {"a:family-laptop": "MOTHER", "e:mother": "MOTHER", "e:son": "SON"}
-    d = decide(["e:son", "a:family-laptop"], view(owners), POLICY, "NEW")
+    d = decide(["e:son", "a:family-laptop"], view(owners), POLICY, "NEW", at=100)
     assert (d.person, d.absorbed) == ("SON", ())
+    # The son signed in on the laptop: its cookie answers for him now, nobody merges.
+    assert d.moved == (("a:family-laptop", "MOTHER"),)
+    assert d.identifiers == ("e:son", "a:family-laptop")
+    assert d.claims == (("a:family-laptop", 100),)
+    moved = next(e for e in d.log if e.kind == "move")
+    assert (moved.tokens, moved.via, moved.other) == (("a:family-laptop",), "e:son", "MOTHER")
+    assert moved.rule == "anonymous_id moves to the person identified on it"
+    assert ("a:family-laptop", "MOTHER") in d.met  # the persons it joined still count
+
+
+def test_a_cookie_claimed_later_stays_with_its_claimant() -> None:
+    owners = {"a:family-laptop": "MOTHER", "e:mother": "MOTHER", "e:son": "SON"}
+    claims = {"a:family-laptop": 200}
+    late = decide(["e:son", "a:family-laptop"], view(owners, claims=claims), POLICY, "N", at=150)
+    assert (late.person, late.moved) == ("SON", ())
+    assert "a:family-laptop" in late.ignored
+    refused = next(e for e in late.log if e.kind == "refused")
+    assert refused.rule == "anonymous_id was claimed later by another person"
+    assert refused.other == "MOTHER"
+    same_second = decide(["e:son", "a:family-laptop"], view(owners, claims=claims), POLICY, "N",
+                         at=200)  # fmt: skip
+    assert same_second.moved == (("a:family-laptop", "MOTHER"),)
+
+
+def test_only_an_event_that_names_its_person_moves_a_cookie() -> None:
+    owners = {"a:laptop": "MOTHER", "e:mother": "MOTHER", "o:9": "SON", "e:son": "SON"}
+    # An order id alone names no buyer (its return came first): the cookie is refused.
+    d = decide(["o:9", "a:laptop"], view(owners), POLICY, "N", at=100)
+    assert (d.person, d.moved) == ("SON", ())
+    assert any(e.kind == "refused" for e in d.log)
+
+
+def test_a_payment_card_does_not_move_between_known_persons() -> None:
+    owners = {"f:card": "MOTHER", "e:mother": "MOTHER", "e:son": "SON"}
+    d = decide(["e:son", "f:card"], view(owners), POLICY, "N", at=100)
+    assert (d.person, d.moved) == ("SON", ())
     refused = next(e for e in d.log if e.kind == "refused")
-    assert refused.rule == "weak anonymous_id joins two known persons only under one name"
+    assert refused.rule == "weak payment joins two known persons only under one name"
+
+
+def test_a_cookie_or_device_is_claimed_when_an_identified_event_attaches_it() -> None:
+    d = decide(["e:x", "a:new", "d:phone", "f:card"], view({"e:x": "P1"}), POLICY, "N", at=7)
+    assert d.attach == ("f:card", "d:phone", "a:new")
+    assert d.claims == (("d:phone", 7), ("a:new", 7))  # a card is not claimed
+    anonymous = decide(["a:other"], GraphView(), POLICY, "N", at=7)
+    assert anonymous.claims == ()  # a stranger's click names nobody
+    # A visitor signs up: the cookie of its anonymous person is claimed with the sign-up.
+    signup = decide(["e:new", "a:visit"], view({"a:visit": "ANON"}), POLICY, "N", at=9)
+    assert (signup.person, signup.claims) == ("ANON", (("a:visit", 9),))
 
 
 def test_an_identifier_joining_too_many_persons_becomes_junk() -> None:
@@ -191,7 +238,7 @@ def test_the_same_two_persons_meeting_again_count_once() -> None:
     met = {"a:family-laptop": frozenset({"SON"}), "e:son": frozenset({"MOTHER"})}
     d = decide(["e:son", "a:family-laptop"], view(owners, met=met), POLICY, "NEW")
     assert d.junk == ()
-    assert [e.kind for e in d.log] == ["refused"]
+    assert [e.kind for e in d.log] == ["move"]  # back and forth between two persons, no junk
 
 
 def test_a_shared_email_under_another_name_is_not_followed() -> None:
@@ -328,7 +375,7 @@ def test_the_shortcut_for_events_that_meet_nobody_decides_what_the_rules_decide(
         tokens = rng.sample(pool, rng.randint(1, len(pool)))
         shortcut = _without_meetings(tokens, seen, POLICY, "NEW")
         try:
-            full = _decide(tokens, seen, POLICY, "NEW", ())
+            full = _decide(tokens, seen, POLICY, "NEW", (), 0)
         except Exception:  # noqa: BLE001 - the rules refuse or retry: no shortcut then
             refused = True
         else:

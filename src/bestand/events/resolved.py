@@ -17,7 +17,7 @@ from bestand.events.common import Attribution
 
 OrderStatus = Literal["placed", "cancelled", "returned", "refunded"]
 EventKind = Literal[
-    "click", "order", "email", "identify", "consent", "erasure", "contact", "detach"
+    "click", "order", "email", "identify", "consent", "erasure", "contact", "detach", "release"
 ]
 
 

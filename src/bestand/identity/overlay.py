@@ -25,6 +25,7 @@ class PersonFacts:
     counts: Counter[str] = field(default_factory=Counter)  # linking kinds only
     described: set[str] = field(default_factory=set)  # names, households (owned by nobody)
     version: int = 0
+    claims: dict[str, int] = field(default_factory=dict)  # movable token -> claimed at
 
     def kind_counts(self) -> dict[str, int]:
         """Identifiers of the person's set by kind letter, describing ones included."""
@@ -87,6 +88,7 @@ class GraphOverlay:
         kind_counts: dict[str, Mapping[str, int]] = {}
         versions: dict[str, int] = {}
         names: dict[str, frozenset[str]] = {}
+        claims: dict[str, int] = {}
         for person in set(owners.values()):
             facts = self._persons.get(person)
             if facts is None:
@@ -95,6 +97,7 @@ class GraphOverlay:
             kind_counts[person] = facts.kind_counts()
             versions[person] = facts.version
             names[person] = frozenset(t for t in facts.described if t[0] == "m")
+            claims.update({t: at for t, at in facts.claims.items() if owners.get(t) == person})
         return GraphView(
             owners=owners,
             junk=frozenset(junk),
@@ -102,6 +105,7 @@ class GraphOverlay:
             kind_counts=kind_counts,
             versions=versions,
             names=names,
+            claims=claims,
         )
 
     def guard(self, tokens: Sequence[str], view: GraphView) -> Guard:
@@ -123,6 +127,30 @@ class GraphOverlay:
             versions=dict(versions),
         )
 
+    def live_version(self, person: str) -> int:
+        """The graph version read of a person (0: merged away, or never read)."""
+        facts = self._persons.get(person)
+        return 0 if facts is None else facts.version
+
+    def owner(self, token: str) -> str | None:
+        """Who holds ``token`` now, as far as the overlay knows."""
+        return self._owners.get(token)
+
+    def reassign(self, token: str, person: str) -> None:
+        """Hand ``token`` to ``person`` in memory only, without a version change: to replay
+        the moves a redelivered batch's receipts recorded (Redis holds their end already)."""
+        former = self._owners.get(token)
+        if former == person:
+            return
+        if former is not None:
+            self._owned.get(former, set()).discard(token)
+            holder = self._persons.get(former)
+            if holder is not None and holder.counts[token[0]] > 0:
+                holder.counts[token[0]] -= 1
+        self._owners[token] = person
+        self._owned.setdefault(person, set()).add(token)
+        self._persons.setdefault(person, PersonFacts()).counts[token[0]] += 1
+
     def apply(self, decision: Decision) -> None:
         """Change the overlay as ``graph_apply.lua`` changes Redis for this decision."""
         person = decision.person
@@ -132,6 +160,7 @@ class GraphOverlay:
             if other is not None:
                 facts.counts.update(other.counts)
                 facts.described |= other.described
+                facts.claims.update(other.claims)
             owned = self._owned.pop(gone, set())
             # Describing tokens are owned by nobody: a merge leaves them where they were.
             kept = {t for t in owned if t[0] in self._describing}
@@ -142,6 +171,18 @@ class GraphOverlay:
                 self._owners[token] = person
             self._owned.setdefault(person, set()).update(moved)
             self._redirects[gone] = person
+        for token, former in decision.moved:
+            # As graph_apply.lua moves it: out of the former holder's set, facts and claims.
+            self._owned.get(former, set()).discard(token)
+            holder = self._persons.get(former)
+            if holder is not None:
+                if holder.counts[token[0]] > 0:
+                    holder.counts[token[0]] -= 1
+                holder.claims.pop(token, None)
+                holder.version += 1
+            self._owners[token] = person
+            self._owned.setdefault(person, set()).add(token)
+            facts.counts[token[0]] += 1
         for token in decision.attach:
             self._owners[token] = person
             self._owned.setdefault(person, set()).add(token)
@@ -150,6 +191,7 @@ class GraphOverlay:
             else:
                 facts.counts[token[0]] += 1
         facts.described.update(decision.describe)
+        facts.claims.update(decision.claims)
         for token, met in decision.met:
             self._met.setdefault(token, set()).add(met)
         for token, _ in decision.junk:
@@ -164,6 +206,7 @@ class GraphOverlay:
                     holder.described.discard(token)
                 elif holder.counts[token[0]] > 0:
                     holder.counts[token[0]] -= 1
+                holder.claims.pop(token, None)
                 if former != person:
                     holder.version += 1
         facts.version += 1

@@ -23,6 +23,13 @@ How an event is resolved:
    becomes junk.
 4. The survivor of a merge is the smallest existing person id, so ids stay stable and the
    result does not depend on which partition saw which event first.
+5. A cookie or device id answers for who uses it now. Where it would join two known persons
+   (the weak rule refuses that), an event that names its person (a login, an order, a
+   sign-up: anchored by a strong identifier other than an order id) takes it over instead:
+   the identifier *moves* to the event's person, the former holder keeps the rest of its
+   history, and both persons' explain logs record the move. Each such identifier carries the
+   event time of its claim (the identifying event that attached, took over or moved it); an
+   event older than the claim leaves it where it is, so late events do not move it back.
 """
 
 from __future__ import annotations
@@ -44,7 +51,11 @@ def _new_person(candidate: NewPerson) -> str:
     return candidate if isinstance(candidate, str) else candidate()
 
 
-EntryKind = Literal["new", "link", "merge", "refused", "junk"]
+EntryKind = Literal["new", "link", "merge", "move", "refused", "junk"]
+
+#: Kinds that move to the person identified on them instead of joining two known persons:
+#: a browser's cookie and a device id (a payment card stays: it is not "who uses it now").
+MOVABLE = frozenset({"a", "d"})
 
 
 @dataclass(slots=True)  # built per event: frozen would double that
@@ -57,6 +68,7 @@ class GraphView:
     kind_counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # person -> kinds
     versions: Mapping[str, int] = field(default_factory=dict)  # person -> graph version
     names: Mapping[str, frozenset[str]] = field(default_factory=dict)  # person -> name tokens
+    claims: Mapping[str, int] = field(default_factory=dict)  # movable token -> claimed at
 
 
 @dataclass(slots=True)  # built per event: frozen would double that
@@ -99,6 +111,8 @@ class Decision:
     identifiers: tuple[str, ...]  # the event's identifiers that belong to ``person`` now
     ignored: tuple[str, ...]  # the event's identifiers that do not (junk, refused, elsewhere)
     is_new: bool = False
+    moved: tuple[tuple[str, str], ...] = ()  # (token, former holder): movable ones taken over
+    claims: tuple[tuple[str, int], ...] = ()  # (movable token, claimed at) the person records
 
 
 _RANK: dict[str, int] = {kind.value: rank for rank, kind in enumerate(STRENGTH)}
@@ -147,16 +161,18 @@ def decide(
     policy: IdentityPolicy,
     candidate: NewPerson,
     pattern_junk: Sequence[tuple[str, str]] = (),
+    at: int = 0,
 ) -> Decision:
-    """Resolve an event's identifier tokens (``kind:hash``) to one person."""
-    known = None if pattern_junk else _without_meetings(tokens, view, policy, candidate)
+    """Resolve an event's identifier tokens (``kind:hash``) to one person; ``at`` is the
+    event's time (epoch seconds), which orders the claims on cookies and device ids."""
+    known = None if pattern_junk else _without_meetings(tokens, view, policy, candidate, at)
     if known is not None:
         return known
     flagged: list[tuple[str, str]] = []
     shared: list[tuple[str, str]] = []  # (anchor whose owner has another name, that owner)
     while True:
         try:
-            decision = _decide(tokens, view, policy, candidate, pattern_junk)
+            decision = _decide(tokens, view, policy, candidate, pattern_junk, at)
         except Unattributable as exc:
             # Identifiers set aside for a different name met one more person (nameless here).
             for token, owner in shared:
@@ -206,8 +222,18 @@ def decide(
     )
 
 
+def _identifying(anchor: str, policy: IdentityPolicy) -> bool:
+    """Does an event anchored by ``anchor`` name its person (a login, an order's buyer, a
+    sign-up)? Only such an event claims a cookie or device id."""
+    return anchor[0] != _ORDER and policy.of(kind_of(anchor)).link == "strong"
+
+
 def _without_meetings(
-    tokens: Sequence[str], view: GraphView, policy: IdentityPolicy, candidate: NewPerson
+    tokens: Sequence[str],
+    view: GraphView,
+    policy: IdentityPolicy,
+    candidate: NewPerson,
+    at: int = 0,
 ) -> Decision | None:
     """The decision when the event meets no other person: none of its identifiers is junk or
     has met anyone, and the owned ones all belong to the person of the strongest (a known
@@ -258,6 +284,9 @@ def _without_meetings(
             counts[letter] = counts.get(letter, 0) + 1
         attach = tuple(added)
     anchor = linking[0]
+    claims: tuple[tuple[str, int], ...] = ()
+    if attach and _identifying(anchor, policy):
+        claims = tuple((t, at) for t in attach if t[0] in MOVABLE)
     log: tuple[LogEntry, ...] = ()
     if owner is None:
         log = (LogEntry("new", attach, f"new person from {_name(kind_of(anchor))}"),)
@@ -274,6 +303,7 @@ def _without_meetings(
         identifiers=tuple(linking),
         ignored=(),
         is_new=owner is None,
+        claims=claims,
     )
 
 
@@ -283,6 +313,7 @@ def _decide(
     policy: IdentityPolicy,
     candidate: NewPerson,
     pattern_junk: Sequence[tuple[str, str]],
+    at: int,
 ) -> Decision:
     ordered = sorted(dict.fromkeys(tokens), key=_strength)
     log: list[LogEntry] = [LogEntry("junk", (t,), f"ignored: {why}") for t, why in pattern_junk]
@@ -330,7 +361,9 @@ def _decide(
     junk: list[tuple[str, str]] = []
     joins: list[tuple[str, str, str]] = []  # (person the token belonged to, token, rule)
     refused_by_new: list[str] = []  # identifiers a person new in this event could not join
+    moves: list[tuple[str, str]] = []  # (token, its holder): taken over by this event's person
     linked = [anchor]
+    identifying = _identifying(anchor, policy)
 
     def refuse(token: str, rule: str, other: str | None = None) -> None:
         log.append(LogEntry("refused", (token,), rule, via=anchor, other=other))
@@ -362,19 +395,23 @@ def _decide(
                 return True
         return False
 
-    def conflict(holder: str, theirs: Mapping[str, int], kind: IdKind, link: str) -> str | None:
+    def conflict(
+        holder: str, theirs: Mapping[str, int], kind: IdKind, link: str
+    ) -> tuple[str | None, bool]:
+        """Why the anchor's side may not join ``holder``'s person (None: it may), and
+        whether that reason is only the weak rule's (two known persons)."""
         their_names = view.names.get(holder, frozenset())
         if names and their_names and their_names.isdisjoint(names):
-            return f"names differ: {_name(kind)} shared by two people"
+            return f"names differ: {_name(kind)} shared by two people", False
         same_name = bool(names and their_names)  # both named, and (see above) alike
         if link == "weak" and known(counts) and known(theirs) and not same_name:
-            return f"weak {_name(kind)} joins two known persons only under one name"
+            return f"weak {_name(kind)} joins two known persons only under one name", True
         for k in sorted(set(counts) | set(theirs)):
             cap = policy.of(kind_of(k)).max_per_person
             total = counts[k] + theirs.get(k, 0)
             if cap is not None and total > cap:
-                return f"one person would have {total} {_name(kind_of(k))} (limit {cap})"
-        return None
+                return f"one person would have {total} {_name(kind_of(k))} (limit {cap})", False
+        return None, False
 
     for token in usable:
         if token == anchor:
@@ -400,7 +437,16 @@ def _decide(
             ignored.append(token)
             continue
         theirs = view.kind_counts.get(holder, {})
-        reason = conflict(holder, theirs, kind, rules.link)
+        reason, weak_only = conflict(holder, theirs, kind, rules.link)
+        if weak_only and identifying and token[0] in MOVABLE:
+            claimed = view.claims.get(token, 0)
+            if at >= claimed:
+                # Who signs in on a browser uses it now: the cookie moves, nobody merges.
+                moves.append((token, holder))
+                counts[kind.value] += 1
+                linked.append(token)
+                continue
+            reason = f"{_name(kind)} was claimed later by another person"
         if reason is not None:
             refuse(token, reason, holder)
             if not owner:
@@ -414,6 +460,31 @@ def _decide(
 
     person = min(group) if group else _new_person(candidate)
     absorbed = tuple(sorted(group - {person}))
+    moved: list[tuple[str, str]] = []
+    for token, holder in moves:
+        if not owner:
+            # A person new in this event met the identifier: counted as for a refused link.
+            limit = policy.of(kind_of(token)).max_persons
+            persons_met = {*view.met.get(token, frozenset()), holder, person}
+            if len(persons_met) > limit:
+                why = f"{_name(kind_of(token))} joined {len(persons_met)} persons (limit {limit})"
+                met.append((token, person))
+                junk.append((token, why))
+                log.append(LogEntry("junk", (token,), why, other=holder))
+                linked.remove(token)
+                ignored.append(token)
+                continue
+        moved.append((token, holder))
+        met.append((token, holder))  # the persons it joined are counted as before
+        rule = f"{_name(kind_of(token))} moves to the person identified on it"
+        log.append(LogEntry("move", (token,), rule, via=anchor, other=holder))
+    claims: list[tuple[str, int]] = []
+    if identifying:
+        # The cookies and device ids this event attaches, joins (an anonymous visitor who
+        # signs up) or moves are claimed at its time, unless claimed later already.
+        claims += [(t, at) for t in attach if t[0] in MOVABLE]
+        claims += [(t, at) for _, t, _ in joins if t[0] in MOVABLE and view.claims.get(t, -1) < at]
+        claims += [(t, at) for t, _ in moved]
     for token in refused_by_new:
         met.append((token, person))
         limit = policy.of(kind_of(token)).max_persons
@@ -446,4 +517,6 @@ def _decide(
         identifiers=tuple(linked),
         ignored=tuple(dict.fromkeys(ignored)),
         is_new=not group,
+        moved=tuple(moved),
+        claims=tuple(claims),
     )

@@ -85,6 +85,9 @@ def _apply_order(
 
 def apply(state: PersonState, event: ResolvedEvent) -> PersonState:
     """Apply one resolved event to a person's state."""
+    if event.kind == "release":
+        # A cookie or device id moved to another person: this one was not seen by it.
+        return state.evolve(ids=state.ids - frozenset(event.identifiers))
     at = event.at
     ids = state.ids
     changes: dict[str, object] = {

@@ -45,14 +45,17 @@ _MAX_ROUNDS = 50
 #: goes as several scripts in one pipeline, so Redis serves lookups in between.
 _READ_CHUNK = 1024
 _APPLY_CHUNK = 256
-#: Explain entries a redelivered event cannot write again: once its new person, links or merge
-#: are in the graph, deciding it again finds its identifiers owned and changes nothing. Only a
-#: log with other entries (refusals, junk) is compared with the entries the log ends with.
-_DECIDED_ONCE = frozenset({"new", "link", "merge"})
+#: Explain entries a redelivered event cannot write again: once its new person, links, merge
+#: or move are in the graph, deciding it again finds its identifiers owned and changes
+#: nothing. Only a log with other entries (refusals, junk) is compared with the entries the
+#: log ends with.
+_DECIDED_ONCE = frozenset({"new", "link", "merge", "move"})
 #: Explain entries kept per person (the oldest go first).
 MAX_LOG = 2000
 #: How long the receipt of a merge or junk flag is kept for a redelivery, by default.
 RECEIPT_TTL = 7 * 24 * 3600
+#: A facts field that holds a claim: this + the token, the time it was claimed.
+CLAIM = "@"
 
 
 def _text(value: bytes | str) -> str:
@@ -81,9 +84,10 @@ Resolved = tuple[Decision, GraphView] | Unattributable | Erased
 ERASED = Erased()
 
 #: One event's outcome as the batch processor takes it, from either resolver:
-#: ``(DECIDED, person, absorbed, identifiers, junk, former owners of the junk, None)``,
-#: ``(REFUSED, "", (), (), junk, former owners of the junk, why no person can have it)`` or
-#: ``(ERASED_SINCE, "", (), (), (), {}, None)``.
+#: ``(DECIDED, person, absorbed, identifiers, junk, former owners of the junk, None, moved)``,
+#: ``(REFUSED, "", (), (), junk, former owners of the junk, why no person can have it, ())``
+#: or ``(ERASED_SINCE, "", (), (), (), {}, None, ())``; ``moved`` holds (token, former
+#: holder) of the cookies and device ids the event's person took over.
 Answer = tuple[
     int,
     str,
@@ -92,6 +96,7 @@ Answer = tuple[
     tuple[tuple[str, str], ...],
     Mapping[str, str],
     str | None,
+    tuple[tuple[str, str], ...],
 ]
 DECIDED, REFUSED, ERASED_SINCE = 0, 1, 2
 
@@ -99,9 +104,9 @@ DECIDED, REFUSED, ERASED_SINCE = 0, 1, 2
 def answer_of(result: Resolved) -> Answer:
     """The processor's form of one event's outcome."""
     if isinstance(result, Erased):
-        return (ERASED_SINCE, "", (), (), (), {}, None)
+        return (ERASED_SINCE, "", (), (), (), {}, None, ())
     if isinstance(result, Unattributable):
-        return (REFUSED, "", (), (), result.junk, result.owners, str(result))
+        return (REFUSED, "", (), (), result.junk, result.owners, str(result), ())
     decision, view = result
     owners = {t: view.owners[t] for t, _ in decision.junk if t in view.owners}
     return (
@@ -112,6 +117,7 @@ def answer_of(result: Resolved) -> Answer:
         tuple(decision.junk),
         owners,
         None,
+        tuple(decision.moved),
     )
 
 
@@ -131,7 +137,7 @@ class _Snapshot:
 
 def _changes_nothing(decision: Decision, view: GraphView) -> bool:
     """True for a decision that would write nothing new (a known visitor's next click)."""
-    if decision.attach or decision.absorbed or decision.junk or decision.log:
+    if decision.attach or decision.absorbed or decision.junk or decision.log or decision.claims:
         return False
     if any(person not in view.met.get(token, frozenset()) for token, person in decision.met):
         return False
@@ -139,13 +145,16 @@ def _changes_nothing(decision: Decision, view: GraphView) -> bool:
 
 
 def _facts(flat: Sequence[bytes | str]) -> PersonFacts:
-    """A person's facts hash (``HGETALL``): version, identifiers by kind, describing tokens."""
+    """A person's facts hash (``HGETALL``): version, identifiers by kind, describing tokens,
+    claims on cookies and device ids (``@`` + token: the time claimed)."""
     facts = PersonFacts()
     counts, described = facts.counts, facts.described
     pairs = iter(flat)
     for raw_field, value in zip(pairs, pairs, strict=True):
         field = _text(raw_field)
-        if len(field) > 1:
+        if field[0] == CLAIM:
+            facts.claims[field[1:]] = int(value)
+        elif len(field) > 1:
             described.add(field)  # its value is 1: a person holds a describing token once
         elif field == "v":
             facts.version = int(value)
@@ -184,6 +193,35 @@ class GraphRead:
         return cls(tokens, persons, receipts)
 
 
+def _replayed_moves(receipts: Sequence[Resolved | None], overlay: GraphOverlay) -> set[str]:
+    """The cookies and device ids whose moves a redelivered batch replays in memory.
+
+    Redis holds the end of the batch's moves already (its first try changed the graph and
+    died): an event between two moves of one cookie (a click on a family laptop) must go to
+    whom the cookie answered for then, as in a clean run. The overlay is put back to before
+    the batch's first move of each cookie, and each receipt's move is made again in turn.
+    Only a chain of moves that ends where Redis holds the cookie, between persons that are
+    all still there (a version read), is replayed; any other is left as Redis holds it.
+    """
+    chains: dict[str, list[tuple[str, str]]] = {}  # token -> (former holder, person) in order
+    for receipt in receipts:
+        if isinstance(receipt, tuple):
+            for token, former in receipt[0].moved:
+                chains.setdefault(token, []).append((former, receipt[0].person))
+    replay: set[str] = set()
+    for token, chain in chains.items():
+        linked = all(chain[i][1] == chain[i + 1][0] for i in range(len(chain) - 1))
+        persons = {p for pair in chain for p in pair}
+        if (
+            linked
+            and chain[-1][1] == overlay.owner(token)
+            and all(overlay.live_version(p) > 0 for p in persons)
+        ):
+            overlay.reassign(token, chain[0][0])
+            replay.add(token)
+    return replay
+
+
 def _flag_decision(refusal: Unattributable, view: GraphView) -> Decision | None:
     """What an event that names nobody still changes: the junk it found is flagged, in the
     name of the first flagged identifier's owner (None when no owner is left to tell)."""
@@ -212,6 +250,7 @@ def _receipt(decision: Decision, view: GraphView, unattributable: str | None) ->
         "junk": [list(pair) for pair in decision.junk],
         "owners": {t: view.owners[t] for t, _ in decision.junk if t in view.owners},
         "unattributable": unattributable,
+        "moved": [list(pair) for pair in decision.moved],
     }
 
 
@@ -234,6 +273,7 @@ def _from_receipt(body: bytes | str) -> Resolved:
         log=(),
         identifiers=tuple(data["identifiers"]),
         ignored=(),
+        moved=tuple((token, former) for token, former in data.get("moved", ())),
     )
     return decision, GraphView(owners=owners)
 
@@ -342,10 +382,15 @@ class IdentityGraph:
         answers: list[Resolved] = []
         plans: list[tuple[int, bytes, Sequence[str]]] = []
         overlay = snapshot.overlay
+        replay = _replayed_moves(snapshot.receipts, overlay)
         for position, item in enumerate(batch):
             receipt = snapshot.receipts[position]
             if receipt is not None:
                 answers.append(receipt)
+                if replay and isinstance(receipt, tuple):
+                    for token, _ in receipt[0].moved:
+                        if token in replay:
+                            overlay.reassign(token, receipt[0].person)
                 continue
             tokens = item.tokens
             if snapshot.erased:
@@ -355,7 +400,9 @@ class IdentityGraph:
                     continue
             view = overlay.view(tokens)
             try:
-                decision = decide(tokens, view, self._policy, item.candidate, item.pattern_junk)
+                decision = decide(
+                    tokens, view, self._policy, item.candidate, item.pattern_junk, item.at
+                )
             except Unattributable as exc:
                 exc.owners = {t: view.owners[t] for t, _ in exc.junk if t in view.owners}
                 answers.append(exc)
@@ -437,9 +484,19 @@ class IdentityGraph:
             "flag": decision.junk,
             "log": [orjson.dumps(e.to_json(item.event_id, item.at)).decode() for e in decision.log],
         }
+        if decision.moved:
+            # The former holder's log gets the move's entry too.
+            entries = {
+                e.tokens[0]: orjson.dumps(e.to_json(item.event_id, item.at)).decode()
+                for e in decision.log
+                if e.kind == "move"
+            }
+            plan["move"] = [[token, former, entries[token]] for token, former in decision.moved]
+        if decision.claims:
+            plan["claim"] = [x for token, at in decision.claims for x in (f"{CLAIM}{token}", at)]
         if any(entry.kind not in _DECIDED_ONCE for entry in decision.log):
             plan["repeats"] = 1
-        if decision.absorbed or decision.junk:
+        if decision.absorbed or decision.junk or decision.moved:
             plan["receipt"] = {
                 "event": receipt_suffix(item.event_id),
                 "ttl": self._receipt_ttl,

@@ -15,6 +15,7 @@ import time
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 from bestand.events import InputEvent, ResolvedEvent
 from bestand.events.changes import change_json
@@ -172,7 +173,7 @@ class BatchProcessor:
         todo: list[_Apply] = []
         for prepared, answer in zip(run, answers, strict=True):
             message, event = prepared.message, prepared.event
-            status, person, absorbed, identifiers, junk, owners, refusal = answer
+            status, person, absorbed, identifiers, junk, owners, refusal, moved = answer
             if status == ERASED_SINCE:
                 tally.events[(message.topic, "erased")] += 1
                 continue
@@ -194,6 +195,8 @@ class BatchProcessor:
             todo.append(_Apply(message, applied, primary=True))
             if junk:
                 todo += _detach(message, event, junk, owners)
+            if moved:
+                todo += _detach(message, event, moved, dict(moved), kind="release")
         return todo
 
     async def apply(self, resolved: ResolvedBatch) -> list[Outgoing]:
@@ -268,8 +271,11 @@ def _detach(
     event: InputEvent,
     flagged: Sequence[tuple[str, str]],
     owners: Mapping[str, str],
+    kind: Literal["detach", "release"] = "detach",
 ) -> list[_Apply]:
-    """Tell the former owners of newly flagged junk identifiers to drop them."""
+    """Tell the former owners of newly flagged junk identifiers to drop them (``detach``:
+    their lookup records go too), or the former holders of moved cookies and device ids
+    (``release``: the records are the new holder's now)."""
     by_owner: dict[str, list[str]] = {}
     for token, _ in flagged:
         if token in owners:
@@ -277,10 +283,10 @@ def _detach(
     out = []
     for owner, tokens in sorted(by_owner.items()):
         detach = ResolvedEvent(
-            event_id=f"{event.event_id}#detach:{owner}",
+            event_id=f"{event.event_id}#{kind}:{owner}",
             event_time=event.event_time,
             at=int(event.event_time.timestamp()),
-            kind="detach",
+            kind=kind,
             type=event.type,
             topic=message.topic,
             person_id=owner,

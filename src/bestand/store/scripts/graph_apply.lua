@@ -8,7 +8,11 @@
 --   versions {person: version read}: the guard; any difference stops the batch here
 --   person, absorbed [..], attach [..] (identifiers it now owns), describe [..] (names and
 --   households: in its set, owned by nobody), met [[token, person]..], flag [[token, reason]..],
---   log [json..] (explain entries, appended to the person's log), repeats (optional: 1 when
+--   log [json..] (explain entries, appended to the person's log),
+--   move (optional) [[token, former holder, entry]..]: cookies and device ids the person takes
+--   over: out of the holder's set, counts and claims, its version raised, the entry in its log,
+--   claim (optional) ['@' .. token, time, ..]: when the person claimed them (facts fields),
+--   repeats (optional: 1 when
 --   the log holds entries a redelivered event may decide again),
 --   receipt (optional) {event, ttl, body}: what the event decided, kept for a redelivery
 -- A batch too large for one call is sent as several calls in one pipeline with the same stop
@@ -70,6 +74,8 @@ local function apply(plan)
       local field = gone_facts[i]
       if #field == 1 and field ~= 'v' then
         redis.call('HINCRBY', facts, field, gone_facts[i + 1])
+      elseif string.sub(field, 1, 1) == '@' then
+        redis.call('HSET', facts, field, gone_facts[i + 1])
       elseif #field > 1 then
         redis.call('HSET', facts, field, 1)
       end
@@ -91,6 +97,23 @@ local function apply(plan)
     redis.call('DEL', gone_absorbed)
   end
   local kinds = {}
+  for _, move in ipairs(plan.move or {}) do
+    local token, former = move[1], move[2]
+    local former_facts = K.facts .. former
+    local former_log = K.log .. former
+    redis.call('SREM', K.identifiers .. former, token)
+    redis.call('HINCRBY', former_facts, string.sub(token, 1, 1), -1)
+    redis.call('HDEL', former_facts, '@' .. token)
+    redis.call('HINCRBY', former_facts, 'v', 1)
+    if redis.call('RPUSH', former_log, move[3]) > max_log then
+      redis.call('LTRIM', former_log, -max_log, -1)
+    end
+    redis.call('SET', K.identifier .. token, person)
+    redis.call('SADD', set, token)
+    local kind = string.sub(token, 1, 1)
+    kinds[kind] = (kinds[kind] or 0) + 1
+  end
+  if plan.claim then each_run('HSET', facts, plan.claim, 2) end
   for _, token in ipairs(plan.attach) do
     redis.call('SET', K.identifier .. token, person)
     local kind = string.sub(token, 1, 1)
@@ -121,6 +144,7 @@ local function apply(plan)
         redis.call('HDEL', owner_facts, token)
       else
         redis.call('HINCRBY', owner_facts, string.sub(token, 1, 1), -1)
+        redis.call('HDEL', owner_facts, '@' .. token)
       end
       if owner ~= person then redis.call('HINCRBY', owner_facts, 'v', 1) end
     end
