@@ -159,12 +159,20 @@ fn publish(
     summary: &Summary,
     force: bool,
     guarded: bool,
+    claimed: Option<&HashSet<String>>,
 ) -> Option<Publish> {
     let changed = force || !summary.same_answer(old);
     let tokens: Vec<String> = if changed {
         final_state.ids.iter().filter(|t| looked_up(t)).cloned().collect()
     } else {
-        final_state.ids.difference(&initial.ids).filter(|t| looked_up(t)).cloned().collect()
+        // New identifiers, and the cookies and device ids the person took over.
+        final_state
+            .ids
+            .iter()
+            .filter(|t| !initial.ids.contains(*t) || claimed.is_some_and(|c| c.contains(*t)))
+            .filter(|t| looked_up(t))
+            .cloned()
+            .collect()
     };
     if tokens.is_empty() && !changed {
         return None;
@@ -200,6 +208,7 @@ pub fn fold_group(
     let mut merged: HashSet<String> = HashSet::new();
     let mut applied_here: HashMap<(String, String), String> = HashMap::new();
     let mut rewrite: BTreeSet<String> = BTreeSet::new();
+    let mut claimed: HashMap<String, HashSet<String>> = HashMap::new();
     let mut write = GroupWrite::default();
     let mut outcomes: Vec<(usize, Outcome)> = Vec::new();
 
@@ -304,6 +313,9 @@ pub fn fold_group(
         } else {
             stale.insert(person.clone());
         }
+        if !event.claimed.is_empty() {
+            claimed.entry(person.clone()).or_default().extend(event.claimed.iter().cloned());
+        }
         write.markers.push((person.clone(), position, marker(digest, &changes)));
         outcomes.push((position, Outcome { status: Status::Applied, person_id: person.clone(), changes }));
         applied_here.insert(key, digest.to_owned());
@@ -338,7 +350,8 @@ pub fn fold_group(
             _ => Summary::of(&final_state),
         };
         let force = merged.contains(person) || rewrite.contains(person);
-        let record = publish(&initial[person], answered[person].as_ref(), &final_state, &summary, force, true);
+        let record =
+            publish(&initial[person], answered[person].as_ref(), &final_state, &summary, force, true, claimed.get(person));
         write.states.push(Rc::clone(&final_state));
         write.summaries.push(summary);
         if let Some(record) = record {
@@ -352,7 +365,7 @@ pub fn fold_group(
         }
         let state = &states[person];
         if let Some(current) = summaries[person].as_ref() {
-            if let Some(record) = publish(state, Some(current), state, current, true, false) {
+            if let Some(record) = publish(state, Some(current), state, current, true, false, None) {
                 write.publish.push(record);
             }
         }

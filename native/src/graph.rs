@@ -201,14 +201,16 @@ struct GraphRead<'a> {
     tokens: Vec<TokenRow<'a>>,
     persons: Vec<(&'a str, Vec<&'a str>)>,
     receipts: Vec<(usize, &'a str)>,
+    /// cookies that moved: their holders by claim time, oldest first
+    claims: Vec<(usize, Vec<(i64, &'a str)>)>,
 }
 
 impl<'a> GraphRead<'a> {
     fn parse(reply: &'a str) -> PyResult<Self> {
         let bad = || PyValueError::new_err("bad graph read reply");
         let mut sections = reply.split('\x1d');
-        let (Some(token_rows), Some(person_rows), Some(receipt_rows), None) =
-            (sections.next(), sections.next(), sections.next(), sections.next())
+        let (Some(token_rows), Some(person_rows), Some(receipt_rows), Some(claim_rows), None) =
+            (sections.next(), sections.next(), sections.next(), sections.next(), sections.next())
         else {
             return Err(bad());
         };
@@ -237,7 +239,18 @@ impl<'a> GraphRead<'a> {
             let (j, body) = row.split_once('\x1f').ok_or_else(bad)?;
             receipts.push((position(Some(j))?, body));
         }
-        Ok(GraphRead { tokens, persons, receipts })
+        let mut claims = Vec::new();
+        for row in rows(claim_rows) {
+            let mut fields = row.split('\x1f');
+            let index = position(fields.next())?;
+            let mut held = Vec::new();
+            for entry in fields {
+                let (time, person) = entry.split_once(':').ok_or_else(bad)?;
+                held.push((time.parse().map_err(|_| bad())?, person));
+            }
+            claims.push((index, held));
+        }
+        Ok(GraphRead { tokens, persons, receipts, claims })
     }
 }
 
@@ -320,37 +333,6 @@ fn flag_decision(junk: &[(String, String)], view: &View) -> Option<Decision> {
         moved: Vec::new(),
         claims: Vec::new(),
     })
-}
-
-/// The cookies and device ids whose moves a redelivered batch replays in memory
-/// (`_replayed_moves`): the overlay is put back to before the batch's first move of each.
-fn replayed_moves(receipts: &[Option<Answer>], overlay: &mut Overlay) -> HashSet<String> {
-    let mut order: Vec<&String> = Vec::new();
-    let mut chains: HashMap<&String, Vec<(&String, &String)>> = HashMap::new();
-    for receipt in receipts.iter().flatten() {
-        if let Answer::Decided { person, moved, .. } = receipt {
-            for (token, former) in moved {
-                let chain = chains.entry(token).or_insert_with(|| {
-                    order.push(token);
-                    Vec::new()
-                });
-                chain.push((former, person));
-            }
-        }
-    }
-    let mut replay = HashSet::new();
-    for token in order {
-        let chain = &chains[token];
-        let linked = chain.windows(2).all(|w| w[0].1 == w[1].0);
-        let ends_here = overlay.owner(token) == Some(chain[chain.len() - 1].1);
-        let live = chain.iter().all(|(a, b)| overlay.live_version(a) > 0 && overlay.live_version(b) > 0);
-        if linked && ends_here && live {
-            let first = chain[0].0.clone();
-            overlay.reassign(token, &first);
-            replay.insert(token.clone());
-        }
-    }
-    replay
 }
 
 /// Former owners of junk identifiers, in the order the junk is named.
@@ -530,7 +512,8 @@ fn plan_json(
             let entry = decision.log.iter().rev().find(|e| e.kind == "move" && e.tokens.first() == Some(token));
             let text = entry.map(|e| log_json(e, &item.event_id, item.at)).unwrap_or_default();
             json_text(&mut out, &text);
-            out.push(b']');
+            let claimed = decision.claims.iter().find(|(t, _)| t == token).map_or(0, |(_, at)| *at);
+            out.extend_from_slice(format!(",{claimed}]").as_bytes());
         }
         out.push(b']');
     }
@@ -572,16 +555,8 @@ impl GraphBatch {
         let policy = &resolver.policy;
         let mut answers = Vec::with_capacity(self.items.len() - self.pending);
         let mut plans = Vec::new();
-        let replay = replayed_moves(&receipts, &mut overlay);
         for (position, item) in self.items[self.pending..].iter().enumerate() {
             if let Some(answer) = receipts[position].take() {
-                if let Answer::Decided { person, moved, .. } = &answer {
-                    for (token, _) in moved {
-                        if replay.contains(token) {
-                            overlay.reassign(token, person);
-                        }
-                    }
-                }
                 answers.push(answer);
                 continue;
             }
@@ -593,7 +568,7 @@ impl GraphBatch {
                     continue;
                 }
             }
-            let view = overlay.view(&tokens);
+            let view = overlay.view(&tokens, Some(item.at));
             let mut failed: Option<PyErr> = None;
             let candidate = item.candidate.bind(py);
             let mut ask = || -> String {
@@ -707,6 +682,7 @@ impl GraphBatch {
         let mut met: HashMap<String, HashSet<String>> = HashMap::new();
         let mut erased: HashMap<String, i64> = HashMap::new();
         let mut persons: HashMap<String, PersonFacts> = HashMap::new();
+        let mut history: HashMap<String, Vec<(i64, String)>> = HashMap::new();
         let mut receipts: Vec<Option<Answer>> = vec![None; self.items.len() - self.pending];
         for (chunk, (part, reply)) in round.parts.iter().zip(replies.iter()).enumerate() {
             let reply = text_of(&reply)?;
@@ -736,9 +712,13 @@ impl GraphBatch {
                     .ok_or_else(|| PyValueError::new_err("bad receipt row"))?;
                 *slot = Some(from_receipt(body)?);
             }
+            for (index, held) in read.claims {
+                let token = part.get(index).ok_or_else(|| PyValueError::new_err("bad claims row"))?;
+                history.insert(token.clone(), held.into_iter().map(|(t, p)| (t, p.to_owned())).collect());
+            }
         }
         let describing = self.resolver.borrow(py).describing.clone();
-        let overlay = Overlay::new(owners, junk, met, persons, &describing);
+        let overlay = Overlay::new(owners, junk, met, persons, &describing, history);
         let (answers, plans) = self.decide_all(py, overlay, erased, receipts)?;
         let resolver = self.resolver.borrow(py);
         let prefix = &resolver.identifier_prefix;

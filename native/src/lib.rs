@@ -29,6 +29,7 @@ pub mod summary;
 use packed::{Packed, PackedCall};
 use digest::{content_digest, event_key, Json};
 use fold::{fold_group, Status, groups, Describe, GroupWrite, Loaded, Outcome};
+use rules::movable;
 use reducer::{Event, Kind, OrderFacts, Status as OrderStatus};
 use state::{dump_state, load_state, PersonState, Rule};
 use summary::{Change, LifecycleRules};
@@ -274,6 +275,7 @@ fn event_from(
         consent,
         contact_channel: opt_string(obj, intern!(py, "contact_channel"))?,
         category: opt_string(obj, intern!(py, "category"))?,
+        claimed: obj.getattr(intern!(py, "claimed"))?.extract()?,
     };
     let digest = if exotic {
         python_digest.call1((obj,))?.extract()?
@@ -335,6 +337,10 @@ impl Folder {
 
     fn lookup_key(&self, token: &str) -> String {
         format!("{}:l:{}", self.prefix, token)
+    }
+
+    fn identifier_key(&self, token: &str) -> String {
+        format!("{}:{{g}}:i:{}", self.prefix, token)
     }
 
 }
@@ -765,6 +771,9 @@ impl Folder {
             for record in &write.publish {
                 for token in &record.tokens {
                     add_key(self.lookup_key(token), &mut keys);
+                }
+                for token in record.tokens.iter().filter(|t| movable(t)) {
+                    add_key(self.identifier_key(token), &mut keys);
                 }
                 if record.tokens.is_empty() {
                     continue;

@@ -6,6 +6,9 @@ use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::rules::{Decision, View};
 
+/// Claims kept per cookie or device id that moved between persons (`MAX_CLAIMS`).
+const MAX_CLAIMS: usize = 32;
+
 /// What the rules need of one person: identifiers by kind, describing tokens, graph version.
 #[derive(Clone, Debug, Default)]
 pub struct PersonFacts {
@@ -48,6 +51,8 @@ pub struct Overlay {
     persons: HashMap<String, PersonFacts>,
     describing: Vec<u8>,
     redirects: HashMap<String, String>,
+    /// holders by claim time of cookies and device ids that moved, oldest first
+    claims: HashMap<String, Vec<(i64, String)>>,
 }
 
 impl Overlay {
@@ -57,6 +62,7 @@ impl Overlay {
         met: HashMap<String, HashSet<String>>,
         persons: HashMap<String, PersonFacts>,
         describing: &str,
+        claims: HashMap<String, Vec<(i64, String)>>,
     ) -> Self {
         let mut owned: HashMap<String, HashSet<String>> = HashMap::new();
         for (token, owner) in &owners {
@@ -70,6 +76,7 @@ impl Overlay {
             persons,
             describing: describing.as_bytes().to_vec(),
             redirects: HashMap::new(),
+            claims,
         }
     }
 
@@ -84,12 +91,46 @@ impl Overlay {
         self.describing.contains(&token.as_bytes()[0])
     }
 
-    /// What the graph holds now about one event's identifiers (the rules' input).
-    pub fn view(&self, tokens: &[String]) -> View {
+    /// Who held a cookie that moved between persons at time `at`, and its last claim's time,
+    /// where that is another person than its holder now (and still there): `_holder_at`.
+    fn holder_at(&self, token: &str, at: i64) -> Option<(String, i64)> {
+        let held = self.claims.get(token)?;
+        let last = held.last()?.0;
+        if at >= last {
+            return None;
+        }
+        let mut then = &held[0].1;
+        for (time, person) in held {
+            if *time > at {
+                break;
+            }
+            then = person;
+        }
+        let then = self.live(then).to_owned();
+        let version = self.persons.get(&then).map_or(0, |f| f.version);
+        if self.owners.get(token) == Some(&then) || version < 1 {
+            return None;
+        }
+        Some((then, last))
+    }
+
+    /// What the graph holds now about one event's identifiers (the rules' input); an event
+    /// older than the last claim of a cookie that moved sees it with its holder then (`view`).
+    pub fn view(&self, tokens: &[String], at: Option<i64>) -> View {
         let mut view = View::default();
+        let mut held_then: Vec<(String, i64)> = Vec::new();
         for token in tokens {
             if let Some(owner) = self.owners.get(token) {
-                view.owners.insert(token.clone(), owner.clone());
+                let then = at.filter(|_| self.claims.contains_key(token)).and_then(|at| self.holder_at(token, at));
+                match then {
+                    Some((person, last)) => {
+                        view.owners.insert(token.clone(), person);
+                        held_then.push((token.clone(), last));
+                    }
+                    None => {
+                        view.owners.insert(token.clone(), owner.clone());
+                    }
+                }
             }
             if self.junk.contains(token) {
                 view.junk.insert(token.clone());
@@ -122,6 +163,7 @@ impl Overlay {
                 }
             }
         }
+        view.claims.extend(held_then);
         view
     }
 
@@ -145,38 +187,6 @@ impl Overlay {
         }
         let versions = view.versions.iter().map(|(p, v)| (p.clone(), *v)).collect();
         Guard { owners, unflagged, versions }
-    }
-
-    /// The graph version read of a person (0: merged away, or never read).
-    pub fn live_version(&self, person: &str) -> i64 {
-        self.persons.get(person).map_or(0, |f| f.version)
-    }
-
-    /// Who holds `token` now, as far as the overlay knows.
-    pub fn owner(&self, token: &str) -> Option<&String> {
-        self.owners.get(token)
-    }
-
-    /// Hand `token` to `person` in memory only, without a version change (`reassign`).
-    pub fn reassign(&mut self, token: &str, person: &str) {
-        let former = self.owners.get(token).cloned();
-        if former.as_deref() == Some(person) {
-            return;
-        }
-        if let Some(former) = former {
-            if let Some(set) = self.owned.get_mut(&former) {
-                set.remove(token);
-            }
-            if let Some(holder) = self.persons.get_mut(&former) {
-                let count = holder.counts.entry(token.as_bytes()[0]).or_insert(0);
-                if *count > 0 {
-                    *count -= 1;
-                }
-            }
-        }
-        self.owners.insert(token.to_owned(), person.to_owned());
-        self.owned.entry(person.to_owned()).or_default().insert(token.to_owned());
-        *self.persons.entry(person.to_owned()).or_default().counts.entry(token.as_bytes()[0]).or_insert(0) += 1;
     }
 
     /// Change the overlay as `graph_apply.lua` changes Redis for this decision.
@@ -206,9 +216,20 @@ impl Overlay {
             self.redirects.insert(gone.clone(), person.clone());
         }
         for (token, former) in &decision.moved {
-            // As graph_apply.lua moves it: out of the former holder's set, facts and claims.
+            // As graph_apply.lua moves it: out of the former holder's set, facts and claims,
+            // and onto the cookie's list of holders by claim time.
             if let Some(set) = self.owned.get_mut(former) {
                 set.remove(token);
+            }
+            let since = self.persons.get(former).and_then(|h| h.claims.get(token).copied()).unwrap_or(0);
+            let at = decision.claims.iter().find(|(t, _)| t == token).map_or(0, |(_, at)| *at);
+            let held = self.claims.entry(token.clone()).or_default();
+            if held.is_empty() {
+                held.push((since, former.clone()));
+            }
+            held.push((at, person.clone()));
+            if held.len() > MAX_CLAIMS {
+                held.drain(..held.len() - MAX_CLAIMS);
             }
             if let Some(holder) = self.persons.get_mut(former) {
                 let count = holder.counts.entry(token.as_bytes()[0]).or_insert(0);
@@ -245,6 +266,7 @@ impl Overlay {
         for (token, _) in &decision.junk {
             self.junk.insert(token.clone());
             let Some(former) = self.owners.remove(token) else { continue };
+            self.claims.remove(token);
             if let Some(set) = self.owned.get_mut(&former) {
                 set.remove(token);
             }

@@ -71,6 +71,8 @@ pub struct Event {
     pub consent: Option<Vec<(String, bool)>>,
     pub contact_channel: Option<String>,
     pub category: Option<String>,
+    /// cookies and device ids the event took over from another person
+    pub claimed: Vec<String>,
 }
 
 fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {

@@ -480,8 +480,8 @@ fn rules(
         }
         let empty = HashMap::new();
         let theirs = view.kind_counts.get(holder).unwrap_or(&empty);
-        let (mut reason, weak_only) = round.conflict(&names, &counts, holder, theirs, kind, kind_policy.link);
-        if weak_only && is_identifying && movable(token) {
+        let (mut reason, shared_by_two) = round.conflict(&names, &counts, holder, theirs, kind, kind_policy.link);
+        if shared_by_two && is_identifying && movable(token) {
             let claimed = view.claims.get(token.as_str()).copied().unwrap_or(0);
             if at >= claimed {
                 moves.push((token.clone(), holder.clone()));
@@ -650,7 +650,8 @@ impl Round<'_> {
     }
 
     /// Why the anchor's side may not join `holder`'s person (None when it may), and whether
-    /// that reason is only the weak rule's (two known persons).
+    /// that reason still lets a cookie or device id move (two persons who share it, by their
+    /// names or as two known persons).
     fn conflict(
         &self,
         names: &HashSet<&str>,
@@ -662,7 +663,7 @@ impl Round<'_> {
     ) -> (Option<String>, bool) {
         let their_names = self.view.names.get(holder);
         if names_differ(names, their_names) {
-            return (Some(format!("names differ: {} shared by two people", kind_name(kind))), false);
+            return (Some(format!("names differ: {} shared by two people", kind_name(kind))), true);
         }
         let same_name = !names.is_empty() && their_names.is_some_and(|n| !n.is_empty());
         if link == Link::Weak && known(self.policy, counts) && known(self.policy, theirs) && !same_name {

@@ -116,6 +116,18 @@ def test_a_cookie_claimed_later_stays_with_its_claimant() -> None:
     assert same_second.moved == (("a:family-laptop", "MOTHER"),)
 
 
+def test_a_cookie_moves_to_a_buyer_of_another_name() -> None:
+    """A brother's guest order on his sister's laptop: his name is not hers, so nothing
+    merges, and the laptop's cookie answers for him from now on."""
+    owners = {"a:laptop": "SISTER", "e:sister": "SISTER", "m:koch|kerstin": "SISTER"}
+    names = {"SISTER": frozenset({"m:koch|kerstin"})}
+    tokens = ["e:brother", "o:7", "m:koch|piotr", "a:laptop"]
+    d = decide(tokens, view(owners, names=names), POLICY, "NEW", at=50)
+    assert (d.person, d.absorbed, d.is_new) == ("NEW", (), True)
+    assert d.moved == (("a:laptop", "SISTER"),)
+    assert "a:laptop" in d.identifiers
+
+
 def test_only_an_event_that_names_its_person_moves_a_cookie() -> None:
     owners = {"a:laptop": "MOTHER", "e:mother": "MOTHER", "o:9": "SON", "e:son": "SON"}
     # An order id alone names no buyer (its return came first): the cookie is refused.

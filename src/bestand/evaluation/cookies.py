@@ -5,8 +5,10 @@ Plain functions over the shop's events and its truth. The right answer for a coo
 whether its *last* user (the person of the latest event that carried it, by event time) has
 an order they kept. What the data allows: the best any resolver can answer without guessing,
 from the events of that user that are joined to the cookie through shared linking
-identifiers (:mod:`bestand.evaluation.oracle`). A shop's naive view: a browser is a customer's
-when an order was placed on it.
+identifiers (:mod:`bestand.evaluation.oracle`). On a cookie several persons used, nothing in
+an anonymous click tells who made it: the best answer is then the one for the last person
+who identified on it (an order, a login or a sign-up), whoever clicked after. A shop's naive
+view: a browser is a customer's when an order was placed on it.
 """
 
 from __future__ import annotations
@@ -141,15 +143,25 @@ def cookie_truths(
         mine = [(event_id, event) for _, event_id, event in carried if truth[event_id] == last_user]
         ties = {_tie(event) for _, event in mine}
         tie = next(t for t in TIES if t in ties or t == "never")
-        groups = {group_of(event_id) for event_id, _ in mine}
+        users = {truth[event_id] for _, event_id, _ in carried}
+        # Whom the data says uses the cookie now: its last user, or on a shared cookie the
+        # last person identified on it (an anonymous click names nobody).
+        known_user = last_user
+        if len(users) > 1:
+            identified = [e for _, e, ev in carried if _tie(ev) in ("order", "login or sign-up")]
+            if identified:
+                known_user = truth[identified[-1]]
+        groups = {group_of(event_id) for _, event_id, _ in carried
+                  if truth[event_id] == known_user}  # fmt: skip
         out.append(
             CookieTruth(
                 cookie=cookie,
                 last_user=last_user,
-                users=len({truth[event_id] for _, event_id, _ in carried}),
+                users=len(users),
                 tie=tie,
                 customer=last_user in customers,
-                data_allows=tie != "never" and bool(groups & kept_groups),
+                data_allows=(tie != "never" or known_user != last_user)
+                and bool(groups & kept_groups),
                 naive=cookie in kept_on_cookie,
             )
         )

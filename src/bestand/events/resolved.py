@@ -60,6 +60,9 @@ class ResolvedEvent:
     contact_channel: str | None = None
     product_id: str | None = None
     category: str | None = None  # product category of a product view
+    #: Cookies and device ids this event took over from another person: their lookup records
+    #: are this person's now, whatever its state held before.
+    claimed: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, data: Mapping[str, Any]) -> ResolvedEvent:

@@ -72,3 +72,8 @@ def kind_of(token: str) -> IdKind:
         return _BY_LETTER[token[0]]
     except (KeyError, IndexError):
         raise ValueError(f"{token!r} is not a kind:hash token") from None
+
+
+#: Kind letters that move to the person identified on them instead of joining two known
+#: persons: a browser's cookie and a device id (a payment card is not "who uses it now").
+MOVABLE = frozenset({IdKind.ANONYMOUS.value, IdKind.DEVICE.value})

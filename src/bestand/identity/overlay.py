@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 
 from bestand.identity.rules import Decision, GraphView
 
+#: Claims kept per cookie or device id that moved between persons (the scripts get it from
+#: ``Keys.graph_schema``): an event older than the oldest goes to the oldest holder kept.
+MAX_CLAIMS = 32
+
 
 @dataclass(slots=True)
 class PersonFacts:
@@ -54,8 +58,11 @@ class GraphOverlay:
         met: Mapping[str, Iterable[str]],
         persons: Mapping[str, PersonFacts],
         describing: str,
+        claims: Mapping[str, Sequence[tuple[int, str]]] | None = None,
     ) -> None:
-        """``describing``: the kind letters whose identifiers only describe (policy ``never``)."""
+        """``describing``: the kind letters whose identifiers only describe (policy
+        ``never``); ``claims``: the holders by claim time of cookies and device ids that
+        moved between persons (oldest first)."""
         self._owners = dict(owners)
         self._owned: dict[str, set[str]] = {}  # person -> the overlay's tokens it owns
         for token, owner in self._owners.items():
@@ -65,19 +72,47 @@ class GraphOverlay:
         self._persons = dict(persons)
         self._describing = describing
         self._redirects: dict[str, str] = {}
+        self._claims = {token: list(held) for token, held in (claims or {}).items()}
 
     def _live(self, person: str) -> str:
         while person in self._redirects:
             person = self._redirects[person]
         return person
 
-    def view(self, tokens: Sequence[str]) -> GraphView:
-        """What the graph holds now about one event's identifiers (the rules' input)."""
+    def _holder_at(self, token: str, at: int) -> tuple[str, int] | None:
+        """Who held a cookie that moved between persons at time ``at``, and when its last
+        claim was, where that is another person than its holder now (and still there)."""
+        held = self._claims.get(token)
+        if not held or at >= held[-1][0]:
+            return None
+        then = held[0][1]
+        for time, person in held:
+            if time > at:
+                break
+            then = person
+        then = self._live(then)
+        facts = self._persons.get(then)
+        if then == self._owners.get(token) or facts is None or facts.version < 1:
+            return None
+        return then, held[-1][0]
+
+    def view(self, tokens: Sequence[str], at: int | None = None) -> GraphView:
+        """What the graph holds now about one event's identifiers (the rules' input).
+
+        An event older than the last claim of a cookie that moved between persons (a click
+        delivered again, or late) sees the cookie with whoever held it at the event's time,
+        claimed too late to move: it belongs to that person, as when it was first handled.
+        """
         owners: dict[str, str] = {}
         junk: list[str] = []
         met: dict[str, frozenset[str]] = {}
+        held_then: dict[str, int] = {}
         for token in tokens:
             owner = self._owners.get(token)
+            if owner is not None and at is not None and token in self._claims:
+                then = self._holder_at(token, at)
+                if then is not None:
+                    owner, held_then[token] = then
             if owner is not None:
                 owners[token] = owner
             if token in self._junk:
@@ -97,7 +132,8 @@ class GraphOverlay:
             kind_counts[person] = facts.kind_counts()
             versions[person] = facts.version
             names[person] = frozenset(t for t in facts.described if t[0] == "m")
-            claims.update({t: at for t, at in facts.claims.items() if owners.get(t) == person})
+            claims.update({t: time for t, time in facts.claims.items() if owners.get(t) == person})
+        claims.update(held_then)
         return GraphView(
             owners=owners,
             junk=frozenset(junk),
@@ -127,30 +163,6 @@ class GraphOverlay:
             versions=dict(versions),
         )
 
-    def live_version(self, person: str) -> int:
-        """The graph version read of a person (0: merged away, or never read)."""
-        facts = self._persons.get(person)
-        return 0 if facts is None else facts.version
-
-    def owner(self, token: str) -> str | None:
-        """Who holds ``token`` now, as far as the overlay knows."""
-        return self._owners.get(token)
-
-    def reassign(self, token: str, person: str) -> None:
-        """Hand ``token`` to ``person`` in memory only, without a version change: to replay
-        the moves a redelivered batch's receipts recorded (Redis holds their end already)."""
-        former = self._owners.get(token)
-        if former == person:
-            return
-        if former is not None:
-            self._owned.get(former, set()).discard(token)
-            holder = self._persons.get(former)
-            if holder is not None and holder.counts[token[0]] > 0:
-                holder.counts[token[0]] -= 1
-        self._owners[token] = person
-        self._owned.setdefault(person, set()).add(token)
-        self._persons.setdefault(person, PersonFacts()).counts[token[0]] += 1
-
     def apply(self, decision: Decision) -> None:
         """Change the overlay as ``graph_apply.lua`` changes Redis for this decision."""
         person = decision.person
@@ -171,10 +183,17 @@ class GraphOverlay:
                 self._owners[token] = person
             self._owned.setdefault(person, set()).update(moved)
             self._redirects[gone] = person
+        moved_at = dict(decision.claims)
         for token, former in decision.moved:
-            # As graph_apply.lua moves it: out of the former holder's set, facts and claims.
+            # As graph_apply.lua moves it: out of the former holder's set, facts and claims,
+            # and onto the cookie's list of holders by claim time.
             self._owned.get(former, set()).discard(token)
             holder = self._persons.get(former)
+            held = self._claims.setdefault(token, [])
+            if not held:
+                held.append((holder.claims.get(token, 0) if holder else 0, former))
+            held.append((moved_at[token], person))
+            del held[:-MAX_CLAIMS]
             if holder is not None:
                 if holder.counts[token[0]] > 0:
                     holder.counts[token[0]] -= 1
@@ -199,6 +218,7 @@ class GraphOverlay:
             if token not in self._owners:
                 continue
             former = self._owners.pop(token)
+            self._claims.pop(token, None)
             self._owned.get(former, set()).discard(token)
             holder = self._persons.get(former)
             if holder is not None:

@@ -24,12 +24,13 @@ How an event is resolved:
 4. The survivor of a merge is the smallest existing person id, so ids stay stable and the
    result does not depend on which partition saw which event first.
 5. A cookie or device id answers for who uses it now. Where it would join two known persons
-   (the weak rule refuses that), an event that names its person (a login, an order, a
-   sign-up: anchored by a strong identifier other than an order id) takes it over instead:
-   the identifier *moves* to the event's person, the former holder keeps the rest of its
-   history, and both persons' explain logs record the move. Each such identifier carries the
-   event time of its claim (the identifying event that attached, took over or moved it); an
-   event older than the claim leaves it where it is, so late events do not move it back.
+   or two persons of different names (which step 3 refuses), an event that names its person
+   (a login, an order, a sign-up: anchored by a strong identifier other than an order id)
+   takes it over instead: the identifier *moves* to the event's person, the former holder
+   keeps the rest of its history, and both persons' explain logs record the move. Each such
+   identifier carries the event time of its claim (the identifying event that attached,
+   took over or moved it); an event older than the claim leaves it where it is, so late
+   events do not move it back.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from bestand.identity.kinds import KIND_NAMES, STRENGTH, IdKind, kind_of
+from bestand.identity.kinds import KIND_NAMES, MOVABLE, STRENGTH, IdKind, kind_of
 from bestand.identity.policy import IdentityPolicy
 
 #: The id a new person would get: given, or made when asked (most events find their person,
@@ -52,10 +53,6 @@ def _new_person(candidate: NewPerson) -> str:
 
 
 EntryKind = Literal["new", "link", "merge", "move", "refused", "junk"]
-
-#: Kinds that move to the person identified on them instead of joining two known persons:
-#: a browser's cookie and a device id (a payment card stays: it is not "who uses it now").
-MOVABLE = frozenset({"a", "d"})
 
 
 @dataclass(slots=True)  # built per event: frozen would double that
@@ -399,10 +396,11 @@ def _decide(
         holder: str, theirs: Mapping[str, int], kind: IdKind, link: str
     ) -> tuple[str | None, bool]:
         """Why the anchor's side may not join ``holder``'s person (None: it may), and
-        whether that reason is only the weak rule's (two known persons)."""
+        whether that reason still lets a cookie or device id move (two persons who share
+        it, by their names or as two known persons)."""
         their_names = view.names.get(holder, frozenset())
         if names and their_names and their_names.isdisjoint(names):
-            return f"names differ: {_name(kind)} shared by two people", False
+            return f"names differ: {_name(kind)} shared by two people", True
         same_name = bool(names and their_names)  # both named, and (see above) alike
         if link == "weak" and known(counts) and known(theirs) and not same_name:
             return f"weak {_name(kind)} joins two known persons only under one name", True
@@ -437,8 +435,8 @@ def _decide(
             ignored.append(token)
             continue
         theirs = view.kind_counts.get(holder, {})
-        reason, weak_only = conflict(holder, theirs, kind, rules.link)
-        if weak_only and identifying and token[0] in MOVABLE:
+        reason, shared_by_two = conflict(holder, theirs, kind, rules.link)
+        if shared_by_two and identifying and token[0] in MOVABLE:
             claimed = view.claims.get(token, 0)
             if at >= claimed:
                 # Who signs in on a browser uses it now: the cookie moves, nobody merges.

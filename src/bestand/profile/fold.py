@@ -133,13 +133,15 @@ def _publish(
     *,
     force: bool,
     guarded: bool = True,
+    claimed: frozenset[str] = frozenset(),
 ) -> Publish | None:
     """Records to write after ``initial`` (answering ``old``) became ``final`` (``summary``):
     every identifier's when the answer changed (or ``force``: after a merge, or to restore
-    records a dead try did not write), else those of new identifiers."""
+    records a dead try did not write), else those of new identifiers and of the cookies and
+    device ids the person took over (``claimed``)."""
     changed = force or not summary.same_answer(old)
-    tokens = tuple(sorted(t for t in (final.ids if changed else final.ids - initial.ids)
-                          if looked_up(t)))  # fmt: skip
+    fresh = final.ids - initial.ids | (claimed & final.ids)
+    tokens = tuple(sorted(t for t in (final.ids if changed else fresh) if looked_up(t)))
     if not tokens and not changed:
         return None
     return Publish(final, tokens, summary, changed, checked=not guarded)
@@ -168,6 +170,7 @@ def fold_group(
     merged: set[str] = set()
     applied_here: dict[tuple[str, str], str] = {}  # (person, event) -> digest
     rewrite: set[str] = set()  # applied before: records written again in case they were lost
+    claimed: dict[str, set[str]] = {}  # person -> cookies and device ids it took over
     write = GroupWrite()
     outcomes: list[tuple[int, ApplyOutcome]] = []
 
@@ -231,6 +234,8 @@ def fold_group(
         else:
             stale.add(person)  # a click moves no order: the summary is made again at the end
         outcomes.append((position, ApplyOutcome("applied", person, changes=changes)))
+        if event.claimed:
+            claimed.setdefault(person, set()).update(event.claimed)
         write.markers.append((person, event.event_id, marker(digest, changes)))
         applied_here[(person, event.event_id)] = digest
         states[person] = new
@@ -252,7 +257,10 @@ def fold_group(
         write.states.append(final)
         write.summaries.append(summary)
         force = person in merged or person in rewrite
-        record = _publish(initial[person], answered[person], final, summary, force=force)
+        took = frozenset(claimed.get(person, ()))
+        record = _publish(
+            initial[person], answered[person], final, summary, force=force, claimed=took
+        )
         if record is not None:
             write.publish.append(record)
     for person in sorted(rewrite - set(changed) - set(redirects)):

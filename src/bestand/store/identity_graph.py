@@ -167,17 +167,18 @@ def _facts(flat: Sequence[bytes | str]) -> PersonFacts:
 class GraphRead:
     """One ``graph_read`` reply, split (its format is in the script's header): rows of the
     identifiers the graph knows, (position, owner, junk, erasure time, persons met); the
-    owners' facts, (person, flat hash); receipts, (event position, body). Positions count
-    from 0."""
+    owners' facts, (person, flat hash); receipts, (event position, body); the claims of
+    cookies that moved, (position, [(time, person)..]). Positions count from 0."""
 
     tokens: list[tuple[int, str, bool, str, list[str]]]
     persons: list[tuple[str, list[str]]]
     receipts: list[tuple[int, str]]
+    claims: list[tuple[int, list[tuple[int, str]]]]
 
     @classmethod
     def parse(cls, reply: bytes | str) -> GraphRead:
         """Split a reply."""
-        token_rows, person_rows, receipt_rows = _text(reply).split("\x1d")
+        token_rows, person_rows, receipt_rows, claim_rows = _text(reply).split("\x1d")
         tokens = []
         for row in token_rows.split("\x1e") if token_rows else ():
             i, owner, junk, erased_at, *met = row.split("\x1f")
@@ -190,36 +191,12 @@ class GraphRead:
         for row in receipt_rows.split("\x1e") if receipt_rows else ():
             j, body = row.split("\x1f", 1)
             receipts.append((int(j) - 1, body))
-        return cls(tokens, persons, receipts)
-
-
-def _replayed_moves(receipts: Sequence[Resolved | None], overlay: GraphOverlay) -> set[str]:
-    """The cookies and device ids whose moves a redelivered batch replays in memory.
-
-    Redis holds the end of the batch's moves already (its first try changed the graph and
-    died): an event between two moves of one cookie (a click on a family laptop) must go to
-    whom the cookie answered for then, as in a clean run. The overlay is put back to before
-    the batch's first move of each cookie, and each receipt's move is made again in turn.
-    Only a chain of moves that ends where Redis holds the cookie, between persons that are
-    all still there (a version read), is replayed; any other is left as Redis holds it.
-    """
-    chains: dict[str, list[tuple[str, str]]] = {}  # token -> (former holder, person) in order
-    for receipt in receipts:
-        if isinstance(receipt, tuple):
-            for token, former in receipt[0].moved:
-                chains.setdefault(token, []).append((former, receipt[0].person))
-    replay: set[str] = set()
-    for token, chain in chains.items():
-        linked = all(chain[i][1] == chain[i + 1][0] for i in range(len(chain) - 1))
-        persons = {p for pair in chain for p in pair}
-        if (
-            linked
-            and chain[-1][1] == overlay.owner(token)
-            and all(overlay.live_version(p) > 0 for p in persons)
-        ):
-            overlay.reassign(token, chain[0][0])
-            replay.add(token)
-    return replay
+        claims = []
+        for row in claim_rows.split("\x1e") if claim_rows else ():
+            i, *entries = row.split("\x1f")
+            held = [entry.split(":", 1) for entry in entries]
+            claims.append((int(i) - 1, [(int(time), person) for time, person in held]))
+        return cls(tokens, persons, receipts, claims)
 
 
 def _flag_decision(refusal: Unattributable, view: GraphView) -> Decision | None:
@@ -382,15 +359,10 @@ class IdentityGraph:
         answers: list[Resolved] = []
         plans: list[tuple[int, bytes, Sequence[str]]] = []
         overlay = snapshot.overlay
-        replay = _replayed_moves(snapshot.receipts, overlay)
         for position, item in enumerate(batch):
             receipt = snapshot.receipts[position]
             if receipt is not None:
                 answers.append(receipt)
-                if replay and isinstance(receipt, tuple):
-                    for token, _ in receipt[0].moved:
-                        if token in replay:
-                            overlay.reassign(token, receipt[0].person)
                 continue
             tokens = item.tokens
             if snapshot.erased:
@@ -398,7 +370,7 @@ class IdentityGraph:
                 if not tokens:
                     answers.append(ERASED)
                     continue
-            view = overlay.view(tokens)
+            view = overlay.view(tokens, item.at)
             try:
                 decision = decide(
                     tokens, view, self._policy, item.candidate, item.pattern_junk, item.at
@@ -443,6 +415,7 @@ class IdentityGraph:
         met: dict[str, list[str]] = {}
         erased: dict[str, int] = {}
         persons: dict[str, PersonFacts] = {}
+        history: dict[str, list[tuple[int, str]]] = {}
         receipts: list[Resolved | None] = [None] * len(batch)
         for chunk, (part, reply) in enumerate(zip(token_parts, replies, strict=True)):
             read = GraphRead.parse(reply)
@@ -460,7 +433,9 @@ class IdentityGraph:
                 persons[person] = _facts(flat)
             for offset, body in read.receipts:
                 receipts[chunk + offset * chunks] = _from_receipt(body)
-        overlay = GraphOverlay(owners, junk, met, persons, self._describing)
+            for i, held in read.claims:
+                history[part[i]] = held
+        overlay = GraphOverlay(owners, junk, met, persons, self._describing, history)
         return _Snapshot(overlay, erased, receipts)
 
     def _plan(
@@ -491,7 +466,10 @@ class IdentityGraph:
                 for e in decision.log
                 if e.kind == "move"
             }
-            plan["move"] = [[token, former, entries[token]] for token, former in decision.moved]
+            claimed = dict(decision.claims)
+            plan["move"] = [
+                [token, former, entries[token], claimed[token]] for token, former in decision.moved
+            ]
         if decision.claims:
             plan["claim"] = [x for token, at in decision.claims for x in (f"{CLAIM}{token}", at)]
         if any(entry.kind not in _DECIDED_ONCE for entry in decision.log):

@@ -12,6 +12,8 @@ single keys spread over the cluster, so the hot read path scales out.
 |   |   | concurrent changes), identifiers by kind letter, describing tokens (names, households) |
 | ``<p>:{g}:x:<person>`` | list | explain log of a person: links, merges, refusals (JSON) |
 | ``<p>:{g}:m:<kind>:<hash>`` | set | other persons an identifier met (its claims) |
+| ``<p>:{g}:c:<kind>:<hash>`` | list | a cookie's or device id's holders by claim time, |
+|   |   | ``time:person``, once it moved between persons (the last ``MAX_CLAIMS``) |
 | ``<p>:{g}:j:<kind>:<hash>`` | string | why an identifier is junk (it never links again) |
 | ``<p>:{g}:r:<person>`` | string | the person a merged-away person went into |
 | ``<p>:{g}:a:<person>`` | set | persons merged into this one (to remove their redirects) |
@@ -20,7 +22,8 @@ single keys spread over the cluster, so the hot read path scales out.
 | ``<p>:{g}:f:<batch>`` | string | a batch's graph write stopped at a changed guard (short TTL) |
 | ``<p>:p:{<person>}`` | hash | ``v`` version, ``s`` state (JSON), ``r`` redirect after a merge |
 | ``<p>:d:{<person>}:<event>`` | string | event already applied (TTL) |
-| ``<p>:l:<kind>:<hash>`` | string | lookup record: person id and summary (packed fields) |
+| ``<p>:l:<kind>:<hash>`` | string | lookup record: person id and summary (packed fields); a |
+|   |   | cookie's or device id's is written only by the person the graph gives it to |
 | ``<p>:values`` | sorted set | lifetime value (cents) of every customer, for value bands |
 | ``<p>:hb:<worker>`` | string | a worker's heartbeat: JSON of its state, expires (TTL) |
 
@@ -35,6 +38,9 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import orjson
+
+from bestand.identity.kinds import MOVABLE
+from bestand.identity.overlay import MAX_CLAIMS
 
 
 def event_key(event_id: str) -> str:
@@ -77,6 +83,10 @@ class Keys:
     def junk(self, token: str) -> str:
         """Junk flag (with its reason) of an identifier."""
         return f"{self.graph}:j:{token}"
+
+    def claims(self, token: str) -> str:
+        """Holders of a cookie or device id by claim time, once it moved between persons."""
+        return f"{self.graph}:c:{token}"
 
     def tombstone(self, token: str) -> str:
         """Erasure time of an identifier (``kind:hash``): older events no longer use it."""
@@ -132,6 +142,9 @@ class Keys:
                 "tombstone": f"{g}:t:",
                 "receipt": f"{g}:e:",
                 "batch_stop": f"{g}:f:",
+                "claims": f"{g}:c:",
+                "movable": "".join(sorted(MOVABLE)),
+                "max_claims": MAX_CLAIMS,
             }
         )
 
@@ -145,6 +158,8 @@ class Keys:
                 "person_end": "}",
                 "lookup": f"{self.prefix}:l:",
                 "values": self.values,
+                "identifier": f"{self.graph}:i:",
+                "movable": "".join(sorted(MOVABLE)),
             }
         )
 

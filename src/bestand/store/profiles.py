@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from bestand.events import ResolvedEvent
+from bestand.identity.kinds import MOVABLE
 from bestand.profile import PersonState, dump_state, load_state
 from bestand.profile.changes import Describer
 from bestand.profile.fold import (
@@ -341,6 +342,11 @@ class ProfileStore:
                     blobs.append(record.summary.packed().encode())
                     lookups.append([record.state.version, int(record.checked), at, record.tokens])
                 keys.update((self._keys.lookup(token), None) for token in record.tokens)
+                keys.update(
+                    (self._keys.identifier(token), None)
+                    for token in record.tokens
+                    if token[0] in MOVABLE
+                )
                 if record.value_changed:
                     summary = record.summary
                     cents = summary.revenue_cents if summary.existing_customer else -1

@@ -192,6 +192,8 @@ class BatchProcessor:
                 identifiers=identifiers,
                 at=prepared.resolution.at,
             )
+            if moved:
+                applied.claimed = tuple(token for token, _ in moved)
             todo.append(_Apply(message, applied, primary=True))
             if junk:
                 todo += _detach(message, event, junk, owners)

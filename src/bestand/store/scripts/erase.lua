@@ -25,7 +25,7 @@ for i = 1, #KEYS do
     local set = K.identifiers .. p
     local members = redis.call('SMEMBERS', set)
     for _, m in ipairs(members) do
-      redis.call('DEL', K.identifier .. m, K.met .. m)
+      redis.call('DEL', K.identifier .. m, K.met .. m, K.claims .. m)
       tombstone(m)
     end
     for _, gone in ipairs(redis.call('SMEMBERS', K.absorbed .. p)) do

@@ -9,8 +9,9 @@
 --   person, absorbed [..], attach [..] (identifiers it now owns), describe [..] (names and
 --   households: in its set, owned by nobody), met [[token, person]..], flag [[token, reason]..],
 --   log [json..] (explain entries, appended to the person's log),
---   move (optional) [[token, former holder, entry]..]: cookies and device ids the person takes
---   over: out of the holder's set, counts and claims, its version raised, the entry in its log,
+--   move (optional) [[token, former holder, entry, time]..]: cookies and device ids the person
+--   takes over: out of the holder's set, counts and claims, its version raised, the entry in
+--   its log; the cookie's claims list gains 'time:person' (the former holder's claim first),
 --   claim (optional) ['@' .. token, time, ..]: when the person claimed them (facts fields),
 --   repeats (optional: 1 when
 --   the log holds entries a redelivered event may decide again),
@@ -21,6 +22,7 @@
 local K = cjson.decode(ARGV[1])
 local stop = K.batch_stop .. ARGV[2]
 local max_log = tonumber(ARGV[3])
+local max_claims = tonumber(K.max_claims)
 local describing = ARGV[4]
 if redis.call('EXISTS', stop) == 1 then return 0 end
 
@@ -101,6 +103,14 @@ local function apply(plan)
     local token, former = move[1], move[2]
     local former_facts = K.facts .. former
     local former_log = K.log .. former
+    local claims = K.claims .. token
+    if redis.call('EXISTS', claims) == 0 then
+      local since = redis.call('HGET', former_facts, '@' .. token) or '0'
+      redis.call('RPUSH', claims, since .. ':' .. former)
+    end
+    if redis.call('RPUSH', claims, move[4] .. ':' .. person) > max_claims then
+      redis.call('LTRIM', claims, -max_claims, -1)
+    end
     redis.call('SREM', K.identifiers .. former, token)
     redis.call('HINCRBY', former_facts, string.sub(token, 1, 1), -1)
     redis.call('HDEL', former_facts, '@' .. token)
@@ -138,7 +148,7 @@ local function apply(plan)
     local owner = redis.call('GET', K.identifier .. token)
     if owner then
       redis.call('SREM', K.identifiers .. owner, token)
-      redis.call('DEL', K.identifier .. token)
+      redis.call('DEL', K.identifier .. token, K.claims .. token)
       local owner_facts = K.facts .. owner
       if describes(token) then
         redis.call('HDEL', owner_facts, token)

@@ -12,6 +12,10 @@
 --             (v: graph version, a kind letter: how many identifiers of that kind, a
 --             describing token: 1)
 --   receipts: j, body for each event j (1-based) that merged or flagged junk before
+--   claims:   i, then 'time:person' for each claim of a cookie or device id that moved
+--             between persons (its holders by the time they claimed it, oldest first;
+--             merged-away persons replaced by whom they went into); the facts of every
+--             person named there are in the persons section too
 local K = cjson.decode(ARGV[1])
 local n = tonumber(ARGV[2])
 
@@ -77,6 +81,23 @@ for first = 1, #members, 1000 do
   end
 end
 
+-- Claims of the cookies and device ids that moved between persons (they met someone).
+local claim_rows = {}
+for i = 1, n do
+  local token = ARGV[2 + i]
+  if owners[i] and #met_read[i] > 0 and string.find(K.movable, string.sub(token, 1, 1), 1, true) then
+    local entries = redis.call('LRANGE', K.claims .. token, 0, -1)
+    if #entries > 0 then
+      local row = {i}
+      for _, entry in ipairs(entries) do
+        local time, person = string.match(entry, '^([^:]*):(.*)$')
+        row[#row + 1] = time .. ':' .. live(person)
+      end
+      claim_rows[#claim_rows + 1] = row
+    end
+  end
+end
+
 local rows, persons, seen, seen_list = {}, {}, {}, {}
 for i = 1, n do
   local owner, met_now = owners[i], met_read[i]
@@ -97,6 +118,17 @@ for i = 1, n do
     end
   end
 end
+local claims = {}
+for j, row in ipairs(claim_rows) do
+  for k = 2, #row do
+    local person = string.match(row[k], ':(.*)$')
+    if not seen[person] then
+      seen[person] = true
+      seen_list[#seen_list + 1] = person
+    end
+  end
+  claims[j] = table.concat(row, '\31')
+end
 for j, owner in ipairs(seen_list) do
   local facts = redis.call('HGETALL', K.facts .. owner)
   persons[j] = #facts > 0 and owner .. '\31' .. table.concat(facts, '\31') or owner
@@ -108,4 +140,4 @@ for j, body in ipairs(seldom(receipt_keys)) do
   if body then receipts[#receipts + 1] = j .. '\31' .. body end
 end
 return table.concat(rows, '\30') .. '\29' .. table.concat(persons, '\30') .. '\29'
-  .. table.concat(receipts, '\30')
+  .. table.concat(receipts, '\30') .. '\29' .. table.concat(claims, '\30')

@@ -10,9 +10,11 @@
 --   absorbed [[person, survivor]..]: merged away: a redirect, no state, no value
 --   markers  [[dedupe key, marker]..]: the events applied (content digest and changes)
 --   lookups  [[version, checked, index of its record in ARGV, [token..]]..]: the records of
---            tokens (LookupSummary.packed: fields separated by \30, the version second);
---            a checked one is not written where a record of that or a newer version is (the
---            records of a person that passed its guard are newer than any there)
+--            tokens (LookupSummary.packed: fields separated by \30, the person id first, the
+--            version second); a checked one is not written where a record of that or a newer
+--            version is (the records of a person that passed its guard are newer than any
+--            there); a cookie's or device id's (kind letter in K.movable) only where the
+--            identity graph gives it to the record's person (it may have moved on since)
 --   unlink   [token..]: lookup records of identifiers that name nobody now (junk)
 --   values   [[person, cents or -1]..]: lifetime values (-1: not a customer)
 -- Returns one 1 (written) or 0 (a guard failed: read and apply that group again) per group.
@@ -20,6 +22,7 @@ local K = cjson.decode(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local groups = tonumber(ARGV[3])
 local function person_key(id) return K.person .. id .. K.person_end end
+local function movable(token) return string.find(K.movable, string.sub(token, 1, 1), 1, true) end
 -- The version a lookup record holds (its second field), -1 when there is none.
 local function written_version(key)
   local record = redis.call('GET', key)
@@ -53,12 +56,16 @@ for g = 4, 3 + groups do
     end
     for _, record in ipairs(group.lookups) do
       local version, checked, packed = tonumber(record[1]), record[2] == 1, ARGV[record[3]]
+      local holder = string.match(packed, '^[^\30]*')
       -- Every token of a record gets the same record: one MSET (a call from Lua costs
       -- several times its command), in runs short enough for Lua's stack.
       local writes = {}
       for _, token in ipairs(record[4]) do
         local key = K.lookup .. token
-        if not checked or written_version(key) < version then
+        if movable(token) and redis.call('GET', K.identifier .. token) ~= holder then
+          key = nil
+        end
+        if key and (not checked or written_version(key) < version) then
           writes[#writes + 1] = key
           writes[#writes + 1] = packed
         end
