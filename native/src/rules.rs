@@ -282,9 +282,9 @@ fn names_differ(names: &HashSet<&str>, theirs: Option<&HashSet<String>>) -> bool
 
 /// The decision when the event meets no other person: `_without_meetings`. None when the
 /// full rules must weigh something.
-/// Does an event anchored by `anchor` name its person (`_identifying`)?
-fn identifying(anchor: &str, policy: &Policy) -> bool {
-    letter(anchor) != ORDER && policy.of(letter(anchor)).link == Link::Strong
+/// Do these identifiers of an event, linked to its person, name that person (`_identifying`)?
+fn identifying<T: AsRef<str>>(tokens: &[T], policy: &Policy) -> bool {
+    tokens.iter().any(|t| letter(t.as_ref()) != ORDER && policy.of(letter(t.as_ref())).link == Link::Strong)
 }
 
 fn without_meetings(
@@ -348,7 +348,7 @@ fn without_meetings(
             *count += 1;
         }
     }
-    let claims: Vec<(String, i64)> = if !attach.is_empty() && identifying(anchor, policy) {
+    let claims: Vec<(String, i64)> = if !attach.is_empty() && identifying(&linking, policy) {
         attach.iter().filter(|t| movable(t)).map(|t| (t.clone(), at)).collect()
     } else {
         Vec::new()
@@ -454,7 +454,6 @@ fn rules(
     let mut refused_by_new: Vec<&String> = Vec::new(); // a person new here could not join them
     let mut moves: Vec<(String, String)> = Vec::new(); // (token, its holder): taken over
     let mut linked: Vec<String> = vec![anchor.clone()];
-    let is_identifying = identifying(anchor, policy);
     for &token in &usable[1..] {
         let kind = letter(token);
         let kind_policy = policy.of(kind);
@@ -481,7 +480,7 @@ fn rules(
         let empty = HashMap::new();
         let theirs = view.kind_counts.get(holder).unwrap_or(&empty);
         let (mut reason, shared_by_two) = round.conflict(&names, &counts, holder, theirs, kind, kind_policy.link);
-        if shared_by_two && is_identifying && movable(token) {
+        if shared_by_two && movable(token) && identifying(&linked, policy) {
             let claimed = view.claims.get(token.as_str()).copied().unwrap_or(0);
             if at >= claimed {
                 moves.push((token.clone(), holder.clone()));
@@ -537,7 +536,7 @@ fn rules(
         moved.push((token, holder));
     }
     let mut claims: Vec<(String, i64)> = Vec::new();
-    if is_identifying {
+    if identifying(&linked, policy) {
         claims.extend(attach.iter().filter(|t| movable(t)).map(|t| (t.clone(), at)));
         claims.extend(
             joins

@@ -321,8 +321,8 @@ def test_a_shop_dummy_email_becomes_junk_and_names_nobody(redis_url: str) -> Non
 
 
 def test_an_event_whose_only_identifier_became_junk_is_dead_lettered(redis_url: str) -> None:
-    """A kiosk's cookie, used by four customers, names nobody; a visit by it alone is kept
-    in the dead-letter topic with the reason instead of being pinned on one of them."""
+    """A kiosk's cookie, used by six customers (limit 5), names nobody; a visit by it alone
+    is kept in the dead-letter topic with the reason instead of being pinned on one of them."""
 
     def view_event(n: int, customer: str | None) -> dict[str, Any]:
         event: dict[str, Any] = {
@@ -337,7 +337,7 @@ def test_an_event_whose_only_identifier_became_junk_is_dead_lettered(redis_url: 
 
     async def go() -> list[Any]:
         pipeline = Pipeline(redis_url)
-        for n, customer in enumerate(["K-1", "K-2", "K-3", "K-4"], start=1):
+        for n, customer in enumerate(["K-1", "K-2", "K-3", "K-4", "K-5", "K-6"], start=1):
             await pipeline.one("clickstream", view_event(n, customer))
         topic = pipeline.settings.topic_clickstream
         out = await pipeline.processor.process(
@@ -375,8 +375,8 @@ def test_a_decision_is_not_applied_when_its_person_changed_since_the_read(
         assert plans, "the decision writes something"
         if meanwhile == "merge":
             await graph.resolve_batch([event(4, "e:one", "e:two")])
-        else:  # the cookie meets a fourth person (limit 3): junk, and P1 no longer owns it
-            await graph.resolve_batch([event(n, "a:cookie", f"e:{n}") for n in (4, 5, 6)])
+        else:  # the cookie meets a sixth person (limit 5): junk, and P1 no longer owns it
+            await graph.resolve_batch([event(n, "a:cookie", f"e:{n}") for n in range(4, 9)])
         applied = await graph._apply(plans, "stale")
         again = await graph.resolve_batch(stale)
         tokens = ["e:one", "e:two", "e:three", "a:cookie"]

@@ -172,10 +172,10 @@ def test_an_identifier_joining_too_many_persons_becomes_junk() -> None:
 
 def test_a_non_anchor_identifier_over_its_limit_is_flagged_and_not_followed() -> None:
     owners = {"e:mine": "P1", "a:kiosk": "P9"}
-    met = {"a:kiosk": frozenset({"P2", "P3"})}
+    met = {"a:kiosk": frozenset({"P2", "P3", "P4", "P5"})}
     d = decide(["e:mine", "a:kiosk"], view(owners, met=met), POLICY, "N")
-    assert (d.person, d.absorbed) == ("P1", ())
-    assert d.junk == (("a:kiosk", "anonymous_id joined 4 persons (limit 3)"),)
+    assert (d.person, d.absorbed, d.moved) == ("P1", (), ())
+    assert d.junk == (("a:kiosk", "anonymous_id joined 6 persons (limit 5)"),)
 
 
 def test_junk_identifiers_are_ignored() -> None:

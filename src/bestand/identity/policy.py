@@ -6,7 +6,8 @@ In the spirit of the identity rules Segment, RudderStack and mParticle document:
   name) link persons;
 - ``weak`` ones (payment fingerprint, cookie, device) attach an anonymous person to a known
   one, but join two persons that each have a strong identifier only when both gave the same
-  name (a shared family laptop or a shared card does not make two customers one);
+  name (a shared family laptop or a shared card does not make two customers one); a cookie
+  or device id then moves to whoever signed in on it last (see the rules);
 - ``never`` identifiers (address + surname: a household; the name) only describe a person.
 
 ``max_persons`` is how many persons one identifier may join: when an identifier keeps
@@ -49,8 +50,10 @@ DEFAULT_POLICY: dict[IdKind, KindPolicy] = {
     # and son); the limit stops a care home or a pick-up point from joining everyone.
     IdKind.ADDRESS_NAME: KindPolicy("strong", max_persons=2, max_per_person=6),
     IdKind.PAYMENT: KindPolicy("weak", max_persons=3),
-    IdKind.DEVICE: KindPolicy("weak", max_persons=3),
-    IdKind.ANONYMOUS: KindPolicy("weak", max_persons=3),
+    # A family's laptop or tablet moves between its users (it answers for who signed in on
+    # it last) and stops linking at 5 persons: a shop's kiosk, a library computer.
+    IdKind.DEVICE: KindPolicy("weak", max_persons=5),
+    IdKind.ANONYMOUS: KindPolicy("weak", max_persons=5),
     IdKind.HOUSEHOLD: KindPolicy("never"),
     # A name never links; two different names are evidence against a join (see the rules).
     IdKind.NAME: KindPolicy("never"),

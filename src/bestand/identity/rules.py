@@ -219,10 +219,11 @@ def decide(
     )
 
 
-def _identifying(anchor: str, policy: IdentityPolicy) -> bool:
-    """Does an event anchored by ``anchor`` name its person (a login, an order's buyer, a
-    sign-up)? Only such an event claims a cookie or device id."""
-    return anchor[0] != _ORDER and policy.of(kind_of(anchor)).link == "strong"
+def _identifying(tokens: Sequence[str], policy: IdentityPolicy) -> bool:
+    """Do these identifiers of an event, linked to its person, name that person (a login, an
+    order's buyer, a sign-up: a strong identifier other than an order id)? Only such an
+    event claims a cookie or device id."""
+    return any(t[0] != _ORDER and policy.of(kind_of(t)).link == "strong" for t in tokens)
 
 
 def _without_meetings(
@@ -282,7 +283,7 @@ def _without_meetings(
         attach = tuple(added)
     anchor = linking[0]
     claims: tuple[tuple[str, int], ...] = ()
-    if attach and _identifying(anchor, policy):
+    if attach and _identifying(linking, policy):
         claims = tuple((t, at) for t in attach if t[0] in MOVABLE)
     log: tuple[LogEntry, ...] = ()
     if owner is None:
@@ -360,7 +361,6 @@ def _decide(
     refused_by_new: list[str] = []  # identifiers a person new in this event could not join
     moves: list[tuple[str, str]] = []  # (token, its holder): taken over by this event's person
     linked = [anchor]
-    identifying = _identifying(anchor, policy)
 
     def refuse(token: str, rule: str, other: str | None = None) -> None:
         log.append(LogEntry("refused", (token,), rule, via=anchor, other=other))
@@ -436,7 +436,7 @@ def _decide(
             continue
         theirs = view.kind_counts.get(holder, {})
         reason, shared_by_two = conflict(holder, theirs, kind, rules.link)
-        if shared_by_two and identifying and token[0] in MOVABLE:
+        if shared_by_two and token[0] in MOVABLE and _identifying(linked, policy):
             claimed = view.claims.get(token, 0)
             if at >= claimed:
                 # Who signs in on a browser uses it now: the cookie moves, nobody merges.
@@ -477,7 +477,7 @@ def _decide(
         rule = f"{_name(kind_of(token))} moves to the person identified on it"
         log.append(LogEntry("move", (token,), rule, via=anchor, other=holder))
     claims: list[tuple[str, int]] = []
-    if identifying:
+    if _identifying(linked, policy):
         # The cookies and device ids this event attaches, joins (an anonymous visitor who
         # signs up) or moves are claimed at its time, unless claimed later already.
         claims += [(t, at) for t in attach if t[0] in MOVABLE]
