@@ -90,11 +90,11 @@ from resp import script_call
 SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 #: SHA-1 of the Lua scripts the Python ports below mirror; run ``--verify`` when one differs.
 PORTED_SCRIPTS: dict[str, frozenset[str]] = {
-    "graph_read": frozenset({"9996b8f8c3e8b1215588bc136eaf2ee0fa244b2a"}),
-    "graph_apply": frozenset({"4ef63dd528beeb16253077879e17614cb12f1cab"}),
-    "erase": frozenset({"c97ec224b9b395c084649e3a18cee33976cdbf6e"}),
+    "graph_read": frozenset({"8013d2baf3d4e058982fb8b0e01e8e1f6ff5a462"}),
+    "graph_apply": frozenset({"7829b910ac2cbe63c2aed7be8bc825bdc5641e6d"}),
+    "erase": frozenset({"af2a9d76308d141541a35d7cead6e83a63e1ec24"}),
     "persons_read": frozenset({"8effcdebc524aa86da284108306baa19fd96f982"}),
-    "persons_write": frozenset({"443685295d40d019a1b31a884c08cc40a8849a5b"}),
+    "persons_write": frozenset({"ff16c6c88a2e7a3828b4bf79678d02d17b545ca2"}),
 }
 
 Value = bytes | dict[bytes, bytes] | set[bytes] | list[bytes]
@@ -348,7 +348,7 @@ class MemoryRedis:
 
 def _schema(arg: bytes) -> dict[str, bytes]:
     """A key schema argument (``Keys.graph_schema`` / ``Keys.person_schema``) as bytes."""
-    return {name: value.encode() for name, value in orjson.loads(arg).items()}
+    return {name: str(value).encode() for name, value in orjson.loads(arg).items()}
 
 
 def _live(r: MemoryRedis, k: dict[str, bytes], person: bytes) -> bytes:
@@ -366,6 +366,7 @@ def _graph_read(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
     rows: list[bytes] = []
     persons: list[bytes] = []
     seen: list[bytes] = []
+    claim_rows: list[list[bytes]] = []
     for i in range(n):
         token = args[2 + i]
         owner = r.get(keys[i]) or b""
@@ -381,6 +382,19 @@ def _graph_read(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
             rows.append(b"\x1f".join(row))
         if owner and owner not in seen:
             seen.append(owner)
+        if owner and met and token[:1] in k["movable"]:
+            entries = r.lrange(k["claims"] + token, 0, -1)
+            if entries:
+                held = [e.split(b":", 1) for e in entries]
+                live = [t + b":" + _live(r, k, p) for t, p in held]
+                claim_rows.append([str(i + 1).encode(), *live])
+    claims: list[bytes] = []
+    for row in claim_rows:
+        for entry in row[1:]:
+            person = entry.split(b":", 1)[1]
+            if person not in seen:
+                seen.append(person)
+        claims.append(b"\x1f".join(row))
     for owner in seen:
         facts = r.hgetall(k["facts"] + owner)
         persons.append(b"\x1f".join([owner, *(x for pair in facts.items() for x in pair)]))
@@ -389,7 +403,8 @@ def _graph_read(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
         for j, event in enumerate(args[2 + n :])
         if (body := r.get(k["receipt"] + event))
     ]
-    return b"\x1d".join([b"\x1e".join(rows), b"\x1e".join(persons), b"\x1e".join(receipts)])
+    sections = [rows, persons, receipts, claims]
+    return b"\x1d".join(b"\x1e".join(section) for section in sections)
 
 
 def _graph_apply(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> int:
@@ -441,6 +456,8 @@ def _apply_plan(
         for field, value in r.hgetall(k["facts"] + gone).items():
             if len(field) == 1 and field != b"v":
                 r.hincrby(facts, field, int(value))
+            elif field[:1] == b"@":
+                r.hset(facts, [field, value])
             elif len(field) > 1:
                 r.hset(facts, [field, b"1"])
         gone_log = k["log"] + gone
@@ -454,6 +471,27 @@ def _apply_plan(
             r.put(k["redirect"] + older, person)
             r.sadd(k["absorbed"] + person, older)
         r.delete(gone_absorbed)
+    for token_text, former_text, entry, moved_at in plan.get("move", ()):
+        token, former = token_text.encode(), former_text.encode()
+        former_facts, former_log = k["facts"] + former, k["log"] + former
+        claims = k["claims"] + token
+        if not r.exists(claims):
+            since = r.hget(former_facts, b"@" + token) or b"0"
+            r.rpush(claims, since + b":" + former)
+        if r.rpush(claims, str(moved_at).encode() + b":" + person) > int(k["max_claims"]):
+            r.ltrim(claims, -int(k["max_claims"]), -1)
+        r.srem(k["identifiers"] + former, token)
+        r.hincrby(former_facts, token[:1], -1)
+        r.hdel(former_facts, b"@" + token)
+        r.hincrby(former_facts, b"v", 1)
+        if r.rpush(former_log, entry.encode()) > max_log:
+            r.ltrim(former_log, -max_log, -1)
+        r.put(k["identifier"] + token, person)
+        r.sadd(own_set, token)
+        r.hincrby(facts, token[:1], 1)
+    claimed = plan.get("claim", [])
+    if claimed:
+        r.hset(facts, [_b(x) for x in claimed])
     for token in plan["attach"]:
         r.put(k["identifier"] + token.encode(), person)
         r.sadd(own_set, token.encode())
@@ -469,12 +507,13 @@ def _apply_plan(
         owner = r.get(k["identifier"] + token)
         if owner:
             r.srem(k["identifiers"] + owner, token)
-            r.delete(k["identifier"] + token)
+            r.delete(k["identifier"] + token, k["claims"] + token)
             owner_facts = k["facts"] + owner
             if token[:1] in describing:
                 r.hdel(owner_facts, token)
             else:
                 r.hincrby(owner_facts, token[:1], -1)
+                r.hdel(owner_facts, b"@" + token)
             if owner != person:
                 r.hincrby(owner_facts, b"v", 1)
     if plan.get("repeats"):
@@ -516,13 +555,22 @@ def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
             own_set = k["identifiers"] + person
             members = sorted(r.smembers(own_set))
             for member in members:
-                r.delete(k["identifier"] + member, k["met"] + member)
+                r.delete(k["identifier"] + member, k["met"] + member, k["claims"] + member)
                 tombstone(member)
             for gone in r.smembers(k["absorbed"] + person):
                 r.delete(k["redirect"] + gone)
             events: set[str] = set()
             for entry in r.lrange(k["log"] + person, 0, -1):
-                event = orjson.loads(entry).get("e")
+                decoded = orjson.loads(entry)
+                if decoded.get("k") == "move":
+                    for token in decoded["t"]:
+                        claims = k["claims"] + token.encode()
+                        kept = [c for c in r.lrange(claims, 0, -1)
+                                if c.split(b":", 1)[1] != person]  # fmt: skip
+                        r.delete(claims)
+                        if kept:
+                            r.rpush(claims, *kept)
+                event = decoded.get("e")
                 if event and event not in events:
                     events.add(event)
                     r.delete(k["receipt"] + receipt_suffix(event).encode())
@@ -571,8 +619,13 @@ def _persons_write(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
         for key, marker in group["markers"]:
             r.put(key.encode(), marker.encode(), ex=ttl)
         for version, checked, index, tokens in group["lookups"]:
+            holder = args[index - 1].split(_SEP, 1)[0]
             for token in tokens:
                 key = k["lookup"] + token.encode()
+                if token[:1].encode() in k["movable"] and (
+                    r.get(k["identifier"] + token.encode()) != holder
+                ):
+                    continue
                 if not checked or _record_version(r.get(key)) < int(version):
                     r.put(key, args[index - 1])
         for token in group["unlink"]:
@@ -786,6 +839,7 @@ CATEGORIES: tuple[tuple[str, str, bool], ...] = (
     ("graph", "graph entries  <p>:{g}:i:<kind>:<hash>", True),
     ("lookup", "lookup records  <p>:l:<kind>:<hash>", True),
     ("met", "met sets  <p>:{g}:m:<kind>:<hash>", True),
+    ("claims", "cookie claims  <p>:{g}:c:<kind>:<hash>", True),
     ("junk", "junk flags  <p>:{g}:j:<kind>:<hash>", True),
     ("set", "person sets  <p>:{g}:s:<person>", False),
     ("facts", "graph facts  <p>:{g}:k:<person>", False),
@@ -805,6 +859,7 @@ _GRAPH_CODES = {
     b"k": "facts",
     b"x": "explain",
     b"m": "met",
+    b"c": "claims",
     b"j": "junk",
     b"r": "redirect",
     b"a": "absorbed",
@@ -935,7 +990,7 @@ def _attribute(records: list[KeyRecord], store: MemoryRedis, p: bytes) -> None:
 
     for record in records:
         kind = record.category
-        if kind in ("graph", "met", "lookup"):
+        if kind in ("graph", "met", "claims", "lookup"):
             token = record.key[len(graph) + 2 :] if kind != "lookup" else record.key[len(p) + 3 :]
             owner = store.get(graph + b"i:" + token)
             if owner is None and kind == "lookup":
@@ -960,7 +1015,7 @@ def atoms_of(records: Sequence[KeyRecord], prefix: str) -> list[bytes]:
     found: dict[bytes, None] = {}
     for record in records:
         kind = record.category
-        if kind in ("graph", "met", "junk"):
+        if kind in ("graph", "met", "claims", "junk"):
             found[record.key[len(graph) + 4 :]] = None
         elif kind == "lookup":
             found[record.key[len(p) + 5 :]] = None

@@ -232,6 +232,41 @@ def _visit(n: int, day: str, customer: str, cookie: str = "laptop") -> tuple[str
     return ("clickstream", event | {"anonymous_id": cookie, "customer_id": customer})
 
 
+def test_erasing_a_cookies_former_holder_takes_it_out_of_the_cookies_claims(
+    redis_url: str,
+) -> None:
+    """The mother signed in on the laptop first, her son after: erasing the mother removes
+    her from the laptop cookie's claims too; the cookie still answers for the son."""
+
+    async def go() -> list[Any]:
+        pipeline = Pipeline(redis_url)
+        try:
+            await pipeline.feed([_visit(1, "01T10:00:00", "K-MOTHER"),
+                                 _visit(2, "02T10:00:00", "K-SON")])  # fmt: skip
+            mother = await pipeline.answer("customer_id", "K-MOTHER")
+            son_id = str((await pipeline.answer("customer_id", "K-SON"))["person_id"])
+            cookie = next(t for t in await pipeline.graph.identifiers_of(son_id) if t[0] == "a")
+            claims_key = pipeline.keys.claims(cookie)
+            before = await pipeline.client.lrange(claims_key, 0, -1)
+            erasure = {"type": "erasure_requested", "event_id": "sh-x",
+                       "event_time": "2026-11-05T10:00:00Z",
+                       "identifiers": {"customer_id": "K-MOTHER"}}  # fmt: skip
+            await pipeline.one("customer", erasure)
+            after = await pipeline.client.lrange(claims_key, 0, -1)
+            return [mother, before, after, await pipeline.answer("anonymous_id", "laptop"),
+                    await pipeline.answer("customer_id", "K-MOTHER"),
+                    await pipeline.answer("customer_id", "K-SON")]  # fmt: skip
+        finally:
+            await pipeline.client.aclose()
+
+    mother, before, after, laptop, gone, son = asyncio.run(go())
+    held = [entry.decode().split(":", 1)[1] for entry in before]
+    assert held == [mother["person_id"], son["person_id"]]  # by claim time: mother, then son
+    assert [entry.decode().split(":", 1)[1] for entry in after] == [son["person_id"]]
+    assert not gone["known"]
+    assert laptop["person_id"] == son["person_id"]
+
+
 @pytest.mark.parametrize("engine", ["python", "native"])
 def test_a_shared_cookie_answers_for_who_signed_in_on_it_last(redis_url: str, engine: str) -> None:
     """A family laptop: the mother signs in, then her son. Nobody merges; the cookie answers

@@ -1,6 +1,7 @@
--- Remove persons from the identity graph: every identifier, its meetings, the identifier set,
--- its facts (version, counts), the explain log, the receipts of its logged events and the
--- redirects of the persons it absorbed.
+-- Remove persons from the identity graph: every identifier, its meetings and claims, the
+-- identifier set, its facts (version, counts), the explain log, the receipts of its logged
+-- events, its place in the claims of cookies it held before, and the redirects of the persons
+-- it absorbed.
 -- Every identifier named or erased gets a tombstone (its erasure time, the later one kept), so
 -- a replay of events from before the erasure cannot bring the person back.
 -- KEYS: identity graph keys of the identifiers named in an erasure request.
@@ -31,10 +32,20 @@ for i = 1, #KEYS do
     for _, gone in ipairs(redis.call('SMEMBERS', K.absorbed .. p)) do
       redis.call('DEL', K.redirect .. gone)
     end
-    -- Receipts of the events in its explain log (merges, junk flags) name it too.
+    -- Receipts of the events in its explain log (merges, junk flags) name it too, and so do
+    -- the claims lists of the cookies it held before they moved on.
     local events = {}
     for _, entry in ipairs(redis.call('LRANGE', K.log .. p, 0, -1)) do
-      local e = cjson.decode(entry).e
+      local decoded = cjson.decode(entry)
+      if decoded.k == 'move' then
+        for _, token in ipairs(decoded.t) do
+          local claims = K.claims .. token
+          for _, held in ipairs(redis.call('LRANGE', claims, 0, -1)) do
+            if string.match(held, ':(.*)$') == p then redis.call('LREM', claims, 0, held) end
+          end
+        end
+      end
+      local e = decoded.e
       if e and not events[e] then
         events[e] = true
         if #e > 64 then e = redis.sha1hex(e) end
