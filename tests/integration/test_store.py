@@ -10,6 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
+from bestand.api import create_api
+from bestand.api.models import PersonExplanation
 from bestand.ops.metrics import WorkerMetrics
 from bestand.settings import Settings
 from bestand.store import Keys, connect
@@ -294,18 +296,22 @@ def test_a_shared_cookie_answers_for_who_signed_in_on_it_last(redis_url: str, en
             son_ids = await pipeline.graph.identifiers_of(str(son["person_id"]))
             mother_log = await pipeline.graph.explain(str(mother["person_id"]))
             son_log = await pipeline.graph.explain(str(son["person_id"]))
+            api = create_api(pipeline.settings, pipeline.client)
+            shown = PersonExplanation.model_validate(
+                await api.service.explain(str(mother["person_id"]))
+            )
             state = await pipeline.profiles.load(str(mother["person_id"]))
             await pipeline.feed([_visit(3, "01T12:00:00", "K-MOTHER")])  # late: yesterday's
             after_late = await pipeline.answer("anonymous_id", "laptop")
             await pipeline.feed([_visit(4, "03T09:00:00", "K-MOTHER")])
             after_mother = await pipeline.answer("anonymous_id", "laptop")
             return [mother, son, after_son, mother_ids, son_ids, mother_log, son_log, state,
-                    after_late, after_mother]  # fmt: skip
+                    after_late, after_mother, shown]  # fmt: skip
         finally:
             await pipeline.client.aclose()
 
     (mother, son, after_son, mother_ids, son_ids, mother_log, son_log, state, after_late,
-     after_mother) = asyncio.run(go())  # fmt: skip
+     after_mother, shown) = asyncio.run(go())  # fmt: skip
     assert mother["known"]
     assert son["known"]
     assert mother["person_id"] != son["person_id"]  # nobody merged
@@ -321,6 +327,10 @@ def test_a_shared_cookie_answers_for_who_signed_in_on_it_last(redis_url: str, en
     assert moves[0][0]["t"] == [cookie]
     assert moves[0][0]["o"] == mother["person_id"]
     assert moves[0][0]["r"] == "anonymous_id moves to the person identified on it"
+    moved = [e for e in shown.history if e.what == "move"]  # the API shows it too
+    assert [(e.other_person, e.identifiers[0].kind) for e in moved] == [
+        (mother["person_id"], "anonymous_id")
+    ]
     assert after_late["person_id"] == son["person_id"]  # a late event does not move it back
     assert after_mother["person_id"] == mother["person_id"]  # her next sign-in does
 

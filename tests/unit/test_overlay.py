@@ -93,3 +93,45 @@ def test_a_flagged_identifier_leaves_its_owner_and_moves_the_owners_version() ->
     assert overlay._persons["B"].counts["e"] == 1
     assert overlay._persons["B"].version == 5  # its identifier set changed
     assert seen.versions == {"A": 2}
+
+
+def _known(person: str, version: int, **claims: int) -> PersonFacts:
+    return PersonFacts(counts=Counter({"c": 1, "a": 1}), version=version,
+                       claims={f"a:{t}": at for t, at in claims.items()})  # fmt: skip
+
+
+def test_a_move_leaves_the_former_holder_and_lists_both_holders_by_claim_time() -> None:
+    persons = {"MOTHER": _known("MOTHER", 3, laptop=100), "SON": _known("SON", 5)}
+    owners = {"a:laptop": "MOTHER", "c:mother": "MOTHER", "c:son": "SON"}
+    overlay = GraphOverlay(owners, (), {}, persons, DESCRIBING)
+    tokens = ["c:son", "a:laptop"]
+    seen = overlay.view(tokens, 200)
+    assert seen.claims == {"a:laptop": 100}
+    moved = decide(tokens, seen, POLICY, "N", at=200)
+    assert moved.moved == (("a:laptop", "MOTHER"),)
+    overlay.apply(moved)
+    after = overlay.view(["a:laptop", "c:mother"], 300)
+    assert after.owners == {"a:laptop": "SON", "c:mother": "MOTHER"}
+    assert after.versions == {"SON": 6, "MOTHER": 4}  # the former holder's version moved too
+    assert after.kind_counts["MOTHER"] == {"c": 1}
+    assert after.claims == {"a:laptop": 200}
+    # A click from before the son's sign-in is the mother's: she held the laptop then.
+    then = overlay.view(["a:laptop"], 150)
+    assert then.owners == {"a:laptop": "MOTHER"}
+    assert then.claims == {"a:laptop": 200}  # claimed later: an event from then cannot move it
+    click = decide(["a:laptop"], then, POLICY, "N", at=150)
+    assert (click.person, click.moved) == ("MOTHER", ())
+
+
+def test_a_cookies_holders_read_from_the_graph_give_each_click_its_holder_then() -> None:
+    persons = {"A": _known("A", 2), "B": _known("B", 2), "C": _known("C", 2, laptop=300)}
+    held = {"a:laptop": [(100, "A"), (200, "B"), (300, "C")]}
+    overlay = GraphOverlay({"a:laptop": "C"}, (), {"a:laptop": {"A", "B"}}, persons, DESCRIBING,
+                           held)  # fmt: skip
+    # Each claimed it at its time: before the first claim the first holder, then each in turn.
+    assert [overlay.view(["a:laptop"], at).owners["a:laptop"] for at in (50, 150, 250, 350)] == [
+        "A", "A", "B", "C"
+    ]
+    # A holder that is gone (erased: no facts) leaves the click with the holder now.
+    gone = GraphOverlay({"a:laptop": "C"}, (), {}, {"C": persons["C"]}, DESCRIBING, held)
+    assert gone.view(["a:laptop"], 150).owners == {"a:laptop": "C"}

@@ -117,13 +117,18 @@ class IdentifierRef(BaseModel):
 class ExplainEntry(BaseModel):
     """One recorded step of identity resolution."""
 
-    what: Literal["new", "link", "merge", "refused", "junk"]
+    what: Literal["new", "link", "merge", "move", "refused", "junk"] = Field(
+        description="new person, identifiers linked, persons merged, a cookie or device id "
+        "moved to the person identified on it, a link refused, an identifier flagged as junk."
+    )
     event_id: str = Field(description="The event that caused it.")
     at: str = Field(description="Event time of that event (UTC).")
     identifiers: list[IdentifierRef]
     rule: str = Field(description="The rule that decided, in words.")
     via: IdentifierRef | None = Field(description="The identifier that connected them.")
-    other_person: str | None = Field(description="The person merged in, or not merged.")
+    other_person: str | None = Field(
+        description="The person merged in, not merged, or who held the moved cookie before."
+    )
 
 
 class PersonExplanation(BaseModel):

@@ -16,6 +16,7 @@ _WHAT = {
     "new": "new person",
     "link": "identifiers linked",
     "merge": "persons merged",
+    "move": "cookie moved",
     "refused": "link refused",
     "junk": "junk identifier",
 }
