@@ -25,7 +25,7 @@ How an event is resolved:
    result does not depend on which partition saw which event first.
 5. A cookie or device id answers for who uses it now. Where it would join two known persons
    or two persons of different names (which step 3 refuses), an event that names its person
-   (a login, an order, a sign-up: anchored by a strong identifier other than an order id)
+   (a login, an order, a sign-up: a strong identifier other than an order id links it)
    takes it over instead: the identifier *moves* to the event's person, the former holder
    keeps the rest of its history, and both persons' explain logs record the move. Each such
    identifier carries the event time of its claim (the identifying event that attached,
