@@ -365,7 +365,13 @@ def test_the_shortcut_for_events_that_meet_nobody_decides_what_the_rules_decide(
     import random
     from collections import Counter
 
-    from bestand.identity.rules import _decide, _without_meetings
+    from bestand.identity.rules import (
+        Unattributable,
+        _AnchorIsJunk,
+        _AnchorNamesDiffer,
+        _decide,
+        _without_meetings,
+    )
 
     rng = random.Random(14)
     kinds = "ceplondfahm"
@@ -385,10 +391,11 @@ def test_the_shortcut_for_events_that_meet_nobody_decides_what_the_rules_decide(
             kind_counts={p: {k: rng.randint(0, 2) for k in "cepo"} for p in persons},
         )
         tokens = rng.sample(pool, rng.randint(1, len(pool)))
-        shortcut = _without_meetings(tokens, seen, POLICY, "NEW")
+        at = rng.randint(0, 5)  # claims of cookies and devices are recorded at this time
+        shortcut = _without_meetings(tokens, seen, POLICY, "NEW", at)
         try:
-            full = _decide(tokens, seen, POLICY, "NEW", (), 0)
-        except Exception:  # noqa: BLE001 - the rules refuse or retry: no shortcut then
+            full = _decide(tokens, seen, POLICY, "NEW", (), at)
+        except (Unattributable, _AnchorIsJunk, _AnchorNamesDiffer):  # refused, or tried again
             refused = True
         else:
             refused = False
