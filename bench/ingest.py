@@ -19,7 +19,10 @@ each in one process:
     python bench/ingest.py --events 1000000 [--workers 1] [--profile 20] [--json FILE]
 
 ``--profile S`` samples each worker process with py-spy for S seconds once ingest runs
-(``bench/cpu_profile.py``) and adds where their CPU time goes to the output.
+(``bench/cpu_profile.py``) and adds where their CPU time goes to the output;
+``--redis-profile S`` records the Redis server with ``perf`` for S seconds from the middle of
+the run (``bench/redis_profile.py``: the Redis must run on this machine) and adds where
+Redis's CPU goes.
 
 Needs Kafka and Redis (``bestand stack up``). What runs that were stopped before their
 cleanup left (their Redis keys, which would grow the keyspace this run measures, and their
@@ -58,6 +61,11 @@ from bestand.store.profiles import fold_in_use
 from cpu_profile import markdown as profile_markdown
 from cpu_profile import record, summarize
 from machine import machine, markdown_table, write_outputs
+from redis_profile import markdown as redis_profile_markdown
+from redis_profile import perf
+from redis_profile import profile as redis_profile
+from redis_profile import record as redis_record
+from redis_profile import server as redis_server
 
 NAMESPACE = "bestand-bench-ingest"
 #: Redis key prefixes of a run (bestand's keys, the stack ceiling's), each followed by the
@@ -376,14 +384,21 @@ async def _worker_stages(children: list[Any]) -> dict[str, float]:
 
 
 async def worker_rate(
-    settings: Settings, count: int, workers: int, logs: Path, profile_seconds: float = 0
+    settings: Settings,
+    count: int,
+    workers: int,
+    logs: Path,
+    profile_seconds: float = 0,
+    redis_profile_seconds: float = 0,
 ) -> dict[str, Any]:
     """Run ``workers`` worker processes over the prepared events; time them (and sample
-    their CPU with py-spy for ``profile_seconds`` once events flow). Also measures where the
-    time goes: the workers' and Redis's CPU per event, and each batch stage's share."""
+    their CPU with py-spy for ``profile_seconds`` once events flow, Redis's with perf for
+    ``redis_profile_seconds`` from half way). Also measures where the time goes: the workers'
+    and Redis's CPU per event, and each batch stage's share."""
     await ensure_topics(settings)
     children = start_workers(settings, workers, logs, "bench-ingest")
     recorders = []
+    redis_recording: tuple[Any, int, str, Path] | None = None
     cpu_at_start: list[float | None] = []
     redis_at_start = 0.0
     try:
@@ -406,6 +421,15 @@ async def worker_rate(
                         (record(c.process.pid, profile_seconds, logs / f"profile-{n}.txt"), n)
                         for n, c in enumerate(children)
                     ]
+            if redis_profile_seconds and redis_recording is None and pending_input <= count / 2:
+                pid, binary = redis_server(settings.redis_url)
+                data = logs / "redis-perf.data"
+                redis_recording = (
+                    redis_record(pid, redis_profile_seconds, data),
+                    pid,
+                    binary,
+                    data,
+                )
             if first is not None and pending_input == 0:
                 break
             if first is not None and now - first >= 2 and now - last_report > 5:
@@ -424,6 +448,11 @@ async def worker_rate(
         redis_cpu = await _redis_cpu_seconds(settings) - redis_at_start
         stages = await _worker_stages(children)
     finally:
+        redis_summary = None
+        if redis_recording is not None:
+            recording, pid, binary, data = redis_recording
+            recording.wait()
+            redis_summary = redis_profile(pid, binary, data)
         profiles = []
         for recorder, n in recorders:
             recorder.wait()
@@ -435,6 +464,7 @@ async def worker_rate(
     known_cpu = [c for c in worker_cpu if c is not None]
     return {
         "profiles": profiles,
+        "redis_profile": redis_summary,
         "workers": workers,
         "events": count,
         "seconds": seconds,
@@ -531,11 +561,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--profile", type=float, default=0, help="seconds of py-spy per worker")
     parser.add_argument(
+        "--redis-profile", type=float, default=0, help="seconds of perf on Redis, from half way"
+    )
+    parser.add_argument(
         "--rebuild", action="store_true", help="then time `bestand rebuild` of the same history"
     )
     parser.add_argument("--json")
     parser.add_argument("--markdown")
     args = parser.parse_args(argv)
+    if args.redis_profile:
+        perf()  # exits with how to install it, before the long run rather than half way
     prepared = bench_settings()
     cache = prepared.stack_dir / "bench"
     logs = prepared.stack_dir / "logs"
@@ -566,7 +601,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     rebuilt = None
     try:
-        ours = asyncio.run(worker_rate(run_settings, args.events, args.workers, logs, args.profile))
+        ours = asyncio.run(
+            worker_rate(
+                run_settings, args.events, args.workers, logs, args.profile, args.redis_profile
+            )
+        )
         if args.rebuild:
             print(f"bestand rebuild, then {args.workers} worker process(es) replay …", flush=True)
             rebuilt = asyncio.run(rebuild_time(run_settings, args.events, args.workers, logs))
@@ -622,6 +661,8 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
     for n, profile in enumerate(ours["profiles"]):
         table += "\n\n" + profile_markdown(profile, f"Worker process {n + 1}")
+    if ours["redis_profile"] is not None:
+        table += "\n\n" + redis_profile_markdown(ours["redis_profile"], "Redis (perf)")
     print()
     print(table)
     write_outputs(figures, table, args.json, args.markdown)
