@@ -90,7 +90,7 @@ from resp import script_call
 SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 #: SHA-1 of the Lua scripts the Python ports below mirror; run ``--verify`` when one differs.
 PORTED_SCRIPTS: dict[str, frozenset[str]] = {
-    "graph_read": frozenset({"8013d2baf3d4e058982fb8b0e01e8e1f6ff5a462"}),
+    "graph_read": frozenset({"f1aafeb57cb932fac11422d5bd29d54689d250b4"}),
     "graph_apply": frozenset({"7829b910ac2cbe63c2aed7be8bc825bdc5641e6d"}),
     "erase": frozenset({"af2a9d76308d141541a35d7cead6e83a63e1ec24"}),
     "persons_read": frozenset({"8effcdebc524aa86da284108306baa19fd96f982"}),
@@ -363,6 +363,9 @@ def _live(r: MemoryRedis, k: dict[str, bytes], person: bytes) -> bytes:
 def _graph_read(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
     """Port of ``graph_read.lua``."""
     k, n = _schema(args[0]), int(args[1])
+    kept = int(args[2 + n])
+    pairs = args[3 + n : 3 + n + 2 * kept]
+    known = dict(zip(pairs[::2], pairs[1::2], strict=True))
     rows: list[bytes] = []
     persons: list[bytes] = []
     seen: list[bytes] = []
@@ -397,10 +400,13 @@ def _graph_read(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
         claims.append(b"\x1f".join(row))
     for owner in seen:
         facts = r.hgetall(k["facts"] + owner)
+        if owner in known and facts.get(b"v") == known[owner]:
+            persons.append(owner + b"\x1f=")
+            continue
         persons.append(b"\x1f".join([owner, *(x for pair in facts.items() for x in pair)]))
     receipts = [
         b"%d\x1f%s" % (j + 1, body)
-        for j, event in enumerate(args[2 + n :])
+        for j, event in enumerate(args[3 + n + 2 * kept :])
         if (body := r.get(k["receipt"] + event))
     ]
     sections = [rows, persons, receipts, claims]

@@ -22,6 +22,45 @@ use crate::{text as json_text, text_of};
 const READ_CHUNK: usize = 1024;
 /// Decisions one apply script applies (`_APPLY_CHUNK`).
 const APPLY_CHUNK: usize = 256;
+/// Persons (and identifiers) a resolver remembers the graph facts (owners) of, per generation.
+const REMEMBERED: usize = 50_000;
+
+/// Graph facts of persons from earlier reads, and whom identifiers belonged to then. A read
+/// names the persons it expects with the versions held, and the script leaves out the facts
+/// of those still at that version (every change of a person's facts raises its version): the
+/// same clicking visitors come back batch after batch. Two generations, as the keyer's cache:
+/// when the young one is full it becomes the old one.
+#[derive(Default)]
+struct Remembered {
+    facts: HashMap<String, PersonFacts>,
+    older_facts: HashMap<String, PersonFacts>,
+    owners: HashMap<String, String>,
+    older_owners: HashMap<String, String>,
+}
+
+impl Remembered {
+    fn facts(&self, person: &str) -> Option<&PersonFacts> {
+        self.facts.get(person).or_else(|| self.older_facts.get(person))
+    }
+
+    fn owner(&self, token: &str) -> Option<&String> {
+        self.owners.get(token).or_else(|| self.older_owners.get(token))
+    }
+
+    fn keep_facts(&mut self, person: &str, facts: &PersonFacts) {
+        if self.facts.len() >= REMEMBERED && !self.facts.contains_key(person) {
+            self.older_facts = std::mem::take(&mut self.facts);
+        }
+        self.facts.insert(person.to_owned(), facts.clone());
+    }
+
+    fn keep_owner(&mut self, token: &str, owner: &str) {
+        if self.owners.len() >= REMEMBERED && !self.owners.contains_key(token) {
+            self.older_owners = std::mem::take(&mut self.owners);
+        }
+        self.owners.insert(token.to_owned(), owner.to_owned());
+    }
+}
 
 /// What one event of a batch resolved to.
 #[derive(Clone)]
@@ -66,6 +105,7 @@ pub struct Resolver {
     receipt_ttl: i64,
     /// `bestand.store.keys.receipt_suffix`, for event ids too long to be a key as they are
     receipt_suffix: Py<PyAny>,
+    remembered: Remembered,
 }
 
 #[pymethods]
@@ -101,6 +141,7 @@ impl Resolver {
             describing,
             receipt_ttl,
             receipt_suffix: py.import("bestand.store.keys")?.getattr("receipt_suffix")?.unbind(),
+            remembered: Remembered::default(),
         })
     }
 
@@ -149,6 +190,8 @@ struct Round {
     answers: Vec<Answer>,
     /// (position in the round, the plan's tokens) of each plan, in order
     plans: Vec<(usize, Vec<String>)>,
+    /// the facts the read calls said they hold, by person
+    held: HashMap<String, PersonFacts>,
 }
 
 /// One batch on its way through rounds of read, decide and apply.
@@ -646,9 +689,20 @@ impl GraphBatch {
         let mut calls = Vec::with_capacity(chunks);
         let mut parts = Vec::with_capacity(chunks);
         let prefix = resolver.identifier_prefix.as_bytes();
+        let mut held: HashMap<String, PersonFacts> = HashMap::new();
         for i in 0..chunks {
             let part: Vec<String> = tokens.iter().skip(i).step_by(chunks).map(|t| (*t).to_owned()).collect();
-            let mut call = Packed::new(part.len(), part.len() * 96 + 512);
+            let mut expected: Vec<(&str, i64)> = Vec::new();
+            let mut named: HashSet<&str> = HashSet::new();
+            for t in &part {
+                let Some(owner) = resolver.remembered.owner(t) else { continue };
+                let Some(facts) = resolver.remembered.facts(owner) else { continue };
+                if named.insert(owner.as_str()) {
+                    expected.push((owner.as_str(), facts.version));
+                    held.entry(owner.clone()).or_insert_with(|| facts.clone());
+                }
+            }
+            let mut call = Packed::new(part.len(), part.len() * 96 + expected.len() * 48 + 512);
             for t in &part {
                 call.arg2(prefix, t.as_bytes());
             }
@@ -657,13 +711,18 @@ impl GraphBatch {
             for t in &part {
                 call.arg(t.as_bytes());
             }
+            call.int(expected.len() as i64);
+            for (person, version) in &expected {
+                call.arg(person.as_bytes());
+                call.int(*version);
+            }
             for item in pending.iter().skip(i).step_by(chunks) {
                 call.arg(item.receipt.as_bytes());
             }
             calls.push(call.into_py(py));
             parts.push(part);
         }
-        self.round = Some(Round { parts, answers: Vec::new(), plans: Vec::new() });
+        self.round = Some(Round { parts, answers: Vec::new(), plans: Vec::new(), held });
         Ok(Some(calls))
     }
 
@@ -675,8 +734,10 @@ impl GraphBatch {
         replies: &Bound<'py, PyList>,
         stop: &str,
     ) -> PyResult<Vec<PackedCall<'py>>> {
-        let round = self.round.take().ok_or_else(|| PyValueError::new_err("decide before read"))?;
+        let mut round = self.round.take().ok_or_else(|| PyValueError::new_err("decide before read"))?;
         let chunks = round.parts.len();
+        let mut resolver_mut = self.resolver.borrow_mut(py);
+        let remembered = &mut resolver_mut.remembered;
         let mut owners: HashMap<String, String> = HashMap::new();
         let mut junk: HashSet<String> = HashSet::new();
         let mut met: HashMap<String, HashSet<String>> = HashMap::new();
@@ -690,6 +751,7 @@ impl GraphBatch {
             for row in read.tokens {
                 let token = part.get(row.index).ok_or_else(|| PyValueError::new_err("bad graph read row"))?;
                 if !row.owner.is_empty() {
+                    remembered.keep_owner(token, row.owner);
                     owners.insert(token.clone(), row.owner.to_owned());
                 }
                 if row.junk {
@@ -704,7 +766,15 @@ impl GraphBatch {
                 }
             }
             for (person, flat) in read.persons {
-                persons.insert(person.to_owned(), facts_of(&flat)?);
+                let facts = if flat == ["="] {
+                    round.held.remove(person).or_else(|| persons.get(person).cloned()).ok_or_else(|| {
+                        PyValueError::new_err("graph read left out facts it was not told of")
+                    })?
+                } else {
+                    facts_of(&flat)?
+                };
+                remembered.keep_facts(person, &facts);
+                persons.insert(person.to_owned(), facts);
             }
             for (offset, body) in read.receipts {
                 let slot = receipts
@@ -717,6 +787,7 @@ impl GraphBatch {
                 history.insert(token.clone(), held.into_iter().map(|(t, p)| (t, p.to_owned())).collect());
             }
         }
+        drop(resolver_mut);
         let describing = self.resolver.borrow(py).describing.clone();
         let overlay = Overlay::new(owners, junk, met, persons, &describing, history);
         let (answers, plans) = self.decide_all(py, overlay, erased, receipts)?;
@@ -752,6 +823,7 @@ impl GraphBatch {
             parts: Vec::new(),
             answers,
             plans: plans.into_iter().map(|(position, tokens, _)| (position, tokens)).collect(),
+            held: HashMap::new(),
         });
         Ok(calls)
     }

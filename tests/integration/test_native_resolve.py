@@ -160,3 +160,56 @@ def test_answers_and_explain_logs_match_for_hand_made_conflicts(redis_url: str) 
     statuses = {a[0] for a in by_python[0]}
     assert len(statuses) == 3, "decided, refused and erased answers are all compared"
     assert any(name.startswith(":{g}:j:") for name in by_python[1])
+
+
+def test_the_compiled_resolver_reads_only_facts_it_does_not_hold(redis_url: str) -> None:
+    """A person's graph facts, read once, are not sent again while their version stands; once
+    another worker changed the person, the next read sends them again, as they are now."""
+    keys = Keys("held-facts")
+
+    def event(n: int, *tokens: str) -> Resolution:
+        return Resolution(tokens, f"P{n}", f"ev-{n}", 1_780_000_000 + n)
+
+    async def go() -> tuple[list[Any], list[str]]:
+        client = connect(redis_url)
+        scripts = Scripts.load()
+        replies: list[str] = []
+
+        class Listening(Scripts):
+            """The scripts, keeping the graph reads' replies."""
+
+            async def send(self, client: Any, commands: Any) -> list[Any]:
+                got = await super().send(client, commands)
+                replies.extend(r.decode() for r in got if isinstance(r, bytes) and b"\x1d" in r)
+                return got
+
+        listening = Listening(**{name: getattr(scripts, name) for name in _SCRIPT_NAMES})
+        native = IdentityGraph(client, keys, listening, resolve="native")  # type: ignore[arg-type]
+        other = IdentityGraph(client, keys, scripts, resolve="python")
+        try:
+            answers = [await native.resolve_answers([event(1, "e:one", "a:one")])]
+            # The first of these reads P1's facts, the second holds them.
+            answers.append(await native.resolve_answers([event(2, "a:one")]))
+            answers.append(await native.resolve_answers([event(3, "a:one")]))
+            answers.append(await other.resolve_answers([event(4, "e:one", "p:new")]))
+            answers.append(await native.resolve_answers([event(5, "e:one")]))
+            return answers, replies
+        finally:
+            async for key in client.scan_iter(match=keys.pattern()):
+                await client.delete(key)
+            await client.aclose()
+
+    answers, replies = asyncio.run(go())
+    assert [a[0][1] for a in answers] == ["P1"] * 5
+    persons = [reply.split("\x1d")[1] for reply in replies]
+    assert len(persons) == 4
+    assert persons[0] == ""  # a new person: nothing to read
+    assert persons[1].startswith("P1\x1f")
+    assert persons[1] != "P1\x1f="
+    assert persons[2] == "P1\x1f="
+    # The other worker's phone raised P1's version: its facts come again, with the phone.
+    fields = persons[3].split("\x1f")
+    assert fields[0] == "P1"
+    assert fields[1] != "="
+    facts = dict(zip(fields[1::2], fields[2::2], strict=True))
+    assert facts["p"] == "1"

@@ -406,7 +406,8 @@ class IdentityGraph:
                 script.queue(
                     pipe,
                     [self._keys.identifier(t) for t in part],
-                    [schema, len(part), *part, *event_part],
+                    # No facts held: the Python reader asks for every owner's facts.
+                    [schema, len(part), *part, 0, *event_part],
                 )
 
         replies = await self._scripts.pipelined(self._client, build)

@@ -1,7 +1,9 @@
 -- Read what the identity graph holds about a batch's identifiers, for the rules.
 -- KEYS: identity graph keys of the identifiers (all in the graph's hash slot).
 -- ARGV: key schema (JSON, Keys.graph_schema), the number of identifiers n, then n tokens,
---   then receipt ids of the events.
+--   the number of persons k whose facts the caller holds, then k pairs person, graph version
+--   (the facts of such a person still at that version are not sent), then receipt ids of the
+--   events.
 -- Returns one string of three sections split by \29, their rows by \30, a row's fields by
 -- \31 (no token, person id, count or JSON text holds a control character; a reply of nested
 -- arrays cost Redis a tenth more and the worker a Python object per field):
@@ -10,7 +12,8 @@
 --             (1-based) the graph knows anything of; unknown ones have no row
 --   persons:  person, then its facts hash as field, value, ... for every owner seen
 --             (v: graph version, a kind letter: how many identifiers of that kind, a
---             describing token: 1)
+--             describing token: 1); person, '=' where the caller holds its facts at the
+--             version they have
 --   receipts: j, body for each event j (1-based) that merged or flagged junk before
 --   claims:   i, then 'time:person' for each claim of a cookie or device id that moved
 --             between persons (its holders by the time they claimed it, oldest first;
@@ -18,6 +21,9 @@
 --             person named there are in the persons section too
 local K = cjson.decode(ARGV[1])
 local n = tonumber(ARGV[2])
+local k = tonumber(ARGV[3 + n])
+local known = {}
+for j = 1, k do known[ARGV[2 + n + 2 * j]] = ARGV[3 + n + 2 * j] end
 
 local function live(person)
   for _ = 1, 32 do
@@ -129,12 +135,19 @@ for j, row in ipairs(claim_rows) do
   end
   claims[j] = table.concat(row, '\31')
 end
+-- Facts the caller holds at their version are not sent again (a version changes with every
+-- change of the facts): one short answer instead of every field as a Lua string.
 for j, owner in ipairs(seen_list) do
-  local facts = redis.call('HGETALL', K.facts .. owner)
-  persons[j] = #facts > 0 and owner .. '\31' .. table.concat(facts, '\31') or owner
+  local key = K.facts .. owner
+  if known[owner] and redis.call('HGET', key, 'v') == known[owner] then
+    persons[j] = owner .. '\31='
+  else
+    local facts = redis.call('HGETALL', key)
+    persons[j] = #facts > 0 and owner .. '\31' .. table.concat(facts, '\31') or owner
+  end
 end
 local receipt_keys = {}
-for j = 3 + n, #ARGV do receipt_keys[#receipt_keys + 1] = K.receipt .. ARGV[j] end
+for j = 4 + n + 2 * k, #ARGV do receipt_keys[#receipt_keys + 1] = K.receipt .. ARGV[j] end
 local receipts = {}
 for j, body in ipairs(seldom(receipt_keys)) do
   if body then receipts[#receipts + 1] = j .. '\31' .. body end
