@@ -25,11 +25,12 @@ const APPLY_CHUNK: usize = 256;
 /// Persons (and identifiers) a resolver remembers the graph facts (owners) of, per generation.
 const REMEMBERED: usize = 50_000;
 
-/// Graph facts of persons from earlier reads, and whom identifiers belonged to then. A read
-/// names the persons it expects with the versions held, and the script leaves out the facts
-/// of those still at that version (every change of a person's facts raises its version): the
-/// same clicking visitors come back batch after batch. Two generations, as the keyer's cache:
-/// when the young one is full it becomes the old one.
+/// Graph facts of persons, and whom identifiers belong to, as earlier batches read them or
+/// left them once all their decisions were written (the overlay then is what the graph holds).
+/// A read names the persons it expects with the versions held, and the script leaves out the
+/// facts of those still at that version: every change of a person's facts, by any worker,
+/// raises its version. The same persons come back batch after batch. Two generations, as the
+/// keyer's cache: when the young one is full it becomes the old one.
 #[derive(Default)]
 struct Remembered {
     facts: HashMap<String, PersonFacts>,
@@ -192,6 +193,8 @@ struct Round {
     plans: Vec<(usize, Vec<String>)>,
     /// the facts the read calls said they hold, by person
     held: HashMap<String, PersonFacts>,
+    /// owners and facts as the graph holds them once every plan is applied
+    after: Option<(HashMap<String, String>, HashMap<String, PersonFacts>)>,
 }
 
 /// One batch on its way through rounds of read, decide and apply.
@@ -593,7 +596,7 @@ impl GraphBatch {
         mut overlay: Overlay,
         erased: HashMap<String, i64>,
         mut receipts: Vec<Option<Answer>>,
-    ) -> PyResult<(Vec<Answer>, Vec<Plan>)> {
+    ) -> PyResult<(Vec<Answer>, Vec<Plan>, Overlay)> {
         let resolver = self.resolver.borrow(py);
         let policy = &resolver.policy;
         let mut answers = Vec::with_capacity(self.items.len() - self.pending);
@@ -662,7 +665,7 @@ impl GraphBatch {
                 }
             }
         }
-        Ok((answers, plans))
+        Ok((answers, plans, overlay))
     }
 }
 
@@ -722,7 +725,7 @@ impl GraphBatch {
             calls.push(call.into_py(py));
             parts.push(part);
         }
-        self.round = Some(Round { parts, answers: Vec::new(), plans: Vec::new(), held });
+        self.round = Some(Round { parts, answers: Vec::new(), plans: Vec::new(), held, after: None });
         Ok(Some(calls))
     }
 
@@ -790,7 +793,7 @@ impl GraphBatch {
         drop(resolver_mut);
         let describing = self.resolver.borrow(py).describing.clone();
         let overlay = Overlay::new(owners, junk, met, persons, &describing, history);
-        let (answers, plans) = self.decide_all(py, overlay, erased, receipts)?;
+        let (answers, plans, overlay) = self.decide_all(py, overlay, erased, receipts)?;
         let resolver = self.resolver.borrow(py);
         let prefix = &resolver.identifier_prefix;
         let mut calls = Vec::new();
@@ -824,15 +827,25 @@ impl GraphBatch {
             answers,
             plans: plans.into_iter().map(|(position, tokens, _)| (position, tokens)).collect(),
             held: HashMap::new(),
+            after: Some(overlay.into_facts()),
         });
         Ok(calls)
     }
 
     /// How many plans the apply calls applied; True once the batch is resolved (else the
     /// events from the first plan not applied on are read and decided again).
-    fn applied(&mut self, applied: usize) -> PyResult<bool> {
+    fn applied(&mut self, py: Python<'_>, applied: usize) -> PyResult<bool> {
         let mut round = self.round.take().ok_or_else(|| PyValueError::new_err("applied before decide"))?;
         if applied >= round.plans.len() {
+            if let Some((owners, persons)) = round.after.take() {
+                let mut resolver = self.resolver.borrow_mut(py);
+                for (token, owner) in &owners {
+                    resolver.remembered.keep_owner(token, owner);
+                }
+                for (person, facts) in &persons {
+                    resolver.remembered.keep_facts(person, facts);
+                }
+            }
             self.results.append(&mut round.answers);
             self.pending = self.items.len();
             return Ok(true);
