@@ -48,18 +48,18 @@ impl Remembered {
         self.owners.get(token).or_else(|| self.older_owners.get(token))
     }
 
-    fn keep_facts(&mut self, person: &str, facts: &PersonFacts) {
-        if self.facts.len() >= REMEMBERED && !self.facts.contains_key(person) {
+    fn keep_facts(&mut self, person: String, facts: PersonFacts) {
+        if self.facts.len() >= REMEMBERED && !self.facts.contains_key(&person) {
             self.older_facts = std::mem::take(&mut self.facts);
         }
-        self.facts.insert(person.to_owned(), facts.clone());
+        self.facts.insert(person, facts);
     }
 
-    fn keep_owner(&mut self, token: &str, owner: &str) {
-        if self.owners.len() >= REMEMBERED && !self.owners.contains_key(token) {
+    fn keep_owner(&mut self, token: String, owner: String) {
+        if self.owners.len() >= REMEMBERED && !self.owners.contains_key(&token) {
             self.older_owners = std::mem::take(&mut self.owners);
         }
-        self.owners.insert(token.to_owned(), owner.to_owned());
+        self.owners.insert(token, owner);
     }
 }
 
@@ -754,7 +754,7 @@ impl GraphBatch {
             for row in read.tokens {
                 let token = part.get(row.index).ok_or_else(|| PyValueError::new_err("bad graph read row"))?;
                 if !row.owner.is_empty() {
-                    remembered.keep_owner(token, row.owner);
+                    remembered.keep_owner(token.clone(), row.owner.to_owned());
                     owners.insert(token.clone(), row.owner.to_owned());
                 }
                 if row.junk {
@@ -776,7 +776,7 @@ impl GraphBatch {
                 } else {
                     facts_of(&flat)?
                 };
-                remembered.keep_facts(person, &facts);
+                remembered.keep_facts(person.to_owned(), facts.clone());
                 persons.insert(person.to_owned(), facts);
             }
             for (offset, body) in read.receipts {
@@ -839,10 +839,10 @@ impl GraphBatch {
         if applied >= round.plans.len() {
             if let Some((owners, persons)) = round.after.take() {
                 let mut resolver = self.resolver.borrow_mut(py);
-                for (token, owner) in &owners {
+                for (token, owner) in owners {
                     resolver.remembered.keep_owner(token, owner);
                 }
-                for (person, facts) in &persons {
+                for (person, facts) in persons {
                     resolver.remembered.keep_facts(person, facts);
                 }
             }
