@@ -189,13 +189,13 @@ impl Overlay {
         Guard { owners, unflagged, versions }
     }
 
-    /// Change the overlay as `graph_apply.lua` changes Redis for this decision.
     /// The facts of every person the overlay holds and the owner of every identifier, as the
     /// graph holds them once every decision applied was written.
     pub fn into_facts(self) -> (HashMap<String, String>, HashMap<String, PersonFacts>) {
         (self.owners, self.persons)
     }
 
+    /// Change the overlay as `graph_apply.lua` changes Redis for this decision.
     pub fn apply(&mut self, decision: &Decision) {
         let person = decision.person.clone();
         self.persons.entry(person.clone()).or_default();
