@@ -90,9 +90,9 @@ from resp import script_call
 SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 #: SHA-1 of the Lua scripts the Python ports below mirror; run ``--verify`` when one differs.
 PORTED_SCRIPTS: dict[str, frozenset[str]] = {
-    "graph_read": frozenset({"f1aafeb57cb932fac11422d5bd29d54689d250b4"}),
-    "graph_apply": frozenset({"7829b910ac2cbe63c2aed7be8bc825bdc5641e6d"}),
-    "erase": frozenset({"af2a9d76308d141541a35d7cead6e83a63e1ec24"}),
+    "graph_read": frozenset({"2dc4ebb79e4de1b459d66cecc8890576e9524aff"}),
+    "graph_apply": frozenset({"3dccc8992579c71f9e35fcea4f3c1e3df7033269"}),
+    "erase": frozenset({"4fd10cf8f63adbb9a088a51ad51da9062fc1597a"}),
     "persons_read": frozenset({"8effcdebc524aa86da284108306baa19fd96f982"}),
     "persons_write": frozenset({"ff16c6c88a2e7a3828b4bf79678d02d17b545ca2"}),
 }
@@ -236,6 +236,9 @@ class MemoryRedis:
         current = cast(dict[bytes, bytes] | None, self._typed(key, dict))
         return None if current is None else current.get(name)
 
+    def hkeys(self, key: bytes) -> list[bytes]:
+        return list(cast(dict[bytes, bytes] | None, self._typed(key, dict)) or ())
+
     def hdel(self, key: bytes, *names: bytes) -> int:
         current = cast(dict[bytes, bytes] | None, self._typed(key, dict))
         if current is None:
@@ -376,7 +379,7 @@ def _graph_read(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
         junk = r.get(k["junk"] + token) or b""
         erased = r.get(k["tombstone"] + token) or b""
         met: list[bytes] = []
-        for person in r.smembers(k["met"] + token) if owner or junk else ():
+        for person in r.hkeys(k["met"] + token) if owner or junk else ():
             now = _live(r, k, person)
             if now not in met:
                 met.append(now)
@@ -455,10 +458,12 @@ def _apply_plan(
     for gone_text in plan["absorbed"]:
         gone = gone_text.encode()
         gone_set = k["identifiers"] + gone
-        for member in r.smembers(gone_set):
+        members = r.hkeys(gone_set)
+        for member in members:
             if member[:1] not in describing:
                 r.put(k["identifier"] + member, person)
-            r.sadd(own_set, member)
+        if members:
+            r.hset(own_set, [x for member in members for x in (member, b"")])
         for field, value in r.hgetall(k["facts"] + gone).items():
             if len(field) == 1 and field != b"v":
                 r.hincrby(facts, field, int(value))
@@ -471,11 +476,11 @@ def _apply_plan(
             logged = r.rpush(log, entry)
         r.delete(gone_set, gone_log, k["facts"] + gone)
         r.put(k["redirect"] + gone, person)
-        r.sadd(k["absorbed"] + person, gone)
+        r.hset(k["absorbed"] + person, [gone, b""])
         gone_absorbed = k["absorbed"] + gone
-        for older in r.smembers(gone_absorbed):
+        for older in r.hkeys(gone_absorbed):
             r.put(k["redirect"] + older, person)
-            r.sadd(k["absorbed"] + person, older)
+            r.hset(k["absorbed"] + person, [older, b""])
         r.delete(gone_absorbed)
     for token_text, former_text, entry, moved_at in plan.get("move", ()):
         token, former = token_text.encode(), former_text.encode()
@@ -486,33 +491,35 @@ def _apply_plan(
             r.rpush(claims, since + b":" + former)
         if r.rpush(claims, str(moved_at).encode() + b":" + person) > int(k["max_claims"]):
             r.ltrim(claims, -int(k["max_claims"]), -1)
-        r.srem(k["identifiers"] + former, token)
+        r.hdel(k["identifiers"] + former, token)
         r.hincrby(former_facts, token[:1], -1)
         r.hdel(former_facts, b"@" + token)
         r.hincrby(former_facts, b"v", 1)
         if r.rpush(former_log, entry.encode()) > max_log:
             r.ltrim(former_log, -max_log, -1)
         r.put(k["identifier"] + token, person)
-        r.sadd(own_set, token)
+        r.hset(own_set, [token, b""])
         r.hincrby(facts, token[:1], 1)
     claimed = plan.get("claim", [])
     if claimed:
         r.hset(facts, [_b(x) for x in claimed])
     for token in plan["attach"]:
         r.put(k["identifier"] + token.encode(), person)
-        r.sadd(own_set, token.encode())
         r.hincrby(facts, token[:1].encode(), 1)
+    if plan["attach"]:
+        r.hset(own_set, [x for token in plan["attach"] for x in (token.encode(), b"")])
+    if plan["describe"]:
+        r.hset(own_set, [x for token in plan["describe"] for x in (token.encode(), b"")])
     for token in plan["describe"]:
-        r.sadd(own_set, token.encode())
         r.hset(facts, [token.encode(), b"1"])
     for token, met in plan["met"]:
-        r.sadd(k["met"] + token.encode(), met.encode())
+        r.hset(k["met"] + token.encode(), [met.encode(), b""])
     for token_text, reason in plan["flag"]:
         token = token_text.encode()
         r.put(k["junk"] + token, reason.encode())
         owner = r.get(k["identifier"] + token)
         if owner:
-            r.srem(k["identifiers"] + owner, token)
+            r.hdel(k["identifiers"] + owner, token)
             r.delete(k["identifier"] + token, k["claims"] + token)
             owner_facts = k["facts"] + owner
             if token[:1] in describing:
@@ -559,11 +566,11 @@ def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
         if person and person not in seen:
             seen.add(person)
             own_set = k["identifiers"] + person
-            members = sorted(r.smembers(own_set))
+            members = r.hkeys(own_set)
             for member in members:
                 r.delete(k["identifier"] + member, k["met"] + member, k["claims"] + member)
                 tombstone(member)
-            for gone in r.smembers(k["absorbed"] + person):
+            for gone in r.hkeys(k["absorbed"] + person):
                 r.delete(k["redirect"] + gone)
             events: set[str] = set()
             for entry in r.lrange(k["log"] + person, 0, -1):
@@ -729,8 +736,8 @@ class MemoryClient:
     async def mget(self, names: Sequence[str]) -> list[bytes | None]:
         return [self.store.get(_b(name)) for name in names]
 
-    async def smembers(self, name: str) -> set[bytes]:
-        return self.store.smembers(_b(name))
+    async def hkeys(self, name: str) -> list[bytes]:
+        return self.store.hkeys(_b(name))
 
     async def lrange(self, name: str, start: int, end: int) -> list[bytes]:
         return self.store.lrange(_b(name), start, end)
@@ -1677,18 +1684,6 @@ def _state_without_ids(records: list[KeyRecord], prefix: str) -> list[KeyRecord]
     return out
 
 
-def _sets_as_hashes(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
-    """Person, met and absorbed sets as hashes with empty values (listpack up to 512)."""
-    out = []
-    for r in records:
-        if r.category in ("set", "met", "absorbed"):
-            members = r.commands[0][2:]
-            flat = [item for member in members for item in (member, b"")]
-            r = replace(r, commands=[[b"HSET", r.key, *flat]])
-        out.append(r)
-    return out
-
-
 def _rule_codes(records: list[KeyRecord]) -> dict[str, str]:
     """A two-letter code for every rule text, the most frequent first."""
     rules = Counter(
@@ -1741,7 +1736,6 @@ def _combined(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
         _lookup_api_kinds,
         _state_without_ids,
         _state_string,
-        _sets_as_hashes,
         _explain_compact,
     ):
         records = step(records, prefix)
@@ -1750,7 +1744,7 @@ def _combined(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
 
 def _combined_per_person(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
     records = _lookup_per_person(records, prefix)
-    for step in (_state_without_ids, _state_string, _sets_as_hashes, _explain_without_links):
+    for step in (_state_without_ids, _state_string, _explain_without_links):
         records = step(records, prefix)
     return records
 
@@ -1795,11 +1789,6 @@ EXPERIMENTS: dict[str, Experiment] = {
             _state_without_ids,
         ),
         Experiment(
-            "sets-as-hashes",
-            "person, met and absorbed sets as hashes with empty values (listpack on 7.0)",
-            _sets_as_hashes,
-        ),
-        Experiment(
             "explain-compact",
             "explain entries as space-separated fields with a 2-letter rule code, not JSON",
             _explain_compact,
@@ -1811,12 +1800,12 @@ EXPERIMENTS: dict[str, Experiment] = {
         ),
         Experiment(
             "combined",
-            "lookup-api-kinds + state-no-ids + state-string + sets-as-hashes + explain-compact",
+            "lookup-api-kinds + state-no-ids + state-string + explain-compact",
             _combined,
         ),
         Experiment(
             "combined-per-person",
-            "lookup-per-person + state-string + state-no-ids + sets-as-hashes + explain-no-links",
+            "lookup-per-person + state-string + state-no-ids + explain-no-links",
             _combined_per_person,
         ),
     )

@@ -280,9 +280,7 @@ def test_a_shared_cookie_answers_for_who_signed_in_on_it_last(redis_url: str, en
 
     async def go() -> list[Any]:
         pipeline = Pipeline(redis_url)
-        pipeline.settings = pipeline.settings.model_copy(
-            update={"fold": engine, "resolve": engine}
-        )
+        pipeline.settings = pipeline.settings.model_copy(update={"fold": engine, "resolve": engine})
         pipeline.processor = processor_for(pipeline.settings, pipeline.client, WorkerMetrics())
         pipeline.graph, pipeline.profiles = pipeline.processor.graph, pipeline.processor.profiles
         assert pipeline.graph.native == (engine == "native")
@@ -560,8 +558,7 @@ def test_the_store_counts_what_its_writes_put_into_redis(redis_url: str, fold: s
             await p.one(*again, offset=2)
             registry = p.processor.metrics.registry
             counted = {
-                what: registry.get_sample_value("bestand_store_writes_total", {"what": what})
-                or 0.0
+                what: registry.get_sample_value("bestand_store_writes_total", {"what": what}) or 0.0
                 for what in ("person_state", "lookup_record", "dedupe_marker")
             }
             return counted, in_redis
@@ -573,3 +570,33 @@ def test_the_store_counts_what_its_writes_put_into_redis(redis_url: str, fold: s
     counted, in_redis = asyncio.run(scenario())
     assert in_redis == {"lookup_record": 3, "dedupe_marker": 2}
     assert counted == {"person_state": 3, "lookup_record": 5, "dedupe_marker": 3}
+
+
+def test_a_store_an_earlier_release_wrote_is_refused_with_what_to_do(redis_url: str) -> None:
+    """A person's identifiers kept as a Redis set (before they became a hash) stop the script
+    with an instruction to rebuild, not with Redis's bare ``WRONGTYPE``."""
+    from bestand.store import StoreLayoutError
+
+    async def go() -> str:
+        pipeline = Pipeline(redis_url)
+        try:
+            await pipeline.feed([order(1, email="a@example.com")])
+            token = next(
+                k.removeprefix(pipeline.keys.identifier(""))
+                for k in await pipeline.keys_of_prefix()
+                if k.startswith(pipeline.keys.identifier("e:"))
+            )
+            person = (await pipeline.graph.person_of(token)) or ""
+            ids_key = pipeline.keys.person_ids(person)
+            members = await pipeline.client.hkeys(ids_key)
+            await pipeline.client.delete(ids_key)
+            await pipeline.client.sadd(ids_key, *members)
+            with pytest.raises(StoreLayoutError) as raised:
+                await pipeline.graph.erase([token], 1_780_000_000)
+            return str(raised.value)
+        finally:
+            await pipeline.client.aclose()
+
+    message = asyncio.run(go())
+    assert "bestand rebuild" in message
+    assert "WRONGTYPE" in message

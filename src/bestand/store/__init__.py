@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bestand.store.connection import connect
-from bestand.store.errors import StoreConflict
+from bestand.store.errors import StoreConflict, StoreLayoutError
 from bestand.store.identity_graph import IdentityGraph
 from bestand.store.keys import Keys
 from bestand.store.lookups import LookupReader
@@ -18,5 +18,6 @@ __all__ = [
     "ProfileStore",
     "Scripts",
     "StoreConflict",
+    "StoreLayoutError",
     "connect",
 ]

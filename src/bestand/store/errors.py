@@ -5,3 +5,15 @@ from __future__ import annotations
 
 class StoreConflict(RuntimeError):
     """A compare-and-set kept losing against concurrent writers; the event will be retried."""
+
+
+class StoreLayoutError(RuntimeError):
+    """Redis holds keys in a shape an earlier release of bestand wrote: they are made again
+    from Kafka with ``bestand rebuild``, not read or changed in place."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            "Redis holds keys of an earlier layout of bestand's store (for example a person's "
+            "identifiers as a Redis set, a hash now): run `bestand rebuild` to write them again "
+            f"from Kafka ({detail})"
+        )

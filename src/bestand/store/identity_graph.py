@@ -506,7 +506,7 @@ class IdentityGraph:
 
     async def identifiers_of(self, person_id: str) -> set[str]:
         """Every identifier (``kind:hash``) of a person."""
-        return {_text(m) for m in await self._client.smembers(self._keys.person_ids(person_id))}
+        return {_text(m) for m in await self._client.hkeys(self._keys.person_ids(person_id))}
 
     async def junk_reason(self, token: str) -> str | None:
         """Why an identifier is flagged as junk, or ``None``."""
@@ -516,7 +516,7 @@ class IdentityGraph:
     async def explain(self, person_id: str) -> Explanation | None:
         """Identifiers and history of a person, or ``None`` when the graph does not know it."""
         async with self._client.pipeline(transaction=False) as pipe:
-            pipe.smembers(self._keys.person_ids(person_id))
+            pipe.hkeys(self._keys.person_ids(person_id))
             pipe.lrange(self._keys.merge_log(person_id), 0, -1)
             members, entries = await pipe.execute()
         if not members and not entries:

@@ -4,19 +4,23 @@
 atomically; person state and its dedupe keys share the person's slot; lookup records are
 single keys spread over the cluster, so the hot read path scales out.
 
+The graph's sets are hashes whose members are fields with empty values: Redis 7.0 keeps a
+small hash as one listpack, and a set of strings as a hash table with an allocation per
+member, about twice the memory (``bench/memory.py``).
+
 | key | type | holds |
 |---|---|---|
 | ``<p>:{g}:i:<kind>:<hash>`` | string | person id of an identifier (the identity graph) |
-| ``<p>:{g}:s:<person>`` | set | identifiers of a person (``kind:hash``) |
+| ``<p>:{g}:s:<person>`` | hash | identifiers of a person (``kind:hash`` -> empty) |
 | ``<p>:{g}:k:<person>`` | hash | what the rules read of a person: ``v`` graph version (guards |
 |   |   | concurrent changes), identifiers by kind letter, describing tokens (names, households) |
 | ``<p>:{g}:x:<person>`` | list | explain log of a person: links, merges, refusals (JSON) |
-| ``<p>:{g}:m:<kind>:<hash>`` | set | other persons an identifier met (its claims) |
+| ``<p>:{g}:m:<kind>:<hash>`` | hash | other persons an identifier met (its claims) -> empty |
 | ``<p>:{g}:c:<kind>:<hash>`` | list | a cookie's or device id's holders by claim time, |
 |   |   | ``time:person``, once it moved between persons (the last ``MAX_CLAIMS``) |
 | ``<p>:{g}:j:<kind>:<hash>`` | string | why an identifier is junk (it never links again) |
 | ``<p>:{g}:r:<person>`` | string | the person a merged-away person went into |
-| ``<p>:{g}:a:<person>`` | set | persons merged into this one (to remove their redirects) |
+| ``<p>:{g}:a:<person>`` | hash | persons merged into this one (to remove their redirects) |
 | ``<p>:{g}:t:<kind>:<hash>`` | string | tombstone: when the identifier's person was erased |
 | ``<p>:{g}:e:<event>`` | string | receipt of an event that merged or flagged junk (TTL) |
 | ``<p>:{g}:f:<batch>`` | string | a batch's graph write stopped at a changed guard (short TTL) |

@@ -22,6 +22,8 @@ from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import Connection
 from redis.exceptions import NoScriptError, ResponseError
 
+from bestand.store.errors import StoreLayoutError
+
 T = TypeVar("T")
 KeyOrArg = str | bytes | int
 #: A call the compiled core packed: how many elements follow ``EVALSHA <sha>``, and those.
@@ -141,9 +143,16 @@ class Scripts:
         return await self.retrying(client, run)
 
     async def retrying(self, client: Redis, work: Callable[[], Awaitable[T]]) -> T:
-        """``work``, once more after loading the scripts if Redis did not know one."""
+        """``work``, once more after loading the scripts if Redis did not know one. A key of
+        another type than the scripts expect is a store an earlier release wrote: that says
+        what to do (:class:`StoreLayoutError`) instead of Redis's ``WRONGTYPE``."""
         try:
-            return await work()
-        except NoScriptError:
-            await self.upload(client)
-            return await work()
+            try:
+                return await work()
+            except NoScriptError:
+                await self.upload(client)
+                return await work()
+        except ResponseError as error:
+            if "WRONGTYPE" in str(error):
+                raise StoreLayoutError(str(error)) from error
+            raise

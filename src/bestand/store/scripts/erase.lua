@@ -24,12 +24,12 @@ for i = 1, #KEYS do
   if p and not seen[p] then
     seen[p] = true
     local set = K.identifiers .. p
-    local members = redis.call('SMEMBERS', set)
+    local members = redis.call('HKEYS', set)
     for _, m in ipairs(members) do
       redis.call('DEL', K.identifier .. m, K.met .. m, K.claims .. m)
       tombstone(m)
     end
-    for _, gone in ipairs(redis.call('SMEMBERS', K.absorbed .. p)) do
+    for _, gone in ipairs(redis.call('HKEYS', K.absorbed .. p)) do
       redis.call('DEL', K.redirect .. gone)
     end
     -- Receipts of the events in its explain log (merges, junk flags) name it too, and so do

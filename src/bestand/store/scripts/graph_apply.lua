@@ -55,6 +55,18 @@ local function each_run(command, key, list, step)
   end
 end
 
+-- The graph's sets (a person's identifiers, an identifier's meetings, the persons absorbed)
+-- are hashes of member -> '': Redis 7.0 keeps a small hash as one listpack, a set of strings
+-- as a hash table of its own allocations, about twice the memory (keys.py).
+local function pairs_of(list)
+  local out = {}
+  for _, member in ipairs(list) do
+    out[#out + 1] = member
+    out[#out + 1] = ''
+  end
+  return out
+end
+
 local function apply(plan)
   local person = plan.person
   local set = K.identifiers .. person
@@ -63,13 +75,13 @@ local function apply(plan)
   local logged = 0 -- the log's length after the last entry pushed (0: none pushed)
   for _, gone in ipairs(plan.absorbed) do
     local gone_set = K.identifiers .. gone
-    local members = redis.call('SMEMBERS', gone_set)
+    local members = redis.call('HKEYS', gone_set)
     for _, member in ipairs(members) do
       if not describes(member) then
         redis.call('SET', K.identifier .. member, person)
       end
     end
-    each_run('SADD', set, members, 1)
+    each_run('HSET', set, pairs_of(members), 2)
     -- Its facts join the survivor's: counts add up, describing tokens are kept once.
     local gone_facts = redis.call('HGETALL', K.facts .. gone)
     for i = 1, #gone_facts, 2 do
@@ -90,11 +102,11 @@ local function apply(plan)
     -- Remember where it went (met sets still name it), and what the person absorbed, so that
     -- an erasure can remove these redirects too.
     redis.call('SET', K.redirect .. gone, person)
-    redis.call('SADD', K.absorbed .. person, gone)
+    redis.call('HSET', K.absorbed .. person, gone, '')
     local gone_absorbed = K.absorbed .. gone
-    for _, older in ipairs(redis.call('SMEMBERS', gone_absorbed)) do
+    for _, older in ipairs(redis.call('HKEYS', gone_absorbed)) do
       redis.call('SET', K.redirect .. older, person)
-      redis.call('SADD', K.absorbed .. person, older)
+      redis.call('HSET', K.absorbed .. person, older, '')
     end
     redis.call('DEL', gone_absorbed)
   end
@@ -111,7 +123,7 @@ local function apply(plan)
     if redis.call('RPUSH', claims, move[4] .. ':' .. person) > max_claims then
       redis.call('LTRIM', claims, -max_claims, -1)
     end
-    redis.call('SREM', K.identifiers .. former, token)
+    redis.call('HDEL', K.identifiers .. former, token)
     redis.call('HINCRBY', former_facts, string.sub(token, 1, 1), -1)
     redis.call('HDEL', former_facts, '@' .. token)
     redis.call('HINCRBY', former_facts, 'v', 1)
@@ -119,7 +131,7 @@ local function apply(plan)
       redis.call('LTRIM', former_log, -max_log, -1)
     end
     redis.call('SET', K.identifier .. token, person)
-    redis.call('SADD', set, token)
+    redis.call('HSET', set, token, '')
     local kind = string.sub(token, 1, 1)
     kinds[kind] = (kinds[kind] or 0) + 1
   end
@@ -129,9 +141,9 @@ local function apply(plan)
     local kind = string.sub(token, 1, 1)
     kinds[kind] = (kinds[kind] or 0) + 1
   end
-  each_run('SADD', set, plan.attach, 1)
+  each_run('HSET', set, pairs_of(plan.attach), 2)
   for kind, count in pairs(kinds) do redis.call('HINCRBY', facts, kind, count) end
-  each_run('SADD', set, plan.describe, 1)
+  each_run('HSET', set, pairs_of(plan.describe), 2)
   local described = {}
   for _, token in ipairs(plan.describe) do
     described[#described + 1] = token
@@ -139,7 +151,7 @@ local function apply(plan)
   end
   each_run('HSET', facts, described, 2)
   for _, pair in ipairs(plan.met) do
-    redis.call('SADD', K.met .. pair[1], pair[2])
+    redis.call('HSET', K.met .. pair[1], pair[2], '')
   end
   for _, pair in ipairs(plan.flag) do
     local token = pair[1]
@@ -147,7 +159,7 @@ local function apply(plan)
     -- A junk identifier names nobody any more.
     local owner = redis.call('GET', K.identifier .. token)
     if owner then
-      redis.call('SREM', K.identifiers .. owner, token)
+      redis.call('HDEL', K.identifiers .. owner, token)
       redis.call('DEL', K.identifier .. token, K.claims .. token)
       local owner_facts = K.facts .. owner
       if describes(token) then

@@ -70,7 +70,7 @@ local erased = seldom(erased_keys)
 local met_read, members, member_seen, went = {}, {}, {}, {}
 local none = {}
 for i = 1, n do
-  met_read[i] = (owners[i] or junk[i]) and redis.call('SMEMBERS', K.met .. ARGV[2 + i]) or none
+  met_read[i] = (owners[i] or junk[i]) and redis.call('HKEYS', K.met .. ARGV[2 + i]) or none
   for _, person in ipairs(met_read[i]) do
     if not member_seen[person] then
       member_seen[person] = true
