@@ -74,6 +74,7 @@ from urllib.parse import urlparse
 import orjson
 import redis
 
+from bestand.identity.entries import parse_entry
 from bestand.identity.kinds import LOOKED_UP
 from bestand.ingest.producer import topic_for
 from bestand.ops.metrics import WorkerMetrics
@@ -92,7 +93,7 @@ SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 PORTED_SCRIPTS: dict[str, frozenset[str]] = {
     "graph_read": frozenset({"2dc4ebb79e4de1b459d66cecc8890576e9524aff"}),
     "graph_apply": frozenset({"3dccc8992579c71f9e35fcea4f3c1e3df7033269"}),
-    "erase": frozenset({"4fd10cf8f63adbb9a088a51ad51da9062fc1597a"}),
+    "erase": frozenset({"b4b4bef55df831582f998e38f3514a741063247d"}),
     "persons_read": frozenset({"8effcdebc524aa86da284108306baa19fd96f982"}),
     "persons_write": frozenset({"ff16c6c88a2e7a3828b4bf79678d02d17b545ca2"}),
 }
@@ -574,7 +575,7 @@ def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
                 r.delete(k["redirect"] + gone)
             events: set[str] = set()
             for entry in r.lrange(k["log"] + person, 0, -1):
-                decoded = orjson.loads(entry)
+                decoded = parse_entry(entry)
                 if decoded.get("k") == "move":
                     for token in decoded["t"]:
                         claims = k["claims"] + token.encode()
@@ -1687,7 +1688,7 @@ def _state_without_ids(records: list[KeyRecord], prefix: str) -> list[KeyRecord]
 def _rule_codes(records: list[KeyRecord]) -> dict[str, str]:
     """A two-letter code for every rule text, the most frequent first."""
     rules = Counter(
-        str(orjson.loads(entry).get("r", ""))
+        str(parse_entry(entry).get("r", ""))
         for r in records
         if r.category == "explain"
         for entry in r.commands[0][2:]
@@ -1707,7 +1708,7 @@ def _explain_compact(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
         if r.category == "explain":
             entries = []
             for raw in r.commands[0][2:]:
-                e = orjson.loads(raw)
+                e = parse_entry(raw)
                 parts = [
                     e["k"][0], e["e"], str(e["at"]), ",".join(e.get("t", [])),
                     codes[str(e.get("r", ""))], e.get("via") or "", e.get("o") or "",
@@ -1723,7 +1724,7 @@ def _explain_without_links(records: list[KeyRecord], prefix: str) -> list[KeyRec
     out = []
     for r in records:
         if r.category == "explain":
-            kept = [e for e in r.commands[0][2:] if orjson.loads(e)["k"] not in ("new", "link")]
+            kept = [e for e in r.commands[0][2:] if parse_entry(e)["k"] not in ("new", "link")]
             if not kept:
                 continue
             r = replace(r, commands=[[b"RPUSH", r.key, *kept]])
@@ -1790,7 +1791,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         ),
         Experiment(
             "explain-compact",
-            "explain entries as space-separated fields with a 2-letter rule code, not JSON",
+            "explain entries with a 2-letter code for every rule text, space-separated",
             _explain_compact,
         ),
         Experiment(

@@ -67,3 +67,13 @@ def decide_for_test(
     pattern_junk: Sequence[tuple[str, str]] = (),
     at: int = 0,
 ) -> dict[str, Any]: ...
+
+def stored_entry_for_test(
+    kind: str,
+    tokens: Sequence[str],
+    rule: str,
+    via: str | None,
+    other: str | None,
+    event_id: str,
+    at: int,
+) -> str: ...

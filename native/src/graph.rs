@@ -15,7 +15,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use crate::packed::{Packed, PackedCall};
 
 use crate::overlay::{Guard, Overlay, PersonFacts};
-use crate::rules::{decide, Decision, KindPolicy, Link, LogEntry, Policy, View};
+use crate::rules::{decide, name_of, Decision, KindPolicy, Link, LogEntry, Policy, View};
 use crate::{text as json_text, text_of};
 
 /// Identifiers one read script covers (`_READ_CHUNK`).
@@ -443,7 +443,82 @@ fn json_object(out: &mut Vec<u8>, pairs: &[(String, String)]) {
     out.push(b'}');
 }
 
-/// An explain entry as stored (`LogEntry.to_json`, written as orjson writes it).
+/// The rule an entry of this kind and these identifiers has when the rules made it without
+/// anything else to say (`bestand.identity.entries.derived_rule`).
+fn derived_rule(kind: &str, tokens: &[String], via: Option<&str>) -> Option<String> {
+    match (kind, tokens.first(), via) {
+        ("new", Some(first), _) => Some(format!("new person from {}", name_of(first))),
+        ("link", _, Some(via)) if !via.is_empty() => Some(format!("seen with {}", name_of(via))),
+        _ => None,
+    }
+}
+
+/// An explain entry as the log stores it (`bestand.identity.entries.stored_entry`): fields
+/// split by \x1f, a rule the kind and identifiers say already left empty; as JSON where the
+/// fields cannot be split that way.
+fn log_stored(entry: &LogEntry, event_id: &str, at: i64) -> String {
+    const SEP: char = '\x1f';
+    let letter = match entry.kind {
+        "new" => "n",
+        "link" => "l",
+        "merge" => "m",
+        "move" => "v",
+        "refused" => "r",
+        "junk" => "j",
+        _ => return log_json(entry, event_id, at),
+    };
+    let derived = derived_rule(entry.kind, &entry.tokens, entry.via.as_deref());
+    let via = entry.via.as_deref().unwrap_or("");
+    let other = entry.other.as_deref().unwrap_or("");
+    if entry.via.as_deref() == Some("")
+        || entry.other.as_deref() == Some("")
+        || (entry.rule.is_empty() && derived.is_some())
+        || [event_id, entry.rule.as_str(), via, other].iter().any(|f| f.contains(SEP))
+        || entry.tokens.iter().any(|t| t.contains(SEP))
+    {
+        return log_json(entry, event_id, at);
+    }
+    let rule = if derived.as_deref() == Some(entry.rule.as_str()) { "" } else { entry.rule.as_str() };
+    let mut out = String::with_capacity(96);
+    for (i, field) in [letter, &at.to_string(), event_id, rule, via, other].iter().enumerate() {
+        if i > 0 {
+            out.push(SEP);
+        }
+        out.push_str(field);
+    }
+    for token in &entry.tokens {
+        out.push(SEP);
+        out.push_str(token);
+    }
+    out
+}
+
+/// An explain entry as the log stores it, for the tests that hold it to
+/// `bestand.identity.entries.stored_entry`.
+#[pyfunction]
+#[pyo3(signature = (kind, tokens, rule, via, other, event_id, at))]
+pub fn stored_entry_for_test(
+    kind: &str,
+    tokens: Vec<String>,
+    rule: String,
+    via: Option<String>,
+    other: Option<String>,
+    event_id: &str,
+    at: i64,
+) -> PyResult<String> {
+    let kind: &'static str = match kind {
+        "new" => "new",
+        "link" => "link",
+        "merge" => "merge",
+        "move" => "move",
+        "refused" => "refused",
+        "junk" => "junk",
+        _ => return Err(PyValueError::new_err(format!("no entry kind {kind:?}"))),
+    };
+    Ok(log_stored(&LogEntry { kind, tokens, rule, via, other }, event_id, at))
+}
+
+/// An explain entry as JSON (`LogEntry.to_json`, written as orjson writes it).
 fn log_json(entry: &LogEntry, event_id: &str, at: i64) -> String {
     let mut out = Vec::with_capacity(128);
     out.extend_from_slice(b"{\"k\":");
@@ -540,7 +615,7 @@ fn plan_json(
         if i > 0 {
             out.push(b',');
         }
-        json_text(&mut out, &log_json(entry, &item.event_id, item.at));
+        json_text(&mut out, &log_stored(entry, &item.event_id, item.at));
     }
     out.push(b']');
     if !decision.moved.is_empty() {
@@ -556,7 +631,7 @@ fn plan_json(
             json_text(&mut out, former);
             out.push(b',');
             let entry = decision.log.iter().rev().find(|e| e.kind == "move" && e.tokens.first() == Some(token));
-            let text = entry.map(|e| log_json(e, &item.event_id, item.at)).unwrap_or_default();
+            let text = entry.map(|e| log_stored(e, &item.event_id, item.at)).unwrap_or_default();
             json_text(&mut out, &text);
             let claimed = decision.claims.iter().find(|(t, _)| t == token).map_or(0, |(_, at)| *at);
             out.extend_from_slice(format!(",{claimed}]").as_bytes());

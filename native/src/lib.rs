@@ -857,5 +857,6 @@ fn bestand_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(digest_and_key, m)?)?;
     m.add_function(wrap_pyfunction!(keying::keyed_hash_of, m)?)?;
     m.add_function(wrap_pyfunction!(rules_py::decide_for_test, m)?)?;
+    m.add_function(wrap_pyfunction!(graph::stored_entry_for_test, m)?)?;
     Ok(())
 }

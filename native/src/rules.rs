@@ -239,7 +239,7 @@ fn strength(token: &str) -> usize {
     STRENGTH.bytes().position(|b| b == first).unwrap_or(STRENGTH.len())
 }
 
-fn name_of(token: &str) -> &'static str {
+pub(crate) fn name_of(token: &str) -> &'static str {
     kind_name(letter(token))
 }
 

@@ -15,8 +15,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from bestand.children import start_workers, wait_caught_up
 from bestand.evaluation.cookies import CookieScores, CookieTruth, cookie_truths, score_cookies
 from bestand.evaluation.goals import GoalCheck, check_goals
@@ -32,6 +30,7 @@ from bestand.evaluation.metrics import (
 )
 from bestand.evaluation.oracle import ceiling
 from bestand.identity import IdentityKeyer, IdKind, InvalidIdentifier
+from bestand.identity.entries import parse_entry
 from bestand.identity.explain import describe
 from bestand.identity.junk import JunkRules
 from bestand.ingest import EventProducer
@@ -335,7 +334,7 @@ async def _junk_audit(
                     pipe.lrange(keys.merge_log(person), 0, -1)
                 replies = await pipe.execute()
             for person, entries in zip(chunk, replies, strict=True):
-                logs[person] = [orjson.loads(e) for e in entries]
+                logs[person] = [parse_entry(e) for e in entries]
         merged = sorted(merged_through(logs) - pattern_junk)
         values = await client.mget([keys.junk(t) for t in merged]) if merged else []
         junk_now = {t for t, v in zip(merged, values, strict=True) if v is not None}

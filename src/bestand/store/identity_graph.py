@@ -20,6 +20,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from bestand.identity.entries import parse_entry, stored_entry
 from bestand.identity.overlay import GraphOverlay, Guard, PersonFacts
 from bestand.identity.policy import IdentityPolicy
 from bestand.identity.rules import (
@@ -458,12 +459,12 @@ class IdentityGraph:
             "describe": decision.describe,
             "met": decision.met,
             "flag": decision.junk,
-            "log": [orjson.dumps(e.to_json(item.event_id, item.at)).decode() for e in decision.log],
+            "log": [stored_entry(e, item.event_id, item.at) for e in decision.log],
         }
         if decision.moved:
             # The former holder's log gets the move's entry too.
             entries = {
-                e.tokens[0]: orjson.dumps(e.to_json(item.event_id, item.at)).decode()
+                e.tokens[0]: stored_entry(e, item.event_id, item.at)
                 for e in decision.log
                 if e.kind == "move"
             }
@@ -524,7 +525,7 @@ class IdentityGraph:
         return Explanation(
             person_id=person_id,
             identifiers=sorted(_text(m) for m in members),
-            history=[orjson.loads(entry) for entry in entries],
+            history=[parse_entry(entry) for entry in entries],
         )
 
     async def erase(self, tokens: Sequence[str], at: int) -> list[tuple[str, list[str]]]:

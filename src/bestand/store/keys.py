@@ -14,7 +14,8 @@ member, about twice the memory (``bench/memory.py``).
 | ``<p>:{g}:s:<person>`` | hash | identifiers of a person (``kind:hash`` -> empty) |
 | ``<p>:{g}:k:<person>`` | hash | what the rules read of a person: ``v`` graph version (guards |
 |   |   | concurrent changes), identifiers by kind letter, describing tokens (names, households) |
-| ``<p>:{g}:x:<person>`` | list | explain log of a person: links, merges, refusals (JSON) |
+| ``<p>:{g}:x:<person>`` | list | explain log of a person: links, merges, refusals |
+|   |   | (``identity/entries.py``: fields split by ``\\x1f``) |
 | ``<p>:{g}:m:<kind>:<hash>`` | hash | other persons an identifier met (its claims) -> empty |
 | ``<p>:{g}:c:<kind>:<hash>`` | list | a cookie's or device id's holders by claim time, |
 |   |   | ``time:person``, once it moved between persons (the last ``MAX_CLAIMS``) |

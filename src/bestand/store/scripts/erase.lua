@@ -15,6 +15,22 @@ local function tombstone(token)
   local before = tonumber(redis.call('GET', key) or '0')
   if at > before then redis.call('SET', key, at) end
 end
+-- An explain entry's kind, event id and identifiers (entries.py: fields split by \31, or
+-- JSON as earlier releases and odd fields have it).
+local function entry_of(text)
+  if string.sub(text, 1, 1) == '{' then
+    local decoded = cjson.decode(text)
+    return decoded.k == 'move', decoded.e, decoded.t
+  end
+  local fields, start = {}, 1
+  while true do
+    local stop = string.find(text, '\31', start, true)
+    fields[#fields + 1] = string.sub(text, start, (stop or 0) - 1)
+    if not stop then break end
+    start = stop + 1
+  end
+  return fields[1] == 'v', fields[3], {unpack(fields, 7)}
+end
 local prefix = K.identifier
 for i = 1, #KEYS do
   tombstone(string.sub(KEYS[i], #prefix + 1))
@@ -36,16 +52,15 @@ for i = 1, #KEYS do
     -- the claims lists of the cookies it held before they moved on.
     local events = {}
     for _, entry in ipairs(redis.call('LRANGE', K.log .. p, 0, -1)) do
-      local decoded = cjson.decode(entry)
-      if decoded.k == 'move' then
-        for _, token in ipairs(decoded.t) do
+      local moved, e, tokens = entry_of(entry)
+      if moved then
+        for _, token in ipairs(tokens) do
           local claims = K.claims .. token
           for _, held in ipairs(redis.call('LRANGE', claims, 0, -1)) do
             if string.match(held, ':(.*)$') == p then redis.call('LREM', claims, 0, held) end
           end
         end
       end
-      local e = decoded.e
       if e and not events[e] then
         events[e] = true
         if #e > 64 then e = redis.sha1hex(e) end
