@@ -91,9 +91,9 @@ from resp import script_call
 SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 #: SHA-1 of the Lua scripts the Python ports below mirror; run ``--verify`` when one differs.
 PORTED_SCRIPTS: dict[str, frozenset[str]] = {
-    "graph_read": frozenset({"2dc4ebb79e4de1b459d66cecc8890576e9524aff"}),
-    "graph_apply": frozenset({"3dccc8992579c71f9e35fcea4f3c1e3df7033269"}),
-    "erase": frozenset({"b4b4bef55df831582f998e38f3514a741063247d"}),
+    "graph_read": frozenset({"7880b5d60cdb9548699c42d68f2fde5923b9c690"}),
+    "graph_apply": frozenset({"ac6dec79105b0b3ed6a904d02ff36e914ababbd1"}),
+    "erase": frozenset({"f6f976e5039fa8455966f843d18a7df167743b03"}),
     "persons_read": frozenset({"8effcdebc524aa86da284108306baa19fd96f982"}),
     "persons_write": frozenset({"ff16c6c88a2e7a3828b4bf79678d02d17b545ca2"}),
 }
@@ -452,30 +452,25 @@ def _apply_plan(
     r: MemoryRedis, k: dict[str, bytes], plan: dict[str, Any], max_log: int, describing: bytes
 ) -> None:
     person = plan["person"].encode()
-    own_set = k["identifiers"] + person
     facts = k["facts"] + person
     log = k["log"] + person
     logged = 0  # the log's length after the last entry pushed (0: none pushed)
     for gone_text in plan["absorbed"]:
         gone = gone_text.encode()
-        gone_set = k["identifiers"] + gone
-        members = r.hkeys(gone_set)
-        for member in members:
-            if member[:1] not in describing:
-                r.put(k["identifier"] + member, person)
-        if members:
-            r.hset(own_set, [x for member in members for x in (member, b"")])
+        fields: list[bytes] = []
         for field, value in r.hgetall(k["facts"] + gone).items():
             if len(field) == 1 and field != b"v":
                 r.hincrby(facts, field, int(value))
-            elif field[:1] == b"@":
-                r.hset(facts, [field, value])
             elif len(field) > 1:
-                r.hset(facts, [field, b"1"])
+                if field[:1] != b"@" and field[:1] not in describing:
+                    r.put(k["identifier"] + field, person)
+                fields += [field, value]
+        if fields:
+            r.hset(facts, fields)
         gone_log = k["log"] + gone
         for entry in r.lrange(gone_log, 0, -1):
             logged = r.rpush(log, entry)
-        r.delete(gone_set, gone_log, k["facts"] + gone)
+        r.delete(gone_log, k["facts"] + gone)
         r.put(k["redirect"] + gone, person)
         r.hset(k["absorbed"] + person, [gone, b""])
         gone_absorbed = k["absorbed"] + gone
@@ -492,14 +487,13 @@ def _apply_plan(
             r.rpush(claims, since + b":" + former)
         if r.rpush(claims, str(moved_at).encode() + b":" + person) > int(k["max_claims"]):
             r.ltrim(claims, -int(k["max_claims"]), -1)
-        r.hdel(k["identifiers"] + former, token)
+        r.hdel(former_facts, token, b"@" + token)
         r.hincrby(former_facts, token[:1], -1)
-        r.hdel(former_facts, b"@" + token)
         r.hincrby(former_facts, b"v", 1)
         if r.rpush(former_log, entry.encode()) > max_log:
             r.ltrim(former_log, -max_log, -1)
         r.put(k["identifier"] + token, person)
-        r.hset(own_set, [token, b""])
+        r.hset(facts, [token, b""])
         r.hincrby(facts, token[:1], 1)
     claimed = plan.get("claim", [])
     if claimed:
@@ -508,9 +502,7 @@ def _apply_plan(
         r.put(k["identifier"] + token.encode(), person)
         r.hincrby(facts, token[:1].encode(), 1)
     if plan["attach"]:
-        r.hset(own_set, [x for token in plan["attach"] for x in (token.encode(), b"")])
-    if plan["describe"]:
-        r.hset(own_set, [x for token in plan["describe"] for x in (token.encode(), b"")])
+        r.hset(facts, [x for token in plan["attach"] for x in (token.encode(), b"")])
     for token in plan["describe"]:
         r.hset(facts, [token.encode(), b"1"])
     for token, met in plan["met"]:
@@ -520,14 +512,13 @@ def _apply_plan(
         r.put(k["junk"] + token, reason.encode())
         owner = r.get(k["identifier"] + token)
         if owner:
-            r.hdel(k["identifiers"] + owner, token)
             r.delete(k["identifier"] + token, k["claims"] + token)
             owner_facts = k["facts"] + owner
             if token[:1] in describing:
                 r.hdel(owner_facts, token)
             else:
                 r.hincrby(owner_facts, token[:1], -1)
-                r.hdel(owner_facts, b"@" + token)
+                r.hdel(owner_facts, token, b"@" + token)
             if owner != person:
                 r.hincrby(owner_facts, b"v", 1)
     if plan.get("repeats"):
@@ -566,8 +557,9 @@ def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
         person = r.get(key)
         if person and person not in seen:
             seen.add(person)
-            own_set = k["identifiers"] + person
-            members = r.hkeys(own_set)
+            members = [
+                f for f in r.hkeys(k["facts"] + person) if len(f) > 1 and f[:1] != b"@"
+            ]
             for member in members:
                 r.delete(k["identifier"] + member, k["met"] + member, k["claims"] + member)
                 tombstone(member)
@@ -588,7 +580,7 @@ def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
                 if event and event not in events:
                     events.add(event)
                     r.delete(k["receipt"] + receipt_suffix(event).encode())
-            r.delete(own_set, k["log"] + person, k["facts"] + person, k["absorbed"] + person)
+            r.delete(k["log"] + person, k["facts"] + person, k["absorbed"] + person)
             out.append([person, *members])
     return out
 
@@ -855,7 +847,6 @@ CATEGORIES: tuple[tuple[str, str, bool], ...] = (
     ("met", "met sets  <p>:{g}:m:<kind>:<hash>", True),
     ("claims", "cookie claims  <p>:{g}:c:<kind>:<hash>", True),
     ("junk", "junk flags  <p>:{g}:j:<kind>:<hash>", True),
-    ("set", "person sets  <p>:{g}:s:<person>", False),
     ("facts", "graph facts  <p>:{g}:k:<person>", False),
     ("state", "person state  <p>:p:{<person>}", False),
     ("explain", "explain logs  <p>:{g}:x:<person>", False),
@@ -869,7 +860,6 @@ LABELS = {code: label for code, label, _ in CATEGORIES}
 PER_IDENTIFIER = {code for code, _, per_id in CATEGORIES if per_id}
 _GRAPH_CODES = {
     b"i": "graph",
-    b"s": "set",
     b"k": "facts",
     b"x": "explain",
     b"m": "met",
@@ -903,7 +893,7 @@ def _person_in_key(key: bytes, prefix: bytes, kind: str) -> bytes:
     rest = key[len(prefix) + 1 :]
     if kind in ("state", "dedupe"):
         return rest[rest.index(b"{") + 1 : rest.index(b"}")]
-    return rest[6:]  # {g}:s:<person>
+    return rest[6:]  # {g}:k:<person>
 
 
 @dataclass
@@ -1035,10 +1025,10 @@ def atoms_of(records: Sequence[KeyRecord], prefix: str) -> list[bytes]:
             found[record.key[len(p) + 5 :]] = None
         elif kind != "values":
             found[_person_in_key(record.key, p, kind)] = None
-        if kind == "set":
-            for member in record.commands[0][2:]:
-                if member[1:2] == b":":
-                    found[member[2:]] = None
+        if kind == "facts":  # describing tokens (names, households) have no key of their own
+            for field in record.commands[0][2::2]:
+                if field[1:2] == b":":
+                    found[field[2:]] = None
     return list(found)
 
 

@@ -209,7 +209,8 @@ pub struct GraphBatch {
 }
 
 /// A person's facts hash (`HGETALL`, flat): version, identifiers by kind, describing tokens,
-/// claims (`@` + token: the time claimed).
+/// claims (`@` + token: the time claimed); the identifiers themselves (empty values) are not
+/// what the rules read.
 fn facts_of(flat: &[&str]) -> PyResult<PersonFacts> {
     if flat.len() % 2 != 0 {
         return Err(PyValueError::new_err("bad facts"));
@@ -221,7 +222,9 @@ fn facts_of(flat: &[&str]) -> PyResult<PersonFacts> {
             let at: i64 = value.parse().map_err(|_| PyValueError::new_err("bad claim"))?;
             facts.claims.insert(token.to_owned(), at);
         } else if field.len() > 1 {
-            facts.described.insert(field.to_owned());
+            if !value.is_empty() {
+                facts.described.insert(field.to_owned());
+            }
         } else if field == "v" {
             facts.version = value.parse().map_err(|_| PyValueError::new_err("bad version"))?;
         } else {

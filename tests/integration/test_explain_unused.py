@@ -42,7 +42,7 @@ def test_refused_and_junk_identifiers_are_in_the_persons_explain_log(
             graph = IdentityGraph(client, Keys(settings.redis_prefix))
             persons = {
                 key.decode().rsplit(":", 1)[1]
-                async for key in client.scan_iter(match=f"{settings.redis_prefix}:{{g}}:s:*")
+                async for key in client.scan_iter(match=f"{settings.redis_prefix}:{{g}}:k:*")
             }
             assert len(persons) == 1, persons
             explanation = await graph.explain(persons.pop())

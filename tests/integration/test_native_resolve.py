@@ -3,7 +3,7 @@
 The same stream (a simulated shop with its shared devices, guest checkouts and late logins,
 a tenth of it delivered twice, shuffled so that merges join persons late) goes through the
 worker's processor once with each resolver. Every key of each prefix must hold the same bytes
-(identifier owners, identifier sets, facts, explain logs, met sets, redirects, receipts, and
+(identifier owners, facts with their identifiers, explain logs, met sets, redirects, receipts, and
 the person state that follows from them), and the messages sent must be the same. Junk,
 refusals and erasures are compared on hand-made batches, and a write that meets a graph
 another worker changed is decided again on what the graph holds then.

@@ -14,7 +14,8 @@ from bestand.api import create_api
 from bestand.api.models import PersonExplanation
 from bestand.ops.metrics import WorkerMetrics
 from bestand.settings import Settings
-from bestand.store import Keys, connect
+from bestand.store import Keys, StoreLayoutError, connect
+from bestand.store.layout import LAYOUT, ensure_layout
 from bestand.stream.messages import Incoming, Outgoing
 from bestand.stream.worker import processor_for
 
@@ -572,10 +573,9 @@ def test_the_store_counts_what_its_writes_put_into_redis(redis_url: str, fold: s
     assert counted == {"person_state": 3, "lookup_record": 5, "dedupe_marker": 3}
 
 
-def test_a_store_an_earlier_release_wrote_is_refused_with_what_to_do(redis_url: str) -> None:
-    """A person's identifiers kept as a Redis set (before they became a hash) stop the script
-    with an instruction to rebuild, not with Redis's bare ``WRONGTYPE``."""
-    from bestand.store import StoreLayoutError
+def test_a_key_of_another_type_stops_a_script_with_what_to_do(redis_url: str) -> None:
+    """A key another layout wrote with another type (here a person's facts as a Redis set)
+    stops the script with an instruction to rebuild, not with Redis's bare ``WRONGTYPE``."""
 
     async def go() -> str:
         pipeline = Pipeline(redis_url)
@@ -587,10 +587,10 @@ def test_a_store_an_earlier_release_wrote_is_refused_with_what_to_do(redis_url: 
                 if k.startswith(pipeline.keys.identifier("e:"))
             )
             person = (await pipeline.graph.person_of(token)) or ""
-            ids_key = pipeline.keys.person_ids(person)
-            members = await pipeline.client.hkeys(ids_key)
-            await pipeline.client.delete(ids_key)
-            await pipeline.client.sadd(ids_key, *members)
+            facts = pipeline.keys.facts(person)
+            members = await pipeline.client.hkeys(facts)
+            await pipeline.client.delete(facts)
+            await pipeline.client.sadd(facts, *members)
             with pytest.raises(StoreLayoutError) as raised:
                 await pipeline.graph.erase([token], 1_780_000_000)
             return str(raised.value)
@@ -600,3 +600,32 @@ def test_a_store_an_earlier_release_wrote_is_refused_with_what_to_do(redis_url: 
     message = asyncio.run(go())
     assert "bestand rebuild" in message
     assert "WRONGTYPE" in message
+
+
+def test_a_worker_marks_an_empty_store_and_refuses_one_an_earlier_release_wrote(
+    redis_url: str,
+) -> None:
+    async def go() -> tuple[bytes | None, str, str]:
+        empty, older, other = Pipeline(redis_url), Pipeline(redis_url), Pipeline(redis_url)
+        try:
+            await ensure_layout(empty.client, empty.keys)
+            await ensure_layout(empty.client, empty.keys)  # a second worker finds its mark
+            mark = await empty.client.get(empty.keys.layout)
+            # A graph without a mark: written before layouts were marked.
+            await older.feed([order(1, email="a@example.com")])
+            with pytest.raises(StoreLayoutError) as unmarked:
+                await ensure_layout(older.client, older.keys)
+            await other.client.set(other.keys.layout, LAYOUT - 1)
+            with pytest.raises(StoreLayoutError) as marked:
+                await ensure_layout(other.client, other.keys)
+            return mark, str(unmarked.value), str(marked.value)
+        finally:
+            for p in (empty, older, other):
+                await p.client.aclose()
+
+    mark, unmarked, marked = asyncio.run(go())
+    assert mark == str(LAYOUT).encode()
+    assert "no layout mark" in unmarked
+    assert "bestand rebuild" in unmarked
+    assert f"marked layout {LAYOUT - 1}" in marked
+    assert "bestand rebuild" in marked

@@ -17,19 +17,19 @@ from bestand.store import Keys
 
 @dataclass(frozen=True)
 class Counts:
-    """Persons (those with an identifier set) and identifiers (graph entries)."""
+    """Persons (those with graph facts) and identifiers (graph entries)."""
 
     persons: int
     identifiers: int
 
 
 def kind_of(key: bytes | str, keys: Keys) -> str | None:
-    """``person`` for a person's identifier set, ``identifier`` for a graph entry, else None."""
+    """``person`` for a person's facts, ``identifier`` for a graph entry, else None."""
     text = key.decode() if isinstance(key, bytes) else key
     rest = text.removeprefix(keys.graph + ":")
     if rest == text:
         return None
-    if rest.startswith("s:"):
+    if rest.startswith("k:"):
         return "person"
     if rest.startswith("i:"):
         return "identifier"
@@ -51,7 +51,7 @@ class Census:
     async def step(self) -> Counts | None:
         """Scan the next slice; the totals when this slice completed a pass, else None."""
         cursor, found = await self._client.scan(
-            self._cursor, match=f"{self._keys.graph}:[si]:*", count=self._slice
+            self._cursor, match=f"{self._keys.graph}:[ki]:*", count=self._slice
         )
         for key in found:
             kind = kind_of(key, self._keys)

@@ -13,7 +13,6 @@ class StoreLayoutError(RuntimeError):
 
     def __init__(self, detail: str) -> None:
         super().__init__(
-            "Redis holds keys of an earlier layout of bestand's store (for example a person's "
-            "identifiers as a Redis set, a hash now): run `bestand rebuild` to write them again "
-            f"from Kafka ({detail})"
+            "Redis holds keys of another layout of bestand's store than this release writes: "
+            f"run `bestand rebuild` to write them again from Kafka ({detail})"
         )

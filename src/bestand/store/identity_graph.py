@@ -147,7 +147,8 @@ def _changes_nothing(decision: Decision, view: GraphView) -> bool:
 
 def _facts(flat: Sequence[bytes | str]) -> PersonFacts:
     """A person's facts hash (``HGETALL``): version, identifiers by kind, describing tokens,
-    claims on cookies and device ids (``@`` + token: the time claimed)."""
+    claims on cookies and device ids (``@`` + token: the time claimed); the identifiers
+    themselves (empty values) are not what the rules read."""
     facts = PersonFacts()
     counts, described = facts.counts, facts.described
     pairs = iter(flat)
@@ -156,12 +157,20 @@ def _facts(flat: Sequence[bytes | str]) -> PersonFacts:
         if field[0] == CLAIM:
             facts.claims[field[1:]] = int(value)
         elif len(field) > 1:
-            described.add(field)  # its value is 1: a person holds a describing token once
+            if value:  # 1: a person holds a describing token once; empty: an identifier
+                described.add(field)
         elif field == "v":
             facts.version = int(value)
         else:
             counts[field] = int(value)
     return facts
+
+
+def _members(fields: Sequence[bytes | str]) -> set[str]:
+    """A person's identifiers and describing tokens: its facts' fields of more than one
+    letter, but for claims."""
+    texts = (_text(field) for field in fields)
+    return {field for field in texts if len(field) > 1 and field[0] != CLAIM}
 
 
 @dataclass(frozen=True, slots=True)
@@ -507,7 +516,7 @@ class IdentityGraph:
 
     async def identifiers_of(self, person_id: str) -> set[str]:
         """Every identifier (``kind:hash``) of a person."""
-        return {_text(m) for m in await self._client.hkeys(self._keys.person_ids(person_id))}
+        return _members(await self._client.hkeys(self._keys.facts(person_id)))
 
     async def junk_reason(self, token: str) -> str | None:
         """Why an identifier is flagged as junk, or ``None``."""
@@ -517,14 +526,15 @@ class IdentityGraph:
     async def explain(self, person_id: str) -> Explanation | None:
         """Identifiers and history of a person, or ``None`` when the graph does not know it."""
         async with self._client.pipeline(transaction=False) as pipe:
-            pipe.hkeys(self._keys.person_ids(person_id))
+            pipe.hkeys(self._keys.facts(person_id))
             pipe.lrange(self._keys.merge_log(person_id), 0, -1)
             members, entries = await pipe.execute()
-        if not members and not entries:
+        identifiers = _members(members)
+        if not identifiers and not entries:
             return None
         return Explanation(
             person_id=person_id,
-            identifiers=sorted(_text(m) for m in members),
+            identifiers=sorted(identifiers),
             history=[parse_entry(entry) for entry in entries],
         )
 

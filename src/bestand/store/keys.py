@@ -4,16 +4,17 @@
 atomically; person state and its dedupe keys share the person's slot; lookup records are
 single keys spread over the cluster, so the hot read path scales out.
 
-The graph's sets are hashes whose members are fields with empty values: Redis 7.0 keeps a
-small hash as one listpack, and a set of strings as a hash table with an allocation per
-member, about twice the memory (``bench/memory.py``).
+A person's identifiers are fields of its facts hash (empty values), and the graph's sets are
+hashes whose members are fields with empty values: Redis 7.0 keeps a small hash as one
+listpack, and a set of strings as a hash table with an allocation per member, about twice
+the memory, besides a key of its own (``bench/memory.py``).
 
 | key | type | holds |
 |---|---|---|
 | ``<p>:{g}:i:<kind>:<hash>`` | string | person id of an identifier (the identity graph) |
-| ``<p>:{g}:s:<person>`` | hash | identifiers of a person (``kind:hash`` -> empty) |
-| ``<p>:{g}:k:<person>`` | hash | what the rules read of a person: ``v`` graph version (guards |
-|   |   | concurrent changes), identifiers by kind letter, describing tokens (names, households) |
+| ``<p>:{g}:k:<person>`` | hash | a person's facts: ``v`` graph version (guards concurrent |
+|   |   | changes), how many identifiers by kind letter, its identifiers (``kind:hash`` -> empty), |
+|   |   | describing tokens (names, households -> 1), claims (``@kind:hash`` -> time claimed) |
 | ``<p>:{g}:x:<person>`` | list | explain log of a person: links, merges, refusals |
 |   |   | (``identity/entries.py``: fields split by ``\\x1f``) |
 | ``<p>:{g}:m:<kind>:<hash>`` | hash | other persons an identifier met (its claims) -> empty |
@@ -30,6 +31,7 @@ member, about twice the memory (``bench/memory.py``).
 | ``<p>:l:<kind>:<hash>`` | string | lookup record: person id and summary (packed fields); a |
 |   |   | cookie's or device id's is written only by the person the graph gives it to |
 | ``<p>:values`` | sorted set | lifetime value (cents) of every customer, for value bands |
+| ``<p>:layout`` | string | the layout of these keys the store holds (``store/layout.py``) |
 | ``<p>:hb:<worker>`` | string | a worker's heartbeat: JSON of its state, expires (TTL) |
 
 The Lua scripts build no key names of their own: they get the prefixes from
@@ -77,9 +79,9 @@ class Keys:
         """Identity graph entry of one identifier (``kind:hash``)."""
         return f"{self.graph}:i:{token}"
 
-    def person_ids(self, person_id: str) -> str:
-        """Set of a person's identifiers."""
-        return f"{self.graph}:s:{person_id}"
+    def facts(self, person_id: str) -> str:
+        """A person's facts: version, counts by kind, identifiers, describing tokens, claims."""
+        return f"{self.graph}:k:{person_id}"
 
     def merge_log(self, person_id: str) -> str:
         """Explain log of a person."""
@@ -114,6 +116,11 @@ class Keys:
         return f"{self.prefix}:l:{token}"
 
     @property
+    def layout(self) -> str:
+        """The layout of these keys a store holds (``store/layout.py``)."""
+        return f"{self.prefix}:layout"
+
+    @property
     def values(self) -> str:
         """Sorted set of every customer's lifetime value."""
         return f"{self.prefix}:values"
@@ -137,7 +144,6 @@ class Keys:
         return orjson.dumps(
             {
                 "identifier": f"{g}:i:",
-                "identifiers": f"{g}:s:",
                 "facts": f"{g}:k:",
                 "log": f"{g}:x:",
                 "met": f"{g}:m:",

@@ -16,10 +16,12 @@ from bestand.ops.metrics import WorkerMetrics
 from bestand.ops.web import Response, WebEndpoint
 from bestand.settings import Settings
 from bestand.store import IdentityGraph, Keys, ProfileStore, Scripts, connect
+from bestand.store.layout import ensure_layout
 from bestand.stream.loop import BatchLoop
 from bestand.stream.policy import ErrorPolicy
 from bestand.stream.probe import WorkerProbe
 from bestand.stream.processor import BatchProcessor
+from bestand.stream.retry import with_backoff
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,8 @@ async def run_worker(settings: Settings) -> int:
     await producer.start()
     beating: asyncio.Task[None] | None = None
     try:
+        keys = Keys(settings.redis_prefix)
+        await with_backoff(lambda: ensure_layout(client, keys), what="reading the store's layout")
         await consumer.start()
         beating = asyncio.create_task(probe.run(stopping))
         log.info("worker %s consuming %s as group %s", probe.name,

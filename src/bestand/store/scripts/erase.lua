@@ -1,7 +1,7 @@
--- Remove persons from the identity graph: every identifier, its meetings and claims, the
--- identifier set, its facts (version, counts), the explain log, the receipts of its logged
--- events, its place in the claims of cookies it held before, and the redirects of the persons
--- it absorbed.
+-- Remove persons from the identity graph: every identifier, its meetings and claims, its
+-- facts (version, counts, identifiers, describing tokens), the explain log, the receipts of
+-- its logged events, its place in the claims of cookies it held before, and the redirects of
+-- the persons it absorbed.
 -- Every identifier named or erased gets a tombstone (its erasure time, the later one kept), so
 -- a replay of events from before the erasure cannot bring the person back.
 -- KEYS: identity graph keys of the identifiers named in an erasure request.
@@ -39,8 +39,12 @@ for i = 1, #KEYS do
   local p = redis.call('GET', KEYS[i])
   if p and not seen[p] then
     seen[p] = true
-    local set = K.identifiers .. p
-    local members = redis.call('HKEYS', set)
+    -- Its identifiers and describing tokens: the facts' fields of more than one letter but
+    -- the claims ('@' + token).
+    local members = {}
+    for _, field in ipairs(redis.call('HKEYS', K.facts .. p)) do
+      if #field > 1 and string.sub(field, 1, 1) ~= '@' then members[#members + 1] = field end
+    end
     for _, m in ipairs(members) do
       redis.call('DEL', K.identifier .. m, K.met .. m, K.claims .. m)
       tombstone(m)
@@ -67,7 +71,7 @@ for i = 1, #KEYS do
         redis.call('DEL', K.receipt .. e)
       end
     end
-    redis.call('DEL', set, K.log .. p, K.facts .. p, K.absorbed .. p)
+    redis.call('DEL', K.log .. p, K.facts .. p, K.absorbed .. p)
     local entry = {p}
     for _, m in ipairs(members) do entry[#entry + 1] = m end
     out[#out + 1] = entry

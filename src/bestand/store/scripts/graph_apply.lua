@@ -2,15 +2,15 @@
 -- what it was decided on; stop at the first that finds the graph changed.
 -- KEYS: identity graph keys of the decisions' identifiers (all in the graph's hash slot).
 -- ARGV: key schema (JSON, Keys.graph_schema), the batch's stop id, max explain entries kept
---   per person, the kind letters that only describe (names, households: in a person's set,
---   never owned), then one plan (JSON) per decision:
+--   per person, the kind letters that only describe (names, households: in a person's
+--   facts, never owned), then one plan (JSON) per decision:
 --   owners   {token: owner read ('' for none)}, junk {token: ''} (tokens read as not junk),
 --   versions {person: version read}: the guard; any difference stops the batch here
 --   person, absorbed [..], attach [..] (identifiers it now owns), describe [..] (names and
---   households: in its set, owned by nobody), met [[token, person]..], flag [[token, reason]..],
+--   households: in its facts, owned by nobody), met [[token, person]..], flag [[token, reason]..],
 --   log [json..] (explain entries, appended to the person's log),
 --   move (optional) [[token, former holder, entry, time]..]: cookies and device ids the person
---   takes over: out of the holder's set, counts and claims, its version raised, the entry in
+--   takes over: out of the holder's facts, counts and claims, its version raised, the entry in
 --   its log; the cookie's claims list gains 'time:person' (the former holder's claim first),
 --   claim (optional) ['@' .. token, time, ..]: when the person claimed them (facts fields),
 --   repeats (optional: 1 when
@@ -55,9 +55,10 @@ local function each_run(command, key, list, step)
   end
 end
 
--- The graph's sets (a person's identifiers, an identifier's meetings, the persons absorbed)
--- are hashes of member -> '': Redis 7.0 keeps a small hash as one listpack, a set of strings
--- as a hash table of its own allocations, about twice the memory (keys.py).
+-- A person's identifiers are fields of its facts with empty values, and the graph's sets (an
+-- identifier's meetings, the persons absorbed) hashes of member -> '': Redis 7.0 keeps a
+-- small hash as one listpack, a set of strings as a hash table of its own allocations, about
+-- twice the memory (keys.py).
 local function pairs_of(list)
   local out = {}
   for _, member in ipairs(list) do
@@ -69,36 +70,32 @@ end
 
 local function apply(plan)
   local person = plan.person
-  local set = K.identifiers .. person
   local facts = K.facts .. person
   local log = K.log .. person
   local logged = 0 -- the log's length after the last entry pushed (0: none pushed)
   for _, gone in ipairs(plan.absorbed) do
-    local gone_set = K.identifiers .. gone
-    local members = redis.call('HKEYS', gone_set)
-    for _, member in ipairs(members) do
-      if not describes(member) then
-        redis.call('SET', K.identifier .. member, person)
-      end
-    end
-    each_run('HSET', set, pairs_of(members), 2)
-    -- Its facts join the survivor's: counts add up, describing tokens are kept once.
+    -- Its facts join the survivor's: its identifiers become the survivor's, counts add up,
+    -- describing tokens are kept once, claims go along.
     local gone_facts = redis.call('HGETALL', K.facts .. gone)
+    local fields = {}
     for i = 1, #gone_facts, 2 do
       local field = gone_facts[i]
       if #field == 1 and field ~= 'v' then
         redis.call('HINCRBY', facts, field, gone_facts[i + 1])
-      elseif string.sub(field, 1, 1) == '@' then
-        redis.call('HSET', facts, field, gone_facts[i + 1])
       elseif #field > 1 then
-        redis.call('HSET', facts, field, 1)
+        if string.sub(field, 1, 1) ~= '@' and not describes(field) then
+          redis.call('SET', K.identifier .. field, person)
+        end
+        fields[#fields + 1] = field
+        fields[#fields + 1] = gone_facts[i + 1]
       end
     end
+    each_run('HSET', facts, fields, 2)
     local gone_log = K.log .. gone
     for _, entry in ipairs(redis.call('LRANGE', gone_log, 0, -1)) do
       logged = redis.call('RPUSH', log, entry)
     end
-    redis.call('DEL', gone_set, gone_log, K.facts .. gone)
+    redis.call('DEL', gone_log, K.facts .. gone)
     -- Remember where it went (met sets still name it), and what the person absorbed, so that
     -- an erasure can remove these redirects too.
     redis.call('SET', K.redirect .. gone, person)
@@ -123,15 +120,14 @@ local function apply(plan)
     if redis.call('RPUSH', claims, move[4] .. ':' .. person) > max_claims then
       redis.call('LTRIM', claims, -max_claims, -1)
     end
-    redis.call('HDEL', K.identifiers .. former, token)
+    redis.call('HDEL', former_facts, token, '@' .. token)
     redis.call('HINCRBY', former_facts, string.sub(token, 1, 1), -1)
-    redis.call('HDEL', former_facts, '@' .. token)
     redis.call('HINCRBY', former_facts, 'v', 1)
     if redis.call('RPUSH', former_log, move[3]) > max_log then
       redis.call('LTRIM', former_log, -max_log, -1)
     end
     redis.call('SET', K.identifier .. token, person)
-    redis.call('HSET', set, token, '')
+    redis.call('HSET', facts, token, '')
     local kind = string.sub(token, 1, 1)
     kinds[kind] = (kinds[kind] or 0) + 1
   end
@@ -141,9 +137,8 @@ local function apply(plan)
     local kind = string.sub(token, 1, 1)
     kinds[kind] = (kinds[kind] or 0) + 1
   end
-  each_run('HSET', set, pairs_of(plan.attach), 2)
+  each_run('HSET', facts, pairs_of(plan.attach), 2)
   for kind, count in pairs(kinds) do redis.call('HINCRBY', facts, kind, count) end
-  each_run('HSET', set, pairs_of(plan.describe), 2)
   local described = {}
   for _, token in ipairs(plan.describe) do
     described[#described + 1] = token
@@ -159,14 +154,13 @@ local function apply(plan)
     -- A junk identifier names nobody any more.
     local owner = redis.call('GET', K.identifier .. token)
     if owner then
-      redis.call('HDEL', K.identifiers .. owner, token)
       redis.call('DEL', K.identifier .. token, K.claims .. token)
       local owner_facts = K.facts .. owner
       if describes(token) then
         redis.call('HDEL', owner_facts, token)
       else
         redis.call('HINCRBY', owner_facts, string.sub(token, 1, 1), -1)
-        redis.call('HDEL', owner_facts, '@' .. token)
+        redis.call('HDEL', owner_facts, token, '@' .. token)
       end
       if owner ~= person then redis.call('HINCRBY', owner_facts, 'v', 1) end
     end

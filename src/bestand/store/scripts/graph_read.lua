@@ -12,8 +12,8 @@
 --             (1-based) the graph knows anything of; unknown ones have no row
 --   persons:  person, then its facts hash as field, value, ... for every owner seen
 --             (v: graph version, a kind letter: how many identifiers of that kind, a
---             describing token: 1); person, '=' where the caller holds its facts at the
---             version they have
+--             describing token: 1, an identifier: empty, '@' and a cookie: when claimed);
+--             person, '=' where the caller holds its facts at the version they have
 --   receipts: j, body for each event j (1-based) that merged or flagged junk before
 --   claims:   i, then 'time:person' for each claim of a cookie or device id that moved
 --             between persons (its holders by the time they claimed it, oldest first;

@@ -1,0 +1,43 @@
+"""Which layout of bestand's keys a store holds.
+
+A worker writes only into a store of its own release's layout, or an empty one, which it
+marks. A store an earlier release wrote (no mark, or another) is made again from Kafka with
+``bestand rebuild``: read in place, its persons would lack what this release keeps where.
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from bestand.store.errors import StoreLayoutError
+from bestand.store.keys import Keys
+
+#: The layout this release writes. 2: the graph's sets as hashes, explain entries as fields
+#: split by \x1f; 3: a person's identifiers among its facts (no identifier set of its own).
+LAYOUT = 3
+#: Keys a check scans at most for graph keys of a store without a mark (a Redis shared with
+#: other data may hold many keys before the first of bestand's).
+SCAN_BUDGET = 1_000_000
+
+
+async def ensure_layout(client: Redis, keys: Keys, scan_budget: int = SCAN_BUDGET) -> None:
+    """Mark an empty store with :data:`LAYOUT`; pass a store that has it; raise
+    :class:`StoreLayoutError` for one an earlier release wrote."""
+    mark = await client.get(keys.layout)
+    if mark is not None:
+        if mark not in (str(LAYOUT).encode(), str(LAYOUT)):
+            text = mark.decode() if isinstance(mark, bytes) else str(mark)
+            raise StoreLayoutError(f"the store is marked layout {text}, this release's is {LAYOUT}")
+        return
+    cursor, scanned = 0, 0
+    while True:
+        cursor, found = await client.scan(cursor, match=f"{keys.graph}:*", count=10_000)
+        if found:
+            raise StoreLayoutError(
+                f"the identity graph has keys but no layout mark ({keys.layout}), as releases "
+                f"before layout {LAYOUT} left it"
+            )
+        scanned += 10_000
+        if cursor == 0 or scanned >= scan_budget:
+            break
+    await client.set(keys.layout, LAYOUT, nx=True)
