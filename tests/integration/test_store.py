@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 import pytest
+import redis
+from support import Deployment, Process
 
 from bestand.api import create_api
 from bestand.api.models import PersonExplanation
@@ -608,6 +610,8 @@ def test_a_worker_marks_an_empty_store_and_refuses_one_an_earlier_release_wrote(
     async def go() -> tuple[bytes | None, str, str]:
         empty, older, other = Pipeline(redis_url), Pipeline(redis_url), Pipeline(redis_url)
         try:
+            # Tombstones are all `bestand rebuild` leaves of an earlier store: not a layout.
+            await empty.client.set(empty.keys.tombstone("e:gone"), 1_700_000_000)
             await ensure_layout(empty.client, empty.keys)
             await ensure_layout(empty.client, empty.keys)  # a second worker finds its mark
             mark = await empty.client.get(empty.keys.layout)
@@ -629,3 +633,22 @@ def test_a_worker_marks_an_empty_store_and_refuses_one_an_earlier_release_wrote(
     assert "bestand rebuild" in unmarked
     assert f"marked layout {LAYOUT - 1}" in marked
     assert "bestand rebuild" in marked
+
+
+def test_a_worker_on_a_store_an_earlier_release_wrote_stops_and_says_so(
+    deployment: Deployment,
+) -> None:
+    client = redis.Redis.from_url(deployment.settings.redis_url)
+    try:
+        keys = Keys(deployment.settings.redis_prefix)
+        client.sadd(f"{keys.graph}:s:P1", "e:x")  # an identifier set, as layout 1 kept them
+        process = Process(["worker"], deployment.env, deployment.log_dir / "old-store.log")
+        try:
+            code = process.popen.wait(timeout=90)
+        finally:
+            process.stop()
+        assert client.get(keys.layout) is None  # nothing was written
+    finally:
+        client.close()
+    assert code == 2, process.log_tail()
+    assert "run `bestand rebuild`" in process.log_tail()

@@ -43,12 +43,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     import uvloop
 
+    from bestand.store import StoreLayoutError
     from bestand.stream.worker import run_worker
 
     settings = load_settings()
     logging.config.dictConfig(logging_config(settings.log_format, args.loglevel))
     # uvloop: the worker spends much of its time in the event loop, and uvloop's is cheaper.
-    return uvloop.run(run_worker(settings))
+    try:
+        return uvloop.run(run_worker(settings))
+    except StoreLayoutError as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        return 2
 
 
 def cmd_api(args: argparse.Namespace) -> int:

@@ -30,8 +30,10 @@ async def ensure_layout(client: Redis, keys: Keys, scan_budget: int = SCAN_BUDGE
             raise StoreLayoutError(f"the store is marked layout {text}, this release's is {LAYOUT}")
         return
     cursor, scanned = 0, 0
+    # Erasure tombstones are the same in every layout, and `bestand rebuild` keeps them.
+    unmarked = f"{keys.graph}:[^t]:*"
     while True:
-        cursor, found = await client.scan(cursor, match=f"{keys.graph}:*", count=10_000)
+        cursor, found = await client.scan(cursor, match=unmarked, count=10_000)
         if found:
             raise StoreLayoutError(
                 f"the identity graph has keys but no layout mark ({keys.layout}), as releases "
