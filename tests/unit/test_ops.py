@@ -219,3 +219,14 @@ def test_the_census_counts_person_sets_and_graph_entries_only() -> None:
     assert kind_of(keys.merge_log("P1"), keys) is None
     assert kind_of(keys.lookup("email:abc"), keys) is None
     assert kind_of(Keys("other").identifier("email:abc"), keys) is None
+
+
+def test_status_says_when_the_store_holds_another_layout() -> None:
+    from bestand.store.layout import LAYOUT, layout_note
+
+    assert layout_note(None) is None  # not marked yet: a worker marks an empty store
+    assert layout_note(str(LAYOUT).encode()) is None
+    note = layout_note(b"2")
+    assert note is not None
+    assert "marked layout 2" in note
+    assert "bestand rebuild" in note

@@ -20,6 +20,7 @@ from bestand.kafka.topics import end_offsets
 from bestand.ops.heartbeat import Heartbeat
 from bestand.settings import Settings
 from bestand.store import Keys
+from bestand.store.layout import layout_note
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,9 @@ class StatusReader:
         try:
             workers = await heartbeats(self._client, self._keys)
             memory = int((await self._client.info("memory"))["used_memory"])
+            note = layout_note(await self._client.get(self._keys.layout))
+            if note is not None:
+                notes.append(f"Redis: {note}")
         except Exception as exc:  # noqa: BLE001
             notes.append(f"Redis: {exc}")
         if not workers and not any("Redis" in n for n in notes):

@@ -20,12 +20,23 @@ LAYOUT = 3
 SCAN_BUDGET = 1_000_000
 
 
+def layout_note(mark: bytes | str | None) -> str | None:
+    """What ``bestand status`` says of a store's layout mark: nothing when it is this
+    release's or there is none yet (a worker marks an empty store when it starts)."""
+    if mark is None:
+        return None
+    text = mark.decode() if isinstance(mark, bytes) else str(mark)
+    if text == str(LAYOUT):
+        return None
+    return f"the store is marked layout {text}, this release writes {LAYOUT}: run `bestand rebuild`"
+
+
 async def ensure_layout(client: Redis, keys: Keys, scan_budget: int = SCAN_BUDGET) -> None:
     """Mark an empty store with :data:`LAYOUT`; pass a store that has it; raise
     :class:`StoreLayoutError` for one an earlier release wrote."""
     mark = await client.get(keys.layout)
     if mark is not None:
-        if mark not in (str(LAYOUT).encode(), str(LAYOUT)):
+        if layout_note(mark) is not None:
             text = mark.decode() if isinstance(mark, bytes) else str(mark)
             raise StoreLayoutError(f"the store is marked layout {text}, this release's is {LAYOUT}")
         return
