@@ -8,7 +8,8 @@
 --   versions {person: version read}: the guard; any difference stops the batch here
 --   person, absorbed [..], attach [..] (identifiers it now owns), describe [..] (names and
 --   households: in its facts, owned by nobody), met [[token, person]..], flag [[token, reason]..],
---   log [json..] (explain entries, appended to the person's log),
+--   log [entry..] (explain entries as identity/entries.py stores them, appended to the
+--   person's log),
 --   move (optional) [[token, former holder, entry, time]..]: cookies and device ids the person
 --   takes over: out of the holder's facts, counts and claims, its version raised, the entry in
 --   its log; the cookie's claims list gains 'time:person' (the former holder's claim first),
