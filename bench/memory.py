@@ -557,9 +557,7 @@ def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
         person = r.get(key)
         if person and person not in seen:
             seen.add(person)
-            members = [
-                f for f in r.hkeys(k["facts"] + person) if len(f) > 1 and f[:1] != b"@"
-            ]
+            members = [f for f in r.hkeys(k["facts"] + person) if len(f) > 1 and f[:1] != b"@"]
             for member in members:
                 r.delete(k["identifier"] + member, k["met"] + member, k["claims"] + member)
                 tombstone(member)
@@ -1722,6 +1720,31 @@ def _explain_without_links(records: list[KeyRecord], prefix: str) -> list[KeyRec
     return out
 
 
+def _dedupe_per_person(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
+    """A person's dedupe markers as fields of one hash (``<p>:d:{<person>}``: event -> marker),
+    expiring with the longest TTL of them (one key per person instead of one per event)."""
+    out: list[KeyRecord] = []
+    markers: dict[bytes, list[tuple[bytes, bytes, bytes | None]]] = {}
+    owners: dict[bytes, bytes | None] = {}
+    for r in records:
+        if r.category != "dedupe":
+            out.append(r)
+            continue
+        head, _, event = r.key.rpartition(b":")
+        command = r.commands[0]  # SET key value [EX ttl]
+        ttl = command[4] if len(command) > 4 else None
+        markers.setdefault(head, []).append((event, command[2], ttl))
+        owners[head] = r.owner
+    for head, held in markers.items():
+        fields = [item for event, value, _ in held for item in (event, value)]
+        commands = [[b"HSET", head, *fields]]
+        ttls = [int(ttl) for _, _, ttl in held if ttl is not None]
+        if ttls:
+            commands.append([b"EXPIRE", head, b"%d" % max(ttls)])
+        out.append(KeyRecord(head, "dedupe", commands, owners[head]))
+    return out
+
+
 def _combined(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
     for step in (
         _lookup_api_kinds,
@@ -1788,6 +1811,11 @@ EXPERIMENTS: dict[str, Experiment] = {
             "explain-no-links",
             "explain log keeps merges, refusals and junk; 'new' and 'link' are left out",
             _explain_without_links,
+        ),
+        Experiment(
+            "dedupe-per-person",
+            "a person's dedupe markers in one hash (event -> marker) instead of a key each",
+            _dedupe_per_person,
         ),
         Experiment(
             "combined",
