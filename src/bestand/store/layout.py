@@ -20,15 +20,21 @@ LAYOUT = 3
 SCAN_BUDGET = 1_000_000
 
 
+def _other_layout(mark: bytes | str | None) -> str | None:
+    """A store's mark when it names another layout than this release's, else ``None``."""
+    text = mark.decode() if isinstance(mark, bytes) else mark
+    return None if text is None or text == str(LAYOUT) else text
+
+
 def layout_note(mark: bytes | str | None) -> str | None:
     """What ``bestand status`` says of a store's layout mark: nothing when it is this
     release's or there is none yet (a worker marks an empty store when it starts)."""
-    if mark is None:
+    other = _other_layout(mark)
+    if other is None:
         return None
-    text = mark.decode() if isinstance(mark, bytes) else str(mark)
-    if text == str(LAYOUT):
-        return None
-    return f"the store is marked layout {text}, this release writes {LAYOUT}: run `bestand rebuild`"
+    return (
+        f"the store is marked layout {other}, this release writes {LAYOUT}: run `bestand rebuild`"
+    )
 
 
 async def ensure_layout(client: Redis, keys: Keys, scan_budget: int = SCAN_BUDGET) -> None:
@@ -36,9 +42,9 @@ async def ensure_layout(client: Redis, keys: Keys, scan_budget: int = SCAN_BUDGE
     :class:`StoreLayoutError` for one an earlier release wrote."""
     mark = await client.get(keys.layout)
     if mark is not None:
-        if layout_note(mark) is not None:
-            text = mark.decode() if isinstance(mark, bytes) else str(mark)
-            raise StoreLayoutError(f"the store is marked layout {text}, this release's is {LAYOUT}")
+        other = _other_layout(mark)
+        if other is not None:
+            raise StoreLayoutError(f"the store is marked layout {other}, this release's {LAYOUT}")
         return
     cursor, scanned = 0, 0
     # Erasure tombstones are the same in every layout, and `bestand rebuild` keeps them.
