@@ -10,8 +10,9 @@ STAMP  := $(VENV)/.installed
 
 
 NATIVE := $(VENV)/.native
+MODULE := $(VENV)/lib/bestand_redis.so
 
-install: $(STAMP) $(NATIVE)
+install: $(STAMP) $(NATIVE) $(MODULE)
 
 # Reinstall only when the dependency declaration or the lock changed.
 $(STAMP): pyproject.toml constraints.txt
@@ -24,6 +25,13 @@ $(STAMP): pyproject.toml constraints.txt
 $(NATIVE): $(STAMP) native/Cargo.toml native/Cargo.lock native/pyproject.toml native/bestand_native.pyi $(wildcard native/src/*.rs)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-build-isolation ./native
 	touch $(NATIVE)
+
+# bestand's Redis module (native/module, Rust): the worker's Redis scripts compiled. The local
+# stack and the tests load it from the virtualenv; without it the Lua scripts run.
+$(MODULE): native/module/Cargo.toml native/module/Cargo.lock $(wildcard native/module/src/*.rs)
+	cargo build --quiet --release --manifest-path native/module/Cargo.toml
+	mkdir -p $(dir $(MODULE))
+	cp native/module/target/release/libbestand_redis.so $(MODULE)
 
 demo: install
 	$(BIN)/bestand demo

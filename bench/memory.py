@@ -92,7 +92,9 @@ SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 #: SHA-1 of the Lua scripts the Python ports below mirror; run ``--verify`` when one differs.
 PORTED_SCRIPTS: dict[str, frozenset[str]] = {
     "graph_read": frozenset({"7880b5d60cdb9548699c42d68f2fde5923b9c690"}),
-    "graph_apply": frozenset({"39c40ca287449301c97fdf7a7801bfab716e4ab3"}),
+    "graph_apply": frozenset(
+        {"39c40ca287449301c97fdf7a7801bfab716e4ab3", "d9a23f4cd7979e92340dbc092685ebda6c7c5240"}
+    ),
     "erase": frozenset({"f6f976e5039fa8455966f843d18a7df167743b03"}),
     "persons_read": frozenset({"8effcdebc524aa86da284108306baa19fd96f982"}),
     "persons_write": frozenset({"ff16c6c88a2e7a3828b4bf79678d02d17b545ca2"}),

@@ -7,11 +7,14 @@ the network or the client). The replay repeats exactly the writes of the first r
 script changed in ``--scripts DIR`` (same arguments, another body) can be timed against the
 shipped one on the same history: reads are free to change, writes must stay equivalent.
 
-    python bench/script_costs.py --persons 8000 [--rounds 2] [--scripts DIR]
+    python bench/script_costs.py --persons 8000 [--rounds 2] [--scripts DIR] [--module]
 
 Prints µs of Redis time per event for each script, per round (rounds alternate the shipped
-scripts and ``--scripts``, when given). Uses its own key prefix and removes it; sets
-``slowlog-log-slower-than`` for the replay and puts it back.
+scripts and ``--scripts``, when given). With ``--module`` (a Redis started with bestand's
+module, ``native/module``), the calls are first replayed as the scripts and as the module's
+commands and every reply and key compared, and each round times the module's commands too.
+Uses its own key prefix and removes it; sets ``slowlog-log-slower-than`` for the replay and
+puts it back.
 """
 
 from __future__ import annotations
@@ -81,28 +84,100 @@ def record(persons: int) -> tuple[list[Call], int, Settings]:
 
 
 def replay(
-    client: redis.Redis, calls: list[Call], settings: Settings, sources: dict[str, str]
+    client: redis.Redis,
+    calls: list[Call],
+    settings: Settings,
+    sources: dict[str, str],
+    module: frozenset[str] = frozenset(),
+    snapshot: dict[bytes, Any] | None = None,
 ) -> Counter[str]:
     """Microseconds inside Redis per script over the calls, replayed in order on the
-    settings' key prefix (empty before, emptied after)."""
+    settings' key prefix (empty before, emptied after). Scripts named in ``module`` run as
+    the module's commands; ``snapshot`` receives every key's value and each call's reply."""
     shas = {name: client.script_load(source) for name, source in sources.items()}
     spent: Counter[str] = Counter()
+    replies: list[Any] = []
     before = client.config_get("slowlog-log-slower-than")["slowlog-log-slower-than"]
     # Scripts take milliseconds, the commands they call microseconds: only scripts are logged.
     client.config_set("slowlog-log-slower-than", 100)
     try:
         client.slowlog_reset()
         for n, (name, keys, args) in enumerate(calls):
-            client.execute_command("EVALSHA", shas[name], len(keys), *keys, *args)
+            if name in module:
+                command: tuple[Any, ...] = (f"bestand.{name}",)
+            else:
+                command = ("EVALSHA", shas[name])
+            replies.append(client.execute_command(*command, len(keys), *keys, *args))
             entry = client.slowlog_get(1)
-            if entry and entry[0]["command"].split()[0].lower() == b"evalsha":
+            if entry and entry[0]["command"].split()[0].lower() == command[0].lower().encode():
                 spent[name] += entry[0]["duration"]
             if n % 200 == 0:
                 client.slowlog_reset()
+        if snapshot is not None:
+            snapshot.update(store_snapshot(client, settings))
+            snapshot[b"(replies)"] = replies
     finally:
         client.config_set("slowlog-log-slower-than", before)
         asyncio.run(clear(settings))
     return spent
+
+
+def compare(
+    client: redis.Redis,
+    calls: list[Call],
+    settings: Settings,
+    shipped: dict[str, str],
+    compiled: frozenset[str],
+) -> None:
+    """Replay the calls as the scripts and as the module's commands; print what differs."""
+    lua: dict[bytes, Any] = {}
+    native: dict[bytes, Any] = {}
+    replay(client, calls, settings, shipped, snapshot=lua)
+    replay(client, calls, settings, shipped, compiled, snapshot=native)
+    differ = [key for key in lua.keys() | native.keys() if lua.get(key) != native.get(key)]
+    print(f"module: {', '.join(sorted(compiled))}; {len(lua) - 1} keys, {len(differ)} differ")
+    replies = zip(lua.pop(b"(replies)", []), native.pop(b"(replies)", []), strict=True)
+    for n, (one, other) in enumerate(replies):
+        if one != other:
+            texts = str(one), str(other)
+            at = next(i for i, (a, b) in enumerate(zip(*texts, strict=False)) if a != b)
+            print(f"  reply {n} ({calls[n][0]}) at {at}:")
+            print(f"    script {texts[0][at - 200 : at + 200]}")
+            print(f"    module {texts[1][at - 200 : at + 200]}")
+            break
+    for key in sorted(differ)[:10]:
+        print(f"  {key!r}: script {str(lua.get(key))[:200]}")
+        print(f"    module {str(native.get(key))[:200]}")
+
+
+def has_command(client: redis.Redis, name: str) -> bool:
+    """Whether this Redis knows the command (a loaded module's)."""
+    try:
+        client.execute_command(name)
+    except redis.ResponseError as error:
+        return "unknown command" not in str(error)
+    return True
+
+
+def store_snapshot(client: redis.Redis, settings: Settings) -> dict[bytes, Any]:
+    """Every key of the settings' prefix with its type and value (for comparing replays)."""
+    out: dict[bytes, Any] = {}
+    for key in client.scan_iter(match=f"{settings.redis_prefix}:*", count=1000):
+        kind = client.type(key)
+        if kind == b"string":
+            value: Any = client.get(key)
+        elif kind == b"hash":
+            value = client.hgetall(key)
+        elif kind == b"list":
+            value = client.lrange(key, 0, -1)
+        elif kind == b"set":
+            value = sorted(client.smembers(key))
+        elif kind == b"zset":
+            value = client.zrange(key, 0, -1, withscores=True)
+        else:
+            value = None
+        out[key] = (kind, value, client.ttl(key) > 0)
+    return out
 
 
 def main() -> int:
@@ -110,6 +185,11 @@ def main() -> int:
     parser.add_argument("--persons", type=int, default=8000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--scripts", type=Path, help="a directory of changed <name>.lua files")
+    parser.add_argument(
+        "--module",
+        action="store_true",
+        help="also run the scripts the Redis module has as its commands (and compare)",
+    )
     args = parser.parse_args()
     logging.getLogger("bestand").setLevel(logging.ERROR)
     calls, events, settings = record(args.persons)
@@ -124,6 +204,13 @@ def main() -> int:
         }
         variants.append((str(args.scripts), shipped | changed))
     client = redis.Redis.from_url(Settings().redis_url)
+    compiled: frozenset[str] = frozenset()
+    if args.module:
+        compiled = frozenset(n for n in names if has_command(client, f"bestand.{n}"))
+        if not compiled:
+            print("this Redis has no bestand module loaded (redis-server --loadmodule)")
+            return 2
+        compare(client, calls, settings, shipped, compiled)
     print(f"{len(calls)} script calls over {events} events of a {args.persons}-person shop")
     print("| round | scripts | " + " | ".join(names) + " | all |")
     print("|---|---|" + "---|" * (len(names) + 1))
@@ -133,6 +220,11 @@ def main() -> int:
             cells = [f"{spent[name] / events:.1f}" for name in names]
             total = sum(spent.values()) / events
             print(f"| {round_number} | {label} | " + " | ".join(cells) + f" | {total:.1f} |")
+        if compiled:
+            spent = replay(client, calls, settings, shipped, compiled)
+            cells = [f"{spent[name] / events:.1f}" for name in names]
+            total = sum(spent.values()) / events
+            print(f"| {round_number} | module | " + " | ".join(cells) + f" | {total:.1f} |")
     print("(µs of Redis time per event)")
     return 0
 

@@ -183,6 +183,12 @@ class Settings(BaseSettings):
         "(compiled, the bestand-native package), 'python' (the reference in bestand.identity), "
         "or 'auto' (native where it is installed).",
     )
+    redis_module: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Whether the worker runs its Redis scripts as the commands of bestand's "
+        "Redis module (native/module, loaded with redis-server --loadmodule): 'auto' (where "
+        "Redis has it), 'on' (the worker refuses to start without it), 'off' (Lua scripts).",
+    )
     max_event_bytes: int = Field(65536, ge=1024, description="Larger events go to the DLQ.")
     max_event_future_seconds: int = Field(
         86400,

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 
 import orjson
 import pytest
+import redis
 from prometheus_client.parser import text_string_to_metric_families
 from support import Deployment, Process, bestand_cli, make_deployment, produce, run, wait_for
 
@@ -175,6 +176,9 @@ def test_a_burst_is_seen_rising_and_falling_to_zero(
     # One worker holds every partition of the four input topics.
     inputs = len(deployment.settings.input_topics) * deployment.settings.topic_partitions
     assert _sum(samples, "bestand_assigned_partitions") == inputs
+    # The tests' Redis has bestand's module where it is built: the worker runs its commands.
+    mirrored = 4 if _has_module(deployment.settings.redis_url) else 0
+    assert _sum(samples, "bestand_redis_module_scripts") == mirrored
     assert _sum(samples, "bestand_redis_used_memory_bytes") > 1_000_000
     assert _sum(samples, "bestand_worker_heartbeat_timestamp_seconds") > 1.7e9
     assert _sum(samples, "bestand_redis_command_seconds_count", operation="ping") >= 1
@@ -242,3 +246,12 @@ def test_health_fails_without_a_worker_and_the_heartbeat_leaves_with_it(
     down = bestand_cli(deployment, "health", "worker")
     assert down.returncode == 1
     assert "no worker heartbeat" in down.stdout
+
+
+def _has_module(url: str) -> bool:
+    """Whether this Redis has bestand's module loaded."""
+    try:
+        redis.Redis.from_url(url).execute_command("bestand.scripts")
+    except redis.ResponseError:
+        return False
+    return True

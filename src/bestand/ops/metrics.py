@@ -77,6 +77,11 @@ class WorkerMetrics:
             "Partition revocations this worker went through (the batch in hand finished first).",
             registry=self.registry,
         )
+        self.redis_module = Gauge(
+            "bestand_redis_module_scripts",
+            "Scripts this worker runs as commands of bestand's Redis module (0: all as Lua).",
+            registry=self.registry,
+        )
         self.partitions = Gauge(
             "bestand_assigned_partitions",
             "Input partitions assigned to this worker.",

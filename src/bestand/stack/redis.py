@@ -6,10 +6,13 @@ and is started and stopped by ``bestand stack up|down`` like Kafka.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+from typing import Literal
 
 import redis
 
@@ -45,6 +48,17 @@ def redis_answers(url: str, timeout: float = 2.0) -> bool:
 MEMORY_OPTIONS = ("--hash-max-listpack-value", "2048")
 
 
+def module_file() -> Path | None:
+    """bestand's Redis module as ``make install`` leaves it in the virtualenv
+    (``<venv>/lib/bestand_redis.so``), or the file ``BESTAND_REDIS_MODULE_FILE`` names (empty:
+    none); ``None`` when there is none, and Redis runs the Lua scripts."""
+    named = os.environ.get("BESTAND_REDIS_MODULE_FILE")
+    if named is not None:
+        return Path(named) if named else None
+    built = Path(sys.prefix) / "lib" / "bestand_redis.so"
+    return built if built.is_file() else None
+
+
 class LocalRedis(ServerProcess):
     """redis-server on 127.0.0.1 with an append-only file, no RDB snapshots.
 
@@ -61,7 +75,9 @@ class LocalRedis(ServerProcess):
         executable: str | None = None,
         project_dir: Path | None = None,
         log: LogFn = print,
+        module: Path | Literal["find"] | None = "find",
     ) -> None:
+        """``module``: bestand's Redis module to load (``find``: :func:`module_file`)."""
         self.dir = root.absolute() / "redis"
         super().__init__(
             port=port,
@@ -73,6 +89,7 @@ class LocalRedis(ServerProcess):
         #: The redis-server binary: a path or a name on PATH.
         self.executable = executable or "redis-server"
         self._project_dir = project_dir
+        self.module = module_file() if module == "find" else module
 
     @property
     def url(self) -> str:
@@ -142,6 +159,7 @@ class LocalRedis(ServerProcess):
             "--save",
             "",
             *MEMORY_OPTIONS,
+            *(["--loadmodule", str(self.module)] if self.module is not None else []),
             "--daemonize",
             "no",
             "--logfile",

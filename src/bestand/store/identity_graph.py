@@ -330,11 +330,10 @@ class IdentityGraph:
             reads = work.read()
             if reads is None:
                 return work.answers()
-            replies = await scripts.send(client, [read.command(call) for call in reads])
+            replies = await scripts.send(client, [scripts.command(read, call) for call in reads])
             calls = work.decide(replies, f"{batch_id}.{round_number}")
-            applied = (
-                await scripts.send(client, [apply.command(call) for call in calls]) if calls else []
-            )
+            commands = [scripts.command(apply, call) for call in calls]
+            applied = await scripts.send(client, commands) if commands else []
             work.applied(sum(int(n) for n in applied))
         raise StoreConflict(f"could not resolve a batch after {_MAX_ROUNDS} rounds")
 
@@ -413,7 +412,8 @@ class IdentityGraph:
 
         def build(pipe: Pipeline) -> None:
             for part, event_part in zip(token_parts, event_parts, strict=True):
-                script.queue(
+                self._scripts.queue(
+                    script,
                     pipe,
                     [self._keys.identifier(t) for t in part],
                     # No facts held: the Python reader asks for every owner's facts.
@@ -504,7 +504,9 @@ class IdentityGraph:
         def build(pipe: Pipeline) -> None:
             for chunk in chunks:
                 keys = dict.fromkeys(self._keys.identifier(t) for _, _, ts in chunk for t in ts)
-                script.queue(pipe, list(keys), [*head, *(plan for _, plan, _ in chunk)])
+                self._scripts.queue(
+                    script, pipe, list(keys), [*head, *(plan for _, plan, _ in chunk)]
+                )
 
         replies = await self._scripts.pipelined(self._client, build)
         return sum(int(applied) for applied in replies)

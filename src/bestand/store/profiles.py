@@ -233,9 +233,9 @@ class ProfileStore:
         described = None if describe is None else describe.native()
         for _ in range(_MAX_ROUNDS):
             while (read := batch.read()) is not None:
-                [(rows, markers)] = await scripts.send(client, [read_script.command(read)])
+                [(rows, markers)] = await scripts.send(client, [scripts.command(read_script, read)])
                 batch.feed(rows, markers)
-            calls = [write_script.command(call) for call in batch.fold(described)]
+            calls = [scripts.command(write_script, call) for call in batch.fold(described)]
             replies = await scripts.send(client, calls) if calls else []
             if batch.written(replies):
                 if writes is not None:
@@ -371,7 +371,8 @@ class ProfileStore:
                 )
             )
             keys.update((self._keys.lookup(token), None) for token in write.unlink)
-        self._scripts.persons_write.queue(
+        self._scripts.queue(
+            self._scripts.persons_write,
             pipe,
             list(keys),
             [self._keys.person_schema, self._ttl, len(writes), *groups_json, *blobs],

@@ -26,10 +26,12 @@ from bestand.stream.retry import with_backoff
 log = logging.getLogger(__name__)
 
 
-def processor_for(settings: Settings, client: Redis, metrics: WorkerMetrics) -> BatchProcessor:
+def processor_for(
+    settings: Settings, client: Redis, metrics: WorkerMetrics, scripts: Scripts | None = None
+) -> BatchProcessor:
     """The batch processor of ``settings`` on a Redis client."""
     keys = Keys(settings.redis_prefix)
-    scripts = Scripts.load()
+    scripts = scripts or Scripts.load()
     graph = IdentityGraph(
         client,
         keys,
@@ -55,8 +57,9 @@ async def run_worker(settings: Settings) -> int:
     client = connect(settings.redis_url)
     metrics = WorkerMetrics()
     producer = worker_producer(settings)
-    loop = BatchLoop(settings, ErrorPolicy(processor_for(settings, client, metrics), metrics),
-                     producer, metrics)  # fmt: skip
+    scripts = Scripts.load()
+    processor = processor_for(settings, client, metrics, scripts)
+    loop = BatchLoop(settings, ErrorPolicy(processor, metrics), producer, metrics)
     consumer = worker_consumer(settings, loop)
     loop.consumer = consumer
     probe = WorkerProbe(
@@ -88,6 +91,13 @@ async def run_worker(settings: Settings) -> int:
     try:
         keys = Keys(settings.redis_prefix)
         await with_backoff(lambda: ensure_layout(client, keys), what="reading the store's layout")
+        compiled = await with_backoff(
+            lambda: scripts.use_module(client, settings.redis_module),
+            what="asking Redis for bestand's module",
+        )
+        metrics.redis_module.set(len(compiled))
+        log.info("Redis runs %s", "the module's commands for " + ", ".join(compiled)
+                 if compiled else "the Lua scripts (no bestand module loaded)")  # fmt: skip
         await consumer.start()
         beating = asyncio.create_task(probe.run(stopping))
         log.info("worker %s consuming %s as group %s", probe.name,

@@ -108,7 +108,16 @@ local function apply(plan)
     end
     redis.call('DEL', gone_absorbed)
   end
-  local kinds = {}
+  -- Counts by kind, added in the order the kinds first appear (where a new count field lands
+  -- in the facts hash does not depend on Lua's table order).
+  local kinds, kind_order = {}, {}
+  local function count(kind)
+    if not kinds[kind] then
+      kinds[kind] = 0
+      kind_order[#kind_order + 1] = kind
+    end
+    kinds[kind] = kinds[kind] + 1
+  end
   for _, move in ipairs(plan.move or {}) do
     local token, former = move[1], move[2]
     local former_facts = K.facts .. former
@@ -129,17 +138,15 @@ local function apply(plan)
     end
     redis.call('SET', K.identifier .. token, person)
     redis.call('HSET', facts, token, '')
-    local kind = string.sub(token, 1, 1)
-    kinds[kind] = (kinds[kind] or 0) + 1
+    count(string.sub(token, 1, 1))
   end
   if plan.claim then each_run('HSET', facts, plan.claim, 2) end
   for _, token in ipairs(plan.attach) do
     redis.call('SET', K.identifier .. token, person)
-    local kind = string.sub(token, 1, 1)
-    kinds[kind] = (kinds[kind] or 0) + 1
+    count(string.sub(token, 1, 1))
   end
   each_run('HSET', facts, pairs_of(plan.attach), 2)
-  for kind, count in pairs(kinds) do redis.call('HINCRBY', facts, kind, count) end
+  for _, kind in ipairs(kind_order) do redis.call('HINCRBY', facts, kind, kinds[kind]) end
   local described = {}
   for _, token in ipairs(plan.describe) do
     described[#described + 1] = token

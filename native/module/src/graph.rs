@@ -1,0 +1,459 @@
+//! `bestand.graph_read` and `bestand.graph_apply`: `graph_read.lua` and `graph_apply.lua`
+//! compiled, with the same keys, arguments, effects and replies.
+
+use crate::api::RString;
+use crate::persons::{lua_number, number, Call};
+use crate::store::{bad, Outcome, Reply, Store};
+use serde_json::{Map, Value};
+use std::collections::{HashMap, HashSet};
+
+/// The identity graph's key prefixes (`Keys.graph_schema`).
+struct GraphSchema {
+    identifier: Vec<u8>,
+    facts: Vec<u8>,
+    log: Vec<u8>,
+    met: Vec<u8>,
+    junk: Vec<u8>,
+    redirect: Vec<u8>,
+    absorbed: Vec<u8>,
+    tombstone: Vec<u8>,
+    receipt: Vec<u8>,
+    batch_stop: Vec<u8>,
+    claims: Vec<u8>,
+    movable: Vec<u8>,
+    max_claims: usize,
+}
+
+impl GraphSchema {
+    fn read(bytes: &[u8]) -> Outcome<Self> {
+        let k: Value = serde_json::from_slice(bytes).map_err(|e| bad(&format!("bad key schema: {e}")))?;
+        let field = |name: &str| -> Outcome<Vec<u8>> {
+            match k.get(name) {
+                Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
+                _ => Err(bad(&format!("key schema has no {name}"))),
+            }
+        };
+        Ok(GraphSchema {
+            identifier: field("identifier")?,
+            facts: field("facts")?,
+            log: field("log")?,
+            met: field("met")?,
+            junk: field("junk")?,
+            redirect: field("redirect")?,
+            absorbed: field("absorbed")?,
+            tombstone: field("tombstone")?,
+            receipt: field("receipt")?,
+            batch_stop: field("batch_stop")?,
+            claims: field("claims")?,
+            movable: field("movable")?,
+            max_claims: k.get("max_claims").and_then(value_number).unwrap_or(0.0) as usize,
+        })
+    }
+}
+
+fn join(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
+    [prefix, rest].concat()
+}
+
+/// A letter of `set` starts the token (an empty token matches, as Lua's `string.find` does).
+fn starts_with_one_of(set: &[u8], token: &[u8]) -> bool {
+    token.first().is_none_or(|first| set.contains(first))
+}
+
+fn value_number(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => number(s.as_bytes()),
+        _ => None,
+    }
+}
+
+/// A JSON value as a script hands it to a command: strings as they are, numbers as Lua
+/// writes them.
+fn lua_text(value: &Value) -> Outcome<Vec<u8>> {
+    match value {
+        Value::String(s) => Ok(s.as_bytes().to_vec()),
+        Value::Number(n) => Ok(lua_number(n.as_f64().unwrap_or(0.0))),
+        _ => Err(bad("a plan holds a value that is neither text nor number")),
+    }
+}
+
+fn texts(value: Option<&Value>) -> Outcome<Vec<Vec<u8>>> {
+    match value {
+        Some(Value::Array(items)) => items.iter().map(lua_text).collect(),
+        _ => Ok(Vec::new()),
+    }
+}
+
+fn rows(value: Option<&Value>) -> &[Value] {
+    match value {
+        Some(Value::Array(items)) => items,
+        _ => &[],
+    }
+}
+
+fn object(value: Option<&Value>) -> Option<&Map<String, Value>> {
+    match value {
+        Some(Value::Object(map)) => Some(map),
+        _ => None,
+    }
+}
+
+fn at(row: &Value, i: usize) -> Outcome<Vec<u8>> {
+    lua_text(row.get(i).ok_or_else(|| bad("a plan's row is short"))?)
+}
+
+struct Graph<'a> {
+    store: &'a Store,
+    k: GraphSchema,
+}
+
+impl Graph<'_> {
+    fn key(&self, prefix: &[u8], rest: &[u8]) -> *mut RString {
+        self.store.string(&join(prefix, rest))
+    }
+
+    /// Where a person lives now: redirects followed (at most 32).
+    fn live(&self, mut person: Vec<u8>) -> Outcome<Vec<u8>> {
+        for _ in 0..32 {
+            match self.store.get(self.key(&self.k.redirect, &person))? {
+                Some(next) => person = next,
+                None => return Ok(person),
+            }
+        }
+        Ok(person)
+    }
+
+    /// Values of keys that seldom exist, `None` where a key is missing.
+    fn seldom(&self, keys: &[*mut RString]) -> Outcome<Vec<Option<Vec<u8>>>> {
+        keys.iter()
+            .map(|&key| if self.store.exists(key) { self.store.get(key) } else { Ok(None) })
+            .collect()
+    }
+}
+
+/// `graph_read.lua`.
+pub fn graph_read(store: &Store) -> Outcome<Reply> {
+    let call = Call::new(store)?;
+    let graph = Graph { store, k: GraphSchema::read(call.argv(1)?)? };
+    let k = &graph.k;
+    let n = number(call.argv(2)?).ok_or_else(|| bad("n is not a number"))? as usize;
+    let held = number(call.argv(3 + n)?).ok_or_else(|| bad("k is not a number"))? as usize;
+    let mut known: HashMap<&[u8], &[u8]> = HashMap::with_capacity(held);
+    for j in 1..=held {
+        known.insert(call.argv(2 + n + 2 * j)?, call.argv(3 + n + 2 * j)?);
+    }
+    let tokens: Vec<&[u8]> = (1..=n).map(|i| call.argv(2 + i)).collect::<Outcome<_>>()?;
+    let owners = store.mget(&(1..=n).map(|i| call.key(i)).collect::<Vec<_>>())?;
+    let junk = graph.seldom(&tokens.iter().map(|t| graph.key(&k.junk, t)).collect::<Vec<_>>())?;
+    let erased = graph.seldom(&tokens.iter().map(|t| graph.key(&k.tombstone, t)).collect::<Vec<_>>())?;
+
+    let mut met_read: Vec<Vec<Vec<u8>>> = Vec::with_capacity(n);
+    let mut members: Vec<Vec<u8>> = Vec::new();
+    let mut member_seen: HashSet<Vec<u8>> = HashSet::new();
+    for i in 0..n {
+        let met = if owners[i].is_some() || junk[i].is_some() {
+            store.hkeys(graph.key(&k.met, tokens[i]))?
+        } else {
+            Vec::new()
+        };
+        for person in &met {
+            if member_seen.insert(person.clone()) {
+                members.push(person.clone());
+            }
+        }
+        met_read.push(met);
+    }
+    let mut went: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    let targets = store.mget(&members.iter().map(|m| graph.key(&k.redirect, m)).collect::<Vec<_>>())?;
+    for (member, target) in members.iter().zip(targets) {
+        if let Some(target) = target {
+            went.insert(member.clone(), graph.live(target)?);
+        }
+    }
+
+    let mut claim_rows: Vec<Vec<Vec<u8>>> = Vec::new();
+    for i in 0..n {
+        let token = tokens[i];
+        if owners[i].is_some() && !met_read[i].is_empty() && starts_with_one_of(&k.movable, token) {
+            let entries = store.lrange_last(graph.key(&k.claims, token), None)?;
+            if !entries.is_empty() {
+                let mut row = vec![(i + 1).to_string().into_bytes()];
+                for entry in entries {
+                    let split = entry.iter().position(|&b| b == b':').ok_or_else(|| bad("a claim has no ':'"))?;
+                    let person = graph.live(entry[split + 1..].to_vec())?;
+                    row.push([&entry[..split], b":", &person[..]].concat());
+                }
+                claim_rows.push(row);
+            }
+        }
+    }
+
+    let mut token_rows: Vec<Vec<u8>> = Vec::new();
+    let mut seen: HashSet<Vec<u8>> = HashSet::new();
+    let mut seen_list: Vec<Vec<u8>> = Vec::new();
+    for i in 0..n {
+        let met_now = &met_read[i];
+        if owners[i].is_some() || junk[i].is_some() || erased[i].is_some() || !met_now.is_empty() {
+            let mut row: Vec<Vec<u8>> = vec![
+                (i + 1).to_string().into_bytes(),
+                owners[i].clone().unwrap_or_default(),
+                if junk[i].is_some() { b"1".to_vec() } else { Vec::new() },
+                erased[i].clone().unwrap_or_default(),
+            ];
+            let mut met_seen: HashSet<&[u8]> = HashSet::new();
+            for person in met_now {
+                let now = went.get(person).unwrap_or(person);
+                if met_seen.insert(now) {
+                    row.push(now.clone());
+                }
+            }
+            token_rows.push(row.join(&0x1f));
+            if let Some(owner) = &owners[i] {
+                if seen.insert(owner.clone()) {
+                    seen_list.push(owner.clone());
+                }
+            }
+        }
+    }
+    let mut claims: Vec<Vec<u8>> = Vec::with_capacity(claim_rows.len());
+    for row in &claim_rows {
+        for entry in &row[1..] {
+            let split = entry.iter().position(|&b| b == b':').unwrap_or(0);
+            let person = entry[split + 1..].to_vec();
+            if seen.insert(person.clone()) {
+                seen_list.push(person);
+            }
+        }
+        claims.push(row.join(&0x1f));
+    }
+    let mut persons: Vec<Vec<u8>> = Vec::with_capacity(seen_list.len());
+    for owner in &seen_list {
+        let key = graph.key(&k.facts, owner);
+        let same = match known.get(owner.as_slice()) {
+            Some(version) => store.hget(key, b"v")?.as_deref() == Some(*version),
+            None => false,
+        };
+        if same {
+            persons.push([&owner[..], b"\x1f="].concat());
+        } else {
+            let facts = store.hgetall(key)?;
+            if facts.is_empty() {
+                persons.push(owner.clone());
+            } else {
+                let mut row = owner.clone();
+                for part in facts {
+                    row.push(0x1f);
+                    row.extend_from_slice(&part);
+                }
+                persons.push(row);
+            }
+        }
+    }
+    let first_receipt = 4 + n + 2 * held;
+    let receipt_keys: Vec<*mut RString> = (first_receipt..=call.argn())
+        .map(|j| Ok(graph.key(&k.receipt, call.argv(j)?)))
+        .collect::<Outcome<_>>()?;
+    let mut receipts: Vec<Vec<u8>> = Vec::new();
+    for (j, body) in graph.seldom(&receipt_keys)?.into_iter().enumerate() {
+        if let Some(body) = body {
+            receipts.push([(j + 1).to_string().as_bytes(), b"\x1f", &body[..]].concat());
+        }
+    }
+    let out = [token_rows.join(&0x1e), persons.join(&0x1e), receipts.join(&0x1e), claims.join(&0x1e)].join(&0x1d);
+    Ok(Reply::Bulk(out))
+}
+
+/// `graph_apply.lua`.
+pub fn graph_apply(store: &Store) -> Outcome<Reply> {
+    let call = Call::new(store)?;
+    let graph = Graph { store, k: GraphSchema::read(call.argv(1)?)? };
+    let k = &graph.k;
+    let stop = graph.key(&k.batch_stop, call.argv(2)?);
+    let max_log = number(call.argv(3)?).ok_or_else(|| bad("max log is not a number"))? as usize;
+    let describing = call.argv(4)?;
+    if store.exists(stop) {
+        return Ok(Reply::Int(0));
+    }
+    let mut applied = 0;
+    for i in 5..=call.argn() {
+        let plan: Value =
+            serde_json::from_slice(call.argv(i)?).map_err(|e| bad(&format!("bad plan: {e}")))?;
+        if !guard_holds(&graph, &plan)? {
+            store.set(stop, b"1", Some(60))?;
+            return Ok(Reply::Int(applied));
+        }
+        apply(&graph, &plan, max_log, describing)?;
+        applied += 1;
+    }
+    Ok(Reply::Int(applied))
+}
+
+/// What the decision was made on must still hold.
+fn guard_holds(graph: &Graph, plan: &Value) -> Outcome<bool> {
+    let (store, k) = (graph.store, &graph.k);
+    if let Some(owners) = object(plan.get("owners")) {
+        for (token, expected) in owners {
+            let now = store.get(graph.key(&k.identifier, token.as_bytes()))?.unwrap_or_default();
+            if now != lua_text(expected)? {
+                return Ok(false);
+            }
+        }
+    }
+    if let Some(junk) = object(plan.get("junk")) {
+        for (token, expected) in junk {
+            let now = store.get(graph.key(&k.junk, token.as_bytes()))?.unwrap_or_default();
+            if now != lua_text(expected)? {
+                return Ok(false);
+            }
+        }
+    }
+    if let Some(versions) = object(plan.get("versions")) {
+        for (person, version) in versions {
+            let now = store.hget(graph.key(&k.facts, person.as_bytes()), b"v")?;
+            let now = number(now.as_deref().unwrap_or(b"0"));
+            if now.is_none() || now != value_number(version) {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+fn apply(graph: &Graph, plan: &Value, max_log: usize, describing: &[u8]) -> Outcome<()> {
+    let (store, k) = (graph.store, &graph.k);
+    let describes = |token: &[u8]| starts_with_one_of(describing, token);
+    let person = lua_text(plan.get("person").ok_or_else(|| bad("a plan names no person"))?)?;
+    let facts = graph.key(&k.facts, &person);
+    let log = graph.key(&k.log, &person);
+    let mut logged = 0usize;
+    for gone in texts(plan.get("absorbed"))? {
+        let gone_facts_key = graph.key(&k.facts, &gone);
+        let gone_facts = store.hgetall(gone_facts_key)?;
+        let mut fields: Vec<(&[u8], &[u8])> = Vec::new();
+        for pair in gone_facts.chunks(2) {
+            let (field, value) = (&pair[0][..], pair.get(1).map_or(&b""[..], |v| &v[..]));
+            if field.len() == 1 && field != b"v" {
+                let delta = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .ok_or_else(|| bad("value is not an integer or out of range"))?;
+                store.hincrby(facts, field, delta)?;
+            } else if field.len() > 1 {
+                if field[0] != b'@' && !describes(field) {
+                    store.set(graph.key(&k.identifier, field), &person, None)?;
+                }
+                fields.push((field, value));
+            }
+        }
+        store.hset_bytes(facts, &fields)?;
+        let gone_log = graph.key(&k.log, &gone);
+        let entries = store.lrange_last(gone_log, None)?;
+        if !entries.is_empty() {
+            logged = store.rpush(log, &entries.iter().map(|e| &e[..]).collect::<Vec<_>>())?;
+        }
+        store.del(gone_log);
+        store.del(gone_facts_key);
+        store.set(graph.key(&k.redirect, &gone), &person, None)?;
+        let absorbed = graph.key(&k.absorbed, &person);
+        store.hset_bytes(absorbed, &[(&gone, b"")])?;
+        let gone_absorbed = graph.key(&k.absorbed, &gone);
+        for older in store.hkeys(gone_absorbed)? {
+            store.set(graph.key(&k.redirect, &older), &person, None)?;
+            store.hset_bytes(absorbed, &[(&older, b"")])?;
+        }
+        store.del(gone_absorbed);
+    }
+    // Kinds counted in the order they first appear, as the script's table happens to: the
+    // order only decides where a new count field lands in the facts hash.
+    let mut kinds: Vec<(u8, i64)> = Vec::new();
+    let mut count = |kind: u8| match kinds.iter_mut().find(|(k, _)| *k == kind) {
+        Some((_, n)) => *n += 1,
+        None => kinds.push((kind, 1)),
+    };
+    for row in rows(plan.get("move")) {
+        let (token, former, entry, time) = (at(row, 0)?, at(row, 1)?, at(row, 2)?, at(row, 3)?);
+        let former_facts = graph.key(&k.facts, &former);
+        let former_log = graph.key(&k.log, &former);
+        let claims = graph.key(&k.claims, &token);
+        let claim_field = join(b"@", &token);
+        if !store.exists(claims) {
+            let since = store.hget(former_facts, &claim_field)?.unwrap_or_else(|| b"0".to_vec());
+            store.rpush(claims, &[&[&since[..], b":", &former[..]].concat()])?;
+        }
+        if store.rpush(claims, &[&[&time[..], b":", &person[..]].concat()])? > k.max_claims {
+            store.keep_last(claims, k.max_claims)?;
+        }
+        store.hdel_bytes(former_facts, &[&token, &claim_field])?;
+        store.hincrby(former_facts, &token[..1.min(token.len())], -1)?;
+        store.hincrby(former_facts, b"v", 1)?;
+        if store.rpush(former_log, &[&entry])? > max_log {
+            store.keep_last(former_log, max_log)?;
+        }
+        store.set(graph.key(&k.identifier, &token), &person, None)?;
+        store.hset_bytes(facts, &[(&token, b"")])?;
+        if let Some(&kind) = token.first() {
+            count(kind);
+        }
+    }
+    let claim = texts(plan.get("claim"))?;
+    store.hset_bytes(facts, &claim.chunks(2).map(|p| (&p[0][..], p.get(1).map_or(&b""[..], |v| &v[..]))).collect::<Vec<_>>())?;
+    let attach = texts(plan.get("attach"))?;
+    for token in &attach {
+        store.set(graph.key(&k.identifier, token), &person, None)?;
+        if let Some(&kind) = token.first() {
+            count(kind);
+        }
+    }
+    store.hset_bytes(facts, &attach.iter().map(|t| (&t[..], &b""[..])).collect::<Vec<_>>())?;
+    for (kind, n) in &kinds {
+        store.hincrby(facts, &[*kind], *n)?;
+    }
+    let describe = texts(plan.get("describe"))?;
+    store.hset_bytes(facts, &describe.iter().map(|t| (&t[..], &b"1"[..])).collect::<Vec<_>>())?;
+    for pair in rows(plan.get("met")) {
+        store.hset_bytes(graph.key(&k.met, &at(pair, 0)?), &[(&at(pair, 1)?, b"")])?;
+    }
+    for pair in rows(plan.get("flag")) {
+        let token = at(pair, 0)?;
+        store.set(graph.key(&k.junk, &token), &at(pair, 1)?, None)?;
+        let identifier = graph.key(&k.identifier, &token);
+        if let Some(owner) = store.get(identifier)? {
+            store.del(identifier);
+            store.del(graph.key(&k.claims, &token));
+            let owner_facts = graph.key(&k.facts, &owner);
+            if describes(&token) {
+                store.hdel_bytes(owner_facts, &[&token])?;
+            } else {
+                store.hincrby(owner_facts, &token[..1.min(token.len())], -1)?;
+                store.hdel_bytes(owner_facts, &[&token, &join(b"@", &token)])?;
+            }
+            if owner != person {
+                store.hincrby(owner_facts, b"v", 1)?;
+            }
+        }
+    }
+    let entries = texts(plan.get("log"))?;
+    let repeats = !matches!(plan.get("repeats"), None | Some(Value::Null) | Some(Value::Bool(false)));
+    if repeats {
+        let recent: HashSet<Vec<u8>> = store.lrange_last(log, Some(50))?.into_iter().collect();
+        for entry in &entries {
+            if !recent.contains(entry) {
+                logged = store.rpush(log, &[entry])?;
+            }
+        }
+    } else if !entries.is_empty() {
+        logged = store.rpush(log, &entries.iter().map(|e| &e[..]).collect::<Vec<_>>())?;
+    }
+    if logged > max_log {
+        store.keep_last(log, max_log)?;
+    }
+    if let Some(receipt) = object(plan.get("receipt")) {
+        let event = lua_text(receipt.get("event").unwrap_or(&Value::Null))?;
+        let body = lua_text(receipt.get("body").unwrap_or(&Value::Null))?;
+        let ttl = receipt.get("ttl").and_then(value_number).ok_or_else(|| bad("a receipt has no ttl"))?;
+        store.set(graph.key(&k.receipt, &event), &body, Some(ttl as i64))?;
+    }
+    store.hincrby(facts, b"v", 1)?;
+    Ok(())
+}

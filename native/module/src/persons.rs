@@ -1,0 +1,273 @@
+//! `bestand.persons_read` and `bestand.persons_write`: `persons_read.lua` and
+//! `persons_write.lua` compiled, with the same keys, arguments, effects and replies.
+
+use crate::store::{bad, Failure, Outcome, Reply, Store};
+use serde_json::Value;
+use std::ffi::CStr;
+
+/// Arguments after the keys, numbered from 1 as a script's `ARGV`.
+pub struct Call<'a> {
+    pub store: &'a Store,
+    pub numkeys: usize,
+}
+
+impl<'a> Call<'a> {
+    pub fn new(store: &'a Store) -> Outcome<Self> {
+        if store.argc() < 2 {
+            return Err(Failure("ERR wrong number of arguments".into()));
+        }
+        let numkeys = number(store.arg(1)).ok_or_else(|| bad("numkeys is not a number"))? as usize;
+        if 2 + numkeys > store.argc() {
+            return Err(bad("more keys than arguments"));
+        }
+        Ok(Call { store, numkeys })
+    }
+    /// `KEYS[i]` (1-based).
+    pub fn key(&self, i: usize) -> *mut crate::api::RString {
+        self.store.arg_string(1 + i)
+    }
+    /// `#ARGV`.
+    pub fn argn(&self) -> usize {
+        self.store.argc() - 2 - self.numkeys
+    }
+    /// `ARGV[j]` (1-based).
+    pub fn argv(&self, j: usize) -> Outcome<&[u8]> {
+        if j == 0 || j > self.argn() {
+            return Err(bad("an argument is missing"));
+        }
+        Ok(self.store.arg(1 + self.numkeys + j))
+    }
+}
+
+/// A number as Lua's `tonumber` reads one.
+pub fn number(bytes: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(bytes).ok()?.trim();
+    if text.is_empty() {
+        return None;
+    }
+    text.parse::<f64>().ok()
+}
+
+/// A number as Lua writes it into a command's argument (`%.14g`).
+pub fn lua_number(value: f64) -> Vec<u8> {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64).into_bytes()
+    } else {
+        format!("{value}").into_bytes()
+    }
+}
+
+fn json(bytes: &[u8]) -> Outcome<Value> {
+    serde_json::from_slice(bytes).map_err(|error| bad(&format!("bad JSON argument: {error}")))
+}
+
+fn text<'v>(value: &'v Value, what: &str) -> Outcome<&'v [u8]> {
+    match value {
+        Value::String(s) => Ok(s.as_bytes()),
+        _ => Err(bad(&format!("{what} is not a string"))),
+    }
+}
+
+fn num(value: &Value, what: &str) -> Outcome<f64> {
+    match value {
+        Value::Number(n) => n.as_f64().ok_or_else(|| bad(what)),
+        Value::String(s) => number(s.as_bytes()).ok_or_else(|| bad(&format!("{what} is not a number"))),
+        _ => Err(bad(&format!("{what} is not a number"))),
+    }
+}
+
+fn list<'v>(value: &'v Value, field: &str) -> &'v [Value] {
+    match value.get(field) {
+        Some(Value::Array(items)) => items,
+        _ => &[],
+    }
+}
+
+fn item<'v>(value: &'v Value, i: usize, what: &str) -> Outcome<&'v Value> {
+    value.get(i).ok_or_else(|| bad(&format!("{what} is missing")))
+}
+
+const R: &CStr = c"r";
+const V: &CStr = c"v";
+const S: &CStr = c"s";
+
+/// `persons_read.lua`.
+pub fn persons_read(store: &Store) -> Outcome<Reply> {
+    let call = Call::new(store)?;
+    let n = number(call.argv(1)?).ok_or_else(|| bad("n is not a number"))? as usize;
+    let mut persons = Vec::with_capacity(n);
+    for i in 1..=n {
+        let fields = store.hmget(call.key(i), &[R, V, S])?;
+        let version = fields[1].as_deref().map_or(Some(0.0), number).unwrap_or(0.0);
+        let held = number(call.argv(1 + i)?);
+        let redirect = fields[0].clone();
+        if redirect.is_none() && version > 0.0 && Some(version) == held {
+            persons.push(Reply::Array(vec![
+                Reply::Bulk(Vec::new()),
+                Reply::Int(version as i64),
+                Reply::Bulk(Vec::new()),
+                Reply::Int(1),
+            ]));
+        } else {
+            persons.push(Reply::Array(vec![
+                Reply::Bulk(redirect.unwrap_or_default()),
+                Reply::Int(version as i64),
+                Reply::Bulk(fields[2].clone().unwrap_or_default()),
+                Reply::Int(0),
+            ]));
+        }
+    }
+    let mut markers = Vec::with_capacity(call.numkeys.saturating_sub(n));
+    for j in n + 1..=call.numkeys {
+        let key = call.key(j);
+        // Markers exist only for events applied before: most are not there.
+        let marker = if store.exists(key) { store.get(key)?.unwrap_or_default() } else { Vec::new() };
+        markers.push(Reply::Bulk(marker));
+    }
+    Ok(Reply::Array(vec![Reply::Array(persons), Reply::Array(markers)]))
+}
+
+/// Key prefixes of person state, lookup records and values (`Keys.person_schema`).
+struct PersonSchema {
+    person: Vec<u8>,
+    person_end: Vec<u8>,
+    lookup: Vec<u8>,
+    values: Vec<u8>,
+    identifier: Vec<u8>,
+    movable: Vec<u8>,
+}
+
+impl PersonSchema {
+    fn read(bytes: &[u8]) -> Outcome<Self> {
+        let k = json(bytes)?;
+        let field = |name: &str| -> Outcome<Vec<u8>> {
+            Ok(text(k.get(name).unwrap_or(&Value::Null), name)?.to_vec())
+        };
+        Ok(PersonSchema {
+            person: field("person")?,
+            person_end: field("person_end")?,
+            lookup: field("lookup")?,
+            values: field("values")?,
+            identifier: field("identifier")?,
+            movable: field("movable")?,
+        })
+    }
+    fn person_key(&self, id: &[u8]) -> Vec<u8> {
+        [&self.person[..], id, &self.person_end[..]].concat()
+    }
+    fn movable(&self, token: &[u8]) -> bool {
+        token.first().is_none_or(|first| self.movable.contains(first))
+    }
+}
+
+fn joined(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
+    [prefix, rest].concat()
+}
+
+/// The version a lookup record holds (its second field), -1 when there is none.
+fn written_version(record: Option<&[u8]>) -> f64 {
+    let Some(record) = record else { return -1.0 };
+    let mut fields = record.split(|&b| b == 0x1e);
+    fields.next();
+    match fields.next() {
+        Some(version) => number(version).unwrap_or(-1.0),
+        None => -1.0,
+    }
+}
+
+/// `persons_write.lua`.
+pub fn persons_write(store: &Store) -> Outcome<Reply> {
+    let call = Call::new(store)?;
+    let k = PersonSchema::read(call.argv(1)?)?;
+    let ttl = number(call.argv(2)?).ok_or_else(|| bad("ttl is not a number"))? as i64;
+    let groups = number(call.argv(3)?).ok_or_else(|| bad("groups is not a number"))? as usize;
+    let mut out = Vec::with_capacity(groups);
+    for g in 4..4 + groups {
+        let group = json(call.argv(g)?)?;
+        let mut holds = true;
+        for pair in list(&group, "guard") {
+            let key = store.string(&k.person_key(text(item(pair, 0, "person")?, "person")?));
+            let fields = store.hmget(key, &[R, V])?;
+            let version = fields[1].as_deref().map_or(Some(0.0), number);
+            if fields[0].is_some() || version != Some(num(item(pair, 1, "version")?, "version")?) {
+                holds = false;
+                break;
+            }
+        }
+        if !holds {
+            out.push(Reply::Int(0));
+            continue;
+        }
+        for row in list(&group, "write") {
+            let key = store.string(&k.person_key(text(item(row, 0, "person")?, "person")?));
+            let version = lua_number(num(item(row, 1, "version")?, "version")?);
+            let state = call.argv(num(item(row, 2, "state index")?, "state index")? as usize)?;
+            store.hset(key, &[(V, Some(&version)), (S, Some(state))])?;
+        }
+        for pair in list(&group, "absorbed") {
+            let person = text(item(pair, 0, "person")?, "person")?;
+            let survivor = text(item(pair, 1, "survivor")?, "survivor")?;
+            let key = store.string(&k.person_key(person));
+            store.hset(key, &[(R, Some(survivor))])?;
+            store.hset(key, &[(V, None), (S, None)])?;
+            store.zrem(store.string(&k.values), person)?;
+        }
+        for pair in list(&group, "markers") {
+            let key = store.string(text(item(pair, 0, "dedupe key")?, "dedupe key")?);
+            store.set(key, text(item(pair, 1, "marker")?, "marker")?, Some(ttl))?;
+        }
+        for record in list(&group, "lookups") {
+            let version = num(item(record, 0, "version")?, "version")?;
+            let checked = matches!(item(record, 1, "checked")?, Value::Number(n) if n.as_f64() == Some(1.0));
+            let packed = call.argv(num(item(record, 2, "record index")?, "record index")? as usize)?;
+            let holder = packed.split(|&b| b == 0x1e).next().unwrap_or_default();
+            let tokens: Vec<&[u8]> = match record.get(3) {
+                Some(Value::Array(tokens)) => {
+                    tokens.iter().map(|t| text(t, "token")).collect::<Outcome<_>>()?
+                }
+                _ => Vec::new(),
+            };
+            // Reads first, then the writes, as the script's one MSET per record.
+            let movable: Vec<usize> = (0..tokens.len()).filter(|&i| k.movable(tokens[i])).collect();
+            let holders = store.mget(
+                &movable.iter().map(|&i| store.string(&joined(&k.identifier, tokens[i]))).collect::<Vec<_>>(),
+            )?;
+            let mut keep = vec![true; tokens.len()];
+            for (&i, owner) in movable.iter().zip(&holders) {
+                if owner.as_deref() != Some(holder) {
+                    keep[i] = false;
+                }
+            }
+            let keys: Vec<_> = tokens.iter().map(|t| store.string(&joined(&k.lookup, t))).collect();
+            if checked {
+                let candidates: Vec<usize> = (0..tokens.len()).filter(|&i| keep[i]).collect();
+                let records = store.mget(&candidates.iter().map(|&i| keys[i]).collect::<Vec<_>>())?;
+                for (&i, written) in candidates.iter().zip(&records) {
+                    if written_version(written.as_deref()) >= version {
+                        keep[i] = false;
+                    }
+                }
+            }
+            for (i, key) in keys.into_iter().enumerate() {
+                if keep[i] {
+                    store.set(key, packed, None)?;
+                }
+            }
+        }
+        for token in list(&group, "unlink") {
+            store.del(store.string(&joined(&k.lookup, text(token, "token")?)));
+        }
+        for pair in list(&group, "values") {
+            let person = text(item(pair, 0, "person")?, "person")?;
+            let cents = num(item(pair, 1, "cents")?, "cents")?;
+            let values = store.string(&k.values);
+            if cents < 0.0 {
+                store.zrem(values, person)?;
+            } else {
+                store.zadd(values, cents, person)?;
+            }
+        }
+        out.push(Reply::Int(1));
+    }
+    Ok(Reply::Array(out))
+}

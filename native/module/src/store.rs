@@ -1,0 +1,440 @@
+//! A command's view of Redis: its arguments, the keys it reads and writes, its reply.
+//!
+//! Hashes, string writes and existence go through the key API (no command, no reply to
+//! parse); a string's value is read with `GET`/`MGET` through `RedisModule_Call`, because the
+//! key API's only way to a string's bytes (`StringDMA`) rewrites a short string it reads.
+
+use crate::api::{self, api, Ctx, Key, RString};
+use std::ffi::{c_char, c_int, CStr};
+use std::ptr;
+
+/// What a command answers: built whole, then sent (a command that fails answers the error
+/// instead of half a reply).
+pub enum Reply {
+    Int(i64),
+    Bulk(Vec<u8>),
+    Array(Vec<Reply>),
+}
+
+/// A command's failure, answered as Redis's error reply.
+pub struct Failure(pub String);
+
+pub type Outcome<T> = Result<T, Failure>;
+
+pub fn wrong_type() -> Failure {
+    Failure("WRONGTYPE Operation against a key holding the wrong kind of value".into())
+}
+
+pub fn bad(what: &str) -> Failure {
+    Failure(format!("ERR {what}"))
+}
+
+/// One call of a command.
+pub struct Store {
+    ctx: *mut Ctx,
+    argv: *mut *mut RString,
+    argc: usize,
+}
+
+/// A key opened for the length of one operation (closed when dropped).
+struct Open(*mut Key);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            unsafe { (api().close_key)(self.0) }
+        }
+    }
+}
+
+impl Store {
+    /// # Safety
+    /// The arguments are those Redis passed to the command's function.
+    pub unsafe fn new(ctx: *mut Ctx, argv: *mut *mut RString, argc: c_int) -> Self {
+        (api().auto_memory)(ctx);
+        Store { ctx, argv, argc: argc as usize }
+    }
+
+    pub fn argc(&self) -> usize {
+        self.argc
+    }
+
+    /// The bytes of argument `i` (0 is the command's name).
+    pub fn arg(&self, i: usize) -> &[u8] {
+        unsafe { bytes_of(*self.argv.add(i)) }
+    }
+
+    /// Argument `i` as Redis's string (no copy).
+    pub fn arg_string(&self, i: usize) -> *mut RString {
+        unsafe { *self.argv.add(i) }
+    }
+
+    pub fn string(&self, bytes: &[u8]) -> *mut RString {
+        unsafe { (api().create_string)(self.ctx, bytes.as_ptr() as *const c_char, bytes.len()) }
+    }
+
+    fn open(&self, name: *mut RString, mode: c_int) -> Open {
+        Open(unsafe { (api().open_key)(self.ctx, name, mode) })
+    }
+
+    /// Whether the key exists (an expired one does not).
+    pub fn exists(&self, name: *mut RString) -> bool {
+        !self.open(name, api::READ).0.is_null()
+    }
+
+    /// Fields of a hash, `None` for each one missing (all when the key is).
+    pub fn hmget(&self, name: *mut RString, fields: &[&CStr]) -> Outcome<Vec<Option<Vec<u8>>>> {
+        let key = self.open(name, api::READ);
+        let mut out = vec![None; fields.len()];
+        if key.0.is_null() {
+            return Ok(out);
+        }
+        if unsafe { (api().key_type)(key.0) } != api::KEYTYPE_HASH {
+            return Err(wrong_type());
+        }
+        for (slot, field) in out.iter_mut().zip(fields) {
+            let mut value: *mut RString = ptr::null_mut();
+            unsafe {
+                (api().hash_get)(
+                    key.0,
+                    api::HASH_CFIELDS,
+                    field.as_ptr(),
+                    &mut value as *mut *mut RString,
+                    ptr::null::<c_char>(),
+                );
+            }
+            if !value.is_null() {
+                *slot = Some(unsafe { bytes_of(value) }.to_vec());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Set fields of a hash (`None`: delete the field); the key is made if missing, and
+    /// removed when it is left empty.
+    pub fn hset(&self, name: *mut RString, fields: &[(&CStr, Option<&[u8]>)]) -> Outcome<()> {
+        let key = self.open(name, api::READ | api::WRITE);
+        let kind = unsafe { (api().key_type)(key.0) };
+        if kind != api::KEYTYPE_HASH && kind != api::KEYTYPE_EMPTY {
+            return Err(wrong_type());
+        }
+        for (field, value) in fields {
+            let value = match value {
+                Some(bytes) => self.string(bytes),
+                None => api::HASH_DELETE,
+            };
+            unsafe {
+                (api().hash_set)(
+                    key.0,
+                    api::HASH_CFIELDS,
+                    field.as_ptr(),
+                    value,
+                    ptr::null::<c_char>(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// `SET name value`, with a time to live in seconds when given.
+    pub fn set(&self, name: *mut RString, value: &[u8], ttl: Option<i64>) -> Outcome<()> {
+        let key = self.open(name, api::READ | api::WRITE);
+        unsafe {
+            if (api().string_set)(key.0, self.string(value)) != api::OK {
+                return Err(bad("could not set a string"));
+            }
+            if let Some(seconds) = ttl {
+                (api().set_expire)(key.0, seconds * 1000);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn del(&self, name: *mut RString) {
+        let key = self.open(name, api::READ | api::WRITE);
+        unsafe { (api().delete_key)(key.0) };
+    }
+
+    pub fn zadd(&self, name: *mut RString, score: f64, member: &[u8]) -> Outcome<()> {
+        let key = self.open(name, api::READ | api::WRITE);
+        let mut flags: c_int = 0;
+        if unsafe { (api().zset_add)(key.0, score, self.string(member), &mut flags) } != api::OK {
+            return Err(wrong_type());
+        }
+        Ok(())
+    }
+
+    pub fn zrem(&self, name: *mut RString, member: &[u8]) -> Outcome<()> {
+        let key = self.open(name, api::READ | api::WRITE);
+        if key.0.is_null() || unsafe { (api().key_type)(key.0) } == api::KEYTYPE_EMPTY {
+            return Ok(());
+        }
+        let mut deleted: c_int = 0;
+        if unsafe { (api().zset_rem)(key.0, self.string(member), &mut deleted) } != api::OK {
+            return Err(wrong_type());
+        }
+        Ok(())
+    }
+
+    /// `GET name`.
+    pub fn get(&self, name: *mut RString) -> Outcome<Option<Vec<u8>>> {
+        Ok(self.mget(&[name])?.pop().flatten())
+    }
+
+    /// `MGET` of the keys: their values, `None` where a key is missing or not a string.
+    pub fn mget(&self, names: &[*mut RString]) -> Outcome<Vec<Option<Vec<u8>>>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let a = api();
+        unsafe {
+            let reply = (a.call)(
+                self.ctx,
+                c"MGET".as_ptr(),
+                c"v".as_ptr(),
+                names.as_ptr() as *mut *mut RString,
+                names.len(),
+            );
+            if reply.is_null() {
+                return Err(bad("MGET failed"));
+            }
+            let mut out = Vec::with_capacity(names.len());
+            for i in 0..(a.call_reply_length)(reply) {
+                let element = (a.call_reply_array_element)(reply, i);
+                if (a.call_reply_type)(element) == api::REPLY_STRING {
+                    let mut len = 0usize;
+                    let data = (a.call_reply_string_ptr)(element, &mut len);
+                    out.push(Some(std::slice::from_raw_parts(data as *const u8, len).to_vec()));
+                } else {
+                    out.push(None);
+                }
+            }
+            (a.free_call_reply)(reply);
+            Ok(out)
+        }
+    }
+
+    /// Run a command (its replies as strings: an array's elements, or the one value), for
+    /// reads whose order or encoding only the command gives exactly (`HKEYS`, `HGETALL`).
+    pub fn command(&self, name: &CStr, args: &[*mut RString]) -> Outcome<Vec<Vec<u8>>> {
+        let a = api();
+        unsafe {
+            let reply = (a.call)(
+                self.ctx,
+                name.as_ptr(),
+                c"v".as_ptr(),
+                args.as_ptr() as *mut *mut RString,
+                args.len(),
+            );
+            if reply.is_null() {
+                return Err(wrong_type());
+            }
+            let string = |element: *mut crate::api::CallReply| {
+                let mut len = 0usize;
+                let data = (a.call_reply_string_ptr)(element, &mut len);
+                if data.is_null() {
+                    Vec::new()
+                } else {
+                    std::slice::from_raw_parts(data as *const u8, len).to_vec()
+                }
+            };
+            let out = match (a.call_reply_type)(reply) {
+                api::REPLY_ARRAY => (0..(a.call_reply_length)(reply))
+                    .map(|i| string((a.call_reply_array_element)(reply, i)))
+                    .collect(),
+                api::REPLY_STRING => vec![string(reply)],
+                api::REPLY_ERROR => {
+                    let message = String::from_utf8_lossy(&string(reply)).into_owned();
+                    (a.free_call_reply)(reply);
+                    return Err(Failure(message));
+                }
+                _ => Vec::new(),
+            };
+            (a.free_call_reply)(reply);
+            Ok(out)
+        }
+    }
+
+    /// The fields of a hash (`HKEYS`), in Redis's order.
+    pub fn hkeys(&self, name: *mut RString) -> Outcome<Vec<Vec<u8>>> {
+        self.command(c"HKEYS", &[name])
+    }
+
+    /// Fields and values of a hash (`HGETALL`), in Redis's order.
+    pub fn hgetall(&self, name: *mut RString) -> Outcome<Vec<Vec<u8>>> {
+        self.command(c"HGETALL", &[name])
+    }
+
+    /// `HINCRBY name field delta`: the new value.
+    pub fn hincrby(&self, name: *mut RString, field: &[u8], delta: i64) -> Outcome<i64> {
+        let key = self.open(name, api::READ | api::WRITE);
+        let kind = unsafe { (api().key_type)(key.0) };
+        if kind != api::KEYTYPE_HASH && kind != api::KEYTYPE_EMPTY {
+            return Err(wrong_type());
+        }
+        let field_string = self.string(field);
+        let mut value: *mut RString = ptr::null_mut();
+        if kind == api::KEYTYPE_HASH {
+            unsafe {
+                (api().hash_get)(key.0, 0, field_string, &mut value as *mut *mut RString, ptr::null::<c_char>());
+            }
+        }
+        let now = if value.is_null() {
+            0
+        } else {
+            let text = unsafe { bytes_of(value) };
+            std::str::from_utf8(text)
+                .ok()
+                .and_then(|t| t.parse::<i64>().ok())
+                .ok_or_else(|| bad("hash value is not an integer"))?
+        };
+        let next = now.checked_add(delta).ok_or_else(|| bad("increment or decrement would overflow"))?;
+        let written = self.string(next.to_string().as_bytes());
+        unsafe {
+            (api().hash_set)(key.0, 0, field_string, written, ptr::null::<c_char>());
+        }
+        Ok(next)
+    }
+
+    /// Set fields of a hash named by bytes (`HSET name field value ...`).
+    pub fn hset_bytes(&self, name: *mut RString, fields: &[(&[u8], &[u8])]) -> Outcome<()> {
+        if fields.is_empty() {
+            return Ok(());
+        }
+        let key = self.open(name, api::READ | api::WRITE);
+        let kind = unsafe { (api().key_type)(key.0) };
+        if kind != api::KEYTYPE_HASH && kind != api::KEYTYPE_EMPTY {
+            return Err(wrong_type());
+        }
+        for (field, value) in fields {
+            unsafe {
+                (api().hash_set)(key.0, 0, self.string(field), self.string(value), ptr::null::<c_char>());
+            }
+        }
+        Ok(())
+    }
+
+    /// Delete fields of a hash named by bytes (`HDEL`); a hash left empty goes.
+    pub fn hdel_bytes(&self, name: *mut RString, fields: &[&[u8]]) -> Outcome<()> {
+        let key = self.open(name, api::READ | api::WRITE);
+        let kind = unsafe { (api().key_type)(key.0) };
+        if kind == api::KEYTYPE_EMPTY {
+            return Ok(());
+        }
+        if kind != api::KEYTYPE_HASH {
+            return Err(wrong_type());
+        }
+        for field in fields {
+            unsafe {
+                (api().hash_set)(key.0, 0, self.string(field), api::HASH_DELETE, ptr::null::<c_char>());
+            }
+        }
+        Ok(())
+    }
+
+    /// One field of a hash (`HGET`).
+    pub fn hget(&self, name: *mut RString, field: &[u8]) -> Outcome<Option<Vec<u8>>> {
+        let key = self.open(name, api::READ);
+        if key.0.is_null() {
+            return Ok(None);
+        }
+        if unsafe { (api().key_type)(key.0) } != api::KEYTYPE_HASH {
+            return Err(wrong_type());
+        }
+        let mut value: *mut RString = ptr::null_mut();
+        unsafe {
+            (api().hash_get)(key.0, 0, self.string(field), &mut value as *mut *mut RString, ptr::null::<c_char>());
+        }
+        Ok(if value.is_null() { None } else { Some(unsafe { bytes_of(value) }.to_vec()) })
+    }
+
+    /// `RPUSH name value...`: the list's length after.
+    pub fn rpush(&self, name: *mut RString, values: &[&[u8]]) -> Outcome<usize> {
+        let key = self.open(name, api::READ | api::WRITE);
+        let kind = unsafe { (api().key_type)(key.0) };
+        if kind != api::KEYTYPE_LIST && kind != api::KEYTYPE_EMPTY {
+            return Err(wrong_type());
+        }
+        for value in values {
+            unsafe { (api().list_push)(key.0, api::LIST_TAIL, self.string(value)) };
+        }
+        Ok(unsafe { (api().value_length)(key.0) })
+    }
+
+    /// Keep only the last `keep` elements of a list (`LTRIM name -keep -1`).
+    pub fn keep_last(&self, name: *mut RString, keep: usize) -> Outcome<()> {
+        let key = self.open(name, api::READ | api::WRITE);
+        let kind = unsafe { (api().key_type)(key.0) };
+        if kind == api::KEYTYPE_EMPTY {
+            return Ok(());
+        }
+        if kind != api::KEYTYPE_LIST {
+            return Err(wrong_type());
+        }
+        let length = unsafe { (api().value_length)(key.0) };
+        for _ in keep..length {
+            unsafe { (api().list_pop)(key.0, api::LIST_HEAD) };
+        }
+        Ok(())
+    }
+
+    /// The last `count` elements of a list, or all (`LRANGE name -count -1`, `0 -1`).
+    pub fn lrange_last(&self, name: *mut RString, count: Option<usize>) -> Outcome<Vec<Vec<u8>>> {
+        let key = self.open(name, api::READ);
+        if key.0.is_null() {
+            return Ok(Vec::new());
+        }
+        if unsafe { (api().key_type)(key.0) } != api::KEYTYPE_LIST {
+            return Err(wrong_type());
+        }
+        let length = unsafe { (api().value_length)(key.0) };
+        let first = count.map_or(0, |c| length.saturating_sub(c));
+        let mut out = Vec::with_capacity(length - first);
+        for i in first..length {
+            let element = unsafe { (api().list_get)(key.0, i as std::ffi::c_long) };
+            out.push(if element.is_null() { Vec::new() } else { unsafe { bytes_of(element) }.to_vec() });
+        }
+        Ok(out)
+    }
+
+    /// Send the reply.
+    pub fn reply(&self, reply: &Reply) {
+        let a = api();
+        unsafe {
+            match reply {
+                Reply::Int(value) => {
+                    (a.reply_with_long_long)(self.ctx, *value);
+                }
+                Reply::Bulk(bytes) => {
+                    (a.reply_with_string_buffer)(self.ctx, bytes.as_ptr() as *const c_char, bytes.len());
+                }
+                Reply::Array(items) => {
+                    (a.reply_with_array)(self.ctx, items.len() as std::ffi::c_long);
+                    for item in items {
+                        self.reply(item);
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn reply_error(&self, failure: &Failure) {
+        let message = std::ffi::CString::new(failure.0.replace('\0', " ")).unwrap_or_default();
+        unsafe { (api().reply_with_error)(self.ctx, message.as_ptr()) };
+    }
+
+    /// Have replicas and the append-only file run this command as it was called.
+    pub fn replicate(&self) {
+        unsafe { (api().replicate_verbatim)(self.ctx) };
+    }
+}
+
+/// The bytes of a Redis string (valid while the string is).
+///
+/// # Safety
+/// `string` is a live Redis string.
+pub unsafe fn bytes_of<'a>(string: *const RString) -> &'a [u8] {
+    let mut len = 0usize;
+    let data = (api().string_ptr_len)(string, &mut len);
+    std::slice::from_raw_parts(data as *const u8, len)
+}
