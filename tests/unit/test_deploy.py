@@ -552,3 +552,19 @@ def test_compose_redis_runs_with_the_settings_the_local_stack_uses(
     for name, value in zip(MEMORY_OPTIONS[::2], MEMORY_OPTIONS[1::2], strict=True):
         assert command[command.index(name) + 1] == value
     assert command[command.index("--appendonly") + 1] == "yes"
+
+
+def test_compose_redis_loads_the_module_its_image_holds(services: dict[str, Any]) -> None:
+    redis = services["redis"]
+    assert redis["build"]["target"] == "redis"
+    assert redis["build"]["dockerfile"] == "deploy/docker/Dockerfile"
+    command = [str(part) for part in redis["command"]]
+    loaded = command[command.index("--loadmodule") + 1]
+    dockerfile = DOCKERFILE.read_text()
+    stage = dockerfile.split("AS redis\n", 1)[1].split("\nFROM ", 1)[0]
+    assert f"/opt/bestand/lib/bestand_redis.so {loaded}" in stage
+    # The build stage builds the module and leaves it where the redis stage copies it from.
+    assert "--manifest-path native/module/Cargo.toml" in dockerfile
+    assert "libbestand_redis.so /opt/bestand/lib/bestand_redis.so" in dockerfile
+    # Debian's glibc: the module is built against it (an Alpine image cannot load it).
+    assert "FROM redis:7.4-bookworm AS redis" in dockerfile
