@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,7 @@ def record(persons: int) -> tuple[list[Call], int, Settings]:
         return await send(self, client, commands)
 
     settings = Settings()
+    os.environ["BESTAND_REDIS_MODULE"] = "off"  # the calls are recorded as the scripts
     events = simulate(persons=persons, seed=3).events
     messages = [
         Incoming(topic_for(e, settings), 0, i, None, orjson.dumps(e)) for i, e in enumerate(events)

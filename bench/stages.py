@@ -27,7 +27,7 @@ from bestand.ingest.producer import topic_for
 from bestand.ops.metrics import WorkerMetrics
 from bestand.settings import Settings
 from bestand.simulate import simulate
-from bestand.store import connect
+from bestand.store import Scripts, connect
 from bestand.store.identity_graph import resolver_in_use
 from bestand.store.profiles import fold_in_use
 from bestand.stream.messages import Incoming
@@ -80,7 +80,11 @@ async def run(
     await clear(settings)
     client = connect(settings.redis_url)
     metrics = WorkerMetrics()
-    processor = processor_for(settings, client, metrics)
+    scripts = Scripts.load()
+    compiled = await scripts.use_module(client, settings.redis_module)
+    if compiled:
+        print(f"Redis runs {', '.join(compiled)} as bestand's module's commands")
+    processor = processor_for(settings, client, metrics, scripts)
     rows: list[str] = []
     try:
         first = last = await _Clock.now(client)
