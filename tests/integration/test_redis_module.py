@@ -22,7 +22,7 @@ from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.stack import LocalRedis, free_port
 from bestand.stack.redis import module_file
-from bestand.store import StoreConflict, connect
+from bestand.store import Keys, StoreConflict, connect
 from bestand.store.scripts import NAMES, ModuleMissing, Script, Scripts
 from bestand.stream.worker import processor_for
 from stages import raw_messages
@@ -232,3 +232,47 @@ def test_a_worker_that_loses_the_module_runs_the_scripts(module_url: str) -> Non
             await client.aclose()
 
     asyncio.run(check())
+
+
+GRAPH_SCHEMA = Keys("hostile").graph_schema
+PERSON_SCHEMA = Keys("hostile").person_schema
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        ["bestand.graph_read"],
+        ["bestand.graph_read", "x"],
+        ["bestand.graph_read", "5", "k"],
+        ["bestand.graph_read", "0", "{not json"],
+        ["bestand.graph_read", "0", GRAPH_SCHEMA, "2", "a"],
+        ["bestand.graph_read", "0", GRAPH_SCHEMA, "0", "many"],
+        ["bestand.graph_apply", "0", "{}", "stop", "20", ""],
+        ["bestand.graph_apply", "0", GRAPH_SCHEMA, "stop", "20", "", "[1, 2]"],
+        [
+            "bestand.graph_apply",
+            "0",
+            GRAPH_SCHEMA,
+            "stop",
+            "20",
+            "",
+            '{"person": "p", "attach": [[1]]}',
+        ],
+        ["bestand.graph_apply", "0", GRAPH_SCHEMA, "stop", "x", "", "{}"],
+        ["bestand.persons_read", "1", "hostile:p:{a}", "x"],
+        ["bestand.persons_read", "1", "hostile:p:{a}"],
+        ["bestand.persons_write", "0", PERSON_SCHEMA, "60", "1", "not json"],
+        ["bestand.persons_write", "0", PERSON_SCHEMA, "60", "1", '{"write": [["a", 1, 99]]}'],
+        ["bestand.persons_write", "0", PERSON_SCHEMA, "60", "2", '{"guard": 7}'],
+        ["bestand.persons_write", "0", PERSON_SCHEMA, "60", "1", '{"lookups": [[1]]}'],
+    ],
+)
+def test_a_malformed_call_gets_an_error_and_redis_stays_up(
+    module_url: str, call: list[str]
+) -> None:
+    client = redis.Redis.from_url(module_url)
+    with pytest.raises(redis.ResponseError) as error:
+        client.execute_command(*call)
+    assert str(error.value), "an error says why"
+    assert client.ping()
+    assert client.execute_command("bestand.scripts")

@@ -62,9 +62,13 @@ unsafe fn run(ctx: *mut Ctx, argv: *mut *mut RString, argc: c_int, command: Comm
         return (a.wrong_arity)(ctx);
     }
     let store = Store::new(ctx, argv, argc);
-    match command(&store) {
-        Ok(reply) => store.reply(&reply),
-        Err(failure) => store.reply_error(&failure),
+    // A bug must cost one call an error reply, never the Redis process: a panic is caught
+    // here (Rust unwinds to this frame; nothing of it crosses into Redis).
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| command(&store)));
+    match outcome {
+        Ok(Ok(reply)) => store.reply(&reply),
+        Ok(Err(failure)) => store.reply_error(&failure),
+        Err(_) => store.reply_error(&store::Failure("ERR bestand module: internal error".into())),
     }
     if writes {
         store.replicate();
