@@ -147,6 +147,8 @@ def test_a_burst_is_seen_rising_and_falling_to_zero(
     orders = [p for p in snapshot["partitions"] if p["topic"] == deployment.topic("orders")]
     assert sum(p["committed"] or 0 for p in orders) == BURST  # offsets committed as usual
     assert [w["ready"] for w in snapshot["workers"]] == [True]
+    runs = "module" if _has_module(deployment.settings.redis_url) else "lua"
+    assert snapshot["redis_scripts"] == runs
     assert snapshot["last_event_age_seconds"] is not None
     assert 0 <= snapshot["last_event_age_seconds"] < 120
 

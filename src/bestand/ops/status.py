@@ -21,6 +21,7 @@ from bestand.ops.heartbeat import Heartbeat
 from bestand.settings import Settings
 from bestand.store import Keys
 from bestand.store.layout import layout_note
+from bestand.store.scripts import Scripts
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class Snapshot:
     redis_used_memory: int | None
     events_per_second: float | None = None  # committed per second since the previous snapshot
     notes: list[str] = field(default_factory=list)
+    #: How Redis runs the worker's scripts: "module" (bestand's Redis module), "lua", or
+    #: None (Redis did not answer).
+    redis_scripts: str | None = None
 
     @property
     def lag(self) -> int:
@@ -65,6 +69,7 @@ class Snapshot:
             "last_event_age_seconds": self.last_event_age,
             "dead_letters": self.dead_letters,
             "redis_used_memory_bytes": self.redis_used_memory,
+            "redis_scripts": self.redis_scripts,
             "partitions": [
                 {**asdict(p), "lag": p.lag, "lag_age_seconds": round(p.age(self.at), 3)}
                 for p in self.partitions
@@ -122,9 +127,12 @@ class StatusReader:
             notes.append(f"Kafka: {exc}")
         workers: list[Heartbeat] = []
         memory: int | None = None
+        scripts: str | None = None
         try:
             workers = await heartbeats(self._client, self._keys)
             memory = int((await self._client.info("memory"))["used_memory"])
+            compiled = await Scripts.load().use_module(self._client, "auto")
+            scripts = "module" if compiled else "lua"
             note = layout_note(await self._client.get(self._keys.layout))
             if note is not None:
                 notes.append(f"Redis: {note}")
@@ -132,7 +140,9 @@ class StatusReader:
             notes.append(f"Redis: {exc}")
         if not workers and not any("Redis" in n for n in notes):
             notes.append("no worker heartbeat: no worker is running for this deployment")
-        shot = Snapshot(time.time(), partitions, workers, dead, memory, notes=notes)
+        shot = Snapshot(
+            time.time(), partitions, workers, dead, memory, notes=notes, redis_scripts=scripts
+        )
         shot = Snapshot(**{**shot.__dict__, "events_per_second": rate(self._previous, shot)})
         self._previous = shot
         return shot
@@ -165,6 +175,10 @@ def _bytes(value: int | None) -> str:
     return str(value)
 
 
+#: How the summary line says Redis runs the worker's scripts.
+_SCRIPTS = {"module": " (bestand's module)", "lua": " (Lua scripts)"}
+
+
 def render(shot: Snapshot, title: str) -> Any:
     """The snapshot as rich renderables: a summary line, partitions, workers."""
     from rich.console import Group
@@ -180,6 +194,7 @@ def render(shot: Snapshot, title: str) -> Any:
         ("dead letters ", ""),
         (f"{shot.dead_letters:,}", "red" if shot.dead_letters else ""),
         f"   Redis {_bytes(shot.redis_used_memory)}",
+        _SCRIPTS.get(shot.redis_scripts or "", ""),
     )
     parts = Table(title="Consumer lag per partition", show_lines=False)
     for column, justify in (
