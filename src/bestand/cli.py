@@ -44,6 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     stack = sub.add_parser("stack", help="local Kafka and Redis without Docker")
     stack.add_argument("action", choices=["up", "down", "status"])
+    stack.add_argument(
+        "--redis-cluster",
+        type=int,
+        default=0,
+        metavar="N",
+        help="up: also start a local Redis Cluster of N masters (down and status include it)",
+    )
+    stack.add_argument(
+        "--redis-cluster-port",
+        type=int,
+        default=7001,
+        metavar="PORT",
+        help="port of the cluster's first node; the others follow (default 7001)",
+    )
     stack.set_defaults(func=cmd_stack)
 
     worker = sub.add_parser("worker", help="run a worker: input topics to Redis, batch by batch")

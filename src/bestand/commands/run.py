@@ -18,10 +18,17 @@ def cmd_stack(args: argparse.Namespace) -> int:
         if args.action == "up":
             stack.up()
             print(f"Kafka  {stack.kafka_bootstrap}\nRedis  {stack.redis_url}")
+            if args.redis_cluster:
+                cluster = stack.cluster(args.redis_cluster, args.redis_cluster_port)
+                cluster.start()
+                ports = ", ".join(str(port) for port in cluster.ports)
+                print(f"Redis Cluster  {cluster.url} ({args.redis_cluster} masters: {ports})")
         elif args.action == "down":
             stack.down()
         else:
-            for status in stack.status():
+            statuses = stack.status()
+            width = max(len(status.name) for status in statuses)
+            for status in statuses:
                 state = (
                     "answering"
                     if status.answering
@@ -29,7 +36,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
                 )
                 owner = "managed" if status.managed else "external" if status.running else "-"
                 pid = status.pid or "-"
-                line = f"{status.name:6} {status.address:22} {state:10} {owner:8} pid={pid}"
+                line = f"{status.name:{width}} {status.address:22} {state:10} {owner:8} pid={pid}"
                 print(f"{line} {status.detail}")
     except StackError as exc:
         print(f"stack: {exc}", file=sys.stderr)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from bestand.stack.cluster import LocalRedisCluster
 from bestand.stack.exceptions import StackError
 from bestand.stack.kafka import LocalKafka
 from bestand.stack.processes import ComponentStatus, LogFn
@@ -77,6 +78,7 @@ class LocalStack:
     ) -> None:
         self.root = root.absolute()
         self._log = log
+        self._project_dir = project_dir
         self.kafka = LocalKafka(
             self.root,
             port=kafka_port,
@@ -117,6 +119,14 @@ class LocalStack:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def cluster(self, masters: int, first_port: int = 7001) -> LocalRedisCluster:
+        """A Redis Cluster of ``masters`` nodes on ports from ``first_port`` in this stack's
+        folder (``bestand stack up --redis-cluster N``)."""
+        ports = list(range(first_port, first_port + masters))
+        return LocalRedisCluster(
+            self.root, ports=ports, project_dir=self._project_dir, log=self._log
+        )
+
     def up(self, timeout: float = 120.0) -> None:
         """Install what is missing, start what is not running, wait until both answer.
 
@@ -151,10 +161,15 @@ class LocalStack:
         with self._locked():
             self.kafka.stop()
             self.redis.stop()
+            cluster = LocalRedisCluster.existing(self.root, log=self._log)
+            if cluster is not None:
+                cluster.stop()
 
     def status(self) -> list[ComponentStatus]:
-        """Kafka's and Redis' status, in that order."""
-        return [self.kafka.status(), self.redis.status()]
+        """Kafka's and Redis' status, in that order, then the cluster nodes' (if any)."""
+        cluster = LocalRedisCluster.existing(self.root, log=self._log)
+        nodes = cluster.status() if cluster is not None else []
+        return [self.kafka.status(), self.redis.status(), *nodes]
 
     def is_answering(self) -> bool:
         """Do both servers answer a real client call?"""

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -76,8 +77,10 @@ class LocalRedis(ServerProcess):
         project_dir: Path | None = None,
         log: LogFn = print,
         module: Path | Literal["find"] | None = "find",
+        options: Sequence[str] = (),
     ) -> None:
-        """``module``: bestand's Redis module to load (``find``: :func:`module_file`)."""
+        """``module``: bestand's Redis module to load (``find``: :func:`module_file`);
+        ``options``: more ``redis-server`` arguments (a cluster node's)."""
         self.dir = root.absolute() / "redis"
         super().__init__(
             port=port,
@@ -90,6 +93,7 @@ class LocalRedis(ServerProcess):
         self.executable = executable or "redis-server"
         self._project_dir = project_dir
         self.module = module_file() if module == "find" else module
+        self.options = tuple(options)
 
     @property
     def url(self) -> str:
@@ -160,6 +164,7 @@ class LocalRedis(ServerProcess):
             "",
             *MEMORY_OPTIONS,
             *(["--loadmodule", str(self.module)] if self.module is not None else []),
+            *self.options,
             "--daemonize",
             "no",
             "--logfile",

@@ -1,0 +1,85 @@
+"""The local Redis Cluster (``bestand stack up --redis-cluster N``): real redis-server nodes
+in cluster mode that form, spread keys over their masters, and form again after a restart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from redis.cluster import RedisCluster
+from support import PROJECT_DIR
+
+from bestand.stack import free_ports
+from bestand.stack.cluster import SLOTS, LocalRedisCluster, cluster_info, slot_ranges
+from bestand.stack.redis import module_file
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[LocalRedisCluster]:
+    nodes = LocalRedisCluster(
+        tmp_path, ports=free_ports(3), project_dir=PROJECT_DIR, log=lambda _: None
+    )
+    try:
+        yield nodes
+    finally:
+        nodes.stop()
+
+
+def _slots(port: int) -> list[tuple[int, int, int]]:
+    """(first slot, last slot, port of the master) per range, as a node sees the cluster."""
+    client = redis.Redis(port=port)
+    try:
+        return sorted(
+            (int(first), int(last), int(master[1]))
+            for first, last, master, *_ in client.execute_command("CLUSTER SLOTS")
+        )
+    finally:
+        client.close()
+
+
+def test_three_masters_form_a_cluster_and_share_the_keys(cluster: LocalRedisCluster) -> None:
+    assert cluster.start(timeout=60)
+    assert cluster.is_answering()
+    ports = cluster.ports
+    expected = sorted(
+        (first, last, port) for (first, last), port in zip(slot_ranges(3), ports, strict=True)
+    )
+    for port in ports:
+        info = cluster_info(redis.Redis(port=port))
+        assert info["cluster_state"] == "ok"
+        assert info["cluster_known_nodes"] == "3"
+        assert int(info["cluster_slots_assigned"]) == SLOTS
+        assert _slots(port) == expected  # every node sees the same map
+        if module_file() is not None:  # each node loads bestand's module where it is built
+            assert redis.Redis(port=port).execute_command("bestand.scripts")
+
+    client = RedisCluster(host="127.0.0.1", port=ports[0])
+    try:
+        for i in range(300):
+            client.set(f"key:{i}", i)
+        holders = {client.get_node_from_key(f"key:{i}").port for i in range(300)}
+        assert holders == set(ports)
+        assert [client.get(f"key:{i}") for i in (0, 150, 299)] == [b"0", b"150", b"299"]
+        # Keys of one hash tag share a slot, and so a node.
+        assert len({client.keyslot(f"b:p:{{person-1}}:{n}") for n in range(10)}) == 1
+    finally:
+        client.close()
+
+    # Stopped and started again, the nodes keep their slots (nodes.conf) and their data.
+    cluster.stop()
+    assert not cluster.is_answering()
+    assert cluster.start(timeout=60)
+    assert _slots(ports[0]) == expected
+    client = RedisCluster(host="127.0.0.1", port=ports[1])
+    try:
+        assert client.get("key:150") == b"150"
+    finally:
+        client.close()
+
+
+def test_a_second_start_starts_nothing(cluster: LocalRedisCluster) -> None:
+    assert cluster.start(timeout=60)
+    assert not cluster.start(timeout=60)
+    assert cluster.is_answering()
