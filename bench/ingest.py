@@ -55,7 +55,7 @@ from bestand.kafka.topics import consumer_lag, delete_topics, end_offsets, ensur
 from bestand.ops.rebuild import rebuild
 from bestand.settings import Settings
 from bestand.simulate import simulate
-from bestand.store import connect
+from bestand.store import Scripts, connect
 from bestand.store.identity_graph import resolver_in_use
 from bestand.store.profiles import fold_in_use
 from cpu_profile import markdown as profile_markdown
@@ -549,6 +549,16 @@ def cost_table(ours: dict[str, Any]) -> str:
     return table
 
 
+async def redis_scripts(settings: Settings) -> str:
+    """How the workers of this run find their Redis scripts: bestand's module or Lua."""
+    client = connect(settings.redis_url)
+    try:
+        compiled = await Scripts.load().use_module(client, settings.redis_module)
+    finally:
+        await client.aclose()
+    return f"bestand's module's commands ({len(compiled)})" if compiled else "Lua scripts"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -595,8 +605,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {shown} events/s", flush=True)
     run_settings = bench_settings(uuid.uuid4().hex[:8])
     fold, resolver = fold_in_use(Settings().fold), resolver_in_use(Settings().resolve)
+    scripts = asyncio.run(redis_scripts(run_settings))
     print(
-        f"bestand: {args.workers} worker process(es), {resolver} resolver, {fold} fold …",
+        f"bestand: {args.workers} worker process(es), {resolver} resolver, {fold} fold, "
+        f"Redis runs {scripts} …",
         flush=True,
     )
     rebuilt = None
@@ -613,6 +625,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(cleanup(run_settings))
     per_worker = ours["per_second_per_worker"]
     figures = {
+        "redis_scripts": scripts,
         "benchmark": "ingest",
         "machine": machine(),
         "events": args.events,
@@ -651,6 +664,7 @@ def main(argv: list[str] | None = None) -> int:
              rebuilt["events"], f"{rebuilt['seconds']:.1f}", f"{rebuilt['per_second']:.0f}"]
         )  # fmt: skip
     table = markdown_table(["what", "events", "seconds", "events/s"], rows)
+    table += f"\n\nThe worker's Redis scripts ran as {scripts}."
     table += "\n\n" + cost_table(ours)
     if rebuilt is not None and rebuilt.get("redis_cpu_us_per_event") is not None:
         worker = rebuilt.get("worker_cpu_us_per_event")
