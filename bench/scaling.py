@@ -1,0 +1,123 @@
+"""Scaling out on this machine: 1 against 2 worker processes, 1 Redis against 3 masters.
+
+    python bench/scaling.py [--events 200000] [--rounds 2] [--requests 300000]
+
+Workers: ``bench/ingest.py`` with one worker process and with two, alternating (the order
+flips each round), on the local stack: events/s in all, per process, and the two's ratio.
+Redis: ``redis-benchmark`` (SET and GET, 50 clients, 16 commands a round trip) against the
+stack's Redis and against a local cluster of three masters started for the run
+(``bestand.stack.cluster``, stopped after): requests/s and the ratio. Both run on the same
+cores as everything else, so the ratios say what this machine allows, not what the software
+would do with a core per process; the closing lines say so with the machine's core count.
+bestand itself does not use a Redis Cluster yet (README, Redis Cluster): the Redis rows
+measure Redis, not bestand on a cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bestand.settings import Settings
+from bestand.stack import free_ports
+from bestand.stack.cluster import LocalRedisCluster
+from bestand.stack.local import redis_port_from_url
+from machine import markdown_table
+
+BENCH = Path(__file__).resolve().parent
+
+
+def ingest(events: int, workers: int) -> dict[str, Any]:
+    """One ``bench/ingest.py`` run's figures."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "ingest.json"
+        command = [sys.executable, str(BENCH / "ingest.py"), "--events", str(events),
+                   "--workers", str(workers), "--faust-events", "0",
+                   "--json", str(out)]  # fmt: skip
+        subprocess.run(command, check=True, cwd=BENCH, stdout=subprocess.DEVNULL)
+        figures: dict[str, Any] = json.loads(out.read_text())
+    return figures
+
+
+def redis_benchmark(port: int, requests: int, cluster: bool) -> dict[str, float]:
+    """Requests/s of SET and GET from ``redis-benchmark`` against one port."""
+    command = ["redis-benchmark", "-p", str(port), "-t", "set,get", "-n", str(requests),
+               "-c", "50", "-P", "16", "-r", "1000000", "-q"]  # fmt: skip
+    if cluster:
+        command.append("--cluster")
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    rates: dict[str, float] = {}
+    for line in done.stdout.replace("\r", "\n").splitlines():
+        found = re.match(r"^(SET|GET): ([\d.]+) requests per second", line.strip())
+        if found:
+            rates[found.group(1)] = float(found.group(2))
+    if set(rates) != {"SET", "GET"}:
+        raise RuntimeError(f"redis-benchmark said nothing readable:\n{done.stdout}{done.stderr}")
+    return rates
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--requests", type=int, default=300_000)
+    args = parser.parse_args()
+    cores = os.cpu_count() or 1
+
+    rows: list[list[Any]] = []
+    ratios: list[float] = []
+    for round_number in range(1, args.rounds + 1):
+        order = (1, 2) if round_number % 2 else (2, 1)
+        rates: dict[int, float] = {}
+        for workers in order:
+            print(f"round {round_number}: {workers} worker process(es) …", flush=True)
+            figures = ingest(args.events, workers)
+            rates[workers] = figures["bestand"]["per_second"]
+            rows.append([round_number, f"{workers} worker process(es)",
+                         f"{rates[workers]:,.0f}", f"{rates[workers] / workers:,.0f}",
+                         figures["redis_scripts"]])  # fmt: skip
+        ratios.append(rates[2] / rates[1])
+    table = markdown_table(["round", "bestand", "events/s", "per process", "Redis ran"], rows)
+
+    single = redis_port_from_url(Settings().redis_url)
+    redis_rows: list[list[Any]] = []
+    with tempfile.TemporaryDirectory() as folder:
+        cluster = LocalRedisCluster(Path(folder), ports=free_ports(3), log=lambda _: None)
+        try:
+            print("starting a local Redis cluster of 3 masters …", flush=True)
+            cluster.start(timeout=60)
+            for round_number in range(1, args.rounds + 1):
+                for label, port, is_cluster in (("1 Redis", single, False),
+                                                ("3 masters", cluster.ports[0], True)):  # fmt: skip
+                    rates_r = redis_benchmark(port, args.requests, is_cluster)
+                    redis_rows.append([round_number, label, f"{rates_r['SET']:,.0f}",
+                                       f"{rates_r['GET']:,.0f}"])  # fmt: skip
+        finally:
+            cluster.stop()
+    table += "\n\n" + markdown_table(
+        ["round", "Redis", "SET requests/s", "GET requests/s"], redis_rows
+    )
+    singles = [float(r[2].replace(",", "")) for r in redis_rows if r[1] == "1 Redis"]
+    clustered = [float(r[2].replace(",", "")) for r in redis_rows if r[1] == "3 masters"]
+    table += (
+        "\n\n2 worker processes / 1, round by round: "
+        + ", ".join(f"{r:.2f}" for r in ratios)
+        + f". 3 masters / 1 Redis (SET): {sum(clustered) / sum(singles):.2f}."
+        + f"\nThis machine has {cores} cores for Kafka, Redis, the workers and the load "
+        "generators together: a ratio near 1 says the cores are used up, not that the "
+        "software does not scale; on machines with a core per process, measure again."
+    )
+    print()
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
