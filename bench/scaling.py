@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bestand.settings import Settings
-from bestand.stack import free_ports
-from bestand.stack.cluster import LocalRedisCluster
+from bestand.stack.cluster import LocalRedisCluster, free_cluster_ports
 from bestand.stack.local import redis_port_from_url
 from machine import markdown_table
 
@@ -89,7 +88,7 @@ def main() -> int:
     single = redis_port_from_url(Settings().redis_url)
     redis_rows: list[list[Any]] = []
     with tempfile.TemporaryDirectory() as folder:
-        cluster = LocalRedisCluster(Path(folder), ports=free_ports(3), log=lambda _: None)
+        cluster = LocalRedisCluster(Path(folder), ports=free_cluster_ports(3), log=lambda _: None)
         try:
             print("starting a local Redis cluster of 3 masters …", flush=True)
             cluster.start(timeout=60)

@@ -11,15 +11,20 @@ import redis
 from redis.cluster import RedisCluster
 from support import PROJECT_DIR
 
-from bestand.stack import free_ports
-from bestand.stack.cluster import SLOTS, LocalRedisCluster, cluster_info, slot_ranges
+from bestand.stack.cluster import (
+    SLOTS,
+    LocalRedisCluster,
+    cluster_info,
+    free_cluster_ports,
+    slot_ranges,
+)
 from bestand.stack.redis import module_file
 
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalRedisCluster]:
     nodes = LocalRedisCluster(
-        tmp_path, ports=free_ports(3), project_dir=PROJECT_DIR, log=lambda _: None
+        tmp_path, ports=free_cluster_ports(3), project_dir=PROJECT_DIR, log=lambda _: None
     )
     try:
         yield nodes

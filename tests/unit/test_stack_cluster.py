@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 
 from bestand.stack import StackError
-from bestand.stack.cluster import SLOTS, slot_ranges
+from bestand.stack.cluster import SLOTS, LocalRedisCluster, free_cluster_ports, slot_ranges
 
 
 @pytest.mark.parametrize("masters", [1, 2, 3, 5, 7, 16384])
@@ -26,3 +27,10 @@ def test_the_slots_are_split_evenly_without_gap_or_overlap(masters: int) -> None
 def test_a_cluster_needs_one_to_16384_masters(masters: int) -> None:
     with pytest.raises(StackError, match="masters"):
         slot_ranges(masters)
+
+
+def test_a_node_port_leaves_room_for_its_bus_port(tmp_path: Path) -> None:
+    with pytest.raises(StackError, match="55535 or lower"):
+        LocalRedisCluster(tmp_path, ports=[7001, 57273], log=lambda _: None)
+    for port in free_cluster_ports(3):
+        assert 20000 <= port <= 55535

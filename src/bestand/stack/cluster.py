@@ -9,6 +9,7 @@ wrote to ``nodes.conf`` and forms again by itself.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Literal
 import redis
 
 from bestand.stack.exceptions import StackError
-from bestand.stack.processes import LOOPBACK, ComponentStatus, LogFn
+from bestand.stack.processes import LOOPBACK, ComponentStatus, LogFn, port_bindable
 from bestand.stack.redis import LocalRedis
 
 #: Redis Cluster's hash slots.
@@ -33,6 +34,22 @@ CLUSTER_OPTIONS = (
     "--cluster-node-timeout",
     "5000",
 )
+
+
+#: A node's cluster bus listens 10,000 ports above it: a node's port must leave room for that.
+BUS_OFFSET = 10000
+MAX_NODE_PORT = 65535 - BUS_OFFSET
+
+
+def free_cluster_ports(count: int) -> list[int]:
+    """``count`` ports a cluster node can take: free, and with their bus port free too."""
+    chosen: list[int] = []
+    for port in random.sample(range(20000, MAX_NODE_PORT + 1), 2000):
+        if port_bindable(port) and port_bindable(port + BUS_OFFSET):
+            chosen.append(port)
+            if len(chosen) == count:
+                return chosen
+    raise StackError(f"found no {count} free ports for cluster nodes (and their bus ports)")
 
 
 def slot_ranges(masters: int) -> list[tuple[int, int]]:
@@ -66,6 +83,12 @@ class LocalRedisCluster:
     ) -> None:
         if not ports:
             raise StackError("a cluster needs at least one node")
+        too_high = [port for port in ports if port > MAX_NODE_PORT]
+        if too_high:
+            raise StackError(
+                f"cluster node ports must be {MAX_NODE_PORT} or lower (a node's bus port is "
+                f"{BUS_OFFSET} above it): {', '.join(map(str, too_high))}"
+            )
         self.dir = root.absolute() / "redis-cluster"
         self._log = log
         self.nodes = [
