@@ -9,6 +9,7 @@ the scripts whose SHA-1 it was built for.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,24 +28,14 @@ from bestand.store.scripts import NAMES, ModuleMissing, Script, Scripts
 from bestand.stream.worker import processor_for
 from stages import raw_messages
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from resp import unpacked
+
 pytestmark = pytest.mark.skipif(
     module_file() is None, reason="bestand's Redis module is not built (make install builds it)"
 )
 
 MODULE_SCRIPTS = ["graph_apply", "graph_read", "persons_read", "persons_write"]
-
-
-def unpacked(command: bytes) -> list[bytes]:
-    """The elements of one command in the Redis protocol (an array of bulk strings)."""
-    header, _, rest = command.partition(b"\r\n")
-    parts: list[bytes] = []
-    for _ in range(int(header[1:])):
-        size, _, rest = rest.partition(b"\r\n")
-        length = int(size[1:])
-        parts.append(rest[:length])
-        rest = rest[length + 2 :]
-    assert rest == b""
-    return parts
 
 
 def record(settings: Settings, persons: int, seed: int) -> list[list[bytes]]:
