@@ -77,6 +77,29 @@ impl Store {
         Open(unsafe { (api().open_key)(self.ctx, name, mode) })
     }
 
+    /// A key opened to be written, which must hold `kind` or nothing yet.
+    fn open_to_write(&self, name: *mut RString, kind: c_int) -> Outcome<Open> {
+        let key = self.open(name, api::READ | api::WRITE);
+        let found = unsafe { (api().key_type)(key.0) };
+        if found != kind && found != api::KEYTYPE_EMPTY {
+            return Err(wrong_type());
+        }
+        Ok(key)
+    }
+
+    /// A key that holds `kind`, opened with `mode`; None when there is no such key.
+    fn open_existing(&self, name: *mut RString, mode: c_int, kind: c_int) -> Outcome<Option<Open>> {
+        let key = self.open(name, mode);
+        if key.0.is_null() {
+            return Ok(None);
+        }
+        match unsafe { (api().key_type)(key.0) } {
+            api::KEYTYPE_EMPTY => Ok(None),
+            found if found == kind => Ok(Some(key)),
+            _ => Err(wrong_type()),
+        }
+    }
+
     /// Whether the key exists (an expired one does not).
     pub fn exists(&self, name: *mut RString) -> bool {
         !self.open(name, api::READ).0.is_null()
@@ -84,14 +107,10 @@ impl Store {
 
     /// Fields of a hash, `None` for each one missing (all when the key is).
     pub fn hmget(&self, name: *mut RString, fields: &[&CStr]) -> Outcome<Vec<Option<Vec<u8>>>> {
-        let key = self.open(name, api::READ);
         let mut out = vec![None; fields.len()];
-        if key.0.is_null() {
+        let Some(key) = self.open_existing(name, api::READ, api::KEYTYPE_HASH)? else {
             return Ok(out);
-        }
-        if unsafe { (api().key_type)(key.0) } != api::KEYTYPE_HASH {
-            return Err(wrong_type());
-        }
+        };
         for (slot, field) in out.iter_mut().zip(fields) {
             let mut value: *mut RString = ptr::null_mut();
             unsafe {
@@ -113,11 +132,7 @@ impl Store {
     /// Set fields of a hash (`None`: delete the field); the key is made if missing, and
     /// removed when it is left empty.
     pub fn hset(&self, name: *mut RString, fields: &[(&CStr, Option<&[u8]>)]) -> Outcome<()> {
-        let key = self.open(name, api::READ | api::WRITE);
-        let kind = unsafe { (api().key_type)(key.0) };
-        if kind != api::KEYTYPE_HASH && kind != api::KEYTYPE_EMPTY {
-            return Err(wrong_type());
-        }
+        let key = self.open_to_write(name, api::KEYTYPE_HASH)?;
         for (field, value) in fields {
             let value = match value {
                 Some(bytes) => self.string(bytes),
@@ -267,14 +282,10 @@ impl Store {
 
     /// `HINCRBY name field delta`: the new value.
     pub fn hincrby(&self, name: *mut RString, field: &[u8], delta: i64) -> Outcome<i64> {
-        let key = self.open(name, api::READ | api::WRITE);
-        let kind = unsafe { (api().key_type)(key.0) };
-        if kind != api::KEYTYPE_HASH && kind != api::KEYTYPE_EMPTY {
-            return Err(wrong_type());
-        }
+        let key = self.open_to_write(name, api::KEYTYPE_HASH)?;
         let field_string = self.string(field);
         let mut value: *mut RString = ptr::null_mut();
-        if kind == api::KEYTYPE_HASH {
+        if unsafe { (api().key_type)(key.0) } == api::KEYTYPE_HASH {
             unsafe {
                 (api().hash_get)(key.0, 0, field_string, &mut value as *mut *mut RString, ptr::null::<c_char>());
             }
@@ -301,11 +312,7 @@ impl Store {
         if fields.is_empty() {
             return Ok(());
         }
-        let key = self.open(name, api::READ | api::WRITE);
-        let kind = unsafe { (api().key_type)(key.0) };
-        if kind != api::KEYTYPE_HASH && kind != api::KEYTYPE_EMPTY {
-            return Err(wrong_type());
-        }
+        let key = self.open_to_write(name, api::KEYTYPE_HASH)?;
         for (field, value) in fields {
             unsafe {
                 (api().hash_set)(key.0, 0, self.string(field), self.string(value), ptr::null::<c_char>());
@@ -316,14 +323,9 @@ impl Store {
 
     /// Delete fields of a hash named by bytes (`HDEL`); a hash left empty goes.
     pub fn hdel_bytes(&self, name: *mut RString, fields: &[&[u8]]) -> Outcome<()> {
-        let key = self.open(name, api::READ | api::WRITE);
-        let kind = unsafe { (api().key_type)(key.0) };
-        if kind == api::KEYTYPE_EMPTY {
+        let Some(key) = self.open_existing(name, api::READ | api::WRITE, api::KEYTYPE_HASH)? else {
             return Ok(());
-        }
-        if kind != api::KEYTYPE_HASH {
-            return Err(wrong_type());
-        }
+        };
         for field in fields {
             unsafe {
                 (api().hash_set)(key.0, 0, self.string(field), api::HASH_DELETE, ptr::null::<c_char>());
@@ -334,13 +336,9 @@ impl Store {
 
     /// One field of a hash (`HGET`).
     pub fn hget(&self, name: *mut RString, field: &[u8]) -> Outcome<Option<Vec<u8>>> {
-        let key = self.open(name, api::READ);
-        if key.0.is_null() {
+        let Some(key) = self.open_existing(name, api::READ, api::KEYTYPE_HASH)? else {
             return Ok(None);
-        }
-        if unsafe { (api().key_type)(key.0) } != api::KEYTYPE_HASH {
-            return Err(wrong_type());
-        }
+        };
         let mut value: *mut RString = ptr::null_mut();
         unsafe {
             (api().hash_get)(key.0, 0, self.string(field), &mut value as *mut *mut RString, ptr::null::<c_char>());
@@ -350,11 +348,7 @@ impl Store {
 
     /// `RPUSH name value...`: the list's length after.
     pub fn rpush(&self, name: *mut RString, values: &[&[u8]]) -> Outcome<usize> {
-        let key = self.open(name, api::READ | api::WRITE);
-        let kind = unsafe { (api().key_type)(key.0) };
-        if kind != api::KEYTYPE_LIST && kind != api::KEYTYPE_EMPTY {
-            return Err(wrong_type());
-        }
+        let key = self.open_to_write(name, api::KEYTYPE_LIST)?;
         for value in values {
             unsafe { (api().list_push)(key.0, api::LIST_TAIL, self.string(value)) };
         }
@@ -363,14 +357,9 @@ impl Store {
 
     /// Keep only the last `keep` elements of a list (`LTRIM name -keep -1`).
     pub fn keep_last(&self, name: *mut RString, keep: usize) -> Outcome<()> {
-        let key = self.open(name, api::READ | api::WRITE);
-        let kind = unsafe { (api().key_type)(key.0) };
-        if kind == api::KEYTYPE_EMPTY {
+        let Some(key) = self.open_existing(name, api::READ | api::WRITE, api::KEYTYPE_LIST)? else {
             return Ok(());
-        }
-        if kind != api::KEYTYPE_LIST {
-            return Err(wrong_type());
-        }
+        };
         let length = unsafe { (api().value_length)(key.0) };
         for _ in keep..length {
             unsafe { (api().list_pop)(key.0, api::LIST_HEAD) };
@@ -380,13 +369,9 @@ impl Store {
 
     /// The last `count` elements of a list, or all (`LRANGE name -count -1`, `0 -1`).
     pub fn lrange_last(&self, name: *mut RString, count: Option<usize>) -> Outcome<Vec<Vec<u8>>> {
-        let key = self.open(name, api::READ);
-        if key.0.is_null() {
+        let Some(key) = self.open_existing(name, api::READ, api::KEYTYPE_LIST)? else {
             return Ok(Vec::new());
-        }
-        if unsafe { (api().key_type)(key.0) } != api::KEYTYPE_LIST {
-            return Err(wrong_type());
-        }
+        };
         let length = unsafe { (api().value_length)(key.0) };
         let first = count.map_or(0, |c| length.saturating_sub(c));
         let mut out = Vec::with_capacity(length - first);
