@@ -1,6 +1,6 @@
 """bestand's compiled core: the person-state fold and the identity resolver (see native/src)."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bestand.events import ResolvedEvent
@@ -54,6 +54,25 @@ class GraphBatch:
     def decide(self, replies: list[Any], stop: str) -> list[tuple[int, bytes]]: ...
     def applied(self, applied: int) -> bool: ...
     def answers(self) -> list[Answer]: ...
+
+class Keyer:
+    """``IdentityKeyer.key_tokens`` with its cache of outcomes; asks ``fallback`` what it
+    does not handle itself (phones, SHA-256 digests, values beyond printable ASCII)."""
+
+    def __init__(
+        self,
+        secret: bytes,
+        fallback: Callable[[Any, str, bool], tuple[str | None, str | None, str | None]],
+        email_reason: Callable[[str], str | None],
+        junk_values: Sequence[str],
+        gmail_domains: Sequence[str],
+        aliases: Mapping[str, str],
+        cache_size: int = 100_000,
+    ) -> None: ...
+    def key_tokens(
+        self, raw: list[tuple[Any, str, bool]]
+    ) -> tuple[list[str], list[tuple[Any, str]], list[tuple[str, str]], list[tuple[str, str]]]: ...
+    def cached(self) -> int: ...
 
 def keyed_hash_of(secret: bytes, kind: str, normalized: str) -> str: ...
 def digest_and_key(event: ResolvedEvent) -> tuple[str, str]: ...

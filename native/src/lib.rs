@@ -17,6 +17,7 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
 pub mod digest;
 pub mod fold;
 pub mod graph;
+pub mod keyer;
 pub mod keying;
 pub mod overlay;
 mod packed;
@@ -854,6 +855,7 @@ fn bestand_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Folder>()?;
     m.add_class::<graph::Resolver>()?;
     m.add_class::<graph::GraphBatch>()?;
+    m.add_class::<keyer::Keyer>()?;
     m.add_function(wrap_pyfunction!(digest_and_key, m)?)?;
     m.add_function(wrap_pyfunction!(keying::keyed_hash_of, m)?)?;
     m.add_function(wrap_pyfunction!(rules_py::decide_for_test, m)?)?;

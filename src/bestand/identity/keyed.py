@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from bestand.identity.errors import InvalidIdentifier
 from bestand.identity.hashing import keyed_hash, keyed_value, parse_sha256
-from bestand.identity.junk import JunkRules, fake_number_reason, fake_phone_reason
+from bestand.identity.junk import (
+    JUNK_VALUES,
+    JunkRules,
+    fake_number_reason,
+    fake_phone_reason,
+)
 from bestand.identity.kinds import IdKind
 from bestand.identity.normalize import (
+    GMAIL_DOMAINS,
+    MAIL_DOMAIN_ALIASES,
     e164,
     normalize_device_id,
     normalize_email,
@@ -59,6 +67,12 @@ class Keyed:
 #: dropped without a word).
 _Outcome = tuple[KeyedId | None, str | None, str | None]
 
+#: What :meth:`IdentityKeyer.key_tokens` gives: the tokens to link by, ``(kind, why)`` of each
+#: refused value, ``(token, why)`` of each junk value and of each refused value.
+KeyedTokens = tuple[
+    list[str], list[tuple[IdKind, str]], list[tuple[str, str]], list[tuple[str, str]]
+]
+
 #: Put in front of a refused value before it is keyed: no normalized value starts so, so a
 #: refused value never shares a key with a usable one.
 _REFUSED = "\x1frefused\x1f"
@@ -73,6 +87,10 @@ class IdentityKeyer:
     up to ``cache_size`` outcomes each: when the young one is full it becomes the old one and
     the one before is dropped, and an outcome asked for from the old generation moves to the
     young one. What recurs stays; what was seen once (an order id) ages out.
+
+    With the compiled core (``compiled``: None uses it where installed), :meth:`key_tokens`
+    runs compiled (``bestand_native.Keyer``, which asks this keyer what it does not handle
+    itself); :meth:`key_all` stays Python.
     """
 
     def __init__(
@@ -81,6 +99,7 @@ class IdentityKeyer:
         default_region: str,
         junk_rules: JunkRules | None = None,
         cache_size: int = 100_000,
+        compiled: bool | None = None,
     ) -> None:
         self._secret = secret
         self._region = default_region
@@ -88,6 +107,30 @@ class IdentityKeyer:
         self._cache: dict[tuple[IdKind, str, bool], _Outcome] = {}
         self._older: dict[tuple[IdKind, str, bool], _Outcome] = {}
         self._cache_size = cache_size
+        self._native = self._compiled(cache_size) if compiled is not False else None
+        if compiled and self._native is None:
+            raise RuntimeError("the compiled keyer needs the bestand-native package")
+
+    def _compiled(self, cache_size: int) -> Any:
+        """The compiled keyer over this one's rules, or None without the compiled core."""
+        try:
+            from bestand_native import Keyer
+        except ImportError:  # pragma: no cover - without the compiled core
+            return None
+        return Keyer(
+            self._secret,
+            self._token_outcome,
+            self._junk.email_reason,
+            sorted(JUNK_VALUES),
+            sorted(GMAIL_DOMAINS),
+            dict(MAIL_DOMAIN_ALIASES),
+            cache_size,
+        )
+
+    @property
+    def compiled(self) -> bool:
+        """Whether :meth:`key_tokens` runs compiled."""
+        return self._native is not None
 
     def normalize(self, kind: IdKind, raw: str) -> str:
         """The normalized form of a raw identifier of the given kind."""
@@ -164,6 +207,28 @@ class IdentityKeyer:
             kid = KeyedId(kind, keyed_value(self._secret, kind, _REFUSED + value.strip()))
             outcome = (kid, None, str(exc))
         return outcome
+
+    def _token_outcome(
+        self, kind: IdKind, value: str, is_sha256: bool
+    ) -> tuple[str | None, str | None, str | None]:
+        """:meth:`_new_outcome` with the keyed identifier as its token (for the compiled
+        keyer, which keeps outcomes itself)."""
+        kid, reason, refused = self._new_outcome(kind, value, is_sha256)
+        return (None if kid is None else kid.token), reason, refused
+
+    def key_tokens(self, raw: list[tuple[IdKind, str, bool]]) -> KeyedTokens:
+        """:meth:`key_all` in the form the worker needs, compiled where it can be: the
+        tokens to link by, ``(kind, why)`` of each refused value, ``(token, why)`` of each
+        junk value and of each refused value."""
+        if self._native is not None:
+            return self._native.key_tokens(raw)  # type: ignore[no-any-return]
+        keyed = self.key_all(raw)
+        return (
+            [kid.token for kid in keyed.ids],
+            list(keyed.rejected),
+            [(kid.token, why) for kid, why in keyed.junk],
+            [(kid.token, why) for kid, why in keyed.refused],
+        )
 
     def key_all(self, raw: list[tuple[IdKind, str, bool]]) -> Keyed:
         """Key every ``(kind, value, is_sha256)`` of an event."""

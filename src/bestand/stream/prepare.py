@@ -11,7 +11,7 @@ from bestand.events import InputEvent, InvalidEvent, TopicKind
 from bestand.events.decode import decode_timed
 from bestand.identity import IdentityKeyer, person_id_for, raw_identifiers
 from bestand.identity.junk import JunkRules
-from bestand.identity.kinds import KIND_NAMES
+from bestand.identity.kinds import KIND_NAMES, kind_of
 from bestand.settings import Settings
 from bestand.store.identity_graph import Resolution
 from bestand.stream.messages import Incoming, Outgoing, dead_letter
@@ -65,26 +65,26 @@ class Preparer:
             )
         except InvalidEvent as exc:
             return reject(message, exc.reason, exc.detail, tally)
-        keyed = self.keyer.key_all(raw_identifiers(event, settings.default_country))
-        if keyed.rejected or keyed.junk:
-            for id_kind, _ in keyed.rejected:
+        tokens, rejected, junk, refused = self.keyer.key_tokens(
+            raw_identifiers(event, settings.default_country)
+        )
+        if rejected or junk:
+            for id_kind, _ in rejected:
                 tally.rejected[KIND_NAMES[id_kind]] += 1
-            for kid, _ in keyed.junk:
-                tally.junk[(KIND_NAMES[kid.kind], "pattern")] += 1
-        if not keyed.ids:
-            problems = [f"{KIND_NAMES[k]}: {why}" for k, why in keyed.rejected]
-            problems += [f"{KIND_NAMES[kid.kind]}: {why}" for kid, why in keyed.junk]
+            for token, _ in junk:
+                tally.junk[(KIND_NAMES[kind_of(token)], "pattern")] += 1
+        if not tokens:
+            problems = [f"{KIND_NAMES[k]}: {why}" for k, why in rejected]
+            problems += [f"{KIND_NAMES[kind_of(token)]}: {why}" for token, why in junk]
             detail = "; ".join(problems) or "event names no identifier"
             return reject(message, "no_identifier", detail, tally)
-        tokens = [kid.token for kid in keyed.ids]
         resolution = Resolution(
             tokens=tokens,
             candidate=partial(person_id_for, self._secret, f"{tokens[0]}|{event.event_id}"),
             event_id=event.event_id,
             at=at,
             # Junk and refused values are logged for the person (explain), never linked.
-            pattern_junk=[(kid.token, why) for kid, why in keyed.junk]
-            + [(kid.token, f"refused as invalid: {why}") for kid, why in keyed.refused],
+            pattern_junk=junk + [(token, f"refused as invalid: {why}") for token, why in refused],
         )
         return Prepared(message, event, resolution)
 
