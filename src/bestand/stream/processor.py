@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from bestand.events import InputEvent, ResolvedEvent
+from bestand.events import ResolvedEvent
 from bestand.events.changes import change_json
 from bestand.events.customer import ErasureRequested
 from bestand.identity import resolved_event
@@ -153,11 +153,11 @@ class BatchProcessor:
         for step in batch.steps:
             if isinstance(step, Outgoing):
                 resolved.out.append(step)
-            elif isinstance(step.event, ErasureRequested):
+            elif step.erasure is not None:
                 # An erasure waits for what came before it, and what comes after waits for it.
                 resolved.runs.append(await self._resolve_run(run, resolved))
                 run = []
-                resolved.runs.append(await self._erase(step, step.event))
+                resolved.runs.append(await self._erase(step, step.erasure))
             else:
                 run.append(step)
         resolved.runs.append(await self._resolve_run(run, resolved))
@@ -184,14 +184,7 @@ class BatchProcessor:
                 continue
             tally.merges += len(absorbed)
             self._count_junk(junk, tally)
-            applied = resolved_event(
-                event,
-                topic=message.topic,
-                person_id=person,
-                absorbed=absorbed,
-                identifiers=identifiers,
-                at=prepared.resolution.at,
-            )
+            applied = event.for_person(person, absorbed, identifiers)
             if moved:
                 applied.claimed = tuple(token for token, _ in moved)
             todo.append(_Apply(message, applied, primary=True))
@@ -270,7 +263,7 @@ class BatchProcessor:
 
 def _detach(
     message: Incoming,
-    event: InputEvent,
+    event: ResolvedEvent,
     flagged: Sequence[tuple[str, str]],
     owners: Mapping[str, str],
     kind: Literal["detach", "release"] = "detach",
@@ -287,7 +280,7 @@ def _detach(
         detach = ResolvedEvent(
             event_id=f"{event.event_id}#{kind}:{owner}",
             event_time=event.event_time,
-            at=int(event.event_time.timestamp()),
+            at=event.at,
             kind=kind,
             type=event.type,
             topic=message.topic,
