@@ -74,6 +74,25 @@ class Keyer:
     ) -> tuple[list[str], list[tuple[Any, str]], list[tuple[str, str]], list[tuple[str, str]]]: ...
     def cached(self) -> int: ...
 
+class Decoder:
+    """The worker's decoding of the input messages it can vouch for (the rest: pydantic)."""
+
+    def __init__(
+        self,
+        resolved_event: type[ResolvedEvent],
+        order_facts: type[Any],
+        attribution: type[Any],
+        tz_info: type[Any],
+        fingerprints: Callable[..., tuple[str | None, str | None]],
+        name_key: Callable[[str | None, str | None], str | None],
+        default_country: str,
+        kinds: Mapping[str, Any],
+        earliest: float,
+    ) -> None: ...
+    def decode(
+        self, kind: str, value: bytes, topic: str, now: float, max_future: float
+    ) -> tuple[ResolvedEvent, list[tuple[Any, str, bool]], int] | None: ...
+
 def keyed_hash_of(secret: bytes, kind: str, normalized: str) -> str: ...
 def digest_and_key(event: ResolvedEvent) -> tuple[str, str]: ...
 

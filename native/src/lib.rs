@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 use pyo3::intern;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
 
+pub mod decoder;
 pub mod digest;
 pub mod fold;
 pub mod graph;
@@ -856,6 +857,7 @@ fn bestand_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<graph::Resolver>()?;
     m.add_class::<graph::GraphBatch>()?;
     m.add_class::<keyer::Keyer>()?;
+    m.add_class::<decoder::Decoder>()?;
     m.add_function(wrap_pyfunction!(digest_and_key, m)?)?;
     m.add_function(wrap_pyfunction!(keying::keyed_hash_of, m)?)?;
     m.add_function(wrap_pyfunction!(rules_py::decide_for_test, m)?)?;

@@ -118,8 +118,13 @@ def test_answers_and_explain_logs_match_for_hand_made_conflicts(redis_url: str) 
 
     batches = [
         [event(1, "c:1", "e:a", "a:x"), event(2, "c:2", "e:b", "a:x")],
-        [event(3, "e:c", "a:x"), event(4, "e:d", "a:x"), event(5, "e:e", "a:x"),
-         event(15, "e:f", "a:x"), event(16, "e:g", "a:x")],
+        [
+            event(3, "e:c", "a:x"),
+            event(4, "e:d", "a:x"),
+            event(5, "e:e", "a:x"),
+            event(15, "e:f", "a:x"),
+            event(16, "e:g", "a:x"),
+        ],
         [event(6, "e:a", "p:1"), event(7, "e:b", "p:1"), event(8, "o:9", "e:a", "m:anna")],
         [event(10, "e:a", "m:bob"), event(11, "a:x"), event(12, "h:home", "e:z")],
     ]

@@ -130,7 +130,10 @@ def test_a_cookies_holders_read_from_the_graph_give_each_click_its_holder_then()
                            held)  # fmt: skip
     # Each claimed it at its time: before the first claim the first holder, then each in turn.
     assert [overlay.view(["a:laptop"], at).owners["a:laptop"] for at in (50, 150, 250, 350)] == [
-        "A", "A", "B", "C"
+        "A",
+        "A",
+        "B",
+        "C",
     ]
     # A holder that is gone (erased: no facts) leaves the click with the holder now.
     gone = GraphOverlay({"a:laptop": "C"}, (), {}, {"C": persons["C"]}, DESCRIBING, held)

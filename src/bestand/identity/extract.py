@@ -163,6 +163,33 @@ def raw_identifiers(event: InputEvent, default_country: str = "DE") -> list[RawI
     return out
 
 
+def compiled_decoder(default_country: str = "DE") -> Any | None:
+    """The compiled decoder (``bestand_native.Decoder``): for the messages it vouches for,
+    what :func:`~bestand.events.decode.decode_timed`, :func:`raw_identifiers` and
+    :func:`resolved_event` make of them together, without a pydantic model; None without
+    the compiled core. Addresses and names are folded here, in Python, for it."""
+    try:
+        from bestand_native import Decoder
+    except ImportError:  # pragma: no cover - without the compiled core
+        return None
+    from pydantic_core import TzInfo
+
+    from bestand.events.common import Attribution
+    from bestand.events.decode import EARLIEST_EVENT_TIME
+
+    return Decoder(
+        ResolvedEvent,
+        OrderFacts,
+        Attribution,
+        TzInfo,
+        _fingerprints,
+        _name_key,
+        default_country,
+        {kind.value: kind for kind in IdKind},
+        EARLIEST_EVENT_TIME.timestamp(),
+    )
+
+
 def _cents(amount: Decimal) -> int:
     return int((amount * 100).to_integral_value())
 
