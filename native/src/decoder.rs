@@ -18,6 +18,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDateTime, PyDict, PyList, PyString, PyTuple, PyTzInfo};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
+use crate::digest::Json;
+use crate::reducer::{Event, Kind, OrderFacts, Status};
+use crate::Facts;
+
 /// A JSON value as far as the contracts need one; arrays and fractional numbers are kept
 /// only as "there was one" (no field of a contract takes them in the plain shape).
 enum J {
@@ -685,6 +689,107 @@ fn customer<'a>(message: &'a J, event_type: &'a str) -> Option<Decoded<'a>> {
     Some(decoded)
 }
 
+/// `datetime.isoformat()` of the event time, as the content digest writes it.
+fn isoformat(time: &Time) -> String {
+    let mut out = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        time.year, time.month, time.day, time.hour, time.minute, time.second
+    );
+    if time.micro != 0 {
+        out.push_str(&format!(".{:06}", time.micro));
+    }
+    let (sign, offset) = if time.offset < 0 { ('-', -time.offset) } else { ('+', time.offset) };
+    out.push_str(&format!("{sign}{:02}:{:02}", offset / 3600, offset % 3600 / 60));
+    out
+}
+
+/// The compiled facts of a decoded event (`Facts`): what `event_from` would read of its
+/// resolved event, and the facts of its content digest (`profile.markers.content_digest`).
+fn facts_of(decoded: &Decoded<'_>, topic: &str) -> Facts {
+    let owned = |v: Option<&str>| v.map(str::to_owned);
+    let order = decoded.order.as_ref();
+    let attribution = order.and_then(|o| o.attribution.as_ref());
+    let given = |name: &str| attribution.and_then(|a| a.iter().find(|(n, _)| *n == name)).and_then(|(_, v)| *v);
+    let event = Event {
+        event_id: decoded.event_id.to_owned(),
+        at: decoded.time.epoch,
+        kind: Kind::parse(decoded.kind).expect("the decoder's kinds are the fold's"),
+        person_id: String::new(),
+        identifiers: Vec::new(),
+        absorbed: Vec::new(),
+        order: order.map(|o| OrderFacts {
+            order_id: o.order_id.to_owned(),
+            status: match o.status {
+                "placed" => Status::Placed,
+                "cancelled" => Status::Cancelled,
+                "returned" => Status::Returned,
+                _ => Status::Refunded,
+            },
+            total_cents: o.total_cents,
+            returned_cents: o.returned_cents,
+            currency: owned(o.currency),
+            channel: owned(o.channel),
+            campaign: owned(given("campaign").filter(|c| !c.is_empty()).or_else(|| given("utm_campaign"))),
+            affiliate: owned(given("affiliate_id")),
+        }),
+        email_type: owned(decoded.email_type),
+        consent: decoded
+            .consent
+            .as_ref()
+            .map(|c| c.iter().map(|(p, g)| ((*p).to_owned(), *g)).collect()),
+        contact_channel: owned(decoded.contact_channel),
+        category: owned(decoded.category),
+        claimed: Vec::new(),
+    };
+    let order_facts = match order {
+        None => Json::Null,
+        Some(o) => Json::List(vec![
+            Json::Text(o.order_id.to_owned()),
+            Json::Text(o.status.to_owned()),
+            Json::opt_int(o.total_cents),
+            Json::opt_int(o.returned_cents),
+            Json::opt_text(o.currency),
+            Json::opt_text(o.channel),
+            o.guest.map_or(Json::Null, Json::Bool),
+            match attribution {
+                None => Json::Null,
+                // The model's `__dict__`: every field in the order of the contract.
+                Some(_) => Json::Object(
+                    ATTRIBUTION.iter().map(|name| ((*name).to_owned(), Json::opt_text(given(name)))).collect(),
+                ),
+            },
+        ]),
+    };
+    let consent_facts = match &decoded.consent {
+        None => Json::Null,
+        Some(purposes) => {
+            let mut sorted = purposes.clone();
+            sorted.sort();
+            Json::List(
+                sorted
+                    .into_iter()
+                    .map(|(p, g)| Json::List(vec![Json::Text(p.to_owned()), Json::Bool(g)]))
+                    .collect(),
+            )
+        }
+    };
+    let digest_facts = Json::List(vec![
+        Json::Text(decoded.event_id.to_owned()),
+        Json::Text(isoformat(&decoded.time)),
+        Json::Text(decoded.kind.to_owned()),
+        Json::Text(decoded.event_type.to_owned()),
+        Json::Text(topic.to_owned()),
+        order_facts,
+        Json::opt_text(decoded.email_type),
+        Json::opt_text(decoded.campaign),
+        consent_facts,
+        Json::opt_text(decoded.contact_channel),
+        Json::opt_text(decoded.product_id),
+        Json::opt_text(decoded.category),
+    ]);
+    Facts::new(event, &digest_facts)
+}
+
 /// The worker's compiled decoder (`bestand.stream.prepare.Preparer`).
 #[pyclass(module = "bestand_native", unsendable)]
 pub struct Decoder {
@@ -843,6 +948,7 @@ impl Decoder {
                 given.into_any().unbind()
             }
         };
+        let facts = Py::new(py, facts_of(&decoded, topic.to_str()?))?;
         let args = PyTuple::new(
             py,
             [
@@ -862,6 +968,8 @@ impl Decoder {
                 decoded.contact_channel.into_pyobject(py)?.into_any(),
                 decoded.product_id.into_pyobject(py)?.into_any(),
                 decoded.category.into_pyobject(py)?.into_any(),
+                PyTuple::empty(py).into_any(),
+                facts.into_bound(py).into_any(),
             ],
         )?;
         let template = self.resolved_event.bind(py).call1(args)?;

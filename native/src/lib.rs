@@ -187,11 +187,50 @@ fn plain(value: &Bound<'_, PyAny>) -> PyResult<Option<Json>> {
 }
 
 /// A resolved event, its content digest and its id as keys hold it.
+/// What the compiled decoder knows of an event that does not depend on its person: the facts
+/// the fold reads, the content digest of its dedupe marker and its event key. Carried by the
+/// resolved event (`ResolvedEvent.compiled`), so the fold takes them as they are instead of
+/// reading a dozen attributes and writing the digest's JSON again.
+#[pyclass(module = "bestand_native", frozen)]
+pub struct Facts {
+    event: Event,
+    digest: String,
+    key: String,
+}
+
+impl Facts {
+    /// `event` without its person, and the facts its content digest is taken of.
+    pub fn new(event: Event, digest_facts: &Json) -> Facts {
+        let key = event_key(&event.event_id);
+        Facts { digest: content_digest(digest_facts), key, event }
+    }
+}
+
+#[pymethods]
+impl Facts {
+    /// The content digest (`profile.markers.content_digest`), for the tests.
+    #[getter]
+    fn digest(&self) -> &str {
+        &self.digest
+    }
+}
+
 fn event_from(
     py: Python<'_>,
     obj: &Bound<'_, PyAny>,
     python_digest: &Bound<'_, PyAny>,
 ) -> PyResult<(Event, String, String)> {
+    if let Ok(compiled) = obj.getattr(intern!(py, "compiled")) {
+        if let Ok(facts) = compiled.downcast::<Facts>() {
+            let facts = facts.get();
+            let mut event = facts.event.clone();
+            event.person_id = obj.getattr(intern!(py, "person_id"))?.extract()?;
+            event.identifiers = obj.getattr(intern!(py, "identifiers"))?.extract()?;
+            event.absorbed = obj.getattr(intern!(py, "absorbed"))?.extract()?;
+            event.claimed = obj.getattr(intern!(py, "claimed"))?.extract()?;
+            return Ok((event, facts.digest.clone(), facts.key.clone()));
+        }
+    }
     let kind_name: String = obj.getattr(intern!(py, "kind"))?.extract()?;
     let kind = Kind::parse(&kind_name)
         .ok_or_else(|| PyValueError::new_err(format!("unknown event kind {kind_name:?}")))?;
@@ -851,6 +890,15 @@ fn digest_and_key(py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<(String,
     Ok((digest, key))
 }
 
+/// What the fold reads of a resolved event (`Debug` of its facts), its content digest and
+/// key, for the tests: the same whether it carries the decoder's compiled facts or not.
+#[pyfunction]
+fn event_for_test(py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<(String, String, String)> {
+    let python_digest = py.import("bestand.profile.markers")?.getattr("content_digest")?;
+    let (facts, digest, key) = event_from(py, event, &python_digest)?;
+    Ok((format!("{facts:?}"), digest, key))
+}
+
 #[pymodule]
 fn bestand_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Folder>()?;
@@ -858,7 +906,9 @@ fn bestand_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<graph::GraphBatch>()?;
     m.add_class::<keyer::Keyer>()?;
     m.add_class::<decoder::Decoder>()?;
+    m.add_class::<Facts>()?;
     m.add_function(wrap_pyfunction!(digest_and_key, m)?)?;
+    m.add_function(wrap_pyfunction!(event_for_test, m)?)?;
     m.add_function(wrap_pyfunction!(keying::keyed_hash_of, m)?)?;
     m.add_function(wrap_pyfunction!(rules_py::decide_for_test, m)?)?;
     m.add_function(wrap_pyfunction!(graph::stored_entry_for_test, m)?)?;

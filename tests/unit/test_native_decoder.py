@@ -19,14 +19,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bestand.events import ResolvedEvent
 from bestand.ingest.producer import topic_for
+from bestand.profile.markers import content_digest
 from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.stream.messages import Incoming, Outgoing
 from bestand.stream.prepare import Preparer
 from bestand.stream.tally import Tally
 
-pytest.importorskip("bestand_native")
+native = pytest.importorskip("bestand_native")
 
 SETTINGS = Settings()
 NOW = time.time()
@@ -75,9 +77,14 @@ def _vouched(message: Incoming) -> bool:
 
 
 def _same(message: Incoming) -> bool:
-    """Assert both preparations agree on ``message``; whether the compiled one decoded it."""
+    """Assert both preparations agree on ``message`` (and the compiled facts on what the
+    fold reads of it); whether the compiled one decoded it."""
     assert _outcome(COMPILED, message) == _outcome(PYTHON, message), message.value
-    return _vouched(message)
+    vouched = _vouched(message)
+    got = COMPILED.prepare(message, Tally(), NOW)
+    if vouched and not isinstance(got, Outgoing):
+        _facts_agree(got.event)
+    return vouched
 
 
 def _message(event: dict[str, Any] | bytes, topic_kind: str | None = None) -> Incoming:
@@ -99,6 +106,27 @@ def test_a_simulated_shops_history_prepares_the_same() -> None:
     # The shop's messages are of the plain shape: nearly all are decoded compiled.
     assert len(vouched) > 10_000
     assert sum(vouched) / len(vouched) > 0.97
+
+
+def _facts_agree(event: ResolvedEvent) -> None:
+    """The fold reads the same of ``event`` from its compiled facts as from its attributes."""
+    assert event.compiled is not None
+    resolved = event.for_person("p-1", ["p-2"], ["c:abc", "a:def"])
+    resolved.claimed = ("a:def",)
+    plain = resolved.for_person("p-1", ["p-2"], ["c:abc", "a:def"])
+    plain.claimed, plain.compiled = ("a:def",), None
+    assert native.event_for_test(resolved) == native.event_for_test(plain)
+    assert event.compiled.digest == content_digest(event)
+
+
+def test_the_compiled_facts_of_a_shops_events_are_what_the_fold_reads_of_them() -> None:
+    checked = 0
+    for event in simulate(persons=300, seed=8).events:
+        got = COMPILED.prepare(_message(event), Tally(), NOW)
+        if not isinstance(got, Outgoing) and got.event.compiled is not None:
+            _facts_agree(got.event)
+            checked += 1
+    assert checked > 2000
 
 
 CLICK = {
@@ -144,7 +172,12 @@ ORDER = {
     "anonymous_id": "ck_90a7f5cfa8852cff",
     "device_id": "dev-1",
     "payment_fingerprint": "pm_31ac2dbeca011328",
-    "attribution": {"campaign": "sem-generic", "utm_source": "google", "utm_medium": "cpc"},
+    "attribution": {
+        "campaign": "sem-generic",
+        "utm_source": "google",
+        "utm_medium": "cpc",
+        "affiliate_id": "aff-7",
+    },
     "items": 2,
 }
 RETURN = {

@@ -63,6 +63,9 @@ class ResolvedEvent:
     #: Cookies and device ids this event took over from another person: their lookup records
     #: are this person's now, whatever its state held before.
     claimed: tuple[str, ...] = ()
+    #: What the compiled decoder knows of the event apart from its person
+    #: (``bestand_native.Facts``): the compiled fold takes it instead of these attributes.
+    compiled: Any = field(default=None, compare=False, repr=False)
 
     def for_person(
         self, person_id: str, absorbed: Sequence[str], identifiers: Sequence[str]
@@ -87,6 +90,7 @@ class ResolvedEvent:
             self.product_id,
             self.category,
             self.claimed,
+            self.compiled,
         )
 
     @classmethod
