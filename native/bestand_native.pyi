@@ -88,6 +88,7 @@ class Decoder:
         default_country: str,
         kinds: Mapping[str, Any],
         earliest: float,
+        literals: Mapping[str, Sequence[str]],
     ) -> None: ...
     def decode(
         self, kind: str, value: bytes, topic: str, now: float, max_future: float

@@ -147,10 +147,10 @@ fn event_id(value: Option<&J>) -> Option<&str> {
 }
 
 /// One of the values of a `Literal`, exactly.
-fn literal<'a>(value: Option<&'a J>, allowed: &[&str]) -> Maybe<&'a str> {
+fn literal<'a>(value: Option<&'a J>, allowed: &[String]) -> Maybe<&'a str> {
     match value {
         None | Some(J::Null) => Some(None),
-        Some(J::Str(text)) => allowed.contains(&text.as_str()).then_some(Some(text.as_str())),
+        Some(J::Str(text)) => among(allowed, text).then_some(Some(text.as_str())),
         Some(_) => None,
     }
 }
@@ -312,18 +312,23 @@ fn time(value: Option<&J>) -> Option<Time> {
     })
 }
 
-const CLICK_TYPES: [&str; 3] = ["page_view", "product_view", "add_to_cart"];
-const EMAIL_TYPES: [&str; 6] = [
-    "email_sent",
-    "email_delivered",
-    "email_opened",
-    "email_clicked",
-    "email_bounced",
-    "email_unsubscribed",
-];
-const CHANNELS: [&str; 4] = ["web", "app", "store", "phone"];
-const CONTACT_CHANNELS: [&str; 4] = ["phone", "store", "chat", "email"];
-const PURPOSES: [&str; 5] = ["email", "sms", "phone", "ads", "personalization"];
+/// The values of the contracts' `Literal`s, handed over from Python (`extract.compiled_decoder`)
+/// so that the compiled decoder and pydantic read one list.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct Literals {
+    click_types: Vec<String>,
+    email_types: Vec<String>,
+    channels: Vec<String>,
+    contact_channels: Vec<String>,
+    purposes: Vec<String>,
+    bounce_types: Vec<String>,
+}
+
+fn among(allowed: &[String], text: &str) -> bool {
+    allowed.iter().any(|a| a == text)
+}
+
 /// Identifier kinds, strongest first (`kinds.STRENGTH`).
 const STRENGTH: [char; 11] = ['c', 'e', 'p', 'l', 'o', 'n', 'f', 'd', 'a', 'h', 'm'];
 const ATTRIBUTION: [&str; 8] = [
@@ -441,17 +446,17 @@ fn base<'a>(kind: &'static str, event_type: &'a str, event_id: &'a str, time: Ti
 }
 
 /// The message decoded as its topic's contract, or `None` where pydantic must say.
-fn decode<'a>(topic_kind: &str, message: &'a J) -> Option<Decoded<'a>> {
+fn decode<'a>(topic_kind: &str, message: &'a J, lits: &Literals) -> Option<Decoded<'a>> {
     let J::Obj(entries) = message else { return None };
     let event_type = entries.iter().find(|(k, _)| k == "type").and_then(|(_, v)| match v {
         J::Str(t) => Some(t.as_str()),
         _ => None,
     })?;
     match topic_kind {
-        "clickstream" if CLICK_TYPES.contains(&event_type) => click(message, event_type),
-        "orders" => order(message, event_type),
-        "email" if EMAIL_TYPES.contains(&event_type) => email(message, event_type),
-        "customer" => customer(message, event_type),
+        "clickstream" if among(&lits.click_types, event_type) => click(message, event_type),
+        "orders" => order(message, event_type, lits),
+        "email" if among(&lits.email_types, event_type) => email(message, event_type, lits),
+        "customer" => customer(message, event_type, lits),
         _ => None,
     }
 }
@@ -512,7 +517,7 @@ fn click<'a>(message: &'a J, event_type: &'a str) -> Option<Decoded<'a>> {
     Some(decoded)
 }
 
-fn order<'a>(message: &'a J, event_type: &'a str) -> Option<Decoded<'a>> {
+fn order<'a>(message: &'a J, event_type: &'a str, lits: &Literals) -> Option<Decoded<'a>> {
     let [id, at, source, _, order_id, total, currency, channel, customer, anonymous_id, device_id, payment, attributed, items, amount, reason] =
         fields(
             message,
@@ -544,7 +549,7 @@ fn order<'a>(message: &'a J, event_type: &'a str) -> Option<Decoded<'a>> {
             }
             let total = required(money(total))?;
             let currency = required(capitals(currency, 3))?;
-            let channel = required(literal(channel, &CHANNELS))?;
+            let channel = required(literal(channel, &lits.channels))?;
             integer(items, 0, 100_000)?;
             let attributed = attribution(attributed)?;
             let [customer_id, guest, email, email_sha256, phone, phone_sha256, first_name, last_name, address, loyalty_card] =
@@ -626,7 +631,7 @@ fn order<'a>(message: &'a J, event_type: &'a str) -> Option<Decoded<'a>> {
     Some(decoded)
 }
 
-fn email<'a>(message: &'a J, event_type: &'a str) -> Option<Decoded<'a>> {
+fn email<'a>(message: &'a J, event_type: &'a str, lits: &Literals) -> Option<Decoded<'a>> {
     let [id, at, source, _, address, campaign, message_id, url, bounce_type] = fields(
         message,
         ["event_id", "event_time", "source", "type", "email", "campaign", "message_id", "url", "bounce_type"],
@@ -638,7 +643,7 @@ fn email<'a>(message: &'a J, event_type: &'a str) -> Option<Decoded<'a>> {
     let campaign = stripped(campaign, SHORT)?;
     stripped(message_id, SHORT)?;
     plain(url, URL)?;
-    literal(bounce_type, &["hard", "soft"])?;
+    literal(bounce_type, &lits.bounce_types)?;
     let mut decoded = base("email", event_type, id, time);
     decoded.email_type = Some(event_type);
     decoded.campaign = campaign;
@@ -646,7 +651,7 @@ fn email<'a>(message: &'a J, event_type: &'a str) -> Option<Decoded<'a>> {
     Some(decoded)
 }
 
-fn customer<'a>(message: &'a J, event_type: &'a str) -> Option<Decoded<'a>> {
+fn customer<'a>(message: &'a J, event_type: &'a str, lits: &Literals) -> Option<Decoded<'a>> {
     let [id, at, source, _, identifiers, consent, channel, topic] = fields(
         message,
         ["event_id", "event_time", "source", "type", "identifiers", "consent", "channel", "topic"],
@@ -673,9 +678,11 @@ fn customer<'a>(message: &'a J, event_type: &'a str) -> Option<Decoded<'a>> {
         let Some(J::Obj(given)) = consent else { return None };
         let mut purposes = Vec::new();
         for (purpose, granted) in given {
-            let purpose = PURPOSES.iter().find(|p| **p == purpose)?;
+            if !among(&lits.purposes, purpose) {
+                return None;
+            }
             let J::Bool(granted) = granted else { return None };
-            purposes.push((*purpose, *granted));
+            purposes.push((purpose.as_str(), *granted));
         }
         if purposes.is_empty() {
             return None;
@@ -683,7 +690,7 @@ fn customer<'a>(message: &'a J, event_type: &'a str) -> Option<Decoded<'a>> {
         decoded.consent = Some(purposes);
     }
     if event_type == "contact" {
-        decoded.contact_channel = Some(required(literal(channel, &CONTACT_CHANNELS))?);
+        decoded.contact_channel = Some(required(literal(channel, &lits.contact_channels))?);
         stripped(topic, SHORT)?;
     }
     Some(decoded)
@@ -804,6 +811,7 @@ pub struct Decoder {
     kinds: HashMap<char, PyObject>,
     zones: HashMap<i32, PyObject>,
     earliest: f64,
+    literals: Literals,
 }
 
 #[pymethods]
@@ -821,6 +829,7 @@ impl Decoder {
         default_country: &str,
         kinds: std::collections::HashMap<char, PyObject>,
         earliest: f64,
+        literals: Literals,
     ) -> Self {
         Decoder {
             resolved_event,
@@ -833,6 +842,7 @@ impl Decoder {
             kinds: kinds.into_iter().collect(),
             zones: HashMap::new(),
             earliest,
+            literals,
         }
     }
 
@@ -849,7 +859,7 @@ impl Decoder {
         max_future: f64,
     ) -> PyResult<Option<Bound<'py, PyTuple>>> {
         let Ok(message) = serde_json::from_slice::<J>(value) else { return Ok(None) };
-        let Some(mut decoded) = decode(kind, &message) else { return Ok(None) };
+        let Some(mut decoded) = decode(kind, &message, &self.literals) else { return Ok(None) };
         let at = decoded.time.epoch;
         // As `decode_timed` compares it: the event time's float timestamp.
         let exact = (at * 1_000_000 + i64::from(decoded.time.micro)) as f64 / 1e6;

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, get_args
 
 from bestand.events import (
     AddToCart,
@@ -175,7 +175,24 @@ def compiled_decoder(default_country: str = "DE") -> Any | None:
     from pydantic_core import TzInfo
 
     from bestand.events.common import Attribution
-    from bestand.events.decode import EARLIEST_EVENT_TIME
+    from bestand.events.customer import ConsentPurpose, ContactRecorded
+    from bestand.events.decode import EARLIEST_EVENT_TIME, TYPE_TOPIC_KIND
+    from bestand.events.email import EmailEvent
+    from bestand.events.orders import SalesChannel
+
+    def values(annotation: Any) -> list[str]:
+        """The strings of a ``Literal`` (under ``| None`` too)."""
+        args = get_args(annotation)
+        return [a for a in args if isinstance(a, str)] or [v for a in args for v in values(a)]
+
+    literals = {
+        "click_types": [t for t, kind in TYPE_TOPIC_KIND.items() if kind == "clickstream"],
+        "email_types": values(EmailEvent.model_fields["type"].annotation),
+        "channels": values(SalesChannel),
+        "contact_channels": values(ContactRecorded.model_fields["channel"].annotation),
+        "purposes": values(ConsentPurpose),
+        "bounce_types": values(EmailEvent.model_fields["bounce_type"].annotation),
+    }
 
     return Decoder(
         ResolvedEvent,
@@ -187,6 +204,7 @@ def compiled_decoder(default_country: str = "DE") -> Any | None:
         default_country,
         {kind.value: kind for kind in IdKind},
         EARLIEST_EVENT_TIME.timestamp(),
+        literals,
     )
 
 
