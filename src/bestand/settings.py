@@ -220,7 +220,7 @@ class Settings(BaseSettings):
 
     # --- Worker ------------------------------------------------------------------------------
     batch_max_events: int = Field(
-        2000, ge=1, le=100000, description="Most events a worker handles in one batch."
+        8000, ge=1, le=100000, description="Most events a worker handles in one batch."
     )
     batch_wait_ms: int = Field(
         20,

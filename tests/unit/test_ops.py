@@ -21,7 +21,7 @@ from bestand.kafka.lag import PartitionLag, max_age, partition_lags, total_lag
 from bestand.ops.census import kind_of
 from bestand.ops.heartbeat import Heartbeat, is_ready, ttl_seconds, verdict
 from bestand.ops.logs import JsonFormatter, bound, logging_config
-from bestand.ops.metrics import ApiMetrics, WorkerMetrics
+from bestand.ops.metrics import ApiMetrics, WorkerMetrics, observe_many
 from bestand.store import Keys
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,6 +112,31 @@ def test_promtool_accepts_the_rules_and_their_unit_tests_pass() -> None:
     )
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "SUCCESS" in tested.stdout + tested.stderr
+
+
+def _samples(metrics: WorkerMetrics, name: str) -> dict[tuple[str, str], float]:
+    return {
+        (sample.name, sample.labels.get("le", "")): sample.value
+        for family in metrics.registry.collect()
+        if family.name == name
+        for sample in family.samples
+        if not sample.name.endswith("_created")
+    }
+
+
+def test_observe_many_counts_as_observe_one_at_a_time() -> None:
+    """Bucket edges (an amount equal to a bound counts in that bucket), beyond the last bound,
+    zero, unsorted input and repeats: every bucket, the count and the sum agree."""
+    amounts = [0.0, 0.01, 0.010001, 0.2, 0.05, 7.5, 86400.0, 90000.0, 0.25, 0.25, 3.0, 0.009]
+    one, many = WorkerMetrics(), WorkerMetrics()
+    for amount in amounts:
+        one.event_age.observe(amount)
+    observe_many(many.event_age, amounts)
+    observe_many(many.event_age, [])
+    expected = _samples(one, "bestand_event_age_seconds")
+    assert expected[("bestand_event_age_seconds_count", "")] == len(amounts)
+    assert expected[("bestand_event_age_seconds_bucket", "0.01")] == 3
+    assert _samples(many, "bestand_event_age_seconds") == pytest.approx(expected)
 
 
 def test_promtool_accepts_the_exposition_of_worker_and_api() -> None:

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,7 @@ from aiokafka.errors import KafkaError
 
 from bestand.kafka.batches import KeyPartitions, send_batched
 from bestand.ops.logs import bound
-from bestand.ops.metrics import WorkerMetrics
+from bestand.ops.metrics import WorkerMetrics, observe_many
 from bestand.settings import Settings
 from bestand.stream.messages import Incoming, Outgoing
 from bestand.stream.policy import ErrorPolicy
@@ -274,16 +275,10 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
         metrics = self._metrics
         metrics.batch_size.observe(len(messages))
         now = time.time()
-        per_topic: dict[str, int] = {}
-        newest = self.last_event_at or 0.0
-        age = metrics.event_age
-        for message in messages:
-            per_topic[message.topic] = per_topic.get(message.topic, 0) + 1
-            if message.timestamp:
-                age.observe(max(now - message.timestamp, 0.0))
-                newest = max(newest, message.timestamp)
-        self.last_event_at = newest or None
-        for topic, count in per_topic.items():
+        stamps = [message.timestamp for message in messages if message.timestamp]
+        observe_many(metrics.event_age, [max(now - stamp, 0.0) for stamp in stamps])
+        self.last_event_at = max(max(stamps, default=0.0), self.last_event_at or 0.0) or None
+        for topic, count in Counter(message.topic for message in messages).items():
             metrics.consumed.labels(topic).inc(count)
 
     async def _send(self, out: Sequence[Outgoing]) -> None:
