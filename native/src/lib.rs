@@ -46,6 +46,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MAX_REDIRECTS: usize = 32;
 /// Groups one write script covers.
 const WRITE_CHUNK: usize = 128;
+/// Persons (and markers) one read script covers.
+const READ_CHUNK: usize = 1024;
 
 /// The persons a worker last read or wrote, least recently used first out.
 struct Remembered {
@@ -517,9 +519,10 @@ impl Folder {
 
 #[pymethods]
 impl Batch {
-    /// The next read of persons and markers the round needs, a packed (`Packed`) call of
-    /// `persons_read`; None once the round has read everything.
-    fn read<'py>(&mut self, py: Python<'py>) -> PyResult<Option<PackedCall<'py>>> {
+    /// The next read of persons and markers the round needs, as packed (`Packed`) calls of
+    /// `persons_read` (their replies' rows and markers go to `feed` joined, in order); None
+    /// once the round has read everything.
+    fn read<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Vec<PackedCall<'py>>>> {
         if !self.started {
             self.start_round();
         }
@@ -548,19 +551,28 @@ impl Batch {
             self.asks.extend(more);
         }
         let asks = std::mem::take(&mut self.asks);
-        let mut call = Packed::new(names.len() + asks.len(), (names.len() + asks.len()) * 80 + 64);
-        for p in &names {
-            call.arg(folder.person_key(p).as_bytes());
-        }
-        for (i, person, _) in &asks {
-            call.arg(folder.dedupe_key(person, &self.event_keys[self.todo[*i]]).as_bytes());
-        }
-        call.int(names.len() as i64);
-        for p in &names {
-            call.int(folder.remembered.version(p));
+        // In calls of at most READ_CHUNK persons and markers each, in order: a large batch's
+        // read would hold Redis (and every lookup behind it) for tens of milliseconds.
+        let calls = names.len().max(asks.len()).div_ceil(READ_CHUNK).max(1);
+        let mut packed = Vec::with_capacity(calls);
+        for c in 0..calls {
+            let part = |len: usize| (c * READ_CHUNK).min(len)..((c + 1) * READ_CHUNK).min(len);
+            let (names, asks) = (&names[part(names.len())], &asks[part(asks.len())]);
+            let mut call = Packed::new(names.len() + asks.len(), (names.len() + asks.len()) * 80 + 64);
+            for p in names {
+                call.arg(folder.person_key(p).as_bytes());
+            }
+            for (i, person, _) in asks {
+                call.arg(folder.dedupe_key(person, &self.event_keys[self.todo[*i]]).as_bytes());
+            }
+            call.int(names.len() as i64);
+            for p in names {
+                call.int(folder.remembered.version(p));
+            }
+            packed.push(call.into_py(py));
         }
         self.asked = (names, asks);
-        Ok(Some(call.into_py(py)))
+        Ok(Some(packed))
     }
 
     /// Hand over what `persons_read` answered to the last read.

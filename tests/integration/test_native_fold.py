@@ -20,7 +20,10 @@ from stages import sent, shuffled_shop, two_passes
 pytest.importorskip("bestand_native", reason="the compiled fold is built by make install")
 
 
-@pytest.mark.parametrize(("persons", "seed", "batch"), [(150, 5, 97), (60, 9, 1), (300, 13, 500)])
+# The last case puts the whole shop in one batch: its person read goes in several calls.
+@pytest.mark.parametrize(
+    ("persons", "seed", "batch"), [(150, 5, 97), (60, 9, 1), (300, 13, 500), (1300, 17, 20000)]
+)
 def test_the_compiled_fold_writes_what_the_python_fold_writes(
     redis_url: str, persons: int, seed: int, batch: int
 ) -> None:

@@ -232,9 +232,13 @@ class ProfileStore:
         read_script, write_script = scripts.persons_read, scripts.persons_write
         described = None if describe is None else describe.native()
         for _ in range(_MAX_ROUNDS):
-            while (read := batch.read()) is not None:
-                [(rows, markers)] = await scripts.send(client, [scripts.command(read_script, read)])
-                batch.feed(rows, markers)
+            while (reads := batch.read()) is not None:
+                calls = [scripts.command(read_script, read) for read in reads]
+                replies = await scripts.send(client, calls)
+                batch.feed(
+                    [row for rows, _ in replies for row in rows],
+                    [marker for _, markers in replies for marker in markers],
+                )
             calls = [scripts.command(write_script, call) for call in batch.fold(described)]
             replies = await scripts.send(client, calls) if calls else []
             if batch.written(replies):
