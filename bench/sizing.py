@@ -161,9 +161,9 @@ def main() -> int:
     # The measured figures (README, Performance), one option each.
     add("--bytes-per-person", type=float, default=379, help="bench/memory.py's fit: a")
     add("--bytes-per-identifier", type=float, default=493, help="bench/memory.py's fit: b")
-    add("--events-per-worker", type=float, default=10009, help="bench/ingest.py, 1,000,000")
+    add("--events-per-worker", type=float, default=12548, help="bench/ingest.py, 1,000,000")
     add("--lookups-per-api", type=float, default=1000, help="bench/lookup_load.py, held")
-    add("--redis-event-us", type=float, default=52, help="bench/ingest.py, Redis µs per event")
+    add("--redis-event-us", type=float, default=42, help="bench/ingest.py, Redis µs per event")
     add("--graph-share", type=float, default=0.58, help="bench/script_costs.py --module")
     add("--redis-lookup-us", type=float, default=8.9, help="Redis CPU per GET, redis-benchmark")
     add("--master-memory-gb", type=float, default=64)

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from bestand.commands.data import cmd_evaluate, cmd_produce, cmd_rebuild, cmd_schemas, cmd_simulate
 from bestand.commands.ops import cmd_bench, cmd_health, cmd_status
 from bestand.commands.query import LOOKUP_FLAGS, cmd_explain, cmd_export, cmd_lookup, cmd_report
-from bestand.commands.run import cmd_api, cmd_demo, cmd_stack, cmd_worker
+from bestand.commands.run import cmd_api, cmd_collector, cmd_demo, cmd_stack, cmd_worker
 from bestand.ops.logs import LogFormat, logging_config
 from bestand.settings import Settings
 
@@ -76,6 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     api.add_argument("--loglevel", default="info")
     api.set_defaults(func=cmd_api)
+
+    collector = sub.add_parser(
+        "collector", help="serve Segment's tracking API: a shop's analytics feed Kafka"
+    )
+    collector.add_argument("--host")
+    collector.add_argument("--port", type=int)
+    collector.add_argument("--workers", type=int, default=1, help="processes (one per core)")
+    collector.add_argument("--loglevel", default="info")
+    collector.set_defaults(func=cmd_collector)
 
     lookup = sub.add_parser("lookup", help="look up one identifier in Redis")
     for flag in LOOKUP_FLAGS:

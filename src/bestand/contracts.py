@@ -23,6 +23,7 @@ from bestand.api.models import (
     OrderClassification,
     PersonExplanation,
 )
+from bestand.collector.models import CollectorAnswer, CollectorRefusal
 from bestand.events import (
     ClickstreamEvent,
     CustomerEvent,
@@ -50,6 +51,8 @@ _MODELS: dict[str, type[BaseModel]] = {
     "api/batch-classification-request.json": BatchClassificationRequest,
     "api/batch-classification-response.json": BatchClassificationResponse,
     "api/campaign-report.json": CampaignReport,
+    "collector/answer.json": CollectorAnswer,
+    "collector/refusal.json": CollectorRefusal,
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, StringConstraints, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bestand.access import Scope, split_api_key
@@ -25,8 +25,9 @@ from bestand.profile.value import ValueRules
 DEV_HMAC_SECRET = "bestand-development-secret-change-me"  # noqa: S105 - a marked placeholder
 #: The API key that development accepts when none is given. Refused outside development.
 DEV_API_KEY = "dev-key"
+DEV_WRITE_KEY = "dev-write-key"
 
-_PLACEHOLDERS = {DEV_HMAC_SECRET, "changeme", "change-me", "secret", "", DEV_API_KEY}
+_PLACEHOLDERS = {DEV_HMAC_SECRET, "changeme", "change-me", "secret", "", DEV_API_KEY, DEV_WRITE_KEY}
 
 
 def _split_csv(value: object) -> object:
@@ -218,6 +219,32 @@ class Settings(BaseSettings):
     )
     api_max_batch: int = Field(1000, ge=1, description="Most identifiers in one batch lookup.")
 
+    # --- Collector (Segment's tracking API) --------------------------------------------------
+    collector_host: str = "127.0.0.1"
+    collector_port: int = Field(8090, ge=1, le=65535)
+    collector_write_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Write keys the collector accepts (a Segment library's write key, sent "
+        "as the HTTP Basic user name or as writeKey in the body), comma separated; "
+        f"{DEV_WRITE_KEY!r} in development when none is set.",
+    )
+    collector_default_currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = Field(
+        "EUR", description="Currency of an order or refund whose properties name none."
+    )
+    collector_max_event_bytes: int = Field(
+        32 * 1024, ge=1024, description="Largest call, alone or in a batch (Segment: 32 KB)."
+    )
+    collector_max_batch_bytes: int = Field(
+        500 * 1024, ge=1024, description="Largest request body of /v1/batch (Segment: 500 KB)."
+    )
+    collector_kafka_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=120,
+        description="A request whose events Kafka has not acknowledged in this time gets a "
+        "503 (the client sends it again; the events' ids make the resend a redelivery).",
+    )
+
     # --- Worker ------------------------------------------------------------------------------
     batch_max_events: int = Field(
         8000, ge=1, le=100000, description="Most events a worker handles in one batch."
@@ -269,9 +296,9 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "collector_write_keys", mode="before")
     @classmethod
-    def _api_keys_csv(cls, value: object) -> object:
+    def _keys_csv(cls, value: object) -> object:
         return _split_csv(value)
 
     @field_validator("api_keys")
@@ -363,6 +390,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"BESTAND_API_KEYS holds a placeholder key; set real keys (BESTAND_ENV={self.env})"
             )
+        if any(key.get_secret_value() in _PLACEHOLDERS for key in self.collector_write_keys):
+            raise ValueError(
+                "BESTAND_COLLECTOR_WRITE_KEYS holds a placeholder key; set real keys "
+                f"(BESTAND_ENV={self.env})"
+            )
         return self
 
     @property
@@ -385,6 +417,14 @@ class Settings(BaseSettings):
             first_repeat_rate=self.first_repeat_rate,
             horizon_days=self.value_horizon_days,
         )
+
+    @property
+    def write_keys(self) -> list[str]:
+        """The collector's write keys (the development key in development when none is set)."""
+        keys = [key.get_secret_value() for key in self.collector_write_keys]
+        if not keys and self.env == "development":
+            return [DEV_WRITE_KEY]
+        return keys
 
     @property
     def scoped_api_keys(self) -> list[tuple[str, Scope]]:

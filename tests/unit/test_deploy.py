@@ -36,12 +36,15 @@ DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
 PREFIX = str(Settings.model_config["env_prefix"])
 SETTING_VARIABLES = {f"{PREFIX}{name}".upper() for name in Settings.model_fields}
 REQUIRED = ("BESTAND_HMAC_SECRET", "BESTAND_API_KEYS")
+#: Required of the collector alone.
+COLLECTOR_REQUIRED = ("BESTAND_COLLECTOR_WRITE_KEYS",)
 #: What an operator fills in for the required secrets.
 OPERATOR_SECRETS = {
     "BESTAND_HMAC_SECRET": "3f9c1e0b7a5d42e8b6c0f1a2d3e4f5a6",
     "BESTAND_API_KEYS": "adserver-7f3a9c1e0b5d:ads,affiliates-2b8e4d6f1a3c:affiliate",
+    "BESTAND_COLLECTOR_WRITE_KEYS": "shop-web-5c2e9a7b1d3f,shop-app-8d4b2f6a0c1e",
 }
-BESTAND_SERVICES = ("worker", "api")
+BESTAND_SERVICES = ("worker", "api", "collector")
 #: The oldest Kubernetes release the manifests are meant for.
 KUBERNETES_VERSION = "1.30"
 
@@ -132,7 +135,9 @@ def bind_mounts(service: Mapping[str, Any]) -> dict[str, Path]:
 
 
 def test_every_service_has_a_healthcheck(services: dict[str, Any]) -> None:
-    assert {"kafka", "redis", "worker", "api", "prometheus", "grafana"} <= set(services)
+    assert {"kafka", "redis", "worker", "api", "collector", "prometheus", "grafana"} <= set(
+        services
+    )
     for name, service in services.items():
         check = service.get("healthcheck", {})
         assert check.get("test"), f"{name} has no healthcheck"
@@ -150,7 +155,7 @@ def test_bestand_variables_are_settings(services: dict[str, Any], name: str) -> 
 @pytest.mark.parametrize("name", BESTAND_SERVICES)
 def test_secrets_are_required_variables(services: dict[str, Any], name: str) -> None:
     environment = raw_environment(services[name])
-    for variable in REQUIRED:
+    for variable in REQUIRED + (COLLECTOR_REQUIRED if name == "collector" else ()):
         assert re.fullmatch(rf"\$\{{{variable}:\?.+\}}", environment[variable]), variable
         with pytest.raises(KeyError, match=variable):
             environment_of(
@@ -161,7 +166,7 @@ def test_secrets_are_required_variables(services: dict[str, Any], name: str) -> 
 def test_env_example_lists_the_required_variables() -> None:
     text = (COMPOSE_DIR / "compose.yaml").read_text(encoding="utf-8")
     required = set(re.findall(r"\$\{(\w+):\?", text))
-    assert set(REQUIRED) <= required
+    assert set(REQUIRED + COLLECTOR_REQUIRED) <= required
     example = (COMPOSE_DIR / ".env.example").read_text(encoding="utf-8")
     # Empty in the example: compose then refuses to start until someone fills them in.
     listed = set(re.findall(r"^(\w+)=$", example, flags=re.MULTILINE))
@@ -211,7 +216,9 @@ def test_redis_keeps_an_append_only_file(services: dict[str, Any]) -> None:
 def test_worker_and_api_run_their_commands(services: dict[str, Any]) -> None:
     assert services["worker"]["command"] == ["bestand", "worker"]
     assert services["api"]["command"] == ["bestand", "api"]
+    assert services["collector"]["command"] == ["bestand", "collector"]
     assert services["worker"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert services["collector"]["depends_on"]["kafka"]["condition"] == "service_healthy"
     for name in BESTAND_SERVICES:
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
 
@@ -224,7 +231,9 @@ def test_worker_healthcheck_is_the_heartbeat_probe(services: dict[str, Any]) -> 
     assert (args.target, args.this_host) == ("worker", True)
 
 
-@pytest.mark.parametrize(("name", "port_setting"), [("api", "api_port")])
+@pytest.mark.parametrize(
+    ("name", "port_setting"), [("api", "api_port"), ("collector", "collector_port")]
+)
 def test_healthcheck_asks_the_configured_port(
     services: dict[str, Any], name: str, port_setting: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -250,6 +259,16 @@ def test_api_is_published_on_its_port(
     assert [container_port(p) for p in services["api"]["ports"]] == [settings.api_port]
 
 
+def test_collector_is_published_on_its_port(
+    services: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = compose_settings(services, "collector", monkeypatch)
+    assert settings.collector_host == "0.0.0.0"  # noqa: S104 - shops' servers must reach it
+    assert settings.write_keys == OPERATOR_SECRETS["BESTAND_COLLECTOR_WRITE_KEYS"].split(",")
+    ports = [container_port(p) for p in services["collector"]["ports"]]
+    assert ports == [settings.collector_port]
+
+
 def test_prometheus_scrapes_worker_and_api(
     services: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -257,12 +276,14 @@ def test_prometheus_scrapes_worker_and_api(
     config_file = mounts["/etc/prometheus/prometheus.yml"]
     assert config_file == DEPLOY / "prometheus" / "prometheus.yml"
     jobs = {job["job_name"]: job for job in load_yaml(config_file)["scrape_configs"]}
-    assert set(jobs) == {"bestand-worker", "bestand-api"}
+    assert set(jobs) == {"bestand-worker", "bestand-api", "bestand-collector"}
     worker = compose_settings(services, "worker", monkeypatch)
     api = compose_settings(services, "api", monkeypatch)
+    collector = compose_settings(services, "collector", monkeypatch)
     expected = {
         "bestand-worker": f"worker:{worker.worker_web_port}",
         "bestand-api": f"api:{api.api_port}",
+        "bestand-collector": f"collector:{collector.collector_port}",
     }
     for name, job in jobs.items():
         assert job.get("metrics_path", "/metrics") == "/metrics"
@@ -382,7 +403,7 @@ def test_kustomization_lists_every_manifest(
 ) -> None:
     assert sorted(kustomization["resources"]) == [p.name for p in manifest_files()]
     [image] = kustomization["images"]
-    for name in ("worker", "api"):
+    for name in ("worker", "api", "collector"):
         assert only_container(deployment(objects, name))["image"] == image["name"]
     namespaces = {o["metadata"].get("namespace") for o in objects if o["kind"] != "Namespace"}
     assert namespaces == {kustomization["namespace"]}
@@ -392,9 +413,9 @@ def test_configmap_and_secret_keys_are_settings(objects: list[dict[str, Any]]) -
     [config] = of_kind(objects, "ConfigMap").values()
     [secret] = of_kind(objects, "Secret").values()
     assert sorted(set(config["data"]) - SETTING_VARIABLES) == []
-    assert sorted(secret["stringData"]) == sorted(REQUIRED)
+    assert sorted(secret["stringData"]) == sorted(REQUIRED + COLLECTOR_REQUIRED)
     # Secrets belong in the Secret only.
-    assert set(config["data"]).isdisjoint(REQUIRED)
+    assert set(config["data"]).isdisjoint(REQUIRED + COLLECTOR_REQUIRED)
     assert all(isinstance(value, str) for value in config["data"].values())
 
 
@@ -407,6 +428,7 @@ def test_secret_placeholders_are_refused_and_real_values_accepted(
     for variable, refusal in [
         ("BESTAND_HMAC_SECRET", "HMAC_SECRET"),
         ("BESTAND_API_KEYS", "(?i)api_keys"),
+        ("BESTAND_COLLECTOR_WRITE_KEYS", "COLLECTOR_WRITE_KEYS"),
     ]:
         with pytest.raises(ValidationError, match=refusal):
             k8s_settings(
@@ -419,7 +441,7 @@ def test_secret_placeholders_are_refused_and_real_values_accepted(
 def test_deployments_read_the_configmap_and_the_secret(objects: list[dict[str, Any]]) -> None:
     [config] = list(of_kind(objects, "ConfigMap"))
     [secret] = list(of_kind(objects, "Secret"))
-    for name in ("worker", "api"):
+    for name in ("worker", "api", "collector"):
         sources = only_container(deployment(objects, name))["envFrom"]
         assert {s["configMapRef"]["name"] for s in sources if "configMapRef" in s} == {config}
         assert {s["secretRef"]["name"] for s in sources if "secretRef" in s} == {secret}
@@ -427,7 +449,7 @@ def test_deployments_read_the_configmap_and_the_secret(objects: list[dict[str, A
 
 def test_deployment_selectors_match_their_pods(objects: list[dict[str, Any]]) -> None:
     deployments = of_kind(objects, "Deployment")
-    assert len(deployments) == 2
+    assert len(deployments) == 3
     for name, found in deployments.items():
         assert selects(found["spec"]["selector"]["matchLabels"], found), name
 
@@ -501,6 +523,9 @@ def test_worker_runs_two_replicas_and_stops_gracefully(objects: list[dict[str, A
     assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 60
     assert only_container(worker)["command"] == ["bestand", "worker"]
     assert only_container(deployment(objects, "api"))["command"] == ["bestand", "api"]
+    collector = deployment(objects, "collector")
+    assert only_container(collector)["command"] == ["bestand", "collector"]
+    assert collector["spec"]["replicas"] == 2
 
 
 def test_probes_ask_the_configured_ports(
@@ -517,6 +542,10 @@ def test_probes_ask_the_configured_ports(
             "readinessProbe": ("/ready", settings.api_port),
             "startupProbe": ("/health", settings.api_port),
         },
+        "collector": {
+            "livenessProbe": ("/health", settings.collector_port),
+            "readinessProbe": ("/ready", settings.collector_port),
+        },
     }
     for name, probes in expected.items():
         container = only_container(deployment(objects, name))
@@ -531,13 +560,18 @@ def test_probes_ask_the_configured_ports(
     assert build_parser().parse_args(live[1:]).func.__name__ == "cmd_health"
     # The API must listen on the pod IP for the kubelet's probes and the Service.
     assert settings.api_host == "0.0.0.0"  # noqa: S104
+    assert settings.collector_host == "0.0.0.0"  # noqa: S104
 
 
 def test_pods_carry_scrape_annotations(
     objects: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = k8s_settings(objects, OPERATOR_SECRETS, monkeypatch)
-    ports = {"worker": settings.worker_web_port, "api": settings.api_port}
+    ports = {
+        "worker": settings.worker_web_port,
+        "api": settings.api_port,
+        "collector": settings.collector_port,
+    }
     for name, port in ports.items():
         annotations = deployment(objects, name)["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true"

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from datetime import date
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import parse_qsl, unquote
 
 import orjson
@@ -30,6 +30,7 @@ from bestand.api.models import (
 )
 from bestand.api.openapi import openapi_document
 from bestand.api.service import LookupService
+from bestand.asgi import METRICS, HttpError, Receive, Scope, Send, read_body, respond
 from bestand.identity import IdentityKeyer, InvalidIdentifier
 from bestand.ops.metrics import ApiMetrics
 from bestand.settings import Settings
@@ -39,25 +40,8 @@ from bestand.store.values import ThresholdCache
 
 log = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-_JSON = [(b"content-type", b"application/json")]
-_METRICS = [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")]
 B = TypeVar("B", bound=BaseModel)
 _MAX_BODY = 1_048_576
-
-
-class HttpError(Exception):
-    """An answer other than 200, with a stable code and a reason."""
-
-    def __init__(self, status: int, error: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.error = error
-        self.detail = detail
 
 
 def _package_version() -> str:
@@ -65,15 +49,6 @@ def _package_version() -> str:
         return version("bestand")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree
         return "0+unknown"
-
-
-async def _respond(
-    send: Send, status: int, body: bytes, content_type: list[tuple[bytes, bytes]] = _JSON
-) -> None:
-    # A length instead of chunked framing: fewer bytes, and the client knows the end at once.
-    headers = [*content_type, (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 def _day_range(query_string: bytes) -> tuple[date, date]:
@@ -91,22 +66,6 @@ def _day_range(query_string: bytes) -> tuple[date, date]:
     if end < start or (end - start).days > 366:
         raise HttpError(400, "invalid_parameter", "to must follow from, at most 366 days later")
     return start, end
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise HttpError(400, "disconnected", "client went away")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise HttpError(413, "body_too_large", f"request body exceeds {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def endpoint_of(path: str, method: str) -> str:
@@ -173,7 +132,7 @@ class LookupApi:
             return
         started = time.perf_counter()
         if scope["path"] == "/metrics":
-            await _respond(send, 200, self.metrics.exposition(), _METRICS)
+            await respond(send, 200, self.metrics.exposition(), METRICS)
             return
         try:
             status, body = await self._route(scope, receive)
@@ -191,7 +150,7 @@ class LookupApi:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             status = 500
             body = orjson.dumps({"error": "internal", "detail": "internal error; see server log"})
-        await _respond(send, status, body)
+        await respond(send, status, body)
         endpoint = endpoint_of(scope["path"], scope["method"])
         elapsed = time.perf_counter() - started
         self.metrics.requests.labels(endpoint, str(status)).observe(elapsed)
@@ -256,7 +215,7 @@ class LookupApi:
         if batch_classify:
             if method != "POST":
                 raise HttpError(405, "method_not_allowed", f"{method} is not allowed on {path}")
-            return 200, await self._classify_batch(await _read_body(receive, _MAX_BODY))
+            return 200, await self._classify_batch(await read_body(receive, _MAX_BODY))
         if classify:
             if method != "GET":
                 raise HttpError(405, "method_not_allowed", f"{method} is not allowed on {path}")
@@ -279,7 +238,7 @@ class LookupApi:
         if method == "GET":
             return 200, await self._lookup_one(scope["query_string"], key_scope)
         if method == "POST":
-            return 200, await self._lookup_batch(await _read_body(receive, _MAX_BODY), key_scope)
+            return 200, await self._lookup_batch(await read_body(receive, _MAX_BODY), key_scope)
         raise HttpError(405, "method_not_allowed", f"{method} is not allowed on {path}")
 
     async def _lookup_one(self, query_string: bytes, key_scope: KeyScope) -> bytes:

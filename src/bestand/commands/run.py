@@ -1,4 +1,5 @@
-"""Long-running parts: the local stack, the worker, the lookup API and the demo."""
+"""Long-running parts: the local stack, the worker, the lookup API, the collector and the
+demo."""
 
 from __future__ import annotations
 
@@ -78,6 +79,33 @@ def cmd_api(args: argparse.Namespace) -> int:
         factory=True,
         host=host,
         port=port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        log_level=args.loglevel,
+        log_config=logging_config(settings.log_format, args.loglevel),
+        access_log=False,
+    )
+    return 0
+
+
+def cmd_collector(args: argparse.Namespace) -> int:
+    """Serve the collector (Segment's tracking API) with uvicorn."""
+    settings = load_settings()
+    if not settings.write_keys:
+        print(
+            "collector: set BESTAND_COLLECTOR_WRITE_KEYS (the write keys your Segment "
+            f"libraries send; BESTAND_ENV={settings.env})",
+            file=sys.stderr,
+        )
+        return 2
+    import uvicorn
+
+    uvicorn.run(
+        "bestand.collector.app:collector_from_environment",
+        factory=True,
+        host=args.host or settings.collector_host,
+        port=args.port or settings.collector_port,
         workers=args.workers,
         loop="uvloop",
         http="httptools",

@@ -67,7 +67,8 @@ TYPE_TOPIC_KIND: dict[str, TopicKind] = {
 }
 
 
-def _summarize(exc: ValidationError) -> tuple[str, str]:
+def summarize(exc: ValidationError) -> tuple[str, str]:
+    """A validation error as a dead letter's reason and a one-line detail (first ten errors)."""
     errors = exc.errors(include_url=False, include_input=False)
     kinds = {err["type"] for err in errors}
     if kinds & {"json_invalid", "json_type"}:
@@ -124,7 +125,7 @@ def decode_timed(
     try:
         event = ADAPTERS[kind].validate_json(raw)
     except ValidationError as exc:
-        reason, detail = _summarize(exc)
+        reason, detail = summarize(exc)
         raise InvalidEvent(reason, detail) from None
     at = event.event_time.timestamp()
     if now is not None and (at < _EARLIEST or at > now + max_future_seconds):

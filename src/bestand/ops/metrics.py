@@ -206,3 +206,31 @@ class ApiMetrics:
     def exposition(self) -> bytes:
         """The registry in the Prometheus text exposition format."""
         return generate_latest(self.registry)
+
+
+@dataclass
+class CollectorMetrics:
+    """Requests of the collector, and what became of the calls they carried."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.requests = Histogram(
+            "bestand_collector_request_duration_seconds",
+            "Time from request to response in the collector (Kafka's acknowledgement "
+            "included), by route and status.",
+            ["route", "status"],
+            buckets=_SECONDS,
+            registry=self.registry,
+        )
+        self.calls = Counter(
+            "bestand_collector_calls",
+            "Segment calls by type (track, identify, page, ...) and outcome: forwarded to "
+            "Kafka, skipped (of no use to bestand), refused (with a 400).",
+            ["call", "outcome"],
+            registry=self.registry,
+        )
+
+    def exposition(self) -> bytes:
+        """The registry in the Prometheus text exposition format."""
+        return generate_latest(self.registry)

@@ -1,0 +1,298 @@
+"""``bestand collector``: Segment's HTTP tracking API in front of bestand's input topics.
+
+A shop points its analytics.js or Segment library at the collector by changing the host and
+the write key; nothing else changes. Routes: ``POST /v1/track``, ``/v1/identify``,
+``/v1/page`` (and ``screen``, ``group``, ``alias``, which bestand skips), ``/v1/batch``
+(``/v1/import``), and analytics.js's short forms (``/v1/t``, ``/v1/i``, ``/v1/p``, ``/v1/b``
+...). The write key comes as the HTTP Basic user name or as ``writeKey`` in the body, as
+Segment takes it. Limits are Segment's: 32 KB a call, 500 KB a batch.
+
+Answers: 200 once Kafka acknowledged every event of the request (``acks=all``); 400 with
+the reason of every call that makes no event (a batch's other calls are forwarded all the
+same, and the answer lists the refused ones by index); 401 for a missing or unknown write
+key; 413 for a body or call beyond the limits; 503 with ``Retry-After`` when Kafka did not
+take the events in time. Nothing is acknowledged that is not in Kafka.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import logging
+import time
+import zlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from bestand.asgi import (
+    JSON,
+    METRICS,
+    Headers,
+    HttpError,
+    Receive,
+    Scope,
+    Send,
+    header,
+    read_body,
+    respond,
+)
+from bestand.collector.forward import Forwarder, KafkaUnavailable, Record
+from bestand.collector.models import CollectorAnswer, CollectorRefusal, RefusedCall
+from bestand.collector.segment import Mapped, Refused, Skipped, from_segment
+from bestand.ingest.producer import key_for, topic_for
+from bestand.ops.metrics import CollectorMetrics
+from bestand.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Path -> the call type it takes (None: a batch of calls of any type).
+_CALLS = ("track", "identify", "page", "screen", "group", "alias")
+ROUTES: dict[str, str | None] = {
+    **{f"/v1/{name}": name for name in _CALLS},
+    **{f"/v1/{name[0]}": name for name in _CALLS},  # analytics.js's short forms
+    "/v1/batch": None,
+    "/v1/b": None,
+    "/v1/import": None,
+}
+#: Call types counted by name in the metrics (anything else is "other").
+CALL_TYPES = frozenset(_CALLS)
+#: How long a client should wait before sending again when Kafka is away.
+RETRY_AFTER_SECONDS = 5
+#: Browsers post cross-origin (analytics.js sends text/plain to avoid a preflight).
+CORS: Headers = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", b"POST, OPTIONS"),
+    (b"access-control-allow-headers", b"authorization, content-type, content-encoding"),
+    (b"access-control-max-age", b"86400"),
+]
+
+
+class Collector:
+    """ASGI callable of the collector."""
+
+    def __init__(self, settings: Settings, forwarder: Forwarder | None = None) -> None:
+        keys = settings.write_keys
+        if not keys:
+            raise ValueError(
+                "the collector needs write keys: set BESTAND_COLLECTOR_WRITE_KEYS "
+                f"(BESTAND_ENV={settings.env})"
+            )
+        self._settings = settings
+        self._keys = [key.encode() for key in keys]
+        self._forwarder = forwarder or Forwarder(settings)
+        self.metrics = CollectorMetrics()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection scope."""
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        path, method = scope["path"], scope["method"]
+        headers: Headers = [*JSON, *CORS]
+        if path == "/metrics":
+            await respond(send, 200, self.metrics.exposition(), METRICS)
+            return
+        try:
+            status, body = await self._route(scope, receive, path, method)
+        except HttpError as exc:
+            status, headers = exc.status, [*headers, *exc.headers]
+            body = orjson.dumps({"error": exc.error, "detail": exc.detail})
+        except Exception:
+            log.exception("unhandled error on %s %s", method, path)
+            status = 500
+            body = orjson.dumps({"error": "internal", "detail": "internal error; see server log"})
+        await respond(send, status, body, headers)
+        route = path if path in ROUTES or path in ("/health", "/ready") else "other"
+        self.metrics.requests.labels(route, str(status)).observe(time.perf_counter() - started)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._forwarder.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _route(
+        self, scope: Scope, receive: Receive, path: str, method: str
+    ) -> tuple[int, bytes]:
+        if path == "/health":
+            return 200, b'{"status":"ok"}'
+        if path == "/ready":
+            try:
+                await self._forwarder.ensure()
+            except KafkaUnavailable as exc:
+                raise HttpError(503, "unavailable", f"Kafka not reachable: {exc}") from None
+            return 200, b'{"status":"ready"}'
+        if path not in ROUTES:
+            raise HttpError(404, "not_found", f"no route {path}")
+        if method == "OPTIONS":
+            return 204, b""
+        if method != "POST":
+            raise HttpError(405, "method_not_allowed", f"{path} takes POST")
+        route = ROUTES[path]
+        settings = self._settings
+        limit = (
+            settings.collector_max_batch_bytes
+            if route is None
+            else settings.collector_max_event_bytes
+        )
+        basic = self._basic_key(scope)
+        payload = self._payload(scope, await read_body(receive, limit), limit)
+        if basic is None:
+            given = payload.get("writeKey")
+            self._check_key(given.encode() if isinstance(given, str) else None)
+        received_at = datetime.now(UTC)
+        if route is None:
+            calls = payload.get("batch")
+            if not isinstance(calls, list):
+                raise HttpError(400, "schema", "a batch needs a list of calls in 'batch'")
+            shared = payload.get("context")
+            sent_at = payload.get("sentAt")
+        else:
+            calls, shared, sent_at = [{**payload, "type": route}], None, None
+        return await self._take(calls, shared, sent_at, received_at)
+
+    async def _take(
+        self, calls: list[Any], shared: Any, sent_at: Any, received_at: datetime
+    ) -> tuple[int, bytes]:
+        """Map every call, forward the events, answer with what became of them."""
+        settings = self._settings
+        records: list[Record] = []
+        labels: list[str] = []
+        failed: list[RefusedCall] = []
+        skipped = 0
+        counted = self.metrics.calls
+        for index, call in enumerate(calls):
+            kind = call.get("type") if isinstance(call, Mapping) else None
+            label = kind if kind in CALL_TYPES else "other"
+            try:
+                outcome = _one(call, shared, sent_at, received_at, settings)
+            except Refused as exc:
+                failed.append(RefusedCall(index=index, reason=exc.reason, detail=exc.detail))
+                counted.labels(label, "refused").inc()
+                continue
+            if isinstance(outcome, Skipped):
+                skipped += 1
+                counted.labels(label, "skipped").inc()
+                continue
+            records.append(_record(outcome, settings))
+            labels.append(label)
+        try:
+            await self._forwarder.send(records)
+        except KafkaUnavailable as exc:
+            raise HttpError(
+                503,
+                "unavailable",
+                f"Kafka did not take the events ({exc}); send them again",
+                [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())],
+            ) from None
+        for label in labels:
+            counted.labels(label, "forwarded").inc()
+        if failed:
+            shown = "; ".join(f"{f.index}: {f.detail}" for f in failed[:3])
+            detail = f"{len(failed)} of {len(calls)} calls refused ({shown})"
+            if records or skipped:
+                detail += "; the others were taken"
+            refusal = CollectorRefusal(
+                error=failed[0].reason,
+                detail=detail,
+                failed=failed,
+                forwarded=len(records),
+                skipped=skipped,
+            )
+            return 400, refusal.model_dump_json().encode()
+        answer = CollectorAnswer(forwarded=len(records), skipped=skipped)
+        return 200, answer.model_dump_json().encode()
+
+    def _basic_key(self, scope: Scope) -> bytes | None:
+        """The write key of an ``Authorization: Basic`` header (checked), None without one."""
+        value = header(scope, b"authorization")
+        if value is None or value[:6].lower() != b"basic ":
+            return None
+        try:
+            user = base64.b64decode(value[6:].strip(), validate=True).split(b":", 1)[0]
+        except (binascii.Error, ValueError):
+            raise HttpError(401, "unauthorized", "malformed Basic authorization") from None
+        self._check_key(user)
+        return user
+
+    def _check_key(self, given: bytes | None) -> None:
+        if not given:
+            raise HttpError(
+                401,
+                "unauthorized",
+                "give the write key as the Basic user name or as writeKey in the body",
+                [(b"www-authenticate", b'Basic realm="bestand collector"')],
+            )
+        known = False
+        for key in self._keys:  # every key compared, in constant time each
+            known |= hmac.compare_digest(given, key)
+        if not known:
+            raise HttpError(401, "unauthorized", "unknown write key")
+
+    def _payload(self, scope: Scope, body: bytes, limit: int) -> Mapping[str, Any]:
+        encoding = (header(scope, b"content-encoding") or b"").strip().lower()
+        if encoding == b"gzip":
+            inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+            try:
+                body = inflater.decompress(body, limit + 1)
+            except zlib.error as exc:
+                raise HttpError(400, "invalid_body", f"not gzip: {exc}") from None
+            if len(body) > limit or inflater.unconsumed_tail:
+                raise HttpError(413, "body_too_large", f"request body exceeds {limit} bytes")
+        elif encoding not in (b"", b"identity"):
+            raise HttpError(415, "unsupported_encoding", "bodies are JSON, plain or gzip")
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise HttpError(400, "invalid_json", f"body is not JSON: {exc}") from None
+        if not isinstance(payload, dict):
+            raise HttpError(400, "schema", "the body must be a JSON object")
+        return payload
+
+
+def _one(
+    call: Any, shared: Any, sent_at: Any, received_at: datetime, settings: Settings
+) -> Mapped | Skipped:
+    """One call of a request: within the size limit, the batch's context under its own."""
+    if not isinstance(call, Mapping):
+        raise Refused("schema", "a call must be a JSON object")
+    if len(orjson.dumps(call)) > settings.collector_max_event_bytes:
+        raise Refused("too_large", f"a call may hold {settings.collector_max_event_bytes} bytes")
+    if isinstance(shared, Mapping):
+        call = {**call, "context": {**shared, **_object(call.get("context"))}}
+    return from_segment(
+        call,
+        received_at=received_at,
+        default_currency=settings.collector_default_currency,
+        sent_at=sent_at,
+    )
+
+
+def _record(mapped: Mapped, settings: Settings) -> Record:
+    event = mapped.event
+    return topic_for(event, settings), key_for(event), orjson.dumps(event)
+
+
+def _object(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def create_collector(settings: Settings, forwarder: Forwarder | None = None) -> Collector:
+    """Build the ASGI app for ``settings``."""
+    return Collector(settings, forwarder)
+
+
+def collector_from_environment() -> Collector:
+    """ASGI factory for ``uvicorn --factory``: settings from the environment."""
+    return create_collector(Settings())

@@ -1,0 +1,253 @@
+"""The collector over real HTTP, with Segment's own Python library, into real Kafka, through
+the worker into Redis, and back out of the lookup API.
+
+A shop that runs ``segment-analytics-python`` changes the host and the write key and nothing
+else: its orders make existing customers that ``GET /v1/lookup`` confirms. Hostile requests
+get their documented status and lose none of the good events beside them; with Kafka away
+the collector answers 503 and acknowledges nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import http.client
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from segment.analytics import Client
+from support import Deployment, Process, consume_all, make_deployment, run, wait_for
+
+from bestand.kafka.topics import ensure_topics
+from bestand.stack import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def _request(
+    port: int,
+    path: str,
+    body: bytes | dict[str, Any] | None = None,
+    *,
+    key: str | None = None,
+    headers: dict[str, str] | None = None,
+    method: str = "POST",
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    sent = dict(headers or {})
+    if key is not None:
+        sent["Authorization"] = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+    data = orjson.dumps(body) if isinstance(body, dict) else body
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(method, path, body=data, headers=sent)
+        response = connection.getresponse()
+        raw = response.read()
+        answer = orjson.loads(raw) if raw else {}
+        return response.status, answer, {k.lower(): v for k, v in response.getheaders()}
+    finally:
+        connection.close()
+
+
+def _up(port: int) -> bool:
+    try:
+        return _request(port, "/health", method="GET")[0] == 200
+    except OSError:
+        return False
+
+
+def _lookup(deployment: Deployment, key: str, **identifier: str) -> dict[str, Any]:
+    query = urllib.parse.urlencode(identifier)
+    connection = http.client.HTTPConnection("127.0.0.1", deployment.settings.api_port, timeout=10)
+    try:
+        connection.request("GET", f"/v1/lookup?{query}", headers={"Authorization": f"Bearer {key}"})
+        response = connection.getresponse()
+        assert response.status == 200, response.read()
+        return dict(orjson.loads(response.read()))
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="module")
+def shop(
+    kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Deployment, str]]:
+    """A deployment with a collector, a worker and the lookup API running; its write key."""
+    deployment = make_deployment(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("collector"))
+    write_key = f"wk-{uuid.uuid4().hex[:12]}"
+    deployment.env |= {
+        "BESTAND_COLLECTOR_WRITE_KEYS": f"other-key-0123,{write_key}",
+        "BESTAND_COLLECTOR_PORT": str(free_port()),
+    }
+    run(ensure_topics(deployment.settings))
+    logs = deployment.log_dir
+    processes = [
+        Process(["collector", "--loglevel", "warning"], deployment.env, logs / "collector.log"),
+        Process(["worker"], deployment.env, logs / "worker.log"),
+        Process(["api", "--loglevel", "warning"], deployment.env, logs / "api.log"),
+    ]
+    port = int(deployment.env["BESTAND_COLLECTOR_PORT"])
+    try:
+        wait_for(lambda: _up(port), timeout=30, what="the collector to answer /health")
+        yield deployment, write_key
+    finally:
+        # uvicorn ends on SIGTERM by raising the signal again once it has shut down (-15)
+        codes = [process.stop() for process in processes]
+        assert codes[0] in (0, -15), processes[0].log_tail()
+        assert codes[1] == 0, processes[1].log_tail()
+        assert codes[2] in (0, -15), processes[2].log_tail()
+
+
+def _port(deployment: Deployment) -> int:
+    return int(deployment.env["BESTAND_COLLECTOR_PORT"])
+
+
+def _admin(deployment: Deployment) -> str:
+    keys = deployment.env["BESTAND_API_KEYS"].split(",")
+    return next(k for k in keys if k.endswith(":admin")).rsplit(":", 1)[0]
+
+
+def test_segments_own_library_makes_an_existing_customer(shop: tuple[Deployment, str]) -> None:
+    deployment, write_key = shop
+    errors: list[str] = []
+    client = Client(
+        write_key,
+        host=f"http://127.0.0.1:{_port(deployment)}",
+        sync_mode=True,
+        max_retries=2,
+        on_error=lambda error, _: errors.append(str(error)),
+    )
+    campaign = {"name": "winter", "source": "newsletter", "medium": "email"}
+    client.page(
+        anonymous_id="seg-cookie-1",
+        name="Home",
+        properties={"url": "https://shop.example/?gclid=abc123"},
+        context={"campaign": campaign},
+    )
+    client.identify(
+        user_id="seg-user-1",
+        anonymous_id="seg-cookie-1",
+        traits={"email": "Segment.Kundin@Example.com", "phone": "+49 171 5550123"},
+    )
+    order = {
+        "order_id": "seg-o1",
+        "total": 59.9,
+        "currency": "EUR",
+        "coupon": "WELCOME10",
+        "products": [{"product_id": "p1", "price": 29.95, "quantity": 2}],
+    }
+    for _ in range(2):  # a resend of one message: one order, not two
+        client.track(
+            user_id="seg-user-1",
+            anonymous_id="seg-cookie-1",
+            event="Order Completed",
+            properties=order,
+            message_id="seg-message-order-1",
+        )
+    client.track(user_id="seg-user-1", event="Checkout Step Viewed", properties={"step": 2})
+    client.flush()
+    assert errors == []
+
+    key = _admin(deployment)
+    answer = wait_for(
+        lambda: (
+            (a := _lookup(deployment, key, email="segment.kundin@example.com"))["existing_customer"]
+            and a
+        ),
+        timeout=60,
+        what="the order to make an existing customer",
+    )
+    assert answer["orders_count"] == 1
+    assert answer["value"]["lifetime_value"] == pytest.approx(59.9)
+    by_cookie = _lookup(deployment, key, anonymous_id="seg-cookie-1")
+    assert by_cookie["existing_customer"] is True
+    assert by_cookie["person_id"] == answer["person_id"]
+    assert _lookup(deployment, key, customer_id="seg-user-1")["person_id"] == answer["person_id"]
+
+
+def test_a_batch_with_one_bad_call_loses_none_of_the_good_ones(
+    shop: tuple[Deployment, str],
+) -> None:
+    deployment, write_key = shop
+    good = {
+        "type": "track",
+        "event": "Product Viewed",
+        "anonymousId": "seg-cookie-2",
+        "messageId": "seg-batch-good-1",
+        "timestamp": "2026-11-20T10:00:00Z",
+        "properties": {"product_id": "p-7", "category": "shoes"},
+    }
+    bad = {**good, "messageId": "seg-batch-bad", "event": "Order Completed", "properties": {}}
+    order = {
+        "type": "track",
+        "event": "Order Completed",
+        "userId": "seg-user-2",
+        "messageId": "seg-batch-good-2",
+        "timestamp": "2026-11-20T10:05:00Z",
+        "properties": {"order_id": "seg-o2", "revenue": "12.5"},
+    }
+    status, answer, _ = _request(
+        _port(deployment), "/v1/batch", {"batch": [good, bad, order]}, key=write_key
+    )
+    assert status == 400
+    assert answer["failed"] == [
+        {"index": 1, "reason": "schema", "detail": "Order Completed needs a total (or revenue)"}
+    ]
+    assert answer["forwarded"] == 2
+    clicks = run(consume_all(deployment.settings.kafka_bootstrap, deployment.topic("clickstream"),
+                             expect=1))  # fmt: skip
+    orders = run(consume_all(deployment.settings.kafka_bootstrap, deployment.topic("orders"),
+                             expect=2))  # fmt: skip
+    ids = {event["event_id"] for event in [*clicks, *orders]}
+    assert {"seg-batch-good-1", "seg-batch-good-2"} <= ids
+    assert "seg-batch-bad" not in ids
+
+
+def test_hostile_requests_get_their_status(shop: tuple[Deployment, str]) -> None:
+    deployment, write_key = shop
+    port = _port(deployment)
+    call = {"type": "identify", "userId": "u-hostile", "traits": {"email": "h@example.com"}}
+    assert _request(port, "/v1/identify", call)[0] == 401  # no key
+    status, answer, _ = _request(port, "/v1/identify", call, key="not-a-key")
+    assert (status, answer["error"]) == (401, "unauthorized")
+    assert _request(port, "/v1/identify", {**call, "writeKey": write_key})[0] == 200
+    assert _request(port, "/v1/identify", b"{not json", key=write_key)[0] == 400
+    huge = {**call, "traits": {"note": "x" * 40_000}}
+    status, answer, _ = _request(port, "/v1/identify", huge, key=write_key)
+    assert (status, answer["error"]) == (413, "body_too_large")
+    status, answer, _ = _request(port, "/v1/batch", {"batch": [huge]}, key=write_key)
+    assert (status, answer["failed"][0]["reason"]) == (400, "too_large")
+    packed = gzip.compress(orjson.dumps({"batch": [call]}))
+    status, answer, _ = _request(
+        port, "/v1/batch", packed, key=write_key, headers={"Content-Encoding": "gzip"}
+    )
+    assert (status, answer["forwarded"]) == (200, 1)
+    status, answer, _ = _request(port, "/v1/track", {"event": "Order Completed"}, key=write_key)
+    assert (status, answer["error"]) == (400, "no_identifier")
+
+
+def test_with_kafka_away_nothing_is_acknowledged(
+    redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    deployment = make_deployment("127.0.0.1:1", redis_url, tmp_path_factory.mktemp("away"))
+    port = free_port()
+    env = {
+        **deployment.env,
+        "BESTAND_COLLECTOR_WRITE_KEYS": "away-key-0123",
+        "BESTAND_COLLECTOR_PORT": str(port),
+        "BESTAND_COLLECTOR_KAFKA_TIMEOUT_SECONDS": "2",
+    }
+    process = Process(["collector", "--loglevel", "error"], env, deployment.log_dir / "c.log")
+    try:
+        wait_for(lambda: _up(port), timeout=30, what="the collector to answer /health")
+        call = {"type": "identify", "userId": "u-away", "messageId": "away-1"}
+        body = {"batch": [call]}
+        status, answer, headers = _request(port, "/v1/batch", body, key="away-key-0123")
+        assert (status, answer["error"]) == (503, "unavailable")
+        assert headers["retry-after"] == "5"
+        assert _request(port, "/ready", method="GET")[0] == 503
+    finally:
+        assert process.stop() in (0, -15), process.log_tail()
