@@ -17,6 +17,8 @@ Send = Callable[[Message], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
 JSON: Headers = [(b"content-type", b"application/json")]
+#: The body of a 500: the trace goes to the server's log, never to the client.
+INTERNAL_ERROR = b'{"error":"internal","detail":"internal error; see server log"}'
 METRICS: Headers = [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")]
 
 
@@ -61,6 +63,20 @@ async def read_body(receive: Receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+async def lifespan(
+    receive: Receive, send: Send, on_shutdown: Callable[[], Awaitable[None]]
+) -> None:
+    """Answer the server's lifespan messages; ``on_shutdown`` closes the app's connections."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await on_shutdown()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:

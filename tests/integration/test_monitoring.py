@@ -27,7 +27,7 @@ from bestand.kafka.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 
-BURST = 6000  # several seconds of work for one worker: the watch sees the lag
+BURST = 6000  # seconds of work for one worker in small batches: the watch sees the lag
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +38,9 @@ def ops(
     deployment.env["BESTAND_OPS_INTERVAL_SECONDS"] = "0.5"
     deployment.env["BESTAND_READY_MAX_LAG"] = "0"
     deployment.env["BESTAND_LOG_FORMAT"] = "json"
+    # Batches of 20: the burst takes 300 batches, seconds of work, not a fraction of a second,
+    # so the worker's lag probe (every 0.5 s) sees it before it is gone.
+    deployment.env["BESTAND_BATCH_MAX_EVENTS"] = "20"
     run(ensure_topics(deployment.settings))
     worker = Process(["worker"], deployment.env, deployment.log_dir / "worker.log")
     api = Process(["api", "--loglevel", "warning"], deployment.env, deployment.log_dir / "api.log")

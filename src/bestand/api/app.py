@@ -30,7 +30,17 @@ from bestand.api.models import (
 )
 from bestand.api.openapi import openapi_document
 from bestand.api.service import LookupService
-from bestand.asgi import METRICS, HttpError, Receive, Scope, Send, read_body, respond
+from bestand.asgi import (
+    INTERNAL_ERROR,
+    METRICS,
+    HttpError,
+    Receive,
+    Scope,
+    Send,
+    lifespan,
+    read_body,
+    respond,
+)
 from bestand.identity import IdentityKeyer, InvalidIdentifier
 from bestand.ops.metrics import ApiMetrics
 from bestand.settings import Settings
@@ -126,7 +136,7 @@ class LookupApi:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection scope."""
         if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+            await lifespan(receive, send, self._client.aclose)
             return
         if scope["type"] != "http":
             return
@@ -149,21 +159,11 @@ class LookupApi:
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             status = 500
-            body = orjson.dumps({"error": "internal", "detail": "internal error; see server log"})
+            body = INTERNAL_ERROR
         await respond(send, status, body)
         endpoint = endpoint_of(scope["path"], scope["method"])
         elapsed = time.perf_counter() - started
         self.metrics.requests.labels(endpoint, str(status)).observe(elapsed)
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self._client.aclose()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
     async def _route(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
         path: str = scope["path"]

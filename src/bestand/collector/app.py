@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 
 from bestand.asgi import (
+    INTERNAL_ERROR,
     JSON,
     METRICS,
     Headers,
@@ -37,6 +38,7 @@ from bestand.asgi import (
     Scope,
     Send,
     header,
+    lifespan,
     read_body,
     respond,
 )
@@ -89,7 +91,7 @@ class Collector:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection scope."""
         if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+            await lifespan(receive, send, self._forwarder.close)
             return
         if scope["type"] != "http":
             return
@@ -107,20 +109,10 @@ class Collector:
         except Exception:
             log.exception("unhandled error on %s %s", method, path)
             status = 500
-            body = orjson.dumps({"error": "internal", "detail": "internal error; see server log"})
+            body = INTERNAL_ERROR
         await respond(send, status, body, headers)
         route = path if path in ROUTES or path in ("/health", "/ready") else "other"
         self.metrics.requests.labels(route, str(status)).observe(time.perf_counter() - started)
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self._forwarder.close()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
     async def _route(
         self, scope: Scope, receive: Receive, path: str, method: str

@@ -8,6 +8,7 @@ import sys
 
 from bestand.commands.common import load_settings
 from bestand.ops.logs import logging_config
+from bestand.settings import Settings
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
@@ -72,21 +73,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     port = args.port or settings.api_port
     if args.server == "granian":
         return _serve_granian(host, port, args.workers, args.loglevel)
-    import uvicorn
-
-    uvicorn.run(
-        "bestand.api.app:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=args.workers,
-        loop="uvloop",
-        http="httptools",
-        log_level=args.loglevel,
-        log_config=logging_config(settings.log_format, args.loglevel),
-        access_log=False,
-    )
-    return 0
+    return _serve_uvicorn("bestand.api.app:app_from_environment", host, port, args, settings)
 
 
 def cmd_collector(args: argparse.Namespace) -> int:
@@ -99,13 +86,23 @@ def cmd_collector(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    host = args.host or settings.collector_host
+    port = args.port or settings.collector_port
+    factory = "bestand.collector.app:collector_from_environment"
+    return _serve_uvicorn(factory, host, port, args, settings)
+
+
+def _serve_uvicorn(
+    factory: str, host: str, port: int, args: argparse.Namespace, settings: Settings
+) -> int:
+    """An ASGI app factory under uvicorn: uvloop, httptools, bestand's log format."""
     import uvicorn
 
     uvicorn.run(
-        "bestand.collector.app:collector_from_environment",
+        factory,
         factory=True,
-        host=args.host or settings.collector_host,
-        port=args.port or settings.collector_port,
+        host=host,
+        port=port,
         workers=args.workers,
         loop="uvloop",
         http="httptools",

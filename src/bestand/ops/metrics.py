@@ -40,10 +40,19 @@ BATCH_PHASES = ("decode", "resolve", "apply", "produce", "commit", "batch")
 
 
 @dataclass
-class WorkerMetrics:
-    """Counters and timings of the worker's batch loop."""
+class Metrics:
+    """One process's registry, and its exposition for ``/metrics``."""
 
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def exposition(self) -> bytes:
+        """The registry in the Prometheus text exposition format."""
+        return generate_latest(self.registry)
+
+
+@dataclass
+class WorkerMetrics(Metrics):
+    """Counters and timings of the worker's batch loop."""
 
     def __post_init__(self) -> None:
         self.events = Counter(
@@ -183,16 +192,10 @@ class WorkerMetrics:
             registry=self.registry,
         )
 
-    def exposition(self) -> bytes:
-        """The registry in the Prometheus text exposition format."""
-        return generate_latest(self.registry)
-
 
 @dataclass
-class ApiMetrics:
+class ApiMetrics(Metrics):
     """Request latency of the lookup API, by endpoint and status."""
-
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
         self.requests = Histogram(
@@ -203,16 +206,10 @@ class ApiMetrics:
             registry=self.registry,
         )
 
-    def exposition(self) -> bytes:
-        """The registry in the Prometheus text exposition format."""
-        return generate_latest(self.registry)
-
 
 @dataclass
-class CollectorMetrics:
+class CollectorMetrics(Metrics):
     """Requests of the collector, and what became of the calls they carried."""
-
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
         self.requests = Histogram(
@@ -230,7 +227,3 @@ class CollectorMetrics:
             ["call", "outcome"],
             registry=self.registry,
         )
-
-    def exposition(self) -> bytes:
-        """The registry in the Prometheus text exposition format."""
-        return generate_latest(self.registry)
