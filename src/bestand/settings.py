@@ -237,6 +237,11 @@ class Settings(BaseSettings):
     collector_max_batch_bytes: int = Field(
         500 * 1024, ge=1024, description="Largest request body of /v1/batch (Segment: 500 KB)."
     )
+    collector_shopify_secret: SecretStr | None = Field(
+        None,
+        description="The Shopify app's client secret: webhooks to /v1/webhooks/shopify are "
+        "taken only with its HMAC (X-Shopify-Hmac-Sha256); unset, the route answers 404.",
+    )
     collector_kafka_timeout_seconds: float = Field(
         10.0,
         gt=0,
@@ -310,6 +315,12 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"key {position}: {exc}") from None
         return value
+
+    @field_validator("collector_shopify_secret", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # An empty secret would make any body's HMAC computable: empty means off.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("default_phone_region", "default_country")
     @classmethod

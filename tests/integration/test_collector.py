@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
+import hmac
 import http.client
 import urllib.parse
 import uuid
@@ -26,6 +28,8 @@ from bestand.kafka.topics import ensure_topics
 from bestand.stack import free_port
 
 pytestmark = pytest.mark.integration
+
+SHOPIFY_SECRET = "shpss-test-0123456789abcdef"
 
 
 def _request(
@@ -81,6 +85,7 @@ def shop(
     deployment.env |= {
         "BESTAND_COLLECTOR_WRITE_KEYS": f"other-key-0123,{write_key}",
         "BESTAND_COLLECTOR_PORT": str(free_port()),
+        "BESTAND_COLLECTOR_SHOPIFY_SECRET": SHOPIFY_SECRET,
     }
     run(ensure_topics(deployment.settings))
     logs = deployment.log_dir
@@ -204,6 +209,52 @@ def test_a_batch_with_one_bad_call_loses_none_of_the_good_ones(
     ids = {event["event_id"] for event in [*clicks, *orders]}
     assert {"seg-batch-good-1", "seg-batch-good-2"} <= ids
     assert "seg-batch-bad" not in ids
+
+
+def _shopify(
+    port: int, topic: str, webhook: str, payload: dict[str, Any], secret: str = SHOPIFY_SECRET
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    body = orjson.dumps(payload)
+    signature = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest())
+    headers = {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Webhook-Id": webhook,
+        "X-Shopify-Hmac-Sha256": signature.decode(),
+        "X-Shopify-Shop-Domain": "bestand-test.myshopify.com",
+    }
+    return _request(port, "/v1/webhooks/shopify", body, headers=headers)
+
+
+def test_shopify_orders_make_existing_customers_once(shop: tuple[Deployment, str]) -> None:
+    deployment, _ = shop
+    port = _port(deployment)
+    order = {
+        "id": 450789469, "email": "Shopify.Kunde@Example.com", "currency": "EUR",
+        "created_at": "2026-11-20T10:00:00+01:00", "total_price": "89.90", "source_name": "pos",
+        "customer": {"id": 207119551, "first_name": "Bob", "last_name": "Norman"},
+        "billing_address": {"first_name": "Bob", "last_name": "Norman",
+                            "address1": "Chestnut Street 92", "city": "Louisville",
+                            "zip": "40202", "country_code": "US"},
+        "line_items": [{"id": 466157049, "quantity": 1, "price": "89.90"}],
+    }  # fmt: skip
+    for _ in range(2):  # Shopify sends a webhook again until it is acknowledged
+        status, answer, _ = _shopify(port, "orders/create", "wh-order-1", order)
+        assert (status, answer["forwarded"]) == (200, 1)
+    assert _shopify(port, "orders/create", "wh-x", order, secret="wrong")[0] == 401
+    status, answer, _ = _shopify(port, "orders/updated", "wh-u", order)
+    assert (status, answer["skipped"]) == (200, 1)
+    key = _admin(deployment)
+    answer = wait_for(
+        lambda: (
+            (a := _lookup(deployment, key, email="shopify.kunde@example.com"))["existing_customer"]
+            and a
+        ),
+        timeout=60,
+        what="the Shopify order to make an existing customer",
+    )
+    assert answer["orders_count"] == 1
+    assert _lookup(deployment, key, customer_id="207119551")["person_id"] == answer["person_id"]
 
 
 def test_hostile_requests_get_their_status(shop: tuple[Deployment, str]) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from bestand.collector.segment import Mapped, Refused, Skipped, from_segment
+from bestand.collector.mapping import Mapped, Refused, Skipped
+from bestand.collector.segment import from_segment
 from bestand.events.decode import ADAPTERS
 
 RECEIVED = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)

@@ -74,3 +74,13 @@ def test_junk_patterns_come_from_the_environment_and_a_bad_one_is_named(
     monkeypatch.setenv("BESTAND_JUNK_PHONE_PATTERNS", '["[0-"]')
     with pytest.raises(ValidationError, match=r"invalid junk phone pattern '\[0-'"):
         Settings(_env_file=None)
+
+
+def test_an_empty_shopify_secret_leaves_the_webhooks_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    # compose passes an unset variable as "": an empty HMAC key would sign anything.
+    monkeypatch.setenv("BESTAND_COLLECTOR_SHOPIFY_SECRET", "  ")
+    assert Settings(_env_file=None).collector_shopify_secret is None
+    monkeypatch.setenv("BESTAND_COLLECTOR_SHOPIFY_SECRET", "shpss_0123")
+    secret = Settings(_env_file=None).collector_shopify_secret
+    assert secret is not None
+    assert secret.get_secret_value() == "shpss_0123"

@@ -43,8 +43,10 @@ from bestand.asgi import (
     respond,
 )
 from bestand.collector.forward import Forwarder, KafkaUnavailable, Record
+from bestand.collector.mapping import Mapped, Refused, Skipped
 from bestand.collector.models import CollectorAnswer, CollectorRefusal, RefusedCall
-from bestand.collector.segment import Mapped, Refused, Skipped, from_segment
+from bestand.collector.segment import from_segment
+from bestand.collector.shopify import from_shopify, signed
 from bestand.ingest.producer import key_for, topic_for
 from bestand.ops.metrics import CollectorMetrics
 from bestand.settings import Settings
@@ -60,6 +62,8 @@ ROUTES: dict[str, str | None] = {
     "/v1/b": None,
     "/v1/import": None,
 }
+#: Where Shopify posts its order webhooks.
+SHOPIFY_ROUTE = "/v1/webhooks/shopify"
 #: Call types counted by name in the metrics (anything else is "other").
 CALL_TYPES = frozenset(_CALLS)
 #: How long a client should wait before sending again when Kafka is away.
@@ -111,7 +115,8 @@ class Collector:
             status = 500
             body = INTERNAL_ERROR
         await respond(send, status, body, headers)
-        route = path if path in ROUTES or path in ("/health", "/ready") else "other"
+        known = path in ROUTES or path in ("/health", "/ready", SHOPIFY_ROUTE)
+        route = path if known else "other"
         self.metrics.requests.labels(route, str(status)).observe(time.perf_counter() - started)
 
     async def _route(
@@ -125,6 +130,8 @@ class Collector:
             except KafkaUnavailable as exc:
                 raise HttpError(503, "unavailable", f"Kafka not reachable: {exc}") from None
             return 200, b'{"status":"ready"}'
+        if path == SHOPIFY_ROUTE and method == "POST":
+            return await self._shopify(scope, receive)
         if path not in ROUTES:
             raise HttpError(404, "not_found", f"no route {path}")
         if method == "OPTIONS":
@@ -154,6 +161,51 @@ class Collector:
             calls, shared, sent_at = [{**payload, "type": route}], None, None
         return await self._take(calls, shared, sent_at, received_at)
 
+    async def _shopify(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
+        """A Shopify webhook: its HMAC checked over the raw body, its topic by header, its
+        webhook id the event id (Shopify sends a webhook again until it gets a 200)."""
+        secret = self._settings.collector_shopify_secret
+        if secret is None:
+            raise HttpError(
+                404, "not_found", "Shopify webhooks are off: set BESTAND_COLLECTOR_SHOPIFY_SECRET"
+            )
+        body = await read_body(receive, self._settings.collector_max_batch_bytes)
+        signature = header(scope, b"x-shopify-hmac-sha256")
+        if not signed(body, signature, secret.get_secret_value().encode()):
+            raise HttpError(401, "unauthorized", "X-Shopify-Hmac-Sha256 does not match the body")
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise HttpError(400, "invalid_json", f"body is not JSON: {exc}") from None
+        if not isinstance(payload, dict):
+            raise HttpError(400, "schema", "the body must be a JSON object")
+        topic = (header(scope, b"x-shopify-topic") or b"").decode("latin-1").strip()
+        webhook = (header(scope, b"x-shopify-webhook-id") or b"").decode("latin-1")
+        counted = self.metrics.calls
+        try:
+            outcome = from_shopify(topic, webhook, payload, received_at=datetime.now(UTC))
+        except Refused as exc:
+            counted.labels("shopify", "refused").inc()
+            raise HttpError(400, exc.reason, exc.detail) from None
+        if isinstance(outcome, Skipped):
+            counted.labels("shopify", "skipped").inc()
+            return 200, CollectorAnswer(forwarded=0, skipped=1).model_dump_json().encode()
+        await self._send([_record(outcome, self._settings)])
+        counted.labels("shopify", "forwarded").inc()
+        return 200, CollectorAnswer(forwarded=1, skipped=0).model_dump_json().encode()
+
+    async def _send(self, records: list[Record]) -> None:
+        """Forward to Kafka; a 503 with ``Retry-After`` when Kafka does not take them."""
+        try:
+            await self._forwarder.send(records)
+        except KafkaUnavailable as exc:
+            raise HttpError(
+                503,
+                "unavailable",
+                f"Kafka did not take the events ({exc}); send them again",
+                [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())],
+            ) from None
+
     async def _take(
         self, calls: list[Any], shared: Any, sent_at: Any, received_at: datetime
     ) -> tuple[int, bytes]:
@@ -179,15 +231,7 @@ class Collector:
                 continue
             records.append(_record(outcome, settings))
             labels.append(label)
-        try:
-            await self._forwarder.send(records)
-        except KafkaUnavailable as exc:
-            raise HttpError(
-                503,
-                "unavailable",
-                f"Kafka did not take the events ({exc}); send them again",
-                [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())],
-            ) from None
+        await self._send(records)
         for label in labels:
             counted.labels(label, "forwarded").inc()
         if failed:

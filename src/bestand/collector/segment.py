@@ -30,16 +30,22 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import orjson
-from pydantic import ValidationError
 
-from bestand.events.decode import ADAPTERS, TYPE_TOPIC_KIND, TopicKind, summarize
+from bestand.collector.mapping import (
+    Mapped,
+    Refused,
+    Skipped,
+    mapped,
+    parse_time,
+    quantity_of,
+    text_of,
+    url_attribution,
+)
 
 #: What every event from this collector names as its source.
 SOURCE = "segment"
@@ -51,33 +57,7 @@ ECOMMERCE = {
     "Product Viewed": "product_view",
     "Product Added": "add_to_cart",
 }
-#: Click ids of ad networks, read from the page's query string.
-CLICK_IDS = ("gclid", "msclkid", "fbclid", "dclid", "ttclid")
 _CENT = Decimal("0.01")
-
-
-class Refused(ValueError):
-    """A call that makes no valid event: a stable reason and a sentence on why."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-
-
-@dataclass(frozen=True, slots=True)
-class Mapped:
-    """A call as a bestand event (validated against its contract), and its topic kind."""
-
-    event: dict[str, Any]
-    kind: TopicKind
-
-
-@dataclass(frozen=True, slots=True)
-class Skipped:
-    """A valid call bestand has no use for; ``why`` labels it in the metrics."""
-
-    why: str
 
 
 def from_segment(
@@ -95,7 +75,7 @@ def from_segment(
     if not isinstance(call, Mapping):
         raise Refused("schema", "a call must be a JSON object")
     kind = call.get("type")
-    user, anonymous = _text(call, "userId"), _text(call, "anonymousId")
+    user, anonymous = text_of(call, "userId"), text_of(call, "anonymousId")
     if user is None and anonymous is None:
         raise Refused("no_identifier", "a call needs a userId or an anonymousId")
     context = _object(call, "context")
@@ -107,12 +87,12 @@ def from_segment(
     if kind == "identify":
         traits = {**_object(context, "traits"), **_object(call, "traits")}
         identifiers = _identifiers(user, anonymous, traits, context)
-        return _mapped({**base, "type": "identify", "identifiers": identifiers})
+        return mapped({**base, "type": "identify", "identifiers": identifiers})
     if kind == "page":
         if anonymous is None:
             return Skipped("page without anonymousId")
         properties = _object(call, "properties")
-        return _mapped(_click("page_view", base, user, anonymous, properties, context))
+        return mapped(_click("page_view", base, user, anonymous, properties, context))
     if kind != "track":
         if kind in ("screen", "group", "alias"):
             return Skipped(str(kind))
@@ -125,23 +105,23 @@ def from_segment(
         return Skipped("other track event")
     properties = _object(call, "properties")
     if target == "order_placed":
-        return _mapped(_order(base, user, anonymous, properties, context, default_currency))
+        return mapped(_order(base, user, anonymous, properties, context, default_currency))
     if target in ("order_cancelled", "order_refunded"):
         event = {**base, "type": target, "order_id": _required(properties, "order_id", name)}
-        if reason := _text(properties, "reason"):
+        if reason := text_of(properties, "reason"):
             event["reason"] = reason
         if target == "order_refunded":
             amount = _money(properties, ("total", "revenue", "value"), name)
             if amount is not None:
                 event["amount"] = amount
                 event["currency"] = _currency(properties, default_currency)
-        return _mapped(event)
+        return mapped(event)
     if anonymous is None:
         return Skipped(f"{name.strip()} without anonymousId")
     event = _click(target, base, user, anonymous, properties, context)
     event["product_id"] = _product_id(properties, name)
     if target == "product_view":
-        if category := _text(properties, "category"):
+        if category := text_of(properties, "category"):
             event["category"] = category
     else:
         quantity = properties.get("quantity")
@@ -150,17 +130,7 @@ def from_segment(
         price = _money(properties, ("price",), name)
         if price is not None:
             event["price"] = price
-    return _mapped(event)
-
-
-def _mapped(event: dict[str, Any]) -> Mapped:
-    """The event, validated against its contract (a refusal says which field broke it)."""
-    kind = TYPE_TOPIC_KIND[event["type"]]
-    try:
-        ADAPTERS[kind].validate_python(event)
-    except ValidationError as exc:
-        raise Refused(*summarize(exc)) from None
-    return Mapped(event, kind)
+    return mapped(event)
 
 
 def _click(
@@ -178,10 +148,10 @@ def _click(
         event["customer_id"] = user
     if device := _device_id(context):
         event["device_id"] = device
-    url = _text(properties, "url") or _text(page, "url")
+    url = text_of(properties, "url") or text_of(page, "url")
     if url:
         event["url"] = url
-    if referrer := _text(properties, "referrer") or _text(page, "referrer"):
+    if referrer := text_of(properties, "referrer") or text_of(page, "referrer"):
         event["referrer"] = referrer
     if attribution := _attribution(context, url):
         event["attribution"] = attribution
@@ -204,14 +174,14 @@ def _order(
     traits = _object(context, "traits")
     customer: dict[str, Any] = {"customer_id": user} if user else {"guest": True}
     for field in ("email", "phone"):
-        value = _first_text((properties, traits), (field,))
+        value = _firsttext_of((properties, traits), (field,))
         if value:
             customer[field] = value
     for field, sources in (
         ("first_name", ("firstName", "first_name")),
         ("last_name", ("lastName", "last_name")),
     ):
-        value = _first_text((traits,), sources)
+        value = _firsttext_of((traits,), sources)
         if value:
             customer[field] = value
     if address := _address(_object(traits, "address")):
@@ -230,11 +200,11 @@ def _order(
     if device := _device_id(context):
         event["device_id"] = device
     page = _object(context, "page")
-    if attribution := _attribution(context, _text(page, "url")):
+    if attribution := _attribution(context, text_of(page, "url")):
         event["attribution"] = attribution
     products = properties.get("products")
     if isinstance(products, list) and products:
-        event["items"] = sum(_quantity(product) for product in products)
+        event["items"] = sum(quantity_of(product) for product in products)
     return event
 
 
@@ -247,7 +217,7 @@ def _identifiers(
     if anonymous is not None:
         identifiers["anonymous_id"] = anonymous
     for field in ("email", "phone"):
-        if value := _text(traits, field):
+        if value := text_of(traits, field):
             identifiers[field] = value
     if device := _device_id(context):
         identifiers["device_id"] = device
@@ -265,27 +235,11 @@ def _attribution(context: Mapping[str, Any], url: str | None) -> dict[str, str]:
         ("term", "utm_term"),
         ("content", "utm_content"),
     ):
-        if value := _text(campaign, source):
+        if value := text_of(campaign, source):
             out[field] = value
-    query = _query(url)
-    for field in ("source", "medium", "campaign", "term", "content"):
-        value = query.get(f"utm_{field}")
-        if value and f"utm_{field}" not in out:
-            out[f"utm_{field}"] = value
-    for click in CLICK_IDS:
-        if query.get(click):
-            out["click_id"] = query[click]
-            break
+    for field, value in url_attribution(url).items():
+        out.setdefault(field, value)
     return out
-
-
-def _query(url: str | None) -> dict[str, str]:
-    if not url:
-        return {}
-    try:
-        return {k: v.strip() for k, v in parse_qsl(urlsplit(url).query) if v.strip()}
-    except ValueError:
-        return {}
 
 
 def _address(address: Mapping[str, Any]) -> dict[str, str]:
@@ -293,9 +247,9 @@ def _address(address: Mapping[str, Any]) -> dict[str, str]:
     country is kept only as a two-letter code."""
     out: dict[str, str] = {}
     for source, field in (("street", "street"), ("postalCode", "postcode"), ("city", "city")):
-        if value := _text(address, source):
+        if value := text_of(address, source):
             out[field] = value
-    country = _text(address, "country")
+    country = text_of(address, "country")
     if country and len(country) == 2 and country.isalpha():
         out["country"] = country.upper()
     return out
@@ -303,7 +257,7 @@ def _address(address: Mapping[str, Any]) -> dict[str, str]:
 
 def _device_id(context: Mapping[str, Any]) -> str | None:
     device = _object(context, "device")
-    return _text(device, "advertisingId") or _text(device, "id")
+    return text_of(device, "advertisingId") or text_of(device, "id")
 
 
 def _message_id(call: Mapping[str, Any]) -> str:
@@ -320,7 +274,7 @@ def _event_time(call: Mapping[str, Any], received_at: datetime, sent_at: Any) ->
     stamp = _time(call, "timestamp")
     if stamp is None:
         original = _time(call, "originalTimestamp")
-        sent = _parse_time(sent_at, "sentAt") if sent_at is not None else None
+        sent = parse_time(sent_at, "sentAt") if sent_at is not None else None
         if original is not None and sent is not None:
             stamp = received_at - (sent - original)
         else:
@@ -330,19 +284,7 @@ def _event_time(call: Mapping[str, Any], received_at: datetime, sent_at: Any) ->
 
 def _time(call: Mapping[str, Any], field: str) -> datetime | None:
     value = call.get(field)
-    return None if value is None else _parse_time(value, field)
-
-
-def _parse_time(value: Any, field: str) -> datetime:
-    if not isinstance(value, str):
-        raise Refused("schema", f"{field} must be an ISO 8601 time")
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise Refused("schema", f"{field} is not an ISO 8601 time: {value[:64]!r}") from None
-    if parsed.tzinfo is None:
-        raise Refused("schema", f"{field} has no time zone: {value[:64]!r}")
-    return parsed
+    return None if value is None else parse_time(value, field)
 
 
 def _money(properties: Mapping[str, Any], fields: tuple[str, ...], name: str) -> str | None:
@@ -369,43 +311,24 @@ def _currency(properties: Mapping[str, Any], default: str) -> str:
     return value.strip().upper() if isinstance(value, str) and value.strip() else default
 
 
-def _quantity(product: Any) -> int:
-    quantity = product.get("quantity", 1) if isinstance(product, Mapping) else 1
-    if isinstance(quantity, bool) or not isinstance(quantity, (int, float)) or quantity < 0:
-        return 1
-    return int(quantity)
-
-
 def _product_id(properties: Mapping[str, Any], name: str) -> str:
     for field in ("product_id", "sku", "id"):
-        if value := _text(properties, field):
+        if value := text_of(properties, field):
             return value
     raise Refused("schema", f"{name} needs a product_id (or sku)")
 
 
 def _required(properties: Mapping[str, Any], field: str, name: str) -> str:
-    value = _text(properties, field)
+    value = text_of(properties, field)
     if value is None:
         raise Refused("schema", f"{name} needs properties.{field}")
     return value
 
 
-def _text(holder: Mapping[str, Any], field: str) -> str | None:
-    """A field as text: strings stripped, numbers as Segment's libraries stringify ids."""
-    value = holder.get(field)
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    return None
-
-
-def _first_text(holders: tuple[Mapping[str, Any], ...], fields: tuple[str, ...]) -> str | None:
+def _firsttext_of(holders: tuple[Mapping[str, Any], ...], fields: tuple[str, ...]) -> str | None:
     for holder in holders:
         for field in fields:
-            if value := _text(holder, field):
+            if value := text_of(holder, field):
                 return value
     return None
 
