@@ -173,12 +173,7 @@ class Collector:
         signature = header(scope, b"x-shopify-hmac-sha256")
         if not signed(body, signature, secret.get_secret_value().encode()):
             raise HttpError(401, "unauthorized", "X-Shopify-Hmac-Sha256 does not match the body")
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise HttpError(400, "invalid_json", f"body is not JSON: {exc}") from None
-        if not isinstance(payload, dict):
-            raise HttpError(400, "schema", "the body must be a JSON object")
+        payload = _json_object(body)
         topic = (header(scope, b"x-shopify-topic") or b"").decode("latin-1").strip()
         webhook = (header(scope, b"x-shopify-webhook-id") or b"").decode("latin-1")
         counted = self.metrics.calls
@@ -288,13 +283,17 @@ class Collector:
                 raise HttpError(413, "body_too_large", f"request body exceeds {limit} bytes")
         elif encoding not in (b"", b"identity"):
             raise HttpError(415, "unsupported_encoding", "bodies are JSON, plain or gzip")
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise HttpError(400, "invalid_json", f"body is not JSON: {exc}") from None
-        if not isinstance(payload, dict):
-            raise HttpError(400, "schema", "the body must be a JSON object")
-        return payload
+        return _json_object(body)
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise HttpError(400, "invalid_json", f"body is not JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise HttpError(400, "schema", "the body must be a JSON object")
+    return payload
 
 
 def _one(
