@@ -242,6 +242,15 @@ class Settings(BaseSettings):
         description="The Shopify app's client secret: webhooks to /v1/webhooks/shopify are "
         "taken only with its HMAC (X-Shopify-Hmac-Sha256); unset, the route answers 404.",
     )
+    collector_sendgrid_public_key: str | None = Field(
+        None,
+        description="The verification key of SendGrid's signed Event Webhook (Base64 DER as "
+        "SendGrid shows it, or PEM): /v1/webhooks/sendgrid takes only events signed with it; "
+        "unset, the route answers 404.",
+    )
+    collector_sendgrid_max_age_seconds: float = Field(
+        600, gt=0, description="A SendGrid post signed longer ago than this is refused (replay)."
+    )
     collector_kafka_timeout_seconds: float = Field(
         10.0,
         gt=0,
@@ -316,11 +325,20 @@ class Settings(BaseSettings):
                 raise ValueError(f"key {position}: {exc}") from None
         return value
 
-    @field_validator("collector_shopify_secret", mode="before")
+    @field_validator("collector_shopify_secret", "collector_sendgrid_public_key", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # An empty secret would make any body's HMAC computable: empty means off.
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("collector_sendgrid_public_key")
+    @classmethod
+    def _sendgrid_key_valid(cls, value: str | None) -> str | None:
+        if value is not None:
+            from bestand.collector.sendgrid import public_key
+
+            public_key(value)  # raises with what is wrong with it
+        return value
 
     @field_validator("default_phone_region", "default_country")
     @classmethod

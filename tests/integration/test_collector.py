@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import hmac
 import http.client
+import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from typing import Any
 
 import orjson
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from segment.analytics import Client
 from support import Deployment, Process, consume_all, make_deployment, run, wait_for
 
@@ -30,6 +33,13 @@ from bestand.stack import free_port
 pytestmark = pytest.mark.integration
 
 SHOPIFY_SECRET = "shpss-test-0123456789abcdef"
+#: SendGrid's signing key, made for this module: the collector gets its public half.
+SENDGRID_KEY = ec.generate_private_key(ec.SECP256R1())
+SENDGRID_PUBLIC = base64.b64encode(
+    SENDGRID_KEY.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+).decode()
 
 
 def _request(
@@ -86,6 +96,7 @@ def shop(
         "BESTAND_COLLECTOR_WRITE_KEYS": f"other-key-0123,{write_key}",
         "BESTAND_COLLECTOR_PORT": str(free_port()),
         "BESTAND_COLLECTOR_SHOPIFY_SECRET": SHOPIFY_SECRET,
+        "BESTAND_COLLECTOR_SENDGRID_PUBLIC_KEY": SENDGRID_PUBLIC,
     }
     run(ensure_topics(deployment.settings))
     logs = deployment.log_dir
@@ -255,6 +266,45 @@ def test_shopify_orders_make_existing_customers_once(shop: tuple[Deployment, str
     )
     assert answer["orders_count"] == 1
     assert _lookup(deployment, key, customer_id="207119551")["person_id"] == answer["person_id"]
+
+
+def _sendgrid(
+    port: int, events: list[dict[str, Any]], *, age: int = 0, body: bytes | None = None
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    data = orjson.dumps(events)
+    stamp = str(int(time.time()) - age).encode()
+    signature = base64.b64encode(SENDGRID_KEY.sign(stamp + data, ec.ECDSA(hashes.SHA256())))
+    headers = {
+        "Content-Type": "application/json",
+        "X-Twilio-Email-Event-Webhook-Signature": signature.decode(),
+        "X-Twilio-Email-Event-Webhook-Timestamp": stamp.decode(),
+    }
+    return _request(port, "/v1/webhooks/sendgrid", body or data, headers=headers)
+
+
+def test_sendgrid_events_reach_the_email_topic(shop: tuple[Deployment, str]) -> None:
+    deployment, _ = shop
+    port = _port(deployment)
+    at = int(time.time()) - 60
+    events = [
+        {"email": "news@example.com", "timestamp": at, "event": "delivered",
+         "sg_event_id": "sg-1", "sg_message_id": "m-1", "category": "advent"},
+        {"email": "news@example.com", "timestamp": at, "event": "click",
+         "sg_event_id": "sg-2", "url": "https://shop.example/advent"},
+        {"email": "news@example.com", "timestamp": at, "event": "deferred",
+         "sg_event_id": "sg-3"},
+        {"timestamp": at, "event": "open", "sg_event_id": "sg-4"},
+    ]  # fmt: skip
+    status, answer, _ = _sendgrid(port, events)
+    assert (status, answer["forwarded"], answer["skipped"]) == (400, 2, 1)
+    assert [f["index"] for f in answer["failed"]] == [3]
+    assert _sendgrid(port, events[:1], age=3600)[0] == 401  # a replay, an hour later
+    assert _sendgrid(port, events[:1], body=orjson.dumps(events[1:2]))[0] == 401
+    sent = run(consume_all(deployment.settings.kafka_bootstrap, deployment.topic("email"),
+                           expect=2))  # fmt: skip
+    assert {(e["event_id"], e["type"]) for e in sent} >= {
+        ("sendgrid-sg-1", "email_delivered"), ("sendgrid-sg-2", "email_clicked")
+    }  # fmt: skip
 
 
 def test_hostile_requests_get_their_status(shop: tuple[Deployment, str]) -> None:

@@ -84,3 +84,13 @@ def test_an_empty_shopify_secret_leaves_the_webhooks_off(monkeypatch: pytest.Mon
     secret = Settings(_env_file=None).collector_shopify_secret
     assert secret is not None
     assert secret.get_secret_value() == "shpss_0123"
+
+
+def test_a_sendgrid_key_that_is_no_key_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BESTAND_COLLECTOR_SENDGRID_PUBLIC_KEY", "bm90IGEga2V5")
+    with pytest.raises(ValidationError, match="collector_sendgrid_public_key"):
+        Settings(_env_file=None)
+    monkeypatch.setenv("BESTAND_COLLECTOR_SENDGRID_PUBLIC_KEY", "")
+    assert Settings(_env_file=None).collector_sendgrid_public_key is None

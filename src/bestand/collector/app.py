@@ -22,7 +22,7 @@ import hmac
 import logging
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,6 +46,7 @@ from bestand.collector.forward import Forwarder, KafkaUnavailable, Record
 from bestand.collector.mapping import Mapped, Refused, Skipped
 from bestand.collector.models import CollectorAnswer, CollectorRefusal, RefusedCall
 from bestand.collector.segment import from_segment
+from bestand.collector.sendgrid import from_sendgrid, public_key, verified
 from bestand.collector.shopify import from_shopify, signed
 from bestand.ingest.producer import key_for, topic_for
 from bestand.ops.metrics import CollectorMetrics
@@ -62,8 +63,9 @@ ROUTES: dict[str, str | None] = {
     "/v1/b": None,
     "/v1/import": None,
 }
-#: Where Shopify posts its order webhooks.
+#: Where Shopify posts its order webhooks, and SendGrid its Event Webhook.
 SHOPIFY_ROUTE = "/v1/webhooks/shopify"
+SENDGRID_ROUTE = "/v1/webhooks/sendgrid"
 #: Call types counted by name in the metrics (anything else is "other").
 CALL_TYPES = frozenset(_CALLS)
 #: How long a client should wait before sending again when Kafka is away.
@@ -90,6 +92,8 @@ class Collector:
         self._settings = settings
         self._keys = [key.encode() for key in keys]
         self._forwarder = forwarder or Forwarder(settings)
+        pem = settings.collector_sendgrid_public_key
+        self._sendgrid_key = None if pem is None else public_key(pem)
         self.metrics = CollectorMetrics()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -115,7 +119,7 @@ class Collector:
             status = 500
             body = INTERNAL_ERROR
         await respond(send, status, body, headers)
-        known = path in ROUTES or path in ("/health", "/ready", SHOPIFY_ROUTE)
+        known = path in ROUTES or path in ("/health", "/ready", SHOPIFY_ROUTE, SENDGRID_ROUTE)
         route = path if known else "other"
         self.metrics.requests.labels(route, str(status)).observe(time.perf_counter() - started)
 
@@ -132,6 +136,8 @@ class Collector:
             return 200, b'{"status":"ready"}'
         if path == SHOPIFY_ROUTE and method == "POST":
             return await self._shopify(scope, receive)
+        if path == SENDGRID_ROUTE and method == "POST":
+            return await self._sendgrid(scope, receive)
         if path not in ROUTES:
             raise HttpError(404, "not_found", f"no route {path}")
         if method == "OPTIONS":
@@ -189,6 +195,34 @@ class Collector:
         counted.labels("shopify", "forwarded").inc()
         return 200, CollectorAnswer(forwarded=1, skipped=0).model_dump_json().encode()
 
+    async def _sendgrid(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
+        """SendGrid's Event Webhook: its signature and timestamp checked, then every event
+        of the array mapped and forwarded."""
+        if self._sendgrid_key is None:
+            raise HttpError(
+                404,
+                "not_found",
+                "SendGrid webhooks are off: set BESTAND_COLLECTOR_SENDGRID_PUBLIC_KEY",
+            )
+        body = await read_body(receive, self._settings.collector_max_batch_bytes)
+        why = verified(
+            self._sendgrid_key,
+            body,
+            header(scope, b"x-twilio-email-event-webhook-signature"),
+            header(scope, b"x-twilio-email-event-webhook-timestamp"),
+            now=time.time(),
+            max_age_seconds=self._settings.collector_sendgrid_max_age_seconds,
+        )
+        if why is not None:
+            raise HttpError(401, "unauthorized", f"SendGrid signature refused: {why}")
+        try:
+            events = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise HttpError(400, "invalid_json", f"body is not JSON: {exc}") from None
+        if not isinstance(events, list):
+            raise HttpError(400, "schema", "SendGrid posts a JSON array of events")
+        return await self._forward(events, from_sendgrid, lambda _: "sendgrid")
+
     async def _send(self, records: list[Record]) -> None:
         """Forward to Kafka; a 503 with ``Retry-After`` when Kafka does not take them."""
         try:
@@ -204,7 +238,26 @@ class Collector:
     async def _take(
         self, calls: list[Any], shared: Any, sent_at: Any, received_at: datetime
     ) -> tuple[int, bytes]:
-        """Map every call, forward the events, answer with what became of them."""
+        """Map every Segment call, forward the events, answer with what became of them."""
+        settings = self._settings
+
+        def one(call: Any) -> Mapped | Skipped:
+            return _one(call, shared, sent_at, received_at, settings)
+
+        def label(call: Any) -> str:
+            kind = call.get("type") if isinstance(call, Mapping) else None
+            return kind if kind in CALL_TYPES else "other"
+
+        return await self._forward(calls, one, label)
+
+    async def _forward(
+        self,
+        calls: list[Any],
+        one: Callable[[Any], Mapped | Skipped],
+        label_of: Callable[[Any], str],
+    ) -> tuple[int, bytes]:
+        """Map every item with ``one``, forward the events, answer with what became of them
+        (a 400 listing the refused items, the others forwarded all the same)."""
         settings = self._settings
         records: list[Record] = []
         labels: list[str] = []
@@ -212,10 +265,9 @@ class Collector:
         skipped = 0
         counted = self.metrics.calls
         for index, call in enumerate(calls):
-            kind = call.get("type") if isinstance(call, Mapping) else None
-            label = kind if kind in CALL_TYPES else "other"
+            label = label_of(call)
             try:
-                outcome = _one(call, shared, sent_at, received_at, settings)
+                outcome = one(call)
             except Refused as exc:
                 failed.append(RefusedCall(index=index, reason=exc.reason, detail=exc.detail))
                 counted.labels(label, "refused").inc()
