@@ -10,7 +10,14 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from bestand.commands.data import cmd_evaluate, cmd_produce, cmd_rebuild, cmd_schemas, cmd_simulate
+from bestand.commands.data import (
+    cmd_backfill,
+    cmd_evaluate,
+    cmd_produce,
+    cmd_rebuild,
+    cmd_schemas,
+    cmd_simulate,
+)
 from bestand.commands.ops import cmd_bench, cmd_health, cmd_status
 from bestand.commands.query import LOOKUP_FLAGS, cmd_explain, cmd_export, cmd_lookup, cmd_report
 from bestand.commands.run import cmd_api, cmd_collector, cmd_demo, cmd_stack, cmd_worker
@@ -97,6 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
         explain.add_argument(f"--{flag.replace('_', '-')}", dest=flag)
     explain.add_argument("--json", action="store_true", help="print the API's JSON")
     explain.set_defaults(func=cmd_explain)
+
+    backfill = sub.add_parser("backfill", help="send a shop's history into the input topics")
+    backfill_sub = backfill.add_subparsers(dest="what", required=True)
+    orders = backfill_sub.add_parser(
+        "orders", help="an order export (Shopify's CSV, another layout with --mapping, JSONL)"
+    )
+    orders.add_argument("file", help="CSV or JSON lines (.jsonl)")
+    orders.add_argument("--mapping", help="JSON file: bestand's fields -> the file's columns")
+    orders.add_argument("--format", choices=("csv", "jsonl"), help="default: by the file's name")
+    orders.add_argument("--restart", action="store_true", help="start over, not where it stopped")
+    orders.add_argument("--max-orders", type=int, help="send at most this many orders this run")
+    orders.set_defaults(func=cmd_backfill)
 
     produce = sub.add_parser("produce", help="send a JSONL file of events to their topics")
     produce.add_argument("file", help="JSONL file, one event per line; '-' for stdin")

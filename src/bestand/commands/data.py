@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -14,6 +14,58 @@ from bestand.commands.common import load_settings
 
 if TYPE_CHECKING:
     from bestand.simulate import SimulatedShop
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Send a shop's order history to the input topics, resumably, with progress."""
+    import asyncio
+
+    from bestand.ingest.backfill import backfill, load_layout, show_progress, state_path
+    from bestand.kafka.topics import ensure_topics
+
+    settings = load_settings()
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"backfill: no file {path}", file=sys.stderr)
+        return 2
+    try:
+        layout = load_layout(Path(args.mapping) if args.mapping else None)
+    except (OSError, ValueError) as exc:
+        print(f"backfill: mapping {args.mapping}: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> Any:
+        await ensure_topics(settings)
+        return await backfill(
+            settings,
+            path,
+            layout=layout,
+            fmt=args.format,
+            restart=args.restart,
+            max_orders=args.max_orders,
+            progress=show_progress,
+        )
+
+    try:
+        report = asyncio.run(run())
+    except KeyboardInterrupt:
+        print(
+            f"\nbackfill: stopped; run it again to go on from {state_path(path)}",
+            file=sys.stderr,
+        )
+        return 130
+    print(file=sys.stderr)
+    if report.resumed_after_line:
+        print(f"went on after line {report.resumed_after_line:,} (an earlier run got there)")
+    print(
+        f"backfill: {report.orders:,} orders ({report.events:,} events) in {report.seconds:.1f} s, "
+        f"{report.orders_per_second:,.0f} orders/s; {report.malformed} malformed rows"
+    )
+    for example in report.examples:
+        print(f"  {example}")
+    if report.malformed > len(report.examples):
+        print(f"  ... and {report.malformed - len(report.examples)} more")
+    return 0
 
 
 def cmd_produce(args: argparse.Namespace) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +10,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from bestand.events.decode import TYPE_TOPIC_KIND
+from bestand.kafka.batches import KeyPartitions, send_batched
 from bestand.kafka.options import client_options
 from bestand.settings import Settings
 
@@ -75,6 +76,7 @@ class EventProducer:
             enable_idempotence=True,
             linger_ms=5,
         )
+        self._partitions = KeyPartitions()
 
     async def __aenter__(self) -> EventProducer:
         try:
@@ -92,6 +94,11 @@ class EventProducer:
         await self._producer.send(
             topic_for(event, self._settings), orjson.dumps(event), key=key_for(event)
         )
+
+    async def send_acknowledged(self, messages: Sequence[tuple[str, bytes | None, bytes]]) -> None:
+        """Send ``(topic, key, value)`` messages as record batches (a key's on its partition,
+        in order) and wait until Kafka acknowledged every one."""
+        await send_batched(self._producer, messages, self._partitions)
 
     async def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         """Send bytes as they are (for tests of bad input and for replays)."""
