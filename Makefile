@@ -41,6 +41,7 @@ demo: install
 test: install
 	bash deploy/local/install-redis.sh
 	bash deploy/local/install-promtool.sh
+	bash deploy/local/install-chromium.sh
 	bash deploy/local/install-kafka.sh .local/kafka/libs
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest

@@ -2,7 +2,9 @@
 
 An ad server needs the yes/no answer and nothing that helps it build a profile of its own;
 an affiliate network also validates its orders; on-site personalization needs value band and
-interests; only an admin key sees everything, including reports and explanations.
+interests; the widget in the visitor's browser learns, for that visitor's own cookie only,
+whether they are known and a customer, their stage, offers and interests; only an admin key
+sees everything, including reports and explanations.
 
 Keys are configured as ``KEY:SCOPE`` (``BESTAND_API_KEYS=k1:ads,k2:admin``).
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, get_args
 
-Scope = Literal["ads", "affiliate", "personalization", "admin"]
+Scope = Literal["ads", "affiliate", "personalization", "admin", "widget"]
 SCOPES: tuple[Scope, ...] = get_args(Scope)
 
 #: Lookup answer fields an ad-server key sees: yes/no-level, nothing to profile with.
@@ -33,16 +35,22 @@ _PERSONALIZATION_FIELDS = _ADS_FIELDS | {
 #: Parts of the ``value`` block that personalization sees (no money amounts).
 _PERSONALIZATION_VALUE = frozenset({"band", "rfm", "expected_next_order_at"})
 
+#: What the visitor's own browser may be told (a widget key is public: it is in the page).
+_WIDGET_FIELDS = _ADS_FIELDS | {"loyalty_offers", "interests"}
+
 LOOKUP_FIELDS: dict[Scope, frozenset[str] | None] = {
     "ads": _ADS_FIELDS,
     "affiliate": _ADS_FIELDS,
     "personalization": frozenset(_PERSONALIZATION_FIELDS),
     "admin": None,  # everything
+    "widget": _WIDGET_FIELDS,
 }
 
 #: Routes beyond the lookup, and the scopes allowed on them.
 ROUTE_SCOPES: dict[str, frozenset[Scope]] = {
-    "lookup": frozenset(SCOPES),
+    # A widget key is public: it answers only on /v1/widget, for the visitor's own cookie.
+    "lookup": frozenset(SCOPES) - {"widget"},
+    "widget": frozenset({"widget", "admin"}),
     "classification": frozenset({"affiliate", "admin"}),
     "report": frozenset({"admin"}),
     "explain": frozenset({"admin"}),

@@ -218,6 +218,14 @@ class Settings(BaseSettings):
         "personalization or admin), comma separated.",
     )
     api_max_batch: int = Field(1000, ge=1, description="Most identifiers in one batch lookup.")
+    widget_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="The shop's origins (https://shop.example) whose pages may ask /v1/widget "
+        "from the browser, comma separated; other browser origins get a 403.",
+    )
+    widget_rate_per_minute: int = Field(
+        60, ge=1, description="Widget lookups a client address may make a minute (429 beyond)."
+    )
 
     # --- Collector (Segment's tracking API) --------------------------------------------------
     collector_host: str = "127.0.0.1"
@@ -310,7 +318,7 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("api_keys", "collector_write_keys", mode="before")
+    @field_validator("api_keys", "collector_write_keys", "widget_origins", mode="before")
     @classmethod
     def _keys_csv(cls, value: object) -> object:
         return _split_csv(value)

@@ -108,6 +108,8 @@ def shop(
     port = int(deployment.env["BESTAND_COLLECTOR_PORT"])
     try:
         wait_for(lambda: _up(port), timeout=30, what="the collector to answer /health")
+        api_port = deployment.settings.api_port
+        wait_for(lambda: _up(api_port), timeout=30, what="the lookup API to answer /health")
         yield deployment, write_key
     finally:
         # uvicorn ends on SIGTERM by raising the signal again once it has shut down (-15)

@@ -30,13 +30,17 @@ from bestand.api.models import (
 )
 from bestand.api.openapi import openapi_document
 from bestand.api.service import LookupService
+from bestand.api.widget import SNIPPET, RateLimit
 from bestand.asgi import (
     INTERNAL_ERROR,
+    JSON,
     METRICS,
+    Headers,
     HttpError,
     Receive,
     Scope,
     Send,
+    header,
     lifespan,
     read_body,
     respond,
@@ -78,6 +82,11 @@ def _day_range(query_string: bytes) -> tuple[date, date]:
     return start, end
 
 
+#: The widget's lookup and its snippet (``api/widget.py``).
+WIDGET_ROUTE = "/v1/widget"
+WIDGET_SNIPPET = "/v1/widget.js"
+
+
 def endpoint_of(path: str, method: str) -> str:
     """The metrics label of a request: its route, never the raw path (bounded cardinality)."""
     if path == "/v1/lookup":
@@ -94,6 +103,8 @@ def endpoint_of(path: str, method: str) -> str:
         "/ready": "ready",
         "/metrics": "metrics",
         "/openapi.json": "openapi",
+        WIDGET_ROUTE: "widget",
+        WIDGET_SNIPPET: "widget_snippet",
     }.get(path, "other")
 
 
@@ -128,6 +139,8 @@ class LookupApi:
         )
         self._openapi = orjson.dumps(openapi_document(_package_version()))
         self.metrics = ApiMetrics()
+        self._widget_origins = frozenset(settings.widget_origins)
+        self._widget_rate = RateLimit(settings.widget_rate_per_minute)
 
     async def close(self) -> None:
         """Close the Redis connections."""
@@ -144,11 +157,18 @@ class LookupApi:
         if scope["path"] == "/metrics":
             await respond(send, 200, self.metrics.exposition(), METRICS)
             return
+        headers = JSON
+        widget = scope["path"] in (WIDGET_ROUTE, WIDGET_SNIPPET)
         try:
-            status, body = await self._route(scope, receive)
+            if widget:
+                headers = self._widget_cors(scope)
+                status, body, headers = await self._widget(scope, headers)
+            else:
+                status, body = await self._route(scope, receive)
         except HttpError as exc:
             status = exc.status
             body = orjson.dumps({"error": exc.error, "detail": exc.detail})
+            headers = [*headers, *exc.headers]
         except (RedisError, TimeoutError) as exc:
             log.warning("redis unavailable: %s", exc or "no answer in time")
             status = 503
@@ -160,10 +180,64 @@ class LookupApi:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             status = 500
             body = INTERNAL_ERROR
-        await respond(send, status, body)
+        await respond(send, status, body, headers)
         endpoint = endpoint_of(scope["path"], scope["method"])
         elapsed = time.perf_counter() - started
         self.metrics.requests.labels(endpoint, str(status)).observe(elapsed)
+
+    def _widget_cors(self, scope: Scope) -> Headers:
+        """The JSON headers, with the CORS ones for an origin of the shop's; 403 for another
+        browser origin (a request without ``Origin`` is no browser's: CORS does not apply)."""
+        origin = header(scope, b"origin")
+        if origin is None:
+            return JSON
+        if origin.decode("latin-1") not in self._widget_origins:
+            raise HttpError(
+                403, "origin_not_allowed", "this origin is not in BESTAND_WIDGET_ORIGINS"
+            )
+        return [*JSON, (b"access-control-allow-origin", origin), (b"vary", b"Origin")]
+
+    async def _widget(self, scope: Scope, cors: Headers) -> tuple[int, bytes, Headers]:
+        """``/v1/widget.js`` and ``/v1/widget``: see ``api/widget.py``."""
+        method = scope["method"]
+        if method == "OPTIONS":
+            allow = [(b"access-control-allow-methods", b"GET"), (b"access-control-max-age", b"600")]
+            return 204, b"", [*cors, *allow]
+        if method != "GET":
+            raise HttpError(405, "method_not_allowed", f"{method} is not allowed here")
+        if scope["path"] == WIDGET_SNIPPET:
+            script = [(b"content-type", b"application/javascript; charset=utf-8"),
+                      (b"cache-control", b"public, max-age=300")]  # fmt: skip
+            return 200, SNIPPET, [*cors[len(JSON) :], *script]
+        client = (scope.get("client") or ("unknown", 0))[0]
+        wait = self._widget_rate.take(str(client))
+        if wait > 0:
+            raise HttpError(
+                429,
+                "rate_limited",
+                f"at most {self._settings.widget_rate_per_minute} widget lookups a minute",
+                [(b"retry-after", str(max(1, round(wait))).encode())],
+            )
+        params = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+        unknown = sorted(set(params) - {"anonymous_id", "key"})
+        if unknown:
+            raise HttpError(
+                400, "unknown_parameter", f"a widget asks by anonymous_id only, not {unknown}"
+            )
+        presented = params.get("key") or presented_key(dict(scope["headers"]))
+        key_scope = self._keys.scope_of(presented)
+        if key_scope is None:
+            raise HttpError(401, "unauthorized", "give the widget key as key=...")
+        if key_scope not in ROUTE_SCOPES["widget"]:
+            raise HttpError(403, "forbidden", f"a '{key_scope}' key does not answer widgets")
+        value = params.get("anonymous_id", "")
+        if not value.strip():
+            raise HttpError(400, "one_identifier", "give anonymous_id (the visitor's cookie)")
+        try:
+            answer = await self.service.lookup("anonymous_id", value, "widget")
+        except InvalidIdentifier as exc:
+            raise HttpError(400, "invalid_identifier", f"anonymous_id: {exc}") from None
+        return 200, orjson.dumps(answer), cors
 
     async def _route(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
         path: str = scope["path"]
