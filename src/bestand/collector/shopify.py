@@ -33,15 +33,8 @@ from bestand.collector.mapping import (
     text_of,
     url_attribution,
 )
+from bestand.ingest.orders import CHANNELS
 
-#: Shopify's order sources and the sales channel each is (anything else: web).
-CHANNELS = {
-    "web": "web",
-    "pos": "store",
-    "iphone": "app",
-    "android": "app",
-    "shopify_draft_order": "phone",
-}
 TOPICS = ("orders/create", "orders/cancelled", "refunds/create")
 SOURCE = "shopify"
 
