@@ -18,6 +18,7 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -25,10 +26,19 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from segment.analytics import Client
-from support import Deployment, Process, consume_all, make_deployment, run, wait_for
+from support import (
+    KAFKA_LIBS,
+    PROJECT_DIR,
+    Deployment,
+    Process,
+    consume_all,
+    make_deployment,
+    run,
+    wait_for,
+)
 
 from bestand.kafka.topics import ensure_topics
-from bestand.stack import free_port
+from bestand.stack import LocalKafka, free_port, free_ports
 
 pytestmark = pytest.mark.integration
 
@@ -330,6 +340,49 @@ def test_hostile_requests_get_their_status(shop: tuple[Deployment, str]) -> None
     assert (status, answer["forwarded"]) == (200, 1)
     status, answer, _ = _request(port, "/v1/track", {"event": "Order Completed"}, key=write_key)
     assert (status, answer["error"]) == (400, "no_identifier")
+
+
+def test_a_stopped_broker_gets_503_and_nothing_unacknowledged_is_answered_200(
+    redis_url: str, tmp_path: Path
+) -> None:
+    port, controller = free_ports(2)
+    broker = LocalKafka(tmp_path / "broker", port=port, controller_port=controller,
+                        libs_dir=KAFKA_LIBS, project_dir=PROJECT_DIR,
+                        log=lambda _: None)  # fmt: skip
+    broker.start()
+    broker.wait_ready(120)
+    deployment = make_deployment(broker.bootstrap, redis_url, tmp_path / "logs")
+    run(ensure_topics(deployment.settings))
+    collector_port = free_port()
+    env = {**deployment.env, "BESTAND_COLLECTOR_WRITE_KEYS": "stop-key-0123",
+           "BESTAND_COLLECTOR_PORT": str(collector_port),
+           "BESTAND_COLLECTOR_KAFKA_TIMEOUT_SECONDS": "3"}  # fmt: skip
+    process = Process(["collector", "--loglevel", "error"], env, tmp_path / "collector.log")
+
+    def send(n: int) -> int:
+        call = {"type": "identify", "userId": f"u-stop-{n}", "messageId": f"stop-{n}"}
+        return _request(collector_port, "/v1/batch", {"batch": [call]}, key="stop-key-0123")[0]
+
+    try:
+        wait_for(lambda: _up(collector_port), timeout=30, what="the collector")
+        answered = {n: send(n) for n in range(3)}
+        broker.stop()
+        answered |= {n: send(n) for n in range(3, 6)}
+        assert [answered[n] for n in range(3, 6)] == [503, 503, 503], answered
+        broker.start()
+        broker.wait_ready(120)
+        answered |= {n: wait_for(lambda n=n: send(n) == 200 and 200, timeout=60,
+                                 what="the collector to take events again")
+                     for n in range(6, 8)}  # fmt: skip
+        topic = deployment.topic("customer")
+        ok = [n for n, status in answered.items() if status == 200]
+        assert ok == [0, 1, 2, 6, 7]
+        found = run(consume_all(broker.bootstrap, topic, expect=len(ok)))
+        ids = {event["event_id"] for event in found}
+        assert {f"stop-{n}" for n in ok} <= ids  # every 200 is in Kafka
+    finally:
+        assert process.stop() in (0, -15), process.log_tail()
+        broker.stop()
 
 
 def test_with_kafka_away_nothing_is_acknowledged(
