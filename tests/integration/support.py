@@ -252,3 +252,19 @@ async def process_events(
             await processor.process([message])
     finally:
         await client.aclose()
+
+
+def lookup(deployment: Deployment, **identifier: str) -> dict[str, Any]:
+    """Answer a lookup straight from Redis, with the code the HTTP API uses."""
+    from bestand.api import create_api
+
+    ((name, value),) = identifier.items()
+
+    async def go() -> dict[str, Any]:
+        api = create_api(deployment.settings)
+        try:
+            return await api.service.lookup(name, value)
+        finally:
+            await api.close()
+
+    return run(go())

@@ -8,26 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import Deployment, Process, bestand_cli, consume_all, run, wait_for
+from support import Deployment, Process, bestand_cli, consume_all, lookup, run, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from test_backfill_orders import ROWS, export
 
-from bestand.api import create_api
 from bestand.ingest.backfill import backfill, state_path
 
 pytestmark = pytest.mark.integration
-
-
-def _lookup(deployment: Deployment, email: str) -> dict[str, object]:
-    async def go() -> dict[str, object]:
-        api = create_api(deployment.settings)
-        try:
-            return await api.service.lookup("email", email)
-        finally:
-            await api.close()
-
-    return run(go())
 
 
 def test_an_export_stopped_half_way_goes_on_and_makes_existing_customers(
@@ -53,17 +41,17 @@ def test_an_export_stopped_half_way_goes_on_and_makes_existing_customers(
     assert "4 orders (7 events)" in again.stdout
     assert "line 6: order 5004: total is not a number: 'lots'" in again.stdout
     answer = wait_for(
-        lambda: (a := _lookup(deployment, "anna@example.com"))["existing_customer"] and a,
+        lambda: (a := lookup(deployment, email="anna@example.com"))["existing_customer"] and a,
         timeout=60,
         what="the backfilled order to make an existing customer",
     )
     assert answer["orders_count"] == 1
     cleo = wait_for(
-        lambda: (a := _lookup(deployment, "cleo@example.com"))["known"] and a,
+        lambda: (a := lookup(deployment, email="cleo@example.com"))["known"] and a,
         timeout=60,
         what="the refunded order's customer",
     )
     assert cleo["orders_count"] == 1
-    assert wait_for(lambda: not _lookup(deployment, "ben@example.com")["existing_customer"]
-                    if _lookup(deployment, "ben@example.com")["known"] else False,
+    assert wait_for(lambda: not lookup(deployment, email="ben@example.com")["existing_customer"]
+                    if lookup(deployment, email="ben@example.com")["known"] else False,
                     timeout=60, what="the cancelled order's buyer to be no customer")  # fmt: skip

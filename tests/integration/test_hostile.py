@@ -11,9 +11,7 @@ from typing import Any
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support import Deployment, Process, consume_all, produce, record_at, run, wait_for
-
-from bestand.api import create_api
+from support import Deployment, Process, consume_all, lookup, produce, record_at, run, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -64,17 +62,6 @@ def _dead_letters(port: int) -> Counter[str]:
     return found
 
 
-def _lookup(deployment: Deployment, email: str) -> dict[str, Any]:
-    async def go() -> dict[str, Any]:
-        api = create_api(deployment.settings)
-        try:
-            return await api.service.lookup("email", email)
-        finally:
-            await api.close()
-
-    return run(go())
-
-
 def test_every_kind_of_hostile_input_is_dead_lettered_and_the_stream_goes_on(
     deployment: Deployment, worker: Process
 ) -> None:
@@ -85,11 +72,11 @@ def test_every_kind_of_hostile_input_is_dead_lettered_and_the_stream_goes_on(
     stream = [good_first, *(raw for _, raw, _ in HOSTILE), good_last]
     run(produce(settings.kafka_bootstrap, deployment.topic("orders"), stream, key=b"one"))
     answer = wait_for(
-        lambda: (a := _lookup(deployment, "h-good-2@example.com"))["known"] and a,
+        lambda: (a := lookup(deployment, email="h-good-2@example.com"))["known"] and a,
         timeout=60, what="the good event after every hostile one",
     )  # fmt: skip
     assert answer["existing_customer"] is True
-    assert _lookup(deployment, "h-good-1@example.com")["existing_customer"] is True
+    assert lookup(deployment, email="h-good-1@example.com")["existing_customer"] is True
     # Not slowed: the whole run of hostile events took no time to speak of.
     assert time.monotonic() - sent < 30
 
@@ -126,7 +113,7 @@ def test_a_duplicate_event_id_with_other_content_is_dead_lettered(
     where = (conflicts[0]["topic"], conflicts[0]["partition"], conflicts[0]["offset"])
     assert run(record_at(settings.kafka_bootstrap, *where)) == stream[2]
     assert _dead_letters(settings.worker_web_port)["duplicate_event_id"] == 1
-    answer = _lookup(deployment, "h-dup@example.com")
+    answer = lookup(deployment, email="h-dup@example.com")
     assert answer["orders_count"] == 1
     assert answer["value"]["lifetime_value"] == 40.0  # the first statement stands
     worker.assert_running()

@@ -6,25 +6,9 @@ from typing import Any
 
 import orjson
 import pytest
-from support import Deployment, Process, consume_all, produce, run, wait_for
-
-from bestand.api import create_api
+from support import Deployment, Process, consume_all, lookup, produce, run, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def lookup(deployment: Deployment, **identifier: str) -> dict[str, Any]:
-    """Answer a lookup straight from Redis, with the code the HTTP API uses."""
-    ((name, value),) = identifier.items()
-
-    async def go() -> dict[str, Any]:
-        api = create_api(deployment.settings)
-        try:
-            return await api.service.lookup(name, value)
-        finally:
-            await api.close()
-
-    return run(go())
 
 
 def order(
