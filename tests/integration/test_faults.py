@@ -42,6 +42,9 @@ pytestmark = pytest.mark.integration
 
 SHOP = simulate(persons=300, seed=21)
 EVENTS = list(SHOP.events)
+# A fault test sends the last events after the fault, so the fault always finds work in
+# flight: one fast worker could otherwise finish the whole stream before it.
+SPLIT = int(len(EVENTS) * 0.7)
 
 
 @pytest.fixture(scope="module")
@@ -204,10 +207,11 @@ def test_worker_killed_mid_stream_and_restarted(
     port = deployment.settings.worker_web_port
     first = Process(["worker"], deployment.env, tmp_path / "worker-1.log")
     try:
-        run(send(deployment, EVENTS))
+        run(send(deployment, EVENTS[:SPLIT]))
         _mid_stream(deployment, port)
     finally:
         _kill(first)
+    run(send(deployment, EVENTS[SPLIT:]))  # arrives while no worker runs
     assert _pending(deployment) > 0, "the kill came after the stream was done"
     restarted = time.monotonic()
     second = Process(["worker"], deployment.env, tmp_path / "worker-2.log")
@@ -232,15 +236,13 @@ def test_one_of_two_workers_killed_during_a_rebalance(
     first = Process(["worker"], deployment.env, tmp_path / "worker-1.log")
     second_env = {**deployment.env, "BESTAND_WORKER_WEB_PORT": str(free_port())}
     second: Process | None = None
-    # The last events arrive during the rebalance, so the kill always finds work in flight:
-    # one fast worker could otherwise finish the whole stream before it.
-    split = int(len(EVENTS) * 0.7)
+    # The last events arrive during the rebalance.
     try:
-        run(send(deployment, EVENTS[:split]))
+        run(send(deployment, EVENTS[:SPLIT]))
         _mid_stream(deployment, port)
         second = Process(["worker"], second_env, tmp_path / "worker-2.log")  # rebalance starts
         time.sleep(2.0)  # the group is rebalancing: partitions move to the second worker
-        run(send(deployment, EVENTS[split:]))
+        run(send(deployment, EVENTS[SPLIT:]))
         _kill(first)
         assert _pending(deployment) > 0, "the kill came after the stream was done"
         _caught_up(deployment)
@@ -259,9 +261,10 @@ def test_redis_restarted_mid_stream(
     port = deployment.settings.worker_web_port
     worker = Process(["worker"], deployment.env, tmp_path / "worker.log")
     try:
-        run(send(deployment, EVENTS))
+        run(send(deployment, EVENTS[:SPLIT]))
         _mid_stream(deployment, port)
         own_redis.stop()  # SIGTERM: Redis writes its append-only file and exits
+        run(send(deployment, EVENTS[SPLIT:]))  # arrives while Redis is away
         time.sleep(3)  # the worker retries with backoff meanwhile
         assert _pending(deployment) > 0, "Redis went away after the stream was done"
         own_redis.start()
