@@ -372,6 +372,7 @@ struct Order<'a> {
     channel: Option<&'a str>,
     guest: Option<bool>,
     attribution: Option<Vec<(&'static str, Option<&'a str>)>>,
+    coupon: Option<&'a str>,
 }
 
 struct Person<'a> {
@@ -518,12 +519,12 @@ fn click<'a>(message: &'a J, event_type: &'a str) -> Option<Decoded<'a>> {
 }
 
 fn order<'a>(message: &'a J, event_type: &'a str, lits: &Literals) -> Option<Decoded<'a>> {
-    let [id, at, source, _, order_id, total, currency, channel, customer, anonymous_id, device_id, payment, attributed, items, amount, reason] =
+    let [id, at, source, _, order_id, total, currency, channel, customer, anonymous_id, device_id, payment, attributed, items, coupon, amount, reason] =
         fields(
             message,
             [
                 "event_id", "event_time", "source", "type", "order_id", "total", "currency", "channel", "customer",
-                "anonymous_id", "device_id", "payment_fingerprint", "attribution", "items", "amount", "reason",
+                "anonymous_id", "device_id", "payment_fingerprint", "attribution", "items", "coupon", "amount", "reason",
             ],
         )?;
     let id = event_id(id)?;
@@ -531,7 +532,7 @@ fn order<'a>(message: &'a J, event_type: &'a str, lits: &Literals) -> Option<Dec
     stripped(source, SHORT)?;
     let order_id = required(stripped(order_id, SHORT))?;
     let mut decoded = base("order", event_type, id, time);
-    let placed_only = [total, channel, customer, anonymous_id, device_id, payment, attributed, items];
+    let placed_only = [total, channel, customer, anonymous_id, device_id, payment, attributed, items, coupon];
     let simple = |status: &'static str| Order {
         order_id,
         status,
@@ -541,6 +542,7 @@ fn order<'a>(message: &'a J, event_type: &'a str, lits: &Literals) -> Option<Dec
         channel: None,
         guest: None,
         attribution: None,
+        coupon: None,
     };
     match event_type {
         "order_placed" => {
@@ -551,6 +553,7 @@ fn order<'a>(message: &'a J, event_type: &'a str, lits: &Literals) -> Option<Dec
             let currency = required(capitals(currency, 3))?;
             let channel = required(literal(channel, &lits.channels))?;
             integer(items, 0, 100_000)?;
+            let coupon = stripped(coupon, SHORT)?;
             let attributed = attribution(attributed)?;
             let [customer_id, guest, email, email_sha256, phone, phone_sha256, first_name, last_name, address, loyalty_card] =
                 fields(
@@ -604,6 +607,7 @@ fn order<'a>(message: &'a J, event_type: &'a str, lits: &Literals) -> Option<Dec
                 channel: Some(channel),
                 guest: Some(guest),
                 attribution: attributed,
+                coupon,
                 ..simple("placed")
             });
             return Some(decoded);
@@ -738,6 +742,7 @@ fn facts_of(decoded: &Decoded<'_>, topic: &str) -> Facts {
             channel: owned(o.channel),
             campaign: owned(given("campaign").filter(|c| !c.is_empty()).or_else(|| given("utm_campaign"))),
             affiliate: owned(given("affiliate_id")),
+            coupon: owned(o.coupon),
         }),
         email_type: owned(decoded.email_type),
         consent: decoded
@@ -750,7 +755,8 @@ fn facts_of(decoded: &Decoded<'_>, topic: &str) -> Facts {
     };
     let order_facts = match order {
         None => Json::Null,
-        Some(o) => Json::List(vec![
+        Some(o) => Json::List(
+            [
             Json::Text(o.order_id.to_owned()),
             Json::Text(o.status.to_owned()),
             Json::opt_int(o.total_cents),
@@ -765,7 +771,12 @@ fn facts_of(decoded: &Decoded<'_>, topic: &str) -> Facts {
                     ATTRIBUTION.iter().map(|name| ((*name).to_owned(), Json::opt_text(given(name)))).collect(),
                 ),
             },
-        ]),
+            ]
+            .into_iter()
+            // The coupon is absent from the facts of an order without one, as before it existed.
+            .chain(o.coupon.map(|c| Json::Text(c.to_owned())))
+            .collect(),
+        ),
     };
     let consent_facts = match &decoded.consent {
         None => Json::Null,
@@ -944,6 +955,7 @@ impl Decoder {
                         order.channel,
                         order.guest,
                         attribution,
+                        order.coupon,
                     ),
                 )?
             }

@@ -278,9 +278,10 @@ fn event_from(
             channel: opt_string(&order_obj, intern!(py, "channel"))?,
             campaign,
             affiliate,
+            coupon: opt_string(&order_obj, intern!(py, "coupon"))?,
         };
         let guest: Option<bool> = order_obj.getattr(intern!(py, "guest"))?.extract()?;
-        let order_facts = Json::List(vec![
+        let mut order_facts = vec![
             Json::Text(facts.order_id.clone()),
             Json::Text(status_name),
             Json::opt_int(facts.total_cents),
@@ -289,8 +290,11 @@ fn event_from(
             Json::opt_text(facts.channel.as_deref()),
             guest.map_or(Json::Null, Json::Bool),
             attribution_facts,
-        ]);
-        (Some(facts), order_facts)
+        ];
+        if let Some(coupon) = &facts.coupon {
+            order_facts.push(Json::Text(coupon.clone())); // absent without one, as before
+        }
+        (Some(facts), Json::List(order_facts))
     };
     let consent_obj = obj.getattr(intern!(py, "consent"))?;
     let consent = if consent_obj.is_none() {

@@ -54,6 +54,7 @@ pub struct OrderFacts {
     /// attribution.campaign or attribution.utm_campaign (None without attribution)
     pub campaign: Option<String>,
     pub affiliate: Option<String>,
+    pub coupon: Option<String>,
 }
 
 /// A resolved event: what person state needs of it.
@@ -127,6 +128,7 @@ fn apply_order(order: Option<&OrderRecord>, facts: &OrderFacts, event_id: &str, 
             order.channel = facts.channel.clone();
             order.campaign = facts.campaign.clone();
             order.affiliate = facts.affiliate.clone();
+            order.coupon = facts.coupon.clone();
             // The earliest placement time wins, so a redelivery cannot move the order.
             order.at = min_opt(order.at, Some(at));
         }
@@ -293,6 +295,7 @@ fn merge_order(a: &OrderRecord, b: &OrderRecord) -> OrderRecord {
         cls: either(&a.cls, &b.cls),
         campaign: either(&a.campaign, &b.campaign),
         affiliate: either(&a.affiliate, &b.affiliate),
+        coupon: either(&a.coupon, &b.coupon),
     }
 }
 

@@ -29,6 +29,7 @@ pub struct OrderRecord {
     pub cls: Option<String>,
     pub campaign: Option<String>,
     pub affiliate: Option<String>,
+    pub coupon: Option<String>,
 }
 
 impl OrderRecord {
@@ -152,6 +153,7 @@ struct StoredOrder {
     at: Option<i64>,
     c: Option<String>,
     ch: Option<String>,
+    co: Option<String>,
     cp: Option<String>,
     cu: Option<String>,
     r: BTreeMap<String, i64>,
@@ -241,6 +243,8 @@ struct OrderRef<'a> {
     #[serde(skip_serializing_if = "empty_text")]
     ch: &'a Option<String>,
     #[serde(skip_serializing_if = "empty_text")]
+    co: &'a Option<String>,
+    #[serde(skip_serializing_if = "empty_text")]
     cp: &'a Option<String>,
     #[serde(skip_serializing_if = "empty_text")]
     cu: &'a Option<String>,
@@ -276,6 +280,7 @@ fn orders_out<S: serde::Serializer>(
             at: o.at,
             c: &o.cls,
             ch: &o.channel,
+            co: &o.coupon,
             cp: &o.campaign,
             cu: &o.currency,
             r: &o.returns,
@@ -331,6 +336,7 @@ pub fn load_state(person_id: &str, blob: Option<&[u8]>, rule: Rule) -> Result<Pe
                 cls: o.c,
                 campaign: o.cp,
                 affiliate: o.af,
+                coupon: o.co,
             };
             (oid, record)
         })

@@ -68,6 +68,7 @@ EVENTS = [
             "currency": "EUR",
             "channel": "web",
             "attribution": {"campaign": "sem-brand", "affiliate_id": "aff-9"},
+            "coupon": "FIRST10",
             "customer": {"customer_id": "K-888", "email": "bert.api@example.com"},
         },
     ),
@@ -404,14 +405,15 @@ def test_classification_tells_affiliates_what_they_need(api: tuple[Deployment, i
     deployment, port = api
     _, first = request(port, "GET", "/v1/orders/api-b1/classification", headers=auth(deployment))
     assert (first["orders_before"], first["days_since_last_order"]) == (0, None)
-    assert (first["channel"], first["campaign"], first["affiliate_id"]) == (
+    assert (first["channel"], first["campaign"], first["affiliate_id"], first["coupon"]) == (
         "web",
         "sem-brand",
         "aff-9",
+        "FIRST10",
     )
     _, second = request(port, "GET", "/v1/orders/api-b2/classification", headers=auth(deployment))
     assert (second["orders_before"], second["days_since_last_order"]) == (1, 44)
-    assert second["channel"] == "store"
+    assert (second["channel"], second["coupon"]) == ("store", None)
 
 
 def test_batch_classification_for_commission_validation(api: tuple[Deployment, int]) -> None:
@@ -441,15 +443,18 @@ def test_campaign_report_recounts_the_seeded_orders(api: tuple[Deployment, int])
         port, "GET", "/v1/reports/campaigns?from=2026-09-01&to=2026-11-30", headers=auth(deployment)
     )
     assert status == 200, body
-    rows = {(r["day"], r["campaign"], r["affiliate"], r["channel"]): r for r in body["rows"]}
+    rows = {
+        (r["day"], r["campaign"], r["affiliate"], r["channel"], r["coupon"]): r
+        for r in body["rows"]
+    }
     # Recount from the seeded events: b1 (new, campaign sem-brand), a1 (new), b2 (existing
     # after the merge), a2 (existing: the guest order joined K-777 by e-mail).
-    assert rows[("2026-09-01", "sem-brand", "aff-9", "web")]["new_orders"] == 1
-    assert rows[("2026-09-01", "sem-brand", "aff-9", "web")]["new_revenue_cents"] == 1500
-    assert rows[("2026-10-01", None, None, "web")]["new_orders"] == 1
-    assert rows[("2026-10-15", None, None, "store")]["existing_orders"] == 1
-    assert rows[("2026-10-15", None, None, "store")]["existing_revenue_cents"] == 2500
-    assert rows[("2026-11-01", None, None, "store")]["existing_orders"] == 1
+    assert rows[("2026-09-01", "sem-brand", "aff-9", "web", "FIRST10")]["new_orders"] == 1
+    assert rows[("2026-09-01", "sem-brand", "aff-9", "web", "FIRST10")]["new_revenue_cents"] == 1500
+    assert rows[("2026-10-01", None, None, "web", None)]["new_orders"] == 1
+    assert rows[("2026-10-15", None, None, "store", None)]["existing_orders"] == 1
+    assert rows[("2026-10-15", None, None, "store", None)]["existing_revenue_cents"] == 2500
+    assert rows[("2026-11-01", None, None, "store", None)]["existing_orders"] == 1
     assert sum(r["new_orders"] + r["existing_orders"] for r in body["rows"]) == 4
     status, body = request(
         port, "GET", "/v1/reports/campaigns?from=2026-12-01&to=2026-01-01", headers=auth(deployment)

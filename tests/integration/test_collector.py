@@ -84,10 +84,14 @@ def _up(port: int) -> bool:
 
 
 def _lookup(deployment: Deployment, key: str, **identifier: str) -> dict[str, Any]:
-    query = urllib.parse.urlencode(identifier)
+    return _get(deployment, key, f"/v1/lookup?{urllib.parse.urlencode(identifier)}")
+
+
+def _get(deployment: Deployment, key: str, path: str) -> dict[str, Any]:
+    """A GET of the lookup API that must answer 200."""
     connection = http.client.HTTPConnection("127.0.0.1", deployment.settings.api_port, timeout=10)
     try:
-        connection.request("GET", f"/v1/lookup?{query}", headers={"Authorization": f"Bearer {key}"})
+        connection.request("GET", path, headers={"Authorization": f"Bearer {key}"})
         response = connection.getresponse()
         assert response.status == 200, response.read()
         return dict(orjson.loads(response.read()))
@@ -194,6 +198,8 @@ def test_segments_own_library_makes_an_existing_customer(shop: tuple[Deployment,
     assert by_cookie["existing_customer"] is True
     assert by_cookie["person_id"] == answer["person_id"]
     assert _lookup(deployment, key, customer_id="seg-user-1")["person_id"] == answer["person_id"]
+    order_answer = _get(deployment, key, "/v1/orders/seg-o1/classification")
+    assert (order_answer["classification"], order_answer["coupon"]) == ("new", "WELCOME10")
 
 
 def test_a_batch_with_one_bad_call_loses_none_of_the_good_ones(

@@ -22,7 +22,9 @@ from bestand.children import wait_caught_up
 from bestand.ingest.producer import EventProducer
 from bestand.simulate import simulate
 
-Key = tuple[str, str | None, str | None, str | None]
+Key = tuple[
+    str, str | None, str | None, str | None, str | None
+]  # day, campaign, affiliate, channel, coupon
 
 
 def _cents(amount: str) -> int:
@@ -78,6 +80,7 @@ def recount(events: list[dict[str, Any]], person_of: Mapping[str, str]) -> dict[
                     attribution.get("campaign") or attribution.get("utm_campaign"),
                     attribution.get("affiliate_id"),
                     event.get("channel"),
+                    event.get("coupon"),
                 )
                 offset = 2 if kept_before else 0
                 rows[key][offset] += 1
@@ -102,7 +105,7 @@ async def _report_and_persons(
     finally:
         await api.close()
     report = {
-        (r["day"], r["campaign"], r["affiliate"], r["channel"]): [
+        (r["day"], r["campaign"], r["affiliate"], r["channel"], r["coupon"]): [
             r["new_orders"],
             r["new_revenue_cents"],
             r["existing_orders"],
@@ -141,3 +144,7 @@ def test_every_figure_of_the_campaign_report_equals_a_recount(
     # way, and the report shows their final classification.
     assert sum(row[2] for row in expected.values()) > 0
     assert sum(row[0] for row in expected.values()) > 0
+    # The affiliates' first-order voucher, redeemed by existing customers too, is told apart.
+    first_order = [row for key, row in expected.items() if key[4] == "FIRST10"]
+    assert sum(row[0] for row in first_order) > 0
+    assert sum(row[2] for row in first_order) > 0

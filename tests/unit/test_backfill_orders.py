@@ -15,7 +15,7 @@ from bestand.ingest.orders import SHOPIFY_COLUMNS, Layout, Malformed, Order, ord
 HEADER = ["Name", "Email", "Financial Status", "Currency", "Subtotal", "Total", "Created at",
           "Lineitem quantity", "Lineitem name", "Billing Name", "Billing Address1",
           "Billing City", "Billing Zip", "Billing Country", "Billing Phone", "Cancelled at",
-          "Refunded Amount", "Id", "Source", "Phone"]  # fmt: skip
+          "Refunded Amount", "Id", "Source", "Phone", "Discount Code"]  # fmt: skip
 
 
 def export(rows: list[dict[str, str]]) -> str:
@@ -33,7 +33,7 @@ ROWS = [
      "Lineitem name": "Socks", "Billing Name": "Anna Maria Schmidt",
      "Billing Address1": "Hauptstr. 5", "Billing City": "Berlin", "Billing Zip": "10115",
      "Billing Country": "DE", "Billing Phone": "+49 30 1234567", "Id": "5001",
-     "Source": "web"},
+     "Source": "web", "Discount Code": "WELCOME10"},
     {"Name": "#1001", "Lineitem quantity": "1", "Lineitem name": "Shoes"},
     {"Name": "#1002", "Email": "ben@example.com", "Currency": "EUR", "Total": "20.00",
      "Created at": "2025-03-02 11:00:00 +0100", "Lineitem quantity": "1", "Id": "5002",
@@ -67,6 +67,7 @@ def test_a_shopify_export_gives_an_order_per_order_not_per_line_item() -> None:
                      "first_name": "Anna Maria", "last_name": "Schmidt",
                      "address": {"street": "Hauptstr. 5", "city": "Berlin", "postcode": "10115",
                                  "country": "DE"}},
+        "coupon": "WELCOME10",
         "items": 3,
     }]  # fmt: skip
     cancelled = orders[1].events

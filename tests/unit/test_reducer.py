@@ -342,7 +342,7 @@ def test_order_context_counts_orders_before_and_days_since() -> None:
     assert order_context(state.orders, "missing") is None
 
 
-def test_orders_keep_their_campaign_and_affiliate() -> None:
+def test_orders_keep_their_campaign_affiliate_and_coupon() -> None:
     event = ev(
         "e1",
         "order",
@@ -351,8 +351,10 @@ def test_orders_keep_their_campaign_and_affiliate() -> None:
             "status": "placed",
             "total_cents": 100,
             "attribution": {"utm_campaign": "black-friday", "affiliate_id": "aff-1"},
+            "coupon": "FIRST10",
         },
     )
     state = run([event])
-    assert (state.orders["o1"].campaign, state.orders["o1"].affiliate) == ("black-friday", "aff-1")
+    order = state.orders["o1"]
+    assert (order.campaign, order.affiliate, order.coupon) == ("black-friday", "aff-1", "FIRST10")
     assert load_state("P1", dump_state(state)) == state

@@ -99,6 +99,7 @@ def test_order_completed_is_an_order_placed_with_customer_attribution_and_items(
             "click_id": "Cj0KCQ",
         },
         "items": 3,
+        "coupon": "hasbros",
     }  # fmt: skip
 
 

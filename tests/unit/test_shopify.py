@@ -41,6 +41,7 @@ ORDER: dict[str, Any] = {
     "referring_site": "https://www.google.com/",
     "cancelled_at": None,
     "cancel_reason": None,
+    "discount_codes": [{"code": "TENOFF", "amount": "10.00", "type": "fixed_amount"}],
     "customer": {
         "id": 115310627314723954,
         "email": "john@example.com",
@@ -103,6 +104,7 @@ def test_orders_create_is_an_order_placed() -> None:
         },
         "attribution": {"utm_source": "newsletter", "utm_medium": "email", "click_id": "EAIaIQ"},
         "items": 2,
+        "coupon": "TENOFF",
     }  # fmt: skip
 
 

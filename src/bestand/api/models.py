@@ -164,6 +164,7 @@ class OrderClassification(BaseModel):
     channel: str | None
     campaign: str | None
     affiliate_id: str | None
+    coupon: str | None = Field(description="Discount or voucher code redeemed with the order.")
     cancelled: bool
     reclassifications: list[Reclassification] = Field(
         description="Every change after the first answer, with its cause (e.g. a merge)."
@@ -199,6 +200,7 @@ class CampaignReportRow(BaseModel):
     campaign: str | None
     affiliate: str | None
     channel: str | None
+    coupon: str | None
     new_orders: int
     new_revenue_cents: int
     existing_orders: int

@@ -121,7 +121,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "get": {
                     "operationId": "campaignReport",
                     "summary": "Orders and net revenue from new vs existing customers per day and "
-                    "campaign, affiliate, channel.",
+                    "campaign, affiliate, channel and coupon.",
                     "parameters": [
                         {
                             "name": "from",

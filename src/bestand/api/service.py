@@ -183,6 +183,7 @@ class LookupService:
             "channel": order.channel,
             "campaign": order.campaign,
             "affiliate_id": order.affiliate,
+            "coupon": order.coupon,
             "cancelled": order.cancelled,
             "reclassifications": changes,
         }

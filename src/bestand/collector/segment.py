@@ -205,6 +205,8 @@ def _order(
     products = properties.get("products")
     if isinstance(products, list) and products:
         event["items"] = sum(quantity_of(product) for product in products)
+    if coupon := text_of(properties, "coupon"):
+        event["coupon"] = coupon
     return event
 
 

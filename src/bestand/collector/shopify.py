@@ -121,6 +121,10 @@ def _order(
     items = order.get("line_items")
     if isinstance(items, list) and items:
         event["items"] = sum(quantity_of(item) for item in items)
+    codes = order.get("discount_codes")
+    first_code = codes[0] if isinstance(codes, list) and codes else None
+    if isinstance(first_code, Mapping) and (coupon := text_of(first_code, "code")):
+        event["coupon"] = coupon
     return event
 
 

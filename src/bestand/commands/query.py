@@ -169,6 +169,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         "campaign",
         "affiliate",
         "channel",
+        "coupon",
         "new_orders",
         "new_revenue_cents",
         "existing_orders",
@@ -180,13 +181,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         writer.writerows(rows)
         return 0
     print(
-        f"{'day':10} {'campaign':20} {'affiliate':18} {'channel':7} "
+        f"{'day':10} {'campaign':20} {'affiliate':18} {'channel':7} {'coupon':14} "
         f"{'new':>5} {'new €':>11} {'existing':>8} {'existing €':>11}"
     )
     for row in rows:
         print(
             f"{row['day']:10} {row['campaign'] or '-':20} {row['affiliate'] or '-':18} "
-            f"{row['channel'] or '-':7} {row['new_orders']:5} "
+            f"{row['channel'] or '-':7} {row['coupon'] or '-':14} {row['new_orders']:5} "
             f"{row['new_revenue_cents'] / 100:11.2f} {row['existing_orders']:8} "
             f"{row['existing_revenue_cents'] / 100:11.2f}"
         )

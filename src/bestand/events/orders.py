@@ -71,6 +71,10 @@ class OrderPlaced(EventBase):
     )
     attribution: Attribution | None = None
     items: int | None = Field(None, ge=0, le=100000, description="Number of items.")
+    coupon: ShortText | None = Field(
+        None,
+        description="Discount or voucher code redeemed with the order (the first, if several).",
+    )
 
 
 class OrderCancelled(EventBase):

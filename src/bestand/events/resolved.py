@@ -33,6 +33,7 @@ class OrderFacts:
     channel: str | None = None
     guest: bool | None = None
     attribution: Attribution | None = None
+    coupon: str | None = None
 
 
 @dataclass(slots=True)  # built per event: frozen would double that

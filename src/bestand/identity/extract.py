@@ -243,6 +243,7 @@ def resolved_event(
                 channel=event.channel,
                 guest=event.customer.guest,
                 attribution=event.attribution,
+                coupon=event.coupon,
             )
         case OrderCancelled():
             kind = "order"

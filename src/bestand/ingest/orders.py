@@ -47,6 +47,7 @@ SHOPIFY_COLUMNS: dict[str, str] = {
     "cancelled_at": "Cancelled at",
     "refunded": "Refunded Amount",
     "customer_id": "Customer Id",
+    "coupon": "Discount Code",
 }
 #: Shopify's order sources and the sales channel each is (anything else: web).
 CHANNELS = {
@@ -180,6 +181,8 @@ def order_events(rows: list[Mapping[str, str]], layout: Layout, line: int) -> Or
         "channel": CHANNELS.get((get("channel") or "web").lower(), "web"),
         "customer": customer,
     }
+    if coupon := get("coupon"):
+        placed["coupon"] = coupon
     quantities = [get("quantity", row) for row in rows]
     if any(quantities):
         try:

@@ -26,15 +26,9 @@ def content_digest(event: ResolvedEvent) -> str:
     does not.
     """
     order = event.order
-    facts = (
-        event.event_id,
-        event.event_time.isoformat(),
-        event.kind,
-        event.type,
-        event.topic,
-        None
-        if order is None
-        else (
+    order_facts: tuple[object, ...] | None = None
+    if order is not None:
+        order_facts = (
             order.order_id,
             order.status,
             order.total_cents,
@@ -43,7 +37,16 @@ def content_digest(event: ResolvedEvent) -> str:
             order.channel,
             order.guest,
             None if order.attribution is None else order.attribution.__dict__,
-        ),
+        )
+        if order.coupon is not None:  # absent from digests of orders without one, as before
+            order_facts += (order.coupon,)
+    facts = (
+        event.event_id,
+        event.event_time.isoformat(),
+        event.kind,
+        event.type,
+        event.topic,
+        order_facts,
         event.email_type,
         event.campaign,
         None if event.consent is None else sorted(event.consent.items()),

@@ -72,6 +72,7 @@ def _apply_order(
                 if attribution is None
                 else attribution.campaign or attribution.utm_campaign,
                 affiliate=None if attribution is None else attribution.affiliate_id,
+                coupon=facts.coupon,
                 # The earliest placement time wins, so a redelivery cannot move the order.
                 at=_min(order.at, at),
             )
@@ -153,6 +154,7 @@ def _merge_order(a: OrderRecord, b: OrderRecord) -> OrderRecord:
         cls=a.cls or b.cls,
         campaign=a.campaign or b.campaign,
         affiliate=a.affiliate or b.affiliate,
+        coupon=a.coupon or b.coupon,
     )
 
 

@@ -37,6 +37,7 @@ class OrderRecord:
     cls: Literal["new", "existing"] | None = None  # classification as last published
     campaign: str | None = None
     affiliate: str | None = None
+    coupon: str | None = None
 
     @property
     def active(self) -> bool:
@@ -187,6 +188,8 @@ def _order_to_json(order: OrderRecord) -> dict[str, Any]:
         data["cp"] = order.campaign
     if order.affiliate:
         data["af"] = order.affiliate
+    if order.coupon:
+        data["co"] = order.coupon
     return data
 
 
@@ -201,6 +204,7 @@ def _order_from_json(data: dict[str, Any]) -> OrderRecord:
         cls=data.get("c"),
         campaign=data.get("cp"),
         affiliate=data.get("af"),
+        coupon=data.get("co"),
     )
 
 

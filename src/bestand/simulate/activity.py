@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from bestand.simulate import events as ev
-from bestand.simulate.checkout import ONLINE, Checkout, CheckoutChoices, Habits
+from bestand.simulate.checkout import ONLINE, Checkout, CheckoutChoices, Habits, coupon_of
 from bestand.simulate.events import EventLog
 from bestand.simulate.ids import IdFactory
 from bestand.simulate.names import (
@@ -313,6 +313,7 @@ class Activity:
                 device_id=checkout.device,
                 payment_fingerprint=checkout.card,
                 attribution=checkout.attribution,
+                coupon=coupon_of(order_id, checkout.attribution),
             ),
         )
         if aftermath:

@@ -8,6 +8,7 @@ makes those choices order by order, following the person's :class:`Habits` and t
 from __future__ import annotations
 
 import random
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -359,3 +360,21 @@ class CheckoutChoices:
             "utm_source": rng.choice(("instagram", "facebook", "tiktok")),
             "utm_medium": "social",
         }
+
+
+#: The affiliate networks' first-order voucher and the shop's own seasonal code.
+FIRST_ORDER_COUPON = "FIRST10"
+SEASONAL_COUPON = "SUMMER15"
+
+
+def coupon_of(order_id: str, attribution: dict[str, str] | None) -> str | None:
+    """The coupon an order redeemed: a third of affiliate orders use the affiliate's
+    first-order voucher (whoever the buyer is, as happens), one order in twenty the
+    seasonal code.
+
+    Derived from the order id, not drawn: the shop's other draws stay in step.
+    """
+    roll = zlib.crc32(order_id.encode()) % 60
+    if attribution is not None and "affiliate_id" in attribution and roll < 20:
+        return FIRST_ORDER_COUPON
+    return SEASONAL_COUPON if roll >= 57 else None

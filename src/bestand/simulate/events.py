@@ -99,9 +99,10 @@ def order_placed(
     device_id: str | None = None,
     payment_fingerprint: str | None = None,
     attribution: dict[str, str] | None = None,
+    coupon: str | None = None,
 ) -> Event:
     """An ``order_placed`` event; ``customer`` is the contract's customer block."""
-    return {
+    event: Event = {
         "type": "order_placed",
         "source": source,
         "order_id": order_id,
@@ -115,6 +116,9 @@ def order_placed(
         "attribution": attribution,
         "items": items,
     }
+    if coupon is not None:
+        event["coupon"] = coupon
+    return event
 
 
 def order_cancelled(order_id: str, reason: str | None = None) -> Event:
