@@ -78,6 +78,7 @@ from bestand.identity.entries import parse_entry
 from bestand.identity.kinds import LOOKED_UP
 from bestand.ingest.producer import topic_for
 from bestand.ops.metrics import WorkerMetrics
+from bestand.profile.state import dump_state, load_state
 from bestand.profile.summary import RECORD_SEP, LookupSummary
 from bestand.settings import Settings
 from bestand.simulate import simulate
@@ -1646,7 +1647,7 @@ def _state_record(r: KeyRecord) -> dict[bytes, bytes] | None:
 
 
 def _state_string(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
-    """``<version> <json>`` in a string; a merged-away person: ``=<survivor>``."""
+    """``<version> <state>`` in a string; a merged-away person: ``=<survivor>``."""
     out = []
     for r in records:
         fields = _state_record(r)
@@ -1661,14 +1662,13 @@ def _state_string(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
 
 
 def _state_without_ids(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
-    """The state JSON without ``ids`` (the graph's person set holds the same)."""
+    """The state without ``ids`` (the graph facts hold the same)."""
     out = []
     for r in records:
         fields = _state_record(r)
         if fields is not None and b"s" in fields:
-            state = orjson.loads(fields[b"s"])
-            state.pop("ids", None)
-            fields[b"s"] = orjson.dumps(state, option=orjson.OPT_SORT_KEYS)
+            state = load_state("", fields[b"s"])
+            fields[b"s"] = dump_state(replace(state, ids=frozenset()))
             command = [b"HSET", r.key, *(item for pair in fields.items() for item in pair)]
             r = replace(r, commands=[command, *r.commands[1:]])
         out.append(r)
@@ -1790,7 +1790,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         ),
         Experiment(
             "state-string",
-            "person state as a string '<version> <json>' ('=<survivor>' after a merge)",
+            "person state as a string '<version> <state>' ('=<survivor>' after a merge)",
             _state_string,
         ),
         Experiment(

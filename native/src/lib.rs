@@ -915,6 +915,14 @@ fn event_for_test(py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<(String,
     Ok((format!("{facts:?}"), digest, key))
 }
 
+/// A stored person state read and written again by the compiled fold (for tests: the same
+/// bytes as `bestand.profile.state.dump_state` of the state Python reads from `blob`).
+#[pyfunction]
+fn state_for_test<'py>(py: Python<'py>, blob: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    let state = load_state("p", Some(blob), Rule::Kept).map_err(PyValueError::new_err)?;
+    Ok(PyBytes::new(py, &dump_state(&state)))
+}
+
 #[pymodule]
 fn bestand_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Folder>()?;
@@ -925,6 +933,7 @@ fn bestand_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Facts>()?;
     m.add_function(wrap_pyfunction!(digest_and_key, m)?)?;
     m.add_function(wrap_pyfunction!(event_for_test, m)?)?;
+    m.add_function(wrap_pyfunction!(state_for_test, m)?)?;
     m.add_function(wrap_pyfunction!(keying::keyed_hash_of, m)?)?;
     m.add_function(wrap_pyfunction!(rules_py::decide_for_test, m)?)?;
     m.add_function(wrap_pyfunction!(graph::stored_entry_for_test, m)?)?;

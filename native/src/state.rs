@@ -1,11 +1,13 @@
 //! A person's state and its stored form: `bestand.profile.state`, byte for byte.
 //!
-//! The stored JSON is the one `dump_state` writes (short keys, empty parts left out, every
-//! object's keys sorted), so Redis holds the same bytes whichever side wrote them.
+//! The stored form is the packed one `dump_state` writes (`bestand.profile.stored`), so Redis
+//! holds the same bytes whichever side wrote them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::Deserialize;
 
 /// Most product categories kept per person.
 pub const MAX_INTERESTS: usize = 20;
@@ -133,18 +135,360 @@ impl PersonState {
 }
 
 // --- the stored form ------------------------------------------------------------------------
-// Fields are declared in sorted key order: serde writes them in declaration order, and
-// `dump_state` sorts every object's keys.
+// Packed bytes, as `bestand.profile.stored` writes them (its docstring has the layout); a blob
+// that starts with `{` is the JSON of earlier releases and is still read.
 
-fn is_false(value: &bool) -> bool {
-    !*value
+const PACKED: u8 = 1;
+
+fn varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8 & 0x7F) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
 }
 
-fn empty_text(value: &Option<String>) -> bool {
-    value.as_deref().is_none_or(str::is_empty)
+fn int(out: &mut Vec<u8>, value: i64) {
+    varint(out, ((value << 1) ^ (value >> 63)) as u64);
 }
 
-// The stored form as read: every part may be missing.
+fn text(out: &mut Vec<u8>, value: &str) {
+    varint(out, value.len() as u64);
+    out.extend_from_slice(value.as_bytes());
+}
+
+/// A keyed identifier (`k:` and 22 base64url characters of 16 bytes) as its letter and the
+/// bytes; any other text as 0 and the text.
+fn token(out: &mut Vec<u8>, value: &str) {
+    let bytes = value.as_bytes();
+    if bytes.len() == 24 && bytes[1] == b':' && bytes[0].is_ascii_lowercase() {
+        if let Ok(raw) = URL_SAFE_NO_PAD.decode(&bytes[2..]) {
+            if raw.len() == 16 && URL_SAFE_NO_PAD.encode(&raw).as_bytes() == &bytes[2..] {
+                out.push(bytes[0]);
+                out.extend_from_slice(&raw);
+                return;
+            }
+        }
+    }
+    out.push(0);
+    text(out, value);
+}
+
+fn counts(out: &mut Vec<u8>, values: &BTreeMap<String, i64>) {
+    varint(out, values.len() as u64);
+    for (key, value) in values {
+        text(out, key);
+        int(out, *value);
+    }
+}
+
+fn texts(out: &mut Vec<u8>, values: &BTreeSet<String>) {
+    varint(out, values.len() as u64);
+    for value in values {
+        text(out, value);
+    }
+}
+
+fn some_text(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|v| !v.is_empty())
+}
+
+fn bits(present: &[bool]) -> u64 {
+    present.iter().enumerate().filter(|(_, there)| **there).map(|(bit, _)| 1u64 << bit).sum()
+}
+
+fn order(out: &mut Vec<u8>, o: &OrderRecord) {
+    let (currency, channel, cls) = (some_text(&o.currency), some_text(&o.channel), some_text(&o.cls));
+    let named = [some_text(&o.campaign), some_text(&o.affiliate), some_text(&o.coupon)];
+    let present = [
+        o.total_cents.is_some(),
+        currency.is_some(),
+        channel.is_some(),
+        o.at.is_some(),
+        o.cancelled,
+        !o.returns.is_empty(),
+        cls.is_some(),
+        named[0].is_some(),
+        named[1].is_some(),
+        named[2].is_some(),
+    ];
+    varint(out, bits(&present));
+    if let Some(total) = o.total_cents {
+        int(out, total);
+    }
+    for value in [currency, channel].into_iter().flatten() {
+        text(out, value);
+    }
+    if let Some(at) = o.at {
+        int(out, at);
+    }
+    if present[5] {
+        counts(out, &o.returns);
+    }
+    match cls {
+        None => {}
+        Some("new") => out.push(1),
+        Some("existing") => out.push(2),
+        Some(other) => {
+            out.push(0);
+            text(out, other);
+        }
+    }
+    for value in named.into_iter().flatten() {
+        text(out, value);
+    }
+}
+
+/// The stored form of a state (`dump_state`).
+pub fn dump_state(state: &PersonState) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + 25 * state.ids.len() + 40 * state.orders.len());
+    out.push(PACKED);
+    varint(&mut out, state.version as u64);
+    let times = [state.first_seen, state.last_seen, state.last_email_engagement];
+    let present = [
+        !state.ids.is_empty(),
+        !state.orders.is_empty(),
+        times[0].is_some(),
+        times[1].is_some(),
+        times[2].is_some(),
+        !state.email.is_empty(),
+        !state.consent.is_empty(),
+        !state.contacts.is_empty(),
+        !state.channels.is_empty(),
+        !state.absorbed.is_empty(),
+        !state.interests.is_empty(),
+        !state.reclassified.is_empty(),
+    ];
+    varint(&mut out, bits(&present));
+    if present[0] {
+        varint(&mut out, state.ids.len() as u64);
+        for id in &state.ids {
+            token(&mut out, id);
+        }
+    }
+    if present[1] {
+        varint(&mut out, state.orders.len() as u64);
+        for (order_id, o) in &state.orders {
+            text(&mut out, order_id);
+            order(&mut out, o);
+        }
+    }
+    for time in times.into_iter().flatten() {
+        int(&mut out, time);
+    }
+    if present[5] {
+        counts(&mut out, &state.email);
+    }
+    if present[6] {
+        varint(&mut out, state.consent.len() as u64);
+        for (purpose, (granted, at)) in &state.consent {
+            text(&mut out, purpose);
+            out.push(u8::from(*granted));
+            int(&mut out, *at);
+        }
+    }
+    if present[7] {
+        counts(&mut out, &state.contacts);
+    }
+    if present[8] {
+        texts(&mut out, &state.channels);
+    }
+    if present[9] {
+        texts(&mut out, &state.absorbed);
+    }
+    if present[10] {
+        counts(&mut out, &state.interests);
+    }
+    if present[11] {
+        varint(&mut out, state.reclassified.len() as u64);
+        for (order_id, before, after, event_id, at, reason) in &state.reclassified {
+            for value in [order_id, before, after, event_id] {
+                text(&mut out, value);
+            }
+            int(&mut out, *at);
+            text(&mut out, reason);
+        }
+    }
+    out
+}
+
+/// Reads the parts of a packed state in order.
+struct Reader<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+const SHORT: &str = "a packed state ends early";
+
+impl Reader<'_> {
+    fn byte(&mut self) -> Result<u8, String> {
+        let byte = *self.data.get(self.at).ok_or(SHORT)?;
+        self.at += 1;
+        Ok(byte)
+    }
+
+    fn varint(&mut self) -> Result<u64, String> {
+        let (mut value, mut shift) = (0u64, 0u32);
+        loop {
+            let byte = self.byte()?;
+            if shift > 63 {
+                return Err("a packed state has a number too long".into());
+            }
+            value |= u64::from(byte & 0x7F) << shift;
+            if byte < 0x80 {
+                return Ok(value);
+            }
+            shift += 7;
+        }
+    }
+
+    fn int(&mut self) -> Result<i64, String> {
+        let value = self.varint()?;
+        Ok(((value >> 1) as i64) ^ -((value & 1) as i64))
+    }
+
+    fn bytes(&mut self, length: usize) -> Result<&[u8], String> {
+        let end = self.at.checked_add(length).filter(|end| *end <= self.data.len()).ok_or(SHORT)?;
+        let slice = &self.data[self.at..end];
+        self.at = end;
+        Ok(slice)
+    }
+
+    fn text(&mut self) -> Result<String, String> {
+        let length = self.varint()? as usize;
+        let bytes = self.bytes(length)?;
+        String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string())
+    }
+
+    fn token(&mut self) -> Result<String, String> {
+        match self.byte()? {
+            0 => self.text(),
+            kind => {
+                let raw = self.bytes(16)?;
+                Ok(format!("{}:{}", kind as char, URL_SAFE_NO_PAD.encode(raw)))
+            }
+        }
+    }
+
+    fn counts(&mut self) -> Result<BTreeMap<String, i64>, String> {
+        let mut out = BTreeMap::new();
+        for _ in 0..self.varint()? {
+            let key = self.text()?;
+            out.insert(key, self.int()?);
+        }
+        Ok(out)
+    }
+
+    fn texts(&mut self) -> Result<BTreeSet<String>, String> {
+        let mut out = BTreeSet::new();
+        for _ in 0..self.varint()? {
+            out.insert(self.text()?);
+        }
+        Ok(out)
+    }
+
+    fn order(&mut self) -> Result<OrderRecord, String> {
+        let fields = self.varint()?;
+        let has = |bit: u32| fields & (1 << bit) != 0;
+        let mut o = OrderRecord::default();
+        if has(0) {
+            o.total_cents = Some(self.int()?);
+        }
+        if has(1) {
+            o.currency = Some(self.text()?);
+        }
+        if has(2) {
+            o.channel = Some(self.text()?);
+        }
+        if has(3) {
+            o.at = Some(self.int()?);
+        }
+        o.cancelled = has(4);
+        if has(5) {
+            o.returns = self.counts()?;
+        }
+        if has(6) {
+            o.cls = Some(match self.byte()? {
+                1 => "new".to_owned(),
+                2 => "existing".to_owned(),
+                _ => self.text()?,
+            });
+        }
+        if has(7) {
+            o.campaign = Some(self.text()?);
+        }
+        if has(8) {
+            o.affiliate = Some(self.text()?);
+        }
+        if has(9) {
+            o.coupon = Some(self.text()?);
+        }
+        Ok(o)
+    }
+}
+
+fn unpack(state: &mut PersonState, data: &[u8]) -> Result<(), String> {
+    let mut r = Reader { data, at: 1 };
+    state.version = r.varint()? as i64;
+    let parts = r.varint()?;
+    let has = |bit: u32| parts & (1 << bit) != 0;
+    if has(0) {
+        for _ in 0..r.varint()? {
+            state.ids.insert(r.token()?);
+        }
+    }
+    if has(1) {
+        for _ in 0..r.varint()? {
+            let order_id = r.text()?;
+            let o = r.order()?;
+            state.orders.insert(order_id, o);
+        }
+    }
+    if has(2) {
+        state.first_seen = Some(r.int()?);
+    }
+    if has(3) {
+        state.last_seen = Some(r.int()?);
+    }
+    if has(4) {
+        state.last_email_engagement = Some(r.int()?);
+    }
+    if has(5) {
+        state.email = r.counts()?;
+    }
+    if has(6) {
+        for _ in 0..r.varint()? {
+            let purpose = r.text()?;
+            let granted = r.byte()? != 0;
+            state.consent.insert(purpose, (granted, r.int()?));
+        }
+    }
+    if has(7) {
+        state.contacts = r.counts()?;
+    }
+    if has(8) {
+        state.channels = r.texts()?;
+    }
+    if has(9) {
+        state.absorbed = r.texts()?;
+    }
+    if has(10) {
+        state.interests = r.counts()?;
+    }
+    if has(11) {
+        for _ in 0..r.varint()? {
+            let (order_id, before, after, event_id) = (r.text()?, r.text()?, r.text()?, r.text()?);
+            let at = r.int()?;
+            state.reclassified.push((order_id, before, after, event_id, at, r.text()?));
+        }
+    }
+    if r.at != data.len() {
+        return Err("a packed state has bytes after its last part".into());
+    }
+    Ok(())
+}
+
+// The JSON of earlier releases, as read: every part may be missing.
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -158,30 +502,21 @@ struct StoredOrder {
     cu: Option<String>,
     r: BTreeMap<String, i64>,
     t: Option<i64>,
-    #[serde(deserialize_with = "flag::deserialize")]
+    #[serde(deserialize_with = "truthy")]
     x: bool,
 }
 
 /// `"x": 1` for a cancelled order (any truthy value reads as cancelled).
-mod flag {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Only called for a cancelled order (false is skipped).
-    pub fn serialize<S: Serializer>(_: &bool, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_i64(1)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-        let value = serde_json::Value::deserialize(d)?;
-        Ok(match value {
-            serde_json::Value::Null => false,
-            serde_json::Value::Bool(b) => b,
-            serde_json::Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-            serde_json::Value::String(s) => !s.is_empty(),
-            serde_json::Value::Array(a) => !a.is_empty(),
-            serde_json::Value::Object(o) => !o.is_empty(),
-        })
-    }
+fn truthy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(match value {
+        serde_json::Value::Null => false,
+        serde_json::Value::Bool(b) => b,
+        serde_json::Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        serde_json::Value::String(s) => !s.is_empty(),
+        serde_json::Value::Array(a) => !a.is_empty(),
+        serde_json::Value::Object(o) => !o.is_empty(),
+    })
 }
 
 #[derive(Deserialize, Default)]
@@ -203,123 +538,21 @@ struct Stored {
     v: i64,
 }
 
-/// A state as `dump_state` writes it, serialized from borrowed parts (nothing copied).
-#[derive(Serialize)]
-struct StoredRef<'a> {
-    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
-    ab: &'a BTreeSet<String>,
-    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
-    chn: &'a BTreeSet<String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty", serialize_with = "consent_out")]
-    cs: &'a BTreeMap<String, (bool, i64)>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    ct: &'a BTreeMap<String, i64>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    em: &'a BTreeMap<String, i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fs: Option<i64>,
-    ids: &'a BTreeSet<String>,
-    #[serde(rename = "in", skip_serializing_if = "BTreeMap::is_empty")]
-    interests: &'a BTreeMap<String, i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    le: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ls: Option<i64>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty", serialize_with = "orders_out")]
-    o: &'a BTreeMap<String, OrderRecord>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    rc: &'a Vec<Reclassified>,
-    v: i64,
-}
-
-#[derive(Serialize)]
-struct OrderRef<'a> {
-    #[serde(skip_serializing_if = "empty_text")]
-    af: &'a Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    at: Option<i64>,
-    #[serde(skip_serializing_if = "empty_text")]
-    c: &'a Option<String>,
-    #[serde(skip_serializing_if = "empty_text")]
-    ch: &'a Option<String>,
-    #[serde(skip_serializing_if = "empty_text")]
-    co: &'a Option<String>,
-    #[serde(skip_serializing_if = "empty_text")]
-    cp: &'a Option<String>,
-    #[serde(skip_serializing_if = "empty_text")]
-    cu: &'a Option<String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    r: &'a BTreeMap<String, i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    t: Option<i64>,
-    #[serde(skip_serializing_if = "is_false", serialize_with = "flag::serialize")]
-    x: bool,
-}
-
-fn consent_out<S: serde::Serializer>(
-    consent: &&BTreeMap<String, (bool, i64)>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeMap;
-    let mut map = s.serialize_map(Some(consent.len()))?;
-    for (purpose, (granted, at)) in consent.iter() {
-        map.serialize_entry(purpose, &(i64::from(*granted), *at))?;
-    }
-    map.end()
-}
-
-fn orders_out<S: serde::Serializer>(
-    orders: &&BTreeMap<String, OrderRecord>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeMap;
-    let mut map = s.serialize_map(Some(orders.len()))?;
-    for (oid, o) in orders.iter() {
-        let order = OrderRef {
-            af: &o.affiliate,
-            at: o.at,
-            c: &o.cls,
-            ch: &o.channel,
-            co: &o.coupon,
-            cp: &o.campaign,
-            cu: &o.currency,
-            r: &o.returns,
-            t: o.total_cents,
-            x: o.cancelled,
-        };
-        map.serialize_entry(oid, &order)?;
-    }
-    map.end()
-}
-
-/// The stored form of a state (`dump_state`).
-pub fn dump_state(state: &PersonState) -> Vec<u8> {
-    let stored = StoredRef {
-        ab: &state.absorbed,
-        chn: &state.channels,
-        cs: &state.consent,
-        ct: &state.contacts,
-        em: &state.email,
-        fs: state.first_seen,
-        ids: &state.ids,
-        interests: &state.interests,
-        le: state.last_email_engagement,
-        ls: state.last_seen,
-        o: &state.orders,
-        rc: &state.reclassified,
-        v: state.version,
-    };
-    serde_json::to_vec(&stored).expect("a state always serializes")
-}
-
 /// Read a stored state (`load_state`); `None` or empty gives a new, empty person.
 pub fn load_state(person_id: &str, blob: Option<&[u8]>, rule: Rule) -> Result<PersonState, String> {
     let blob = match blob {
         Some(b) if !b.is_empty() => b,
         _ => return Ok(PersonState::new(person_id, rule)),
     };
-    let stored: Stored = serde_json::from_slice(blob).map_err(|e| e.to_string())?;
     let mut state = PersonState::new(person_id, rule);
+    if blob[0] != b'{' {
+        if blob[0] != PACKED {
+            return Err("not a packed state".into());
+        }
+        unpack(&mut state, blob)?;
+        return Ok(state);
+    }
+    let stored: Stored = serde_json::from_slice(blob).map_err(|e| e.to_string())?;
     state.version = stored.v;
     state.ids = stored.ids.into_iter().collect();
     state.orders = stored

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
 from bestand.ingest.producer import topic_for
 from bestand.ops.metrics import WorkerMetrics
+from bestand.profile import load_state
 from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.store import connect
@@ -92,10 +94,8 @@ async def redis_state(settings: Settings, exact: bool = False) -> dict[str, Any]
             elif kind == "hash":
                 fields = await client.hgetall(key)
                 fields.pop(b"v", None)
-                if b"s" in fields:
-                    state = orjson.loads(fields[b"s"])
-                    state.pop("v", None)
-                    fields[b"s"] = state
+                if b"s" in fields:  # the state without its version
+                    fields[b"s"] = replace(load_state("", fields[b"s"]), version=0)
                 out[name] = fields
     finally:
         await client.aclose()

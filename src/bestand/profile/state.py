@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
-import orjson
+from bestand.profile import stored
 
 #: Purposes a person can consent to.
 CONSENT_PURPOSES = ("email", "sms", "phone", "ads", "personalization")
@@ -168,31 +168,6 @@ class PersonState:
 _STATE_FIELDS = tuple(f.name for f in fields(PersonState))
 
 
-def _order_to_json(order: OrderRecord) -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    if order.total_cents is not None:
-        data["t"] = order.total_cents
-    if order.currency:
-        data["cu"] = order.currency
-    if order.channel:
-        data["ch"] = order.channel
-    if order.at is not None:
-        data["at"] = order.at
-    if order.cancelled:
-        data["x"] = 1
-    if order.returns:
-        data["r"] = order.returns
-    if order.cls:
-        data["c"] = order.cls
-    if order.campaign:
-        data["cp"] = order.campaign
-    if order.affiliate:
-        data["af"] = order.affiliate
-    if order.coupon:
-        data["co"] = order.coupon
-    return data
-
-
 def _order_from_json(data: dict[str, Any]) -> OrderRecord:
     return OrderRecord(
         total_cents=data.get("t"),
@@ -209,29 +184,8 @@ def _order_from_json(data: dict[str, Any]) -> OrderRecord:
 
 
 def dump_state(state: PersonState) -> bytes:
-    """Serialize a state compactly (short keys, empty parts left out)."""
-    data: dict[str, Any] = {"v": state.version, "ids": sorted(state.ids)}
-    if state.orders:
-        data["o"] = {oid: _order_to_json(order) for oid, order in state.orders.items()}
-    times = {"fs": state.first_seen, "ls": state.last_seen, "le": state.last_email_engagement}
-    data.update({key: value for key, value in times.items() if value is not None})
-    if state.email:
-        data["em"] = state.email
-    if state.consent:
-        data["cs"] = {
-            purpose: [int(granted), at] for purpose, (granted, at) in state.consent.items()
-        }
-    if state.contacts:
-        data["ct"] = state.contacts
-    if state.channels:
-        data["chn"] = sorted(state.channels)
-    if state.absorbed:
-        data["ab"] = sorted(state.absorbed)
-    if state.interests:
-        data["in"] = state.interests
-    if state.reclassified:
-        data["rc"] = [list(entry) for entry in state.reclassified]
-    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    """Serialize a state in its packed stored form (``profile.stored``)."""
+    return stored.pack(state)
 
 
 def load_state(
@@ -240,7 +194,13 @@ def load_state(
     """Read a serialized state; ``None`` gives a new, empty person."""
     if not blob:
         return PersonState(person_id=person_id, rule=rule)
-    data = orjson.loads(blob)
+    if not stored.is_json(blob):
+        parts = stored.unpack(blob)  # type: ignore[arg-type]
+        orders = parts.pop("orders", None)
+        if orders:
+            parts["orders"] = {oid: OrderRecord(**order) for oid, order in orders.items()}
+        return PersonState(person_id=person_id, rule=rule, **parts)
+    data = stored.json_fields(blob)
     return PersonState(
         person_id=person_id,
         rule=rule,
