@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 from redis.cluster import RedisCluster
-from support import PROJECT_DIR
+from support import PROJECT_DIR, Process, make_deployment
 
 from bestand.stack.cluster import (
     SLOTS,
@@ -88,3 +88,21 @@ def test_a_second_start_starts_nothing(cluster: LocalRedisCluster) -> None:
     assert cluster.start(timeout=60)
     assert not cluster.start(timeout=60)
     assert cluster.is_answering()
+
+
+def test_a_worker_pointed_at_a_cluster_node_refuses_to_start_and_says_why(
+    cluster: LocalRedisCluster, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    assert cluster.start(timeout=60)
+    url = f"redis://127.0.0.1:{cluster.ports[0]}/0"
+    deployment = make_deployment(kafka_bootstrap, url, tmp_path)
+    worker = Process(["worker"], deployment.env, tmp_path / "worker.log")
+    try:
+        code = worker.popen.wait(timeout=90)
+    finally:
+        worker.stop()
+    said = (tmp_path / "worker.log").read_text()
+    assert code == 2, said
+    assert f"127.0.0.1:{cluster.ports[0]} is a node of a Redis Cluster" in said
+    for port in cluster.ports:  # nothing was written
+        assert redis.Redis(port=port).dbsize() == 0

@@ -607,8 +607,9 @@ def test_a_key_of_another_type_stops_a_script_with_what_to_do(redis_url: str) ->
 def test_a_worker_marks_an_empty_store_and_refuses_one_an_earlier_release_wrote(
     redis_url: str,
 ) -> None:
-    async def go() -> tuple[bytes | None, str, str]:
+    async def go() -> tuple[bytes | None, str, str, bytes | None]:
         empty, older, other = Pipeline(redis_url), Pipeline(redis_url), Pipeline(redis_url)
+        upgraded = Pipeline(redis_url)
         try:
             # Tombstones are all `bestand rebuild` leaves of an earlier store: not a layout.
             await empty.client.set(empty.keys.tombstone("e:gone"), 1_700_000_000)
@@ -619,19 +620,24 @@ def test_a_worker_marks_an_empty_store_and_refuses_one_an_earlier_release_wrote(
             await older.feed([order(1, email="a@example.com")])
             with pytest.raises(StoreLayoutError) as unmarked:
                 await ensure_layout(older.client, older.keys)
-            await other.client.set(other.keys.layout, LAYOUT - 1)
+            await other.client.set(other.keys.layout, 2)
             with pytest.raises(StoreLayoutError) as marked:
                 await ensure_layout(other.client, other.keys)
-            return mark, str(unmarked.value), str(marked.value)
+            # Layout 3 differs only in its JSON states, which this release still reads: the
+            # store is marked as this release's, so that a layout-3 worker refuses it now.
+            await upgraded.client.set(upgraded.keys.layout, 3)
+            await ensure_layout(upgraded.client, upgraded.keys)
+            now = await upgraded.client.get(upgraded.keys.layout)
+            return mark, str(unmarked.value), str(marked.value), now
         finally:
-            for p in (empty, older, other):
+            for p in (empty, older, other, upgraded):
                 await p.client.aclose()
 
-    mark, unmarked, marked = asyncio.run(go())
-    assert mark == str(LAYOUT).encode()
+    mark, unmarked, marked, upgraded = asyncio.run(go())
+    assert mark == upgraded == str(LAYOUT).encode()
     assert "no layout mark" in unmarked
     assert "bestand rebuild" in unmarked
-    assert f"marked layout {LAYOUT - 1}" in marked
+    assert "marked layout 2" in marked
     assert "bestand rebuild" in marked
 
 

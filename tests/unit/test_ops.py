@@ -251,6 +251,7 @@ def test_status_says_when_the_store_holds_another_layout() -> None:
 
     assert layout_note(None) is None  # not marked yet: a worker marks an empty store
     assert layout_note(str(LAYOUT).encode()) is None
+    assert layout_note(b"3") is None  # read as it is, marked anew when a worker starts
     note = layout_note(b"2")
     assert note is not None
     assert "marked layout 2" in note

@@ -52,7 +52,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     import uvloop
 
-    from bestand.store import StoreLayoutError
+    from bestand.store import ClusterNotSupported, StoreLayoutError
     from bestand.store.scripts import ModuleMissing
     from bestand.stream.worker import run_worker
 
@@ -61,7 +61,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     # uvloop: the worker spends much of its time in the event loop, and uvloop's is cheaper.
     try:
         return uvloop.run(run_worker(settings))
-    except (StoreLayoutError, ModuleMissing) as exc:
+    except (StoreLayoutError, ModuleMissing, ClusterNotSupported) as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 2
 

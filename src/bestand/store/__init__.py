@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bestand.store.connection import connect
-from bestand.store.errors import StoreConflict, StoreLayoutError
+from bestand.store.errors import ClusterNotSupported, StoreConflict, StoreLayoutError
 from bestand.store.identity_graph import IdentityGraph
 from bestand.store.keys import Keys
 from bestand.store.lookups import LookupReader
@@ -12,6 +12,7 @@ from bestand.store.scripts import Scripts
 
 __all__ = [
     "ApplyOutcome",
+    "ClusterNotSupported",
     "IdentityGraph",
     "Keys",
     "LookupReader",

@@ -14,7 +14,9 @@ from typing import Any, cast
 import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
-from redis.exceptions import DataError
+from redis.exceptions import DataError, ResponseError
+
+from bestand.store.errors import ClusterNotSupported
 
 
 def _packed(args: tuple[Any, ...]) -> bytes:
@@ -79,3 +81,13 @@ def connect(url: str, *, max_connections: int = 64) -> Redis:
     pool = client.connection_pool
     pool.connection_class = _PACKED.get(pool.connection_class, pool.connection_class)
     return client
+
+
+async def refuse_cluster(client: Redis, url: str) -> None:
+    """Raise :class:`ClusterNotSupported` when ``client`` talks to a node of a Redis Cluster."""
+    try:
+        info = await client.info("cluster")
+    except ResponseError:  # a Redis that hides INFO (ACL): not a cluster bestand can tell
+        return
+    if int(info.get("cluster_enabled", 0)) == 1:
+        raise ClusterNotSupported(url)

@@ -26,7 +26,8 @@ the memory, besides a key of its own (``bench/memory.py``).
 | ``<p>:{g}:t:<kind>:<hash>`` | string | tombstone: when the identifier's person was erased |
 | ``<p>:{g}:e:<event>`` | string | receipt of an event that merged or flagged junk (TTL) |
 | ``<p>:{g}:f:<batch>`` | string | a batch's graph write stopped at a changed guard (short TTL) |
-| ``<p>:p:{<person>}`` | hash | ``v`` version, ``s`` state (JSON), ``r`` redirect after a merge |
+| ``<p>:p:{<person>}`` | hash | ``v`` version, ``s`` state (packed: ``profile/stored.py``), |
+|   |   | ``r`` redirect after a merge |
 | ``<p>:d:{<person>}:<event>`` | string | event already applied (TTL) |
 | ``<p>:l:<kind>:<hash>`` | string | lookup record: person id and summary (packed fields); a |
 |   |   | cookie's or device id's is written only by the person the graph gives it to |

@@ -16,6 +16,7 @@ from bestand.ops.metrics import WorkerMetrics
 from bestand.ops.web import Response, WebEndpoint
 from bestand.settings import Settings
 from bestand.store import IdentityGraph, Keys, ProfileStore, Scripts, connect
+from bestand.store.connection import refuse_cluster
 from bestand.store.layout import ensure_layout
 from bestand.stream.loop import BatchLoop
 from bestand.stream.policy import ErrorPolicy
@@ -90,6 +91,9 @@ async def run_worker(settings: Settings) -> int:
     beating: asyncio.Task[None] | None = None
     try:
         keys = Keys(settings.redis_prefix)
+        await with_backoff(
+            lambda: refuse_cluster(client, settings.redis_url), what="asking Redis what it is"
+        )
         await with_backoff(lambda: ensure_layout(client, keys), what="reading the store's layout")
         compiled = await with_backoff(
             lambda: scripts.use_module(client, settings.redis_module),
