@@ -28,7 +28,8 @@ class ClusterNotSupported(RuntimeError):
     def __init__(self, url: str) -> None:
         where = urlsplit(url)  # host and port only: the URL may hold a password
         super().__init__(
-            f"{where.hostname}:{where.port or 6379} is a node of a Redis Cluster, and bestand does not run on a cluster yet: "
+            f"{where.hostname}:{where.port or 6379} is a node of a Redis Cluster, "
+            "and bestand does not run on a cluster yet: "
             "point BESTAND_REDIS_URL at a single Redis (a replica beside it for failover); "
             "README, Redis Cluster, says what stands in the way"
         )
