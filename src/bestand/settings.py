@@ -170,7 +170,11 @@ class Settings(BaseSettings):
         "stages.",
     )
     dedupe_ttl_seconds: int = Field(
-        14 * 24 * 3600, ge=60, description="How long an applied event id is remembered."
+        3 * 24 * 3600,
+        ge=60,
+        description="How long an applied event id is remembered: longer than any source "
+        "delivers an event again (webhooks retry for up to a day, a stopped worker is "
+        "redelivered its last batch when it starts again).",
     )
     fold: Literal["auto", "native", "python"] = Field(
         "auto",

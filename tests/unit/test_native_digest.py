@@ -2,7 +2,7 @@
 same event key, for any text a producer may send (quotes, control characters, any script,
 ids longer than a key holds), any time zone, with or without an order and its attribution.
 
-Digests are kept in dedupe markers for two weeks: a worker that computed them differently
+Digests are kept in dedupe markers for days: a worker that computed them differently
 would turn every redelivery across an upgrade into a ``duplicate_event_id`` dead letter.
 """
 
