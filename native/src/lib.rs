@@ -12,7 +12,7 @@ use std::rc::Rc;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::intern;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFrozenSet, PyInt, PyList, PyString, PyTuple};
 
 pub mod decoder;
 pub mod digest;
@@ -915,6 +915,92 @@ fn event_for_test(py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<(String,
     Ok((format!("{facts:?}"), digest, key))
 }
 
+/// The parts of a stored person state as `bestand.profile.stored.unpack` gives them (absent
+/// parts left out, orders as field mappings): the API reads states this way, about three
+/// times as fast as Python unpacks them.
+#[pyfunction]
+fn unpack_state<'py>(py: Python<'py>, blob: &[u8]) -> PyResult<Bound<'py, PyDict>> {
+    if blob.first() != Some(&1) {
+        return Err(PyValueError::new_err("not a packed state"));
+    }
+    let state = load_state("", Some(blob), Rule::Kept).map_err(PyValueError::new_err)?;
+    let out = PyDict::new(py);
+    out.set_item(intern!(py, "version"), state.version)?;
+    if !state.ids.is_empty() {
+        out.set_item(intern!(py, "ids"), PyFrozenSet::new(py, &state.ids)?)?;
+    }
+    if !state.orders.is_empty() {
+        let orders = PyDict::new(py);
+        for (order_id, o) in &state.orders {
+            let order = PyDict::new(py);
+            if let Some(total) = o.total_cents {
+                order.set_item(intern!(py, "total_cents"), total)?;
+            }
+            for (name, value) in [
+                (intern!(py, "currency"), &o.currency),
+                (intern!(py, "channel"), &o.channel),
+            ] {
+                if let Some(value) = value {
+                    order.set_item(name, value)?;
+                }
+            }
+            if let Some(at) = o.at {
+                order.set_item(intern!(py, "at"), at)?;
+            }
+            if o.cancelled {
+                order.set_item(intern!(py, "cancelled"), true)?;
+            }
+            if !o.returns.is_empty() {
+                order.set_item(intern!(py, "returns"), &o.returns)?;
+            }
+            for (name, value) in [
+                (intern!(py, "cls"), &o.cls),
+                (intern!(py, "campaign"), &o.campaign),
+                (intern!(py, "affiliate"), &o.affiliate),
+                (intern!(py, "coupon"), &o.coupon),
+            ] {
+                if let Some(value) = value {
+                    order.set_item(name, value)?;
+                }
+            }
+            orders.set_item(order_id, order)?;
+        }
+        out.set_item(intern!(py, "orders"), orders)?;
+    }
+    for (name, value) in [
+        (intern!(py, "first_seen"), state.first_seen),
+        (intern!(py, "last_seen"), state.last_seen),
+        (intern!(py, "last_email_engagement"), state.last_email_engagement),
+    ] {
+        if let Some(value) = value {
+            out.set_item(name, value)?;
+        }
+    }
+    for (name, value) in [
+        (intern!(py, "email"), &state.email),
+        (intern!(py, "contacts"), &state.contacts),
+        (intern!(py, "interests"), &state.interests),
+    ] {
+        if !value.is_empty() {
+            out.set_item(name, value)?;
+        }
+    }
+    if !state.consent.is_empty() {
+        out.set_item(intern!(py, "consent"), &state.consent)?;
+    }
+    for (name, value) in [(intern!(py, "channels"), &state.channels), (intern!(py, "absorbed"), &state.absorbed)] {
+        if !value.is_empty() {
+            out.set_item(name, PyFrozenSet::new(py, value)?)?;
+        }
+    }
+    if !state.reclassified.is_empty() {
+        let entries: Vec<Bound<'py, PyTuple>> =
+            state.reclassified.iter().map(|entry| entry.clone().into_pyobject(py)).collect::<PyResult<_>>()?;
+        out.set_item(intern!(py, "reclassified"), PyTuple::new(py, entries)?)?;
+    }
+    Ok(out)
+}
+
 /// A stored person state read and written again by the compiled fold (for tests: the same
 /// bytes as `bestand.profile.state.dump_state` of the state Python reads from `blob`).
 #[pyfunction]
@@ -934,6 +1020,7 @@ fn bestand_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(digest_and_key, m)?)?;
     m.add_function(wrap_pyfunction!(event_for_test, m)?)?;
     m.add_function(wrap_pyfunction!(state_for_test, m)?)?;
+    m.add_function(wrap_pyfunction!(unpack_state, m)?)?;
     m.add_function(wrap_pyfunction!(keying::keyed_hash_of, m)?)?;
     m.add_function(wrap_pyfunction!(rules_py::decide_for_test, m)?)?;
     m.add_function(wrap_pyfunction!(graph::stored_entry_for_test, m)?)?;

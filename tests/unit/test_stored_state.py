@@ -82,6 +82,7 @@ def test_a_state_reads_back_whole_and_the_compiled_fold_writes_the_same_bytes(
     blob = dump_state(state)
     assert load_state("p-1", blob) == _canonical(state)
     assert native.state_for_test(blob) == blob
+    assert native.unpack_state(blob) == unpack(blob)  # load_state's compiled reader
 
 
 def test_keyed_identifiers_take_their_sixteen_bytes_and_a_letter() -> None:
@@ -152,3 +153,7 @@ def test_a_broken_blob_is_an_error_not_a_state(blob: bytes) -> None:
         load_state("p", blob)
     with pytest.raises(ValueError, match="packed state"):
         native.state_for_test(blob)
+    with pytest.raises(ValueError, match="packed state"):
+        native.unpack_state(blob)
+    with pytest.raises(ValueError, match="packed state"):
+        unpack(blob)

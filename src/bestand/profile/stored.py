@@ -23,6 +23,7 @@ A blob that starts with ``{`` is the JSON that earlier releases stored, and is s
 from __future__ import annotations
 
 import base64
+import binascii
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,7 @@ PACKED = 1
 _TOKEN_LENGTH = 24  # "k:" and 22 base64url characters: 16 bytes
 _CLASSES = {"new": 1, "existing": 2}
 _CLASS_NAMES = {1: "new", 2: "existing"}
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 def _varint(out: bytearray, value: int) -> None:
@@ -192,47 +194,55 @@ class _Reader:
 
     def varint(self) -> int:
         data, at = self.data, self.at
-        value = shift = 0
-        while True:
-            if at >= len(data):
-                raise ValueError("a packed state ends early")
+        try:
             byte = data[at]
-            at += 1
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                self.at = at
-                return value
-            shift += 7
+            if byte < 0x80:  # most numbers of a state: counts, lengths, small values
+                self.at = at + 1
+                return byte
+            value, shift = byte & 0x7F, 7
+            while True:
+                at += 1
+                byte = data[at]
+                value |= (byte & 0x7F) << shift
+                if byte < 0x80:
+                    self.at = at + 1
+                    return value
+                shift += 7
+        except IndexError:
+            raise ValueError("a packed state ends early") from None
 
     def signed(self) -> int:
         value = self.varint()
         return -((value + 1) >> 1) if value & 1 else value >> 1
 
     def byte(self) -> int:
-        if self.at >= len(self.data):
-            raise ValueError("a packed state ends early")
+        try:
+            byte = self.data[self.at]
+        except IndexError:
+            raise ValueError("a packed state ends early") from None
         self.at += 1
-        return self.data[self.at - 1]
+        return byte
 
     def text(self) -> str:
         length = self.varint()
-        end = self.at + length
+        start = self.at
+        end = start + length
         if end > len(self.data):
             raise ValueError("a packed state ends early")
-        value = self.data[self.at : end].decode()
         self.at = end
-        return value
+        return self.data[start:end].decode()
 
     def token(self) -> str:
         kind = self.byte()
         if kind == 0:
             return self.text()
-        end = self.at + 16
+        start = self.at
+        end = start + 16
         if end > len(self.data):
             raise ValueError("a packed state ends early")
-        raw = self.data[self.at : end]
         self.at = end
-        return chr(kind) + ":" + base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        encoded = binascii.b2a_base64(self.data[start:end], newline=False)[:22]
+        return chr(kind) + ":" + encoded.translate(_URLSAFE).decode()
 
     def many(self, item: Callable[[], Any]) -> list[Any]:
         return [item() for _ in range(self.varint())]
