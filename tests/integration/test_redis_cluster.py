@@ -3,13 +3,15 @@ in cluster mode that form, spread keys over their masters, and form again after 
 
 from __future__ import annotations
 
+import http.client
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 from redis.cluster import RedisCluster
-from support import PROJECT_DIR, Process, make_deployment
+from support import PROJECT_DIR, Process, bestand_cli, make_deployment, wait_for
 
 from bestand.stack.cluster import (
     SLOTS,
@@ -90,7 +92,26 @@ def test_a_second_start_starts_nothing(cluster: LocalRedisCluster) -> None:
     assert cluster.is_answering()
 
 
-def test_a_worker_pointed_at_a_cluster_node_refuses_to_start_and_says_why(
+def _ready(port: int) -> tuple[int, dict[str, str]]:
+    """``GET /ready`` of the lookup API, once it listens."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", "/ready")
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def _answering(port: int) -> bool:
+    try:
+        _ready(port)
+    except OSError:
+        return False
+    return True
+
+
+def test_a_worker_pointed_at_a_cluster_node_refuses_to_start_and_status_says_why(
     cluster: LocalRedisCluster, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     assert cluster.start(timeout=60)
@@ -106,3 +127,15 @@ def test_a_worker_pointed_at_a_cluster_node_refuses_to_start_and_says_why(
     assert f"127.0.0.1:{cluster.ports[0]} is a node of a Redis Cluster" in said
     for port in cluster.ports:  # nothing was written
         assert redis.Redis(port=port).dbsize() == 0
+    status = bestand_cli(deployment, "status")
+    assert f"127.0.0.1:{cluster.ports[0]} is a node of a Redis Cluster" in status.stdout, (
+        status.stdout + status.stderr
+    )
+    api = Process(["api"], deployment.env, tmp_path / "api.log")
+    try:
+        wait_for(lambda: _answering(deployment.settings.api_port), what="the API to listen")
+        code, body = _ready(deployment.settings.api_port)
+    finally:
+        api.stop()
+    assert (code, body["error"]) == (503, "not_ready")
+    assert "is a node of a Redis Cluster" in body["detail"], body

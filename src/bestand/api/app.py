@@ -48,7 +48,15 @@ from bestand.asgi import (
 from bestand.identity import IdentityKeyer, InvalidIdentifier
 from bestand.ops.metrics import ApiMetrics
 from bestand.settings import Settings
-from bestand.store import IdentityGraph, Keys, LookupReader, ProfileStore, connect
+from bestand.store import (
+    ClusterNotSupported,
+    IdentityGraph,
+    Keys,
+    LookupReader,
+    ProfileStore,
+    connect,
+)
+from bestand.store.connection import refuse_cluster
 from bestand.store.lookups import Overloaded
 from bestand.store.values import ThresholdCache
 
@@ -114,6 +122,7 @@ class LookupApi:
     def __init__(self, settings: Settings, client: Redis | None = None) -> None:
         self._settings = settings
         self._client = client or connect(settings.redis_url)
+        self._single_redis = False  # set once /ready found no cluster node behind the URL
         self._keys = ApiKeys(settings.scoped_api_keys)
         keyer = IdentityKeyer(
             settings.hmac_secret.get_secret_value().encode(), settings.default_phone_region
@@ -247,8 +256,13 @@ class LookupApi:
         if path == "/ready":
             try:
                 await self._client.ping()
+                if not self._single_redis:
+                    await refuse_cluster(self._client, self._settings.redis_url)
+                    self._single_redis = True
             except (RedisError, OSError) as exc:
                 raise HttpError(503, "not_ready", f"redis not reachable: {exc}") from None
+            except ClusterNotSupported as exc:
+                raise HttpError(503, "not_ready", str(exc)) from None
             return 200, b'{"status":"ready"}'
         if path == "/openapi.json":
             return 200, self._openapi

@@ -20,6 +20,7 @@ from bestand.kafka.topics import end_offsets
 from bestand.ops.heartbeat import Heartbeat
 from bestand.settings import Settings
 from bestand.store import Keys
+from bestand.store.connection import refuse_cluster
 from bestand.store.layout import layout_note
 from bestand.store.scripts import Scripts
 
@@ -129,6 +130,7 @@ class StatusReader:
         memory: int | None = None
         scripts: str | None = None
         try:
+            await refuse_cluster(self._client, self._settings.redis_url)
             workers = await heartbeats(self._client, self._keys)
             memory = int((await self._client.info("memory"))["used_memory"])
             compiled = await Scripts.load().use_module(self._client, "auto")
