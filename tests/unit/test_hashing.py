@@ -69,7 +69,7 @@ def test_key_all_keeps_good_ids_and_reports_bad_ones() -> None:
 def test_person_ids_are_deterministic_and_opaque() -> None:
     assert person_id_for(b"s", "e:abc|ev-1") == person_id_for(b"s", "e:abc|ev-1")
     assert person_id_for(b"s", "e:abc|ev-1") != person_id_for(b"s", "e:abc|ev-2")
-    assert len(person_id_for(b"s", "x")) == 16
+    assert len(person_id_for(b"s", "x")) == 12
 
 
 # UID2's published phone example: the E.164 number, its SHA-256 in hex and in Base64.
