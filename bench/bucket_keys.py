@@ -1,11 +1,14 @@
 """Graph entries as a key each or as fields of bucket hashes: bytes and a script's time.
 
     python bench/bucket_keys.py [--identifiers 3000000] [--bucket-chars 3] [--rounds 3]
+                                [--person-chars 12]
 
 A private ``redis-server`` (no persistence) is filled with ``--identifiers`` graph entries in
-bestand's shape (``<p>:{g}:i:<kind>:<hash>`` -> a 16-character person id), first as a string
-key each, then as fields of hashes named by the first ``--bucket-chars`` characters of the
-hash (64 ** 3 = 262,144 buckets: about a dozen entries each at 3 million, small listpacks).
+bestand's shape (``<p>:{g}:i:<kind>:<hash>`` -> a person id of ``--person-chars`` characters,
+12 as bestand mints them, 16 as earlier releases did), first as a string key each, then as
+fields of hashes named by the kind and the first ``--bucket-chars`` characters of the hash,
+the rest of the hash the field (64 ** 3 = 262,144 buckets: about a dozen entries each at 3
+million, small listpacks).
 For each it prints the memory per entry and the Redis time per look-up of a script that reads
 1,000 random entries a call (``GET`` each, one ``MGET``, or ``HGET`` in its bucket), from
 ``INFO commandstats``; the strings are deleted before the buckets are timed, so each is timed
@@ -32,12 +35,15 @@ def tokens(n: int) -> list[str]:
     return ["e:" + base64.urlsafe_b64encode(os.urandom(16)).decode()[:22] for _ in range(n)]
 
 
-def fill(client: redis.Redis, items: list[str], bucket_chars: int, bucketed: bool) -> None:
+def fill(
+    client: redis.Redis, items: list[str], bucket_chars: int, bucketed: bool, person_chars: int
+) -> None:
     pipe = client.pipeline(transaction=False)
     for i, token in enumerate(items):
-        person = f"P{i:015d}"
+        person = f"P{i:0{person_chars - 1}d}"
         if bucketed:
-            pipe.hset(f"{PREFIX}I:{token[2 : 2 + bucket_chars]}", token, person)
+            split = 2 + bucket_chars
+            pipe.hset(f"{PREFIX}I:{token[:split]}", token[split:], person)
         else:
             pipe.set(f"{PREFIX}i:{token}", person)
         if i % 10_000 == 9_999:
@@ -65,6 +71,7 @@ def main() -> None:
     parser.add_argument("--bucket-chars", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--calls", type=int, default=200, help="script calls per timing")
+    parser.add_argument("--person-chars", type=int, default=12, help="length of a person id")
     args = parser.parse_args()
     get = f"for i=1,#ARGV do redis.call('GET','{PREFIX}i:'..ARGV[i]) end return 0"
     mget = (
@@ -74,28 +81,30 @@ def main() -> None:
     end = 2 + args.bucket_chars
     hget = (
         "for i=1,#ARGV do local t=ARGV[i] "
-        f"redis.call('HGET','{PREFIX}I:'..string.sub(t,3,{end}),t) end return 0"
+        f"redis.call('HGET','{PREFIX}I:'..string.sub(t,1,{end}),string.sub(t,{end + 1})) end "
+        "return 0"
     )
     items = tokens(args.identifiers)
     with private_redis() as url:
         client = redis.Redis.from_url(url)
         base = used(client)
-        fill(client, items, args.bucket_chars, bucketed=False)
+        fill(client, items, args.bucket_chars, bucketed=False, person_chars=args.person_chars)
         strings = (used(client) - base) / len(items)
         rows = [("GET, a key each", get), ("MGET, a key each", mget)]
         times = {name: [timed(client, s, items, args.calls) for _ in range(args.rounds)]
                  for name, s in rows}  # fmt: skip
         client.flushall()
         base = used(client)
-        fill(client, items, args.bucket_chars, bucketed=True)
+        fill(client, items, args.bucket_chars, bucketed=True, person_chars=args.person_chars)
         buckets = (used(client) - base) / len(items)
-        encoding = client.object("encoding", f"{PREFIX}I:{items[0][2:end]}")
+        encoding = client.object("encoding", f"{PREFIX}I:{items[0][:end]}")
         times["HGET in a bucket"] = [timed(client, hget, items, args.calls)
                                      for _ in range(args.rounds)]  # fmt: skip
         client.close()
     print(
-        f"{args.identifiers:,} graph entries; buckets of the first {args.bucket_chars} "
-        f"characters of the hash ({64**args.bucket_chars:,}), encoded {encoding!r}"
+        f"{args.identifiers:,} graph entries, person ids of {args.person_chars} characters; "
+        f"buckets of the first {args.bucket_chars} characters of the hash "
+        f"({64**args.bucket_chars:,}), encoded {encoding!r}"
     )
     print(f"bytes per entry: a key each {strings:.0f}, in buckets {buckets:.0f}")
     print("| look-up | " + " | ".join(f"round {r + 1}" for r in range(args.rounds)) + " |")
