@@ -4,11 +4,13 @@
 
 Workers: ``bench/ingest.py`` with one worker process and with two, alternating (the order
 flips each round), on the local stack: events/s in all, per process, and the two's ratio.
-Redis: ``redis-benchmark`` (SET and GET, 50 clients, 16 commands a round trip) against the
-stack's Redis and against a local cluster of three masters started for the run
-(``bestand.stack.cluster``, stopped after): requests/s and the ratio. Both run on the same
-cores as everything else, so the ratios say what this machine allows, not what the software
-would do with a core per process; the closing lines say so with the machine's core count.
+Redis: ``redis-benchmark`` (SET and GET, 50 clients, 16 commands a round trip) against one
+Redis and against a local cluster of three masters, both started for the run with the same
+options (``bestand.stack``: append-only file, fsync every second) and stopped after, so the
+benchmark's million ``key:*`` keys never land in the stack's Redis: requests/s and the
+ratio. Both run on the same cores as everything else, so the ratios say what this machine
+allows, not what the software would do with a core per process; the closing lines say so
+with the machine's core count.
 bestand itself does not use a Redis Cluster yet (README, Redis Cluster): the Redis rows
 measure Redis, not bestand on a cluster.
 """
@@ -25,9 +27,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bestand.settings import Settings
+from bestand.stack import free_port
 from bestand.stack.cluster import LocalRedisCluster, free_cluster_ports
-from bestand.stack.local import redis_port_from_url
+from bestand.stack.redis import LocalRedis
 from machine import markdown_table
 
 BENCH = Path(__file__).resolve().parent
@@ -85,12 +87,15 @@ def main() -> int:
         ratios.append(rates[2] / rates[1])
     table = markdown_table(["round", "bestand", "events/s", "per process", "Redis ran"], rows)
 
-    single = redis_port_from_url(Settings().redis_url)
     redis_rows: list[list[Any]] = []
     with tempfile.TemporaryDirectory() as folder:
         cluster = LocalRedisCluster(Path(folder), ports=free_cluster_ports(3), log=lambda _: None)
+        one = LocalRedis(Path(folder) / "single", port=free_port(), log=lambda _: None)
         try:
-            print("starting a local Redis cluster of 3 masters …", flush=True)
+            print("starting one Redis and a local Redis cluster of 3 masters …", flush=True)
+            one.start()
+            one.wait_ready(30)
+            single = one.port
             cluster.start(timeout=60)
             for round_number in range(1, args.rounds + 1):
                 for label, port, is_cluster in (("1 Redis", single, False),
@@ -100,6 +105,7 @@ def main() -> int:
                                        f"{rates_r['GET']:,.0f}"])  # fmt: skip
         finally:
             cluster.stop()
+            one.stop()
     table += "\n\n" + markdown_table(
         ["round", "Redis", "SET requests/s", "GET requests/s"], redis_rows
     )
