@@ -15,6 +15,7 @@ from support import Deployment, Process
 from bestand.api import create_api
 from bestand.api.models import PersonExplanation
 from bestand.ops.metrics import WorkerMetrics
+from bestand.profile import PersonState, load_state
 from bestand.settings import Settings
 from bestand.store import Keys, StoreLayoutError, connect
 from bestand.store.layout import LAYOUT, ensure_layout
@@ -49,8 +50,8 @@ def identify(n: int, **identifiers: str) -> tuple[str, dict[str, Any]]:
 class Pipeline:
     """The worker's processor in-process on a real Redis, with a key prefix of its own."""
 
-    def __init__(self, redis_url: str) -> None:
-        prefix = f"s{uuid.uuid4().hex[:8]}"
+    def __init__(self, redis_url: str, prefix: str | None = None) -> None:
+        prefix = prefix or f"s{uuid.uuid4().hex[:8]}"
         self.settings = Settings(_env_file=None, redis_url=redis_url, redis_prefix=prefix)
         self.keys = Keys(prefix)
         self.client = connect(redis_url)
@@ -658,3 +659,64 @@ def test_a_worker_on_a_store_an_earlier_release_wrote_stops_and_says_so(
         client.close()
     assert code == 2, process.log_tail()
     assert "run `bestand rebuild`" in process.log_tail()
+
+
+def _as_layout_3(state: PersonState) -> bytes:
+    """A person state as layout 3 stored it: JSON, short keys, empty parts left out, every
+    object's keys sorted."""
+    orders = {}
+    for oid, o in state.orders.items():
+        fields = {"t": o.total_cents, "cu": o.currency, "ch": o.channel, "at": o.at,
+                  "x": 1 if o.cancelled else None, "r": o.returns or None, "c": o.cls,
+                  "cp": o.campaign, "af": o.affiliate, "co": o.coupon}  # fmt: skip
+        orders[oid] = {k: v for k, v in fields.items() if v is not None}
+    data: dict[str, Any] = {"v": state.version, "ids": sorted(state.ids), "o": orders or None,
+                            "fs": state.first_seen, "ls": state.last_seen,
+                            "le": state.last_email_engagement, "em": state.email or None,
+                            "cs": {p: [int(g), at] for p, (g, at) in state.consent.items()} or None,
+                            "ct": state.contacts or None, "chn": sorted(state.channels) or None,
+                            "ab": sorted(state.absorbed) or None, "in": state.interests or None,
+                            "rc": [list(e) for e in state.reclassified] or None}  # fmt: skip
+    return orjson.dumps(
+        {k: v for k, v in data.items() if v is not None}, option=orjson.OPT_SORT_KEYS
+    )
+
+
+def test_a_layout_3_store_goes_on_where_it_stood(redis_url: str) -> None:
+    """A store that layout 3 wrote (JSON states) is read as it is, marked layout 4 by a worker,
+    and its persons' states are written packed as events change them: no rebuild."""
+
+    async def go() -> dict[str, Any]:
+        first = Pipeline(redis_url)
+        await first.feed([*SCENARIO, order(7, email="c@example.com")])
+        before = await first.answer("email", "a@example.com")
+        states = [k async for k in first.client.scan_iter(match=f"{first.keys.prefix}:p:*")]
+        for key in states:
+            blob = await first.client.hget(key, "s")
+            if blob:
+                person = key.decode().split("{", 1)[1].rstrip("}")
+                await first.client.hset(key, "s", _as_layout_3(load_state(person, blob)))
+        await first.client.set(first.keys.layout, 3)
+        await first.client.aclose()
+        # A worker of this release starts on it: a processor of its own, nothing cached.
+        later = Pipeline(redis_url, prefix=first.keys.prefix)
+        await ensure_layout(later.client, later.keys)
+        api = create_api(later.settings, later.client)
+        untouched = await api.service.classification("st-o7")  # read from its JSON state
+        await later.feed([order(6, email="a@example.com")])  # the fold reads a's JSON state
+        out = {
+            "mark": await later.client.get(later.keys.layout),
+            "before": before["orders_count"],
+            "after": (await later.answer("email", "a@example.com"))["orders_count"],
+            "untouched": untouched,
+            "blobs": [b for key in states if (b := await later.client.hget(key, "s"))],
+        }
+        await later.client.aclose()
+        return out
+
+    out = asyncio.run(go())
+    assert out["mark"] == str(LAYOUT).encode()
+    assert out["after"] == out["before"] + 1
+    assert out["untouched"] is not None
+    assert (out["untouched"]["classification"], out["untouched"]["orders_before"]) == ("new", 0)
+    assert sorted(b[:1] for b in out["blobs"]) == [b"\x01", b"{"]  # a's packed, c's still JSON
