@@ -82,8 +82,12 @@ def _texts(out: bytearray, values: Any) -> None:
         _text(out, value)
 
 
+def _bits(present: tuple[bool, ...]) -> int:
+    """A bit per part or field that is present, the first the lowest."""
+    return sum(1 << bit for bit, there in enumerate(present) if there)
+
+
 def _order(out: bytearray, order: Any) -> None:
-    fields = 0
     present = (
         order.total_cents is not None,
         bool(order.currency),
@@ -96,10 +100,7 @@ def _order(out: bytearray, order: Any) -> None:
         bool(order.affiliate),
         bool(order.coupon),
     )
-    for bit, there in enumerate(present):
-        if there:
-            fields |= 1 << bit
-    _varint(out, fields)
+    _varint(out, _bits(present))
     if present[0]:
         _int(out, order.total_cents)
     if present[1]:
@@ -139,11 +140,7 @@ def pack(state: Any) -> bytes:
         bool(state.interests),
         bool(state.reclassified),
     )
-    parts = 0
-    for bit, there in enumerate(present):
-        if there:
-            parts |= 1 << bit
-    _varint(out, parts)
+    _varint(out, _bits(present))
     if present[0]:
         _varint(out, len(state.ids))
         for token in sorted(state.ids):
