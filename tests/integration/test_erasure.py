@@ -8,9 +8,7 @@ from typing import Any
 import orjson
 import pytest
 import redis
-from support import Deployment, Process, consume_all, produce, run, wait_for
-
-from bestand.api import create_api
+from support import Deployment, Process, consume_all, lookup, produce, run, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -37,14 +35,7 @@ def _send(deployment: Deployment, events: list[tuple[str, dict[str, Any]]]) -> N
 
 
 def _answer(deployment: Deployment, name: str, value: str) -> dict[str, Any]:
-    async def go() -> dict[str, Any]:
-        api = create_api(deployment.settings)
-        try:
-            return await api.service.lookup(name, value)
-        finally:
-            await api.close()
-
-    return run(go())
+    return lookup(deployment, **{name: value})
 
 
 def _keys(deployment: Deployment) -> list[str]:
