@@ -19,7 +19,10 @@ How the data is made:
 3. The population is the template cloned ``persons / template-persons`` times: every person id
    and every identifier hash is replaced by a fresh random one of the same length (another
    shop's people with the same kinds of history), and the commands are streamed to Redis over
-   one pipelined connection.
+   one pipelined connection. Graph entries are fields of buckets named by the first three
+   characters of the hash (``<p>:{g}:i:<hash[:3]>``, ``store/keys.py``), and a bucket is no
+   clone's own key: a clone writes each entry (``HSET``) into the bucket its fresh hash names,
+   among the other clones' entries.
 
 ``--verify`` checks steps 1–3 on real Redis for a small shop: the real handlers with the real
 Lua scripts write one keyspace, the bulk path writes another for the same events, and every
@@ -29,9 +32,12 @@ have rehashed it, and how many that takes depends on Redis's random hash seed). 
 script SET one allocation size class (16 B) larger than the same string SET plainly are
 counted apart, outside that tolerance: Redis 7.0 reuses the argument objects of
 ``redis.call``, and a SET whose value fits a kept, longer one (an explain entry pushed before)
-stores it. About a third of identifier entries get one in a small shop, some 5 B per
-identifier that the bulk path, and so the figures below, leave out. Then a clone must equal
-its template except for the renamed ids.
+stores it. In the small shop most dedupe markers get one (373 of 546, some 25 B each), and
+a few redirects and lookup records: a couple of bytes per person at the default dedupe
+window that the bulk path, and so the figures below, leave out (graph entries, fields of a
+bucket's listpack, keep no argument object). Then a clone must equal its template except
+for the renamed ids; its graph entries are compared as entries, since they share buckets
+other than the template's.
 
 Dedupe markers (``<p>:d:{person}:<event>``) live ``BESTAND_DEDUPE_TTL_SECONDS``. By default
 the load keeps those a live worker would still hold at the end of the simulated history
@@ -39,9 +45,12 @@ the load keeps those a live worker would still hold at the end of the simulated 
 marker, as right after a backfill of the whole history.
 
 Figures come from Redis: ``MEMORY USAGE <key> SAMPLES 0`` on every key of a sample of clones
-(``--measure-clones``), and ``INFO memory`` before and after the load. Keys are written under
-their own prefix (default ``M``, as short as production's ``b``: the prefix is part of every
-key) and deleted afterwards; the script refuses a prefix that already has keys.
+(``--measure-clones``) and on every graph bucket (at most 64 ** 3 = 262,144, all clones'),
+and ``INFO memory`` before and after the load (after a rehash of the keyspace's table that
+the load left under way is finished: ``finish_rehash``). A graph bucket's bytes count for
+its entries evenly. Keys are written under their own prefix (default ``M``, as short as
+production's ``b``: the prefix is part of every key) and deleted afterwards, the buckets
+too; the script refuses a prefix that already has keys.
 """
 
 from __future__ import annotations
@@ -83,7 +92,7 @@ from bestand.profile.summary import RECORD_SEP, LookupSummary
 from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.store import Scripts
-from bestand.store.keys import receipt_suffix
+from bestand.store.keys import BUCKET_CHARS, bucket_field, receipt_suffix, token_of
 from bestand.stream.messages import Incoming
 from bestand.stream.worker import processor_for
 from resp import script_call
@@ -92,13 +101,11 @@ from resp import script_call
 SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 #: SHA-1 of the Lua scripts the Python ports below mirror; run ``--verify`` when one differs.
 PORTED_SCRIPTS: dict[str, frozenset[str]] = {
-    "graph_read": frozenset({"7880b5d60cdb9548699c42d68f2fde5923b9c690"}),
-    "graph_apply": frozenset(
-        {"39c40ca287449301c97fdf7a7801bfab716e4ab3", "d9a23f4cd7979e92340dbc092685ebda6c7c5240"}
-    ),
-    "erase": frozenset({"f6f976e5039fa8455966f843d18a7df167743b03"}),
+    "graph_read": frozenset({"4139aecdc7232550b9b11f410b57e89069fe2f65"}),
+    "graph_apply": frozenset({"11046aadec5e1681d46a02c5d394b4c99edf31fb"}),
+    "erase": frozenset({"615a03b1663ef620cc4e2509865e266e235553a7"}),
     "persons_read": frozenset({"8effcdebc524aa86da284108306baa19fd96f982"}),
-    "persons_write": frozenset({"ff16c6c88a2e7a3828b4bf79678d02d17b545ca2"}),
+    "persons_write": frozenset({"817ab170a478edd0bd7216074420bd2979033bbc"}),
 }
 
 Value = bytes | dict[bytes, bytes] | set[bytes] | list[bytes]
@@ -358,6 +365,24 @@ def _schema(arg: bytes) -> dict[str, bytes]:
     return {name: str(value).encode() for name, value in orjson.loads(arg).items()}
 
 
+def _entry(k: dict[str, bytes], token: bytes) -> tuple[bytes, bytes]:
+    """An identifier's graph entry: its bucket's key and its field there (the scripts'
+    ``bucket_of`` and ``field_of``)."""
+    chars = int(k["bucket_chars"])
+    return k["identifier"] + token[2 : 2 + chars], token[:2] + token[2 + chars :]
+
+
+def _owner(r: MemoryRedis, k: dict[str, bytes], token: bytes) -> bytes | None:
+    """The person an identifier belongs to (its field in its graph bucket)."""
+    return r.hget(*_entry(k, token))
+
+
+def _own(r: MemoryRedis, k: dict[str, bytes], token: bytes, person: bytes) -> None:
+    """Give an identifier to a person."""
+    bucket, field = _entry(k, token)
+    r.hset(bucket, [field, person])
+
+
 def _live(r: MemoryRedis, k: dict[str, bytes], person: bytes) -> bytes:
     for _ in range(32):
         next_person = r.get(k["redirect"] + person)
@@ -377,9 +402,10 @@ def _graph_read(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
     persons: list[bytes] = []
     seen: list[bytes] = []
     claim_rows: list[list[bytes]] = []
+    chars = int(k["bucket_chars"])
     for i in range(n):
         token = args[2 + i]
-        owner = r.get(keys[i]) or b""
+        owner = r.hget(keys[i], token[:2] + token[2 + chars :]) or b""
         junk = r.get(k["junk"] + token) or b""
         erased = r.get(k["tombstone"] + token) or b""
         met: list[bytes] = []
@@ -440,7 +466,7 @@ def _graph_apply(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> int:
 
 def _guard_holds(r: MemoryRedis, k: dict[str, bytes], plan: dict[str, Any]) -> bool:
     for token, expected in plan["owners"].items():
-        if (r.get(k["identifier"] + token.encode()) or b"").decode() != expected:
+        if (_owner(r, k, token.encode()) or b"").decode() != expected:
             return False
     for token, expected in plan["junk"].items():
         if (r.get(k["junk"] + token.encode()) or b"").decode() != expected:
@@ -466,7 +492,7 @@ def _apply_plan(
                 r.hincrby(facts, field, int(value))
             elif len(field) > 1:
                 if field[:1] != b"@" and field[:1] not in describing:
-                    r.put(k["identifier"] + field, person)
+                    _own(r, k, field, person)
                 fields += [field, value]
         if fields:
             r.hset(facts, fields)
@@ -495,14 +521,14 @@ def _apply_plan(
         r.hincrby(former_facts, b"v", 1)
         if r.rpush(former_log, entry.encode()) > max_log:
             r.ltrim(former_log, -max_log, -1)
-        r.put(k["identifier"] + token, person)
+        _own(r, k, token, person)
         r.hset(facts, [token, b""])
         r.hincrby(facts, token[:1], 1)
     claimed = plan.get("claim", [])
     if claimed:
         r.hset(facts, [_b(x) for x in claimed])
     for token in plan["attach"]:
-        r.put(k["identifier"] + token.encode(), person)
+        _own(r, k, token.encode(), person)
         r.hincrby(facts, token[:1].encode(), 1)
     if plan["attach"]:
         r.hset(facts, [x for token in plan["attach"] for x in (token.encode(), b"")])
@@ -513,9 +539,10 @@ def _apply_plan(
     for token_text, reason in plan["flag"]:
         token = token_text.encode()
         r.put(k["junk"] + token, reason.encode())
-        owner = r.get(k["identifier"] + token)
+        owner = _owner(r, k, token)
         if owner:
-            r.delete(k["identifier"] + token, k["claims"] + token)
+            r.hdel(*_entry(k, token))
+            r.delete(k["claims"] + token)
             owner_facts = k["facts"] + owner
             if token[:1] in describing:
                 r.hdel(owner_facts, token)
@@ -553,16 +580,16 @@ def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
         if at > before:
             r.put(key, str(at).encode())
 
-    prefix = k["identifier"]
-    for key in keys:
-        tombstone(key[len(prefix) :])
-    for key in keys:
-        person = r.get(key)
+    for token in args[2:]:
+        tombstone(token)
+    for token in args[2:]:
+        person = _owner(r, k, token)
         if person and person not in seen:
             seen.add(person)
             members = [f for f in r.hkeys(k["facts"] + person) if len(f) > 1 and f[:1] != b"@"]
             for member in members:
-                r.delete(k["identifier"] + member, k["met"] + member, k["claims"] + member)
+                r.hdel(*_entry(k, member))
+                r.delete(k["met"] + member, k["claims"] + member)
                 tombstone(member)
             for gone in r.hkeys(k["absorbed"] + person):
                 r.delete(k["redirect"] + gone)
@@ -629,9 +656,7 @@ def _persons_write(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
             holder = args[index - 1].split(_SEP, 1)[0]
             for token in tokens:
                 key = k["lookup"] + token.encode()
-                if token[:1].encode() in k["movable"] and (
-                    r.get(k["identifier"] + token.encode()) != holder
-                ):
+                if token[:1].encode() in k["movable"] and _owner(r, k, token.encode()) != holder:
                     continue
                 if not checked or _record_version(r.get(key)) < int(version):
                     r.put(key, args[index - 1])
@@ -739,6 +764,9 @@ class MemoryClient:
     async def hset(self, name: str, key: str, value: object) -> int:
         return self.store.hset(_b(name), [_b(key), _b(value)])
 
+    async def hget(self, name: str, key: str) -> bytes | None:
+        return self.store.hget(_b(name), _b(key))
+
     async def hmget(self, name: str, *fields: str) -> list[bytes | None]:
         return [self.store.hget(_b(name), _b(f)) for f in fields]
 
@@ -841,9 +869,10 @@ def emulate(events: Sequence[dict[str, Any]], settings: Settings, limits: Limits
 # The keyspace as write commands
 # --------------------------------------------------------------------------------------------
 
-#: Key types in report order: code, label, whether the key belongs to one identifier.
+#: Key types in report order: code, label, whether the keys scale with identifiers (a key
+#: per identifier; the graph's buckets by their entries).
 CATEGORIES: tuple[tuple[str, str, bool], ...] = (
-    ("graph", "graph entries  <p>:{g}:i:<kind>:<hash>", True),
+    ("graph", "graph entries  <p>:{g}:i:<hash[:3]>, all", True),
     ("lookup", "lookup records  <p>:l:<kind>:<hash>", True),
     ("met", "met sets  <p>:{g}:m:<kind>:<hash>", True),
     ("claims", "cookie claims  <p>:{g}:c:<kind>:<hash>", True),
@@ -890,6 +919,16 @@ def category(key: bytes, prefix: bytes) -> str:
     raise ValueError(f"unknown key {key!r}")
 
 
+def _field_of(token: bytes) -> bytes:
+    """An identifier's field in its graph bucket (``keys.bucket_field``)."""
+    return bucket_field(token.decode()).encode()
+
+
+def _token_of(bucket: bytes, name: bytes) -> bytes:
+    """The identifier of a field of a graph bucket (``keys.token_of``; ``bucket``: its suffix)."""
+    return token_of(bucket.decode(), name.decode()).encode()
+
+
 def _person_in_key(key: bytes, prefix: bytes, kind: str) -> bytes:
     rest = key[len(prefix) + 1 :]
     if kind in ("state", "dedupe"):
@@ -899,12 +938,17 @@ def _person_in_key(key: bytes, prefix: bytes, kind: str) -> bytes:
 
 @dataclass
 class KeyRecord:
-    """One key of the template: how to write it and whom it belongs to."""
+    """One key of the template: how to write it and whom it belongs to.
+
+    A graph bucket belongs to nobody: it holds the entries of identifiers of many persons,
+    ``entries`` (token, person it holds, live owner), which a clone writes one by one.
+    """
 
     key: bytes
     category: str
     commands: list[list[bytes]]
     owner: bytes | None = None
+    entries: Sequence[tuple[bytes, bytes, bytes]] = ()
 
 
 def _score(value: float) -> bytes:
@@ -979,8 +1023,12 @@ def keyspace(
 
 
 def _attribute(records: list[KeyRecord], store: MemoryRedis, p: bytes) -> None:
-    """Give every key the live person it belongs to (junk flags and the value set: nobody)."""
+    """Give every key the live person it belongs to (junk flags, graph buckets and the value
+    set: nobody), and every graph entry its live owner."""
     graph = p + b":{g}:"
+
+    def owner_of(token: bytes) -> bytes | None:
+        return store.hget(graph + b"i:" + token[2 : 2 + BUCKET_CHARS], _field_of(token))
 
     def live(person: bytes) -> bytes:
         for _ in range(64):
@@ -995,9 +1043,15 @@ def _attribute(records: list[KeyRecord], store: MemoryRedis, p: bytes) -> None:
 
     for record in records:
         kind = record.category
-        if kind in ("graph", "met", "claims", "lookup"):
+        if kind == "graph":
+            bucket = record.key[len(graph) + 2 :]
+            held = cast(dict[bytes, bytes], store.data[record.key])
+            record.entries = [
+                (_token_of(bucket, name), person, live(person)) for name, person in held.items()
+            ]
+        elif kind in ("met", "claims", "lookup"):
             token = record.key[len(graph) + 2 :] if kind != "lookup" else record.key[len(p) + 3 :]
-            owner = store.get(graph + b"i:" + token)
+            owner = owner_of(token)
             if owner is None and kind == "lookup":
                 packed = store.data.get(record.key)
                 owner = packed.split(_SEP, 1)[0] if isinstance(packed, bytes) else None
@@ -1020,7 +1074,10 @@ def atoms_of(records: Sequence[KeyRecord], prefix: str) -> list[bytes]:
     found: dict[bytes, None] = {}
     for record in records:
         kind = record.category
-        if kind in ("graph", "met", "claims", "junk"):
+        if kind == "graph":  # a bucket's name is part of a hash; its fields hold the rest
+            for token, person, _ in record.entries:
+                found[token[2:]] = found[person] = None
+        elif kind in ("met", "claims", "junk"):
             found[record.key[len(graph) + 4 :]] = None
         elif kind == "lookup":
             found[record.key[len(p) + 5 :]] = None
@@ -1078,8 +1135,36 @@ def compile_commands(commands: Iterable[Sequence[bytes]], index: dict[bytes, int
     return Compiled(literals, slots, count)
 
 
+def compile_entries(
+    buckets: bytes, entries: Sequence[tuple[int, bytes, int, int]], lengths: Sequence[int]
+) -> Compiled:
+    """``HSET <buckets><head> <kind>:<tail> <person>`` for every graph entry (the atoms of its
+    hash's head and tail, its ``kind:``, the atom of its person; ``lengths``: of every atom).
+
+    A bucket is named by a few characters of a hash, no atom of its own: each entry goes to
+    the bucket its clone's hash names, and shares it with other clones' entries.
+    """
+    literals: list[bytes] = []
+    slots: list[int] = []
+    current = b""
+    for head, kind, tail, person in entries:
+        length = len(buckets) + lengths[head]
+        literals.append(current + b"*4\r\n$4\r\nHSET\r\n$%d\r\n%s" % (length, buckets))
+        literals.append(b"\r\n$%d\r\n%s" % (len(kind) + lengths[tail], kind))
+        literals.append(b"\r\n$%d\r\n" % lengths[person])
+        slots += [head, tail, person]
+        current = b"\r\n"
+    literals.append(current)
+    return Compiled(literals, slots, len(entries))
+
+
 class Template:
-    """The template keyspace, ready to be written as any number of clones."""
+    """The template keyspace, ready to be written as any number of clones.
+
+    The graph buckets are not written as keys: every clone writes its graph entries into the
+    buckets its hashes name (``entry_writes``), and the value set is one key all clones
+    share (``shared``).
+    """
 
     def __init__(
         self,
@@ -1094,8 +1179,20 @@ class Template:
         self.atoms = atoms_of(records, prefix)
         index = {atom: i for i, atom in enumerate(self.atoms)}
         self.shared = [r for r in records if r.category == "values"]
-        self.own = [r for r in records if r.category != "values"]
+        self.own = [r for r in records if r.category not in ("values", "graph")]
         self.writes = compile_commands((c for r in self.own for c in r.commands), index)
+        # Graph entries: the hash of each is split into two more atoms, bucket and field.
+        self.entries = [e for r in records if r.category == "graph" for e in r.entries]
+        self.split = list(dict.fromkeys(index[token[2:]] for token, _, _ in self.entries))
+        half = {atom: len(self.atoms) + 2 * n for n, atom in enumerate(self.split)}
+        self.entry_writes = compile_entries(
+            f"{prefix}:{{g}}:i:".encode(),
+            [
+                (half[index[token[2:]]], token[:2], half[index[token[2:]]] + 1, index[person])
+                for token, person, _ in self.entries
+            ],
+            [len(atom) for atom in self.halved(self.atoms)],
+        )
         self.shared_writes = compile_commands((c for r in self.shared for c in r.commands), index)
         self.key_names = [compile_commands([[r.key]], index) for r in self.own]
         for record, name in zip(self.own, self.key_names, strict=True):
@@ -1119,9 +1216,10 @@ class Template:
         self.persons = {person: n for n, person in enumerate(live)}
         self.owner_of = [self.persons.get(r.owner, -1) if r.owner else -1 for r in self.own]
         self.identifiers = [0] * len(live)
-        for record, owner in zip(self.own, self.owner_of, strict=True):
-            if record.category == "graph" and owner >= 0:
-                self.identifiers[owner] += 1
+        for _, _, owner_id in self.entries:
+            n = self.persons.get(owner_id, -1)
+            if n >= 0:
+                self.identifiers[n] += 1
         self.customers = [
             self.persons[member]
             for r in self.shared
@@ -1147,8 +1245,27 @@ class Template:
         return out
 
     def keys(self, atoms: Sequence[bytes]) -> list[bytes]:
-        """The key names of one clone."""
+        """The key names of one clone (but the graph buckets)."""
         return [name.render(atoms)[:-2].split(b"\r\n", 2)[2] for name in self.key_names]
+
+    def halved(self, atoms: Sequence[bytes]) -> list[bytes]:
+        """``atoms`` and, for ``entry_writes``, the bucket and field part of each graph hash."""
+        halves = (
+            part for i in self.split for part in (atoms[i][:BUCKET_CHARS], atoms[i][BUCKET_CHARS:])
+        )
+        return [*atoms, *halves]
+
+    def buckets(self, atoms: Sequence[bytes]) -> set[bytes]:
+        """The graph buckets one clone writes to."""
+        graph = f"{self.prefix}:{{g}}:i:".encode()
+        return {graph + atoms[i][:BUCKET_CHARS] for i in self.split}
+
+    def send(self, pipe: Pipe, atoms: Sequence[bytes]) -> int:
+        """Write the clone of ``atoms``; how many commands that took."""
+        pipe.send(self.writes.render(atoms), self.writes.commands)
+        pipe.send(self.entry_writes.render(self.halved(atoms)), self.entry_writes.commands)
+        pipe.send(self.shared_writes.render(atoms), self.shared_writes.commands)
+        return self.writes.commands + self.entry_writes.commands + self.shared_writes.commands
 
 
 # --------------------------------------------------------------------------------------------
@@ -1300,6 +1417,23 @@ def settle(client: redis.Redis, timeout: float = 300.0) -> None:
         time.sleep(0.2)
 
 
+def finish_rehash(pipe: Pipe, keys: int) -> None:
+    """Finish a rehash of the keyspace's hash table that the load left under way.
+
+    Redis doubles the table when the keys outnumber its slots and moves the old slots over
+    one per key lookup; an idle Redis 7.0 kept both tables for seconds (2 MB more at 262,145
+    keys), which a live store's traffic frees soon, so ``used_memory`` right after a load
+    can count a table that does not last. A lookup of a missing key moves at least one old
+    slot, and the old table has fewer slots than there are ``keys``.
+    """
+    old = 1 << max(0, (keys - 1).bit_length() - 1)
+    chunk = min(old, 10_000)
+    lookups = b"*2\r\n$6\r\nEXISTS\r\n$1\r\n~\r\n" * chunk
+    for _ in range(-(-old // chunk)):
+        pipe.send(lookups, chunk)
+    pipe.drain()
+
+
 def prefix_in_use(client: redis.Redis, prefix: str) -> bool:
     """Whether any key starts with ``prefix:``."""
     cursor = 0
@@ -1353,7 +1487,8 @@ class Measurement:
     bytes_sent: int
     before: dict[str, float]
     after: dict[str, float]
-    #: category -> (keys, estimated bytes, min and max bytes per measured clone)
+    #: category -> (keys, estimated bytes, min and max bytes per measured clone); the graph
+    #: buckets, which clones share: every one measured, an even share per clone as min and max
     categories: dict[str, tuple[int, float, int, int]]
     encodings: dict[str, dict[str, int]]
     fit: tuple[float, float, float]  # a, b, r2 (MEMORY USAGE plus keyspace overhead per key)
@@ -1398,11 +1533,11 @@ def load_and_measure(
     commands = 0
     written = 0
     try:
+        buckets: set[bytes] = set()
         for clone in range(clones):
             atoms = template.fresh_atoms(seed + clone)
-            pipe.send(template.writes.render(atoms), template.writes.commands)
-            pipe.send(template.shared_writes.render(atoms), template.shared_writes.commands)
-            commands += template.writes.commands + template.shared_writes.commands
+            commands += template.send(pipe, atoms)
+            buckets |= template.buckets(atoms)
             written = clone + 1
             if clone % 5 == 4 or written == clones:
                 elapsed = time.perf_counter() - started
@@ -1413,6 +1548,8 @@ def load_and_measure(
                 )
         pipe.drain()
         seconds = time.perf_counter() - started
+        sent = pipe.bytes_sent
+        finish_rehash(pipe, client.dbsize())
         pipe.close()  # its query buffer is not ours to count
         progress(f"{name}: {clones * template.people:,} people in {seconds:.0f} s; measuring")
         time.sleep(1.0)
@@ -1428,14 +1565,17 @@ def load_and_measure(
             per_clone.append(sizes)
             for record, kind in zip(template.own, kinds, strict=True):
                 encodings[record.category][kind] += 1
+        # Every graph bucket: one holds entries of every clone, none is a clone's own.
+        bucket_sizes, bucket_kinds = usage(client, sorted(buckets))
+        encodings["graph"].update(bucket_kinds)
         values_key = f"{template.prefix}:values".encode()
         values_sizes, values_kinds = (
             usage(client, [values_key]) if template.shared else ([0], ["-"])
         )
         encodings["values"][values_kinds[0]] += 1
         return _summarize(
-            template, name, clones, chosen, per_clone, values_sizes[0], encodings,
-            before, after, seconds, commands, pipe.bytes_sent,
+            template, name, clones, chosen, per_clone, bucket_sizes, values_sizes[0],
+            encodings, before, after, seconds, commands, sent,
         )  # fmt: skip
     finally:
         pipe.close()
@@ -1445,18 +1585,22 @@ def load_and_measure(
 
 
 def delete_clones(template: Template, url: str, clones: int, seed: int) -> None:
-    """UNLINK every key of clones ``0..clones-1`` and the shared value set."""
+    """UNLINK every key of clones ``0..clones-1``, the graph buckets they wrote to and the
+    shared value set."""
     pipe = Pipe(url)
     try:
+        buckets: set[bytes] = set()
         for clone in range(clones):
-            pipe.send(
-                template.unlinks.render(template.fresh_atoms(seed + clone)),
-                template.unlinks.commands,
-            )
+            atoms = template.fresh_atoms(seed + clone)
+            pipe.send(template.unlinks.render(atoms), template.unlinks.commands)
+            buckets |= template.buckets(atoms)
             if clone % 20 == 19:
                 progress(f"deleting: {clone + 1:,} of {clones:,} clones")
-        values = compile_commands([[b"UNLINK", f"{template.prefix}:values".encode()]], {})
-        pipe.send(values.render([]), 1)
+        names = sorted(buckets)
+        shared = [[b"UNLINK", *names[i : i + 500]] for i in range(0, len(names), 500)] + [
+            [b"UNLINK", f"{template.prefix}:values".encode()]
+        ]
+        pipe.send(compile_commands(shared, {}).render([]), len(shared))
         pipe.drain()
     finally:
         pipe.close()
@@ -1472,6 +1616,7 @@ def _summarize(
     clones: int,
     chosen: list[int],
     per_clone: list[list[int]],
+    bucket_sizes: list[int],
     values_bytes: int,
     encodings: dict[str, Counter[str]],
     before: dict[str, float],
@@ -1495,6 +1640,11 @@ def _summarize(
                 values_bytes,
             )
             continue
+        if code == "graph":  # the buckets are shared: an even share per clone
+            total = sum(bucket_sizes)
+            share = total // max(1, clones)
+            categories[code] = (len(bucket_sizes), float(total), share, share)
+            continue
         totals = sums[code]
         mean = sum(totals) / len(totals) if totals else 0.0
         categories[code] = (keys, mean * clones, min(totals, default=0), max(totals, default=0))
@@ -1504,9 +1654,9 @@ def _summarize(
         clones=clones,
         people=template.people * clones,
         persons=len(template.persons) * clones,
-        identifiers=template.counts.get("graph", 0) * clones,
+        identifiers=len(template.entries) * clones,
         lookup_records=template.counts.get("lookup", 0) * clones,
-        keys=own_keys + (1 if template.shared else 0),
+        keys=own_keys + len(bucket_sizes) + (1 if template.shared else 0),
         load_seconds=seconds,
         commands=commands,
         bytes_sent=bytes_sent,
@@ -1518,9 +1668,13 @@ def _summarize(
         measured_clones=chosen,
     )
     # Per-person sums for the fit: every key's MEMORY USAGE plus its share of what
-    # MEMORY USAGE leaves out (keyspace tables, expires), the value set per customer.
+    # MEMORY USAGE leaves out (keyspace tables, expires), the value set per customer, the
+    # graph buckets (with their share) per entry.
     overhead = max(0.0, measurement.delta - measurement.usage_total) / max(1, measurement.keys)
     value_share = values_bytes / max(1, len(template.customers) * clones)
+    entry_share = (sum(bucket_sizes) + overhead * len(bucket_sizes)) / max(
+        1, measurement.identifiers
+    )
     xs: list[float] = []
     ys: list[float] = []
     for sizes in per_clone:
@@ -1530,6 +1684,8 @@ def _summarize(
                 person_bytes[owner] += size + overhead
         for owner in template.customers:
             person_bytes[owner] += value_share
+        for owner, entries in enumerate(template.identifiers):
+            person_bytes[owner] += entries * entry_share
         xs += [float(n) for n in template.identifiers]
         ys += person_bytes
     measurement.fit = _least_squares(xs, ys)
@@ -1955,6 +2111,11 @@ def print_report(m: Measurement, template: TemplateInfo) -> None:
         f"  {'not in MEMORY USAGE (keyspace tables, ...)':44} {'':>11} {_mb(rest):>8} "
         f"{'':>6} {rest / m.keys:>6.1f}"
     )
+    buckets, graph_bytes, _, _ = m.categories["graph"]
+    print(
+        f"  graph entries: {m.identifiers:,} fields of {buckets:,} buckets (MEMORY USAGE of every "
+        f"bucket), {graph_bytes / max(1, m.identifiers):.1f} B per entry"
+    )
     print(
         f"\n  bytes per person: {m.delta / m.persons:,.0f} (used_memory delta / live persons); "
         f"per person of the shop: {m.delta / m.people:,.0f}"
@@ -2007,9 +2168,13 @@ def markdown(results: dict[str, Any]) -> str:
         )
     totals = base["totals"]
     model = base["model"]
+    graph = next(row for row in base["breakdown"] if row["type"] == "graph")
     lines += [
         f"| sum of MEMORY USAGE | {base['keys']:,} | {_mb(totals['memory_usage_sum'])} | | | | | |",
         f"| INFO used_memory delta | | {_mb(totals['used_memory_delta'])} | | | | | |",
+        "",
+        f"Graph entries: {base['identifiers']:,} fields of {graph['keys']:,} buckets (`MEMORY "
+        f"USAGE` of every bucket), {graph['bytes_per_identifier']:.1f} B per entry.",
         "",
         f"Bytes per live person: **{totals['bytes_per_person']:,.0f}** (used_memory delta).",
         "",
@@ -2149,8 +2314,8 @@ def run(url: str, args: argparse.Namespace) -> None:
     )
     print(
         f"template: {info.people:,} people, {info.events:,} events through the handlers in "
-        f"{info.emulate_seconds:.0f} s; {len(template.own):,} keys, "
-        f"{len(template.persons):,} live persons",
+        f"{info.emulate_seconds:.0f} s; {len(template.own):,} keys and {len(template.entries):,} "
+        f"graph entries, {len(template.persons):,} live persons",
         file=sys.stderr,
     )
     clones = max(1, math.ceil(args.persons / template.people))
@@ -2340,6 +2505,23 @@ def compare(
     return problems
 
 
+def _without_buckets(
+    keys: dict[bytes, Seen], prefix: str
+) -> tuple[dict[bytes, Seen], dict[bytes, bytes]]:
+    """The keys but the graph buckets, and the graph entries those hold (token -> person)."""
+    p = prefix.encode()
+    buckets = f"{prefix}:{{g}}:i:".encode()
+    rest: dict[bytes, Seen] = {}
+    entries: dict[bytes, bytes] = {}
+    for key, seen in keys.items():
+        if category(key, p) != "graph":
+            rest[key] = seen
+            continue
+        for name, person in cast(dict[bytes, bytes], seen.value).items():
+            entries[_token_of(key[len(buckets) :], name)] = person
+    return rest, entries
+
+
 def _unlink_all(client: redis.Redis, keys: Iterable[bytes]) -> None:
     batch = list(keys)
     for start in range(0, len(batch), 1000):
@@ -2377,25 +2559,35 @@ def verify(url: str, args: argparse.Namespace) -> bool:
         template, info, _ = build_template(prefix, args.verify_persons, args.seed, limits, "all")
         print(f"  in-process template: {info.emulate_seconds:.1f} s")
         pipe = Pipe(url)
-        pipe.send(template.writes.render(template.atoms), template.writes.commands)
-        pipe.send(template.shared_writes.render(template.atoms), template.shared_writes.commands)
+        template.send(pipe, template.atoms)
         pipe.drain()
         by_bulk = snapshot(client, prefix)
         _unlink_all(client, by_bulk)
         problems += compare(by_handlers, by_bulk, "bulk path vs real handlers", prefix)
         fresh = template.fresh_atoms(args.seed)
-        pipe.send(template.writes.render(fresh), template.writes.commands)
-        pipe.send(template.shared_writes.render(fresh), template.shared_writes.commands)
+        template.send(pipe, fresh)
         pipe.drain()
         pipe.close()
         cloned = snapshot(client, prefix)
         _unlink_all(client, cloned)
         back = dict(zip(fresh, template.atoms, strict=True))
+        # A clone's graph entries share buckets other than its template's: compared as
+        # entries, the other keys key by key.
+        bulk_keys, bulk_entries = _without_buckets(by_bulk, prefix)
+        cloned_keys, cloned_entries = _without_buckets(cloned, prefix)
         renamed = {
             _rename(key, back): replace(seen, value=_rename(seen.value, back))
-            for key, seen in cloned.items()
+            for key, seen in cloned_keys.items()
         }
-        problems += compare(by_bulk, renamed, "clone (ids renamed back) vs bulk path", prefix)
+        problems += compare(bulk_keys, renamed, "clone (ids renamed back) vs bulk path", prefix)
+        entries_back = {_rename(t, back): _rename(h, back) for t, h in cloned_entries.items()}
+        print(
+            f"  graph entries: {len(bulk_entries):,} in the bulk path, {len(cloned_entries):,} "
+            "in the clone"
+        )
+        if entries_back != bulk_entries:
+            differ = sorted(set(entries_back.items()) ^ set(bulk_entries.items()))
+            problems.append(f"clone: graph entries differ from the bulk path's: {differ[:3]!r}")
     finally:
         _unlink_all(client, client.scan_iter(match=f"{prefix}:*", count=10000))
         client.close()

@@ -7,6 +7,9 @@ from bestand.events import ResolvedEvent
 from bestand.profile.fold import ApplyOutcome
 from bestand.store.identity_graph import Answer, Resolution
 
+BUCKET_CHARS: int
+"""Characters of an identifier's hash that name its graph bucket (``keys.BUCKET_CHARS``)."""
+
 class Folder:
     """What ``ProfileStore`` does between its Redis round trips, for a whole batch."""
 

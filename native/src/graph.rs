@@ -93,6 +93,15 @@ struct Item {
     pattern_junk: Vec<(String, String)>,
 }
 
+/// Characters of an identifier's hash that name its graph bucket (`keys.BUCKET_CHARS`).
+pub const BUCKET_CHARS: usize = 3;
+
+/// The characters of a token (`kind:hash`) that name its graph bucket (`Keys.identifier`).
+pub fn bucket(token: &str) -> &str {
+    let end = (2 + BUCKET_CHARS).min(token.len());
+    token.get(2.min(end)..end).unwrap_or("")
+}
+
 /// Resolves batches under one key prefix and identity policy.
 #[pyclass(module = "bestand_native")]
 pub struct Resolver {
@@ -785,7 +794,7 @@ impl GraphBatch {
             }
             let mut call = Packed::new(part.len(), part.len() * 96 + expected.len() * 48 + 512);
             for t in &part {
-                call.arg2(prefix, t.as_bytes());
+                call.arg2(prefix, bucket(t).as_bytes());
             }
             call.arg(&resolver.schema);
             call.int(part.len() as i64);
@@ -880,8 +889,8 @@ impl GraphBatch {
             let mut keys: Vec<&str> = Vec::new();
             for (_, tokens, _) in chunk {
                 for t in tokens {
-                    if seen.insert(t) {
-                        keys.push(t);
+                    if seen.insert(bucket(t)) {
+                        keys.push(bucket(t));
                     }
                 }
             }

@@ -387,7 +387,7 @@ impl Folder {
     }
 
     fn identifier_key(&self, token: &str) -> String {
-        format!("{}:{{g}}:i:{}", self.prefix, token)
+        format!("{}:{{g}}:i:{}", self.prefix, graph::bucket(token))
     }
 
 }
@@ -1011,6 +1011,7 @@ fn state_for_test<'py>(py: Python<'py>, blob: &[u8]) -> PyResult<Bound<'py, PyBy
 
 #[pymodule]
 fn bestand_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("BUCKET_CHARS", graph::BUCKET_CHARS)?;
     m.add_class::<Folder>()?;
     m.add_class::<graph::Resolver>()?;
     m.add_class::<graph::GraphBatch>()?;

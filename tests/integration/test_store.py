@@ -18,6 +18,7 @@ from bestand.ops.metrics import WorkerMetrics
 from bestand.profile import PersonState, load_state
 from bestand.settings import Settings
 from bestand.store import Keys, StoreLayoutError, connect
+from bestand.store.keys import token_of
 from bestand.store.layout import LAYOUT, ensure_layout
 from bestand.stream.messages import Incoming, Outgoing
 from bestand.stream.worker import processor_for
@@ -576,6 +577,16 @@ def test_the_store_counts_what_its_writes_put_into_redis(redis_url: str, fold: s
     assert counted == {"person_state": 3, "lookup_record": 5, "dedupe_marker": 3}
 
 
+async def _an_email_token(pipeline: Pipeline) -> str:
+    """An e-mail identifier the graph holds (a field of a graph bucket)."""
+    for key in await pipeline.keys_of_prefix():
+        if key.startswith(pipeline.keys.buckets):
+            for field in await pipeline.client.hkeys(key):
+                if field.startswith(b"e:"):
+                    return token_of(key.removeprefix(pipeline.keys.buckets), field.decode())
+    raise AssertionError("the graph holds no e-mail identifier")
+
+
 def test_a_key_of_another_type_stops_a_script_with_what_to_do(redis_url: str) -> None:
     """A key another layout wrote with another type (here a person's facts as a Redis set)
     stops the script with an instruction to rebuild, not with Redis's bare ``WRONGTYPE``."""
@@ -584,11 +595,7 @@ def test_a_key_of_another_type_stops_a_script_with_what_to_do(redis_url: str) ->
         pipeline = Pipeline(redis_url)
         try:
             await pipeline.feed([order(1, email="a@example.com")])
-            token = next(
-                k.removeprefix(pipeline.keys.identifier(""))
-                for k in await pipeline.keys_of_prefix()
-                if k.startswith(pipeline.keys.identifier("e:"))
-            )
+            token = await _an_email_token(pipeline)
             person = (await pipeline.graph.person_of(token)) or ""
             facts = pipeline.keys.facts(person)
             members = await pipeline.client.hkeys(facts)
@@ -683,8 +690,9 @@ def _as_layout_3(state: PersonState) -> bytes:
 
 
 def test_a_layout_3_store_goes_on_where_it_stood(redis_url: str) -> None:
-    """A store that layout 3 wrote (JSON states) is read as it is, marked layout 4 by a worker,
-    and its persons' states are written packed as events change them: no rebuild."""
+    """A store that layout 3 wrote (JSON states, a key per graph entry) is taken over by a
+    worker: its graph entries moved into buckets, the store marked as this release's, its JSON
+    states read as they are and written packed as events change them: no rebuild."""
 
     async def go() -> dict[str, Any]:
         first = Pipeline(redis_url)
@@ -696,11 +704,22 @@ def test_a_layout_3_store_goes_on_where_it_stood(redis_url: str) -> None:
             if blob:
                 person = key.decode().split("{", 1)[1].rstrip("}")
                 await first.client.hset(key, "s", _as_layout_3(load_state(person, blob)))
+        # Layouts 3 and 4 kept a graph entry as a key each.
+        entries: dict[str, bytes] = {}
+        prefix = first.keys.buckets
+        for key in [k.decode() async for k in first.client.scan_iter(match=f"{prefix}*")]:
+            for field, person in (await first.client.hgetall(key)).items():
+                token = token_of(key.removeprefix(prefix), field.decode())
+                entries[token] = person
+                await first.client.set(prefix + token, person)
+            await first.client.delete(key)
         await first.client.set(first.keys.layout, 3)
         await first.client.aclose()
         # A worker of this release starts on it: a processor of its own, nothing cached.
         later = Pipeline(redis_url, prefix=first.keys.prefix)
         await ensure_layout(later.client, later.keys)
+        moved = {t: await later.client.hget(*later.keys.entry(t)) for t in entries}
+        left = [k async for k in later.client.scan_iter(match=f"{later.keys.buckets}?:*")]
         api = create_api(later.settings, later.client)
         untouched = await api.service.classification("st-o7")  # read from its JSON state
         await later.feed([order(6, email="a@example.com")])  # the fold reads a's JSON state
@@ -709,6 +728,7 @@ def test_a_layout_3_store_goes_on_where_it_stood(redis_url: str) -> None:
             "before": before["orders_count"],
             "after": (await later.answer("email", "a@example.com"))["orders_count"],
             "untouched": untouched,
+            "entries": (entries, moved, left),
             "blobs": [b for key in states if (b := await later.client.hget(key, "s"))],
         }
         await later.client.aclose()
@@ -716,6 +736,10 @@ def test_a_layout_3_store_goes_on_where_it_stood(redis_url: str) -> None:
 
     out = asyncio.run(go())
     assert out["mark"] == str(LAYOUT).encode()
+    entries, moved, left = out["entries"]
+    assert len(entries) > 5
+    assert moved == entries  # every entry in its bucket, with its person
+    assert left == []  # and no key of its own left
     assert out["after"] == out["before"] + 1
     assert out["untouched"] is not None
     assert (out["untouched"]["classification"], out["untouched"]["orders_before"]) == ("new", 0)

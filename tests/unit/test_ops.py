@@ -240,10 +240,10 @@ def test_the_log_config_picks_the_format() -> None:
 def test_the_census_counts_person_sets_and_graph_entries_only() -> None:
     keys = Keys("b")
     assert kind_of(keys.facts("P1"), keys) == "person"
-    assert kind_of(keys.identifier("email:abc").encode(), keys) == "identifier"
+    assert kind_of(keys.identifier("e:abcdef").encode(), keys) == "identifier"
     assert kind_of(keys.merge_log("P1"), keys) is None
     assert kind_of(keys.lookup("email:abc"), keys) is None
-    assert kind_of(Keys("other").identifier("email:abc"), keys) is None
+    assert kind_of(Keys("other").identifier("e:abcdef"), keys) is None
 
 
 def test_status_says_when_the_store_holds_another_layout() -> None:

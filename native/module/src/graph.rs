@@ -22,6 +22,7 @@ struct GraphSchema {
     claims: Vec<u8>,
     movable: Vec<u8>,
     max_claims: usize,
+    bucket_chars: usize,
 }
 
 impl GraphSchema {
@@ -47,8 +48,22 @@ impl GraphSchema {
             claims: field("claims")?,
             movable: field("movable")?,
             max_claims: k.get("max_claims").and_then(value_number).unwrap_or(0.0) as usize,
+            bucket_chars: bucket_chars(&k)?,
         })
     }
+}
+
+/// The schema's `bucket_chars`: how many characters of an identifier's hash name its bucket.
+pub fn bucket_chars(k: &Value) -> Outcome<usize> {
+    k.get("bucket_chars").and_then(value_number).map(|n| n as usize).ok_or_else(|| bad("key schema has no bucket_chars"))
+}
+
+/// An identifier's graph entry: the key of its bucket and its field there (`keys.py`; the
+/// scripts' `bucket_of` and `field_of`).
+pub fn entry(prefix: &[u8], chars: usize, token: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let start = 2.min(token.len());
+    let end = (2 + chars).min(token.len());
+    ([prefix, &token[start..end]].concat(), [&token[..start], &token[end..]].concat())
 }
 
 fn join(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
@@ -113,6 +128,24 @@ impl Graph<'_> {
         self.store.string(&join(prefix, rest))
     }
 
+    /// The person an identifier belongs to (its field in its graph bucket).
+    fn owner(&self, token: &[u8]) -> Outcome<Option<Vec<u8>>> {
+        let (bucket, field) = entry(&self.k.identifier, self.k.bucket_chars, token);
+        self.store.hget(self.store.string(&bucket), &field)
+    }
+
+    /// Give an identifier to a person.
+    fn own(&self, token: &[u8], person: &[u8]) -> Outcome<()> {
+        let (bucket, field) = entry(&self.k.identifier, self.k.bucket_chars, token);
+        self.store.hset_bytes(self.store.string(&bucket), &[(&field, person)])
+    }
+
+    /// An identifier names nobody any more.
+    fn disown(&self, token: &[u8]) -> Outcome<()> {
+        let (bucket, field) = entry(&self.k.identifier, self.k.bucket_chars, token);
+        self.store.hdel_bytes(self.store.string(&bucket), &[&field])
+    }
+
     /// Where a person lives now: redirects followed (at most 32).
     fn live(&self, mut person: Vec<u8>) -> Outcome<Vec<u8>> {
         for _ in 0..32 {
@@ -144,7 +177,7 @@ pub fn graph_read(store: &Store) -> Outcome<Reply> {
         known.insert(call.argv(2 + n + 2 * j)?, call.argv(3 + n + 2 * j)?);
     }
     let tokens: Vec<&[u8]> = (1..=n).map(|i| call.argv(2 + i)).collect::<Outcome<_>>()?;
-    let owners = store.mget(&(1..=n).map(|i| call.key(i)).collect::<Vec<_>>())?;
+    let owners = tokens.iter().map(|t| graph.owner(t)).collect::<Outcome<Vec<_>>>()?;
     let junk = graph.seldom(&tokens.iter().map(|t| graph.key(&k.junk, t)).collect::<Vec<_>>())?;
     let erased = graph.seldom(&tokens.iter().map(|t| graph.key(&k.tombstone, t)).collect::<Vec<_>>())?;
 
@@ -294,7 +327,7 @@ fn guard_holds(graph: &Graph, plan: &Value) -> Outcome<bool> {
     let (store, k) = (graph.store, &graph.k);
     if let Some(owners) = object(plan.get("owners")) {
         for (token, expected) in owners {
-            let now = store.get(graph.key(&k.identifier, token.as_bytes()))?.unwrap_or_default();
+            let now = graph.owner(token.as_bytes())?.unwrap_or_default();
             if now != lua_text(expected)? {
                 return Ok(false);
             }
@@ -341,7 +374,7 @@ fn apply(graph: &Graph, plan: &Value, max_log: usize, describing: &[u8]) -> Outc
                 store.hincrby(facts, field, delta)?;
             } else if field.len() > 1 {
                 if field[0] != b'@' && !describes(field) {
-                    store.set(graph.key(&k.identifier, field), &person, None)?;
+                    graph.own(field, &person)?;
                 }
                 fields.push((field, value));
             }
@@ -390,7 +423,7 @@ fn apply(graph: &Graph, plan: &Value, max_log: usize, describing: &[u8]) -> Outc
         if store.rpush(former_log, &[&entry])? > max_log {
             store.keep_last(former_log, max_log)?;
         }
-        store.set(graph.key(&k.identifier, &token), &person, None)?;
+        graph.own(&token, &person)?;
         store.hset_bytes(facts, &[(&token, b"")])?;
         if let Some(&kind) = token.first() {
             count(kind);
@@ -400,7 +433,7 @@ fn apply(graph: &Graph, plan: &Value, max_log: usize, describing: &[u8]) -> Outc
     store.hset_bytes(facts, &claim.chunks(2).map(|p| (&p[0][..], p.get(1).map_or(&b""[..], |v| &v[..]))).collect::<Vec<_>>())?;
     let attach = texts(plan.get("attach"))?;
     for token in &attach {
-        store.set(graph.key(&k.identifier, token), &person, None)?;
+        graph.own(token, &person)?;
         if let Some(&kind) = token.first() {
             count(kind);
         }
@@ -417,9 +450,8 @@ fn apply(graph: &Graph, plan: &Value, max_log: usize, describing: &[u8]) -> Outc
     for pair in rows(plan.get("flag")) {
         let token = at(pair, 0)?;
         store.set(graph.key(&k.junk, &token), &at(pair, 1)?, None)?;
-        let identifier = graph.key(&k.identifier, &token);
-        if let Some(owner) = store.get(identifier)? {
-            store.del(identifier);
+        if let Some(owner) = graph.owner(&token)? {
+            graph.disown(&token)?;
             store.del(graph.key(&k.claims, &token));
             let owner_facts = graph.key(&k.facts, &owner);
             if describes(&token) {

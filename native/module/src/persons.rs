@@ -134,6 +134,7 @@ struct PersonSchema {
     lookup: Vec<u8>,
     values: Vec<u8>,
     identifier: Vec<u8>,
+    bucket_chars: usize,
     movable: Vec<u8>,
 }
 
@@ -149,6 +150,7 @@ impl PersonSchema {
             lookup: field("lookup")?,
             values: field("values")?,
             identifier: field("identifier")?,
+            bucket_chars: crate::graph::bucket_chars(&k)?,
             movable: field("movable")?,
         })
     }
@@ -229,9 +231,13 @@ pub fn persons_write(store: &Store) -> Outcome<Reply> {
             };
             // Reads first, then the writes, as the script's one MSET per record.
             let movable: Vec<usize> = (0..tokens.len()).filter(|&i| k.movable(tokens[i])).collect();
-            let holders = store.mget(
-                &movable.iter().map(|&i| store.string(&joined(&k.identifier, tokens[i]))).collect::<Vec<_>>(),
-            )?;
+            let holders = movable
+                .iter()
+                .map(|&i| {
+                    let (bucket, field) = crate::graph::entry(&k.identifier, k.bucket_chars, tokens[i]);
+                    store.hget(store.string(&bucket), &field)
+                })
+                .collect::<Outcome<Vec<_>>>()?;
             let mut keep = vec![true; tokens.len()];
             for (&i, owner) in movable.iter().zip(&holders) {
                 if owner.as_deref() != Some(holder) {

@@ -306,7 +306,10 @@ async def _predictions(settings: Settings, order_ids: Sequence[str]) -> dict[str
         for start in range(0, len(order_ids), 5000):
             chunk = order_ids[start : start + 5000]
             tokens = [keyer.key(IdKind.ORDER, oid).token for oid in chunk]
-            owners = await client.mget([keys.identifier(t) for t in tokens])
+            async with client.pipeline(transaction=False) as pipe:
+                for token in tokens:
+                    pipe.hget(*keys.entry(token))
+                owners = await pipe.execute()
             out.update(
                 {
                     oid: owner.decode() if isinstance(owner, bytes) else str(owner)

@@ -3,7 +3,8 @@
 Redis has no count per key pattern, and a full ``SCAN`` of millions of keys in one go would
 stall a worker. :class:`Census` scans the identity graph's keys (``<p>:{g}:*``) a slice per
 call (``BESTAND_OPS_INTERVAL_SECONDS``) and publishes the totals each time a pass completes:
-the figures lag reality by one pass, about ``keys / slice × interval`` seconds.
+the figures lag reality by one pass, about ``keys / slice × interval`` seconds. Identifiers
+are fields of graph buckets: a slice's buckets are counted with one ``HLEN`` each, pipelined.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class Counts:
 
 
 def kind_of(key: bytes | str, keys: Keys) -> str | None:
-    """``person`` for a person's facts, ``identifier`` for a graph entry, else None."""
+    """``person`` for a person's facts, ``identifier`` for a graph bucket, else None."""
     text = key.decode() if isinstance(key, bytes) else key
     rest = text.removeprefix(keys.graph + ":")
     if rest == text:
@@ -53,12 +54,18 @@ class Census:
         cursor, found = await self._client.scan(
             self._cursor, match=f"{self._keys.graph}:[ki]:*", count=self._slice
         )
+        buckets = []
         for key in found:
             kind = kind_of(key, self._keys)
             if kind == "person":
                 self._persons += 1
             elif kind == "identifier":
-                self._identifiers += 1
+                buckets.append(key)
+        if buckets:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for key in buckets:
+                    pipe.hlen(key)
+                self._identifiers += sum(int(n) for n in await pipe.execute())
         self._cursor = int(cursor)
         if self._cursor != 0:
             return None

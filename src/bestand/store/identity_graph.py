@@ -301,7 +301,7 @@ class IdentityGraph:
             import bestand_native
 
             self._native = bestand_native.Resolver(
-                keys.identifier(""),
+                keys.buckets,
                 keys.graph_schema,
                 MAX_LOG,
                 {
@@ -513,7 +513,7 @@ class IdentityGraph:
 
     async def person_of(self, token: str) -> str | None:
         """The person an identifier (``kind:hash``) belongs to, if any."""
-        value = await self._client.get(self._keys.identifier(token))
+        value = await self._client.hget(*self._keys.entry(token))
         return None if value is None else _text(value)
 
     async def identifiers_of(self, person_id: str) -> set[str]:
@@ -549,6 +549,6 @@ class IdentityGraph:
             self._client,
             self._scripts.erase,
             [self._keys.identifier(t) for t in tokens],
-            [self._keys.graph_schema, at],
+            [self._keys.graph_schema, at, *tokens],
         )
         return [(_text(entry[0]), [_text(m) for m in entry[1:]]) for entry in reply]

@@ -4,6 +4,11 @@
 atomically; person state and its dedupe keys share the person's slot; lookup records are
 single keys spread over the cluster, so the hot read path scales out.
 
+Graph entries (identifier -> person) are fields of bucket hashes named by the first
+:data:`BUCKET_CHARS` characters of the identifier's hash, as Instagram kept its 300 million
+mappings: a key each cost 104 bytes of ``MEMORY USAGE`` and a keyspace entry; a field of a
+bucket's listpack about a third of that (``bench/bucket_keys.py``, ``bench/memory.py``).
+
 A person's identifiers are fields of its facts hash (empty values), and the graph's sets are
 hashes whose members are fields with empty values: Redis 7.0 keeps a small hash as one
 listpack, and a set of strings as a hash table with an allocation per member, about twice
@@ -11,7 +16,7 @@ the memory, besides a key of its own (``bench/memory.py``).
 
 | key | type | holds |
 |---|---|---|
-| ``<p>:{g}:i:<kind>:<hash>`` | string | person id of an identifier (the identity graph) |
+| ``<p>:{g}:i:<hash[:3]>`` | hash | the identity graph: ``<kind>:<hash[3:]>`` -> person id |
 | ``<p>:{g}:k:<person>`` | hash | a person's facts: ``v`` graph version (guards concurrent |
 |   |   | changes), how many identifiers by kind letter, its identifiers (``kind:hash`` -> empty), |
 |   |   | describing tokens (names, households -> 1), claims (``@kind:hash`` -> time claimed) |
@@ -50,6 +55,22 @@ import orjson
 from bestand.identity.kinds import MOVABLE
 from bestand.identity.overlay import MAX_CLAIMS
 
+#: Characters of an identifier's hash (base64url) that name its graph bucket: 64 ** 3 =
+#: 262,144 buckets, about 22 entries each at a million persons (5.7 identifiers each). Past
+#: ``hash-max-listpack-entries`` (128 by default, about 6 million persons) Redis turns a bucket
+#: into a hash table: 72 bytes an entry instead of about 40, still less than a key each.
+BUCKET_CHARS = 3
+
+
+def bucket_field(token: str) -> str:
+    """An identifier's field in its graph bucket: the token without the bucket's characters."""
+    return token[:2] + token[2 + BUCKET_CHARS :]
+
+
+def token_of(bucket: str, field: str) -> str:
+    """The identifier (``kind:hash``) of a field of the graph bucket ``bucket`` (its suffix)."""
+    return field[:2] + bucket + field[2:]
+
 
 def event_key(event_id: str) -> str:
     """An event id as part of a key: long ids (a producer's choice) go in as a digest."""
@@ -77,8 +98,17 @@ class Keys:
         return f"{self.prefix}:{{g}}"
 
     def identifier(self, token: str) -> str:
-        """Identity graph entry of one identifier (``kind:hash``)."""
-        return f"{self.graph}:i:{token}"
+        """Graph bucket of one identifier (``kind:hash``); its field is :func:`bucket_field`."""
+        return f"{self.graph}:i:{token[2 : 2 + BUCKET_CHARS]}"
+
+    def entry(self, token: str) -> tuple[str, str]:
+        """Graph bucket and field of one identifier (``HGET`` them for its person id)."""
+        return self.identifier(token), bucket_field(token)
+
+    @property
+    def buckets(self) -> str:
+        """Prefix of the graph buckets (a bucket's key is this and its characters)."""
+        return f"{self.graph}:i:"
 
     def facts(self, person_id: str) -> str:
         """A person's facts: version, counts by kind, identifiers, describing tokens, claims."""
@@ -157,6 +187,7 @@ class Keys:
                 "claims": f"{g}:c:",
                 "movable": "".join(sorted(MOVABLE)),
                 "max_claims": MAX_CLAIMS,
+                "bucket_chars": BUCKET_CHARS,
             }
         )
 
@@ -171,6 +202,7 @@ class Keys:
                 "lookup": f"{self.prefix}:l:",
                 "values": self.values,
                 "identifier": f"{self.graph}:i:",
+                "bucket_chars": BUCKET_CHARS,
                 "movable": "".join(sorted(MOVABLE)),
             }
         )

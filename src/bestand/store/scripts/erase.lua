@@ -4,11 +4,14 @@
 -- the persons it absorbed.
 -- Every identifier named or erased gets a tombstone (its erasure time, the later one kept), so
 -- a replay of events from before the erasure cannot bring the person back.
--- KEYS: identity graph keys of the identifiers named in an erasure request.
--- ARGV: key schema (JSON, Keys.graph_schema), erasure time (epoch seconds).
+-- KEYS: the graph buckets of the identifiers named in an erasure request, one per identifier.
+-- ARGV: key schema (JSON, Keys.graph_schema), erasure time (epoch seconds), the identifiers.
 -- Returns {{person, token...}, ...}: each erased person with the identifiers it had.
 local K = cjson.decode(ARGV[1])
 local at = tonumber(ARGV[2])
+local B = tonumber(K.bucket_chars)
+local function bucket_of(token) return K.identifier .. string.sub(token, 3, 2 + B) end
+local function field_of(token) return string.sub(token, 1, 2) .. string.sub(token, 3 + B) end
 local seen, out = {}, {}
 local function tombstone(token)
   local key = K.tombstone .. token
@@ -31,12 +34,11 @@ local function entry_of(text)
   end
   return fields[1] == 'v', fields[3], {unpack(fields, 7)}
 end
-local prefix = K.identifier
-for i = 1, #KEYS do
-  tombstone(string.sub(KEYS[i], #prefix + 1))
+for i = 3, #ARGV do
+  tombstone(ARGV[i])
 end
-for i = 1, #KEYS do
-  local p = redis.call('GET', KEYS[i])
+for i = 3, #ARGV do
+  local p = redis.call('HGET', bucket_of(ARGV[i]), field_of(ARGV[i]))
   if p and not seen[p] then
     seen[p] = true
     -- Its identifiers and describing tokens: the facts' fields of more than one letter but
@@ -46,7 +48,8 @@ for i = 1, #KEYS do
       if #field > 1 and string.sub(field, 1, 1) ~= '@' then members[#members + 1] = field end
     end
     for _, m in ipairs(members) do
-      redis.call('DEL', K.identifier .. m, K.met .. m, K.claims .. m)
+      redis.call('HDEL', bucket_of(m), field_of(m))
+      redis.call('DEL', K.met .. m, K.claims .. m)
       tombstone(m)
     end
     for _, gone in ipairs(redis.call('HKEYS', K.absorbed .. p)) do

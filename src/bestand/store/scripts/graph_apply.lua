@@ -1,6 +1,6 @@
 -- Apply a batch's decisions of the identity rules in order, each only if the graph still holds
 -- what it was decided on; stop at the first that finds the graph changed.
--- KEYS: identity graph keys of the decisions' identifiers (all in the graph's hash slot).
+-- KEYS: the graph buckets of the decisions' identifiers (all in the graph's hash slot).
 -- ARGV: key schema (JSON, Keys.graph_schema), the batch's stop id, max explain entries kept
 --   per person, the kind letters that only describe (names, households: in a person's
 --   facts, never owned), then one plan (JSON) per decision:
@@ -27,11 +27,18 @@ local max_claims = tonumber(K.max_claims)
 local describing = ARGV[4]
 if redis.call('EXISTS', stop) == 1 then return 0 end
 
+-- An identifier's graph entry: a field of the bucket named by its hash's first characters.
+local B = tonumber(K.bucket_chars)
+local function bucket_of(token) return K.identifier .. string.sub(token, 3, 2 + B) end
+local function field_of(token) return string.sub(token, 1, 2) .. string.sub(token, 3 + B) end
+local function owner_of(token) return redis.call('HGET', bucket_of(token), field_of(token)) end
+local function own(token, person) redis.call('HSET', bucket_of(token), field_of(token), person) end
+
 -- The guard: what the decision was made on must still hold. (Read key by key: an MGET
 -- before a SET in one script leaves the key 16 bytes larger, measured on Redis 7.0.)
 local function guard_holds(plan)
   for token, expected in pairs(plan.owners) do
-    if (redis.call('GET', K.identifier .. token) or '') ~= expected then return false end
+    if (owner_of(token) or '') ~= expected then return false end
   end
   for token, expected in pairs(plan.junk) do
     if (redis.call('GET', K.junk .. token) or '') ~= expected then return false end
@@ -85,7 +92,7 @@ local function apply(plan)
         redis.call('HINCRBY', facts, field, gone_facts[i + 1])
       elseif #field > 1 then
         if string.sub(field, 1, 1) ~= '@' and not describes(field) then
-          redis.call('SET', K.identifier .. field, person)
+          own(field, person)
         end
         fields[#fields + 1] = field
         fields[#fields + 1] = gone_facts[i + 1]
@@ -136,13 +143,13 @@ local function apply(plan)
     if redis.call('RPUSH', former_log, move[3]) > max_log then
       redis.call('LTRIM', former_log, -max_log, -1)
     end
-    redis.call('SET', K.identifier .. token, person)
+    own(token, person)
     redis.call('HSET', facts, token, '')
     count(string.sub(token, 1, 1))
   end
   if plan.claim then each_run('HSET', facts, plan.claim, 2) end
   for _, token in ipairs(plan.attach) do
-    redis.call('SET', K.identifier .. token, person)
+    own(token, person)
     count(string.sub(token, 1, 1))
   end
   each_run('HSET', facts, pairs_of(plan.attach), 2)
@@ -160,9 +167,10 @@ local function apply(plan)
     local token = pair[1]
     redis.call('SET', K.junk .. token, pair[2])
     -- A junk identifier names nobody any more.
-    local owner = redis.call('GET', K.identifier .. token)
+    local owner = owner_of(token)
     if owner then
-      redis.call('DEL', K.identifier .. token, K.claims .. token)
+      redis.call('HDEL', bucket_of(token), field_of(token))
+      redis.call('DEL', K.claims .. token)
       local owner_facts = K.facts .. owner
       if describes(token) then
         redis.call('HDEL', owner_facts, token)

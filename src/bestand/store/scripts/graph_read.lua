@@ -1,5 +1,7 @@
 -- Read what the identity graph holds about a batch's identifiers, for the rules.
--- KEYS: identity graph keys of the identifiers (all in the graph's hash slot).
+-- KEYS: the graph buckets of the identifiers, one per identifier in ARGV's order (all in the
+--   graph's hash slot; an identifier's field in its bucket is the token without the bucket's
+--   characters, keys.py).
 -- ARGV: key schema (JSON, Keys.graph_schema), the number of identifiers n, then n tokens,
 --   the number of persons k whose facts the caller holds, then k pairs person, graph version
 --   (the facts of such a person still at that version are not sent), then receipt ids of the
@@ -20,6 +22,7 @@
 --             merged-away persons replaced by whom they went into); the facts of every
 --             person named there are in the persons section too
 local K = cjson.decode(ARGV[1])
+local B = tonumber(K.bucket_chars)
 local n = tonumber(ARGV[2])
 local k = tonumber(ARGV[3 + n])
 local known = {}
@@ -58,7 +61,11 @@ for i = 1, n do
   junk_keys[i] = K.junk .. ARGV[2 + i]
   erased_keys[i] = K.tombstone .. ARGV[2 + i]
 end
-local owners = n > 0 and redis.call('MGET', unpack(KEYS, 1, n)) or {}
+local owners = {}
+for i = 1, n do
+  local token = ARGV[2 + i]
+  owners[i] = redis.call('HGET', KEYS[i], string.sub(token, 1, 2) .. string.sub(token, 3 + B))
+end
 local junk = seldom(junk_keys)
 local erased = seldom(erased_keys)
 

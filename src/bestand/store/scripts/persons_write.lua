@@ -4,7 +4,7 @@
 -- KEYS: the person keys and lookup record keys the groups touch.
 -- ARGV: key schema (JSON, Keys.person_schema), dedupe TTL in seconds, the number of groups G,
 --   then one group (JSON) each, then the new states and lookup records the groups name by
---   their ARGV index:
+--   their ARGV index (KEYS also name the graph buckets of the cookies and device ids):
 --   guard    [[person, version read]..]: each must still have that version and no redirect
 --   write    [[person, version, index of its state in ARGV]..]: new states
 --   absorbed [[person, survivor]..]: merged away: a redirect, no state, no value
@@ -23,6 +23,10 @@ local ttl = tonumber(ARGV[2])
 local groups = tonumber(ARGV[3])
 local function person_key(id) return K.person .. id .. K.person_end end
 local function movable(token) return string.find(K.movable, string.sub(token, 1, 1), 1, true) end
+-- An identifier's graph entry: a field of the bucket named by its hash's first characters.
+local B = tonumber(K.bucket_chars)
+local function bucket_of(token) return K.identifier .. string.sub(token, 3, 2 + B) end
+local function field_of(token) return string.sub(token, 1, 2) .. string.sub(token, 3 + B) end
 -- The version a lookup record holds (its second field), -1 when there is none.
 local function written_version(key)
   local record = redis.call('GET', key)
@@ -62,7 +66,7 @@ for g = 4, 3 + groups do
       local writes = {}
       for _, token in ipairs(record[4]) do
         local key = K.lookup .. token
-        if movable(token) and redis.call('GET', K.identifier .. token) ~= holder then
+        if movable(token) and redis.call('HGET', bucket_of(token), field_of(token)) ~= holder then
           key = nil
         end
         if key and (not checked or written_version(key) < version) then
