@@ -12,8 +12,9 @@ and cookies, about 20 % identifiers nobody has), then for each fixed rate:
 - direct: the same identifiers through ``LookupService`` in this process (uvloop), issued
   by an open-loop scheduler and timed from their scheduled time as well.
 
-Then ``redis-benchmark`` GET (50 connections, without and with pipelining) and a GET of
-one real lookup record against the same Redis give the ceiling our figures are compared to.
+Then ``redis-benchmark`` GET (50 connections, without and with pipelining) and an ``HGET``
+of one real lookup record against the same Redis give the ceiling our figures are compared
+to.
 
     python bench/lookup_load.py [--persons N] [--rates 1000,5000,10000,20000] [--seconds S]
                                 [--api-workers K] [--json FILE] [--markdown FILE]
@@ -825,8 +826,11 @@ async def direct_rates(
 # --- redis-benchmark --------------------------------------------------------------------------
 
 
-def redis_benchmark(redis_url: str, requests: int, record_key: str) -> list[dict[str, Any]]:
-    """GET with 50 connections, the same pipelined 16 deep, and GET of a lookup record."""
+def redis_benchmark(
+    redis_url: str, requests: int, record: tuple[str, str]
+) -> list[dict[str, Any]]:
+    """GET with 50 connections, the same pipelined 16 deep, and HGET of a lookup record
+    (``record``: its bucket and field)."""
     binary = shutil.which("redis-benchmark")
     if binary is None:
         raise BenchError("redis-benchmark is not installed (Debian package redis-tools)")
@@ -845,11 +849,11 @@ def redis_benchmark(redis_url: str, requests: int, record_key: str) -> list[dict
             "GET, 50 connections, pipeline 16",
             ["-t", "get", "-n", str(requests * 10), "-c", "50", "-P", "16"],
         ),
-        ("GET lookup record, 50 connections", ["-n", str(requests), "-c", "50"]),
+        ("HGET lookup record, 50 connections", ["-n", str(requests), "-c", "50"]),
     ]
     out = []
     for name, args in runs:
-        command = base + args + (["GET", record_key] if "lookup record" in name else [])
+        command = base + args + (["HGET", *record] if "lookup record" in name else [])
         meter = CpuMeter()
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
@@ -1143,10 +1147,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     keyer = IdentityKeyer(
         settings.hmac_secret.get_secret_value().encode(), settings.default_phone_region
     )
-    lookup_key = Keys(args.prefix).lookup(keyer.key(IdKind.EMAIL, persons[0].email).token)
+    record = Keys(args.prefix).lookup_entry(keyer.key(IdKind.EMAIL, persons[0].email).token)
     print("redis-benchmark against the same Redis ...", flush=True)
     report["redis_benchmark"] = redis_benchmark(
-        redis_url, args.redis_benchmark_requests, lookup_key
+        redis_url, args.redis_benchmark_requests, record
     )
     for row in report["redis_benchmark"]:
         print(

@@ -383,7 +383,7 @@ impl Folder {
     }
 
     fn lookup_key(&self, token: &str) -> String {
-        format!("{}:l:{}", self.prefix, token)
+        format!("{}:l:{}", self.prefix, graph::bucket(token))
     }
 
     fn identifier_key(&self, token: &str) -> String {

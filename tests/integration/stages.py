@@ -80,9 +80,14 @@ async def redis_state(settings: Settings, exact: bool = False) -> dict[str, Any]
                 if not name.startswith(":{g}:f:"):
                     out[name] = (await _value(client, key, kind), await client.ttl(key) > 0)
                 continue
-            if kind == "string" and name.startswith(":l:"):
-                person, _version, *rest = (await client.get(key)).split(b"\x1e")
-                out[name] = [person, *rest]  # a lookup record without its version
+            if kind == "hash" and name.startswith(":l:"):
+                records = await client.hgetall(key)
+                out[name] = {  # lookup records without their versions
+                    field: [person, *rest]
+                    for field, (person, _version, *rest) in (
+                        (f, r.split(b"\x1e")) for f, r in records.items()
+                    )
+                }
             elif kind == "string":
                 out[name] = await client.get(key)
             elif kind == "set":

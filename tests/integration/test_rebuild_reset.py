@@ -21,7 +21,7 @@ async def _fill(settings: Settings, other: str) -> None:
     try:
         async with client.pipeline(transaction=False) as pipe:
             for n in range(12_000):  # several SCAN steps of the reset
-                pipe.set(keys.lookup(f"e:{n}"), "r")
+                pipe.hset(f"{keys.lookups}{n}", "e:x", "r")  # a bucket each
             for n in range(3):
                 pipe.hset(keys.person(f"p{n}"), "v", 1)
                 pipe.set(keys.tombstone(f"e:gone{n}"), 1_700_000_000)

@@ -22,7 +22,7 @@ def record(person: str, orders: int = 1) -> bytes:
 class FakePipeline:
     def __init__(self, redis: FakeRedis) -> None:
         self._redis = redis
-        self._keys: list[str] = []
+        self._keys: list[tuple[str, str]] = []
 
     async def __aenter__(self) -> FakePipeline:
         return self
@@ -30,8 +30,8 @@ class FakePipeline:
     async def __aexit__(self, *exc: object) -> None:
         return None
 
-    def get(self, key: str) -> FakePipeline:
-        self._keys.append(key)
+    def hget(self, key: str, field: str) -> FakePipeline:
+        self._keys.append((key, field))
         return self
 
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
@@ -51,13 +51,13 @@ class FakePipeline:
 
 
 class FakeRedis:
-    """Answers GET from a dict; counts single commands and pipelines."""
+    """Answers HGET from a dict by (bucket, field); counts single commands and pipelines."""
 
     def __init__(self, data: dict[str, Any], delay: float = 0.0) -> None:
         self.data = data
         self.delay = delay
-        self.singles: list[str] = []
-        self.pipelines: list[list[str]] = []
+        self.singles: list[tuple[str, str]] = []
+        self.pipelines: list[list[tuple[str, str]]] = []
         self.in_flight = 0
         self.most_in_flight = 0
         self.down = False
@@ -67,17 +67,17 @@ class FakeRedis:
         if self.down:
             raise RedisConnectionError("Redis went away")
 
-    def reply(self, key: str) -> Any:
-        return self.data.get(key)
+    def reply(self, entry: tuple[str, str]) -> Any:
+        return self.data.get(entry)
 
     def pipeline(self, transaction: bool = True) -> FakePipeline:
         assert transaction is False
         return FakePipeline(self)
 
-    async def get(self, key: str) -> Any:
-        self.singles.append(key)
+    async def hget(self, key: str, field: str) -> Any:
+        self.singles.append((key, field))
         await self.round_trip()
-        reply = self.reply(key)
+        reply = self.reply((key, field))
         if isinstance(reply, Exception):
             raise reply
         return reply
@@ -87,8 +87,8 @@ def reader(fake: FakeRedis, **options: int) -> LookupReader:
     return LookupReader(cast(Redis, fake), KEYS, **options)
 
 
-def shop(count: int) -> dict[str, Any]:
-    return {KEYS.lookup(f"email:{n}"): record(f"P{n}", n) for n in range(count)}
+def shop(count: int) -> dict[tuple[str, str], Any]:
+    return {KEYS.lookup_entry(f"email:{n}"): record(f"P{n}", n) for n in range(count)}
 
 
 def test_lookups_in_flight_together_share_one_pipeline() -> None:
@@ -102,7 +102,7 @@ def test_lookups_in_flight_together_share_one_pipeline() -> None:
     answers = asyncio.run(run())
     assert [a.person_id if a else None for a in answers] == ["P3", "P1", None, "P7"]
     assert [a.orders_count if a else None for a in answers] == [3, 1, None, 7]
-    assert fake.pipelines == [[KEYS.lookup(f"email:{n}") for n in (3, 1, 99, 7)]]
+    assert fake.pipelines == [[KEYS.lookup_entry(f"email:{n}") for n in (3, 1, 99, 7)]]
     assert fake.singles == []
 
 
@@ -118,7 +118,7 @@ def test_a_lone_lookup_is_one_command_without_waiting() -> None:
         return out
 
     assert asyncio.run(run()) == ["P0", "P1", None]
-    assert fake.singles == [KEYS.lookup(f"email:{n}") for n in (0, 1, 5)]
+    assert fake.singles == [KEYS.lookup_entry(f"email:{n}") for n in (0, 1, 5)]
     assert fake.pipelines == []
 
 
@@ -175,7 +175,7 @@ def test_a_redis_failure_reaches_every_waiting_lookup() -> None:
 
 def test_an_error_reply_fails_only_its_own_lookup() -> None:
     data = shop(3)
-    data[KEYS.lookup("email:1")] = ResponseError("WRONGTYPE")
+    data[KEYS.lookup_entry("email:1")] = ResponseError("WRONGTYPE")
     fake = FakeRedis(data)
     lookups = reader(fake)
 
@@ -213,4 +213,4 @@ def test_get_many_is_one_pipeline_in_order(count: int) -> None:
     assert [a.person_id if a else None for a in answers] == [
         f"P{n}" for n in reversed(range(count))
     ]
-    assert fake.pipelines == ([[KEYS.lookup(t) for t in tokens]] if count else [])
+    assert fake.pipelines == ([[KEYS.lookup_entry(t) for t in tokens]] if count else [])

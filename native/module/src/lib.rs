@@ -23,7 +23,7 @@ const MIRRORS: [(&str, &str); 4] = [
     ("graph_read", "4139aecdc7232550b9b11f410b57e89069fe2f65"),
     ("graph_apply", "11046aadec5e1681d46a02c5d394b4c99edf31fb"),
     ("persons_read", "8effcdebc524aa86da284108306baa19fd96f982"),
-    ("persons_write", "817ab170a478edd0bd7216074420bd2979033bbc"),
+    ("persons_write", "675cf92dfe5c9746da1ce1afb6a8e4d5ae65460e"),
 ];
 
 fn scripts(_: &Store) -> Outcome<Reply> {

@@ -162,10 +162,6 @@ impl PersonSchema {
     }
 }
 
-fn joined(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
-    [prefix, rest].concat()
-}
-
 /// The version a lookup record holds (its second field), -1 when there is none.
 fn written_version(record: Option<&[u8]>) -> f64 {
     let Some(record) = record else { return -1.0 };
@@ -229,39 +225,26 @@ pub fn persons_write(store: &Store) -> Outcome<Reply> {
                 }
                 _ => Vec::new(),
             };
-            // Reads first, then the writes, as the script's one MSET per record.
-            let movable: Vec<usize> = (0..tokens.len()).filter(|&i| k.movable(tokens[i])).collect();
-            let holders = movable
-                .iter()
-                .map(|&i| {
-                    let (bucket, field) = crate::graph::entry(&k.identifier, k.bucket_chars, tokens[i]);
-                    store.hget(store.string(&bucket), &field)
-                })
-                .collect::<Outcome<Vec<_>>>()?;
-            let mut keep = vec![true; tokens.len()];
-            for (&i, owner) in movable.iter().zip(&holders) {
-                if owner.as_deref() != Some(holder) {
-                    keep[i] = false;
+            // Token by token, as the script: a field of the token's lookup bucket each.
+            for token in tokens {
+                let held = !k.movable(token) || {
+                    let (bucket, field) = crate::graph::entry(&k.identifier, k.bucket_chars, token);
+                    store.hget(store.string(&bucket), &field)?.as_deref() == Some(holder)
+                };
+                if !held {
+                    continue;
                 }
-            }
-            let keys: Vec<_> = tokens.iter().map(|t| store.string(&joined(&k.lookup, t))).collect();
-            if checked {
-                let candidates: Vec<usize> = (0..tokens.len()).filter(|&i| keep[i]).collect();
-                let records = store.mget(&candidates.iter().map(|&i| keys[i]).collect::<Vec<_>>())?;
-                for (&i, written) in candidates.iter().zip(&records) {
-                    if written_version(written.as_deref()) >= version {
-                        keep[i] = false;
-                    }
+                let (bucket, field) = crate::graph::entry(&k.lookup, k.bucket_chars, token);
+                let key = store.string(&bucket);
+                if checked && written_version(store.hget(key, &field)?.as_deref()) >= version {
+                    continue;
                 }
-            }
-            for (i, key) in keys.into_iter().enumerate() {
-                if keep[i] {
-                    store.set(key, packed, None)?;
-                }
+                store.hset_bytes(key, &[(&field, packed)])?;
             }
         }
         for token in list(&group, "unlink") {
-            store.del(store.string(&joined(&k.lookup, text(token, "token")?)));
+            let (bucket, field) = crate::graph::entry(&k.lookup, k.bucket_chars, text(token, "token")?);
+            store.hdel_bytes(store.string(&bucket), &[&field])?;
         }
         for pair in list(&group, "values") {
             let person = text(item(pair, 0, "person")?, "person")?;

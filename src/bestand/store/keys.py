@@ -1,13 +1,14 @@
 """Every Redis key bestand writes, in one place.
 
 ``{g}`` keeps the identity graph in one hash slot, because a merge changes many of its keys
-atomically; person state and its dedupe keys share the person's slot; lookup records are
-single keys spread over the cluster, so the hot read path scales out.
+atomically; person state and its dedupe keys share the person's slot; lookup buckets have no
+hash tag, spread over the cluster, so the hot read path scales out.
 
-Graph entries (identifier -> person) are fields of bucket hashes named by the first
-:data:`BUCKET_CHARS` characters of the identifier's hash, as Instagram kept its 300 million
-mappings: a key each cost 104 bytes of ``MEMORY USAGE`` and a keyspace entry; a field of a
-bucket's listpack about a third of that (``bench/bucket_keys.py``, ``bench/memory.py``).
+Graph entries (identifier -> person) and lookup records (identifier -> summary) are fields
+of bucket hashes named by the first :data:`BUCKET_CHARS` characters of the identifier's
+hash, as Instagram kept its 300 million mappings: a key each cost about 60 bytes of Redis's
+own besides its data and a keyspace entry; a field of a bucket's listpack a few bytes
+(``bench/bucket_keys.py``, ``bench/memory.py``). A read is still one command (``HGET``).
 
 A person's identifiers are fields of its facts hash (empty values), and the graph's sets are
 hashes whose members are fields with empty values: Redis 7.0 keeps a small hash as one
@@ -34,8 +35,9 @@ the memory, besides a key of its own (``bench/memory.py``).
 | ``<p>:p:{<person>}`` | hash | ``v`` version, ``s`` state (packed: ``profile/stored.py``), |
 |   |   | ``r`` redirect after a merge |
 | ``<p>:d:{<person>}:<event>`` | string | event already applied (TTL) |
-| ``<p>:l:<kind>:<hash>`` | string | lookup record: person id and summary (packed fields); a |
-|   |   | cookie's or device id's is written only by the person the graph gives it to |
+| ``<p>:l:<hash[:3]>`` | hash | lookup records: ``<kind>:<hash[3:]>`` -> person id and summary |
+|   |   | (packed fields); a cookie's or device id's is written only by the person the |
+|   |   | graph gives it to |
 | ``<p>:values`` | sorted set | lifetime value (cents) of every customer, for value bands |
 | ``<p>:layout`` | string | the layout of these keys the store holds (``store/layout.py``) |
 | ``<p>:hb:<worker>`` | string | a worker's heartbeat: JSON of its state, expires (TTL) |
@@ -143,8 +145,17 @@ class Keys:
         return f"{self.prefix}:d:{{{person_id}}}:{event_key(event_id)}"
 
     def lookup(self, token: str) -> str:
-        """Lookup record of one identifier (``kind:hash``)."""
-        return f"{self.prefix}:l:{token}"
+        """Lookup bucket of one identifier (``kind:hash``); its field is :func:`bucket_field`."""
+        return f"{self.prefix}:l:{token[2 : 2 + BUCKET_CHARS]}"
+
+    def lookup_entry(self, token: str) -> tuple[str, str]:
+        """Lookup bucket and field of one identifier (``HGET`` them for its record)."""
+        return self.lookup(token), bucket_field(token)
+
+    @property
+    def lookups(self) -> str:
+        """Prefix of the lookup buckets (a bucket's key is this and its characters)."""
+        return f"{self.prefix}:l:"
 
     @property
     def layout(self) -> str:

@@ -14,22 +14,22 @@ import logging
 from redis.asyncio import Redis
 
 from bestand.store.errors import StoreLayoutError
-from bestand.store.keys import Keys
+from bestand.store.keys import BUCKET_CHARS, Keys
 from bestand.store.scripts import Script
 
 log = logging.getLogger(__name__)
 
 #: The layout this release writes. 2: the graph's sets as hashes, explain entries as fields
 #: split by \x1f; 3: a person's identifiers among its facts (no identifier set of its own);
-#: 4: person states packed (``profile/stored.py``); 5: graph entries as fields of bucket
-#: hashes (``keys.py``).
+#: 4: person states packed (``profile/stored.py``); 5: graph entries and lookup records as
+#: fields of bucket hashes (``keys.py``).
 LAYOUT = 5
 #: Earlier layouts this release takes over when a worker starts: it moves their graph entries
-#: (a key each) into buckets, then marks the store as its own (layout 3's JSON states are
-#: still read). No rebuild, but a release that wrote layout 3 or 4 then refuses the store
-#: instead of missing its graph entries.
+#: and lookup records (a key each) into buckets, then marks the store as its own (layout 3's
+#: JSON states are still read). No rebuild, but a release that wrote layout 3 or 4 then
+#: refuses the store instead of missing its graph entries.
 UPGRADED = frozenset({3, 4})
-#: Graph entries the move of an upgraded store's entries takes per script call.
+#: Keys the move of an upgraded store's entries takes per script call (about).
 MOVE_CHUNK = 1000
 #: Keys a check scans at most for graph keys of a store without a mark (a Redis shared with
 #: other data may hold many keys before the first of bestand's).
@@ -66,7 +66,7 @@ async def ensure_layout(client: Redis, keys: Keys, scan_budget: int = SCAN_BUDGE
             raise StoreLayoutError(f"the store is marked layout {other}, this release's {LAYOUT}")
         if int(mark) != LAYOUT:
             moved = await move_to_buckets(client, keys)
-            log.info("store marked layout %d (was %s): %d graph entries moved", LAYOUT,
+            log.info("store marked layout %d (was %s): %d entries moved into buckets", LAYOUT,
                      int(mark), moved)  # fmt: skip
             await client.set(keys.layout, LAYOUT)
         return
@@ -87,17 +87,23 @@ async def ensure_layout(client: Redis, keys: Keys, scan_budget: int = SCAN_BUDGE
 
 
 async def move_to_buckets(client: Redis, keys: Keys) -> int:
-    """Move the graph entries layouts 3 and 4 kept as a key each into their buckets; how many
-    moved. Safe to run again after an interruption, and by workers that start together."""
-    script = Script.named("graph_buckets")
-    moved, cursor, calls = 0, 0, 0
-    pattern = f"{keys.buckets}?:*"  # a kind letter and ':'; a bucket's name has no ':'
-    while True:
-        cursor, found = await client.scan(cursor, match=pattern, count=MOVE_CHUNK)
-        if found:
-            moved += int(await client.eval(script.source, len(found), *found, keys.graph_schema))
-            calls += 1
-            if calls % 100 == 0:
-                log.info("moving graph entries into buckets: %d so far", moved)
-        if cursor == 0:
-            return moved
+    """Move the graph entries and lookup records layouts 3 and 4 kept as a key each into
+    their buckets; how many moved. Safe to run again after an interruption, and by workers
+    that start together."""
+    script = Script.named("to_buckets")
+    moved, calls = 0, 0
+    for prefix in (keys.buckets, keys.lookups):
+        cursor = 0
+        while True:
+            # A kind letter and ':' after the prefix; a bucket's name has no ':'.
+            cursor, found = await client.scan(cursor, match=f"{prefix}?:*", count=MOVE_CHUNK)
+            if found:
+                args = (prefix, BUCKET_CHARS)
+                moved += int(await client.eval(script.source, len(found), *found, *args))
+                calls += 1
+                if calls % 100 == 0:
+                    log.info("moving graph entries and lookup records into buckets: %d so far",
+                             moved)  # fmt: skip
+            if cursor == 0:
+                break
+    return moved

@@ -1,5 +1,8 @@
 """The read path: one Redis round trip per identifier, no worker needed.
 
+A lookup record is a field of its identifier's lookup bucket (``store/keys.py``): one
+``HGET``.
+
 Lookups that are in flight at the same moment share a round trip: :meth:`LookupReader.get`
 queues its key and the reader sends everything queued during one pass of the event loop as
 one pipeline. The asyncio client spends several times more CPU per command than Redis
@@ -49,7 +52,7 @@ class LookupReader:
         self._keys = keys
         self._max_batch = max_batch
         self._max_pipelines = max_pipelines
-        self._queued: list[tuple[str, asyncio.Future[Reply]]] = []
+        self._queued: list[tuple[tuple[str, str], asyncio.Future[Reply]]] = []
         self._flush_on: asyncio.AbstractEventLoop | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self._max_waiting = max_waiting
@@ -66,7 +69,7 @@ class LookupReader:
             raise Overloaded(f"{self._waiting} lookups are waiting for Redis")
         loop = asyncio.get_running_loop()
         reply: asyncio.Future[Reply] = loop.create_future()
-        self._queued.append((self._keys.lookup(token), reply))
+        self._queued.append((self._keys.lookup_entry(token), reply))
         if self._flush_on is not loop:
             self._flush_on = loop
             loop.call_soon(self._flush)
@@ -97,14 +100,14 @@ class LookupReader:
         if self._queued and self._flush_on is None:
             self._flush()
 
-    async def _send(self, batch: list[tuple[str, asyncio.Future[Reply]]]) -> None:
+    async def _send(self, batch: list[tuple[tuple[str, str], asyncio.Future[Reply]]]) -> None:
         try:
             if len(batch) == 1:
-                replies: list[Reply | Exception] = [await self._client.get(batch[0][0])]
+                replies: list[Reply | Exception] = [await self._client.hget(*batch[0][0])]
             else:
                 async with self._client.pipeline(transaction=False) as pipe:
-                    for key, _ in batch:
-                        pipe.get(key)
+                    for entry, _ in batch:
+                        pipe.hget(*entry)
                     replies = await pipe.execute(raise_on_error=False)
         except asyncio.CancelledError:
             for _, waiter in batch:
@@ -129,7 +132,7 @@ class LookupReader:
             return []
         async with self._client.pipeline(transaction=False) as pipe:
             for token in tokens:
-                pipe.get(self._keys.lookup(token))
+                pipe.hget(*self._keys.lookup_entry(token))
             if self._timeout is None:
                 replies = await pipe.execute()
             else:

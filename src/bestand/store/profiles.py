@@ -438,8 +438,9 @@ class ProfileStore:
         all_tokens = set(tokens) | set(state.ids)
         keys = [self._keys.person(person_id), self._keys.person(live)]
         keys += [self._keys.person(pid) for pid in state.absorbed]
-        keys += [self._keys.lookup(token) for token in all_tokens]
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.unlink(*keys)
+            for token in sorted(all_tokens):
+                pipe.hdel(*self._keys.lookup_entry(token))
             forget_values(pipe, self._keys, [person_id, live, *state.absorbed])
             await pipe.execute()

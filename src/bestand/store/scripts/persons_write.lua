@@ -1,7 +1,7 @@
 -- Write what a batch did to groups of persons, each group only if none of its persons was
 -- written or merged away by someone else since it was read (compare and set on versions).
 -- A group is the persons one batch's events join by merges; it is written all or nothing.
--- KEYS: the person keys and lookup record keys the groups touch.
+-- KEYS: the person keys and lookup buckets the groups touch.
 -- ARGV: key schema (JSON, Keys.person_schema), dedupe TTL in seconds, the number of groups G,
 --   then one group (JSON) each, then the new states and lookup records the groups name by
 --   their ARGV index (KEYS also name the graph buckets of the cookies and device ids):
@@ -10,7 +10,8 @@
 --   absorbed [[person, survivor]..]: merged away: a redirect, no state, no value
 --   markers  [[dedupe key, marker]..]: the events applied (content digest and changes)
 --   lookups  [[version, checked, index of its record in ARGV, [token..]]..]: the records of
---            tokens (LookupSummary.packed: fields separated by \30, the person id first, the
+--            tokens, fields of their lookup buckets (keys.py; LookupSummary.packed: fields
+--            separated by \30, the person id first, the
 --            version second); a checked one is not written where a record of that or a newer
 --            version is (the records of a person that passed its guard are newer than any
 --            there); a cookie's or device id's (kind letter in K.movable) only where the
@@ -28,8 +29,8 @@ local B = tonumber(K.bucket_chars)
 local function bucket_of(token) return K.identifier .. string.sub(token, 3, 2 + B) end
 local function field_of(token) return string.sub(token, 1, 2) .. string.sub(token, 3 + B) end
 -- The version a lookup record holds (its second field), -1 when there is none.
-local function written_version(key)
-  local record = redis.call('GET', key)
+local function written_version(key, field)
+  local record = redis.call('HGET', key, field)
   if not record then return -1 end
   return tonumber(string.match(record, '^[^\30]*\30([^\30]*)')) or -1
 end
@@ -61,25 +62,17 @@ for g = 4, 3 + groups do
     for _, record in ipairs(group.lookups) do
       local version, checked, packed = tonumber(record[1]), record[2] == 1, ARGV[record[3]]
       local holder = string.match(packed, '^[^\30]*')
-      -- Every token of a record gets the same record: one MSET (a call from Lua costs
-      -- several times its command), in runs short enough for Lua's stack.
-      local writes = {}
+      -- Every token of a record gets the same record, a field of the token's lookup bucket.
       for _, token in ipairs(record[4]) do
-        local key = K.lookup .. token
-        if movable(token) and redis.call('HGET', bucket_of(token), field_of(token)) ~= holder then
-          key = nil
+        local key, field = K.lookup .. string.sub(token, 3, 2 + B), field_of(token)
+        local held = not movable(token) or redis.call('HGET', bucket_of(token), field) == holder
+        if held and (not checked or written_version(key, field) < version) then
+          redis.call('HSET', key, field, packed)
         end
-        if key and (not checked or written_version(key) < version) then
-          writes[#writes + 1] = key
-          writes[#writes + 1] = packed
-        end
-      end
-      for first = 1, #writes, 1000 do
-        redis.call('MSET', unpack(writes, first, math.min(first + 999, #writes)))
       end
     end
     for _, token in ipairs(group.unlink) do
-      redis.call('DEL', K.lookup .. token)
+      redis.call('HDEL', K.lookup .. string.sub(token, 3, 2 + B), field_of(token))
     end
     for _, pair in ipairs(group.values) do
       if tonumber(pair[2]) < 0 then
