@@ -702,8 +702,9 @@ def _as_layout_3(state: PersonState) -> bytes:
 
 def test_a_layout_3_store_goes_on_where_it_stood(redis_url: str) -> None:
     """A store that layout 3 wrote (JSON states, a key per graph entry and lookup record) is
-    taken over by a worker: its entries and records moved into buckets, the store marked as this release's, its JSON
-    states read as they are and written packed as events change them: no rebuild."""
+    taken over by a worker: its entries and records moved into buckets, the store marked as
+    this release's, its JSON states read as they are and written packed as events change
+    them: no rebuild."""
 
     async def go() -> dict[str, Any]:
         first = Pipeline(redis_url)
