@@ -6,7 +6,7 @@
 
 How the data is made:
 
-1. A *template shop* (``--template-persons``, default 5,000 people) comes from the labelled
+1. A *template shop* (``--template-persons``, default 2,000 people) comes from the labelled
    simulator (``bestand.simulate``): browsers with only cookies, new customers, registered
    customers with 2–8 orders, loyal guests with several e-mail spellings, walk-ins, households.
    Its events go through the worker's own code, its batch processor (validation,
@@ -19,10 +19,11 @@ How the data is made:
 3. The population is the template cloned ``persons / template-persons`` times: every person id
    and every identifier hash is replaced by a fresh random one of the same length (another
    shop's people with the same kinds of history), and the commands are streamed to Redis over
-   one pipelined connection. Graph entries are fields of buckets named by the first three
-   characters of the hash (``<p>:{g}:i:<hash[:3]>``, ``store/keys.py``), and a bucket is no
-   clone's own key: a clone writes each entry (``HSET``) into the bucket its fresh hash names,
-   among the other clones' entries.
+   one pipelined connection. Graph entries and lookup records are fields of buckets named by
+   the first three characters of the identifier's hash (``<p>:{g}:i:<hash[:3]>`` and
+   ``<p>:l:<hash[:3]>``, ``store/keys.py``), and a bucket is no clone's own key: a clone
+   writes each entry (``HSET``) into the bucket its fresh hash names, among the other clones'
+   entries; a lookup record's person id (its first field) is the clone's too.
 
 ``--verify`` checks steps 1–3 on real Redis for a small shop: the real handlers with the real
 Lua scripts write one keyspace, the bulk path writes another for the same events, and every
@@ -32,12 +33,12 @@ have rehashed it, and how many that takes depends on Redis's random hash seed). 
 script SET one allocation size class (16 B) larger than the same string SET plainly are
 counted apart, outside that tolerance: Redis 7.0 reuses the argument objects of
 ``redis.call``, and a SET whose value fits a kept, longer one (an explain entry pushed before)
-stores it. In the small shop most dedupe markers get one (373 of 546, some 25 B each), and
-a few redirects and lookup records: a couple of bytes per person at the default dedupe
-window that the bulk path, and so the figures below, leave out (graph entries, fields of a
+stores it. In the small shop most dedupe markers get one (374 of 546, some 25 B each), and
+a few redirects: a couple of bytes per person at the default dedupe window that the bulk
+path, and so the figures below, leave out (graph entries and lookup records, fields of a
 bucket's listpack, keep no argument object). Then a clone must equal its template except
-for the renamed ids; its graph entries are compared as entries, since they share buckets
-other than the template's.
+for the renamed ids; its graph entries and lookup records are compared as entries, since
+they share buckets other than the template's.
 
 Dedupe markers (``<p>:d:{person}:<event>``) live ``BESTAND_DEDUPE_TTL_SECONDS``. By default
 the load keeps those a live worker would still hold at the end of the simulated history
@@ -45,12 +46,13 @@ the load keeps those a live worker would still hold at the end of the simulated 
 marker, as right after a backfill of the whole history.
 
 Figures come from Redis: ``MEMORY USAGE <key> SAMPLES 0`` on every key of a sample of clones
-(``--measure-clones``) and on every graph bucket (at most 64 ** 3 = 262,144, all clones'),
-and ``INFO memory`` before and after the load (after a rehash of the keyspace's table that
-the load left under way is finished: ``finish_rehash``). A graph bucket's bytes count for
-its entries evenly. Keys are written under their own prefix (default ``M``, as short as
-production's ``b``: the prefix is part of every key) and deleted afterwards, the buckets
-too; the script refuses a prefix that already has keys.
+(``--measure-clones``) and on every bucket of graph entries and of lookup records (at most
+64 ** 3 = 262,144 of each, all clones'), and ``INFO memory`` before and after the load
+(after a rehash of the keyspace's table that the load left under way is finished:
+``finish_rehash``). A bucket's bytes count for its entries evenly, each entry for the person
+it belongs to in the least-squares fit. Keys are written under their own prefix (default
+``M``, as short as production's ``b``: the prefix is part of every key) and deleted
+afterwards, the buckets too; the script refuses a prefix that already has keys.
 """
 
 from __future__ import annotations
@@ -84,7 +86,6 @@ import orjson
 import redis
 
 from bestand.identity.entries import parse_entry
-from bestand.identity.kinds import LOOKED_UP
 from bestand.ingest.producer import topic_for
 from bestand.ops.metrics import WorkerMetrics
 from bestand.profile.state import dump_state, load_state
@@ -105,7 +106,7 @@ PORTED_SCRIPTS: dict[str, frozenset[str]] = {
     "graph_apply": frozenset({"11046aadec5e1681d46a02c5d394b4c99edf31fb"}),
     "erase": frozenset({"615a03b1663ef620cc4e2509865e266e235553a7"}),
     "persons_read": frozenset({"8effcdebc524aa86da284108306baa19fd96f982"}),
-    "persons_write": frozenset({"817ab170a478edd0bd7216074420bd2979033bbc"}),
+    "persons_write": frozenset({"675cf92dfe5c9746da1ce1afb6a8e4d5ae65460e"}),
 }
 
 Value = bytes | dict[bytes, bytes] | set[bytes] | list[bytes]
@@ -370,6 +371,13 @@ def _entry(k: dict[str, bytes], token: bytes) -> tuple[bytes, bytes]:
     ``bucket_of`` and ``field_of``)."""
     chars = int(k["bucket_chars"])
     return k["identifier"] + token[2 : 2 + chars], token[:2] + token[2 + chars :]
+
+
+def _lookup_entry(k: dict[str, bytes], token: bytes) -> tuple[bytes, bytes]:
+    """An identifier's lookup record: its lookup bucket's key and its field there
+    (``Keys.lookup_entry``; the field is the one of its graph entry)."""
+    chars = int(k["bucket_chars"])
+    return k["lookup"] + token[2 : 2 + chars], token[:2] + token[2 + chars :]
 
 
 def _owner(r: MemoryRedis, k: dict[str, bytes], token: bytes) -> bytes | None:
@@ -653,15 +661,17 @@ def _persons_write(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
         for key, marker in group["markers"]:
             r.put(key.encode(), marker.encode(), ex=ttl)
         for version, checked, index, tokens in group["lookups"]:
-            holder = args[index - 1].split(_SEP, 1)[0]
-            for token in tokens:
-                key = k["lookup"] + token.encode()
-                if token[:1].encode() in k["movable"] and _owner(r, k, token.encode()) != holder:
+            packed = args[index - 1]
+            holder = packed.split(_SEP, 1)[0]
+            for token_text in tokens:
+                token = token_text.encode()
+                bucket, field = _lookup_entry(k, token)
+                if token[:1] in k["movable"] and _owner(r, k, token) != holder:
                     continue
-                if not checked or _record_version(r.get(key)) < int(version):
-                    r.put(key, args[index - 1])
+                if not checked or _record_version(r.hget(bucket, field)) < int(version):
+                    r.hset(bucket, [field, packed])
         for token in group["unlink"]:
-            r.delete(k["lookup"] + token.encode())
+            r.hdel(*_lookup_entry(k, token.encode()))
         for person, cents in group["values"]:
             if int(cents) < 0:
                 r.zrem(k["values"], person.encode())
@@ -870,10 +880,10 @@ def emulate(events: Sequence[dict[str, Any]], settings: Settings, limits: Limits
 # --------------------------------------------------------------------------------------------
 
 #: Key types in report order: code, label, whether the keys scale with identifiers (a key
-#: per identifier; the graph's buckets by their entries).
+#: per identifier; the buckets of graph entries and lookup records by their entries).
 CATEGORIES: tuple[tuple[str, str, bool], ...] = (
     ("graph", "graph entries  <p>:{g}:i:<hash[:3]>, all", True),
-    ("lookup", "lookup records  <p>:l:<kind>:<hash>", True),
+    ("lookup", "lookup records  <p>:l:<hash[:3]>, all", True),
     ("met", "met sets  <p>:{g}:m:<kind>:<hash>", True),
     ("claims", "cookie claims  <p>:{g}:c:<kind>:<hash>", True),
     ("junk", "junk flags  <p>:{g}:j:<kind>:<hash>", True),
@@ -920,12 +930,12 @@ def category(key: bytes, prefix: bytes) -> str:
 
 
 def _field_of(token: bytes) -> bytes:
-    """An identifier's field in its graph bucket (``keys.bucket_field``)."""
+    """An identifier's field in its graph bucket and its lookup bucket (``keys.bucket_field``)."""
     return bucket_field(token.decode()).encode()
 
 
 def _token_of(bucket: bytes, name: bytes) -> bytes:
-    """The identifier of a field of a graph bucket (``keys.token_of``; ``bucket``: its suffix)."""
+    """The identifier of a field of a bucket (``keys.token_of``; ``bucket``: its suffix)."""
     return token_of(bucket.decode(), name.decode()).encode()
 
 
@@ -936,19 +946,68 @@ def _person_in_key(key: bytes, prefix: bytes, kind: str) -> bytes:
     return rest[6:]  # {g}:k:<person>
 
 
+@dataclass(frozen=True)
+class Entry:
+    """A field of a bucket hash, as a clone writes it: the bucket is named by the first
+    :data:`BUCKET_CHARS` characters of ``atom``, the field is ``head`` and the rest of it, the
+    value ``holder`` (an atom: a person id; empty for none) and then ``rest``.
+
+    A graph entry: ``head`` ``<kind>:``, ``atom`` the identifier's hash, ``holder`` the person
+    it belongs to. A lookup record: the same field, ``holder`` the record's person id (its
+    first field), ``rest`` the record's other fields (no ids: counts, times, channel,
+    interests, consent). ``owner``: the live person the entry counts for.
+    """
+
+    head: bytes
+    atom: bytes
+    holder: bytes
+    rest: bytes
+    owner: bytes | None
+
+    @property
+    def value(self) -> bytes:
+        """The field's value."""
+        return self.holder + self.rest
+
+
 @dataclass
 class KeyRecord:
     """One key of the template: how to write it and whom it belongs to.
 
-    A graph bucket belongs to nobody: it holds the entries of identifiers of many persons,
-    ``entries`` (token, person it holds, live owner), which a clone writes one by one.
+    A bucket (graph entries, lookup records) belongs to nobody: it holds ``entries`` of many
+    persons' identifiers, which a clone writes one by one into the buckets its own hashes
+    name.
     """
 
     key: bytes
     category: str
     commands: list[list[bytes]]
     owner: bytes | None = None
-    entries: Sequence[tuple[bytes, bytes, bytes]] = ()
+    entries: Sequence[Entry] = ()
+
+
+#: Key types whose keys are buckets: ``<bucket prefix><hash[:BUCKET_CHARS]>``.
+BUCKETED = ("graph", "lookup")
+
+
+def _pad_of(record: KeyRecord) -> bytes | None:
+    """The long value ``keyspace`` writes into a hash and deletes again, because its history
+    made it a hash table its fields now would not make; ``None`` for a hash without one."""
+    if any(command[0] == b"HDEL" and command[2:] == [_PAD] for command in record.commands):
+        return record.commands[0][-1]
+    return None
+
+
+def bucket_record(
+    key: bytes, category: str, entries: Sequence[Entry], pad: bytes | None = None
+) -> KeyRecord:
+    """A bucket of ``entries`` (``pad``: see :func:`_pad_of`)."""
+    fields = [item for e in entries for item in (e.head + e.atom[BUCKET_CHARS:], e.value)]
+    commands = [[b"HSET", key, *fields]]
+    if pad is not None:
+        commands[0] += [_PAD, pad]
+        commands.append([b"HDEL", key, _PAD])
+    return KeyRecord(key, category, commands, None, entries)
 
 
 def _score(value: float) -> bytes:
@@ -1023,8 +1082,8 @@ def keyspace(
 
 
 def _attribute(records: list[KeyRecord], store: MemoryRedis, p: bytes) -> None:
-    """Give every key the live person it belongs to (junk flags, graph buckets and the value
-    set: nobody), and every graph entry its live owner."""
+    """Give every key the live person it belongs to (junk flags, buckets and the value set:
+    nobody), and every entry of a bucket (graph entry, lookup record) its live owner."""
     graph = p + b":{g}:"
 
     def owner_of(token: bytes) -> bytes | None:
@@ -1043,18 +1102,21 @@ def _attribute(records: list[KeyRecord], store: MemoryRedis, p: bytes) -> None:
 
     for record in records:
         kind = record.category
-        if kind == "graph":
-            bucket = record.key[len(graph) + 2 :]
+        if kind in BUCKETED:
+            bucket = record.key[-BUCKET_CHARS:]
             held = cast(dict[bytes, bytes], store.data[record.key])
-            record.entries = [
-                (_token_of(bucket, name), person, live(person)) for name, person in held.items()
-            ]
-        elif kind in ("met", "claims", "lookup"):
-            token = record.key[len(graph) + 2 :] if kind != "lookup" else record.key[len(p) + 3 :]
-            owner = owner_of(token)
-            if owner is None and kind == "lookup":
-                packed = store.data.get(record.key)
-                owner = packed.split(_SEP, 1)[0] if isinstance(packed, bytes) else None
+            entries = []
+            for name, value in held.items():
+                token = _token_of(bucket, name)
+                holder = value.split(_SEP, 1)[0]  # a graph entry's value is its person
+                # A lookup record counts for the person its identifier belongs to, or, where
+                # the graph gives it to nobody now, the person it names.
+                counts_for = holder if kind == "graph" else (owner_of(token) or holder)
+                rest = value[len(holder) :]
+                entries.append(Entry(token[:2], token[2:], holder, rest, live(counts_for)))
+            record.entries = entries
+        elif kind in ("met", "claims"):
+            owner = owner_of(record.key[len(graph) + 2 :])
             record.owner = None if owner is None else live(owner)
         elif kind not in ("junk", "values"):
             record.owner = live(_person_in_key(record.key, p, kind))
@@ -1074,13 +1136,13 @@ def atoms_of(records: Sequence[KeyRecord], prefix: str) -> list[bytes]:
     found: dict[bytes, None] = {}
     for record in records:
         kind = record.category
-        if kind == "graph":  # a bucket's name is part of a hash; its fields hold the rest
-            for token, person, _ in record.entries:
-                found[token[2:]] = found[person] = None
+        if record.entries:  # a bucket's name is part of a hash; its fields hold the rest
+            for entry in record.entries:
+                found[entry.atom] = None
+                if entry.holder:
+                    found[entry.holder] = None
         elif kind in ("met", "claims", "junk"):
             found[record.key[len(graph) + 4 :]] = None
-        elif kind == "lookup":
-            found[record.key[len(p) + 5 :]] = None
         elif kind != "values":
             found[_person_in_key(record.key, p, kind)] = None
         if kind == "facts":  # describing tokens (names, households) have no key of their own
@@ -1135,35 +1197,66 @@ def compile_commands(commands: Iterable[Sequence[bytes]], index: dict[bytes, int
     return Compiled(literals, slots, count)
 
 
-def compile_entries(
-    buckets: bytes, entries: Sequence[tuple[int, bytes, int, int]], lengths: Sequence[int]
-) -> Compiled:
-    """``HSET <buckets><head> <kind>:<tail> <person>`` for every graph entry (the atoms of its
-    hash's head and tail, its ``kind:``, the atom of its person; ``lengths``: of every atom).
+Piece = bytes | int
 
-    A bucket is named by a few characters of a hash, no atom of its own: each entry goes to
-    the bucket its clone's hash names, and shares it with other clones' entries.
-    """
+
+def compile_pieces(
+    commands: Iterable[Sequence[Sequence[Piece]]], lengths: Sequence[int]
+) -> Compiled:
+    """RESP for commands whose arguments are pieces: bytes as they are, or an atom's index
+    (a hole; ``lengths``: of every atom)."""
     literals: list[bytes] = []
     slots: list[int] = []
-    current = b""
-    for head, kind, tail, person in entries:
-        length = len(buckets) + lengths[head]
-        literals.append(current + b"*4\r\n$4\r\nHSET\r\n$%d\r\n%s" % (length, buckets))
-        literals.append(b"\r\n$%d\r\n%s" % (len(kind) + lengths[tail], kind))
-        literals.append(b"\r\n$%d\r\n" % lengths[person])
-        slots += [head, tail, person]
-        current = b"\r\n"
-    literals.append(current)
-    return Compiled(literals, slots, len(entries))
+    current = bytearray()
+    count = 0
+    for command in commands:
+        count += 1
+        current += b"*%d\r\n" % len(command)
+        for arg in command:
+            size = sum(lengths[p] if isinstance(p, int) else len(p) for p in arg)
+            current += b"$%d\r\n" % size
+            for piece in arg:
+                if isinstance(piece, int):
+                    literals.append(bytes(current))
+                    current = bytearray()
+                    slots.append(piece)
+                else:
+                    current += piece
+            current += b"\r\n"
+    literals.append(bytes(current))
+    return Compiled(literals, slots, count)
+
+
+@dataclass
+class Buckets:
+    """The entries of one bucketed key type (``BUCKETED``) and how a clone writes them.
+
+    A bucket is named by a few characters of a hash, no atom of its own: a clone writes each
+    entry (``HSET <prefix><head> <kind>:<tail> <holder><rest>``, head and tail the two parts
+    of its hash) into the bucket its fresh hash names, among other clones' entries. A template
+    bucket whose history made it a hash table (``_pad_of``) makes the bucket of its first
+    entry one too (a long field written and deleted; with the template's own ids, the same
+    bucket).
+    """
+
+    code: str
+    prefix: bytes
+    entries: list[Entry]
+    #: the atom whose first characters name the bucket, of every entry (distinct)
+    naming: list[int]
+    writes: Compiled
+
+    def names(self, atoms: Sequence[bytes]) -> set[bytes]:
+        """The buckets a clone of ``atoms`` writes to."""
+        return {self.prefix + atoms[i][:BUCKET_CHARS] for i in self.naming}
 
 
 class Template:
     """The template keyspace, ready to be written as any number of clones.
 
-    The graph buckets are not written as keys: every clone writes its graph entries into the
-    buckets its hashes name (``entry_writes``), and the value set is one key all clones
-    share (``shared``).
+    The buckets (graph entries, lookup records) are not written as keys: every clone writes
+    its entries into the buckets its hashes name (``buckets``), and the value set is one key
+    all clones share (``shared``).
     """
 
     def __init__(
@@ -1179,20 +1272,41 @@ class Template:
         self.atoms = atoms_of(records, prefix)
         index = {atom: i for i, atom in enumerate(self.atoms)}
         self.shared = [r for r in records if r.category == "values"]
-        self.own = [r for r in records if r.category not in ("values", "graph")]
+        self.own = [r for r in records if r.category != "values" and not r.entries]
         self.writes = compile_commands((c for r in self.own for c in r.commands), index)
-        # Graph entries: the hash of each is split into two more atoms, bucket and field.
-        self.entries = [e for r in records if r.category == "graph" for e in r.entries]
-        self.split = list(dict.fromkeys(index[token[2:]] for token, _, _ in self.entries))
+        # Entries of buckets: the hash of each is split into two more atoms, bucket and field.
+        bucketed = [r for r in records if r.entries]
+        self.split = list(dict.fromkeys(index[e.atom] for r in bucketed for e in r.entries))
         half = {atom: len(self.atoms) + 2 * n for n, atom in enumerate(self.split)}
-        self.entry_writes = compile_entries(
-            f"{prefix}:{{g}}:i:".encode(),
-            [
-                (half[index[token[2:]]], token[:2], half[index[token[2:]]] + 1, index[person])
-                for token, person, _ in self.entries
-            ],
-            [len(atom) for atom in self.halved(self.atoms)],
-        )
+        lengths = [len(atom) for atom in self.halved(self.atoms)]
+        self.buckets: dict[str, Buckets] = {}
+        for code in dict.fromkeys(r.category for r in bucketed):
+            group = [r for r in bucketed if r.category == code]
+            prefixes = {r.key[:-BUCKET_CHARS] for r in group}
+            if len(prefixes) != 1:
+                raise ValueError(f"{code} buckets under several prefixes: {sorted(prefixes)}")
+            bucket_prefix = prefixes.pop()
+            commands: list[list[list[Piece]]] = []
+            for r in group:
+                for e in r.entries:
+                    head = half[index[e.atom]]
+                    value: list[Piece] = [index[e.holder], e.rest] if e.holder else [e.rest]
+                    commands.append([[b"HSET"], [bucket_prefix, head], [e.head, head + 1], value])
+            for r in group:
+                pad = _pad_of(r)
+                if pad is not None:
+                    bucket: list[Piece] = [bucket_prefix, half[index[r.entries[0].atom]]]
+                    commands += [[[b"HSET"], bucket, [_PAD], [pad]], [[b"HDEL"], bucket, [_PAD]]]
+            entries = [e for r in group for e in r.entries]
+            self.buckets[code] = Buckets(
+                code,
+                bucket_prefix,
+                entries,
+                list(dict.fromkeys(index[e.atom] for e in entries)),
+                compile_pieces(commands, lengths),
+            )
+        #: the graph entries (one per identifier)
+        self.entries = self.buckets["graph"].entries if "graph" in self.buckets else []
         self.shared_writes = compile_commands((c for r in self.shared for c in r.commands), index)
         self.key_names = [compile_commands([[r.key]], index) for r in self.own]
         for record, name in zip(self.own, self.key_names, strict=True):
@@ -1215,11 +1329,15 @@ class Template:
         self.live = list(live)
         self.persons = {person: n for n, person in enumerate(live)}
         self.owner_of = [self.persons.get(r.owner, -1) if r.owner else -1 for r in self.own]
-        self.identifiers = [0] * len(live)
-        for _, _, owner_id in self.entries:
-            n = self.persons.get(owner_id, -1)
-            if n >= 0:
-                self.identifiers[n] += 1
+        #: bucketed key type -> entries each live person owns
+        self.entries_of: dict[str, list[int]] = {}
+        for code, kept in self.buckets.items():
+            counts = self.entries_of[code] = [0] * len(live)
+            for entry in kept.entries:
+                n = self.persons.get(entry.owner, -1) if entry.owner else -1
+                if n >= 0:
+                    counts[n] += 1
+        self.identifiers = self.entries_of.get("graph", [0] * len(live))
         self.customers = [
             self.persons[member]
             for r in self.shared
@@ -1227,6 +1345,8 @@ class Template:
             if member in self.persons
         ]
         self.counts = Counter(r.category for r in self.own)
+        for code, kept in self.buckets.items():
+            self.counts[code] += len(kept.entries)
         self.counts["values"] = len(self.customers)
 
     def fresh_atoms(self, seed: int) -> list[bytes]:
@@ -1245,27 +1365,32 @@ class Template:
         return out
 
     def keys(self, atoms: Sequence[bytes]) -> list[bytes]:
-        """The key names of one clone (but the graph buckets)."""
+        """The key names of one clone (but the buckets)."""
         return [name.render(atoms)[:-2].split(b"\r\n", 2)[2] for name in self.key_names]
 
     def halved(self, atoms: Sequence[bytes]) -> list[bytes]:
-        """``atoms`` and, for ``entry_writes``, the bucket and field part of each graph hash."""
+        """``atoms`` and, for the buckets' writes, the bucket and field part of each hash that
+        names a bucket."""
         halves = (
             part for i in self.split for part in (atoms[i][:BUCKET_CHARS], atoms[i][BUCKET_CHARS:])
         )
         return [*atoms, *halves]
 
-    def buckets(self, atoms: Sequence[bytes]) -> set[bytes]:
-        """The graph buckets one clone writes to."""
-        graph = f"{self.prefix}:{{g}}:i:".encode()
-        return {graph + atoms[i][:BUCKET_CHARS] for i in self.split}
+    def bucket_names(self, atoms: Sequence[bytes]) -> dict[str, set[bytes]]:
+        """The buckets one clone writes to, by key type."""
+        return {code: group.names(atoms) for code, group in self.buckets.items()}
 
     def send(self, pipe: Pipe, atoms: Sequence[bytes]) -> int:
         """Write the clone of ``atoms``; how many commands that took."""
         pipe.send(self.writes.render(atoms), self.writes.commands)
-        pipe.send(self.entry_writes.render(self.halved(atoms)), self.entry_writes.commands)
+        commands = self.writes.commands + self.shared_writes.commands
+        if self.buckets:
+            halved = self.halved(atoms)
+            for group in self.buckets.values():
+                pipe.send(group.writes.render(halved), group.writes.commands)
+                commands += group.writes.commands
         pipe.send(self.shared_writes.render(atoms), self.shared_writes.commands)
-        return self.writes.commands + self.entry_writes.commands + self.shared_writes.commands
+        return commands
 
 
 # --------------------------------------------------------------------------------------------
@@ -1487,8 +1612,9 @@ class Measurement:
     bytes_sent: int
     before: dict[str, float]
     after: dict[str, float]
-    #: category -> (keys, estimated bytes, min and max bytes per measured clone); the graph
-    #: buckets, which clones share: every one measured, an even share per clone as min and max
+    #: category -> (keys, estimated bytes, min and max bytes per measured clone); the buckets
+    #: (graph, lookup), which clones share: every one measured, an even share per clone as min
+    #: and max
     categories: dict[str, tuple[int, float, int, int]]
     encodings: dict[str, dict[str, int]]
     fit: tuple[float, float, float]  # a, b, r2 (MEMORY USAGE plus keyspace overhead per key)
@@ -1533,11 +1659,12 @@ def load_and_measure(
     commands = 0
     written = 0
     try:
-        buckets: set[bytes] = set()
+        buckets: dict[str, set[bytes]] = defaultdict(set)
         for clone in range(clones):
             atoms = template.fresh_atoms(seed + clone)
             commands += template.send(pipe, atoms)
-            buckets |= template.buckets(atoms)
+            for code, names in template.bucket_names(atoms).items():
+                buckets[code] |= names
             written = clone + 1
             if clone % 5 == 4 or written == clones:
                 elapsed = time.perf_counter() - started
@@ -1565,9 +1692,11 @@ def load_and_measure(
             per_clone.append(sizes)
             for record, kind in zip(template.own, kinds, strict=True):
                 encodings[record.category][kind] += 1
-        # Every graph bucket: one holds entries of every clone, none is a clone's own.
-        bucket_sizes, bucket_kinds = usage(client, sorted(buckets))
-        encodings["graph"].update(bucket_kinds)
+        # Every bucket: one holds entries of every clone, none is a clone's own.
+        bucket_sizes: dict[str, list[int]] = {}
+        for code, names in buckets.items():
+            bucket_sizes[code], bucket_kinds = usage(client, sorted(names))
+            encodings[code].update(bucket_kinds)
         values_key = f"{template.prefix}:values".encode()
         values_sizes, values_kinds = (
             usage(client, [values_key]) if template.shared else ([0], ["-"])
@@ -1585,15 +1714,16 @@ def load_and_measure(
 
 
 def delete_clones(template: Template, url: str, clones: int, seed: int) -> None:
-    """UNLINK every key of clones ``0..clones-1``, the graph buckets they wrote to and the
-    shared value set."""
+    """UNLINK every key of clones ``0..clones-1``, the buckets they wrote to and the shared
+    value set."""
     pipe = Pipe(url)
     try:
         buckets: set[bytes] = set()
         for clone in range(clones):
             atoms = template.fresh_atoms(seed + clone)
             pipe.send(template.unlinks.render(atoms), template.unlinks.commands)
-            buckets |= template.buckets(atoms)
+            for written in template.bucket_names(atoms).values():
+                buckets |= written
             if clone % 20 == 19:
                 progress(f"deleting: {clone + 1:,} of {clones:,} clones")
         names = sorted(buckets)
@@ -1616,7 +1746,7 @@ def _summarize(
     clones: int,
     chosen: list[int],
     per_clone: list[list[int]],
-    bucket_sizes: list[int],
+    bucket_sizes: dict[str, list[int]],
     values_bytes: int,
     encodings: dict[str, Counter[str]],
     before: dict[str, float],
@@ -1640,10 +1770,10 @@ def _summarize(
                 values_bytes,
             )
             continue
-        if code == "graph":  # the buckets are shared: an even share per clone
-            total = sum(bucket_sizes)
+        if code in bucket_sizes:  # the buckets are shared: an even share per clone
+            total = sum(bucket_sizes[code])
             share = total // max(1, clones)
-            categories[code] = (len(bucket_sizes), float(total), share, share)
+            categories[code] = (len(bucket_sizes[code]), float(total), share, share)
             continue
         totals = sums[code]
         mean = sum(totals) / len(totals) if totals else 0.0
@@ -1656,7 +1786,7 @@ def _summarize(
         persons=len(template.persons) * clones,
         identifiers=len(template.entries) * clones,
         lookup_records=template.counts.get("lookup", 0) * clones,
-        keys=own_keys + len(bucket_sizes) + (1 if template.shared else 0),
+        keys=own_keys + sum(map(len, bucket_sizes.values())) + (1 if template.shared else 0),
         load_seconds=seconds,
         commands=commands,
         bytes_sent=bytes_sent,
@@ -1669,12 +1799,14 @@ def _summarize(
     )
     # Per-person sums for the fit: every key's MEMORY USAGE plus its share of what
     # MEMORY USAGE leaves out (keyspace tables, expires), the value set per customer, the
-    # graph buckets (with their share) per entry.
+    # buckets (with their share) per entry: graph entries and lookup records to their owners.
     overhead = max(0.0, measurement.delta - measurement.usage_total) / max(1, measurement.keys)
     value_share = values_bytes / max(1, len(template.customers) * clones)
-    entry_share = (sum(bucket_sizes) + overhead * len(bucket_sizes)) / max(
-        1, measurement.identifiers
-    )
+    entry_shares = {
+        code: (sum(sizes) + overhead * len(sizes))
+        / max(1, len(template.buckets[code].entries) * clones)
+        for code, sizes in bucket_sizes.items()
+    }
     xs: list[float] = []
     ys: list[float] = []
     for sizes in per_clone:
@@ -1684,8 +1816,9 @@ def _summarize(
                 person_bytes[owner] += size + overhead
         for owner in template.customers:
             person_bytes[owner] += value_share
-        for owner, entries in enumerate(template.identifiers):
-            person_bytes[owner] += entries * entry_share
+        for code, per_entry in entry_shares.items():
+            for owner, count in enumerate(template.entries_of[code]):
+                person_bytes[owner] += count * per_entry
         xs += [float(n) for n in template.identifiers]
         ys += person_bytes
     measurement.fit = _least_squares(xs, ys)
@@ -1755,46 +1888,32 @@ def build_template(
 # Experiments: the same population in another format
 # --------------------------------------------------------------------------------------------
 
-#: Letters of the identifier kinds that have lookup records.
-LOOKUP_KINDS = frozenset(ord(kind.value) for kind in LOOKED_UP)
-
-
-def _token_kind(record: KeyRecord, prefix: str) -> int:
-    return record.key[len(prefix) + 3]
-
 
 def _fields(record: KeyRecord) -> dict[bytes, bytes]:
     args = record.commands[0][2:]
     return dict(zip(args[0::2], args[1::2], strict=True))
 
 
-def _lookup_api_kinds(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
-    return [r for r in records if r.category != "lookup" or _token_kind(r, prefix) in LOOKUP_KINDS]
-
-
-def _record_fields(record: KeyRecord) -> dict[bytes, bytes]:
-    """The fields of a packed lookup record (``SET key value``), absent ones left out."""
-    fields = LookupSummary.from_packed(record.commands[0][2]).fields()
-    return {name.encode(): str(value).encode() for name, value in fields.items()}
-
-
 def _lookup_per_person(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
-    """One record per person (``<p>:l:{<person>}``); a lookup reads the graph entry first."""
+    """One lookup record per person, a field of the bucket its id names
+    (``<p>:l:<person[:3]>``, field ``<person[3:]>``: the newest of the person's records
+    without its person id); a lookup reads the identifier's graph entry first, then the
+    person's record."""
     out: list[KeyRecord] = []
-    done: set[bytes] = set()
+    newest: dict[bytes, Entry] = {}
     for r in records:
         if r.category != "lookup":
             out.append(r)
             continue
-        fields = _record_fields(r)
-        person = fields[b"p"]
-        if person in done:
-            continue
-        done.add(person)
-        key = f"{prefix}:l:{{".encode() + person + b"}"
-        del fields[b"p"]
-        flat = [item for pair in fields.items() for item in pair]
-        out.append(KeyRecord(key, "lookup", [[b"HSET", key, *flat]], r.owner))
+        for e in r.entries:
+            held = newest.get(e.holder)
+            if held is None or _record_version(e.value) > _record_version(held.value):
+                newest[e.holder] = e
+    buckets: dict[bytes, list[Entry]] = defaultdict(list)
+    for person, e in newest.items():
+        entry = Entry(b"", person, b"", e.rest.removeprefix(_SEP), e.owner)
+        buckets[f"{prefix}:l:".encode() + person[:BUCKET_CHARS]].append(entry)
+    out += [bucket_record(key, "lookup", entries) for key, entries in buckets.items()]
     return out
 
 
@@ -1904,12 +2023,7 @@ def _dedupe_per_person(records: list[KeyRecord], prefix: str) -> list[KeyRecord]
 
 
 def _combined(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
-    for step in (
-        _lookup_api_kinds,
-        _state_without_ids,
-        _state_string,
-        _explain_compact,
-    ):
+    for step in (_state_without_ids, _state_string, _explain_compact):
         records = step(records, prefix)
     return records
 
@@ -1935,13 +2049,9 @@ EXPERIMENTS: dict[str, Experiment] = {
     e.name: e
     for e in (
         Experiment(
-            "lookup-api-kinds",
-            "no lookup records for address+name and payment tokens (no lookup reads them)",
-            _lookup_api_kinds,
-        ),
-        Experiment(
             "lookup-per-person",
-            "one lookup record per person; a lookup reads the graph entry, then the record",
+            "one lookup record per person (a field of <p>:l:<person[:3]>); a lookup reads "
+            "the graph entry, then the record",
             _lookup_per_person,
         ),
         Experiment(
@@ -1977,7 +2087,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         ),
         Experiment(
             "combined",
-            "lookup-api-kinds + state-no-ids + state-string + explain-compact",
+            "state-no-ids + state-string + explain-compact",
             _combined,
         ),
         Experiment(
@@ -2116,6 +2226,11 @@ def print_report(m: Measurement, template: TemplateInfo) -> None:
         f"  graph entries: {m.identifiers:,} fields of {buckets:,} buckets (MEMORY USAGE of every "
         f"bucket), {graph_bytes / max(1, m.identifiers):.1f} B per entry"
     )
+    buckets, lookup_bytes, _, _ = m.categories["lookup"]
+    print(
+        f"  lookup records: {m.lookup_records:,} fields of {buckets:,} buckets (MEMORY USAGE of "
+        f"every bucket), {lookup_bytes / max(1, m.lookup_records):.1f} B per record"
+    )
     print(
         f"\n  bytes per person: {m.delta / m.persons:,.0f} (used_memory delta / live persons); "
         f"per person of the shop: {m.delta / m.people:,.0f}"
@@ -2169,12 +2284,15 @@ def markdown(results: dict[str, Any]) -> str:
     totals = base["totals"]
     model = base["model"]
     graph = next(row for row in base["breakdown"] if row["type"] == "graph")
+    lookup = next(row for row in base["breakdown"] if row["type"] == "lookup")
     lines += [
         f"| sum of MEMORY USAGE | {base['keys']:,} | {_mb(totals['memory_usage_sum'])} | | | | | |",
         f"| INFO used_memory delta | | {_mb(totals['used_memory_delta'])} | | | | | |",
         "",
         f"Graph entries: {base['identifiers']:,} fields of {graph['keys']:,} buckets (`MEMORY "
-        f"USAGE` of every bucket), {graph['bytes_per_identifier']:.1f} B per entry.",
+        f"USAGE` of every bucket), {graph['bytes_per_identifier']:.1f} B per entry. Lookup "
+        f"records: {base['lookup_records']:,} fields of {lookup['keys']:,} buckets, "
+        f"{lookup['bytes'] / max(1, base['lookup_records']):.1f} B per record.",
         "",
         f"Bytes per live person: **{totals['bytes_per_person']:,.0f}** (used_memory delta).",
         "",
@@ -2274,7 +2392,9 @@ def main() -> None:
     )
     parser.add_argument("--dedupe", choices=("window", "all"), default="window")
     parser.add_argument("--measure-clones", type=int, default=4)
-    parser.add_argument("--experiment", action="append", default=[], metavar="NAME")
+    parser.add_argument(
+        "--experiment", action="append", default=[], choices=[*EXPERIMENTS, "all"], metavar="NAME"
+    )
     parser.add_argument("--verify", action="store_true")
     parser.add_argument("--verify-persons", type=int, default=60)
     parser.add_argument("--json", type=Path)
@@ -2314,8 +2434,9 @@ def run(url: str, args: argparse.Namespace) -> None:
     )
     print(
         f"template: {info.people:,} people, {info.events:,} events through the handlers in "
-        f"{info.emulate_seconds:.0f} s; {len(template.own):,} keys and {len(template.entries):,} "
-        f"graph entries, {len(template.persons):,} live persons",
+        f"{info.emulate_seconds:.0f} s; {len(template.own):,} keys, {len(template.entries):,} "
+        f"graph entries and {template.counts['lookup']:,} lookup records, "
+        f"{len(template.persons):,} live persons",
         file=sys.stderr,
     )
     clones = max(1, math.ceil(args.persons / template.people))
@@ -2507,18 +2628,19 @@ def compare(
 
 def _without_buckets(
     keys: dict[bytes, Seen], prefix: str
-) -> tuple[dict[bytes, Seen], dict[bytes, bytes]]:
-    """The keys but the graph buckets, and the graph entries those hold (token -> person)."""
+) -> tuple[dict[bytes, Seen], dict[str, dict[bytes, bytes]]]:
+    """The keys but the buckets, and the entries those hold by key type (graph: token ->
+    person, lookup: token -> record)."""
     p = prefix.encode()
-    buckets = f"{prefix}:{{g}}:i:".encode()
     rest: dict[bytes, Seen] = {}
-    entries: dict[bytes, bytes] = {}
+    entries: dict[str, dict[bytes, bytes]] = {code: {} for code in BUCKETED}
     for key, seen in keys.items():
-        if category(key, p) != "graph":
+        code = category(key, p)
+        if code not in BUCKETED:
             rest[key] = seen
             continue
-        for name, person in cast(dict[bytes, bytes], seen.value).items():
-            entries[_token_of(key[len(buckets) :], name)] = person
+        for name, value in cast(dict[bytes, bytes], seen.value).items():
+            entries[code][_token_of(key[-BUCKET_CHARS:], name)] = value
     return rest, entries
 
 
@@ -2571,8 +2693,8 @@ def verify(url: str, args: argparse.Namespace) -> bool:
         cloned = snapshot(client, prefix)
         _unlink_all(client, cloned)
         back = dict(zip(fresh, template.atoms, strict=True))
-        # A clone's graph entries share buckets other than its template's: compared as
-        # entries, the other keys key by key.
+        # A clone's graph entries and lookup records share buckets other than its
+        # template's: compared as entries, the other keys key by key.
         bulk_keys, bulk_entries = _without_buckets(by_bulk, prefix)
         cloned_keys, cloned_entries = _without_buckets(cloned, prefix)
         renamed = {
@@ -2580,14 +2702,18 @@ def verify(url: str, args: argparse.Namespace) -> bool:
             for key, seen in cloned_keys.items()
         }
         problems += compare(bulk_keys, renamed, "clone (ids renamed back) vs bulk path", prefix)
-        entries_back = {_rename(t, back): _rename(h, back) for t, h in cloned_entries.items()}
-        print(
-            f"  graph entries: {len(bulk_entries):,} in the bulk path, {len(cloned_entries):,} "
-            "in the clone"
-        )
-        if entries_back != bulk_entries:
-            differ = sorted(set(entries_back.items()) ^ set(bulk_entries.items()))
-            problems.append(f"clone: graph entries differ from the bulk path's: {differ[:3]!r}")
+        for code in BUCKETED:
+            want = bulk_entries[code]
+            got = {_rename(t, back): _rename(v, back) for t, v in cloned_entries[code].items()}
+            print(
+                f"  {LABELS[code].split('  ')[0]}: {len(want):,} in the bulk path, "
+                f"{len(got):,} in the clone"
+            )
+            if got != want:
+                differ = sorted(set(got.items()) ^ set(want.items()))
+                problems.append(
+                    f"clone: {code} entries differ from the bulk path's: {differ[:3]!r}"
+                )
     finally:
         _unlink_all(client, client.scan_iter(match=f"{prefix}:*", count=10000))
         client.close()
