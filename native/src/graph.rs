@@ -470,6 +470,8 @@ fn derived_rule(kind: &str, tokens: &[String], via: Option<&str>) -> Option<Stri
 /// fields cannot be split that way.
 fn log_stored(entry: &LogEntry, event_id: &str, at: i64) -> String {
     const SEP: char = '\x1f';
+    // What splits the entries of a short log kept as one string (`keys.py`).
+    const LOG_SEP: char = '\x1e';
     let letter = match entry.kind {
         "new" => "n",
         "link" => "l",
@@ -485,8 +487,8 @@ fn log_stored(entry: &LogEntry, event_id: &str, at: i64) -> String {
     if entry.via.as_deref() == Some("")
         || entry.other.as_deref() == Some("")
         || (entry.rule.is_empty() && derived.is_some())
-        || [event_id, entry.rule.as_str(), via, other].iter().any(|f| f.contains(SEP))
-        || entry.tokens.iter().any(|t| t.contains(SEP))
+        || [event_id, entry.rule.as_str(), via, other].iter().any(|f| f.contains(SEP) || f.contains(LOG_SEP))
+        || entry.tokens.iter().any(|t| t.contains(SEP) || t.contains(LOG_SEP))
     {
         return log_json(entry, event_id, at);
     }

@@ -81,7 +81,7 @@ def _changes(out: list[Outgoing]) -> list[tuple[Any, ...]]:
 
 def _beyond_explain(state: dict[str, Any]) -> dict[str, Any]:
     """Everything but the explain log and claims of identifiers."""
-    return {k: v for k, v in state.items() if not k.startswith((":{g}:x:", ":{g}:m:"))}
+    return {k: v for k, v in state.items() if not k.startswith((":{g}:x:", ":{g}:y:", ":{g}:m:"))}
 
 
 def _answers(state: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def _answers(state: dict[str, Any]) -> dict[str, Any]:
     rather than at the person it first went to), receipts, and the explain log and claims,
     which may gain entries when an event is decided a second time.
     """
-    skip = (":d:", ":{g}:e:", ":{g}:x:", ":{g}:m:")
+    skip = (":d:", ":{g}:e:", ":{g}:x:", ":{g}:y:", ":{g}:m:")
     return {key: value for key, value in state.items() if not key.startswith(skip)}
 
 

@@ -18,7 +18,7 @@ from bestand.ops.metrics import WorkerMetrics
 from bestand.profile import PersonState, load_state
 from bestand.settings import Settings
 from bestand.store import Keys, StoreLayoutError, connect
-from bestand.store.keys import token_of
+from bestand.store.keys import LOG_INLINE, token_of
 from bestand.store.layout import LAYOUT, ensure_layout
 from bestand.stream.messages import Incoming, Outgoing
 from bestand.stream.worker import processor_for
@@ -768,3 +768,50 @@ def test_a_layout_3_store_goes_on_where_it_stood(redis_url: str) -> None:
     assert out["untouched"] is not None
     assert (out["untouched"]["classification"], out["untouched"]["orders_before"]) == ("new", 0)
     assert sorted(b[:1] for b in out["blobs"]) == [b"\x01", b"{"]  # a's packed, c's still JSON
+
+
+def test_an_explain_log_outgrows_its_bucket_field_and_stays_whole(redis_url: str) -> None:
+    """A short log is a field of its log bucket; one that grows past ``LOG_INLINE`` bytes
+    becomes a list with every entry in order, read the same; an erasure removes either."""
+
+    async def go() -> dict[str, Any]:
+        pipeline = Pipeline(redis_url)
+        k = pipeline.keys
+        try:
+            await pipeline.one(*order(80, email="long@example.com"))
+            person = str((await pipeline.answer("email", "long@example.com"))["person_id"])
+            bucket = k.log_bucket(person)
+            first = await pipeline.client.hget(bucket, person)
+            short = await pipeline.graph.explain(person)
+            # Entries of earlier events, as many as the field holds, then one event more.
+            filler: list[str] = []
+            text = first.decode()
+            while len(text) < LOG_INLINE - 80:
+                filler.append(f"r\x1f{1_780_000_000 + len(filler)}\x1fold-{len(filler)}"
+                              "\x1fnames differ\x1fe:x\x1fP\x1fe:y")  # fmt: skip
+                text = "\x1e".join([first.decode(), *filler])
+            await pipeline.client.hset(bucket, person, text)
+            await pipeline.one(*order(81, email="long@example.com"))
+            long = await pipeline.graph.explain(person)
+            state = {
+                "field": await pipeline.client.hget(bucket, person),
+                "list": await pipeline.client.llen(k.merge_log(person)),
+            }
+            await pipeline.graph.erase([next(iter(long.identifiers))], 1_790_000_000)
+            left = {
+                "field": await pipeline.client.hget(bucket, person),
+                "list": await pipeline.client.exists(k.merge_log(person)),
+            }
+            return {"short": short, "long": long, "state": state, "left": left, "n": len(filler)}
+        finally:
+            await pipeline.client.delete(*await pipeline.keys_of_prefix())
+            await pipeline.client.aclose()
+
+    out = asyncio.run(go())
+    short, long = out["short"].history, out["long"].history
+    assert [e["k"] for e in short] == ["new"]
+    assert long[0] == short[0]
+    assert [e["e"] for e in long[1 : 1 + out["n"]]] == [f"old-{n}" for n in range(out["n"])]
+    assert long[-1]["e"] == "st-81"  # the order's link, after every earlier entry
+    assert out["state"] == {"field": None, "list": len(long)}
+    assert out["left"] == {"field": None, "list": 0}

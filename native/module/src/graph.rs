@@ -23,6 +23,8 @@ struct GraphSchema {
     movable: Vec<u8>,
     max_claims: usize,
     bucket_chars: usize,
+    log_bucket: Vec<u8>,
+    log_inline: usize,
 }
 
 impl GraphSchema {
@@ -49,6 +51,9 @@ impl GraphSchema {
             movable: field("movable")?,
             max_claims: k.get("max_claims").and_then(value_number).unwrap_or(0.0) as usize,
             bucket_chars: bucket_chars(&k)?,
+            log_bucket: field("log_bucket")?,
+            log_inline: k.get("log_inline").and_then(value_number).ok_or_else(|| bad("key schema has no log_inline"))?
+                as usize,
         })
     }
 }
@@ -138,6 +143,68 @@ impl Graph<'_> {
     fn own(&self, token: &[u8], person: &[u8]) -> Outcome<()> {
         let (bucket, field) = entry(&self.k.identifier, self.k.bucket_chars, token);
         self.store.hset_bytes(self.store.string(&bucket), &[(&field, person)])
+    }
+
+    /// The log bucket of a person: its explain log is its field there while short (`keys.py`).
+    fn log_bucket(&self, person: &[u8]) -> *mut RString {
+        self.key(&self.k.log_bucket, &person[..self.k.bucket_chars.min(person.len())])
+    }
+
+    /// A person's explain entries (the last `last` of them, or all): its field of its log
+    /// bucket split by \x1e, or its list.
+    fn log_of(&self, person: &[u8], last: Option<usize>) -> Outcome<Vec<Vec<u8>>> {
+        let Some(text) = self.store.hget(self.log_bucket(person), person)? else {
+            return self.store.lrange_last(self.key(&self.k.log, person), last);
+        };
+        let entries: Vec<Vec<u8>> = text.split(|&b| b == 0x1e).map(|e| e.to_vec()).collect();
+        Ok(match last {
+            Some(last) if entries.len() > last => entries[entries.len() - last..].to_vec(),
+            _ => entries,
+        })
+    }
+
+    /// Remove a person's explain log, in either form.
+    fn drop_log(&self, person: &[u8]) -> Outcome<()> {
+        self.store.hdel_bytes(self.log_bucket(person), &[person])?;
+        self.store.del(self.key(&self.k.log, person));
+        Ok(())
+    }
+
+    /// Append entries to a person's explain log, keeping the last `max_log`: a short log stays
+    /// its bucket's field, a log that grows past `log_inline` bytes (or takes an entry holding
+    /// \x1e) becomes a list, appended to in place from then on.
+    fn append_log(&self, person: &[u8], entries: &[Vec<u8>], max_log: usize) -> Outcome<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let long = self.key(&self.k.log, person);
+        let mut pushed: Vec<Vec<u8>> = entries.to_vec();
+        if !self.store.exists(long) {
+            let bucket = self.log_bucket(person);
+            let text = self.store.hget(bucket, person)?;
+            let added = entries.join(&0x1e);
+            let joined = match &text {
+                Some(text) => [&text[..], b"\x1e", &added[..]].concat(),
+                None => added,
+            };
+            let plain = !entries.iter().any(|e| e.contains(&0x1e));
+            if plain && joined.len() <= self.k.log_inline {
+                let all: Vec<&[u8]> = joined.split(|&b| b == 0x1e).collect();
+                let kept = if all.len() > max_log { all[all.len() - max_log..].join(&0x1e) } else { joined.clone() };
+                return self.store.hset_bytes(bucket, &[(person, &kept)]);
+            }
+            self.store.hdel_bytes(bucket, &[person])?;
+            let mut before: Vec<Vec<u8>> = match &text {
+                Some(text) => text.split(|&b| b == 0x1e).map(|e| e.to_vec()).collect(),
+                None => Vec::new(),
+            };
+            before.extend(pushed);
+            pushed = before;
+        }
+        if self.store.rpush(long, &pushed.iter().map(|e| &e[..]).collect::<Vec<_>>())? > max_log {
+            self.store.keep_last(long, max_log)?;
+        }
+        Ok(())
     }
 
     /// An identifier names nobody any more.
@@ -358,8 +425,6 @@ fn apply(graph: &Graph, plan: &Value, max_log: usize, describing: &[u8]) -> Outc
     let describes = |token: &[u8]| starts_with_one_of(describing, token);
     let person = lua_text(plan.get("person").ok_or_else(|| bad("a plan names no person"))?)?;
     let facts = graph.key(&k.facts, &person);
-    let log = graph.key(&k.log, &person);
-    let mut logged = 0usize;
     for gone in texts(plan.get("absorbed"))? {
         let gone_facts_key = graph.key(&k.facts, &gone);
         let gone_facts = store.hgetall(gone_facts_key)?;
@@ -380,12 +445,8 @@ fn apply(graph: &Graph, plan: &Value, max_log: usize, describing: &[u8]) -> Outc
             }
         }
         store.hset_bytes(facts, &fields)?;
-        let gone_log = graph.key(&k.log, &gone);
-        let entries = store.lrange_last(gone_log, None)?;
-        if !entries.is_empty() {
-            logged = store.rpush(log, &entries.iter().map(|e| &e[..]).collect::<Vec<_>>())?;
-        }
-        store.del(gone_log);
+        graph.append_log(&person, &graph.log_of(&gone, None)?, max_log)?;
+        graph.drop_log(&gone)?;
         store.del(gone_facts_key);
         store.set(graph.key(&k.redirect, &gone), &person, None)?;
         let absorbed = graph.key(&k.absorbed, &person);
@@ -407,7 +468,6 @@ fn apply(graph: &Graph, plan: &Value, max_log: usize, describing: &[u8]) -> Outc
     for row in rows(plan.get("move")) {
         let (token, former, entry, time) = (at(row, 0)?, at(row, 1)?, at(row, 2)?, at(row, 3)?);
         let former_facts = graph.key(&k.facts, &former);
-        let former_log = graph.key(&k.log, &former);
         let claims = graph.key(&k.claims, &token);
         let claim_field = join(b"@", &token);
         if !store.exists(claims) {
@@ -420,9 +480,7 @@ fn apply(graph: &Graph, plan: &Value, max_log: usize, describing: &[u8]) -> Outc
         store.hdel_bytes(former_facts, &[&token, &claim_field])?;
         store.hincrby(former_facts, &token[..1.min(token.len())], -1)?;
         store.hincrby(former_facts, b"v", 1)?;
-        if store.rpush(former_log, &[&entry])? > max_log {
-            store.keep_last(former_log, max_log)?;
-        }
+        graph.append_log(&former, &[entry], max_log)?;
         graph.own(&token, &person)?;
         store.hset_bytes(facts, &[(&token, b"")])?;
         if let Some(&kind) = token.first() {
@@ -468,17 +526,11 @@ fn apply(graph: &Graph, plan: &Value, max_log: usize, describing: &[u8]) -> Outc
     let entries = texts(plan.get("log"))?;
     let repeats = !matches!(plan.get("repeats"), None | Some(Value::Null) | Some(Value::Bool(false)));
     if repeats {
-        let recent: HashSet<Vec<u8>> = store.lrange_last(log, Some(50))?.into_iter().collect();
-        for entry in &entries {
-            if !recent.contains(entry) {
-                logged = store.rpush(log, &[entry])?;
-            }
-        }
-    } else if !entries.is_empty() {
-        logged = store.rpush(log, &entries.iter().map(|e| &e[..]).collect::<Vec<_>>())?;
-    }
-    if logged > max_log {
-        store.keep_last(log, max_log)?;
+        let recent: HashSet<Vec<u8>> = graph.log_of(&person, Some(50))?.into_iter().collect();
+        let fresh: Vec<Vec<u8>> = entries.into_iter().filter(|e| !recent.contains(e)).collect();
+        graph.append_log(&person, &fresh, max_log)?;
+    } else {
+        graph.append_log(&person, &entries, max_log)?;
     }
     if let Some(receipt) = object(plan.get("receipt")) {
         let event = lua_text(receipt.get("event").unwrap_or(&Value::Null))?;

@@ -21,7 +21,7 @@ type Command = fn(&Store) -> Outcome<Reply>;
 /// place of the script; change a script, and its command here, and the SHA-1 together.
 const MIRRORS: [(&str, &str); 4] = [
     ("graph_read", "4139aecdc7232550b9b11f410b57e89069fe2f65"),
-    ("graph_apply", "11046aadec5e1681d46a02c5d394b4c99edf31fb"),
+    ("graph_apply", "8bc1f6346e57ed63979cbd6db85fa88855e3bded"),
     ("persons_read", "8effcdebc524aa86da284108306baa19fd96f982"),
     ("persons_write", "675cf92dfe5c9746da1ce1afb6a8e4d5ae65460e"),
 ];

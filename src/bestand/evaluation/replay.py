@@ -39,6 +39,7 @@ from bestand.settings import Settings
 from bestand.simulate import SimulatedShop
 from bestand.simulate.scenarios import GUEST_KINDS
 from bestand.store import Keys, LookupReader, connect
+from bestand.store.identity_graph import log_entries, queue_log
 
 EVAL_NAMESPACE = "bestand-eval"
 EVAL_REDIS_PREFIX = "eval"
@@ -334,9 +335,10 @@ async def _junk_audit(
             chunk = persons[start : start + 2000]
             async with client.pipeline(transaction=False) as pipe:
                 for person in chunk:
-                    pipe.lrange(keys.merge_log(person), 0, -1)
+                    queue_log(pipe, keys, person)
                 replies = await pipe.execute()
-            for person, entries in zip(chunk, replies, strict=True):
+            for n, person in enumerate(chunk):
+                entries = log_entries(replies[2 * n], replies[2 * n + 1])
                 logs[person] = [parse_entry(e) for e in entries]
         merged = sorted(merged_through(logs) - pattern_junk)
         values = await client.mget([keys.junk(t) for t in merged]) if merged else []

@@ -6,9 +6,10 @@ identifiers. The rule is left empty where the entry's kind and identifiers say i
 (``new person from <kind of the first identifier>``, ``seen with <kind of the one it went
 by>``). That is about half the bytes of the same entry as JSON (``LogEntry.to_json``), and
 the explain log is the largest part of a person in Redis (``bench/memory.py``). An entry
-whose fields cannot be split that way (a field holding ``\\x1f``, an empty identifier it went
-by) is stored as its JSON, and so are the entries earlier releases wrote: a reader takes
-both (:func:`parse_entry`). ``native/src/graph.rs`` writes the same bytes.
+whose fields cannot be split that way (a field holding ``\\x1f`` or ``\\x1e``, an empty
+identifier it went by) is stored as its JSON, and so are the entries earlier releases
+wrote: a reader takes both (:func:`parse_entry`). ``native/src/graph.rs`` writes the same
+bytes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from bestand.identity.kinds import KIND_NAMES, kind_of
 from bestand.identity.rules import LogEntry
 
 SEP = "\x1f"
+#: What splits the entries of a short log kept as one string (``store/keys.py``): no entry
+#: holds it (JSON escapes it).
+LOG_SEP = "\x1e"
 _LETTERS = {"new": "n", "link": "l", "merge": "m", "move": "v", "refused": "r", "junk": "j"}
 _KINDS = {letter: kind for kind, letter in _LETTERS.items()}
 
@@ -53,7 +57,7 @@ def stored_entry(entry: LogEntry, event_id: str, at: int) -> str:
         or entry.via == ""
         or entry.other == ""
         or (entry.rule == "" and derived is not None)
-        or any(SEP in field for field in fields)
+        or any(SEP in field or LOG_SEP in field for field in fields)
     ):
         return orjson.dumps(entry.to_json(event_id, at)).decode()
     rule = "" if entry.rule == derived else entry.rule

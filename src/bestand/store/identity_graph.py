@@ -20,7 +20,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from bestand.identity.entries import parse_entry, stored_entry
+from bestand.identity.entries import LOG_SEP, parse_entry, stored_entry
 from bestand.identity.overlay import GraphOverlay, Guard, PersonFacts
 from bestand.identity.policy import IdentityPolicy
 from bestand.identity.rules import (
@@ -61,6 +61,22 @@ CLAIM = "@"
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def queue_log(pipe: Pipeline, keys: Keys, person_id: str) -> None:
+    """Queue the reads of a person's explain log: its field of a log bucket while short, its
+    list once longer (``keys.py``); :func:`log_entries` takes the two replies."""
+    pipe.hget(keys.log_bucket(person_id), person_id)
+    pipe.lrange(keys.merge_log(person_id), 0, -1)
+
+
+def log_entries(short: bytes | str | None, long: Sequence[bytes | str]) -> list[bytes | str]:
+    """A person's explain entries from the two replies :func:`queue_log` queued."""
+    if short is None:
+        return list(long)
+    if isinstance(short, bytes):
+        return list(short.split(LOG_SEP.encode()))
+    return list(short.split(LOG_SEP))
 
 
 @dataclass(slots=True)  # built per event: frozen would double that
@@ -529,8 +545,9 @@ class IdentityGraph:
         """Identifiers and history of a person, or ``None`` when the graph does not know it."""
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.hkeys(self._keys.facts(person_id))
-            pipe.lrange(self._keys.merge_log(person_id), 0, -1)
-            members, entries = await pipe.execute()
+            queue_log(pipe, self._keys, person_id)
+            members, short, long = await pipe.execute()
+        entries = log_entries(short, long)
         identifiers = _members(members)
         if not identifiers and not entries:
             return None

@@ -21,8 +21,10 @@ the memory, besides a key of its own (``bench/memory.py``).
 | ``<p>:{g}:k:<person>`` | hash | a person's facts: ``v`` graph version (guards concurrent |
 |   |   | changes), how many identifiers by kind letter, its identifiers (``kind:hash`` -> empty), |
 |   |   | describing tokens (names, households -> 1), claims (``@kind:hash`` -> time claimed) |
-| ``<p>:{g}:x:<person>`` | list | explain log of a person: links, merges, refusals |
-|   |   | (``identity/entries.py``: fields split by ``\\x1f``) |
+| ``<p>:{g}:y:<person[:3]>`` | hash | explain logs of persons: person id -> its entries split |
+|   |   | by ``\\x1e`` (links, merges, refusals; ``identity/entries.py``: fields split by |
+|   |   | ``\\x1f``), while the log is at most :data:`LOG_INLINE` bytes |
+| ``<p>:{g}:x:<person>`` | list | a longer explain log, an entry an element |
 | ``<p>:{g}:m:<kind>:<hash>`` | hash | other persons an identifier met (its claims) -> empty |
 | ``<p>:{g}:c:<kind>:<hash>`` | list | a cookie's or device id's holders by claim time, |
 |   |   | ``time:person``, once it moved between persons (the last ``MAX_CLAIMS``) |
@@ -62,6 +64,12 @@ from bestand.identity.overlay import MAX_CLAIMS
 #: ``hash-max-listpack-entries`` (128 by default, about 6 million persons) Redis turns a bucket
 #: into a hash table: 72 bytes an entry instead of about 40, still less than a key each.
 BUCKET_CHARS = 3
+
+
+#: Bytes of a person's explain log kept as one field of a log bucket; a longer log is a list
+#: of its own, appended to in place. Below ``hash-max-listpack-value`` (2048 where bestand's
+#: Redis runs), so that a bucket stays a listpack: 99.9 % of the simulated shop's logs fit.
+LOG_INLINE = 2000
 
 
 def bucket_field(token: str) -> str:
@@ -117,8 +125,12 @@ class Keys:
         return f"{self.graph}:k:{person_id}"
 
     def merge_log(self, person_id: str) -> str:
-        """Explain log of a person."""
+        """Explain log of a person once it is longer than :data:`LOG_INLINE` bytes (a list)."""
         return f"{self.graph}:x:{person_id}"
+
+    def log_bucket(self, person_id: str) -> str:
+        """Log bucket of a person: its explain log is its field there while short."""
+        return f"{self.graph}:y:{person_id[:BUCKET_CHARS]}"
 
     def junk(self, token: str) -> str:
         """Junk flag (with its reason) of an identifier."""
@@ -188,6 +200,8 @@ class Keys:
                 "identifier": f"{g}:i:",
                 "facts": f"{g}:k:",
                 "log": f"{g}:x:",
+                "log_bucket": f"{g}:y:",
+                "log_inline": LOG_INLINE,
                 "met": f"{g}:m:",
                 "junk": f"{g}:j:",
                 "redirect": f"{g}:r:",

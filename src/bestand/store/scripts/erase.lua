@@ -13,6 +13,20 @@ local B = tonumber(K.bucket_chars)
 local function bucket_of(token) return K.identifier .. string.sub(token, 3, 2 + B) end
 local function field_of(token) return string.sub(token, 1, 2) .. string.sub(token, 3 + B) end
 local seen, out = {}, {}
+-- A person's explain log: a field of its log bucket while short, a list once longer
+-- (graph_apply.lua).
+local function log_bucket(person) return K.log_bucket .. string.sub(person, 1, B) end
+local function log_of(person)
+  local text = redis.call('HGET', log_bucket(person), person)
+  if not text then return redis.call('LRANGE', K.log .. person, 0, -1) end
+  local entries, start = {}, 1
+  while true do
+    local stop = string.find(text, '\30', start, true)
+    entries[#entries + 1] = string.sub(text, start, (stop or 0) - 1)
+    if not stop then return entries end
+    start = stop + 1
+  end
+end
 local function tombstone(token)
   local key = K.tombstone .. token
   local before = tonumber(redis.call('GET', key) or '0')
@@ -58,7 +72,7 @@ for i = 3, #ARGV do
     -- Receipts of the events in its explain log (merges, junk flags) name it too, and so do
     -- the claims lists of the cookies it held before they moved on.
     local events = {}
-    for _, entry in ipairs(redis.call('LRANGE', K.log .. p, 0, -1)) do
+    for _, entry in ipairs(log_of(p)) do
       local moved, e, tokens = entry_of(entry)
       if moved then
         for _, token in ipairs(tokens) do
@@ -74,6 +88,7 @@ for i = 3, #ARGV do
         redis.call('DEL', K.receipt .. e)
       end
     end
+    redis.call('HDEL', log_bucket(p), p)
     redis.call('DEL', K.log .. p, K.facts .. p, K.absorbed .. p)
     local entry = {p}
     for _, m in ipairs(members) do entry[#entry + 1] = m end

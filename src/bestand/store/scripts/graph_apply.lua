@@ -67,6 +67,61 @@ end
 -- identifier's meetings, the persons absorbed) hashes of member -> '': Redis 7.0 keeps a
 -- small hash as one listpack, a set of strings as a hash table of its own allocations, about
 -- twice the memory (keys.py).
+-- A person's explain log: while short (K.log_inline bytes), one string of its entries split
+-- by \30, the person's field in the log bucket named by its id's first characters; once
+-- longer, a list of its own (K.log, as earlier layouts kept every log), appended to in place.
+local LOG_INLINE = tonumber(K.log_inline)
+local function log_bucket(person) return K.log_bucket .. string.sub(person, 1, B) end
+local function split_log(text)
+  local entries, start = {}, 1
+  while true do
+    local stop = string.find(text, '\30', start, true)
+    entries[#entries + 1] = string.sub(text, start, (stop or 0) - 1)
+    if not stop then return entries end
+    start = stop + 1
+  end
+end
+local function log_of(person, last) -- its entries, the last `last` of them (nil: all)
+  local text = redis.call('HGET', log_bucket(person), person)
+  if not text then return redis.call('LRANGE', K.log .. person, last and -last or 0, -1) end
+  local entries = split_log(text)
+  if last and #entries > last then return {unpack(entries, #entries - last + 1)} end
+  return entries
+end
+local function drop_log(person)
+  redis.call('HDEL', log_bucket(person), person)
+  redis.call('DEL', K.log .. person)
+end
+local function append_log(person, entries) -- keeps the last max_log entries
+  if #entries == 0 then return end
+  local long = K.log .. person
+  if redis.call('EXISTS', long) == 0 then
+    local bucket = log_bucket(person)
+    local text = redis.call('HGET', bucket, person)
+    local added = table.concat(entries, '\30')
+    local joined = text and (text .. '\30' .. added) or added
+    local plain = true -- no entry holds the separator (an earlier release's entry might)
+    for _, entry in ipairs(entries) do
+      if string.find(entry, '\30', 1, true) then plain = false end
+    end
+    if plain and #joined <= LOG_INLINE then
+      local all = split_log(joined)
+      if #all > max_log then joined = table.concat({unpack(all, #all - max_log + 1)}, '\30') end
+      redis.call('HSET', bucket, person, joined)
+      return
+    end
+    redis.call('HDEL', bucket, person)
+    local before = text and split_log(text) or {}
+    for _, entry in ipairs(entries) do before[#before + 1] = entry end
+    entries = before
+  end
+  local length = 0
+  for first = 1, #entries, RUN do
+    length = redis.call('RPUSH', long, unpack(entries, first, math.min(first + RUN - 1, #entries)))
+  end
+  if length > max_log then redis.call('LTRIM', long, -max_log, -1) end
+end
+
 local function pairs_of(list)
   local out = {}
   for _, member in ipairs(list) do
@@ -79,8 +134,6 @@ end
 local function apply(plan)
   local person = plan.person
   local facts = K.facts .. person
-  local log = K.log .. person
-  local logged = 0 -- the log's length after the last entry pushed (0: none pushed)
   for _, gone in ipairs(plan.absorbed) do
     -- Its facts join the survivor's: its identifiers become the survivor's, counts add up,
     -- describing tokens are kept once, claims go along.
@@ -99,11 +152,9 @@ local function apply(plan)
       end
     end
     each_run('HSET', facts, fields, 2)
-    local gone_log = K.log .. gone
-    for _, entry in ipairs(redis.call('LRANGE', gone_log, 0, -1)) do
-      logged = redis.call('RPUSH', log, entry)
-    end
-    redis.call('DEL', gone_log, K.facts .. gone)
+    append_log(person, log_of(gone))
+    drop_log(gone)
+    redis.call('DEL', K.facts .. gone)
     -- Remember where it went (met sets still name it), and what the person absorbed, so that
     -- an erasure can remove these redirects too.
     redis.call('SET', K.redirect .. gone, person)
@@ -128,7 +179,6 @@ local function apply(plan)
   for _, move in ipairs(plan.move or {}) do
     local token, former = move[1], move[2]
     local former_facts = K.facts .. former
-    local former_log = K.log .. former
     local claims = K.claims .. token
     if redis.call('EXISTS', claims) == 0 then
       local since = redis.call('HGET', former_facts, '@' .. token) or '0'
@@ -140,9 +190,7 @@ local function apply(plan)
     redis.call('HDEL', former_facts, token, '@' .. token)
     redis.call('HINCRBY', former_facts, string.sub(token, 1, 1), -1)
     redis.call('HINCRBY', former_facts, 'v', 1)
-    if redis.call('RPUSH', former_log, move[3]) > max_log then
-      redis.call('LTRIM', former_log, -max_log, -1)
-    end
+    append_log(former, {move[3]})
     own(token, person)
     redis.call('HSET', facts, token, '')
     count(string.sub(token, 1, 1))
@@ -184,15 +232,15 @@ local function apply(plan)
   -- A redelivered event may refuse or flag the same again (plan.repeats): skip entries the
   -- log already ends with. New persons, links and merges are never decided twice.
   if plan.repeats then
-    local recent = {}
-    for _, entry in ipairs(redis.call('LRANGE', log, -50, -1)) do recent[entry] = true end
+    local recent, fresh = {}, {}
+    for _, entry in ipairs(log_of(person, 50)) do recent[entry] = true end
     for _, entry in ipairs(plan.log) do
-      if not recent[entry] then logged = redis.call('RPUSH', log, entry) end
+      if not recent[entry] then fresh[#fresh + 1] = entry end
     end
-  elseif #plan.log > 0 then
-    logged = redis.call('RPUSH', log, unpack(plan.log))
+    append_log(person, fresh)
+  else
+    append_log(person, plan.log)
   end
-  if logged > max_log then redis.call('LTRIM', log, -max_log, -1) end
   -- A merge or a junk flag happens once: if the worker dies before the batch is committed,
   -- the redelivered event finds the graph changed already and must repeat this answer.
   if plan.receipt then
