@@ -21,9 +21,13 @@ How the data is made:
    shop's people with the same kinds of history), and the commands are streamed to Redis over
    one pipelined connection. Graph entries and lookup records are fields of buckets named by
    the first three characters of the identifier's hash (``<p>:{g}:i:<hash[:3]>`` and
-   ``<p>:l:<hash[:3]>``, ``store/keys.py``), and a bucket is no clone's own key: a clone
-   writes each entry (``HSET``) into the bucket its fresh hash names, among the other clones'
-   entries; a lookup record's person id (its first field) is the clone's too.
+   ``<p>:l:<hash[:3]>``, ``store/keys.py``), and so is a person's explain log while it is at
+   most ``LOG_INLINE`` bytes: the person's field of ``<p>:{g}:y:<person[:3]>``, its entries
+   split by ``\\x1e``. A bucket is no clone's own key: a clone writes each entry (``HSET``)
+   into the bucket its fresh hash or person id names, among the other clones' entries; a
+   lookup record's person id (its first field) is the clone's too, and so are the person ids
+   and identifier hashes an explain log's entries name. A longer explain log is a list of
+   its own (``<p>:{g}:x:<person>``), a clone's key like the rest.
 
 ``--verify`` checks steps 1–3 on real Redis for a small shop: the real handlers with the real
 Lua scripts write one keyspace, the bulk path writes another for the same events, and every
@@ -32,13 +36,14 @@ key must agree in type, value, encoding and TTL, and ``MEMORY USAGE`` in total (
 have rehashed it, and how many that takes depends on Redis's random hash seed). Strings a Lua
 script SET one allocation size class (16 B) larger than the same string SET plainly are
 counted apart, outside that tolerance: Redis 7.0 reuses the argument objects of
-``redis.call``, and a SET whose value fits a kept, longer one (an explain entry pushed before)
-stores it. In the small shop most dedupe markers get one (374 of 546, some 25 B each), and
+``redis.call``, and a SET whose value fits a kept, longer one (an explain log written before)
+stores it. In the small shop most dedupe markers get one (433 of 546, some 25 B each), and
 a few redirects: a couple of bytes per person at the default dedupe window that the bulk
-path, and so the figures below, leave out (graph entries and lookup records, fields of a
-bucket's listpack, keep no argument object). Then a clone must equal its template except
-for the renamed ids; its graph entries and lookup records are compared as entries, since
-they share buckets other than the template's.
+path, and so the figures below, leave out (graph entries, lookup records and short explain
+logs, fields of a bucket, keep no argument object: a listpack holds copies of the bytes, and
+so does a bucket turned hash table). Then a clone must equal its template except for the
+renamed ids; its graph entries, lookup records and short explain logs are compared as
+entries, since they share buckets other than the template's.
 
 Dedupe markers (``<p>:d:{person}:<event>``) live ``BESTAND_DEDUPE_TTL_SECONDS``. By default
 the load keeps those a live worker would still hold at the end of the simulated history
@@ -46,13 +51,14 @@ the load keeps those a live worker would still hold at the end of the simulated 
 marker, as right after a backfill of the whole history.
 
 Figures come from Redis: ``MEMORY USAGE <key> SAMPLES 0`` on every key of a sample of clones
-(``--measure-clones``) and on every bucket of graph entries and of lookup records (at most
-64 ** 3 = 262,144 of each, all clones'), and ``INFO memory`` before and after the load
-(after a rehash of the keyspace's table that the load left under way is finished:
-``finish_rehash``). A bucket's bytes count for its entries evenly, each entry for the person
-it belongs to in the least-squares fit. Keys are written under their own prefix (default
-``M``, as short as production's ``b``: the prefix is part of every key) and deleted
-afterwards, the buckets too; the script refuses a prefix that already has keys.
+(``--measure-clones``) and on every bucket of graph entries, of lookup records and of
+explain logs (at most 64 ** 3 = 262,144 of each, all clones'), and ``INFO memory`` before
+and after the load (after a rehash of the keyspace's table that the load left under way is
+finished: ``finish_rehash``). A bucket's bytes count for its entries by their bytes (field
+and value), each entry for the person it belongs to in the least-squares fit. Keys are
+written under their own prefix (default ``M``, as short as production's ``b``: the prefix
+is part of every key) and deleted afterwards, the buckets too; the script refuses a prefix
+that already has keys.
 """
 
 from __future__ import annotations
@@ -85,7 +91,7 @@ from urllib.parse import urlparse
 import orjson
 import redis
 
-from bestand.identity.entries import parse_entry
+from bestand.identity.entries import LOG_SEP, parse_entry
 from bestand.ingest.producer import topic_for
 from bestand.ops.metrics import WorkerMetrics
 from bestand.profile.state import dump_state, load_state
@@ -93,7 +99,7 @@ from bestand.profile.summary import RECORD_SEP, LookupSummary
 from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.store import Scripts
-from bestand.store.keys import BUCKET_CHARS, bucket_field, receipt_suffix, token_of
+from bestand.store.keys import BUCKET_CHARS, LOG_INLINE, bucket_field, receipt_suffix, token_of
 from bestand.stream.messages import Incoming
 from bestand.stream.worker import processor_for
 from resp import script_call
@@ -103,13 +109,15 @@ SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 #: SHA-1 of the Lua scripts the Python ports below mirror; run ``--verify`` when one differs.
 PORTED_SCRIPTS: dict[str, frozenset[str]] = {
     "graph_read": frozenset({"4139aecdc7232550b9b11f410b57e89069fe2f65"}),
-    "graph_apply": frozenset({"11046aadec5e1681d46a02c5d394b4c99edf31fb"}),
-    "erase": frozenset({"615a03b1663ef620cc4e2509865e266e235553a7"}),
+    "graph_apply": frozenset({"8bc1f6346e57ed63979cbd6db85fa88855e3bded"}),
+    "erase": frozenset({"d52c41d6292c7bb8c1d4a7cbeb8adc2df372c86c"}),
     "persons_read": frozenset({"8effcdebc524aa86da284108306baa19fd96f982"}),
     "persons_write": frozenset({"675cf92dfe5c9746da1ce1afb6a8e4d5ae65460e"}),
 }
 
 Value = bytes | dict[bytes, bytes] | set[bytes] | list[bytes]
+#: What splits the entries of a short explain log (``identity/entries.py``).
+_LOG_SEP = LOG_SEP.encode()
 
 
 def _b(value: object) -> bytes:
@@ -485,13 +493,64 @@ def _guard_holds(r: MemoryRedis, k: dict[str, bytes], plan: dict[str, Any]) -> b
     )
 
 
+def _log_bucket(k: dict[str, bytes], person: bytes) -> bytes:
+    """The log bucket of a person (the scripts' ``log_bucket``)."""
+    return k["log_bucket"] + person[: int(k["bucket_chars"])]
+
+
+def _log_of(
+    r: MemoryRedis, k: dict[str, bytes], person: bytes, last: int | None = None
+) -> list[bytes]:
+    """A person's explain entries, the last ``last`` of them (``None``: all): its field of
+    its log bucket split by ``\\x1e`` while short, its list once longer (``log_of``)."""
+    text = r.hget(_log_bucket(k, person), person)
+    if text is None:
+        return r.lrange(k["log"] + person, -last if last else 0, -1)
+    entries = text.split(_LOG_SEP)
+    if last and len(entries) > last:
+        return entries[-last:]
+    return entries
+
+
+def _drop_log(r: MemoryRedis, k: dict[str, bytes], person: bytes) -> None:
+    """Delete a person's explain log in both forms (``drop_log``)."""
+    r.hdel(_log_bucket(k, person), person)
+    r.delete(k["log"] + person)
+
+
+def _append_log(
+    r: MemoryRedis, k: dict[str, bytes], person: bytes, entries: list[bytes], max_log: int
+) -> None:
+    """Append to a person's explain log, keeping the last ``max_log`` entries
+    (``append_log``): a field of its log bucket while the joined entries are at most
+    ``log_inline`` bytes and none holds the separator; else the whole log goes to its list,
+    for good."""
+    if not entries:
+        return
+    long = k["log"] + person
+    if not r.exists(long):
+        bucket = _log_bucket(k, person)
+        text = r.hget(bucket, person)
+        added = _LOG_SEP.join(entries)
+        joined = added if text is None else text + _LOG_SEP + added
+        plain = not any(_LOG_SEP in entry for entry in entries)
+        if plain and len(joined) <= int(k["log_inline"]):
+            every = joined.split(_LOG_SEP)
+            if len(every) > max_log:
+                joined = _LOG_SEP.join(every[-max_log:])
+            r.hset(bucket, [person, joined])
+            return
+        r.hdel(bucket, person)
+        entries = [*([] if text is None else text.split(_LOG_SEP)), *entries]
+    if r.rpush(long, *entries) > max_log:
+        r.ltrim(long, -max_log, -1)
+
+
 def _apply_plan(
     r: MemoryRedis, k: dict[str, bytes], plan: dict[str, Any], max_log: int, describing: bytes
 ) -> None:
     person = plan["person"].encode()
     facts = k["facts"] + person
-    log = k["log"] + person
-    logged = 0  # the log's length after the last entry pushed (0: none pushed)
     for gone_text in plan["absorbed"]:
         gone = gone_text.encode()
         fields: list[bytes] = []
@@ -504,10 +563,9 @@ def _apply_plan(
                 fields += [field, value]
         if fields:
             r.hset(facts, fields)
-        gone_log = k["log"] + gone
-        for entry in r.lrange(gone_log, 0, -1):
-            logged = r.rpush(log, entry)
-        r.delete(gone_log, k["facts"] + gone)
+        _append_log(r, k, person, _log_of(r, k, gone), max_log)
+        _drop_log(r, k, gone)
+        r.delete(k["facts"] + gone)
         r.put(k["redirect"] + gone, person)
         r.hset(k["absorbed"] + person, [gone, b""])
         gone_absorbed = k["absorbed"] + gone
@@ -517,7 +575,7 @@ def _apply_plan(
         r.delete(gone_absorbed)
     for token_text, former_text, entry, moved_at in plan.get("move", ()):
         token, former = token_text.encode(), former_text.encode()
-        former_facts, former_log = k["facts"] + former, k["log"] + former
+        former_facts = k["facts"] + former
         claims = k["claims"] + token
         if not r.exists(claims):
             since = r.hget(former_facts, b"@" + token) or b"0"
@@ -527,8 +585,7 @@ def _apply_plan(
         r.hdel(former_facts, token, b"@" + token)
         r.hincrby(former_facts, token[:1], -1)
         r.hincrby(former_facts, b"v", 1)
-        if r.rpush(former_log, entry.encode()) > max_log:
-            r.ltrim(former_log, -max_log, -1)
+        _append_log(r, k, former, [entry.encode()], max_log)
         _own(r, k, token, person)
         r.hset(facts, [token, b""])
         r.hincrby(facts, token[:1], 1)
@@ -559,16 +616,11 @@ def _apply_plan(
                 r.hdel(owner_facts, token, b"@" + token)
             if owner != person:
                 r.hincrby(owner_facts, b"v", 1)
+    entries = [entry.encode() for entry in plan["log"]]
     if plan.get("repeats"):
-        recent = set(r.lrange(log, -50, -1))
-        for entry_text in plan["log"]:
-            entry = entry_text.encode()
-            if entry not in recent:
-                logged = r.rpush(log, entry)
-    elif plan["log"]:
-        logged = r.rpush(log, *(entry.encode() for entry in plan["log"]))
-    if logged > max_log:
-        r.ltrim(log, -max_log, -1)
+        recent = set(_log_of(r, k, person, 50))
+        entries = [entry for entry in entries if entry not in recent]
+    _append_log(r, k, person, entries, max_log)
     receipt = plan.get("receipt")
     if receipt:
         key = k["receipt"] + receipt["event"].encode()
@@ -602,7 +654,7 @@ def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
             for gone in r.hkeys(k["absorbed"] + person):
                 r.delete(k["redirect"] + gone)
             events: set[str] = set()
-            for entry in r.lrange(k["log"] + person, 0, -1):
+            for entry in _log_of(r, k, person):
                 decoded = parse_entry(entry)
                 if decoded.get("k") == "move":
                     for token in decoded["t"]:
@@ -616,6 +668,7 @@ def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
                 if event and event not in events:
                     events.add(event)
                     r.delete(k["receipt"] + receipt_suffix(event).encode())
+            r.hdel(_log_bucket(k, person), person)
             r.delete(k["log"] + person, k["facts"] + person, k["absorbed"] + person)
             out.append([person, *members])
     return out
@@ -880,7 +933,8 @@ def emulate(events: Sequence[dict[str, Any]], settings: Settings, limits: Limits
 # --------------------------------------------------------------------------------------------
 
 #: Key types in report order: code, label, whether the keys scale with identifiers (a key
-#: per identifier; the buckets of graph entries and lookup records by their entries).
+#: per identifier; the buckets of graph entries and lookup records by their entries; the
+#: buckets of explain logs, a field per person, scale with persons).
 CATEGORIES: tuple[tuple[str, str, bool], ...] = (
     ("graph", "graph entries  <p>:{g}:i:<hash[:3]>, all", True),
     ("lookup", "lookup records  <p>:l:<hash[:3]>, all", True),
@@ -889,7 +943,8 @@ CATEGORIES: tuple[tuple[str, str, bool], ...] = (
     ("junk", "junk flags  <p>:{g}:j:<kind>:<hash>", True),
     ("facts", "graph facts  <p>:{g}:k:<person>", False),
     ("state", "person state  <p>:p:{<person>}", False),
-    ("explain", "explain logs  <p>:{g}:x:<person>", False),
+    ("explain", "explain logs  <p>:{g}:y:<person[:3]>, all", False),
+    ("explain_long", "explain logs, long  <p>:{g}:x:<person>", False),
     ("dedupe", "dedupe markers  <p>:d:{<person>}:<event>", False),
     ("redirect", "redirects  <p>:{g}:r:<person>", False),
     ("absorbed", "absorbed sets  <p>:{g}:a:<person>", False),
@@ -901,7 +956,8 @@ PER_IDENTIFIER = {code for code, _, per_id in CATEGORIES if per_id}
 _GRAPH_CODES = {
     b"i": "graph",
     b"k": "facts",
-    b"x": "explain",
+    b"y": "explain",
+    b"x": "explain_long",
     b"m": "met",
     b"c": "claims",
     b"j": "junk",
@@ -949,13 +1005,16 @@ def _person_in_key(key: bytes, prefix: bytes, kind: str) -> bytes:
 @dataclass(frozen=True)
 class Entry:
     """A field of a bucket hash, as a clone writes it: the bucket is named by the first
-    :data:`BUCKET_CHARS` characters of ``atom``, the field is ``head`` and the rest of it, the
-    value ``holder`` (an atom: a person id; empty for none) and then ``rest``.
+    :data:`BUCKET_CHARS` characters of ``atom``, the field is ``head`` and the rest of it (all
+    of it where ``whole``), the value ``holder`` (an atom: a person id; empty for none) and
+    then ``rest``. A clone renames every atom in the value (``rest`` too).
 
     A graph entry: ``head`` ``<kind>:``, ``atom`` the identifier's hash, ``holder`` the person
     it belongs to. A lookup record: the same field, ``holder`` the record's person id (its
     first field), ``rest`` the record's other fields (no ids: counts, times, channel,
-    interests, consent). ``owner``: the live person the entry counts for.
+    interests, consent). An explain log while short: no ``head``, ``atom`` the person id
+    (``whole``), no ``holder``, ``rest`` its entries split by ``\\x1e`` (they name persons and
+    identifiers). ``owner``: the live person the entry counts for.
     """
 
     head: bytes
@@ -963,20 +1022,31 @@ class Entry:
     holder: bytes
     rest: bytes
     owner: bytes | None
+    whole: bool = False
+
+    @property
+    def field(self) -> bytes:
+        """The field's name."""
+        return self.head + (self.atom if self.whole else self.atom[BUCKET_CHARS:])
 
     @property
     def value(self) -> bytes:
         """The field's value."""
         return self.holder + self.rest
 
+    @property
+    def size(self) -> int:
+        """Bytes of field and value: what the entry's share of its bucket goes by."""
+        return len(self.field) + len(self.value)
+
 
 @dataclass
 class KeyRecord:
     """One key of the template: how to write it and whom it belongs to.
 
-    A bucket (graph entries, lookup records) belongs to nobody: it holds ``entries`` of many
-    persons' identifiers, which a clone writes one by one into the buckets its own hashes
-    name.
+    A bucket (graph entries, lookup records, short explain logs) belongs to nobody: it holds
+    ``entries`` of many persons (their identifiers', or their own), which a clone writes one
+    by one into the buckets its own atoms name.
     """
 
     key: bytes
@@ -986,8 +1056,15 @@ class KeyRecord:
     entries: Sequence[Entry] = ()
 
 
-#: Key types whose keys are buckets: ``<bucket prefix><hash[:BUCKET_CHARS]>``.
-BUCKETED = ("graph", "lookup")
+#: Key types whose keys are buckets: ``<bucket prefix><atom[:BUCKET_CHARS]>``, the atom an
+#: identifier's hash (graph entries, lookup records) or a person id (short explain logs).
+BUCKETED = ("graph", "lookup", "explain")
+
+
+def _entry_name(code: str, bucket: bytes, name: bytes) -> bytes:
+    """What a field of a bucket stands for: the identifier (``kind:hash``) of a graph entry
+    or lookup record, the person of an explain log (``bucket``: the bucket's suffix)."""
+    return name if code == "explain" else _token_of(bucket, name)
 
 
 def _pad_of(record: KeyRecord) -> bytes | None:
@@ -1002,7 +1079,7 @@ def bucket_record(
     key: bytes, category: str, entries: Sequence[Entry], pad: bytes | None = None
 ) -> KeyRecord:
     """A bucket of ``entries`` (``pad``: see :func:`_pad_of`)."""
-    fields = [item for e in entries for item in (e.head + e.atom[BUCKET_CHARS:], e.value)]
+    fields = [item for e in entries for item in (e.field, e.value)]
     commands = [[b"HSET", key, *fields]]
     if pad is not None:
         commands[0] += [_PAD, pad]
@@ -1083,7 +1160,8 @@ def keyspace(
 
 def _attribute(records: list[KeyRecord], store: MemoryRedis, p: bytes) -> None:
     """Give every key the live person it belongs to (junk flags, buckets and the value set:
-    nobody), and every entry of a bucket (graph entry, lookup record) its live owner."""
+    nobody), and every entry of a bucket (graph entry, lookup record, explain log) its live
+    owner."""
     graph = p + b":{g}:"
 
     def owner_of(token: bytes) -> bytes | None:
@@ -1107,6 +1185,9 @@ def _attribute(records: list[KeyRecord], store: MemoryRedis, p: bytes) -> None:
             held = cast(dict[bytes, bytes], store.data[record.key])
             entries = []
             for name, value in held.items():
+                if kind == "explain":  # a person's short log
+                    entries.append(Entry(b"", name, b"", value, live(name), whole=True))
+                    continue
                 token = _token_of(bucket, name)
                 holder = value.split(_SEP, 1)[0]  # a graph entry's value is its person
                 # A lookup record counts for the person its identifier belongs to, or, where
@@ -1200,6 +1281,20 @@ def compile_commands(commands: Iterable[Sequence[bytes]], index: dict[bytes, int
 Piece = bytes | int
 
 
+def _pieces(data: bytes, index: dict[bytes, int]) -> list[Piece]:
+    """``data`` as pieces: a hole for every maximal ``[A-Za-z0-9_-]`` run in ``index``, the
+    bytes between as they are (what :func:`compile_commands` renames in an argument)."""
+    pieces: list[Piece] = []
+    position = 0
+    for match in _RUN.finditer(data):
+        atom = index.get(match.group())
+        if atom is not None:
+            pieces += [data[position : match.start()], atom]
+            position = match.end()
+    pieces.append(data[position:])
+    return pieces
+
+
 def compile_pieces(
     commands: Iterable[Sequence[Sequence[Piece]]], lengths: Sequence[int]
 ) -> Compiled:
@@ -1231,12 +1326,13 @@ def compile_pieces(
 class Buckets:
     """The entries of one bucketed key type (``BUCKETED``) and how a clone writes them.
 
-    A bucket is named by a few characters of a hash, no atom of its own: a clone writes each
+    A bucket is named by a few characters of an atom, no atom of its own: a clone writes each
     entry (``HSET <prefix><head> <kind>:<tail> <holder><rest>``, head and tail the two parts
-    of its hash) into the bucket its fresh hash names, among other clones' entries. A template
-    bucket whose history made it a hash table (``_pad_of``) makes the bucket of its first
-    entry one too (a long field written and deleted; with the template's own ids, the same
-    bucket).
+    of its hash; an explain log: ``HSET <prefix><head> <head><tail> <entries>``, head and tail
+    the two parts of its person id, every atom in the entries renamed) into the bucket its
+    fresh atom names, among other clones' entries. A template bucket whose history made it a
+    hash table (``_pad_of``) makes the bucket of its first entry one too (a long field written
+    and deleted; with the template's own ids, the same bucket).
     """
 
     code: str
@@ -1254,9 +1350,9 @@ class Buckets:
 class Template:
     """The template keyspace, ready to be written as any number of clones.
 
-    The buckets (graph entries, lookup records) are not written as keys: every clone writes
-    its entries into the buckets its hashes name (``buckets``), and the value set is one key
-    all clones share (``shared``).
+    The buckets (graph entries, lookup records, short explain logs) are not written as keys:
+    every clone writes its entries into the buckets its atoms name (``buckets``), and the
+    value set is one key all clones share (``shared``).
     """
 
     def __init__(
@@ -1290,8 +1386,9 @@ class Template:
             for r in group:
                 for e in r.entries:
                     head = half[index[e.atom]]
-                    value: list[Piece] = [index[e.holder], e.rest] if e.holder else [e.rest]
-                    commands.append([[b"HSET"], [bucket_prefix, head], [e.head, head + 1], value])
+                    field: list[Piece] = [e.head, head, head + 1] if e.whole else [e.head, head + 1]
+                    value = _pieces(e.value, index)
+                    commands.append([[b"HSET"], [bucket_prefix, head], field, value])
             for r in group:
                 pad = _pad_of(r)
                 if pad is not None:
@@ -1329,14 +1426,17 @@ class Template:
         self.live = list(live)
         self.persons = {person: n for n, person in enumerate(live)}
         self.owner_of = [self.persons.get(r.owner, -1) if r.owner else -1 for r in self.own]
-        #: bucketed key type -> entries each live person owns
+        #: bucketed key type -> entries each live person owns, and their bytes (``size``)
         self.entries_of: dict[str, list[int]] = {}
+        self.sizes_of: dict[str, list[int]] = {}
         for code, kept in self.buckets.items():
             counts = self.entries_of[code] = [0] * len(live)
+            sizes = self.sizes_of[code] = [0] * len(live)
             for entry in kept.entries:
                 n = self.persons.get(entry.owner, -1) if entry.owner else -1
                 if n >= 0:
                     counts[n] += 1
+                    sizes[n] += entry.size
         self.identifiers = self.entries_of.get("graph", [0] * len(live))
         self.customers = [
             self.persons[member]
@@ -1606,6 +1706,8 @@ class Measurement:
     persons: int
     identifiers: int
     lookup_records: int
+    #: explain logs kept short, as fields of log buckets (the longer ones are lists)
+    short_logs: int
     keys: int
     load_seconds: float
     commands: int
@@ -1613,8 +1715,8 @@ class Measurement:
     before: dict[str, float]
     after: dict[str, float]
     #: category -> (keys, estimated bytes, min and max bytes per measured clone); the buckets
-    #: (graph, lookup), which clones share: every one measured, an even share per clone as min
-    #: and max
+    #: (graph, lookup, explain), which clones share: every one measured, an even share per
+    #: clone as min and max
     categories: dict[str, tuple[int, float, int, int]]
     encodings: dict[str, dict[str, int]]
     fit: tuple[float, float, float]  # a, b, r2 (MEMORY USAGE plus keyspace overhead per key)
@@ -1786,6 +1888,7 @@ def _summarize(
         persons=len(template.persons) * clones,
         identifiers=len(template.entries) * clones,
         lookup_records=template.counts.get("lookup", 0) * clones,
+        short_logs=template.counts.get("explain", 0) * clones,
         keys=own_keys + sum(map(len, bucket_sizes.values())) + (1 if template.shared else 0),
         load_seconds=seconds,
         commands=commands,
@@ -1799,12 +1902,13 @@ def _summarize(
     )
     # Per-person sums for the fit: every key's MEMORY USAGE plus its share of what
     # MEMORY USAGE leaves out (keyspace tables, expires), the value set per customer, the
-    # buckets (with their share) per entry: graph entries and lookup records to their owners.
+    # buckets (with their share) by the bytes of their entries: graph entries, lookup records
+    # and short explain logs to their owners.
     overhead = max(0.0, measurement.delta - measurement.usage_total) / max(1, measurement.keys)
     value_share = values_bytes / max(1, len(template.customers) * clones)
-    entry_shares = {
+    byte_shares = {
         code: (sum(sizes) + overhead * len(sizes))
-        / max(1, len(template.buckets[code].entries) * clones)
+        / max(1, sum(e.size for e in template.buckets[code].entries) * clones)
         for code, sizes in bucket_sizes.items()
     }
     xs: list[float] = []
@@ -1816,9 +1920,9 @@ def _summarize(
                 person_bytes[owner] += size + overhead
         for owner in template.customers:
             person_bytes[owner] += value_share
-        for code, per_entry in entry_shares.items():
-            for owner, count in enumerate(template.entries_of[code]):
-                person_bytes[owner] += count * per_entry
+        for code, per_byte in byte_shares.items():
+            for owner, size in enumerate(template.sizes_of[code]):
+                person_bytes[owner] += size * per_byte
         xs += [float(n) for n in template.identifiers]
         ys += person_bytes
     measurement.fit = _least_squares(xs, ys)
@@ -1950,13 +2054,49 @@ def _state_without_ids(records: list[KeyRecord], prefix: str) -> list[KeyRecord]
     return out
 
 
+def _logs(records: Sequence[KeyRecord]) -> Iterator[tuple[bytes, list[bytes], bytes | None]]:
+    """Every explain log of the keyspace, short (a bucket's field) or long (a list): person,
+    entries, owner."""
+    for r in records:
+        if r.category == "explain":
+            for e in r.entries:
+                yield e.atom, e.rest.split(_LOG_SEP), e.owner
+        elif r.category == "explain_long":
+            yield r.key.rsplit(b":", 1)[1], r.commands[0][2:], r.owner
+
+
+def _with_logs(
+    records: list[KeyRecord], prefix: str, change: Callable[[list[bytes]], list[bytes]]
+) -> list[KeyRecord]:
+    """The keyspace with every explain log's entries changed, each log kept as the scripts
+    would keep it had its entries always been so: a field of its log bucket while at most
+    ``LOG_INLINE`` bytes (and no entry holds ``\\x1e``), a list if longer, none if empty."""
+    graph = f"{prefix}:{{g}}:".encode()
+    buckets: dict[bytes, list[Entry]] = defaultdict(list)
+    lists: list[KeyRecord] = []
+    for person, entries, owner in _logs(records):
+        kept = change(entries)
+        if not kept:
+            continue
+        joined = _LOG_SEP.join(kept)
+        if len(joined) <= LOG_INLINE and not any(_LOG_SEP in entry for entry in kept):
+            entry = Entry(b"", person, b"", joined, owner, whole=True)
+            buckets[graph + b"y:" + person[:BUCKET_CHARS]].append(entry)
+        else:
+            key = graph + b"x:" + person
+            lists.append(KeyRecord(key, "explain_long", [[b"RPUSH", key, *kept]], owner))
+    out = [r for r in records if r.category not in ("explain", "explain_long")]
+    out += lists
+    out += [bucket_record(key, "explain", entries) for key, entries in buckets.items()]
+    return out
+
+
 def _rule_codes(records: list[KeyRecord]) -> dict[str, str]:
     """A two-letter code for every rule text, the most frequent first."""
     rules = Counter(
         str(parse_entry(entry).get("r", ""))
-        for r in records
-        if r.category == "explain"
-        for entry in r.commands[0][2:]
+        for _, entries, _ in _logs(records)
+        for entry in entries
     )
     letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
     return {
@@ -1968,33 +2108,28 @@ def _rule_codes(records: list[KeyRecord]) -> dict[str, str]:
 def _explain_compact(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
     """Explain entries as ``k event at tokens rule via other`` with a code for the rule text."""
     codes = _rule_codes(records)
-    out = []
-    for r in records:
-        if r.category == "explain":
-            entries = []
-            for raw in r.commands[0][2:]:
-                e = parse_entry(raw)
-                parts = [
-                    e["k"][0], e["e"], str(e["at"]), ",".join(e.get("t", [])),
-                    codes[str(e.get("r", ""))], e.get("via") or "", e.get("o") or "",
-                ]  # fmt: skip
-                entries.append(" ".join(parts).rstrip().encode())
-            r = replace(r, commands=[[b"RPUSH", r.key, *entries]])
-        out.append(r)
-    return out
+
+    def compact(entries: list[bytes]) -> list[bytes]:
+        out = []
+        for raw in entries:
+            e = parse_entry(raw)
+            parts = [
+                e["k"][0], e["e"], str(e["at"]), ",".join(e.get("t", [])),
+                codes[str(e.get("r", ""))], e.get("via") or "", e.get("o") or "",
+            ]  # fmt: skip
+            out.append(" ".join(parts).rstrip().encode())
+        return out
+
+    return _with_logs(records, prefix, compact)
 
 
 def _explain_without_links(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
     """Only merges, refusals and junk flags in the explain log (not ``new`` and ``link``)."""
-    out = []
-    for r in records:
-        if r.category == "explain":
-            kept = [e for e in r.commands[0][2:] if parse_entry(e)["k"] not in ("new", "link")]
-            if not kept:
-                continue
-            r = replace(r, commands=[[b"RPUSH", r.key, *kept]])
-        out.append(r)
-    return out
+
+    def without_links(entries: list[bytes]) -> list[bytes]:
+        return [e for e in entries if parse_entry(e)["k"] not in ("new", "link")]
+
+    return _with_logs(records, prefix, without_links)
 
 
 def _dedupe_per_person(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
@@ -2147,6 +2282,7 @@ def as_json(m: Measurement, template: TemplateInfo) -> dict[str, Any]:
         "identifiers": m.identifiers,
         "identifiers_per_person": m.identifiers / m.persons,
         "lookup_records": m.lookup_records,
+        "short_logs": m.short_logs,
         "keys": m.keys,
         "clones": m.clones,
         "template": template.__dict__,
@@ -2231,6 +2367,13 @@ def print_report(m: Measurement, template: TemplateInfo) -> None:
         f"  lookup records: {m.lookup_records:,} fields of {buckets:,} buckets (MEMORY USAGE of "
         f"every bucket), {lookup_bytes / max(1, m.lookup_records):.1f} B per record"
     )
+    buckets, log_bytes, _, _ = m.categories["explain"]
+    lists, list_bytes, _, _ = m.categories["explain_long"]
+    print(
+        f"  explain logs: {m.short_logs:,} fields of {buckets:,} buckets (MEMORY USAGE of every "
+        f"bucket), {log_bytes / max(1, m.short_logs):.1f} B per log; {lists:,} longer logs as "
+        f"lists, {list_bytes / max(1, lists):,.0f} B per log"
+    )
     print(
         f"\n  bytes per person: {m.delta / m.persons:,.0f} (used_memory delta / live persons); "
         f"per person of the shop: {m.delta / m.people:,.0f}"
@@ -2285,6 +2428,8 @@ def markdown(results: dict[str, Any]) -> str:
     model = base["model"]
     graph = next(row for row in base["breakdown"] if row["type"] == "graph")
     lookup = next(row for row in base["breakdown"] if row["type"] == "lookup")
+    logs = next(row for row in base["breakdown"] if row["type"] == "explain")
+    long_logs = next(row for row in base["breakdown"] if row["type"] == "explain_long")
     lines += [
         f"| sum of MEMORY USAGE | {base['keys']:,} | {_mb(totals['memory_usage_sum'])} | | | | | |",
         f"| INFO used_memory delta | | {_mb(totals['used_memory_delta'])} | | | | | |",
@@ -2292,7 +2437,10 @@ def markdown(results: dict[str, Any]) -> str:
         f"Graph entries: {base['identifiers']:,} fields of {graph['keys']:,} buckets (`MEMORY "
         f"USAGE` of every bucket), {graph['bytes_per_identifier']:.1f} B per entry. Lookup "
         f"records: {base['lookup_records']:,} fields of {lookup['keys']:,} buckets, "
-        f"{lookup['bytes'] / max(1, base['lookup_records']):.1f} B per record.",
+        f"{lookup['bytes'] / max(1, base['lookup_records']):.1f} B per record. Explain logs: "
+        f"{base['short_logs']:,} fields of {logs['keys']:,} buckets, "
+        f"{logs['bytes'] / max(1, base['short_logs']):.1f} B per log; {long_logs['keys']:,} "
+        f"longer logs as lists, {long_logs['bytes_per_key']:,.0f} B per log.",
         "",
         f"Bytes per live person: **{totals['bytes_per_person']:,.0f}** (used_memory delta).",
         "",
@@ -2630,7 +2778,7 @@ def _without_buckets(
     keys: dict[bytes, Seen], prefix: str
 ) -> tuple[dict[bytes, Seen], dict[str, dict[bytes, bytes]]]:
     """The keys but the buckets, and the entries those hold by key type (graph: token ->
-    person, lookup: token -> record)."""
+    person, lookup: token -> record, explain: person -> its entries)."""
     p = prefix.encode()
     rest: dict[bytes, Seen] = {}
     entries: dict[str, dict[bytes, bytes]] = {code: {} for code in BUCKETED}
@@ -2640,7 +2788,7 @@ def _without_buckets(
             rest[key] = seen
             continue
         for name, value in cast(dict[bytes, bytes], seen.value).items():
-            entries[code][_token_of(key[-BUCKET_CHARS:], name)] = value
+            entries[code][_entry_name(code, key[-BUCKET_CHARS:], name)] = value
     return rest, entries
 
 
@@ -2693,8 +2841,8 @@ def verify(url: str, args: argparse.Namespace) -> bool:
         cloned = snapshot(client, prefix)
         _unlink_all(client, cloned)
         back = dict(zip(fresh, template.atoms, strict=True))
-        # A clone's graph entries and lookup records share buckets other than its
-        # template's: compared as entries, the other keys key by key.
+        # A clone's graph entries, lookup records and short explain logs share buckets
+        # other than its template's: compared as entries, the other keys key by key.
         bulk_keys, bulk_entries = _without_buckets(by_bulk, prefix)
         cloned_keys, cloned_entries = _without_buckets(cloned, prefix)
         renamed = {

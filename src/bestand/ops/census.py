@@ -18,10 +18,14 @@ from bestand.store import Keys
 
 @dataclass(frozen=True)
 class Counts:
-    """Persons (those with graph facts) and identifiers (graph entries)."""
+    """Persons (those with graph facts) and identifiers (graph entries); how many graph
+    buckets hold them and the most one holds (past ``hash-max-listpack-entries``, 128 by
+    default, Redis keeps a bucket as a hash table: about 30 bytes more an entry)."""
 
     persons: int
     identifiers: int
+    buckets: int = 0
+    fullest: int = 0
 
 
 def kind_of(key: bytes | str, keys: Keys) -> str | None:
@@ -47,6 +51,8 @@ class Census:
         self._cursor = 0
         self._persons = 0
         self._identifiers = 0
+        self._buckets = 0
+        self._fullest = 0
         self.last: Counts | None = None  # the totals of the last complete pass
 
     async def step(self) -> Counts | None:
@@ -65,10 +71,13 @@ class Census:
             async with self._client.pipeline(transaction=False) as pipe:
                 for key in buckets:
                     pipe.hlen(key)
-                self._identifiers += sum(int(n) for n in await pipe.execute())
+                sizes = [int(n) for n in await pipe.execute()]
+            self._identifiers += sum(sizes)
+            self._buckets += len(sizes)
+            self._fullest = max(self._fullest, *sizes)
         self._cursor = int(cursor)
         if self._cursor != 0:
             return None
-        self.last = Counts(self._persons, self._identifiers)
-        self._persons = self._identifiers = 0
+        self.last = Counts(self._persons, self._identifiers, self._buckets, self._fullest)
+        self._persons = self._identifiers = self._buckets = self._fullest = 0
         return self.last

@@ -186,6 +186,17 @@ class WorkerMetrics(Metrics):
             "Identifiers in the identity graph, as of the last complete count.",
             registry=self.registry,
         )
+        self.graph_buckets = Gauge(
+            "bestand_graph_buckets",
+            "Bucket hashes the identity graph's entries are fields of, as of the last count.",
+            registry=self.registry,
+        )
+        self.graph_bucket_entries_max = Gauge(
+            "bestand_graph_bucket_entries_max",
+            "Most entries one graph bucket holds, as of the last count (past Redis's "
+            "hash-max-listpack-entries a bucket is a hash table).",
+            registry=self.registry,
+        )
         self.redis_memory = Gauge(
             "bestand_redis_used_memory_bytes",
             "Redis INFO used_memory of the state store.",

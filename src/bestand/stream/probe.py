@@ -78,6 +78,8 @@ class WorkerProbe:
             if counted is not None:
                 metrics.persons.set(counted.persons)
                 metrics.identifiers.set(counted.identifiers)
+                metrics.graph_buckets.set(counted.buckets)
+                metrics.graph_bucket_entries_max.set(counted.fullest)
             ttl = ttl_seconds(self._settings.ops_interval_seconds)
             await self._client.set(self._keys.heartbeat(self.name), beat.dumps(), ex=ttl)
             metrics.heartbeat.set(now)
