@@ -4,10 +4,11 @@
 atomically; person state and its dedupe keys share the person's slot; lookup buckets have no
 hash tag, spread over the cluster, so the hot read path scales out.
 
-Graph entries (identifier -> person) and lookup records (identifier -> summary) are fields
-of bucket hashes named by the first :data:`BUCKET_CHARS` characters of the identifier's
-hash, as Instagram kept its 300 million mappings: a key each cost about 60 bytes of Redis's
-own besides its data and a keyspace entry; a field of a bucket's listpack a few bytes
+Graph entries (identifier -> person), lookup records (identifier -> summary) and short
+explain logs (person -> entries) are fields of bucket hashes named by the first
+:data:`BUCKET_CHARS` characters of the identifier's hash or the person's id, as Instagram
+kept its 300 million mappings: a key each cost about 60 bytes of Redis's own besides its
+data and a keyspace entry; a field of a bucket's listpack a few bytes
 (``bench/bucket_keys.py``, ``bench/memory.py``). A read is still one command (``HGET``).
 
 A person's identifiers are fields of its facts hash (empty values), and the graph's sets are
@@ -44,8 +45,9 @@ the memory, besides a key of its own (``bench/memory.py``).
 | ``<p>:layout`` | string | the layout of these keys the store holds (``store/layout.py``) |
 | ``<p>:hb:<worker>`` | string | a worker's heartbeat: JSON of its state, expires (TTL) |
 
-The Lua scripts build no key names of their own: they get the prefixes from
-:meth:`Keys.graph_schema` and :meth:`Keys.person_schema`, and append the ids they hold.
+The Lua scripts build no key names of their own: they get the prefixes and the width of a
+bucket's name (``bucket_chars``) from :meth:`Keys.graph_schema` and
+:meth:`Keys.person_schema`, and append the ids they hold, or a bucket's characters of them.
 """
 
 from __future__ import annotations
