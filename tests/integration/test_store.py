@@ -577,6 +577,50 @@ def test_the_store_counts_what_its_writes_put_into_redis(redis_url: str, fold: s
     assert counted == {"person_state": 3, "lookup_record": 5, "dedupe_marker": 3}
 
 
+#: The buckets a layout-5 store keeps per identifier (by its hash) and per person (by its id).
+_BY_TOKEN, _BY_PERSON = ("i", "l", "m"), ("r", "a")
+
+
+def _prefixes(pipeline: Pipeline) -> list[tuple[str, str]]:
+    g, p = pipeline.keys.graph, pipeline.keys.prefix
+    return [(f"{g}:i:", "i"), (f"{p}:l:", "l"), (f"{g}:m:", "m"), (f"{g}:r:", "r"),
+            (f"{g}:a:", "a")]  # fmt: skip
+
+
+async def _bucket_fields(pipeline: Pipeline) -> dict[tuple[str, str], bytes]:
+    """Every field of the store's buckets but the explain logs': (prefix, its identifier or
+    person) -> value."""
+    out: dict[tuple[str, str], bytes] = {}
+    for prefix, letter in _prefixes(pipeline):
+        async for key in pipeline.client.scan_iter(match=f"{prefix}*"):
+            name = key.decode().removeprefix(prefix)
+            assert len(name) <= 3, f"a key of its own: {key!r}"
+            for field, value in (await pipeline.client.hgetall(key)).items():
+                named = field.decode()
+                out[prefix, token_of(name, named) if letter in _BY_TOKEN else named] = value
+    return out
+
+
+async def _as_layout_4(pipeline: Pipeline) -> None:
+    """Turn a store's buckets into the keys layouts 3 and 4 kept: a string or a set (hash of
+    member -> '') per identifier or person, and every explain log a list."""
+    client = pipeline.client
+    for (prefix, name), value in (await _bucket_fields(pipeline)).items():
+        if prefix.endswith((":m:", ":a:")):
+            await client.hset(prefix + name, mapping=dict.fromkeys(value.split(b","), ""))
+        else:
+            await client.set(prefix + name, value)
+    for prefix, _ in _prefixes(pipeline):
+        for key in [k async for k in client.scan_iter(match=f"{prefix}*")]:
+            if len(key.decode().removeprefix(prefix)) <= 3:
+                await client.delete(key)
+    logs = f"{pipeline.keys.graph}:y:"
+    for key in [k async for k in client.scan_iter(match=f"{logs}*")]:
+        for person, text in (await client.hgetall(key)).items():
+            await client.rpush(pipeline.keys.merge_log(person.decode()), *text.split(b"\x1e"))
+        await client.delete(key)
+
+
 async def _lookup_tokens(pipeline: Pipeline) -> list[str]:
     """The identifiers that have a lookup record (fields of the lookup buckets)."""
     prefix = pipeline.keys.lookups
@@ -716,33 +760,20 @@ def test_a_layout_3_store_goes_on_where_it_stood(redis_url: str) -> None:
             if blob:
                 person = key.decode().split("{", 1)[1].rstrip("}")
                 await first.client.hset(key, "s", _as_layout_3(load_state(person, blob)))
-        # Layouts 3 and 4 kept a graph entry and a lookup record as a key each.
-        entries: dict[tuple[str, str], bytes] = {}
-        for prefix in (first.keys.buckets, first.keys.lookups):
-            for key in [k.decode() async for k in first.client.scan_iter(match=f"{prefix}*")]:
-                for field, value in (await first.client.hgetall(key)).items():
-                    token = token_of(key.removeprefix(prefix), field.decode())
-                    entries[prefix, token] = value
-                    await first.client.set(prefix + token, value)
-                await first.client.delete(key)
+        # Layouts 3 and 4 kept a key per identifier or person where this layout keeps a
+        # bucket's field, and every explain log as a list.
+        entries = await _bucket_fields(first)
+        person_a = str(before["person_id"])
+        history = (await first.graph.explain(person_a)).history  # type: ignore[union-attr]
+        await _as_layout_4(first)
         await first.client.set(first.keys.layout, 3)
         await first.client.aclose()
         # A worker of this release starts on it: a processor of its own, nothing cached.
         later = Pipeline(redis_url, prefix=first.keys.prefix)
         await ensure_layout(later.client, later.keys)
-        moved = {
-            (prefix, token): await later.client.hget(
-                *(later.keys.entry if prefix == later.keys.buckets else later.keys.lookup_entry)(
-                    token
-                )
-            )
-            for prefix, token in entries
-        }
-        left = [
-            key
-            for prefix in (later.keys.buckets, later.keys.lookups)
-            async for key in later.client.scan_iter(match=f"{prefix}?:*")
-        ]
+        moved = await _bucket_fields(later)
+        logs = [k async for k in later.client.scan_iter(match=f"{later.keys.graph}:x:*")]
+        read = (await later.graph.explain(person_a)).history  # type: ignore[union-attr]
         api = create_api(later.settings, later.client)
         untouched = await api.service.classification("st-o7")  # read from its JSON state
         await later.feed([order(6, email="a@example.com")])  # the fold reads a's JSON state
@@ -751,7 +782,9 @@ def test_a_layout_3_store_goes_on_where_it_stood(redis_url: str) -> None:
             "before": before["orders_count"],
             "after": (await later.answer("email", "a@example.com"))["orders_count"],
             "untouched": untouched,
-            "entries": (entries, moved, left),
+            "entries": (entries, moved),
+            "logs": (history, read, logs),
+            "explained": (await later.graph.explain(person_a)).history,  # type: ignore[union-attr]
             "blobs": [b for key in states if (b := await later.client.hget(key, "s"))],
         }
         await later.client.aclose()
@@ -759,11 +792,15 @@ def test_a_layout_3_store_goes_on_where_it_stood(redis_url: str) -> None:
 
     out = asyncio.run(go())
     assert out["mark"] == str(LAYOUT).encode()
-    entries, moved, left = out["entries"]
-    assert len([p for p, _ in entries if ":l:" in p]) >= 3
-    assert len([p for p, _ in entries if ":{g}:i:" in p]) > 5
-    assert moved == entries  # every entry and record in its bucket, with its value
-    assert left == []  # and no key of its own left
+    entries, moved = out["entries"]
+    kinds = {prefix.rsplit(":", 2)[-2] for prefix, _ in entries}
+    assert kinds == {"i", "l", "m", "r", "a"}  # entries, records, meetings, redirects, absorbed
+    assert moved == entries  # every one back in its bucket, with its value, no key of its own
+    history, read, logs = out["logs"]
+    assert len(logs) >= 2  # the explain logs stayed lists, read as long ones
+    assert read == history
+    assert out["explained"][: len(history)] == history
+    assert len(out["explained"]) > len(history)  # the new order's entry, appended to the list
     assert out["after"] == out["before"] + 1
     assert out["untouched"] is not None
     assert (out["untouched"]["classification"], out["untouched"]["orders_before"]) == ("new", 0)

@@ -147,7 +147,7 @@ impl Graph<'_> {
 
     /// The log bucket of a person: its explain log is its field there while short (`keys.py`).
     fn log_bucket(&self, person: &[u8]) -> *mut RString {
-        self.key(&self.k.log_bucket, &person[..self.k.bucket_chars.min(person.len())])
+        self.person_bucket(&self.k.log_bucket, person)
     }
 
     /// A person's explain entries (the last `last` of them, or all): its field of its log
@@ -213,10 +213,49 @@ impl Graph<'_> {
         self.store.hdel_bytes(self.store.string(&bucket), &[&field])
     }
 
+    /// The bucket of a person's field under `prefix` (redirects, absorbed persons, logs).
+    fn person_bucket(&self, prefix: &[u8], person: &[u8]) -> *mut RString {
+        self.key(prefix, &person[..self.k.bucket_chars.min(person.len())])
+    }
+
+    /// The person a merged-away person went into.
+    fn redirect_of(&self, person: &[u8]) -> Outcome<Option<Vec<u8>>> {
+        self.store.hget(self.person_bucket(&self.k.redirect, person), person)
+    }
+
+    /// The members of a set kept as a bucket's field (joined by ',').
+    fn members(&self, key: *mut RString, field: &[u8]) -> Outcome<Vec<Vec<u8>>> {
+        Ok(match self.store.hget(key, field)? {
+            Some(value) => value.split(|&b| b == b',').filter(|m| !m.is_empty()).map(|m| m.to_vec()).collect(),
+            None => Vec::new(),
+        })
+    }
+
+    /// Add a member to a set kept as a bucket's field, unless it holds it already.
+    fn add_member(&self, key: *mut RString, field: &[u8], member: &[u8]) -> Outcome<()> {
+        let value = self.store.hget(key, field)?;
+        if let Some(value) = &value {
+            if value.split(|&b| b == b',').any(|held| held == member) {
+                return Ok(());
+            }
+        }
+        let joined = match value {
+            Some(value) => [&value[..], b",", member].concat(),
+            None => member.to_vec(),
+        };
+        self.store.hset_bytes(key, &[(field, &joined)])
+    }
+
+    /// The bucket and field of an identifier's meetings.
+    fn met_entry(&self, token: &[u8]) -> (*mut RString, Vec<u8>) {
+        let (bucket, field) = entry(&self.k.met, self.k.bucket_chars, token);
+        (self.store.string(&bucket), field)
+    }
+
     /// Where a person lives now: redirects followed (at most 32).
     fn live(&self, mut person: Vec<u8>) -> Outcome<Vec<u8>> {
         for _ in 0..32 {
-            match self.store.get(self.key(&self.k.redirect, &person))? {
+            match self.redirect_of(&person)? {
                 Some(next) => person = next,
                 None => return Ok(person),
             }
@@ -253,7 +292,8 @@ pub fn graph_read(store: &Store) -> Outcome<Reply> {
     let mut member_seen: HashSet<Vec<u8>> = HashSet::new();
     for i in 0..n {
         let met = if owners[i].is_some() || junk[i].is_some() {
-            store.hkeys(graph.key(&k.met, tokens[i]))?
+            let (bucket, field) = graph.met_entry(tokens[i]);
+            graph.members(bucket, &field)?
         } else {
             Vec::new()
         };
@@ -265,9 +305,8 @@ pub fn graph_read(store: &Store) -> Outcome<Reply> {
         met_read.push(met);
     }
     let mut went: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
-    let targets = store.mget(&members.iter().map(|m| graph.key(&k.redirect, m)).collect::<Vec<_>>())?;
-    for (member, target) in members.iter().zip(targets) {
-        if let Some(target) = target {
+    for member in &members {
+        if let Some(target) = graph.redirect_of(member)? {
             went.insert(member.clone(), graph.live(target)?);
         }
     }
@@ -448,15 +487,15 @@ fn apply(graph: &Graph, plan: &Value, max_log: usize, describing: &[u8]) -> Outc
         graph.append_log(&person, &graph.log_of(&gone, None)?, max_log)?;
         graph.drop_log(&gone)?;
         store.del(gone_facts_key);
-        store.set(graph.key(&k.redirect, &gone), &person, None)?;
-        let absorbed = graph.key(&k.absorbed, &person);
-        store.hset_bytes(absorbed, &[(&gone, b"")])?;
-        let gone_absorbed = graph.key(&k.absorbed, &gone);
-        for older in store.hkeys(gone_absorbed)? {
-            store.set(graph.key(&k.redirect, &older), &person, None)?;
-            store.hset_bytes(absorbed, &[(&older, b"")])?;
+        let absorbed = graph.person_bucket(&k.absorbed, &person);
+        store.hset_bytes(graph.person_bucket(&k.redirect, &gone), &[(&gone, &person)])?;
+        graph.add_member(absorbed, &person, &gone)?;
+        let gone_absorbed = graph.person_bucket(&k.absorbed, &gone);
+        for older in graph.members(gone_absorbed, &gone)? {
+            store.hset_bytes(graph.person_bucket(&k.redirect, &older), &[(&older, &person)])?;
+            graph.add_member(absorbed, &person, &older)?;
         }
-        store.del(gone_absorbed);
+        store.hdel_bytes(gone_absorbed, &[&gone])?;
     }
     // Kinds counted in the order they first appear, as the script's table happens to: the
     // order only decides where a new count field lands in the facts hash.
@@ -503,7 +542,8 @@ fn apply(graph: &Graph, plan: &Value, max_log: usize, describing: &[u8]) -> Outc
     let describe = texts(plan.get("describe"))?;
     store.hset_bytes(facts, &describe.iter().map(|t| (&t[..], &b"1"[..])).collect::<Vec<_>>())?;
     for pair in rows(plan.get("met")) {
-        store.hset_bytes(graph.key(&k.met, &at(pair, 0)?), &[(&at(pair, 1)?, b"")])?;
+        let (bucket, field) = graph.met_entry(&at(pair, 0)?);
+        graph.add_member(bucket, &field, &at(pair, 1)?)?;
     }
     for pair in rows(plan.get("flag")) {
         let token = at(pair, 0)?;

@@ -20,8 +20,8 @@ type Command = fn(&Store) -> Outcome<Reply>;
 /// is that of the script it ships, so a module built from other sources is never used in
 /// place of the script; change a script, and its command here, and the SHA-1 together.
 const MIRRORS: [(&str, &str); 4] = [
-    ("graph_read", "4139aecdc7232550b9b11f410b57e89069fe2f65"),
-    ("graph_apply", "8bc1f6346e57ed63979cbd6db85fa88855e3bded"),
+    ("graph_read", "fb35b393221e2eb8944a843235bf873e845bacb3"),
+    ("graph_apply", "cc1507e38fc365fc8f013f5226b079401d0de7b2"),
     ("persons_read", "8effcdebc524aa86da284108306baa19fd96f982"),
     ("persons_write", "675cf92dfe5c9746da1ce1afb6a8e4d5ae65460e"),
 ];

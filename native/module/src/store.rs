@@ -270,11 +270,6 @@ impl Store {
         }
     }
 
-    /// The fields of a hash (`HKEYS`), in Redis's order.
-    pub fn hkeys(&self, name: *mut RString) -> Outcome<Vec<Vec<u8>>> {
-        self.command(c"HKEYS", &[name])
-    }
-
     /// Fields and values of a hash (`HGETALL`), in Redis's order.
     pub fn hgetall(&self, name: *mut RString) -> Outcome<Vec<Vec<u8>>> {
         self.command(c"HGETALL", &[name])

@@ -4,17 +4,18 @@
 atomically; person state and its dedupe keys share the person's slot; lookup buckets have no
 hash tag, spread over the cluster, so the hot read path scales out.
 
-Graph entries (identifier -> person), lookup records (identifier -> summary) and short
-explain logs (person -> entries) are fields of bucket hashes named by the first
+Graph entries (identifier -> person), lookup records (identifier -> summary), short explain
+logs (person -> entries), meetings, redirects and absorbed persons are fields of bucket
+hashes named by the first
 :data:`BUCKET_CHARS` characters of the identifier's hash or the person's id, as Instagram
 kept its 300 million mappings: a key each cost about 60 bytes of Redis's own besides its
 data and a keyspace entry; a field of a bucket's listpack a few bytes
 (``bench/bucket_keys.py``, ``bench/memory.py``). A read is still one command (``HGET``).
 
-A person's identifiers are fields of its facts hash (empty values), and the graph's sets are
-hashes whose members are fields with empty values: Redis 7.0 keeps a small hash as one
-listpack, and a set of strings as a hash table with an allocation per member, about twice
-the memory, besides a key of its own (``bench/memory.py``).
+A person's identifiers are fields of its facts hash (empty values): Redis 7.0 keeps a small
+hash as one listpack, and a set of strings as a hash table with an allocation per member,
+about twice the memory (``bench/memory.py``). The graph's small sets (an identifier's
+meetings, a person's absorbed persons) are their members joined by ``,`` in a bucket's field.
 
 | key | type | holds |
 |---|---|---|
@@ -26,12 +27,14 @@ the memory, besides a key of its own (``bench/memory.py``).
 |   |   | by ``\\x1e`` (links, merges, refusals; ``identity/entries.py``: fields split by |
 |   |   | ``\\x1f``), while the log is at most :data:`LOG_INLINE` bytes |
 | ``<p>:{g}:x:<person>`` | list | a longer explain log, an entry an element |
-| ``<p>:{g}:m:<kind>:<hash>`` | hash | other persons an identifier met (its claims) -> empty |
+| ``<p>:{g}:m:<hash[:3]>`` | hash | meetings: ``<kind>:<hash[3:]>`` -> the other persons the |
+|   |   | identifier met (its claims), joined by ``,`` |
 | ``<p>:{g}:c:<kind>:<hash>`` | list | a cookie's or device id's holders by claim time, |
 |   |   | ``time:person``, once it moved between persons (the last ``MAX_CLAIMS``) |
 | ``<p>:{g}:j:<kind>:<hash>`` | string | why an identifier is junk (it never links again) |
-| ``<p>:{g}:r:<person>`` | string | the person a merged-away person went into |
-| ``<p>:{g}:a:<person>`` | hash | persons merged into this one (to remove their redirects) |
+| ``<p>:{g}:r:<person[:3]>`` | hash | redirects: a merged-away person -> whom it went into |
+| ``<p>:{g}:a:<person[:3]>`` | hash | a person -> the persons merged into it, joined by ``,`` |
+|   |   | (to remove their redirects) |
 | ``<p>:{g}:t:<kind>:<hash>`` | string | tombstone: when the identifier's person was erased |
 | ``<p>:{g}:e:<event>`` | string | receipt of an event that merged or flagged junk (TTL) |
 | ``<p>:{g}:f:<batch>`` | string | a batch's graph write stopped at a changed guard (short TTL) |

@@ -21,12 +21,14 @@ log = logging.getLogger(__name__)
 
 #: The layout this release writes. 2: the graph's sets as hashes, explain entries as fields
 #: split by \x1f; 3: a person's identifiers among its facts (no identifier set of its own);
-#: 4: person states packed (``profile/stored.py``); 5: graph entries and lookup records as
-#: fields of bucket hashes (``keys.py``).
+#: 4: person states packed (``profile/stored.py``); 5: graph entries, lookup records, short
+#: explain logs, meetings, redirects and absorbed persons as fields of bucket hashes
+#: (``keys.py``).
 LAYOUT = 5
-#: Earlier layouts this release takes over when a worker starts: it moves their graph entries
-#: and lookup records (a key each) into buckets, then marks the store as its own (layout 3's
-#: JSON states are still read). No rebuild, but a release that wrote layout 3 or 4 then
+#: Earlier layouts this release takes over when a worker starts: it moves their graph entries,
+#: lookup records, meetings, redirects and absorbed persons (a key each) into buckets, then
+#: marks the store as its own (layout 3's JSON states are still read, and every explain log
+#: then a list is read as a long one). No rebuild, but a release that wrote layout 3 or 4 then
 #: refuses the store instead of missing its graph entries.
 UPGRADED = frozenset({3, 4})
 #: Keys the move of an upgraded store's entries takes per script call (about).
@@ -87,23 +89,31 @@ async def ensure_layout(client: Redis, keys: Keys, scan_budget: int = SCAN_BUDGE
 
 
 async def move_to_buckets(client: Redis, keys: Keys) -> int:
-    """Move the graph entries and lookup records layouts 3 and 4 kept as a key each into
-    their buckets; how many moved. Safe to run again after an interruption, and by workers
-    that start together."""
+    """Move what layouts 3 and 4 kept as a key per identifier or person into its buckets:
+    graph entries, lookup records, meetings, redirects and absorbed persons; how many moved.
+    Safe to run again after an interruption, and by workers that start together."""
     script = Script.named("to_buckets")
+    g = keys.graph
+    per_identifier = "?:*"  # a kind letter and ':'; a bucket's name has no ':'
+    per_person = "?" * (BUCKET_CHARS + 1) + "*"  # a person id is longer than a bucket's name
+    moves = [
+        (keys.buckets, per_identifier, "token"),
+        (keys.lookups, per_identifier, "token"),
+        (f"{g}:m:", per_identifier, "token"),
+        (f"{g}:r:", per_person, "person"),
+        (f"{g}:a:", per_person, "person"),
+    ]
     moved, calls = 0, 0
-    for prefix in (keys.buckets, keys.lookups):
+    for prefix, pattern, named in moves:
         cursor = 0
         while True:
-            # A kind letter and ':' after the prefix; a bucket's name has no ':'.
-            cursor, found = await client.scan(cursor, match=f"{prefix}?:*", count=MOVE_CHUNK)
+            cursor, found = await client.scan(cursor, match=prefix + pattern, count=MOVE_CHUNK)
             if found:
-                args = (prefix, BUCKET_CHARS)
+                args = (prefix, BUCKET_CHARS, named)
                 moved += int(await client.eval(script.source, len(found), *found, *args))
                 calls += 1
                 if calls % 100 == 0:
-                    log.info("moving graph entries and lookup records into buckets: %d so far",
-                             moved)  # fmt: skip
+                    log.info("moving an earlier layout's keys into buckets: %d so far", moved)
             if cursor == 0:
                 break
     return moved

@@ -63,12 +63,15 @@ for i = 3, #ARGV do
     end
     for _, m in ipairs(members) do
       redis.call('HDEL', bucket_of(m), field_of(m))
-      redis.call('DEL', K.met .. m, K.claims .. m)
+      redis.call('HDEL', K.met .. string.sub(m, 3, 2 + B), field_of(m))
+      redis.call('DEL', K.claims .. m)
       tombstone(m)
     end
-    for _, gone in ipairs(redis.call('HKEYS', K.absorbed .. p)) do
-      redis.call('DEL', K.redirect .. gone)
+    local absorbed = K.absorbed .. string.sub(p, 1, B)
+    for gone in string.gmatch(redis.call('HGET', absorbed, p) or '', '[^,]+') do
+      redis.call('HDEL', K.redirect .. string.sub(gone, 1, B), gone)
     end
+    redis.call('HDEL', absorbed, p)
     -- Receipts of the events in its explain log (merges, junk flags) name it too, and so do
     -- the claims lists of the cookies it held before they moved on.
     local events = {}
@@ -89,7 +92,7 @@ for i = 3, #ARGV do
       end
     end
     redis.call('HDEL', log_bucket(p), p)
-    redis.call('DEL', K.log .. p, K.facts .. p, K.absorbed .. p)
+    redis.call('DEL', K.log .. p, K.facts .. p)
     local entry = {p}
     for _, m in ipairs(members) do entry[#entry + 1] = m end
     out[#out + 1] = entry

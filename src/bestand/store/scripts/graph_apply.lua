@@ -122,6 +122,24 @@ local function append_log(person, entries) -- keeps the last max_log entries
   if length > max_log then redis.call('LTRIM', long, -max_log, -1) end
 end
 
+-- Redirects, meetings and absorbed persons are fields of buckets too: a person's named by its
+-- id's first characters, an identifier's by its hash's; a set is its members joined by ','.
+local function person_bucket(prefix, person) return prefix .. string.sub(person, 1, B) end
+local function split_members(value)
+  local out = {}
+  if value then
+    for member in string.gmatch(value, '[^,]+') do out[#out + 1] = member end
+  end
+  return out
+end
+local function add_member(key, field, member)
+  local value = redis.call('HGET', key, field)
+  for _, held in ipairs(split_members(value)) do
+    if held == member then return end
+  end
+  redis.call('HSET', key, field, value and (value .. ',' .. member) or member)
+end
+
 local function pairs_of(list)
   local out = {}
   for _, member in ipairs(list) do
@@ -157,14 +175,15 @@ local function apply(plan)
     redis.call('DEL', K.facts .. gone)
     -- Remember where it went (met sets still name it), and what the person absorbed, so that
     -- an erasure can remove these redirects too.
-    redis.call('SET', K.redirect .. gone, person)
-    redis.call('HSET', K.absorbed .. person, gone, '')
-    local gone_absorbed = K.absorbed .. gone
-    for _, older in ipairs(redis.call('HKEYS', gone_absorbed)) do
-      redis.call('SET', K.redirect .. older, person)
-      redis.call('HSET', K.absorbed .. person, older, '')
+    local absorbed = person_bucket(K.absorbed, person)
+    redis.call('HSET', person_bucket(K.redirect, gone), gone, person)
+    add_member(absorbed, person, gone)
+    local gone_absorbed = person_bucket(K.absorbed, gone)
+    for _, older in ipairs(split_members(redis.call('HGET', gone_absorbed, gone))) do
+      redis.call('HSET', person_bucket(K.redirect, older), older, person)
+      add_member(absorbed, person, older)
     end
-    redis.call('DEL', gone_absorbed)
+    redis.call('HDEL', gone_absorbed, gone)
   end
   -- Counts by kind, added in the order the kinds first appear (where a new count field lands
   -- in the facts hash does not depend on Lua's table order).
@@ -209,7 +228,7 @@ local function apply(plan)
   end
   each_run('HSET', facts, described, 2)
   for _, pair in ipairs(plan.met) do
-    redis.call('HSET', K.met .. pair[1], pair[2], '')
+    add_member(K.met .. string.sub(pair[1], 3, 2 + B), field_of(pair[1]), pair[2])
   end
   for _, pair in ipairs(plan.flag) do
     local token = pair[1]

@@ -28,9 +28,23 @@ local k = tonumber(ARGV[3 + n])
 local known = {}
 for j = 1, k do known[ARGV[2 + n + 2 * j]] = ARGV[3 + n + 2 * j] end
 
+-- Redirects, meetings and absorbed persons are fields of buckets (keys.py): a person's named
+-- by its id's first characters, an identifier's by its hash's; a set is its members joined
+-- by ','.
+local function redirect_of(person)
+  return redis.call('HGET', K.redirect .. string.sub(person, 1, B), person)
+end
+local function split_members(value)
+  local out = {}
+  if value then
+    for member in string.gmatch(value, '[^,]+') do out[#out + 1] = member end
+  end
+  return out
+end
+
 local function live(person)
   for _ = 1, 32 do
-    local next_person = redis.call('GET', K.redirect .. person)
+    local next_person = redirect_of(person)
     if not next_person then return person end
     person = next_person
   end
@@ -69,7 +83,7 @@ end
 local junk = seldom(junk_keys)
 local erased = seldom(erased_keys)
 
--- Whom each identifier met; where those persons went is read with one MGET per 1,000 of them.
+-- Whom each identifier met, and where those persons went.
 -- Only an owned or junk identifier can have met anyone: graph_apply records meetings of owned
 -- identifiers only, an owner goes only when the identifier is flagged junk, and an erasure
 -- deletes the met sets of what it unowns. New identifiers (a new visitor's cookie, every
@@ -77,7 +91,10 @@ local erased = seldom(erased_keys)
 local met_read, members, member_seen, went = {}, {}, {}, {}
 local none = {}
 for i = 1, n do
-  met_read[i] = (owners[i] or junk[i]) and redis.call('HKEYS', K.met .. ARGV[2 + i]) or none
+  local token = ARGV[2 + i]
+  met_read[i] = (owners[i] or junk[i]) and split_members(redis.call('HGET',
+    K.met .. string.sub(token, 3, 2 + B), string.sub(token, 1, 2) .. string.sub(token, 3 + B)))
+    or none
   for _, person in ipairs(met_read[i]) do
     if not member_seen[person] then
       member_seen[person] = true
@@ -85,13 +102,9 @@ for i = 1, n do
     end
   end
 end
-for first = 1, #members, 1000 do
-  local last = math.min(first + 999, #members)
-  local keys = {}
-  for j = first, last do keys[#keys + 1] = K.redirect .. members[j] end
-  for j, target in ipairs(redis.call('MGET', unpack(keys))) do
-    if target then went[members[first + j - 1]] = live(target) end
-  end
+for _, member in ipairs(members) do
+  local target = redirect_of(member)
+  if target then went[member] = live(target) end
 end
 
 -- Claims of the cookies and device ids that moved between persons (they met someone).

@@ -1,19 +1,33 @@
--- Move graph entries and lookup records that layouts 3 and 4 kept as a string key each
--- (<prefix><kind>:<hash> -> value) into the buckets this layout keeps them in (keys.py), once,
--- when a worker of this release first starts on such a store. A key moved already (another
--- worker got to it first) is skipped, so workers that start together do no harm.
--- KEYS: such keys, all under one prefix. ARGV: that prefix (Keys.buckets or Keys.lookups,
---   which name the buckets too), the characters of a hash that name its bucket.
+-- Move keys that layouts 3 and 4 kept one per identifier or person into the buckets this
+-- layout keeps them in (keys.py), once, when a worker of this release first starts on such a
+-- store: graph entries, lookup records and meetings (named by an identifier), redirects and
+-- absorbed persons (named by a person). A string's value becomes the field's value, a
+-- hash's fields (a set) its members joined by ','. A key moved already (another worker got to
+-- it first) is skipped, so workers that start together do no harm.
+-- KEYS: such keys, all under one prefix. ARGV: that prefix (which names the buckets too), the
+--   characters that name a bucket, 'token' or 'person' (what follows the prefix).
 -- Returns how many this call moved.
-local prefix, B = ARGV[1], tonumber(ARGV[2])
+local prefix, B, named = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local moved = 0
 for _, key in ipairs(KEYS) do
-  local value = redis.call('GET', key)
-  if value then
-    local token = string.sub(key, #prefix + 1)
-    redis.call('HSET', prefix .. string.sub(token, 3, 2 + B),
-      string.sub(token, 1, 2) .. string.sub(token, 3 + B), value)
+  local kind = redis.call('TYPE', key).ok
+  local value
+  if kind == 'string' then
+    value = redis.call('GET', key)
+  elseif kind == 'hash' then
+    value = table.concat(redis.call('HKEYS', key), ',')
+  end
+  local id = string.sub(key, #prefix + 1)
+  if value and (named == 'token' or #id > B) then
+    local bucket, field
+    if named == 'token' then
+      bucket = prefix .. string.sub(id, 3, 2 + B)
+      field = string.sub(id, 1, 2) .. string.sub(id, 3 + B)
+    else
+      bucket, field = prefix .. string.sub(id, 1, B), id
+    end
     redis.call('DEL', key)
+    redis.call('HSET', bucket, field, value)
     moved = moved + 1
   end
 end
