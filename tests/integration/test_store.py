@@ -852,3 +852,43 @@ def test_an_explain_log_outgrows_its_bucket_field_and_stays_whole(redis_url: str
     assert long[-1]["e"] == "st-81"  # the order's link, after every earlier entry
     assert out["state"] == {"field": None, "list": len(long)}
     assert out["left"] == {"field": None, "list": 0}
+
+
+def test_an_erasure_after_a_merge_leaves_no_field_naming_either_person(redis_url: str) -> None:
+    """Redirects, absorbed persons, meetings and logs are fields of shared buckets: erasing a
+    person that absorbed another removes every field that names either of them."""
+
+    async def go() -> tuple[set[str], list[str]]:
+        pipeline = Pipeline(redis_url)
+        try:
+            await pipeline.feed(SCENARIO)  # a and b merge (identify 5)
+            survivor = str((await pipeline.answer("email", "a@example.com"))["person_id"])
+            facts = await pipeline.graph.explain(survivor)
+            assert facts is not None
+            absorbed = {e["o"] for e in facts.history if e["k"] == "merge" and e.get("o")}
+            erasure = {"type": "erasure_requested", "event_id": "st-er",
+                       "event_time": "2026-11-20T10:00:00Z",
+                       "identifiers": {"email": "a@example.com"}}  # fmt: skip
+            await pipeline.feed([("customer", erasure)])
+            found: list[str] = []
+            for key in await pipeline.keys_of_prefix():
+                if ":d:" in key:
+                    continue  # dedupe markers expire by themselves
+                kind = await pipeline.client.type(key)
+                texts = [key.encode()]
+                if kind == b"hash":
+                    pairs = (await pipeline.client.hgetall(key)).items()
+                    texts += [t for pair in pairs for t in pair]
+                elif kind == b"string":
+                    texts.append(await pipeline.client.get(key) or b"")
+                elif kind == b"list":
+                    texts += await pipeline.client.lrange(key, 0, -1)
+                found += [key for p in {survivor, *absorbed} for t in texts if p.encode() in t]
+            return {survivor, *absorbed}, found
+        finally:
+            await pipeline.client.delete(*await pipeline.keys_of_prefix())
+            await pipeline.client.aclose()
+
+    persons, found = asyncio.run(go())
+    assert len(persons) >= 2  # the survivor and the persons it absorbed
+    assert found == []
