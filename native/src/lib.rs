@@ -374,8 +374,10 @@ fn change_object<'py>(change_class: &Bound<'py, PyAny>, c: &Change) -> PyResult<
 }
 
 impl Folder {
+    /// The bucket of a person's state (`Keys.person`): its field there is the person id.
     fn person_key(&self, person: &str) -> String {
-        format!("{}:p:{{{}}}", self.prefix, person)
+        let end = graph::BUCKET_CHARS.min(person.len());
+        format!("{}:p:{{{}}}", self.prefix, person.get(..end).unwrap_or(person))
     }
 
     fn dedupe_key(&self, person: &str, event_key: &str) -> String {
@@ -572,6 +574,9 @@ impl Batch {
             call.int(names.len() as i64);
             for p in names {
                 call.int(folder.remembered.version(p));
+            }
+            for p in names {
+                call.arg(p.as_bytes());
             }
             packed.push(call.into_py(py));
         }

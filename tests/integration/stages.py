@@ -21,6 +21,7 @@ from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.store import connect
 from bestand.store.identity_graph import Answer
+from bestand.store.keys import person_value
 from bestand.stream.messages import Incoming, Outgoing
 from bestand.stream.prepare import Prepared
 from bestand.stream.worker import processor_for
@@ -96,11 +97,14 @@ async def redis_state(settings: Settings, exact: bool = False) -> dict[str, Any]
                 out[name] = await client.lrange(key, 0, -1)
             elif kind == "zset":
                 out[name] = await client.zrange(key, 0, -1, withscores=True)
+            elif kind == "hash" and name.startswith(":p:"):
+                out[name] = {}  # person states without their versions, or a redirect
+                for person, value in (await client.hgetall(key)).items():
+                    went, _, blob = person_value(value)
+                    out[name][person] = went or replace(load_state("", blob), version=0)
             elif kind == "hash":
                 fields = await client.hgetall(key)
-                fields.pop(b"v", None)
-                if b"s" in fields:  # the state without its version
-                    fields[b"s"] = replace(load_state("", fields[b"s"]), version=0)
+                fields.pop(b"v", None)  # a graph version
                 out[name] = fields
     finally:
         await client.aclose()

@@ -18,7 +18,7 @@ from bestand.ops.metrics import WorkerMetrics
 from bestand.profile import PersonState, load_state
 from bestand.settings import Settings
 from bestand.store import Keys, StoreLayoutError, connect
-from bestand.store.keys import LOG_INLINE, token_of
+from bestand.store.keys import LOG_INLINE, person_value, token_of
 from bestand.store.layout import LAYOUT, ensure_layout
 from bestand.stream.messages import Incoming, Outgoing
 from bestand.stream.worker import processor_for
@@ -614,6 +614,16 @@ async def _as_layout_4(pipeline: Pipeline) -> None:
         for key in [k async for k in client.scan_iter(match=f"{prefix}*")]:
             if len(key.decode().removeprefix(prefix)) <= 3:
                 await client.delete(key)
+    persons = pipeline.keys.persons
+    for key in [k async for k in client.scan_iter(match=f"{persons}*")]:
+        for person, value in (await client.hgetall(key)).items():
+            went, version, state = person_value(value)
+            old = f"{persons}{person.decode()}}}"
+            if went is not None:
+                await client.hset(old, "r", went)
+            else:
+                await client.hset(old, mapping={"v": version, "s": state})
+        await client.delete(key)
     logs = f"{pipeline.keys.graph}:y:"
     for key in [k async for k in client.scan_iter(match=f"{logs}*")]:
         for person, text in (await client.hgetall(key)).items():
@@ -754,18 +764,19 @@ def test_a_layout_3_store_goes_on_where_it_stood(redis_url: str) -> None:
         first = Pipeline(redis_url)
         await first.feed([*SCENARIO, order(7, email="c@example.com")])
         before = await first.answer("email", "a@example.com")
-        states = [k async for k in first.client.scan_iter(match=f"{first.keys.prefix}:p:*")]
-        for key in states:
-            blob = await first.client.hget(key, "s")
-            if blob:
-                person = key.decode().split("{", 1)[1].rstrip("}")
-                await first.client.hset(key, "s", _as_layout_3(load_state(person, blob)))
         # Layouts 3 and 4 kept a key per identifier or person where this layout keeps a
         # bucket's field, and every explain log as a list.
         entries = await _bucket_fields(first)
         person_a = str(before["person_id"])
         history = (await first.graph.explain(person_a)).history  # type: ignore[union-attr]
         await _as_layout_4(first)
+        # Layout 3's states were JSON.
+        states = [k async for k in first.client.scan_iter(match=f"{first.keys.persons}*")]
+        persons = [key.decode().split("{", 1)[1].rstrip("}") for key in states]
+        for key, person in zip(states, persons, strict=True):
+            blob = await first.client.hget(key, "s")
+            if blob:
+                await first.client.hset(key, "s", _as_layout_3(load_state(person, blob)))
         await first.client.set(first.keys.layout, 3)
         await first.client.aclose()
         # A worker of this release starts on it: a processor of its own, nothing cached.
@@ -785,7 +796,12 @@ def test_a_layout_3_store_goes_on_where_it_stood(redis_url: str) -> None:
             "entries": (entries, moved),
             "logs": (history, read, logs),
             "explained": (await later.graph.explain(person_a)).history,  # type: ignore[union-attr]
-            "blobs": [b for key in states if (b := await later.client.hget(key, "s"))],
+            "blobs": [
+                person_value(value)[2]
+                for person in persons
+                if (value := await later.client.hget(later.keys.person(person), person))
+            ],
+            "left": [k async for k in later.client.scan_iter(match=f"{later.keys.persons}?????*")],
         }
         await later.client.aclose()
         return out
@@ -804,7 +820,10 @@ def test_a_layout_3_store_goes_on_where_it_stood(redis_url: str) -> None:
     assert out["after"] == out["before"] + 1
     assert out["untouched"] is not None
     assert (out["untouched"]["classification"], out["untouched"]["orders_before"]) == ("new", 0)
-    assert sorted(b[:1] for b in out["blobs"]) == [b"\x01", b"{"]  # a's packed, c's still JSON
+    blobs = [b for b in out["blobs"] if b]  # merged-away persons: a redirect, no state
+    assert sorted(b[:1] for b in blobs) == [b"\x01", b"{"]  # a's packed, c's still JSON
+    assert len(out["blobs"]) > len(blobs)  # and the redirects moved too
+    assert out["left"] == []  # no person keeps a hash of its own
 
 
 def test_an_explain_log_outgrows_its_bucket_field_and_stays_whole(redis_url: str) -> None:

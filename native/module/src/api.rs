@@ -31,7 +31,6 @@ pub const OK: c_int = 0;
 pub const ERR: c_int = 1;
 pub const READ: c_int = 1;
 pub const WRITE: c_int = 2;
-pub const HASH_CFIELDS: c_int = 1 << 2;
 pub const LIST_HEAD: c_int = 0;
 pub const LIST_TAIL: c_int = 1;
 pub const REPLY_ERROR: c_int = 1;

@@ -22,8 +22,8 @@ type Command = fn(&Store) -> Outcome<Reply>;
 const MIRRORS: [(&str, &str); 4] = [
     ("graph_read", "fb35b393221e2eb8944a843235bf873e845bacb3"),
     ("graph_apply", "cc1507e38fc365fc8f013f5226b079401d0de7b2"),
-    ("persons_read", "8effcdebc524aa86da284108306baa19fd96f982"),
-    ("persons_write", "675cf92dfe5c9746da1ce1afb6a8e4d5ae65460e"),
+    ("persons_read", "1466412f3796b9a08965641654fb5f5d0480a229"),
+    ("persons_write", "d64e06b9ca6a6d9db0ea7a7ad5c9bb4a9ab21f54"),
 ];
 
 fn scripts(_: &Store) -> Outcome<Reply> {

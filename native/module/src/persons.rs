@@ -3,7 +3,6 @@
 
 use crate::store::{bad, Failure, Outcome, Reply, Store};
 use serde_json::Value;
-use std::ffi::CStr;
 
 /// Arguments after the keys, numbered from 1 as a script's `ARGV`.
 pub struct Call<'a> {
@@ -87,9 +86,25 @@ fn item<'v>(value: &'v Value, i: usize, what: &str) -> Outcome<&'v Value> {
     value.get(i).ok_or_else(|| bad(&format!("{what} is missing")))
 }
 
-const R: &CStr = c"r";
-const V: &CStr = c"v";
-const S: &CStr = c"s";
+/// A person's field of its bucket: its version and state, or whom it went into.
+enum Stored<'v> {
+    State(f64, &'v [u8]),
+    Redirect(&'v [u8]),
+}
+
+/// Read a person's field (`'v' version ':' state`, or `'r' person`; none: version 0).
+fn stored(value: Option<&[u8]>) -> Outcome<Stored<'_>> {
+    let Some(value) = value else { return Ok(Stored::State(0.0, b"")) };
+    match value.first() {
+        Some(b'r') => Ok(Stored::Redirect(&value[1..])),
+        Some(b'v') => {
+            let colon = value.iter().position(|&b| b == b':').ok_or_else(|| bad("a person's field has no version"))?;
+            let version = number(&value[1..colon]).ok_or_else(|| bad("a person's version is not a number"))?;
+            Ok(Stored::State(version, &value[colon + 1..]))
+        }
+        _ => Err(bad("a person's field is neither a state nor a redirect")),
+    }
+}
 
 /// `persons_read.lua`.
 pub fn persons_read(store: &Store) -> Outcome<Reply> {
@@ -97,25 +112,18 @@ pub fn persons_read(store: &Store) -> Outcome<Reply> {
     let n = number(call.argv(1)?).ok_or_else(|| bad("n is not a number"))? as usize;
     let mut persons = Vec::with_capacity(n);
     for i in 1..=n {
-        let fields = store.hmget(call.key(i), &[R, V, S])?;
-        let version = fields[1].as_deref().map_or(Some(0.0), number).unwrap_or(0.0);
+        let value = store.hget(call.key(i), call.argv(1 + n + i)?)?;
         let held = number(call.argv(1 + i)?);
-        let redirect = fields[0].clone();
-        if redirect.is_none() && version > 0.0 && Some(version) == held {
-            persons.push(Reply::Array(vec![
-                Reply::Bulk(Vec::new()),
-                Reply::Int(version as i64),
-                Reply::Bulk(Vec::new()),
-                Reply::Int(1),
-            ]));
-        } else {
-            persons.push(Reply::Array(vec![
-                Reply::Bulk(redirect.unwrap_or_default()),
-                Reply::Int(version as i64),
-                Reply::Bulk(fields[2].clone().unwrap_or_default()),
-                Reply::Int(0),
-            ]));
-        }
+        let row = match stored(value.as_deref())? {
+            Stored::Redirect(to) => vec![Reply::Bulk(to.to_vec()), Reply::Int(0), Reply::Bulk(Vec::new()), Reply::Int(0)],
+            Stored::State(version, _) if version > 0.0 && Some(version) == held => {
+                vec![Reply::Bulk(Vec::new()), Reply::Int(version as i64), Reply::Bulk(Vec::new()), Reply::Int(1)]
+            }
+            Stored::State(version, state) => {
+                vec![Reply::Bulk(Vec::new()), Reply::Int(version as i64), Reply::Bulk(state.to_vec()), Reply::Int(0)]
+            }
+        };
+        persons.push(Reply::Array(row));
     }
     let mut markers = Vec::with_capacity(call.numkeys.saturating_sub(n));
     for j in n + 1..=call.numkeys {
@@ -154,8 +162,9 @@ impl PersonSchema {
             movable: field("movable")?,
         })
     }
+    /// The bucket of a person's state (`keys.py`).
     fn person_key(&self, id: &[u8]) -> Vec<u8> {
-        [&self.person[..], id, &self.person_end[..]].concat()
+        [&self.person[..], &id[..self.bucket_chars.min(id.len())], &self.person_end[..]].concat()
     }
     fn movable(&self, token: &[u8]) -> bool {
         token.first().is_none_or(|first| self.movable.contains(first))
@@ -184,10 +193,13 @@ pub fn persons_write(store: &Store) -> Outcome<Reply> {
         let group = json(call.argv(g)?)?;
         let mut holds = true;
         for pair in list(&group, "guard") {
-            let key = store.string(&k.person_key(text(item(pair, 0, "person")?, "person")?));
-            let fields = store.hmget(key, &[R, V])?;
-            let version = fields[1].as_deref().map_or(Some(0.0), number);
-            if fields[0].is_some() || version != Some(num(item(pair, 1, "version")?, "version")?) {
+            let person = text(item(pair, 0, "person")?, "person")?;
+            let value = store.hget(store.string(&k.person_key(person)), person)?;
+            let version = match stored(value.as_deref())? {
+                Stored::State(version, _) => Some(version),
+                Stored::Redirect(_) => None,
+            };
+            if version != Some(num(item(pair, 1, "version")?, "version")?) {
                 holds = false;
                 break;
             }
@@ -197,17 +209,17 @@ pub fn persons_write(store: &Store) -> Outcome<Reply> {
             continue;
         }
         for row in list(&group, "write") {
-            let key = store.string(&k.person_key(text(item(row, 0, "person")?, "person")?));
+            let person = text(item(row, 0, "person")?, "person")?;
             let version = lua_number(num(item(row, 1, "version")?, "version")?);
             let state = call.argv(num(item(row, 2, "state index")?, "state index")? as usize)?;
-            store.hset(key, &[(V, Some(&version)), (S, Some(state))])?;
+            let value = [b"v", &version[..], b":", state].concat();
+            store.hset_bytes(store.string(&k.person_key(person)), &[(person, &value)])?;
         }
         for pair in list(&group, "absorbed") {
             let person = text(item(pair, 0, "person")?, "person")?;
             let survivor = text(item(pair, 1, "survivor")?, "survivor")?;
-            let key = store.string(&k.person_key(person));
-            store.hset(key, &[(R, Some(survivor))])?;
-            store.hset(key, &[(V, None), (S, None)])?;
+            let redirect = [b"r", survivor].concat();
+            store.hset_bytes(store.string(&k.person_key(person)), &[(person, &redirect)])?;
             store.zrem(store.string(&k.values), person)?;
         }
         for pair in list(&group, "markers") {

@@ -105,52 +105,6 @@ impl Store {
         !self.open(name, api::READ).0.is_null()
     }
 
-    /// Fields of a hash, `None` for each one missing (all when the key is).
-    pub fn hmget(&self, name: *mut RString, fields: &[&CStr]) -> Outcome<Vec<Option<Vec<u8>>>> {
-        let mut out = vec![None; fields.len()];
-        let Some(key) = self.open_existing(name, api::READ, api::KEYTYPE_HASH)? else {
-            return Ok(out);
-        };
-        for (slot, field) in out.iter_mut().zip(fields) {
-            let mut value: *mut RString = ptr::null_mut();
-            unsafe {
-                (api().hash_get)(
-                    key.0,
-                    api::HASH_CFIELDS,
-                    field.as_ptr(),
-                    &mut value as *mut *mut RString,
-                    ptr::null::<c_char>(),
-                );
-            }
-            if !value.is_null() {
-                *slot = Some(unsafe { bytes_of(value) }.to_vec());
-            }
-        }
-        Ok(out)
-    }
-
-    /// Set fields of a hash (`None`: delete the field); the key is made if missing, and
-    /// removed when it is left empty.
-    pub fn hset(&self, name: *mut RString, fields: &[(&CStr, Option<&[u8]>)]) -> Outcome<()> {
-        let key = self.open_to_write(name, api::KEYTYPE_HASH)?;
-        for (field, value) in fields {
-            let value = match value {
-                Some(bytes) => self.string(bytes),
-                None => api::HASH_DELETE,
-            };
-            unsafe {
-                (api().hash_set)(
-                    key.0,
-                    api::HASH_CFIELDS,
-                    field.as_ptr(),
-                    value,
-                    ptr::null::<c_char>(),
-                );
-            }
-        }
-        Ok(())
-    }
-
     /// `SET name value`, with a time to live in seconds when given.
     pub fn set(&self, name: *mut RString, value: &[u8], ttl: Option<i64>) -> Outcome<()> {
         let key = self.open(name, api::READ | api::WRITE);

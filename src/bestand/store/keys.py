@@ -1,12 +1,12 @@
 """Every Redis key bestand writes, in one place.
 
 ``{g}`` keeps the identity graph in one hash slot, because a merge changes many of its keys
-atomically; person state and its dedupe keys share the person's slot; lookup buckets have no
-hash tag, spread over the cluster, so the hot read path scales out.
+atomically; a person bucket's name is a hash tag of its own; lookup buckets have no hash
+tag: both spread over a cluster's slots, so the hot read path scales out.
 
-Graph entries (identifier -> person), lookup records (identifier -> summary), short explain
-logs (person -> entries), meetings, redirects and absorbed persons are fields of bucket
-hashes named by the first
+Graph entries (identifier -> person), lookup records (identifier -> summary), person states,
+short explain logs (person -> entries), meetings, redirects and absorbed persons are fields
+of bucket hashes named by the first
 :data:`BUCKET_CHARS` characters of the identifier's hash or the person's id, as Instagram
 kept its 300 million mappings: a key each cost about 60 bytes of Redis's own besides its
 data and a keyspace entry; a field of a bucket's listpack a few bytes
@@ -38,8 +38,8 @@ meetings, a person's absorbed persons) are their members joined by ``,`` in a bu
 | ``<p>:{g}:t:<kind>:<hash>`` | string | tombstone: when the identifier's person was erased |
 | ``<p>:{g}:e:<event>`` | string | receipt of an event that merged or flagged junk (TTL) |
 | ``<p>:{g}:f:<batch>`` | string | a batch's graph write stopped at a changed guard (short TTL) |
-| ``<p>:p:{<person>}`` | hash | ``v`` version, ``s`` state (packed: ``profile/stored.py``), |
-|   |   | ``r`` redirect after a merge |
+| ``<p>:p:{<person[:3]>}`` | hash | persons: person id -> ``v<version>:<state>`` (packed: |
+|   |   | ``profile/stored.py``), or ``r<person>`` whom it went into after a merge |
 | ``<p>:d:{<person>}:<event>`` | string | event already applied (TTL) |
 | ``<p>:l:<hash[:3]>`` | hash | lookup records: ``<kind>:<hash[3:]>`` -> person id and summary |
 |   |   | (packed fields); a cookie's or device id's is written only by the person the |
@@ -85,6 +85,15 @@ def bucket_field(token: str) -> str:
 def token_of(bucket: str, field: str) -> str:
     """The identifier (``kind:hash``) of a field of the graph bucket ``bucket`` (its suffix)."""
     return field[:2] + bucket + field[2:]
+
+
+def person_value(value: bytes) -> tuple[str | None, int, bytes]:
+    """A person's field of its bucket: whom it went into (or ``None``), its version and its
+    state (``b''`` where there is none)."""
+    if value[:1] == b"r":
+        return value[1:].decode(), 0, b""
+    version, _, state = value[1:].partition(b":")
+    return None, int(version), state
 
 
 def event_key(event_id: str) -> str:
@@ -149,9 +158,14 @@ class Keys:
         """Erasure time of an identifier (``kind:hash``): older events no longer use it."""
         return f"{self.graph}:t:{token}"
 
+    @property
+    def persons(self) -> str:
+        """Prefix of the person buckets (a bucket's name follows in braces: a hash tag)."""
+        return f"{self.prefix}:p:{{"
+
     def person(self, person_id: str) -> str:
-        """A person's state."""
-        return f"{self.prefix}:p:{{{person_id}}}"
+        """Person bucket of a person: its state is its field there (:func:`person_value`)."""
+        return f"{self.prefix}:p:{{{person_id[:BUCKET_CHARS]}}}"
 
     def receipt(self, event_id: str) -> str:
         """What an event that merged persons or flagged junk decided (for a redelivery)."""
@@ -224,10 +238,11 @@ class Keys:
     @cached_property
     def person_schema(self) -> bytes:
         """Key prefixes of person state, lookup records and values, as JSON, for the scripts
-        that write persons (a person key is ``person`` + id + ``person_end``)."""
+        that write persons (a person bucket is ``person`` + the first ``bucket_chars`` of an id
+        + ``person_end``)."""
         return orjson.dumps(
             {
-                "person": f"{self.prefix}:p:{{",
+                "person": self.persons,
                 "person_end": "}",
                 "lookup": f"{self.prefix}:l:",
                 "values": self.values,

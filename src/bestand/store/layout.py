@@ -90,26 +90,29 @@ async def ensure_layout(client: Redis, keys: Keys, scan_budget: int = SCAN_BUDGE
 
 async def move_to_buckets(client: Redis, keys: Keys) -> int:
     """Move what layouts 3 and 4 kept as a key per identifier or person into its buckets:
-    graph entries, lookup records, meetings, redirects and absorbed persons; how many moved.
+    graph entries, lookup records, meetings, redirects, absorbed persons and person states;
+    how many moved.
     Safe to run again after an interruption, and by workers that start together."""
     script = Script.named("to_buckets")
     g = keys.graph
     per_identifier = "?:*"  # a kind letter and ':'; a bucket's name has no ':'
     per_person = "?" * (BUCKET_CHARS + 1) + "*"  # a person id is longer than a bucket's name
     moves = [
-        (keys.buckets, per_identifier, "token"),
-        (keys.lookups, per_identifier, "token"),
-        (f"{g}:m:", per_identifier, "token"),
-        (f"{g}:r:", per_person, "person"),
-        (f"{g}:a:", per_person, "person"),
+        (keys.buckets, per_identifier, "token", ""),
+        (keys.lookups, per_identifier, "token", ""),
+        (f"{g}:m:", per_identifier, "token", ""),
+        (f"{g}:r:", per_person, "person", ""),
+        (f"{g}:a:", per_person, "person", ""),
+        # A person's own hash: more than a bucket's characters and the '}' in the braces.
+        (keys.persons, "?" * (BUCKET_CHARS + 2) + "*", "state", "}"),
     ]
     moved, calls = 0, 0
-    for prefix, pattern, named in moves:
+    for prefix, pattern, named, ending in moves:
         cursor = 0
         while True:
             cursor, found = await client.scan(cursor, match=prefix + pattern, count=MOVE_CHUNK)
             if found:
-                args = (prefix, BUCKET_CHARS, named)
+                args = (prefix, BUCKET_CHARS, named, ending)
                 moved += int(await client.eval(script.source, len(found), *found, *args))
                 calls += 1
                 if calls % 100 == 0:

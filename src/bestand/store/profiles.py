@@ -40,7 +40,7 @@ from bestand.profile.markers import same_content as _same
 from bestand.profile.state import CustomerRule
 from bestand.store.compiled import Choice, compiled_in_use
 from bestand.store.errors import StoreConflict
-from bestand.store.keys import Keys
+from bestand.store.keys import Keys, person_value
 from bestand.store.scripts import Scripts
 from bestand.store.values import forget_values
 
@@ -284,7 +284,7 @@ class ProfileStore:
             keys += [self._keys.dedupe(person, batch[i].event_id) for i, person, _ in asks]
             known = [self._remembered.version(p) for p in names]
             rows, markers = await self._scripts.call(
-                self._client, self._scripts.persons_read, keys, [len(names), *known]
+                self._client, self._scripts.persons_read, keys, [len(names), *known, *names]
             )
             for person, (redirect, version, blob, same) in zip(names, rows, strict=True):
                 if same:
@@ -387,7 +387,10 @@ class ProfileStore:
         persons: dict[str, Loaded] = {}
         for _ in range(_MAX_REDIRECTS):
             rows, _ = await self._scripts.call(
-                self._client, self._scripts.persons_read, [self._keys.person(person_id)], [1, -1]
+                self._client,
+                self._scripts.persons_read,
+                [self._keys.person(person_id)],
+                [1, -1, person_id],
             )
             redirect, version, blob, _ = rows[0]
             state = replace(load_state(person_id, blob or None, self._rule), version=int(version))
@@ -417,16 +420,19 @@ class ProfileStore:
             yield state
 
     async def _read_states(self, keys: Sequence[bytes]) -> AsyncIterator[PersonState]:
+        """The live persons of these person buckets."""
         if not keys:
             return
         async with self._client.pipeline(transaction=False) as pipe:
             for key in keys:
-                pipe.hmget(key, "v", "s")
+                pipe.hgetall(key)
             replies = await pipe.execute()
-        for key, (version, blob) in zip(keys, replies, strict=True):
-            if blob:
-                person_id = _text(key).rsplit("{", 1)[1].rstrip("}")
-                yield replace(load_state(person_id, blob, self._rule), version=int(version or 0))
+        for fields in replies:
+            for person, value in fields.items():
+                went, version, blob = person_value(value)
+                if went is None and blob:
+                    state = load_state(_text(person), blob, self._rule)
+                    yield replace(state, version=version)
 
     async def forget(self, person_id: str, tokens: Sequence[str]) -> None:
         """Delete a person's state and the lookup records of its identifiers (erasure)."""
@@ -436,10 +442,9 @@ class ProfileStore:
             if self._native is not None:
                 self._native.forget(gone)
         all_tokens = set(tokens) | set(state.ids)
-        keys = [self._keys.person(person_id), self._keys.person(live)]
-        keys += [self._keys.person(pid) for pid in state.absorbed]
         async with self._client.pipeline(transaction=False) as pipe:
-            pipe.unlink(*keys)
+            for person in dict.fromkeys((person_id, live, *sorted(state.absorbed))):
+                pipe.hdel(self._keys.person(person), person)
             for token in sorted(all_tokens):
                 pipe.hdel(*self._keys.lookup_entry(token))
             forget_values(pipe, self._keys, [person_id, live, *state.absorbed])

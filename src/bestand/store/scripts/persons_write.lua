@@ -6,6 +6,7 @@
 --   then one group (JSON) each, then the new states and lookup records the groups name by
 --   their ARGV index (KEYS also name the graph buckets of the cookies and device ids):
 --   guard    [[person, version read]..]: each must still have that version and no redirect
+--            (a person's state is its field of a person bucket, keys.py)
 --   write    [[person, version, index of its state in ARGV]..]: new states
 --   absorbed [[person, survivor]..]: merged away: a redirect, no state, no value
 --   markers  [[dedupe key, marker]..]: the events applied (content digest and changes)
@@ -22,7 +23,9 @@
 local K = cjson.decode(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local groups = tonumber(ARGV[3])
-local function person_key(id) return K.person .. id .. K.person_end end
+-- A person's state is its field of the person bucket named by its id's first characters
+-- (keys.py): 'v' .. version .. ':' .. state, or 'r' .. the person it went into after a merge.
+local function person_key(id) return K.person .. string.sub(id, 1, tonumber(K.bucket_chars)) .. K.person_end end
 local function movable(token) return string.find(K.movable, string.sub(token, 1, 1), 1, true) end
 -- An identifier's graph entry: a field of the bucket named by its hash's first characters.
 local B = tonumber(K.bucket_chars)
@@ -39,21 +42,19 @@ for g = 4, 3 + groups do
   local group = cjson.decode(ARGV[g])
   local holds = true
   for _, pair in ipairs(group.guard) do
-    local key = person_key(pair[1])
-    local fields = redis.call('HMGET', key, 'r', 'v')
-    if fields[1] or tonumber(fields[2] or '0') ~= tonumber(pair[2]) then
+    local value = redis.call('HGET', person_key(pair[1]), pair[1]) or 'v0:'
+    local version = string.sub(value, 1, 1) == 'v' and tonumber(string.match(value, '^v(%d+):'))
+    if version ~= tonumber(pair[2]) then
       holds = false
       break
     end
   end
   if holds then
     for _, row in ipairs(group.write) do
-      redis.call('HSET', person_key(row[1]), 'v', row[2], 's', ARGV[row[3]])
+      redis.call('HSET', person_key(row[1]), row[1], 'v' .. row[2] .. ':' .. ARGV[row[3]])
     end
     for _, pair in ipairs(group.absorbed) do
-      local key = person_key(pair[1])
-      redis.call('HSET', key, 'r', pair[2])
-      redis.call('HDEL', key, 'v', 's')
+      redis.call('HSET', person_key(pair[1]), pair[1], 'r' .. pair[2])
       redis.call('ZREM', K.values, pair[1])
     end
     for _, pair in ipairs(group.markers) do
