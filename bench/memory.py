@@ -19,15 +19,20 @@ How the data is made:
 3. The population is the template cloned ``persons / template-persons`` times: every person id
    and every identifier hash is replaced by a fresh random one of the same length (another
    shop's people with the same kinds of history), and the commands are streamed to Redis over
-   one pipelined connection. Graph entries and lookup records are fields of buckets named by
-   the first three characters of the identifier's hash (``<p>:{g}:i:<hash[:3]>`` and
-   ``<p>:l:<hash[:3]>``, ``store/keys.py``), and so is a person's explain log while it is at
-   most ``LOG_INLINE`` bytes: the person's field of ``<p>:{g}:y:<person[:3]>``, its entries
-   split by ``\\x1e``. A bucket is no clone's own key: a clone writes each entry (``HSET``)
-   into the bucket its fresh hash or person id names, among the other clones' entries; a
-   lookup record's person id (its first field) is the clone's too, and so are the person ids
-   and identifier hashes an explain log's entries name. A longer explain log is a list of
-   its own (``<p>:{g}:x:<person>``), a clone's key like the rest.
+   one pipelined connection. Graph entries, lookup records and an identifier's meetings are
+   fields of buckets named by the first three characters of the identifier's hash
+   (``<p>:{g}:i:<hash[:3]>``, ``<p>:l:<hash[:3]>`` and ``<p>:{g}:m:<hash[:3]>``, the field
+   ``<kind>:<hash[3:]>``, ``store/keys.py``; the meetings: the persons met joined by ``,``).
+   A person's redirect (whom it went into when merged away), the persons it absorbed (joined
+   by ``,``) and its explain log while that is at most ``LOG_INLINE`` bytes (its entries split
+   by ``\\x1e``) are the person's fields of buckets named by its id's first three characters
+   (``<p>:{g}:r:<person[:3]>``, ``<p>:{g}:a:<person[:3]>``, ``<p>:{g}:y:<person[:3]>``). A
+   bucket is no clone's own key: a clone writes each entry (``HSET``) into the bucket its
+   fresh hash or person id names, among the other clones' entries; the person ids and
+   identifier hashes a value names are the clone's too (a lookup record's person id, its
+   first field; the persons met, absorbed or gone into; what an explain log's entries name).
+   A longer explain log is a list of its own (``<p>:{g}:x:<person>``), a clone's key like the
+   rest.
 
 ``--verify`` checks steps 1–3 on real Redis for a small shop: the real handlers with the real
 Lua scripts write one keyspace, the bulk path writes another for the same events, and every
@@ -37,13 +42,12 @@ have rehashed it, and how many that takes depends on Redis's random hash seed). 
 script SET one allocation size class (16 B) larger than the same string SET plainly are
 counted apart, outside that tolerance: Redis 7.0 reuses the argument objects of
 ``redis.call``, and a SET whose value fits a kept, longer one (an explain log written before)
-stores it. In the small shop most dedupe markers get one (433 of 546, some 25 B each), and
-a few redirects: a couple of bytes per person at the default dedupe window that the bulk
-path, and so the figures below, leave out (graph entries, lookup records and short explain
-logs, fields of a bucket, keep no argument object: a listpack holds copies of the bytes, and
-so does a bucket turned hash table). Then a clone must equal its template except for the
-renamed ids; its graph entries, lookup records and short explain logs are compared as
-entries, since they share buckets other than the template's.
+stores it. In the small shop most dedupe markers get one (433 of 546, some 25 B each): a
+couple of bytes per person at the default dedupe window that the bulk path, and so the
+figures below, leave out (the fields of buckets, redirects among them, keep no argument
+object: a listpack holds copies of the bytes, and so does a bucket turned hash table). Then
+a clone must equal its template except for the renamed ids; the fields of its buckets are
+compared as entries, since they share buckets other than the template's.
 
 Dedupe markers (``<p>:d:{person}:<event>``) live ``BESTAND_DEDUPE_TTL_SECONDS``. By default
 the load keeps those a live worker would still hold at the end of the simulated history
@@ -51,11 +55,13 @@ the load keeps those a live worker would still hold at the end of the simulated 
 marker, as right after a backfill of the whole history.
 
 Figures come from Redis: ``MEMORY USAGE <key> SAMPLES 0`` on every key of a sample of clones
-(``--measure-clones``) and on every bucket of graph entries, of lookup records and of
-explain logs (at most 64 ** 3 = 262,144 of each, all clones'), and ``INFO memory`` before
-and after the load (after a rehash of the keyspace's table that the load left under way is
-finished: ``finish_rehash``). A bucket's bytes count for its entries by their bytes (field
-and value), each entry for the person it belongs to in the least-squares fit. Keys are
+(``--measure-clones``) and on every bucket (graph entries, lookup records, meetings, explain
+logs, redirects, absorbed persons: at most 64 ** 3 = 262,144 of each kind, all clones'),
+and ``INFO memory`` before and after the load (after a rehash of the keyspace's table that
+the load left under way is finished: ``finish_rehash``). A bucket's bytes count for its
+entries by their bytes (field and value), each entry for the live person it belongs to in
+the least-squares fit (an identifier's owner, or the person itself; a redirect: whom the
+person went into). Keys are
 written under their own prefix (default ``M``, as short as production's ``b``: the prefix
 is part of every key) and deleted afterwards, the buckets too; the script refuses a prefix
 that already has keys.
@@ -108,9 +114,9 @@ from resp import script_call
 SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 #: SHA-1 of the Lua scripts the Python ports below mirror; run ``--verify`` when one differs.
 PORTED_SCRIPTS: dict[str, frozenset[str]] = {
-    "graph_read": frozenset({"4139aecdc7232550b9b11f410b57e89069fe2f65"}),
-    "graph_apply": frozenset({"8bc1f6346e57ed63979cbd6db85fa88855e3bded"}),
-    "erase": frozenset({"d52c41d6292c7bb8c1d4a7cbeb8adc2df372c86c"}),
+    "graph_read": frozenset({"fb35b393221e2eb8944a843235bf873e845bacb3"}),
+    "graph_apply": frozenset({"cc1507e38fc365fc8f013f5226b079401d0de7b2"}),
+    "erase": frozenset({"a6a6e654f7bd579e5dbbcfa3203135c74654ef5a"}),
     "persons_read": frozenset({"8effcdebc524aa86da284108306baa19fd96f982"}),
     "persons_write": frozenset({"675cf92dfe5c9746da1ce1afb6a8e4d5ae65460e"}),
 }
@@ -399,9 +405,38 @@ def _own(r: MemoryRedis, k: dict[str, bytes], token: bytes, person: bytes) -> No
     r.hset(bucket, [field, person])
 
 
+def _person_bucket(k: dict[str, bytes], prefix: str, person: bytes) -> bytes:
+    """A person's bucket of redirects or absorbed persons (the scripts' ``person_bucket``)."""
+    return k[prefix] + person[: int(k["bucket_chars"])]
+
+
+def _met_entry(k: dict[str, bytes], token: bytes) -> tuple[bytes, bytes]:
+    """An identifier's meetings: their bucket's key and the identifier's field there."""
+    chars = int(k["bucket_chars"])
+    return k["met"] + token[2 : 2 + chars], token[:2] + token[2 + chars :]
+
+
+def _split_members(value: bytes | None) -> list[bytes]:
+    """The members of a set kept as a bucket's field, joined by ``,`` (``split_members``)."""
+    return [member for member in value.split(b",") if member] if value else []
+
+
+def _add_member(r: MemoryRedis, key: bytes, field: bytes, member: bytes) -> None:
+    """Add a member to the set a bucket's field holds, unless there (``add_member``)."""
+    value = r.hget(key, field)
+    if member in _split_members(value):
+        return
+    r.hset(key, [field, member if value is None else value + b"," + member])
+
+
+def _redirect_of(r: MemoryRedis, k: dict[str, bytes], person: bytes) -> bytes | None:
+    """Whom a merged-away person went into (``redirect_of``)."""
+    return r.hget(_person_bucket(k, "redirect", person), person)
+
+
 def _live(r: MemoryRedis, k: dict[str, bytes], person: bytes) -> bytes:
     for _ in range(32):
-        next_person = r.get(k["redirect"] + person)
+        next_person = _redirect_of(r, k, person)
         if next_person is None:
             return person
         person = next_person
@@ -425,7 +460,8 @@ def _graph_read(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
         junk = r.get(k["junk"] + token) or b""
         erased = r.get(k["tombstone"] + token) or b""
         met: list[bytes] = []
-        for person in r.hkeys(k["met"] + token) if owner or junk else ():
+        met_read = _split_members(r.hget(*_met_entry(k, token))) if owner or junk else []
+        for person in met_read:
             now = _live(r, k, person)
             if now not in met:
                 met.append(now)
@@ -566,13 +602,14 @@ def _apply_plan(
         _append_log(r, k, person, _log_of(r, k, gone), max_log)
         _drop_log(r, k, gone)
         r.delete(k["facts"] + gone)
-        r.put(k["redirect"] + gone, person)
-        r.hset(k["absorbed"] + person, [gone, b""])
-        gone_absorbed = k["absorbed"] + gone
-        for older in r.hkeys(gone_absorbed):
-            r.put(k["redirect"] + older, person)
-            r.hset(k["absorbed"] + person, [older, b""])
-        r.delete(gone_absorbed)
+        absorbed = _person_bucket(k, "absorbed", person)
+        r.hset(_person_bucket(k, "redirect", gone), [gone, person])
+        _add_member(r, absorbed, person, gone)
+        gone_absorbed = _person_bucket(k, "absorbed", gone)
+        for older in _split_members(r.hget(gone_absorbed, gone)):
+            r.hset(_person_bucket(k, "redirect", older), [older, person])
+            _add_member(r, absorbed, person, older)
+        r.hdel(gone_absorbed, gone)
     for token_text, former_text, entry, moved_at in plan.get("move", ()):
         token, former = token_text.encode(), former_text.encode()
         former_facts = k["facts"] + former
@@ -600,7 +637,7 @@ def _apply_plan(
     for token in plan["describe"]:
         r.hset(facts, [token.encode(), b"1"])
     for token, met in plan["met"]:
-        r.hset(k["met"] + token.encode(), [met.encode(), b""])
+        _add_member(r, *_met_entry(k, token.encode()), met.encode())
     for token_text, reason in plan["flag"]:
         token = token_text.encode()
         r.put(k["junk"] + token, reason.encode())
@@ -649,10 +686,13 @@ def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
             members = [f for f in r.hkeys(k["facts"] + person) if len(f) > 1 and f[:1] != b"@"]
             for member in members:
                 r.hdel(*_entry(k, member))
-                r.delete(k["met"] + member, k["claims"] + member)
+                r.hdel(*_met_entry(k, member))
+                r.delete(k["claims"] + member)
                 tombstone(member)
-            for gone in r.hkeys(k["absorbed"] + person):
-                r.delete(k["redirect"] + gone)
+            absorbed = _person_bucket(k, "absorbed", person)
+            for gone in _split_members(r.hget(absorbed, person)):
+                r.hdel(_person_bucket(k, "redirect", gone), gone)
+            r.hdel(absorbed, person)
             events: set[str] = set()
             for entry in _log_of(r, k, person):
                 decoded = parse_entry(entry)
@@ -669,7 +709,7 @@ def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
                     events.add(event)
                     r.delete(k["receipt"] + receipt_suffix(event).encode())
             r.hdel(_log_bucket(k, person), person)
-            r.delete(k["log"] + person, k["facts"] + person, k["absorbed"] + person)
+            r.delete(k["log"] + person, k["facts"] + person)
             out.append([person, *members])
     return out
 
@@ -933,12 +973,13 @@ def emulate(events: Sequence[dict[str, Any]], settings: Settings, limits: Limits
 # --------------------------------------------------------------------------------------------
 
 #: Key types in report order: code, label, whether the keys scale with identifiers (a key
-#: per identifier; the buckets of graph entries and lookup records by their entries; the
-#: buckets of explain logs, a field per person, scale with persons).
+#: per identifier; the buckets of graph entries, lookup records and meetings by their
+#: entries, a field per identifier; the buckets of explain logs, redirects and absorbed
+#: persons, a field per person, scale with persons).
 CATEGORIES: tuple[tuple[str, str, bool], ...] = (
     ("graph", "graph entries  <p>:{g}:i:<hash[:3]>, all", True),
     ("lookup", "lookup records  <p>:l:<hash[:3]>, all", True),
-    ("met", "met sets  <p>:{g}:m:<kind>:<hash>", True),
+    ("met", "met sets  <p>:{g}:m:<hash[:3]>, all", True),
     ("claims", "cookie claims  <p>:{g}:c:<kind>:<hash>", True),
     ("junk", "junk flags  <p>:{g}:j:<kind>:<hash>", True),
     ("facts", "graph facts  <p>:{g}:k:<person>", False),
@@ -946,8 +987,8 @@ CATEGORIES: tuple[tuple[str, str, bool], ...] = (
     ("explain", "explain logs  <p>:{g}:y:<person[:3]>, all", False),
     ("explain_long", "explain logs, long  <p>:{g}:x:<person>", False),
     ("dedupe", "dedupe markers  <p>:d:{<person>}:<event>", False),
-    ("redirect", "redirects  <p>:{g}:r:<person>", False),
-    ("absorbed", "absorbed sets  <p>:{g}:a:<person>", False),
+    ("redirect", "redirects  <p>:{g}:r:<person[:3]>, all", False),
+    ("absorbed", "absorbed sets  <p>:{g}:a:<person[:3]>, all", False),
     ("receipt", "receipts  <p>:{g}:e:<event>", False),
     ("values", "values set  <p>:values", False),
 )
@@ -1014,7 +1055,11 @@ class Entry:
     first field), ``rest`` the record's other fields (no ids: counts, times, channel,
     interests, consent). An explain log while short: no ``head``, ``atom`` the person id
     (``whole``), no ``holder``, ``rest`` its entries split by ``\\x1e`` (they name persons and
-    identifiers). ``owner``: the live person the entry counts for.
+    identifiers). An identifier's meetings: the field of its graph entry, no ``holder``,
+    ``rest`` the persons it met joined by ``,``. A redirect: ``atom`` the merged-away person
+    (``whole``), ``holder`` the person it went into. A person's absorbed persons: ``atom`` the
+    person (``whole``), no ``holder``, ``rest`` their ids joined by ``,``. ``owner``: the
+    live person the entry counts for.
     """
 
     head: bytes
@@ -1044,9 +1089,9 @@ class Entry:
 class KeyRecord:
     """One key of the template: how to write it and whom it belongs to.
 
-    A bucket (graph entries, lookup records, short explain logs) belongs to nobody: it holds
-    ``entries`` of many persons (their identifiers', or their own), which a clone writes one
-    by one into the buckets its own atoms name.
+    A bucket (graph entries, lookup records, meetings, short explain logs, redirects, absorbed
+    persons) belongs to nobody: it holds ``entries`` of many persons (their identifiers', or
+    their own), which a clone writes one by one into the buckets its own atoms name.
     """
 
     key: bytes
@@ -1057,14 +1102,20 @@ class KeyRecord:
 
 
 #: Key types whose keys are buckets: ``<bucket prefix><atom[:BUCKET_CHARS]>``, the atom an
-#: identifier's hash (graph entries, lookup records) or a person id (short explain logs).
-BUCKETED = ("graph", "lookup", "explain")
+#: identifier's hash (graph entries, lookup records, meetings) or a person id (``BY_PERSON``).
+BUCKETED = ("graph", "lookup", "met", "explain", "redirect", "absorbed")
+#: Bucketed key types whose buckets a person id names, its field the whole id: short explain
+#: logs, redirects, absorbed persons.
+BY_PERSON = ("explain", "redirect", "absorbed")
+#: Bucketed key types whose values are sets of person ids joined by ``,``.
+MEMBER_SETS = ("met", "absorbed")
 
 
 def _entry_name(code: str, bucket: bytes, name: bytes) -> bytes:
-    """What a field of a bucket stands for: the identifier (``kind:hash``) of a graph entry
-    or lookup record, the person of an explain log (``bucket``: the bucket's suffix)."""
-    return name if code == "explain" else _token_of(bucket, name)
+    """What a field of a bucket stands for: the identifier (``kind:hash``) of a graph entry,
+    lookup record or meetings, the person of an explain log, redirect or absorbed persons
+    (``bucket``: the bucket's suffix)."""
+    return name if code in BY_PERSON else _token_of(bucket, name)
 
 
 def _pad_of(record: KeyRecord) -> bytes | None:
@@ -1160,8 +1211,9 @@ def keyspace(
 
 def _attribute(records: list[KeyRecord], store: MemoryRedis, p: bytes) -> None:
     """Give every key the live person it belongs to (junk flags, buckets and the value set:
-    nobody), and every entry of a bucket (graph entry, lookup record, explain log) its live
-    owner."""
+    nobody), and every entry of a bucket its live owner: a graph entry, lookup record or
+    identifier's meetings the identifier's, an explain log, redirect or absorbed persons the
+    person's (a redirect: whom the merged-away person went into)."""
     graph = p + b":{g}:"
 
     def owner_of(token: bytes) -> bytes | None:
@@ -1169,7 +1221,7 @@ def _attribute(records: list[KeyRecord], store: MemoryRedis, p: bytes) -> None:
 
     def live(person: bytes) -> bytes:
         for _ in range(64):
-            after = store.get(graph + b"r:" + person)
+            after = store.hget(graph + b"r:" + person[:BUCKET_CHARS], person)
             if after is None:
                 state = store.data.get(p + b":p:{" + person + b"}")
                 after = state.get(b"r") if isinstance(state, dict) else None
@@ -1185,10 +1237,17 @@ def _attribute(records: list[KeyRecord], store: MemoryRedis, p: bytes) -> None:
             held = cast(dict[bytes, bytes], store.data[record.key])
             entries = []
             for name, value in held.items():
-                if kind == "explain":  # a person's short log
-                    entries.append(Entry(b"", name, b"", value, live(name), whole=True))
+                if kind in BY_PERSON:  # a person's short log, redirect or absorbed persons
+                    holder = value if kind == "redirect" else b""
+                    rest = value[len(holder) :]
+                    entries.append(Entry(b"", name, holder, rest, live(name), whole=True))
                     continue
                 token = _token_of(bucket, name)
+                if kind == "met":  # counts for the identifier's owner (a junk one's: nobody)
+                    owner = owner_of(token)
+                    counts = None if owner is None else live(owner)
+                    entries.append(Entry(token[:2], token[2:], b"", value, counts))
+                    continue
                 holder = value.split(_SEP, 1)[0]  # a graph entry's value is its person
                 # A lookup record counts for the person its identifier belongs to, or, where
                 # the graph gives it to nobody now, the person it names.
@@ -1196,7 +1255,7 @@ def _attribute(records: list[KeyRecord], store: MemoryRedis, p: bytes) -> None:
                 rest = value[len(holder) :]
                 entries.append(Entry(token[:2], token[2:], holder, rest, live(counts_for)))
             record.entries = entries
-        elif kind in ("met", "claims"):
+        elif kind == "claims":
             owner = owner_of(record.key[len(graph) + 2 :])
             record.owner = None if owner is None else live(owner)
         elif kind not in ("junk", "values"):
@@ -1222,7 +1281,10 @@ def atoms_of(records: Sequence[KeyRecord], prefix: str) -> list[bytes]:
                 found[entry.atom] = None
                 if entry.holder:
                     found[entry.holder] = None
-        elif kind in ("met", "claims", "junk"):
+                if kind in MEMBER_SETS:  # persons met or absorbed (an erased one: here only)
+                    for member in _split_members(entry.rest):
+                        found[member] = None
+        elif kind in ("claims", "junk"):
             found[record.key[len(graph) + 4 :]] = None
         elif kind != "values":
             found[_person_in_key(record.key, p, kind)] = None
@@ -1327,10 +1389,11 @@ class Buckets:
     """The entries of one bucketed key type (``BUCKETED``) and how a clone writes them.
 
     A bucket is named by a few characters of an atom, no atom of its own: a clone writes each
-    entry (``HSET <prefix><head> <kind>:<tail> <holder><rest>``, head and tail the two parts
-    of its hash; an explain log: ``HSET <prefix><head> <head><tail> <entries>``, head and tail
-    the two parts of its person id, every atom in the entries renamed) into the bucket its
-    fresh atom names, among other clones' entries. A template bucket whose history made it a
+    entry (``HSET <prefix><head> <kind>:<tail> <value>``, head and tail the two parts of its
+    hash: a graph entry, lookup record or meetings; ``HSET <prefix><head> <head><tail>
+    <value>``, head and tail the two parts of its person id: an explain log, redirect or
+    absorbed persons; every atom in the value renamed) into the bucket its fresh atom names,
+    among other clones' entries. A template bucket whose history made it a
     hash table (``_pad_of``) makes the bucket of its first entry one too (a long field written
     and deleted; with the template's own ids, the same bucket).
     """
@@ -1350,9 +1413,10 @@ class Buckets:
 class Template:
     """The template keyspace, ready to be written as any number of clones.
 
-    The buckets (graph entries, lookup records, short explain logs) are not written as keys:
-    every clone writes its entries into the buckets its atoms name (``buckets``), and the
-    value set is one key all clones share (``shared``).
+    The buckets (``BUCKETED``: graph entries, lookup records, meetings, short explain logs,
+    redirects, absorbed persons) are not written as keys: every clone writes its entries into
+    the buckets its atoms name (``buckets``), and the value set is one key all clones share
+    (``shared``).
     """
 
     def __init__(
@@ -1708,6 +1772,8 @@ class Measurement:
     lookup_records: int
     #: explain logs kept short, as fields of log buckets (the longer ones are lists)
     short_logs: int
+    #: bucketed key type -> fields of its buckets (all clones')
+    fields: dict[str, int]
     keys: int
     load_seconds: float
     commands: int
@@ -1715,8 +1781,8 @@ class Measurement:
     before: dict[str, float]
     after: dict[str, float]
     #: category -> (keys, estimated bytes, min and max bytes per measured clone); the buckets
-    #: (graph, lookup, explain), which clones share: every one measured, an even share per
-    #: clone as min and max
+    #: (``BUCKETED``), which clones share: every one measured, an even share per clone as min
+    #: and max
     categories: dict[str, tuple[int, float, int, int]]
     encodings: dict[str, dict[str, int]]
     fit: tuple[float, float, float]  # a, b, r2 (MEMORY USAGE plus keyspace overhead per key)
@@ -1889,6 +1955,7 @@ def _summarize(
         identifiers=len(template.entries) * clones,
         lookup_records=template.counts.get("lookup", 0) * clones,
         short_logs=template.counts.get("explain", 0) * clones,
+        fields={code: template.counts.get(code, 0) * clones for code in template.buckets},
         keys=own_keys + sum(map(len, bucket_sizes.values())) + (1 if template.shared else 0),
         load_seconds=seconds,
         commands=commands,
@@ -1902,8 +1969,9 @@ def _summarize(
     )
     # Per-person sums for the fit: every key's MEMORY USAGE plus its share of what
     # MEMORY USAGE leaves out (keyspace tables, expires), the value set per customer, the
-    # buckets (with their share) by the bytes of their entries: graph entries, lookup records
-    # and short explain logs to their owners.
+    # buckets (with their share) by the bytes of their entries (field and value): graph
+    # entries, lookup records, meetings, short explain logs, redirects and absorbed persons to
+    # their owners.
     overhead = max(0.0, measurement.delta - measurement.usage_total) / max(1, measurement.keys)
     value_share = values_bytes / max(1, len(template.customers) * clones)
     byte_shares = {
@@ -2283,6 +2351,7 @@ def as_json(m: Measurement, template: TemplateInfo) -> dict[str, Any]:
         "identifiers_per_person": m.identifiers / m.persons,
         "lookup_records": m.lookup_records,
         "short_logs": m.short_logs,
+        "bucket_fields": m.fields,
         "keys": m.keys,
         "clones": m.clones,
         "template": template.__dict__,
@@ -2318,6 +2387,14 @@ def as_json(m: Measurement, template: TemplateInfo) -> dict[str, Any]:
         },
         "measured_clones": m.measured_clones,
     }
+
+
+#: Bucketed key types reported like graph entries: code, what, what a field is.
+_MORE_BUCKETS = (
+    ("met", "met sets", "identifier's set"),
+    ("redirect", "redirects", "redirect"),
+    ("absorbed", "absorbed sets", "person's set"),
+)
 
 
 def print_report(m: Measurement, template: TemplateInfo) -> None:
@@ -2374,6 +2451,13 @@ def print_report(m: Measurement, template: TemplateInfo) -> None:
         f"bucket), {log_bytes / max(1, m.short_logs):.1f} B per log; {lists:,} longer logs as "
         f"lists, {list_bytes / max(1, lists):,.0f} B per log"
     )
+    for code, what, each in _MORE_BUCKETS:
+        buckets, size, _, _ = m.categories[code]
+        fields = m.fields.get(code, 0)
+        print(
+            f"  {what}: {fields:,} fields of {buckets:,} buckets (MEMORY USAGE of every bucket), "
+            f"{size / max(1, fields):.1f} B per {each}"
+        )
     print(
         f"\n  bytes per person: {m.delta / m.persons:,.0f} (used_memory delta / live persons); "
         f"per person of the shop: {m.delta / m.people:,.0f}"
@@ -2440,7 +2524,15 @@ def markdown(results: dict[str, Any]) -> str:
         f"{lookup['bytes'] / max(1, base['lookup_records']):.1f} B per record. Explain logs: "
         f"{base['short_logs']:,} fields of {logs['keys']:,} buckets, "
         f"{logs['bytes'] / max(1, base['short_logs']):.1f} B per log; {long_logs['keys']:,} "
-        f"longer logs as lists, {long_logs['bytes_per_key']:,.0f} B per log.",
+        f"longer logs as lists, {long_logs['bytes_per_key']:,.0f} B per log."
+        + "".join(
+            f" {what.capitalize()}: {base['bucket_fields'].get(code, 0):,} fields of "
+            f"{row['keys']:,} buckets, "
+            f"{row['bytes'] / max(1, base['bucket_fields'].get(code, 0)):.1f} B per {each}."
+            for code, what, each in _MORE_BUCKETS
+            for row in base["breakdown"]
+            if row["type"] == code
+        ),
         "",
         f"Bytes per live person: **{totals['bytes_per_person']:,.0f}** (used_memory delta).",
         "",
@@ -2778,7 +2870,8 @@ def _without_buckets(
     keys: dict[bytes, Seen], prefix: str
 ) -> tuple[dict[bytes, Seen], dict[str, dict[bytes, bytes]]]:
     """The keys but the buckets, and the entries those hold by key type (graph: token ->
-    person, lookup: token -> record, explain: person -> its entries)."""
+    person, lookup: token -> record, met: token -> persons, explain: person -> its entries,
+    redirect: person -> survivor, absorbed: person -> persons)."""
     p = prefix.encode()
     rest: dict[bytes, Seen] = {}
     entries: dict[str, dict[bytes, bytes]] = {code: {} for code in BUCKETED}
@@ -2841,8 +2934,9 @@ def verify(url: str, args: argparse.Namespace) -> bool:
         cloned = snapshot(client, prefix)
         _unlink_all(client, cloned)
         back = dict(zip(fresh, template.atoms, strict=True))
-        # A clone's graph entries, lookup records and short explain logs share buckets
-        # other than its template's: compared as entries, the other keys key by key.
+        # A clone's bucket fields (graph entries, lookup records, meetings, short explain
+        # logs, redirects, absorbed persons) share buckets other than its template's:
+        # compared as entries, the other keys key by key.
         bulk_keys, bulk_entries = _without_buckets(by_bulk, prefix)
         cloned_keys, cloned_entries = _without_buckets(cloned, prefix)
         renamed = {
