@@ -14,8 +14,8 @@ How the data is made:
    order, against an in-process stand-in for Redis whose scripts are Python ports of
    ``src/bestand/store/scripts/*.lua``. What is left is the keyspace a worker leaves.
 2. The keyspace becomes write commands (``SET``/``HSET``/``SADD``/``RPUSH``/``ZADD``), in the
-   encodings the worker's history gives them (a person hash that once held a long state stays
-   a hashtable after a merge emptied it).
+   encodings the worker's history gives them (a hash that once held a long value stays a
+   hashtable after the value went).
 3. The population is the template cloned ``persons / template-persons`` times: every person id
    and every identifier hash is replaced by a fresh random one of the same length (another
    shop's people with the same kinds of history), and the commands are streamed to Redis over
@@ -23,14 +23,18 @@ How the data is made:
    fields of buckets named by the first three characters of the identifier's hash
    (``<p>:{g}:i:<hash[:3]>``, ``<p>:l:<hash[:3]>`` and ``<p>:{g}:m:<hash[:3]>``, the field
    ``<kind>:<hash[3:]>``, ``store/keys.py``; the meetings: the persons met joined by ``,``).
-   A person's redirect (whom it went into when merged away), the persons it absorbed (joined
-   by ``,``) and its explain log while that is at most ``LOG_INLINE`` bytes (its entries split
-   by ``\\x1e``) are the person's fields of buckets named by its id's first three characters
-   (``<p>:{g}:r:<person[:3]>``, ``<p>:{g}:a:<person[:3]>``, ``<p>:{g}:y:<person[:3]>``). A
-   bucket is no clone's own key: a clone writes each entry (``HSET``) into the bucket its
-   fresh hash or person id names, among the other clones' entries; the person ids and
-   identifier hashes a value names are the clone's too (a lookup record's person id, its
-   first field; the persons met, absorbed or gone into; what an explain log's entries name).
+   A person's state (``v<version>:<state>``, or ``r<survivor>`` once merged away), its
+   redirect (whom it went into when merged away), the persons it absorbed (joined by ``,``)
+   and its explain log while that is at most ``LOG_INLINE`` bytes (its entries split by
+   ``\\x1e``) are the person's fields of buckets named by its id's first three characters
+   (``<p>:p:{<person[:3]>}``, a hash tag; ``<p>:{g}:r:<person[:3]>``,
+   ``<p>:{g}:a:<person[:3]>``, ``<p>:{g}:y:<person[:3]>``). A bucket is no clone's own key: a
+   clone writes each entry (``HSET``) into the bucket its fresh hash or person id names,
+   among the other clones' entries; the person ids and identifier hashes a value names are
+   the clone's too (a lookup record's person id, its first field; the persons met, absorbed
+   or gone into; what an explain log's entries name; the ids a packed state holds as text,
+   its absorbed persons, say; not its identifiers, 16 raw bytes each, which every clone keeps
+   as the template has them, as when a state was a hash of its own).
    A longer explain log is a list of its own (``<p>:{g}:x:<person>``), a clone's key like the
    rest.
 
@@ -55,16 +59,16 @@ the load keeps those a live worker would still hold at the end of the simulated 
 marker, as right after a backfill of the whole history.
 
 Figures come from Redis: ``MEMORY USAGE <key> SAMPLES 0`` on every key of a sample of clones
-(``--measure-clones``) and on every bucket (graph entries, lookup records, meetings, explain
-logs, redirects, absorbed persons: at most 64 ** 3 = 262,144 of each kind, all clones'),
-and ``INFO memory`` before and after the load (after a rehash of the keyspace's table that
-the load left under way is finished: ``finish_rehash``). A bucket's bytes count for its
-entries by their bytes (field and value), each entry for the live person it belongs to in
-the least-squares fit (an identifier's owner, or the person itself; a redirect: whom the
-person went into). Keys are
-written under their own prefix (default ``M``, as short as production's ``b``: the prefix
-is part of every key) and deleted afterwards, the buckets too; the script refuses a prefix
-that already has keys.
+(``--measure-clones``) and on every bucket (graph entries, lookup records, meetings, person
+states, explain logs, redirects, absorbed persons: at most 64 ** 3 = 262,144 of each kind,
+all clones'), and ``INFO memory`` before and after the load (after a rehash of the
+keyspace's table that the load left under way is finished: ``finish_rehash``). A bucket's
+bytes count for its entries by their bytes (field and value), each entry for the live
+person it belongs to in the least-squares fit (an identifier's owner, or the person itself;
+a redirect, or a merged-away person's state: whom the person went into). Keys are written
+under their own prefix (default ``M``, as short as production's ``b``: the prefix is part
+of every key) and deleted afterwards, the buckets too; the script refuses a prefix that
+already has keys.
 """
 
 from __future__ import annotations
@@ -105,7 +109,14 @@ from bestand.profile.summary import RECORD_SEP, LookupSummary
 from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.store import Scripts
-from bestand.store.keys import BUCKET_CHARS, LOG_INLINE, bucket_field, receipt_suffix, token_of
+from bestand.store.keys import (
+    BUCKET_CHARS,
+    LOG_INLINE,
+    bucket_field,
+    person_value,
+    receipt_suffix,
+    token_of,
+)
 from bestand.stream.messages import Incoming
 from bestand.stream.worker import processor_for
 from resp import script_call
@@ -117,8 +128,8 @@ PORTED_SCRIPTS: dict[str, frozenset[str]] = {
     "graph_read": frozenset({"fb35b393221e2eb8944a843235bf873e845bacb3"}),
     "graph_apply": frozenset({"cc1507e38fc365fc8f013f5226b079401d0de7b2"}),
     "erase": frozenset({"a6a6e654f7bd579e5dbbcfa3203135c74654ef5a"}),
-    "persons_read": frozenset({"8effcdebc524aa86da284108306baa19fd96f982"}),
-    "persons_write": frozenset({"675cf92dfe5c9746da1ce1afb6a8e4d5ae65460e"}),
+    "persons_read": frozenset({"1466412f3796b9a08965641654fb5f5d0480a229"}),
+    "persons_write": frozenset({"d64e06b9ca6a6d9db0ea7a7ad5c9bb4a9ab21f54"}),
 }
 
 Value = bytes | dict[bytes, bytes] | set[bytes] | list[bytes]
@@ -715,16 +726,29 @@ def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
 
 
 def _persons_read(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
-    """Port of ``persons_read.lua``."""
+    """Port of ``persons_read.lua``: a person's state is its field of its person bucket,
+    ``v<version>:<state>`` or ``r<survivor>``."""
     n = int(args[0])
-    persons = []
-    for key, known in zip(keys[:n], args[1 : 1 + n], strict=True):
-        redirect, version = r.hget(key, b"r"), int(r.hget(key, b"v") or b"0")
-        if redirect is None and version > 0 and version == int(known):
+    persons: list[list[bytes | int]] = []
+    names = args[1 + n : 1 + 2 * n]
+    for key, known, person in zip(keys[:n], args[1 : 1 + n], names, strict=True):
+        value = r.hget(key, person)
+        if value is not None and value[:1] == b"r":
+            persons.append([value[1:], 0, b"", 0])
+            continue
+        version, state = 0, b""
+        if value is not None:
+            held, _, state = value[1:].partition(b":")
+            version = int(held)
+        if version > 0 and version == int(known):
             persons.append([b"", version, b"", 1])
         else:
-            persons.append([redirect or b"", version, r.hget(key, b"s") or b"", 0])
+            persons.append([b"", version, state, 0])
     return [persons, [r.get(key) or b"" for key in keys[n:]]]
+
+
+#: A person's field of its bucket while it holds a state (``persons_write.lua``'s guard).
+_HELD_VERSION = re.compile(rb"v(\d+):")
 
 
 def _persons_write(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
@@ -732,24 +756,26 @@ def _persons_write(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
     k, ttl, groups = _schema(args[0]), int(args[1]), int(args[2])
 
     def person_key(person: str) -> bytes:
-        return k["person"] + person.encode() + k["person_end"]
+        """A person's bucket (its state is its field there, the whole id)."""
+        return k["person"] + person.encode()[: int(k["bucket_chars"])] + k["person_end"]
+
+    def version_of(person: str) -> int | None:
+        """The version a person's field holds (none: 0; merged away: ``None``)."""
+        held = _HELD_VERSION.match(r.hget(person_key(person), person.encode()) or b"v0:")
+        return int(held.group(1)) if held else None
 
     out = []
     for raw in args[3 : 3 + groups]:
         group = orjson.loads(raw)
-        holds = all(
-            r.hget(person_key(person), b"r") is None
-            and int(r.hget(person_key(person), b"v") or b"0") == int(version)
-            for person, version in group["guard"]
-        )
+        holds = all(version_of(person) == int(version) for person, version in group["guard"])
         if not holds:
             out.append(0)
             continue
         for person, version, index in group["write"]:
-            r.hset(person_key(person), [b"v", str(version).encode(), b"s", args[index - 1]])
+            value = b"v" + str(version).encode() + b":" + args[index - 1]
+            r.hset(person_key(person), [person.encode(), value])
         for person, survivor in group["absorbed"]:
-            r.hset(person_key(person), [b"r", survivor.encode()])
-            r.hdel(person_key(person), b"v", b"s")
+            r.hset(person_key(person), [person.encode(), b"r" + survivor.encode()])
             r.zrem(k["values"], person.encode())
         for key, marker in group["markers"]:
             r.put(key.encode(), marker.encode(), ex=ttl)
@@ -974,8 +1000,8 @@ def emulate(events: Sequence[dict[str, Any]], settings: Settings, limits: Limits
 
 #: Key types in report order: code, label, whether the keys scale with identifiers (a key
 #: per identifier; the buckets of graph entries, lookup records and meetings by their
-#: entries, a field per identifier; the buckets of explain logs, redirects and absorbed
-#: persons, a field per person, scale with persons).
+#: entries, a field per identifier; the buckets of person states, explain logs, redirects
+#: and absorbed persons, a field per person, scale with persons).
 CATEGORIES: tuple[tuple[str, str, bool], ...] = (
     ("graph", "graph entries  <p>:{g}:i:<hash[:3]>, all", True),
     ("lookup", "lookup records  <p>:l:<hash[:3]>, all", True),
@@ -983,7 +1009,7 @@ CATEGORIES: tuple[tuple[str, str, bool], ...] = (
     ("claims", "cookie claims  <p>:{g}:c:<kind>:<hash>", True),
     ("junk", "junk flags  <p>:{g}:j:<kind>:<hash>", True),
     ("facts", "graph facts  <p>:{g}:k:<person>", False),
-    ("state", "person state  <p>:p:{<person>}", False),
+    ("state", "person states  <p>:p:{<person[:3]>}, all", False),
     ("explain", "explain logs  <p>:{g}:y:<person[:3]>, all", False),
     ("explain_long", "explain logs, long  <p>:{g}:x:<person>", False),
     ("dedupe", "dedupe markers  <p>:d:{<person>}:<event>", False),
@@ -1038,7 +1064,7 @@ def _token_of(bucket: bytes, name: bytes) -> bytes:
 
 def _person_in_key(key: bytes, prefix: bytes, kind: str) -> bytes:
     rest = key[len(prefix) + 1 :]
-    if kind in ("state", "dedupe"):
+    if kind == "dedupe":
         return rest[rest.index(b"{") + 1 : rest.index(b"}")]
     return rest[6:]  # {g}:k:<person>
 
@@ -1047,8 +1073,10 @@ def _person_in_key(key: bytes, prefix: bytes, kind: str) -> bytes:
 class Entry:
     """A field of a bucket hash, as a clone writes it: the bucket is named by the first
     :data:`BUCKET_CHARS` characters of ``atom``, the field is ``head`` and the rest of it (all
-    of it where ``whole``), the value ``holder`` (an atom: a person id; empty for none) and
-    then ``rest``. A clone renames every atom in the value (``rest`` too).
+    of it where ``whole``), the value ``mark`` (a letter; mostly none), ``holder`` (an atom: a
+    person id; empty for none) and then ``rest``. A clone renames every atom in the value
+    (``rest`` too); the mark stays as it is, and is apart because an id right behind a letter
+    would be no atom of its own (``r<survivor>`` is one run of id characters).
 
     A graph entry: ``head`` ``<kind>:``, ``atom`` the identifier's hash, ``holder`` the person
     it belongs to. A lookup record: the same field, ``holder`` the record's person id (its
@@ -1058,8 +1086,12 @@ class Entry:
     identifiers). An identifier's meetings: the field of its graph entry, no ``holder``,
     ``rest`` the persons it met joined by ``,``. A redirect: ``atom`` the merged-away person
     (``whole``), ``holder`` the person it went into. A person's absorbed persons: ``atom`` the
-    person (``whole``), no ``holder``, ``rest`` their ids joined by ``,``. ``owner``: the
-    live person the entry counts for.
+    person (``whole``), no ``holder``, ``rest`` their ids joined by ``,``. A person's state:
+    ``atom`` the person (``whole``), ``mark`` ``v`` and ``rest`` ``<version>:<state>`` (the
+    packed state: ``profile/stored.py``; its identifiers are 16 raw bytes, which a clone
+    keeps, as it kept them when a state had a hash of its own) while it holds one; ``mark``
+    ``r`` and ``holder`` the person it went into once merged away. ``owner``: the live person
+    the entry counts for.
     """
 
     head: bytes
@@ -1068,6 +1100,7 @@ class Entry:
     rest: bytes
     owner: bytes | None
     whole: bool = False
+    mark: bytes = b""
 
     @property
     def field(self) -> bytes:
@@ -1077,7 +1110,7 @@ class Entry:
     @property
     def value(self) -> bytes:
         """The field's value."""
-        return self.holder + self.rest
+        return self.mark + self.holder + self.rest
 
     @property
     def size(self) -> int:
@@ -1089,9 +1122,10 @@ class Entry:
 class KeyRecord:
     """One key of the template: how to write it and whom it belongs to.
 
-    A bucket (graph entries, lookup records, meetings, short explain logs, redirects, absorbed
-    persons) belongs to nobody: it holds ``entries`` of many persons (their identifiers', or
-    their own), which a clone writes one by one into the buckets its own atoms name.
+    A bucket (graph entries, lookup records, meetings, person states, short explain logs,
+    redirects, absorbed persons) belongs to nobody: it holds ``entries`` of many persons (their
+    identifiers', or their own), which a clone writes one by one into the buckets its own atoms
+    name.
     """
 
     key: bytes
@@ -1101,21 +1135,40 @@ class KeyRecord:
     entries: Sequence[Entry] = ()
 
 
-#: Key types whose keys are buckets: ``<bucket prefix><atom[:BUCKET_CHARS]>``, the atom an
-#: identifier's hash (graph entries, lookup records, meetings) or a person id (``BY_PERSON``).
-BUCKETED = ("graph", "lookup", "met", "explain", "redirect", "absorbed")
-#: Bucketed key types whose buckets a person id names, its field the whole id: short explain
-#: logs, redirects, absorbed persons.
-BY_PERSON = ("explain", "redirect", "absorbed")
+#: Key types whose keys are buckets: ``<bucket prefix><atom[:BUCKET_CHARS]><end>``, the
+#: atom an identifier's hash (graph entries, lookup records, meetings) or a person id
+#: (``BY_PERSON``), the end (``BUCKET_ENDS``) mostly none.
+BUCKETED = ("graph", "lookup", "met", "state", "explain", "redirect", "absorbed")
+#: Bucketed key types whose buckets a person id names, its field the whole id: person states,
+#: short explain logs, redirects, absorbed persons.
+BY_PERSON = ("state", "explain", "redirect", "absorbed")
 #: Bucketed key types whose values are sets of person ids joined by ``,``.
 MEMBER_SETS = ("met", "absorbed")
+#: What follows the bucket's name in a bucket's key: a person bucket's name is a hash tag
+#: (``<p>:p:{<person[:3]>}``).
+BUCKET_ENDS: dict[str, bytes] = {"state": b"}"}
+
+
+def _bucket_of(code: str, key: bytes) -> tuple[bytes, bytes]:
+    """A bucket's key split into the prefix of its kind and its name (``BUCKET_CHARS`` of an
+    atom), what follows the name left off."""
+    name_end = len(key) - len(BUCKET_ENDS.get(code, b""))
+    return key[: name_end - BUCKET_CHARS], key[name_end - BUCKET_CHARS : name_end]
 
 
 def _entry_name(code: str, bucket: bytes, name: bytes) -> bytes:
     """What a field of a bucket stands for: the identifier (``kind:hash``) of a graph entry,
-    lookup record or meetings, the person of an explain log, redirect or absorbed persons
-    (``bucket``: the bucket's suffix)."""
+    lookup record or meetings, the person of a state, explain log, redirect or absorbed
+    persons (``bucket``: the bucket's name)."""
     return name if code in BY_PERSON else _token_of(bucket, name)
+
+
+def _state_entry(person: bytes, value: bytes, owner: bytes | None) -> Entry:
+    """A person's field of its person bucket as an entry: ``v<version>:<state>``, or
+    ``r<survivor>`` (``keys.person_value``)."""
+    survivor = person_value(value)[0]
+    holder = b"" if survivor is None else survivor.encode()
+    return Entry(b"", person, holder, value[1 + len(holder) :], owner, whole=True, mark=value[:1])
 
 
 def _pad_of(record: KeyRecord) -> bytes | None:
@@ -1212,8 +1265,8 @@ def keyspace(
 def _attribute(records: list[KeyRecord], store: MemoryRedis, p: bytes) -> None:
     """Give every key the live person it belongs to (junk flags, buckets and the value set:
     nobody), and every entry of a bucket its live owner: a graph entry, lookup record or
-    identifier's meetings the identifier's, an explain log, redirect or absorbed persons the
-    person's (a redirect: whom the merged-away person went into)."""
+    identifier's meetings the identifier's, a state, explain log, redirect or absorbed persons
+    the person's (a redirect, or the state of a merged-away person: whom it went into)."""
     graph = p + b":{g}:"
 
     def owner_of(token: bytes) -> bytes | None:
@@ -1222,9 +1275,9 @@ def _attribute(records: list[KeyRecord], store: MemoryRedis, p: bytes) -> None:
     def live(person: bytes) -> bytes:
         for _ in range(64):
             after = store.hget(graph + b"r:" + person[:BUCKET_CHARS], person)
-            if after is None:
-                state = store.data.get(p + b":p:{" + person + b"}")
-                after = state.get(b"r") if isinstance(state, dict) else None
+            if after is None:  # the person's field of its person bucket: 'r<survivor>'
+                state = store.hget(p + b":p:{" + person[:BUCKET_CHARS] + b"}", person)
+                after = state[1:] if state is not None and state[:1] == b"r" else None
             if after is None:
                 return person
             person = after
@@ -1233,10 +1286,13 @@ def _attribute(records: list[KeyRecord], store: MemoryRedis, p: bytes) -> None:
     for record in records:
         kind = record.category
         if kind in BUCKETED:
-            bucket = record.key[-BUCKET_CHARS:]
+            bucket = _bucket_of(kind, record.key)[1]
             held = cast(dict[bytes, bytes], store.data[record.key])
             entries = []
             for name, value in held.items():
+                if kind == "state":  # 'v<version>:<state>', or 'r<survivor>'
+                    entries.append(_state_entry(name, value, live(name)))
+                    continue
                 if kind in BY_PERSON:  # a person's short log, redirect or absorbed persons
                     holder = value if kind == "redirect" else b""
                     rest = value[len(holder) :]
@@ -1390,12 +1446,12 @@ class Buckets:
 
     A bucket is named by a few characters of an atom, no atom of its own: a clone writes each
     entry (``HSET <prefix><head> <kind>:<tail> <value>``, head and tail the two parts of its
-    hash: a graph entry, lookup record or meetings; ``HSET <prefix><head> <head><tail>
-    <value>``, head and tail the two parts of its person id: an explain log, redirect or
-    absorbed persons; every atom in the value renamed) into the bucket its fresh atom names,
-    among other clones' entries. A template bucket whose history made it a
-    hash table (``_pad_of``) makes the bucket of its first entry one too (a long field written
-    and deleted; with the template's own ids, the same bucket).
+    hash: a graph entry, lookup record or meetings; ``HSET <prefix><head><end> <head><tail>
+    <value>``, head and tail the two parts of its person id: a state (``end`` the ``}`` of the
+    hash tag), explain log, redirect or absorbed persons; every atom in the value renamed)
+    into the bucket its fresh atom names, among other clones' entries. A template bucket whose
+    history made it a hash table (``_pad_of``) makes the bucket of its first entry one too (a
+    long field written and deleted; with the template's own ids, the same bucket).
     """
 
     code: str
@@ -1404,19 +1460,21 @@ class Buckets:
     #: the atom whose first characters name the bucket, of every entry (distinct)
     naming: list[int]
     writes: Compiled
+    #: what follows the bucket's name in its key (``BUCKET_ENDS``)
+    end: bytes = b""
 
     def names(self, atoms: Sequence[bytes]) -> set[bytes]:
         """The buckets a clone of ``atoms`` writes to."""
-        return {self.prefix + atoms[i][:BUCKET_CHARS] for i in self.naming}
+        return {self.prefix + atoms[i][:BUCKET_CHARS] + self.end for i in self.naming}
 
 
 class Template:
     """The template keyspace, ready to be written as any number of clones.
 
-    The buckets (``BUCKETED``: graph entries, lookup records, meetings, short explain logs,
-    redirects, absorbed persons) are not written as keys: every clone writes its entries into
-    the buckets its atoms name (``buckets``), and the value set is one key all clones share
-    (``shared``).
+    The buckets (``BUCKETED``: graph entries, lookup records, meetings, person states, short
+    explain logs, redirects, absorbed persons) are not written as keys: every clone writes its
+    entries into the buckets its atoms name (``buckets``), and the value set is one key all
+    clones share (``shared``).
     """
 
     def __init__(
@@ -1442,7 +1500,8 @@ class Template:
         self.buckets: dict[str, Buckets] = {}
         for code in dict.fromkeys(r.category for r in bucketed):
             group = [r for r in bucketed if r.category == code]
-            prefixes = {r.key[:-BUCKET_CHARS] for r in group}
+            end = BUCKET_ENDS.get(code, b"")
+            prefixes = {_bucket_of(code, r.key)[0] for r in group}
             if len(prefixes) != 1:
                 raise ValueError(f"{code} buckets under several prefixes: {sorted(prefixes)}")
             bucket_prefix = prefixes.pop()
@@ -1451,12 +1510,12 @@ class Template:
                 for e in r.entries:
                     head = half[index[e.atom]]
                     field: list[Piece] = [e.head, head, head + 1] if e.whole else [e.head, head + 1]
-                    value = _pieces(e.value, index)
-                    commands.append([[b"HSET"], [bucket_prefix, head], field, value])
+                    value = [e.mark, *_pieces(e.holder + e.rest, index)]
+                    commands.append([[b"HSET"], [bucket_prefix, head, end], field, value])
             for r in group:
                 pad = _pad_of(r)
                 if pad is not None:
-                    bucket: list[Piece] = [bucket_prefix, half[index[r.entries[0].atom]]]
+                    bucket: list[Piece] = [bucket_prefix, half[index[r.entries[0].atom]], end]
                     commands += [[[b"HSET"], bucket, [_PAD], [pad]], [[b"HDEL"], bucket, [_PAD]]]
             entries = [e for r in group for e in r.entries]
             self.buckets[code] = Buckets(
@@ -1465,6 +1524,7 @@ class Template:
                 entries,
                 list(dict.fromkeys(index[e.atom] for e in entries)),
                 compile_pieces(commands, lengths),
+                end,
             )
         #: the graph entries (one per identifier)
         self.entries = self.buckets["graph"].entries if "graph" in self.buckets else []
@@ -1480,13 +1540,10 @@ class Template:
         self.by_length: dict[int, list[int]] = defaultdict(list)
         for i, atom in enumerate(self.atoms):
             self.by_length[len(atom)].append(i)
-        # Live persons (a state, not merged away) and what each one owns.
+        # Live persons (a state, not merged away: 'v<version>:<state>') and what each owns.
         if live is None:
-            live = [
-                _person_in_key(r.key, prefix.encode(), "state")
-                for r in self.own
-                if r.category == "state" and b"s" in r.commands[0][2::2]
-            ]
+            states = self.buckets["state"].entries if "state" in self.buckets else []
+            live = [e.atom for e in states if e.mark == b"v" and person_value(e.value)[2]]
         self.live = list(live)
         self.persons = {person: n for n, person in enumerate(live)}
         self.owner_of = [self.persons.get(r.owner, -1) if r.owner else -1 for r in self.own]
@@ -1970,8 +2027,8 @@ def _summarize(
     # Per-person sums for the fit: every key's MEMORY USAGE plus its share of what
     # MEMORY USAGE leaves out (keyspace tables, expires), the value set per customer, the
     # buckets (with their share) by the bytes of their entries (field and value): graph
-    # entries, lookup records, meetings, short explain logs, redirects and absorbed persons to
-    # their owners.
+    # entries, lookup records, meetings, person states, short explain logs, redirects and
+    # absorbed persons to their owners.
     overhead = max(0.0, measurement.delta - measurement.usage_total) / max(1, measurement.keys)
     value_share = values_bytes / max(1, len(template.customers) * clones)
     byte_shares = {
@@ -2061,11 +2118,6 @@ def build_template(
 # --------------------------------------------------------------------------------------------
 
 
-def _fields(record: KeyRecord) -> dict[bytes, bytes]:
-    args = record.commands[0][2:]
-    return dict(zip(args[0::2], args[1::2], strict=True))
-
-
 def _lookup_per_person(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
     """One lookup record per person, a field of the bucket its id names
     (``<p>:l:<person[:3]>``, field ``<person[3:]>``: the newest of the person's records
@@ -2089,35 +2141,21 @@ def _lookup_per_person(records: list[KeyRecord], prefix: str) -> list[KeyRecord]
     return out
 
 
-def _state_record(r: KeyRecord) -> dict[bytes, bytes] | None:
-    return _fields(r) if r.category == "state" else None
-
-
-def _state_string(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
-    """``<version> <state>`` in a string; a merged-away person: ``=<survivor>``."""
-    out = []
-    for r in records:
-        fields = _state_record(r)
-        if fields is not None:
-            if b"r" in fields:
-                value = b"=" + fields[b"r"]
-            else:
-                value = fields.get(b"v", b"0") + b" " + fields.get(b"s", b"")
-            r = replace(r, commands=[[b"SET", r.key, value]])
-        out.append(r)
-    return out
-
-
 def _state_without_ids(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
-    """The state without ``ids`` (the graph facts hold the same)."""
+    """Every live person's state without ``ids`` (the graph facts hold the same), a field of
+    its person bucket as before."""
     out = []
     for r in records:
-        fields = _state_record(r)
-        if fields is not None and b"s" in fields:
-            state = load_state("", fields[b"s"])
-            fields[b"s"] = dump_state(replace(state, ids=frozenset()))
-            command = [b"HSET", r.key, *(item for pair in fields.items() for item in pair)]
-            r = replace(r, commands=[command, *r.commands[1:]])
+        if r.category == "state":
+            entries = []
+            for e in r.entries:
+                went, version, blob = person_value(e.value)
+                if went is None and blob:
+                    state = replace(load_state("", blob), ids=frozenset())
+                    value = b"v%d:%s" % (version, dump_state(state))
+                    e = _state_entry(e.atom, value, e.owner)
+                entries.append(e)
+            r = bucket_record(r.key, "state", entries, _pad_of(r))
         out.append(r)
     return out
 
@@ -2226,14 +2264,14 @@ def _dedupe_per_person(records: list[KeyRecord], prefix: str) -> list[KeyRecord]
 
 
 def _combined(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
-    for step in (_state_without_ids, _state_string, _explain_compact):
+    for step in (_state_without_ids, _explain_compact):
         records = step(records, prefix)
     return records
 
 
 def _combined_per_person(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
     records = _lookup_per_person(records, prefix)
-    for step in (_state_without_ids, _state_string, _explain_without_links):
+    for step in (_state_without_ids, _explain_without_links):
         records = step(records, prefix)
     return records
 
@@ -2257,20 +2295,21 @@ EXPERIMENTS: dict[str, Experiment] = {
             "the graph entry, then the record",
             _lookup_per_person,
         ),
+        # Gone: "state-string" (a person's state as a string key '<version> <state>'): a
+        # state is that one value now, a field of its person bucket, and has no key at all.
+        # "state-listpack" (hash-max-listpack-value 2048) became "listpack-64": the baseline
+        # runs with 2048 already (MEMORY_OPTIONS), so only the other way round measures it.
         Experiment(
-            "state-string",
-            "person state as a string '<version> <state>' ('=<survivor>' after a merge)",
-            _state_string,
-        ),
-        Experiment(
-            "state-listpack",
-            "hash-max-listpack-value 2048: person state hashes stay listpacks (server setting)",
+            "listpack-64",
+            "Redis's default hash-max-listpack-value 64 instead of the stack's 2048: buckets "
+            "with a longer value (person states, explain logs, lookup records) become hash "
+            "tables (server setting; the loss is what 2048 saves)",
             None,
-            ("--hash-max-listpack-value", "2048"),
+            ("--hash-max-listpack-value", "64"),
         ),
         Experiment(
             "state-no-ids",
-            "state JSON without 'ids' (the graph's person set holds them)",
+            "person state without 'ids' (the graph facts hold them)",
             _state_without_ids,
         ),
         Experiment(
@@ -2290,12 +2329,12 @@ EXPERIMENTS: dict[str, Experiment] = {
         ),
         Experiment(
             "combined",
-            "state-no-ids + state-string + explain-compact",
+            "state-no-ids + explain-compact",
             _combined,
         ),
         Experiment(
             "combined-per-person",
-            "lookup-per-person + state-string + state-no-ids + explain-no-links",
+            "lookup-per-person + state-no-ids + explain-no-links",
             _combined_per_person,
         ),
     )
@@ -2392,6 +2431,7 @@ def as_json(m: Measurement, template: TemplateInfo) -> dict[str, Any]:
 #: Bucketed key types reported like graph entries: code, what, what a field is.
 _MORE_BUCKETS = (
     ("met", "met sets", "identifier's set"),
+    ("state", "person states", "state (live or merged away)"),
     ("redirect", "redirects", "redirect"),
     ("absorbed", "absorbed sets", "person's set"),
 )
@@ -2793,6 +2833,14 @@ def _rename(value: Any, names: dict[bytes, bytes]) -> Any:
     return value
 
 
+def _rename_value(code: str, value: bytes, names: dict[bytes, bytes]) -> bytes:
+    """A bucket field's value with ids renamed; a person state's first letter (``v`` or
+    ``r``, ``Entry.mark``) apart from the id behind it."""
+    if code == "state":
+        return value[:1] + cast(bytes, _rename(value[1:], names))
+    return cast(bytes, _rename(value, names))
+
+
 def _argument_buffer(want: Seen, got: Seen) -> bool:
     """A string SET by a Lua script larger than the same value written in bulk.
 
@@ -2870,8 +2918,9 @@ def _without_buckets(
     keys: dict[bytes, Seen], prefix: str
 ) -> tuple[dict[bytes, Seen], dict[str, dict[bytes, bytes]]]:
     """The keys but the buckets, and the entries those hold by key type (graph: token ->
-    person, lookup: token -> record, met: token -> persons, explain: person -> its entries,
-    redirect: person -> survivor, absorbed: person -> persons)."""
+    person, lookup: token -> record, met: token -> persons, state: person -> ``v<version>:
+    <state>`` or ``r<survivor>``, explain: person -> its entries, redirect: person ->
+    survivor, absorbed: person -> persons)."""
     p = prefix.encode()
     rest: dict[bytes, Seen] = {}
     entries: dict[str, dict[bytes, bytes]] = {code: {} for code in BUCKETED}
@@ -2880,8 +2929,9 @@ def _without_buckets(
         if code not in BUCKETED:
             rest[key] = seen
             continue
+        bucket = _bucket_of(code, key)[1]
         for name, value in cast(dict[bytes, bytes], seen.value).items():
-            entries[code][_entry_name(code, key[-BUCKET_CHARS:], name)] = value
+            entries[code][_entry_name(code, bucket, name)] = value
     return rest, entries
 
 
@@ -2934,9 +2984,9 @@ def verify(url: str, args: argparse.Namespace) -> bool:
         cloned = snapshot(client, prefix)
         _unlink_all(client, cloned)
         back = dict(zip(fresh, template.atoms, strict=True))
-        # A clone's bucket fields (graph entries, lookup records, meetings, short explain
-        # logs, redirects, absorbed persons) share buckets other than its template's:
-        # compared as entries, the other keys key by key.
+        # A clone's bucket fields (graph entries, lookup records, meetings, person states,
+        # short explain logs, redirects, absorbed persons) share buckets other than its
+        # template's: compared as entries, the other keys key by key.
         bulk_keys, bulk_entries = _without_buckets(by_bulk, prefix)
         cloned_keys, cloned_entries = _without_buckets(cloned, prefix)
         renamed = {
@@ -2946,7 +2996,10 @@ def verify(url: str, args: argparse.Namespace) -> bool:
         problems += compare(bulk_keys, renamed, "clone (ids renamed back) vs bulk path", prefix)
         for code in BUCKETED:
             want = bulk_entries[code]
-            got = {_rename(t, back): _rename(v, back) for t, v in cloned_entries[code].items()}
+            got = {
+                _rename(t, back): _rename_value(code, v, back)
+                for t, v in cloned_entries[code].items()
+            }
             print(
                 f"  {LABELS[code].split('  ')[0]}: {len(want):,} in the bulk path, "
                 f"{len(got):,} in the clone"
