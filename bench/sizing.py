@@ -159,8 +159,8 @@ def main() -> int:
     add("--events", type=float, default=50_000, help="events/s at peak")
     add("--lookups", type=float, default=100_000, help="lookups/s at peak")
     # The measured figures (README, Performance), one option each.
-    add("--bytes-per-person", type=float, default=124, help="bench/memory.py's fit: a")
-    add("--bytes-per-identifier", type=float, default=313, help="bench/memory.py's fit: b")
+    add("--bytes-per-person", type=float, default=77, help="bench/memory.py's fit: a")
+    add("--bytes-per-identifier", type=float, default=292, help="bench/memory.py's fit: b")
     add("--events-per-worker", type=float, default=12548, help="bench/ingest.py, 1,000,000")
     add("--lookups-per-api", type=float, default=1000, help="bench/lookup_load.py, held")
     add("--redis-event-us", type=float, default=42, help="bench/ingest.py, Redis µs per event")
