@@ -1372,28 +1372,11 @@ class Compiled:
 
 def compile_commands(commands: Iterable[Sequence[bytes]], index: dict[bytes, int]) -> Compiled:
     """RESP for ``commands``, with a hole for every maximal ``[A-Za-z0-9_-]`` run in ``index``."""
-    literals: list[bytes] = []
-    slots: list[int] = []
-    current = bytearray()
-    count = 0
-    for command in commands:
-        count += 1
-        current += b"*%d\r\n" % len(command)
-        for arg in command:
-            current += b"$%d\r\n" % len(arg)
-            position = 0
-            for match in _RUN.finditer(arg):
-                atom = index.get(match.group())
-                if atom is not None:
-                    current += arg[position : match.start()]
-                    literals.append(bytes(current))
-                    current = bytearray()
-                    slots.append(atom)
-                    position = match.end()
-            current += arg[position:]
-            current += b"\r\n"
-    literals.append(bytes(current))
-    return Compiled(literals, slots, count)
+    lengths = [0] * len(index)
+    for atom, i in index.items():
+        lengths[i] = len(atom)
+    pieces = ([_pieces(arg, index) for arg in command] for command in commands)
+    return compile_pieces(pieces, lengths)
 
 
 Piece = bytes | int
