@@ -21,12 +21,13 @@ log = logging.getLogger(__name__)
 
 #: The layout this release writes. 2: the graph's sets as hashes, explain entries as fields
 #: split by \x1f; 3: a person's identifiers among its facts (no identifier set of its own);
-#: 4: person states packed (``profile/stored.py``); 5: graph entries, lookup records, short
-#: explain logs, meetings, redirects and absorbed persons as fields of bucket hashes
-#: (``keys.py``).
+#: 4: person states packed (``profile/stored.py``); 5: graph entries, lookup records, person
+#: states, short explain logs, meetings, redirects and absorbed persons as fields of bucket
+#: hashes (``keys.py``).
 LAYOUT = 5
 #: Earlier layouts this release takes over when a worker starts: it moves their graph entries,
-#: lookup records, meetings, redirects and absorbed persons (a key each) into buckets, then
+#: lookup records, person states, meetings, redirects and absorbed persons (a key each) into
+#: buckets, then
 #: marks the store as its own (layout 3's JSON states are still read, and every explain log
 #: then a list is read as a long one). No rebuild, but a release that wrote layout 3 or 4 then
 #: refuses the store instead of missing its graph entries.
