@@ -826,9 +826,7 @@ async def direct_rates(
 # --- redis-benchmark --------------------------------------------------------------------------
 
 
-def redis_benchmark(
-    redis_url: str, requests: int, record: tuple[str, str]
-) -> list[dict[str, Any]]:
+def redis_benchmark(redis_url: str, requests: int, record: tuple[str, str]) -> list[dict[str, Any]]:
     """GET with 50 connections, the same pipelined 16 deep, and HGET of a lookup record
     (``record``: its bucket and field)."""
     binary = shutil.which("redis-benchmark")
@@ -1149,9 +1147,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     record = Keys(args.prefix).lookup_entry(keyer.key(IdKind.EMAIL, persons[0].email).token)
     print("redis-benchmark against the same Redis ...", flush=True)
-    report["redis_benchmark"] = redis_benchmark(
-        redis_url, args.redis_benchmark_requests, record
-    )
+    report["redis_benchmark"] = redis_benchmark(redis_url, args.redis_benchmark_requests, record)
     for row in report["redis_benchmark"]:
         print(
             f"  {row['name']:40} {row['rps']:10.0f}/s  p50 {row['p50_ms']:.3f} ms  "

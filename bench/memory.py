@@ -23,18 +23,20 @@ How the data is made:
    fields of buckets named by the first three characters of the identifier's hash
    (``<p>:{g}:i:<hash[:3]>``, ``<p>:l:<hash[:3]>`` and ``<p>:{g}:m:<hash[:3]>``, the field
    ``<kind>:<hash[3:]>``, ``store/keys.py``; the meetings: the persons met joined by ``,``).
-   A person's state (``v<version>:<state>``, or ``r<survivor>`` once merged away), its
-   redirect (whom it went into when merged away), the persons it absorbed (joined by ``,``)
-   and its explain log while that is at most ``LOG_INLINE`` bytes (its entries split by
-   ``\\x1e``) are the person's fields of buckets named by its id's first three characters
-   (``<p>:p:{<person[:3]>}``, a hash tag; ``<p>:{g}:r:<person[:3]>``,
-   ``<p>:{g}:a:<person[:3]>``, ``<p>:{g}:y:<person[:3]>``). A bucket is no clone's own key: a
-   clone writes each entry (``HSET``) into the bucket its fresh hash or person id names,
-   among the other clones' entries; the person ids and identifier hashes a value names are
-   the clone's too (a lookup record's person id, its first field; the persons met, absorbed
-   or gone into; what an explain log's entries name; the ids a packed state holds as text,
-   its absorbed persons, say; not its identifiers, 16 raw bytes each, which every clone keeps
-   as the template has them, as when a state was a hash of its own).
+   A person's graph facts (its version, counts, identifiers, describing tokens and claims,
+   ``keys.packed_facts``), its state (``v<version>:<state>``, or ``r<survivor>`` once merged
+   away), its redirect (whom it went into when merged away), the persons it absorbed (joined
+   by ``,``) and its explain log while that is at most ``LOG_INLINE`` bytes (its entries
+   split by ``\\x1e``) are the person's fields of buckets named by its id's first three
+   characters (``<p>:{g}:k:<person[:3]>``, ``<p>:p:{<person[:3]>}``, a hash tag;
+   ``<p>:{g}:r:<person[:3]>``, ``<p>:{g}:a:<person[:3]>``, ``<p>:{g}:y:<person[:3]>``). A
+   bucket is no clone's own key: a clone writes each entry (``HSET``) into the bucket its
+   fresh hash or person id names, among the other clones' entries; the person ids and
+   identifier hashes a value names are the clone's too (a lookup record's person id, its
+   first field; the persons met, absorbed or gone into; the identifiers and describing tokens
+   a person's facts name; what an explain log's entries name; the ids a packed state holds
+   as text, its absorbed persons, say; not its identifiers, 16 raw bytes each, which every
+   clone keeps as the template has them, as when a state was a hash of its own).
    A longer explain log is a list of its own (``<p>:{g}:x:<person>``), a clone's key like the
    rest.
 
@@ -59,9 +61,9 @@ the load keeps those a live worker would still hold at the end of the simulated 
 marker, as right after a backfill of the whole history.
 
 Figures come from Redis: ``MEMORY USAGE <key> SAMPLES 0`` on every key of a sample of clones
-(``--measure-clones``) and on every bucket (graph entries, lookup records, meetings, person
-states, explain logs, redirects, absorbed persons: at most 64 ** 3 = 262,144 of each kind,
-all clones'), and ``INFO memory`` before and after the load (after a rehash of the
+(``--measure-clones``) and on every bucket (graph entries, lookup records, meetings, graph
+facts, person states, explain logs, redirects, absorbed persons: at most 64 ** 3 = 262,144 of
+each kind, all clones'), and ``INFO memory`` before and after the load (after a rehash of the
 keyspace's table that the load left under way is finished: ``finish_rehash``). A bucket's
 bytes count for its entries by their bytes (field and value), each entry for the live
 person it belongs to in the least-squares fit (an identifier's owner, or the person itself;
@@ -111,6 +113,8 @@ from bestand.simulate import simulate
 from bestand.store import Scripts
 from bestand.store.keys import (
     BUCKET_CHARS,
+    FACT_VALUE,
+    FACTS_SEP,
     LOG_INLINE,
     bucket_field,
     person_value,
@@ -125,9 +129,9 @@ from resp import script_call
 SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 #: SHA-1 of the Lua scripts the Python ports below mirror; run ``--verify`` when one differs.
 PORTED_SCRIPTS: dict[str, frozenset[str]] = {
-    "graph_read": frozenset({"fb35b393221e2eb8944a843235bf873e845bacb3"}),
-    "graph_apply": frozenset({"cc1507e38fc365fc8f013f5226b079401d0de7b2"}),
-    "erase": frozenset({"a6a6e654f7bd579e5dbbcfa3203135c74654ef5a"}),
+    "graph_read": frozenset({"ae4680706a51f94311ef097a38e43889cf40f187"}),
+    "graph_apply": frozenset({"9b12c89b254835a74b79c45e7bdc09e5faed3fd3"}),
+    "erase": frozenset({"b7715d6931694c86169d3bb1d764f03e1597e316"}),
     "persons_read": frozenset({"1466412f3796b9a08965641654fb5f5d0480a229"}),
     "persons_write": frozenset({"d64e06b9ca6a6d9db0ea7a7ad5c9bb4a9ab21f54"}),
 }
@@ -135,6 +139,8 @@ PORTED_SCRIPTS: dict[str, frozenset[str]] = {
 Value = bytes | dict[bytes, bytes] | set[bytes] | list[bytes]
 #: What splits the entries of a short explain log (``identity/entries.py``).
 _LOG_SEP = LOG_SEP.encode()
+#: What joins a person's facts, and a fact's name to its value (``keys.packed_facts``).
+_FACTS_SEP, _FACT_VALUE = FACTS_SEP.encode(), FACT_VALUE.encode()
 
 
 def _b(value: object) -> bytes:
@@ -263,11 +269,6 @@ class MemoryRedis:
 
     def hgetall(self, key: bytes) -> dict[bytes, bytes]:
         return dict(cast(dict[bytes, bytes] | None, self._typed(key, dict)) or {})
-
-    def hincrby(self, key: bytes, name: bytes, by: int) -> int:
-        value = int(self.hget(key, name) or b"0") + by
-        self.hset(key, [name, str(value).encode()])
-        return value
 
     def hget(self, key: bytes, name: bytes) -> bytes | None:
         current = cast(dict[bytes, bytes] | None, self._typed(key, dict))
@@ -417,8 +418,85 @@ def _own(r: MemoryRedis, k: dict[str, bytes], token: bytes, person: bytes) -> No
 
 
 def _person_bucket(k: dict[str, bytes], prefix: str, person: bytes) -> bytes:
-    """A person's bucket of redirects or absorbed persons (the scripts' ``person_bucket``)."""
+    """A person's bucket of redirects, absorbed persons or facts (the scripts'
+    ``person_bucket``, ``facts_bucket``)."""
     return k[prefix] + person[: int(k["bucket_chars"])]
+
+
+#: The graph version among a person's packed facts, as ``graph_read.lua`` finds it.
+_FACT_VERSION = re.compile(rb"(?:^|\x1e)v\x1f(\d+)")
+
+
+def _facts_of(text: bytes | None) -> dict[bytes, bytes]:
+    """A person's packed facts (its field of its facts bucket) as name -> value, in order: a
+    dict keeps a changed name's place and puts a new one last, as a Redis hash did."""
+    facts: dict[bytes, bytes] = {}
+    for entry in (text or b"").split(_FACTS_SEP):
+        if entry:
+            name, _, value = entry.partition(_FACT_VALUE)
+            facts[name] = value
+    return facts
+
+
+def _packed(facts: dict[bytes, bytes]) -> bytes:
+    """A person's facts as its field of its facts bucket holds them (``keys.packed_facts``)."""
+    return _FACTS_SEP.join(
+        name + _FACT_VALUE + value if value else name for name, value in facts.items()
+    )
+
+
+def _lua_text(value: object) -> bytes:
+    """A plan's value as ``tostring`` writes it (cjson decodes every number as a double)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return b"%.14g" % value
+    return _b(value)
+
+
+class _HeldFacts:
+    """The facts of the persons one ``graph_apply`` call touches (``facts_of``): each read
+    once, changed in place, the changed ones written back by ``store`` (``store_facts``)."""
+
+    def __init__(self, r: MemoryRedis, k: dict[str, bytes]) -> None:
+        self.r, self.k = r, k
+        self.held: dict[bytes, dict[bytes, bytes]] = {}
+        self.changed: set[bytes] = set()
+
+    def of(self, person: bytes) -> dict[bytes, bytes]:
+        facts = self.held.get(person)
+        if facts is None:
+            bucket = _person_bucket(self.k, "facts", person)
+            facts = self.held[person] = _facts_of(self.r.hget(bucket, person))
+        return facts
+
+    def get(self, person: bytes, name: bytes) -> bytes | None:
+        return self.of(person).get(name)
+
+    def set(self, person: bytes, name: bytes, value: bytes) -> None:
+        self.of(person)[name] = value
+        self.changed.add(person)
+
+    def add(self, person: bytes, name: bytes, delta: int) -> None:
+        """``add_fact``: a count as Lua writes a whole number."""
+        self.set(person, name, b"%d" % (int(self.get(person, name) or b"0") + delta))
+
+    def drop(self, person: bytes, name: bytes) -> None:
+        if self.of(person).pop(name, None) is not None:
+            self.changed.add(person)
+
+    def clear(self, person: bytes) -> None:
+        """``drop_facts``: removed when written back, in the order it was first read."""
+        self.of(person).clear()
+        self.changed.add(person)
+
+    def store(self) -> None:
+        for person, facts in self.held.items():
+            if person in self.changed:
+                bucket = _person_bucket(self.k, "facts", person)
+                if facts:
+                    self.r.hset(bucket, [person, _packed(facts)])
+                else:
+                    self.r.hdel(bucket, person)
+        self.changed.clear()
 
 
 def _met_entry(k: dict[str, bytes], token: bytes) -> tuple[bytes, bytes]:
@@ -495,11 +573,14 @@ def _graph_read(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
                 seen.append(person)
         claims.append(b"\x1f".join(row))
     for owner in seen:
-        facts = r.hgetall(k["facts"] + owner)
-        if owner in known and facts.get(b"v") == known[owner]:
+        text = r.hget(_person_bucket(k, "facts", owner), owner) or b""
+        version = _FACT_VERSION.search(text)
+        if owner in known and version is not None and version.group(1) == known[owner]:
             persons.append(owner + b"\x1f=")
             continue
-        persons.append(b"\x1f".join([owner, *(x for pair in facts.items() for x in pair)]))
+        # An entry without a value gains its separator: the reply pairs name and value.
+        facts = (e if _FACT_VALUE in e else e + _FACT_VALUE for e in text.split(_FACTS_SEP) if e)
+        persons.append(b"\x1f".join([owner, *facts]))
     receipts = [
         b"%d\x1f%s" % (j + 1, body)
         for j, event in enumerate(args[3 + n + 2 * kept :])
@@ -517,17 +598,22 @@ def _graph_apply(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> int:
     if r.exists(stop):
         return 0
     applied = 0
+    facts = _HeldFacts(r, k)
     for raw in args[4:]:
         plan = orjson.loads(raw)
-        if not _guard_holds(r, k, plan):
+        if not _guard_holds(r, k, facts, plan):
             r.put(stop, b"1", ex=60)
+            facts.store()
             return applied
-        _apply_plan(r, k, plan, max_log, describing)
+        _apply_plan(r, k, facts, plan, max_log, describing)
         applied += 1
+    facts.store()
     return applied
 
 
-def _guard_holds(r: MemoryRedis, k: dict[str, bytes], plan: dict[str, Any]) -> bool:
+def _guard_holds(
+    r: MemoryRedis, k: dict[str, bytes], facts: _HeldFacts, plan: dict[str, Any]
+) -> bool:
     for token, expected in plan["owners"].items():
         if (_owner(r, k, token.encode()) or b"").decode() != expected:
             return False
@@ -535,7 +621,7 @@ def _guard_holds(r: MemoryRedis, k: dict[str, bytes], plan: dict[str, Any]) -> b
         if (r.get(k["junk"] + token.encode()) or b"").decode() != expected:
             return False
     return all(
-        int(r.hget(k["facts"] + person.encode(), b"v") or b"0") == int(expected)
+        int(facts.get(person.encode(), b"v") or b"0") == int(expected)
         for person, expected in plan["versions"].items()
     )
 
@@ -594,25 +680,29 @@ def _append_log(
 
 
 def _apply_plan(
-    r: MemoryRedis, k: dict[str, bytes], plan: dict[str, Any], max_log: int, describing: bytes
+    r: MemoryRedis,
+    k: dict[str, bytes],
+    facts: _HeldFacts,
+    plan: dict[str, Any],
+    max_log: int,
+    describing: bytes,
 ) -> None:
     person = plan["person"].encode()
-    facts = k["facts"] + person
     for gone_text in plan["absorbed"]:
         gone = gone_text.encode()
-        fields: list[bytes] = []
-        for field, value in r.hgetall(k["facts"] + gone).items():
+        fields: list[tuple[bytes, bytes]] = []
+        for field, value in list(facts.of(gone).items()):
             if len(field) == 1 and field != b"v":
-                r.hincrby(facts, field, int(value))
+                facts.add(person, field, int(value))
             elif len(field) > 1:
                 if field[:1] != b"@" and field[:1] not in describing:
                     _own(r, k, field, person)
-                fields += [field, value]
-        if fields:
-            r.hset(facts, fields)
+                fields.append((field, value))
+        for field, value in fields:
+            facts.set(person, field, value)
         _append_log(r, k, person, _log_of(r, k, gone), max_log)
         _drop_log(r, k, gone)
-        r.delete(k["facts"] + gone)
+        facts.clear(gone)
         absorbed = _person_bucket(k, "absorbed", person)
         r.hset(_person_bucket(k, "redirect", gone), [gone, person])
         _add_member(r, absorbed, person, gone)
@@ -621,32 +711,36 @@ def _apply_plan(
             r.hset(_person_bucket(k, "redirect", older), [older, person])
             _add_member(r, absorbed, person, older)
         r.hdel(gone_absorbed, gone)
+    # Counts by kind, added in the order the kinds first appear (``kind_order``).
+    kinds: Counter[bytes] = Counter()
     for token_text, former_text, entry, moved_at in plan.get("move", ()):
         token, former = token_text.encode(), former_text.encode()
-        former_facts = k["facts"] + former
         claims = k["claims"] + token
         if not r.exists(claims):
-            since = r.hget(former_facts, b"@" + token) or b"0"
+            since = facts.get(former, b"@" + token) or b"0"
             r.rpush(claims, since + b":" + former)
-        if r.rpush(claims, str(moved_at).encode() + b":" + person) > int(k["max_claims"]):
+        if r.rpush(claims, _lua_text(moved_at) + b":" + person) > int(k["max_claims"]):
             r.ltrim(claims, -int(k["max_claims"]), -1)
-        r.hdel(former_facts, token, b"@" + token)
-        r.hincrby(former_facts, token[:1], -1)
-        r.hincrby(former_facts, b"v", 1)
+        facts.drop(former, token)
+        facts.drop(former, b"@" + token)
+        facts.add(former, token[:1], -1)
+        facts.add(former, b"v", 1)
         _append_log(r, k, former, [entry.encode()], max_log)
         _own(r, k, token, person)
-        r.hset(facts, [token, b""])
-        r.hincrby(facts, token[:1], 1)
+        facts.set(person, token, b"")
+        kinds[token[:1]] += 1
     claimed = plan.get("claim", [])
-    if claimed:
-        r.hset(facts, [_b(x) for x in claimed])
+    for i in range(0, len(claimed), 2):
+        facts.set(person, _lua_text(claimed[i]), _lua_text(claimed[i + 1]))
     for token in plan["attach"]:
         _own(r, k, token.encode(), person)
-        r.hincrby(facts, token[:1].encode(), 1)
-    if plan["attach"]:
-        r.hset(facts, [x for token in plan["attach"] for x in (token.encode(), b"")])
+        kinds[token[:1].encode()] += 1
+    for token in plan["attach"]:
+        facts.set(person, token.encode(), b"")
+    for kind, n in kinds.items():
+        facts.add(person, kind, n)
     for token in plan["describe"]:
-        r.hset(facts, [token.encode(), b"1"])
+        facts.set(person, token.encode(), b"1")
     for token, met in plan["met"]:
         _add_member(r, *_met_entry(k, token.encode()), met.encode())
     for token_text, reason in plan["flag"]:
@@ -656,14 +750,14 @@ def _apply_plan(
         if owner:
             r.hdel(*_entry(k, token))
             r.delete(k["claims"] + token)
-            owner_facts = k["facts"] + owner
             if token[:1] in describing:
-                r.hdel(owner_facts, token)
+                facts.drop(owner, token)
             else:
-                r.hincrby(owner_facts, token[:1], -1)
-                r.hdel(owner_facts, token, b"@" + token)
+                facts.add(owner, token[:1], -1)
+                facts.drop(owner, token)
+                facts.drop(owner, b"@" + token)
             if owner != person:
-                r.hincrby(owner_facts, b"v", 1)
+                facts.add(owner, b"v", 1)
     entries = [entry.encode() for entry in plan["log"]]
     if plan.get("repeats"):
         recent = set(_log_of(r, k, person, 50))
@@ -673,7 +767,7 @@ def _apply_plan(
     if receipt:
         key = k["receipt"] + receipt["event"].encode()
         r.put(key, receipt["body"].encode(), ex=receipt["ttl"])
-    r.hincrby(facts, b"v", 1)
+    facts.add(person, b"v", 1)
 
 
 def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
@@ -694,7 +788,9 @@ def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
         person = _owner(r, k, token)
         if person and person not in seen:
             seen.add(person)
-            members = [f for f in r.hkeys(k["facts"] + person) if len(f) > 1 and f[:1] != b"@"]
+            facts = _person_bucket(k, "facts", person)
+            held = _facts_of(r.hget(facts, person))
+            members = [f for f in held if len(f) > 1 and f[:1] != b"@"]
             for member in members:
                 r.hdel(*_entry(k, member))
                 r.hdel(*_met_entry(k, member))
@@ -720,7 +816,8 @@ def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
                     events.add(event)
                     r.delete(k["receipt"] + receipt_suffix(event).encode())
             r.hdel(_log_bucket(k, person), person)
-            r.delete(k["log"] + person, k["facts"] + person)
+            r.hdel(facts, person)
+            r.delete(k["log"] + person)
             out.append([person, *members])
     return out
 
@@ -1000,15 +1097,15 @@ def emulate(events: Sequence[dict[str, Any]], settings: Settings, limits: Limits
 
 #: Key types in report order: code, label, whether the keys scale with identifiers (a key
 #: per identifier; the buckets of graph entries, lookup records and meetings by their
-#: entries, a field per identifier; the buckets of person states, explain logs, redirects
-#: and absorbed persons, a field per person, scale with persons).
+#: entries, a field per identifier; the buckets of graph facts, person states, explain logs,
+#: redirects and absorbed persons, a field per person, scale with persons).
 CATEGORIES: tuple[tuple[str, str, bool], ...] = (
     ("graph", "graph entries  <p>:{g}:i:<hash[:3]>, all", True),
     ("lookup", "lookup records  <p>:l:<hash[:3]>, all", True),
     ("met", "met sets  <p>:{g}:m:<hash[:3]>, all", True),
     ("claims", "cookie claims  <p>:{g}:c:<kind>:<hash>", True),
     ("junk", "junk flags  <p>:{g}:j:<kind>:<hash>", True),
-    ("facts", "graph facts  <p>:{g}:k:<person>", False),
+    ("facts", "graph facts  <p>:{g}:k:<person[:3]>, all", False),
     ("state", "person states  <p>:p:{<person[:3]>}, all", False),
     ("explain", "explain logs  <p>:{g}:y:<person[:3]>, all", False),
     ("explain_long", "explain logs, long  <p>:{g}:x:<person>", False),
@@ -1066,7 +1163,7 @@ def _person_in_key(key: bytes, prefix: bytes, kind: str) -> bytes:
     rest = key[len(prefix) + 1 :]
     if kind == "dedupe":
         return rest[rest.index(b"{") + 1 : rest.index(b"}")]
-    return rest[6:]  # {g}:k:<person>
+    return rest[6:]  # {g}:x:<person>, {g}:e:<event>
 
 
 @dataclass(frozen=True)
@@ -1084,14 +1181,16 @@ class Entry:
     interests, consent). An explain log while short: no ``head``, ``atom`` the person id
     (``whole``), no ``holder``, ``rest`` its entries split by ``\\x1e`` (they name persons and
     identifiers). An identifier's meetings: the field of its graph entry, no ``holder``,
-    ``rest`` the persons it met joined by ``,``. A redirect: ``atom`` the merged-away person
-    (``whole``), ``holder`` the person it went into. A person's absorbed persons: ``atom`` the
-    person (``whole``), no ``holder``, ``rest`` their ids joined by ``,``. A person's state:
-    ``atom`` the person (``whole``), ``mark`` ``v`` and ``rest`` ``<version>:<state>`` (the
-    packed state: ``profile/stored.py``; its identifiers are 16 raw bytes, which a clone
-    keeps, as it kept them when a state had a hash of its own) while it holds one; ``mark``
-    ``r`` and ``holder`` the person it went into once merged away. ``owner``: the live person
-    the entry counts for.
+    ``rest`` the persons it met joined by ``,``. A person's graph facts: ``atom`` the person
+    (``whole``), no ``holder``, ``rest`` its facts packed (``keys.packed_facts``; identifiers
+    and describing tokens by name, ``kind:hash``, whose hashes a clone renames). A redirect:
+    ``atom`` the merged-away person (``whole``), ``holder`` the person it went into. A
+    person's absorbed persons: ``atom`` the person (``whole``), no ``holder``, ``rest`` their
+    ids joined by ``,``. A person's state: ``atom`` the person (``whole``), ``mark`` ``v`` and
+    ``rest`` ``<version>:<state>`` (the packed state: ``profile/stored.py``; its identifiers
+    are 16 raw bytes, which a clone keeps, as it kept them when a state had a hash of its
+    own) while it holds one; ``mark`` ``r`` and ``holder`` the person it went into once
+    merged away. ``owner``: the live person the entry counts for.
     """
 
     head: bytes
@@ -1122,10 +1221,10 @@ class Entry:
 class KeyRecord:
     """One key of the template: how to write it and whom it belongs to.
 
-    A bucket (graph entries, lookup records, meetings, person states, short explain logs,
-    redirects, absorbed persons) belongs to nobody: it holds ``entries`` of many persons (their
-    identifiers', or their own), which a clone writes one by one into the buckets its own atoms
-    name.
+    A bucket (graph entries, lookup records, meetings, graph facts, person states, short
+    explain logs, redirects, absorbed persons) belongs to nobody: it holds ``entries`` of many
+    persons (their identifiers', or their own), which a clone writes one by one into the
+    buckets its own atoms name.
     """
 
     key: bytes
@@ -1138,10 +1237,10 @@ class KeyRecord:
 #: Key types whose keys are buckets: ``<bucket prefix><atom[:BUCKET_CHARS]><end>``, the
 #: atom an identifier's hash (graph entries, lookup records, meetings) or a person id
 #: (``BY_PERSON``), the end (``BUCKET_ENDS``) mostly none.
-BUCKETED = ("graph", "lookup", "met", "state", "explain", "redirect", "absorbed")
-#: Bucketed key types whose buckets a person id names, its field the whole id: person states,
-#: short explain logs, redirects, absorbed persons.
-BY_PERSON = ("state", "explain", "redirect", "absorbed")
+BUCKETED = ("graph", "lookup", "met", "facts", "state", "explain", "redirect", "absorbed")
+#: Bucketed key types whose buckets a person id names, its field the whole id: graph facts,
+#: person states, short explain logs, redirects, absorbed persons.
+BY_PERSON = ("facts", "state", "explain", "redirect", "absorbed")
 #: Bucketed key types whose values are sets of person ids joined by ``,``.
 MEMBER_SETS = ("met", "absorbed")
 #: What follows the bucket's name in a bucket's key: a person bucket's name is a hash tag
@@ -1158,8 +1257,8 @@ def _bucket_of(code: str, key: bytes) -> tuple[bytes, bytes]:
 
 def _entry_name(code: str, bucket: bytes, name: bytes) -> bytes:
     """What a field of a bucket stands for: the identifier (``kind:hash``) of a graph entry,
-    lookup record or meetings, the person of a state, explain log, redirect or absorbed
-    persons (``bucket``: the bucket's name)."""
+    lookup record or meetings, the person of graph facts, a state, explain log, redirect or
+    absorbed persons (``bucket``: the bucket's name)."""
     return name if code in BY_PERSON else _token_of(bucket, name)
 
 
@@ -1265,8 +1364,9 @@ def keyspace(
 def _attribute(records: list[KeyRecord], store: MemoryRedis, p: bytes) -> None:
     """Give every key the live person it belongs to (junk flags, buckets and the value set:
     nobody), and every entry of a bucket its live owner: a graph entry, lookup record or
-    identifier's meetings the identifier's, a state, explain log, redirect or absorbed persons
-    the person's (a redirect, or the state of a merged-away person: whom it went into)."""
+    identifier's meetings the identifier's, graph facts, a state, explain log, redirect or
+    absorbed persons the person's (a redirect, or the state of a merged-away person: whom it
+    went into)."""
     graph = p + b":{g}:"
 
     def owner_of(token: bytes) -> bytes | None:
@@ -1293,7 +1393,7 @@ def _attribute(records: list[KeyRecord], store: MemoryRedis, p: bytes) -> None:
                 if kind == "state":  # 'v<version>:<state>', or 'r<survivor>'
                     entries.append(_state_entry(name, value, live(name)))
                     continue
-                if kind in BY_PERSON:  # a person's short log, redirect or absorbed persons
+                if kind in BY_PERSON:  # a person's facts, short log, redirect or absorbed
                     holder = value if kind == "redirect" else b""
                     rest = value[len(holder) :]
                     entries.append(Entry(b"", name, holder, rest, live(name), whole=True))
@@ -1340,14 +1440,14 @@ def atoms_of(records: Sequence[KeyRecord], prefix: str) -> list[bytes]:
                 if kind in MEMBER_SETS:  # persons met or absorbed (an erased one: here only)
                     for member in _split_members(entry.rest):
                         found[member] = None
+                if kind == "facts":  # describing tokens (names, households) have no entry
+                    for name in _facts_of(entry.rest):
+                        if name[1:2] == b":":
+                            found[name[2:]] = None
         elif kind in ("claims", "junk"):
             found[record.key[len(graph) + 4 :]] = None
         elif kind != "values":
             found[_person_in_key(record.key, p, kind)] = None
-        if kind == "facts":  # describing tokens (names, households) have no key of their own
-            for field in record.commands[0][2::2]:
-                if field[1:2] == b":":
-                    found[field[2:]] = None
     return list(found)
 
 
@@ -1430,8 +1530,9 @@ class Buckets:
     A bucket is named by a few characters of an atom, no atom of its own: a clone writes each
     entry (``HSET <prefix><head> <kind>:<tail> <value>``, head and tail the two parts of its
     hash: a graph entry, lookup record or meetings; ``HSET <prefix><head><end> <head><tail>
-    <value>``, head and tail the two parts of its person id: a state (``end`` the ``}`` of the
-    hash tag), explain log, redirect or absorbed persons; every atom in the value renamed)
+    <value>``, head and tail the two parts of its person id: graph facts, a state (``end`` the
+    ``}`` of the hash tag), explain log, redirect or absorbed persons; every atom in the value
+    renamed)
     into the bucket its fresh atom names, among other clones' entries. A template bucket whose
     history made it a hash table (``_pad_of``) makes the bucket of its first entry one too (a
     long field written and deleted; with the template's own ids, the same bucket).
@@ -1454,10 +1555,10 @@ class Buckets:
 class Template:
     """The template keyspace, ready to be written as any number of clones.
 
-    The buckets (``BUCKETED``: graph entries, lookup records, meetings, person states, short
-    explain logs, redirects, absorbed persons) are not written as keys: every clone writes its
-    entries into the buckets its atoms name (``buckets``), and the value set is one key all
-    clones share (``shared``).
+    The buckets (``BUCKETED``: graph entries, lookup records, meetings, graph facts, person
+    states, short explain logs, redirects, absorbed persons) are not written as keys: every
+    clone writes its entries into the buckets its atoms name (``buckets``), and the value set
+    is one key all clones share (``shared``).
     """
 
     def __init__(
@@ -2010,8 +2111,8 @@ def _summarize(
     # Per-person sums for the fit: every key's MEMORY USAGE plus its share of what
     # MEMORY USAGE leaves out (keyspace tables, expires), the value set per customer, the
     # buckets (with their share) by the bytes of their entries (field and value): graph
-    # entries, lookup records, meetings, person states, short explain logs, redirects and
-    # absorbed persons to their owners.
+    # entries, lookup records, meetings, graph facts, person states, short explain logs,
+    # redirects and absorbed persons to their owners.
     overhead = max(0.0, measurement.delta - measurement.usage_total) / max(1, measurement.keys)
     value_share = values_bytes / max(1, len(template.customers) * clones)
     byte_shares = {
@@ -2285,8 +2386,8 @@ EXPERIMENTS: dict[str, Experiment] = {
         Experiment(
             "listpack-64",
             "Redis's default hash-max-listpack-value 64 instead of the stack's 2048: buckets "
-            "with a longer value (person states, explain logs, lookup records) become hash "
-            "tables (server setting; the loss is what 2048 saves)",
+            "with a longer value (graph facts, person states, explain logs, lookup records) "
+            "become hash tables (server setting; the loss is what 2048 saves)",
             None,
             ("--hash-max-listpack-value", "64"),
         ),
@@ -2414,6 +2515,7 @@ def as_json(m: Measurement, template: TemplateInfo) -> dict[str, Any]:
 #: Bucketed key types reported like graph entries: code, what, what a field is.
 _MORE_BUCKETS = (
     ("met", "met sets", "identifier's set"),
+    ("facts", "graph facts", "person's facts"),
     ("state", "person states", "state (live or merged away)"),
     ("redirect", "redirects", "redirect"),
     ("absorbed", "absorbed sets", "person's set"),
@@ -2901,9 +3003,9 @@ def _without_buckets(
     keys: dict[bytes, Seen], prefix: str
 ) -> tuple[dict[bytes, Seen], dict[str, dict[bytes, bytes]]]:
     """The keys but the buckets, and the entries those hold by key type (graph: token ->
-    person, lookup: token -> record, met: token -> persons, state: person -> ``v<version>:
-    <state>`` or ``r<survivor>``, explain: person -> its entries, redirect: person ->
-    survivor, absorbed: person -> persons)."""
+    person, lookup: token -> record, met: token -> persons, facts: person -> its facts packed,
+    state: person -> ``v<version>:<state>`` or ``r<survivor>``, explain: person -> its
+    entries, redirect: person -> survivor, absorbed: person -> persons)."""
     p = prefix.encode()
     rest: dict[bytes, Seen] = {}
     entries: dict[str, dict[bytes, bytes]] = {code: {} for code in BUCKETED}
@@ -2967,8 +3069,8 @@ def verify(url: str, args: argparse.Namespace) -> bool:
         cloned = snapshot(client, prefix)
         _unlink_all(client, cloned)
         back = dict(zip(fresh, template.atoms, strict=True))
-        # A clone's bucket fields (graph entries, lookup records, meetings, person states,
-        # short explain logs, redirects, absorbed persons) share buckets other than its
+        # A clone's bucket fields (graph entries, lookup records, meetings, graph facts, person
+        # states, short explain logs, redirects, absorbed persons) share buckets other than its
         # template's: compared as entries, the other keys key by key.
         bulk_keys, bulk_entries = _without_buckets(by_bulk, prefix)
         cloned_keys, cloned_entries = _without_buckets(cloned, prefix)

@@ -21,7 +21,7 @@ from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.store import connect
 from bestand.store.identity_graph import Answer
-from bestand.store.keys import person_value
+from bestand.store.keys import facts_pairs, person_value
 from bestand.stream.messages import Incoming, Outgoing
 from bestand.stream.prepare import Prepared
 from bestand.stream.worker import processor_for
@@ -102,10 +102,13 @@ async def redis_state(settings: Settings, exact: bool = False) -> dict[str, Any]
                 for person, value in (await client.hgetall(key)).items():
                     went, _, blob = person_value(value)
                     out[name][person] = went or replace(load_state("", blob), version=0)
+            elif kind == "hash" and name.startswith(":{g}:k:"):
+                out[name] = {  # persons' graph facts without their versions
+                    person: [pair for pair in facts_pairs(facts) if pair[0] != "v"]
+                    for person, facts in (await client.hgetall(key)).items()
+                }
             elif kind == "hash":
-                fields = await client.hgetall(key)
-                fields.pop(b"v", None)  # a graph version
-                out[name] = fields
+                out[name] = await client.hgetall(key)
     finally:
         await client.aclose()
     return out

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 def test_the_census_counts_entries_and_the_fullest_bucket(redis_url: str) -> None:
     keys = Keys(f"cn{uuid.uuid4().hex[:6]}")
-    # Three persons; the first bucket holds five entries, two others one each.
+    # Three persons; the first graph bucket holds five entries, two others one each.
     tokens = [f"e:AAA{n}xyz" for n in range(5)] + ["e:BBB0xyz", "p:CCC0xyz"]
 
     async def go() -> list[Counts]:
@@ -24,8 +24,9 @@ def test_the_census_counts_entries_and_the_fullest_bucket(redis_url: str) -> Non
         try:
             for n, token in enumerate(tokens):
                 await client.hset(keys.identifier(token), bucket_field(token), f"P{n % 3}")
-            for person in ("P0", "P1", "P2"):
-                await client.hset(keys.facts(person), "v", 1)
+            # Persons are fields of facts buckets: two share one here.
+            for person in ("PPP0", "PPP1", "QQQ2"):
+                await client.hset(keys.facts(person), person, "v\x1f1")
             await client.set(keys.junk("e:DDD0xyz"), "why")  # not counted
             census = Census(client, keys, slice_keys=2)
             passes: list[Counts] = []

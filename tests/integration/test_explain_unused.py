@@ -41,8 +41,9 @@ def test_refused_and_junk_identifiers_are_in_the_persons_explain_log(
         try:
             graph = IdentityGraph(client, Keys(settings.redis_prefix))
             persons = {
-                key.decode().rsplit(":", 1)[1]
+                person.decode()
                 async for key in client.scan_iter(match=f"{settings.redis_prefix}:{{g}}:k:*")
+                for person in await client.hkeys(key)
             }
             assert len(persons) == 1, persons
             explanation = await graph.explain(persons.pop())

@@ -18,7 +18,7 @@ from bestand.ops.metrics import WorkerMetrics
 from bestand.profile import PersonState, load_state
 from bestand.settings import Settings
 from bestand.store import Keys, StoreLayoutError, connect
-from bestand.store.keys import LOG_INLINE, person_value, token_of
+from bestand.store.keys import LOG_INLINE, facts_pairs, person_value, token_of
 from bestand.store.layout import LAYOUT, ensure_layout
 from bestand.stream.messages import Incoming, Outgoing
 from bestand.stream.worker import processor_for
@@ -577,14 +577,14 @@ def test_the_store_counts_what_its_writes_put_into_redis(redis_url: str, fold: s
     assert counted == {"person_state": 3, "lookup_record": 5, "dedupe_marker": 3}
 
 
-#: The buckets a layout-5 store keeps per identifier (by its hash) and per person (by its id).
-_BY_TOKEN, _BY_PERSON = ("i", "l", "m"), ("r", "a")
+#: The buckets a store keeps per identifier (by its hash) and per person (by its id).
+_BY_TOKEN, _BY_PERSON = ("i", "l", "m"), ("r", "a", "k")
 
 
 def _prefixes(pipeline: Pipeline) -> list[tuple[str, str]]:
     g, p = pipeline.keys.graph, pipeline.keys.prefix
     return [(f"{g}:i:", "i"), (f"{p}:l:", "l"), (f"{g}:m:", "m"), (f"{g}:r:", "r"),
-            (f"{g}:a:", "a")]  # fmt: skip
+            (f"{g}:a:", "a"), (f"{g}:k:", "k")]  # fmt: skip
 
 
 async def _bucket_fields(pipeline: Pipeline) -> dict[tuple[str, str], bytes]:
@@ -603,10 +603,13 @@ async def _bucket_fields(pipeline: Pipeline) -> dict[tuple[str, str], bytes]:
 
 async def _as_layout_4(pipeline: Pipeline) -> None:
     """Turn a store's buckets into the keys layouts 3 and 4 kept: a string or a set (hash of
-    member -> '') per identifier or person, and every explain log a list."""
+    member -> '') per identifier or person, a hash of its facts per person, and every explain
+    log a list."""
     client = pipeline.client
     for (prefix, name), value in (await _bucket_fields(pipeline)).items():
-        if prefix.endswith((":m:", ":a:")):
+        if prefix.endswith(":k:"):
+            await client.hset(prefix + name, mapping=dict(facts_pairs(value)))
+        elif prefix.endswith((":m:", ":a:")):
             await client.hset(prefix + name, mapping=dict.fromkeys(value.split(b","), ""))
         else:
             await client.set(prefix + name, value)
@@ -663,9 +666,8 @@ def test_a_key_of_another_type_stops_a_script_with_what_to_do(redis_url: str) ->
             token = await _an_email_token(pipeline)
             person = (await pipeline.graph.person_of(token)) or ""
             facts = pipeline.keys.facts(person)
-            members = await pipeline.client.hkeys(facts)
             await pipeline.client.delete(facts)
-            await pipeline.client.sadd(facts, *members)
+            await pipeline.client.sadd(facts, person)
             with pytest.raises(StoreLayoutError) as raised:
                 await pipeline.graph.erase([token], 1_780_000_000)
             return str(raised.value)
@@ -810,7 +812,8 @@ def test_a_layout_3_store_goes_on_where_it_stood(redis_url: str) -> None:
     assert out["mark"] == str(LAYOUT).encode()
     entries, moved = out["entries"]
     kinds = {prefix.rsplit(":", 2)[-2] for prefix, _ in entries}
-    assert kinds == {"i", "l", "m", "r", "a"}  # entries, records, meetings, redirects, absorbed
+    # entries, records, meetings, redirects, absorbed persons, graph facts
+    assert kinds == {"i", "l", "m", "r", "a", "k"}
     assert moved == entries  # every one back in its bucket, with its value, no key of its own
     history, read, logs = out["logs"]
     assert len(logs) >= 2  # the explain logs stayed lists, read as long ones

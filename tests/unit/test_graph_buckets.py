@@ -1,4 +1,4 @@
-"""Graph entries as fields of bucket hashes: every place names an entry the same way."""
+"""Graph entries and facts as fields of bucket hashes: every place names them the same way."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 
 from bestand.identity.keyed import IdentityKeyer
 from bestand.identity.kinds import IdKind
-from bestand.store.keys import BUCKET_CHARS, Keys, bucket_field, token_of
+from bestand.store.keys import (
+    BUCKET_CHARS,
+    Keys,
+    bucket_field,
+    facts_pairs,
+    packed_facts,
+    token_of,
+)
 
 B64 = string.ascii_letters + string.digits + "-_"
 
@@ -43,3 +50,25 @@ def test_tokens_of_one_bucket_keep_fields_of_their_own() -> None:
     tokens = ["e:abcXYZ", "p:abcXYZ", "e:abcXYz", "e:abdXYZ", "e:ab", "e:a"]
     entries = {Keys("b").entry(t) for t in tokens}
     assert len(entries) == len(tokens)
+
+
+_NAMES = st.one_of(
+    st.sampled_from("vecpdoah"),
+    st.builds(lambda k, d: f"{k}:{d}", st.sampled_from("ecpnh"), st.text(B64, min_size=1)),
+    st.builds(lambda k, d: f"@{k}:{d}", st.sampled_from("cd"), st.text(B64, min_size=1)),
+)
+
+
+@given(st.lists(st.tuples(_NAMES, st.sampled_from(["", "1", "7", "-2", "1785193582"]))))
+def test_a_persons_facts_read_back_in_their_order(facts: list[tuple[str, str]]) -> None:
+    pairs = list(dict(facts).items())  # a name once, as in a hash
+    assert facts_pairs(packed_facts(pairs)) == pairs
+    assert facts_pairs(packed_facts(pairs).encode()) == pairs
+
+
+def test_a_persons_facts_are_one_field_of_its_bucket() -> None:
+    keys = Keys("b")
+    assert keys.facts("Zq3-person01") == "b:{g}:k:" + "Zq3-person01"[:BUCKET_CHARS]
+    packed = packed_facts([("e:abc", ""), ("e", "1"), ("v", "3"), ("n:xyz", "1")])
+    assert packed == "e:abc\x1ee\x1f1\x1ev\x1f3\x1en:xyz\x1f1"  # an identifier has no value
+    assert facts_pairs(None) == []

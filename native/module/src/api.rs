@@ -33,7 +33,6 @@ pub const READ: c_int = 1;
 pub const WRITE: c_int = 2;
 pub const LIST_HEAD: c_int = 0;
 pub const LIST_TAIL: c_int = 1;
-pub const REPLY_ERROR: c_int = 1;
 
 pub const KEYTYPE_EMPTY: c_int = 0;
 
@@ -41,7 +40,6 @@ pub const KEYTYPE_LIST: c_int = 2;
 pub const KEYTYPE_HASH: c_int = 3;
 pub const REPLY_STRING: c_int = 0;
 
-pub const REPLY_ARRAY: c_int = 3;
 /// The value `HashSet` takes to delete a field.
 #[allow(clippy::manual_dangling_ptr)] // Redis reads the value 1 as "delete"
 pub const HASH_DELETE: *mut RString = 1 as *mut RString;

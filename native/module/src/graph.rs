@@ -271,6 +271,137 @@ impl Graph<'_> {
     }
 }
 
+/// A person's facts as `graph_apply.lua` holds them while it runs: the fields of what was a
+/// hash, in order (a removed one leaves a hole), read from the person's field of its facts
+/// bucket once and written back once (`'name'` or `'name' \x1f value`, joined by \x1e).
+#[derive(Default)]
+struct PersonFacts {
+    names: Vec<Vec<u8>>,
+    values: Vec<Option<Vec<u8>>>,
+    at: HashMap<Vec<u8>, usize>,
+    changed: bool,
+}
+
+/// Split a person's stored facts into (name, value) pairs, in order.
+fn fact_pairs(text: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    text.split(|&b| b == 0x1e).filter(|e| !e.is_empty()).map(|entry| match entry.iter().position(|&b| b == 0x1f) {
+        Some(i) => (&entry[..i], &entry[i + 1..]),
+        None => (entry, &b""[..]),
+    })
+}
+
+/// The facts of the persons one `graph_apply` call touched (the script's `facts_of`).
+#[derive(Default)]
+struct HeldFacts {
+    persons: HashMap<Vec<u8>, PersonFacts>,
+    order: Vec<Vec<u8>>,
+}
+
+impl HeldFacts {
+    fn of(&mut self, graph: &Graph, person: &[u8]) -> Outcome<&mut PersonFacts> {
+        if !self.persons.contains_key(person) {
+            let mut facts = PersonFacts::default();
+            if let Some(text) = graph.store.hget(graph.person_bucket(&graph.k.facts, person), person)? {
+                for (name, value) in fact_pairs(&text) {
+                    facts.at.insert(name.to_vec(), facts.names.len());
+                    facts.names.push(name.to_vec());
+                    facts.values.push(Some(value.to_vec()));
+                }
+            }
+            self.persons.insert(person.to_vec(), facts);
+            self.order.push(person.to_vec());
+        }
+        Ok(self.persons.get_mut(person).expect("held just now"))
+    }
+
+    fn get(&mut self, graph: &Graph, person: &[u8], name: &[u8]) -> Outcome<Option<Vec<u8>>> {
+        let facts = self.of(graph, person)?;
+        Ok(facts.at.get(name).and_then(|&i| facts.values[i].clone()))
+    }
+
+    fn set(&mut self, graph: &Graph, person: &[u8], name: &[u8], value: &[u8]) -> Outcome<()> {
+        let facts = self.of(graph, person)?;
+        let i = match facts.at.get(name) {
+            Some(&i) => i,
+            None => {
+                facts.at.insert(name.to_vec(), facts.names.len());
+                facts.names.push(name.to_vec());
+                facts.values.push(None);
+                facts.names.len() - 1
+            }
+        };
+        facts.values[i] = Some(value.to_vec());
+        facts.changed = true;
+        Ok(())
+    }
+
+    /// The script's `add_fact`: the sum as Lua writes a number.
+    fn add(&mut self, graph: &Graph, person: &[u8], name: &[u8], delta: f64) -> Outcome<()> {
+        let now = self.get(graph, person, name)?;
+        let now = number(now.as_deref().unwrap_or(b"0")).ok_or_else(|| bad("a fact to add to is not a number"))?;
+        self.set(graph, person, name, &lua_number(now + delta))
+    }
+
+    fn remove(&mut self, graph: &Graph, person: &[u8], name: &[u8]) -> Outcome<()> {
+        let facts = self.of(graph, person)?;
+        if let Some(i) = facts.at.remove(name) {
+            facts.values[i] = None;
+            facts.changed = true;
+        }
+        Ok(())
+    }
+
+    fn list(&mut self, graph: &Graph, person: &[u8]) -> Outcome<Vec<(Vec<u8>, Vec<u8>)>> {
+        let facts = self.of(graph, person)?;
+        Ok(facts
+            .names
+            .iter()
+            .zip(&facts.values)
+            .filter_map(|(name, value)| value.as_ref().map(|value| (name.clone(), value.clone())))
+            .collect())
+    }
+
+    fn clear(&mut self, graph: &Graph, person: &[u8]) -> Outcome<()> {
+        let facts = self.of(graph, person)?;
+        *facts = PersonFacts { changed: true, ..PersonFacts::default() };
+        Ok(())
+    }
+
+    /// Write back the facts this call changed (the script's `store_facts`).
+    fn store(&mut self, graph: &Graph) -> Outcome<()> {
+        for person in &self.order {
+            let facts = self.persons.get_mut(person).expect("held");
+            if !facts.changed {
+                continue;
+            }
+            let entries: Vec<Vec<u8>> = facts
+                .names
+                .iter()
+                .zip(&facts.values)
+                .filter_map(|(name, value)| {
+                    value.as_ref().map(|value| if value.is_empty() { name.clone() } else { [&name[..], b"\x1f", &value[..]].concat() })
+                })
+                .collect();
+            let bucket = graph.person_bucket(&graph.k.facts, person);
+            if entries.is_empty() {
+                graph.store.hdel_bytes(bucket, &[person])?;
+            } else {
+                graph.store.hset_bytes(bucket, &[(person, &entries.join(&0x1e))])?;
+            }
+            facts.changed = false;
+        }
+        Ok(())
+    }
+}
+
+/// The graph version among a person's stored facts (the digits of its `v`), as the script's
+/// pattern finds it.
+fn fact_version(text: &[u8]) -> Option<&[u8]> {
+    let (_, value) = fact_pairs(text).find(|(name, _)| *name == b"v")?;
+    let digits = value.iter().take_while(|b| b.is_ascii_digit()).count();
+    (digits > 0).then(|| &value[..digits])
+}
+
 /// `graph_read.lua`.
 pub fn graph_read(store: &Store) -> Outcome<Reply> {
     let call = Call::new(store)?;
@@ -368,25 +499,22 @@ pub fn graph_read(store: &Store) -> Outcome<Reply> {
     }
     let mut persons: Vec<Vec<u8>> = Vec::with_capacity(seen_list.len());
     for owner in &seen_list {
-        let key = graph.key(&k.facts, owner);
+        let text = store.hget(graph.person_bucket(&k.facts, owner), owner)?;
         let same = match known.get(owner.as_slice()) {
-            Some(version) => store.hget(key, b"v")?.as_deref() == Some(*version),
+            Some(version) => text.as_deref().and_then(fact_version) == Some(*version),
             None => false,
         };
         if same {
             persons.push([&owner[..], b"\x1f="].concat());
         } else {
-            let facts = store.hgetall(key)?;
-            if facts.is_empty() {
-                persons.push(owner.clone());
-            } else {
-                let mut row = owner.clone();
-                for part in facts {
-                    row.push(0x1f);
-                    row.extend_from_slice(&part);
-                }
-                persons.push(row);
+            let mut row = owner.clone();
+            for (name, value) in fact_pairs(text.as_deref().unwrap_or(b"")) {
+                row.push(0x1f);
+                row.extend_from_slice(name);
+                row.push(0x1f);
+                row.extend_from_slice(value);
             }
+            persons.push(row);
         }
     }
     let first_receipt = 4 + n + 2 * held;
@@ -415,21 +543,24 @@ pub fn graph_apply(store: &Store) -> Outcome<Reply> {
         return Ok(Reply::Int(0));
     }
     let mut applied = 0;
+    let mut held = HeldFacts::default();
     for i in 5..=call.argn() {
         let plan: Value =
             serde_json::from_slice(call.argv(i)?).map_err(|e| bad(&format!("bad plan: {e}")))?;
-        if !guard_holds(&graph, &plan)? {
+        if !guard_holds(&graph, &mut held, &plan)? {
             store.set(stop, b"1", Some(60))?;
+            held.store(&graph)?;
             return Ok(Reply::Int(applied));
         }
-        apply(&graph, &plan, max_log, describing)?;
+        apply(&graph, &mut held, &plan, max_log, describing)?;
         applied += 1;
     }
+    held.store(&graph)?;
     Ok(Reply::Int(applied))
 }
 
 /// What the decision was made on must still hold.
-fn guard_holds(graph: &Graph, plan: &Value) -> Outcome<bool> {
+fn guard_holds(graph: &Graph, held: &mut HeldFacts, plan: &Value) -> Outcome<bool> {
     let (store, k) = (graph.store, &graph.k);
     if let Some(owners) = object(plan.get("owners")) {
         for (token, expected) in owners {
@@ -449,7 +580,7 @@ fn guard_holds(graph: &Graph, plan: &Value) -> Outcome<bool> {
     }
     if let Some(versions) = object(plan.get("versions")) {
         for (person, version) in versions {
-            let now = store.hget(graph.key(&k.facts, person.as_bytes()), b"v")?;
+            let now = held.get(graph, person.as_bytes(), b"v")?;
             let now = number(now.as_deref().unwrap_or(b"0"));
             if now.is_none() || now != value_number(version) {
                 return Ok(false);
@@ -459,34 +590,29 @@ fn guard_holds(graph: &Graph, plan: &Value) -> Outcome<bool> {
     Ok(true)
 }
 
-fn apply(graph: &Graph, plan: &Value, max_log: usize, describing: &[u8]) -> Outcome<()> {
+fn apply(graph: &Graph, held: &mut HeldFacts, plan: &Value, max_log: usize, describing: &[u8]) -> Outcome<()> {
     let (store, k) = (graph.store, &graph.k);
     let describes = |token: &[u8]| starts_with_one_of(describing, token);
     let person = lua_text(plan.get("person").ok_or_else(|| bad("a plan names no person"))?)?;
-    let facts = graph.key(&k.facts, &person);
     for gone in texts(plan.get("absorbed"))? {
-        let gone_facts_key = graph.key(&k.facts, &gone);
-        let gone_facts = store.hgetall(gone_facts_key)?;
-        let mut fields: Vec<(&[u8], &[u8])> = Vec::new();
-        for pair in gone_facts.chunks(2) {
-            let (field, value) = (&pair[0][..], pair.get(1).map_or(&b""[..], |v| &v[..]));
+        let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for (field, value) in held.list(graph, &gone)? {
             if field.len() == 1 && field != b"v" {
-                let delta = std::str::from_utf8(value)
-                    .ok()
-                    .and_then(|v| v.parse::<i64>().ok())
-                    .ok_or_else(|| bad("value is not an integer or out of range"))?;
-                store.hincrby(facts, field, delta)?;
+                let delta = number(&value).ok_or_else(|| bad("a count is not a number"))?;
+                held.add(graph, &person, &field, delta)?;
             } else if field.len() > 1 {
-                if field[0] != b'@' && !describes(field) {
-                    graph.own(field, &person)?;
+                if field[0] != b'@' && !describes(&field) {
+                    graph.own(&field, &person)?;
                 }
                 fields.push((field, value));
             }
         }
-        store.hset_bytes(facts, &fields)?;
+        for (field, value) in &fields {
+            held.set(graph, &person, field, value)?;
+        }
         graph.append_log(&person, &graph.log_of(&gone, None)?, max_log)?;
         graph.drop_log(&gone)?;
-        store.del(gone_facts_key);
+        held.clear(graph, &gone)?;
         let absorbed = graph.person_bucket(&k.absorbed, &person);
         store.hset_bytes(graph.person_bucket(&k.redirect, &gone), &[(&gone, &person)])?;
         graph.add_member(absorbed, &person, &gone)?;
@@ -498,7 +624,7 @@ fn apply(graph: &Graph, plan: &Value, max_log: usize, describing: &[u8]) -> Outc
         store.hdel_bytes(gone_absorbed, &[&gone])?;
     }
     // Kinds counted in the order they first appear, as the script's table happens to: the
-    // order only decides where a new count field lands in the facts hash.
+    // order only decides where a new count field lands among the facts.
     let mut kinds: Vec<(u8, i64)> = Vec::new();
     let mut count = |kind: u8| match kinds.iter_mut().find(|(k, _)| *k == kind) {
         Some((_, n)) => *n += 1,
@@ -506,28 +632,30 @@ fn apply(graph: &Graph, plan: &Value, max_log: usize, describing: &[u8]) -> Outc
     };
     for row in rows(plan.get("move")) {
         let (token, former, entry, time) = (at(row, 0)?, at(row, 1)?, at(row, 2)?, at(row, 3)?);
-        let former_facts = graph.key(&k.facts, &former);
         let claims = graph.key(&k.claims, &token);
         let claim_field = join(b"@", &token);
         if !store.exists(claims) {
-            let since = store.hget(former_facts, &claim_field)?.unwrap_or_else(|| b"0".to_vec());
+            let since = held.get(graph, &former, &claim_field)?.unwrap_or_else(|| b"0".to_vec());
             store.rpush(claims, &[&[&since[..], b":", &former[..]].concat()])?;
         }
         if store.rpush(claims, &[&[&time[..], b":", &person[..]].concat()])? > k.max_claims {
             store.keep_last(claims, k.max_claims)?;
         }
-        store.hdel_bytes(former_facts, &[&token, &claim_field])?;
-        store.hincrby(former_facts, &token[..1.min(token.len())], -1)?;
-        store.hincrby(former_facts, b"v", 1)?;
+        held.remove(graph, &former, &token)?;
+        held.remove(graph, &former, &claim_field)?;
+        held.add(graph, &former, &token[..1.min(token.len())], -1.0)?;
+        held.add(graph, &former, b"v", 1.0)?;
         graph.append_log(&former, &[entry], max_log)?;
         graph.own(&token, &person)?;
-        store.hset_bytes(facts, &[(&token, b"")])?;
+        held.set(graph, &person, &token, b"")?;
         if let Some(&kind) = token.first() {
             count(kind);
         }
     }
     let claim = texts(plan.get("claim"))?;
-    store.hset_bytes(facts, &claim.chunks(2).map(|p| (&p[0][..], p.get(1).map_or(&b""[..], |v| &v[..]))).collect::<Vec<_>>())?;
+    for pair in claim.chunks(2) {
+        held.set(graph, &person, &pair[0], pair.get(1).map_or(&b""[..], |v| &v[..]))?;
+    }
     let attach = texts(plan.get("attach"))?;
     for token in &attach {
         graph.own(token, &person)?;
@@ -535,12 +663,15 @@ fn apply(graph: &Graph, plan: &Value, max_log: usize, describing: &[u8]) -> Outc
             count(kind);
         }
     }
-    store.hset_bytes(facts, &attach.iter().map(|t| (&t[..], &b""[..])).collect::<Vec<_>>())?;
-    for (kind, n) in &kinds {
-        store.hincrby(facts, &[*kind], *n)?;
+    for token in &attach {
+        held.set(graph, &person, token, b"")?;
     }
-    let describe = texts(plan.get("describe"))?;
-    store.hset_bytes(facts, &describe.iter().map(|t| (&t[..], &b"1"[..])).collect::<Vec<_>>())?;
+    for (kind, n) in &kinds {
+        held.add(graph, &person, &[*kind], *n as f64)?;
+    }
+    for token in texts(plan.get("describe"))? {
+        held.set(graph, &person, &token, b"1")?;
+    }
     for pair in rows(plan.get("met")) {
         let (bucket, field) = graph.met_entry(&at(pair, 0)?);
         graph.add_member(bucket, &field, &at(pair, 1)?)?;
@@ -551,15 +682,15 @@ fn apply(graph: &Graph, plan: &Value, max_log: usize, describing: &[u8]) -> Outc
         if let Some(owner) = graph.owner(&token)? {
             graph.disown(&token)?;
             store.del(graph.key(&k.claims, &token));
-            let owner_facts = graph.key(&k.facts, &owner);
             if describes(&token) {
-                store.hdel_bytes(owner_facts, &[&token])?;
+                held.remove(graph, &owner, &token)?;
             } else {
-                store.hincrby(owner_facts, &token[..1.min(token.len())], -1)?;
-                store.hdel_bytes(owner_facts, &[&token, &join(b"@", &token)])?;
+                held.add(graph, &owner, &token[..1.min(token.len())], -1.0)?;
+                held.remove(graph, &owner, &token)?;
+                held.remove(graph, &owner, &join(b"@", &token))?;
             }
             if owner != person {
-                store.hincrby(owner_facts, b"v", 1)?;
+                held.add(graph, &owner, b"v", 1.0)?;
             }
         }
     }
@@ -578,6 +709,6 @@ fn apply(graph: &Graph, plan: &Value, max_log: usize, describing: &[u8]) -> Outc
         let ttl = receipt.get("ttl").and_then(value_number).ok_or_else(|| bad("a receipt has no ttl"))?;
         store.set(graph.key(&k.receipt, &event), &body, Some(ttl as i64))?;
     }
-    store.hincrby(facts, b"v", 1)?;
+    held.add(graph, &person, b"v", 1.0)?;
     Ok(())
 }

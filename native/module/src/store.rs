@@ -5,7 +5,7 @@
 //! key API's only way to a string's bytes (`StringDMA`) rewrites a short string it reads.
 
 use crate::api::{self, api, Ctx, Key, RString};
-use std::ffi::{c_char, c_int, CStr};
+use std::ffi::{c_char, c_int};
 use std::ptr;
 
 /// What a command answers: built whole, then sent (a command that fails answers the error
@@ -181,79 +181,6 @@ impl Store {
             (a.free_call_reply)(reply);
             Ok(out)
         }
-    }
-
-    /// Run a command (its replies as strings: an array's elements, or the one value), for
-    /// reads whose order or encoding only the command gives exactly (`HKEYS`, `HGETALL`).
-    pub fn command(&self, name: &CStr, args: &[*mut RString]) -> Outcome<Vec<Vec<u8>>> {
-        let a = api();
-        unsafe {
-            let reply = (a.call)(
-                self.ctx,
-                name.as_ptr(),
-                c"v".as_ptr(),
-                args.as_ptr() as *mut *mut RString,
-                args.len(),
-            );
-            if reply.is_null() {
-                return Err(wrong_type());
-            }
-            let string = |element: *mut crate::api::CallReply| {
-                let mut len = 0usize;
-                let data = (a.call_reply_string_ptr)(element, &mut len);
-                if data.is_null() {
-                    Vec::new()
-                } else {
-                    std::slice::from_raw_parts(data as *const u8, len).to_vec()
-                }
-            };
-            let out = match (a.call_reply_type)(reply) {
-                api::REPLY_ARRAY => (0..(a.call_reply_length)(reply))
-                    .map(|i| string((a.call_reply_array_element)(reply, i)))
-                    .collect(),
-                api::REPLY_STRING => vec![string(reply)],
-                api::REPLY_ERROR => {
-                    let message = String::from_utf8_lossy(&string(reply)).into_owned();
-                    (a.free_call_reply)(reply);
-                    return Err(Failure(message));
-                }
-                _ => Vec::new(),
-            };
-            (a.free_call_reply)(reply);
-            Ok(out)
-        }
-    }
-
-    /// Fields and values of a hash (`HGETALL`), in Redis's order.
-    pub fn hgetall(&self, name: *mut RString) -> Outcome<Vec<Vec<u8>>> {
-        self.command(c"HGETALL", &[name])
-    }
-
-    /// `HINCRBY name field delta`: the new value.
-    pub fn hincrby(&self, name: *mut RString, field: &[u8], delta: i64) -> Outcome<i64> {
-        let key = self.open_to_write(name, api::KEYTYPE_HASH)?;
-        let field_string = self.string(field);
-        let mut value: *mut RString = ptr::null_mut();
-        if unsafe { (api().key_type)(key.0) } == api::KEYTYPE_HASH {
-            unsafe {
-                (api().hash_get)(key.0, 0, field_string, &mut value as *mut *mut RString, ptr::null::<c_char>());
-            }
-        }
-        let now = if value.is_null() {
-            0
-        } else {
-            let text = unsafe { bytes_of(value) };
-            std::str::from_utf8(text)
-                .ok()
-                .and_then(|t| t.parse::<i64>().ok())
-                .ok_or_else(|| bad("hash value is not an integer"))?
-        };
-        let next = now.checked_add(delta).ok_or_else(|| bad("increment or decrement would overflow"))?;
-        let written = self.string(next.to_string().as_bytes());
-        unsafe {
-            (api().hash_set)(key.0, 0, field_string, written, ptr::null::<c_char>());
-        }
-        Ok(next)
     }
 
     /// Set fields of a hash named by bytes (`HSET name field value ...`).

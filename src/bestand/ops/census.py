@@ -4,7 +4,8 @@ Redis has no count per key pattern, and a full ``SCAN`` of millions of keys in o
 stall a worker. :class:`Census` scans the identity graph's keys (``<p>:{g}:*``) a slice per
 call (``BESTAND_OPS_INTERVAL_SECONDS``) and publishes the totals each time a pass completes:
 the figures lag reality by one pass, about ``keys / slice × interval`` seconds. Identifiers
-are fields of graph buckets: a slice's buckets are counted with one ``HLEN`` each, pipelined.
+are fields of graph buckets, persons fields of facts buckets: a slice's buckets are counted
+with one ``HLEN`` each, pipelined.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class Counts:
 
 
 def kind_of(key: bytes | str, keys: Keys) -> str | None:
-    """``person`` for a person's facts, ``identifier`` for a graph bucket, else None."""
+    """``person`` for a facts bucket (persons are its fields), ``identifier`` for a graph
+    bucket, else None."""
     text = key.decode() if isinstance(key, bytes) else key
     rest = text.removeprefix(keys.graph + ":")
     if rest == text:
@@ -60,21 +62,19 @@ class Census:
         cursor, found = await self._client.scan(
             self._cursor, match=f"{self._keys.graph}:[ki]:*", count=self._slice
         )
-        buckets = []
-        for key in found:
-            kind = kind_of(key, self._keys)
-            if kind == "person":
-                self._persons += 1
-            elif kind == "identifier":
-                buckets.append(key)
-        if buckets:
+        counted = [(key, kind) for key in found if (kind := kind_of(key, self._keys))]
+        if counted:
             async with self._client.pipeline(transaction=False) as pipe:
-                for key in buckets:
+                for key, _ in counted:
                     pipe.hlen(key)
                 sizes = [int(n) for n in await pipe.execute()]
-            self._identifiers += sum(sizes)
-            self._buckets += len(sizes)
-            self._fullest = max(self._fullest, *sizes)
+            graph = [size for (_, kind), size in zip(counted, sizes, strict=True)
+                     if kind == "identifier"]  # fmt: skip
+            self._persons += sum(sizes) - sum(graph)
+            if graph:
+                self._identifiers += sum(graph)
+                self._buckets += len(graph)
+                self._fullest = max(self._fullest, *graph)
         self._cursor = int(cursor)
         if self._cursor != 0:
             return None

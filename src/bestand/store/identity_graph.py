@@ -33,7 +33,7 @@ from bestand.identity.rules import (
 )
 from bestand.store.compiled import Choice, compiled_in_use
 from bestand.store.errors import StoreConflict
-from bestand.store.keys import Keys, receipt_suffix
+from bestand.store.keys import Keys, facts_pairs, receipt_suffix
 from bestand.store.scripts import Scripts
 
 if TYPE_CHECKING:
@@ -182,11 +182,10 @@ def _facts(flat: Sequence[bytes | str]) -> PersonFacts:
     return facts
 
 
-def _members(fields: Sequence[bytes | str]) -> set[str]:
-    """A person's identifiers and describing tokens: its facts' fields of more than one
-    letter, but for claims."""
-    texts = (_text(field) for field in fields)
-    return {field for field in texts if len(field) > 1 and field[0] != CLAIM}
+def _members(facts: bytes | str | None) -> set[str]:
+    """A person's identifiers and describing tokens: the names of its facts (its field of a
+    facts bucket, ``keys.py``) of more than one letter, but for claims."""
+    return {name for name, _ in facts_pairs(facts) if len(name) > 1 and name[0] != CLAIM}
 
 
 @dataclass(frozen=True, slots=True)
@@ -534,7 +533,7 @@ class IdentityGraph:
 
     async def identifiers_of(self, person_id: str) -> set[str]:
         """Every identifier (``kind:hash``) of a person."""
-        return _members(await self._client.hkeys(self._keys.facts(person_id)))
+        return _members(await self._client.hget(self._keys.facts(person_id), person_id))
 
     async def junk_reason(self, token: str) -> str | None:
         """Why an identifier is flagged as junk, or ``None``."""
@@ -544,7 +543,7 @@ class IdentityGraph:
     async def explain(self, person_id: str) -> Explanation | None:
         """Identifiers and history of a person, or ``None`` when the graph does not know it."""
         async with self._client.pipeline(transaction=False) as pipe:
-            pipe.hkeys(self._keys.facts(person_id))
+            pipe.hget(self._keys.facts(person_id), person_id)
             queue_log(pipe, self._keys, person_id)
             members, short, long = await pipe.execute()
         entries = log_entries(short, long)

@@ -5,24 +5,26 @@ atomically; a person bucket's name is a hash tag of its own; lookup buckets have
 tag: both spread over a cluster's slots, so the hot read path scales out.
 
 Graph entries (identifier -> person), lookup records (identifier -> summary), person states,
-short explain logs (person -> entries), meetings, redirects and absorbed persons are fields
-of bucket hashes named by the first
+a person's graph facts, short explain logs (person -> entries), meetings, redirects and
+absorbed persons are fields of bucket hashes named by the first
 :data:`BUCKET_CHARS` characters of the identifier's hash or the person's id, as Instagram
 kept its 300 million mappings: a key each cost about 60 bytes of Redis's own besides its
 data and a keyspace entry; a field of a bucket's listpack a few bytes
 (``bench/bucket_keys.py``, ``bench/memory.py``). A read is still one command (``HGET``).
 
-A person's identifiers are fields of its facts hash (empty values): Redis 7.0 keeps a small
-hash as one listpack, and a set of strings as a hash table with an allocation per member,
-about twice the memory (``bench/memory.py``). The graph's small sets (an identifier's
+A person's facts (its graph version, counts, identifiers, describing tokens and claims) are
+one field of a facts bucket: what was a hash's fields in order, ``name`` or ``name\x1fvalue``
+joined by ``\x1e`` (:func:`facts_pairs`, :func:`packed_facts`); a hash of its own cost about
+140 bytes of Redis's own (``bench/memory.py``). The graph's small sets (an identifier's
 meetings, a person's absorbed persons) are their members joined by ``,`` in a bucket's field.
 
 | key | type | holds |
 |---|---|---|
 | ``<p>:{g}:i:<hash[:3]>`` | hash | the identity graph: ``<kind>:<hash[3:]>`` -> person id |
-| ``<p>:{g}:k:<person>`` | hash | a person's facts: ``v`` graph version (guards concurrent |
-|   |   | changes), how many identifiers by kind letter, its identifiers (``kind:hash`` -> empty), |
-|   |   | describing tokens (names, households -> 1), claims (``@kind:hash`` -> time claimed) |
+| ``<p>:{g}:k:<person[:3]>`` | hash | facts of persons: person id -> ``v`` graph version |
+|   |   | (guards concurrent changes), how many identifiers by kind letter, its identifiers |
+|   |   | (``kind:hash``, no value), describing tokens (names, households -> 1), claims |
+|   |   | (``@kind:hash`` -> time claimed), as :func:`packed_facts` joins them |
 | ``<p>:{g}:y:<person[:3]>`` | hash | explain logs of persons: person id -> its entries split |
 |   |   | by ``\\x1e`` (links, merges, refusals; ``identity/entries.py``: fields split by |
 |   |   | ``\\x1f``), while the log is at most :data:`LOG_INLINE` bytes |
@@ -56,6 +58,7 @@ bucket's name (``bucket_chars``) from :meth:`Keys.graph_schema` and
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -85,6 +88,30 @@ def bucket_field(token: str) -> str:
 def token_of(bucket: str, field: str) -> str:
     """The identifier (``kind:hash``) of a field of the graph bucket ``bucket`` (its suffix)."""
     return field[:2] + bucket + field[2:]
+
+
+#: What joins a person's facts (:func:`packed_facts`), and a fact's name to its value.
+FACTS_SEP = "\x1e"
+FACT_VALUE = "\x1f"
+
+
+def facts_pairs(value: bytes | str | None) -> list[tuple[str, str]]:
+    """A person's facts, its field of a facts bucket, as (name, value) pairs in their order."""
+    if value is None:
+        return []
+    text = value.decode() if isinstance(value, bytes) else value
+    pairs = []
+    for entry in text.split(FACTS_SEP):
+        if entry:
+            name, _, fact = entry.partition(FACT_VALUE)
+            pairs.append((name, fact))
+    return pairs
+
+
+def packed_facts(pairs: Iterable[tuple[str, str]]) -> str:
+    """(name, value) pairs as a person's facts are stored: ``name`` where the value is
+    empty (an identifier), else ``name\x1fvalue``, joined by ``\x1e``."""
+    return FACTS_SEP.join(name + FACT_VALUE + value if value else name for name, value in pairs)
 
 
 def person_value(value: bytes) -> tuple[str | None, int, bytes]:
@@ -135,8 +162,9 @@ class Keys:
         return f"{self.graph}:i:"
 
     def facts(self, person_id: str) -> str:
-        """A person's facts: version, counts by kind, identifiers, describing tokens, claims."""
-        return f"{self.graph}:k:{person_id}"
+        """Facts bucket of a person: its field there holds its version, counts by kind,
+        identifiers, describing tokens and claims (:func:`facts_pairs`)."""
+        return f"{self.graph}:k:{person_id[:BUCKET_CHARS]}"
 
     def merge_log(self, person_id: str) -> str:
         """Explain log of a person once it is longer than :data:`LOG_INLINE` bytes (a list)."""

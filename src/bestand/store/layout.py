@@ -23,15 +23,14 @@ log = logging.getLogger(__name__)
 #: split by \x1f; 3: a person's identifiers among its facts (no identifier set of its own);
 #: 4: person states packed (``profile/stored.py``); 5: graph entries, lookup records, person
 #: states, short explain logs, meetings, redirects and absorbed persons as fields of bucket
-#: hashes (``keys.py``).
-LAYOUT = 5
+#: hashes (``keys.py``); 6: a person's graph facts as a field of a facts bucket.
+LAYOUT = 6
 #: Earlier layouts this release takes over when a worker starts: it moves their graph entries,
-#: lookup records, person states, meetings, redirects and absorbed persons (a key each) into
-#: buckets, then
-#: marks the store as its own (layout 3's JSON states are still read, and every explain log
-#: then a list is read as a long one). No rebuild, but a release that wrote layout 3 or 4 then
-#: refuses the store instead of missing its graph entries.
-UPGRADED = frozenset({3, 4})
+#: lookup records, person states, meetings, redirects, absorbed persons and graph facts (a key
+#: each) into buckets, then marks the store as its own (layout 3's JSON states are still read,
+#: and every explain log then a list is read as a long one). No rebuild, but a release that
+#: wrote layout 3, 4 or 5 then refuses the store instead of missing what moved.
+UPGRADED = frozenset({3, 4, 5})
 #: Keys the move of an upgraded store's entries takes per script call (about).
 MOVE_CHUNK = 1000
 #: Keys a check scans at most for graph keys of a store without a mark (a Redis shared with
@@ -90,9 +89,9 @@ async def ensure_layout(client: Redis, keys: Keys, scan_budget: int = SCAN_BUDGE
 
 
 async def move_to_buckets(client: Redis, keys: Keys) -> int:
-    """Move what layouts 3 and 4 kept as a key per identifier or person into its buckets:
-    graph entries, lookup records, meetings, redirects, absorbed persons and person states;
-    how many moved.
+    """Move what layouts 3 to 5 kept as a key per identifier or person into its buckets:
+    graph entries, lookup records, meetings, redirects, absorbed persons, graph facts and
+    person states; how many moved.
     Safe to run again after an interruption, and by workers that start together."""
     script = Script.named("to_buckets")
     g = keys.graph
@@ -104,6 +103,7 @@ async def move_to_buckets(client: Redis, keys: Keys) -> int:
         (f"{g}:m:", per_identifier, "token", ""),
         (f"{g}:r:", per_person, "person", ""),
         (f"{g}:a:", per_person, "person", ""),
+        (f"{g}:k:", per_person, "facts", ""),
         # A person's own hash: more than a bucket's characters and the '}' in the braces.
         (keys.persons, "?" * (BUCKET_CHARS + 2) + "*", "state", "}"),
     ]

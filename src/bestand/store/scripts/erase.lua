@@ -55,10 +55,13 @@ for i = 3, #ARGV do
   local p = redis.call('HGET', bucket_of(ARGV[i]), field_of(ARGV[i]))
   if p and not seen[p] then
     seen[p] = true
-    -- Its identifiers and describing tokens: the facts' fields of more than one letter but
-    -- the claims ('@' + token).
+    -- Its identifiers and describing tokens: the names of its facts of more than one letter
+    -- but the claims ('@' + token). Its facts are its field of a facts bucket: 'name' or
+    -- 'name' .. '\31' .. value, joined by '\30' (keys.py).
     local members = {}
-    for _, field in ipairs(redis.call('HKEYS', K.facts .. p)) do
+    local facts = K.facts .. string.sub(p, 1, B)
+    for entry in string.gmatch(redis.call('HGET', facts, p) or '', '[^\30]+') do
+      local field = string.match(entry, '^[^\31]*')
       if #field > 1 and string.sub(field, 1, 1) ~= '@' then members[#members + 1] = field end
     end
     for _, m in ipairs(members) do
@@ -92,7 +95,8 @@ for i = 3, #ARGV do
       end
     end
     redis.call('HDEL', log_bucket(p), p)
-    redis.call('DEL', K.log .. p, K.facts .. p)
+    redis.call('HDEL', facts, p)
+    redis.call('DEL', K.log .. p)
     local entry = {p}
     for _, m in ipairs(members) do entry[#entry + 1] = m end
     out[#out + 1] = entry

@@ -12,7 +12,7 @@
 --   tokens:   i, owner or '', 1 if junk else '', erasure time or '', then the persons met
 --             (merged-away ones replaced by whom they went into), for each identifier i
 --             (1-based) the graph knows anything of; unknown ones have no row
---   persons:  person, then its facts hash as field, value, ... for every owner seen
+--   persons:  person, then its facts as field, value, ... for every owner seen
 --             (v: graph version, a kind letter: how many identifiers of that kind, a
 --             describing token: 1, an identifier: empty, '@' and a cookie: when claimed);
 --             person, '=' where the caller holds its facts at the version they have
@@ -157,13 +157,19 @@ for j, row in ipairs(claim_rows) do
 end
 -- Facts the caller holds at their version are not sent again (a version changes with every
 -- change of the facts): one short answer instead of every field as a Lua string.
+-- A person's facts are its field of a facts bucket: 'name' or 'name' .. '\31' .. value,
+-- joined by '\30' (keys.py); an entry without a value gains its '\31' here.
 for j, owner in ipairs(seen_list) do
-  local key = K.facts .. owner
-  if known[owner] and redis.call('HGET', key, 'v') == known[owner] then
+  local text = redis.call('HGET', K.facts .. string.sub(owner, 1, B), owner)
+  local version = text and (string.match(text, '^v\31(%d+)') or string.match(text, '\30v\31(%d+)'))
+  if known[owner] and version == known[owner] then
     persons[j] = owner .. '\31='
   else
-    local facts = redis.call('HGETALL', key)
-    persons[j] = #facts > 0 and owner .. '\31' .. table.concat(facts, '\31') or owner
+    local fields = {owner}
+    for entry in string.gmatch(text or '', '[^\30]+') do
+      fields[#fields + 1] = string.find(entry, '\31', 1, true) and entry or (entry .. '\31')
+    end
+    persons[j] = table.concat(fields, '\31')
   end
 end
 local receipt_keys = {}

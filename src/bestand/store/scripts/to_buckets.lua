@@ -1,12 +1,15 @@
--- Move keys that layouts 3 and 4 kept one per identifier or person into the buckets this
+-- Move keys that layouts 3 to 5 kept one per identifier or person into the buckets this
 -- layout keeps them in (keys.py), once, when a worker of this release first starts on such a
--- store: graph entries, lookup records and meetings (named by an identifier), redirects and
--- absorbed persons (named by a person). A string's value becomes the field's value, a
+-- store: graph entries, lookup records and meetings (named by an identifier), redirects,
+-- absorbed persons and graph facts (named by a person). A string's value becomes the field's value, a
 -- hash's fields (a set) its members joined by ','. A key moved already (another worker got to
 -- it first) is skipped, so workers that start together do no harm.
--- Person states (a hash of v, s or r each) become 'v' .. v .. ':' .. s, or 'r' .. r.
+-- Person states (a hash of v, s or r each) become 'v' .. v .. ':' .. s, or 'r' .. r; a
+-- person's facts (a hash) its fields in order, 'name' or 'name' .. '\31' .. value, joined
+-- by '\30'.
 -- KEYS: such keys, all under one prefix. ARGV: that prefix (which names the buckets too), the
---   characters that name a bucket, 'token', 'person' or 'state' (what follows the prefix), and
+--   characters that name a bucket, 'token', 'person', 'facts' or 'state' (what follows the
+--   prefix; 'facts' a person too), and
 --   for 'state' what ends a person bucket's name (the hash tag's '}').
 -- Returns how many this call moved.
 local prefix, B, named, ending = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4] or ''
@@ -23,6 +26,13 @@ for _, key in ipairs(KEYS) do
     elseif f[2] then
       value = 'v' .. f[2] .. ':' .. (f[3] or '')
     end
+  elseif named == 'facts' and kind == 'hash' then
+    local pairs_read, entries = redis.call('HGETALL', key), {}
+    for i = 1, #pairs_read, 2 do
+      local value = pairs_read[i + 1]
+      entries[#entries + 1] = value == '' and pairs_read[i] or (pairs_read[i] .. '\31' .. value)
+    end
+    value = table.concat(entries, '\30')
   elseif kind == 'string' then
     value = redis.call('GET', key)
   elseif kind == 'hash' then
