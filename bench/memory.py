@@ -129,9 +129,9 @@ from resp import script_call
 SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 #: SHA-1 of the Lua scripts the Python ports below mirror; run ``--verify`` when one differs.
 PORTED_SCRIPTS: dict[str, frozenset[str]] = {
-    "graph_read": frozenset({"ae4680706a51f94311ef097a38e43889cf40f187"}),
-    "graph_apply": frozenset({"9b12c89b254835a74b79c45e7bdc09e5faed3fd3"}),
-    "erase": frozenset({"b7715d6931694c86169d3bb1d764f03e1597e316"}),
+    "graph_read": frozenset({"1365ffa4ef97126d2be490292ad6344f61010d2d"}),
+    "graph_apply": frozenset({"bfb27fdde0024c8f0927de47c1e489169eb99dbb"}),
+    "erase": frozenset({"fa2839cd79fdcc65c0ba22ff31a132956f03646b"}),
     "persons_read": frozenset({"1466412f3796b9a08965641654fb5f5d0480a229"}),
     "persons_write": frozenset({"d64e06b9ca6a6d9db0ea7a7ad5c9bb4a9ab21f54"}),
 }
@@ -424,7 +424,7 @@ def _person_bucket(k: dict[str, bytes], prefix: str, person: bytes) -> bytes:
 
 
 #: The graph version among a person's packed facts, as ``graph_read.lua`` finds it.
-_FACT_VERSION = re.compile(rb"(?:^|\x1e)v\x1f(\d+)")
+_FACT_VERSION = re.compile(rb"v\x1f(\d+)")  # at the start: the version comes first
 
 
 def _facts_of(text: bytes | None) -> dict[bytes, bytes]:
@@ -432,17 +432,18 @@ def _facts_of(text: bytes | None) -> dict[bytes, bytes]:
     dict keeps a changed name's place and puts a new one last, as a Redis hash did."""
     facts: dict[bytes, bytes] = {}
     for entry in (text or b"").split(_FACTS_SEP):
-        if entry:
-            name, _, value = entry.partition(_FACT_VALUE)
+        name, separated, value = entry.partition(_FACT_VALUE)
+        if separated:
             facts[name] = value
     return facts
 
 
 def _packed(facts: dict[bytes, bytes]) -> bytes:
-    """A person's facts as its field of its facts bucket holds them (``keys.packed_facts``)."""
-    return _FACTS_SEP.join(
-        name + _FACT_VALUE + value if value else name for name, value in facts.items()
-    )
+    """A person's facts as its field of its facts bucket holds them (``keys.packed_facts``):
+    ``name\x1fvalue`` joined by ``\x1e``, the version first."""
+    version = [b"v" + _FACT_VALUE + facts[b"v"]] if b"v" in facts else []
+    rest = [name + _FACT_VALUE + value for name, value in facts.items() if name != b"v"]
+    return _FACTS_SEP.join(version + rest)
 
 
 def _lua_text(value: object) -> bytes:
@@ -573,14 +574,14 @@ def _graph_read(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
                 seen.append(person)
         claims.append(b"\x1f".join(row))
     for owner in seen:
-        text = r.hget(_person_bucket(k, "facts", owner), owner) or b""
-        version = _FACT_VERSION.search(text)
+        text = r.hget(_person_bucket(k, "facts", owner), owner)
+        version = _FACT_VERSION.match(text or b"")
         if owner in known and version is not None and version.group(1) == known[owner]:
             persons.append(owner + b"\x1f=")
-            continue
-        # An entry without a value gains its separator: the reply pairs name and value.
-        facts = (e if _FACT_VALUE in e else e + _FACT_VALUE for e in text.split(_FACTS_SEP) if e)
-        persons.append(b"\x1f".join([owner, *facts]))
+        elif text is not None:  # every separator a \x1f: the reply pairs name and value
+            persons.append(owner + b"\x1f" + text.replace(_FACTS_SEP, _FACT_VALUE))
+        else:
+            persons.append(owner)
     receipts = [
         b"%d\x1f%s" % (j + 1, body)
         for j, event in enumerate(args[3 + n + 2 * kept :])

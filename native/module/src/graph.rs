@@ -273,7 +273,7 @@ impl Graph<'_> {
 
 /// A person's facts as `graph_apply.lua` holds them while it runs: the fields of what was a
 /// hash, in order (a removed one leaves a hole), read from the person's field of its facts
-/// bucket once and written back once (`'name'` or `'name' \x1f value`, joined by \x1e).
+/// bucket once and written back once (`name \x1f value` joined by \x1e, the version first).
 #[derive(Default)]
 struct PersonFacts {
     names: Vec<Vec<u8>>,
@@ -282,12 +282,11 @@ struct PersonFacts {
     changed: bool,
 }
 
-/// Split a person's stored facts into (name, value) pairs, in order.
+/// Split a person's stored facts into (name, value) pairs, in order (an entry without its
+/// \x1f is passed over, as the script's pattern does).
 fn fact_pairs(text: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    text.split(|&b| b == 0x1e).filter(|e| !e.is_empty()).map(|entry| match entry.iter().position(|&b| b == 0x1f) {
-        Some(i) => (&entry[..i], &entry[i + 1..]),
-        None => (entry, &b""[..]),
-    })
+    text.split(|&b| b == 0x1e)
+        .filter_map(|entry| entry.iter().position(|&b| b == 0x1f).map(|i| (&entry[..i], &entry[i + 1..])))
 }
 
 /// The facts of the persons one `graph_apply` call touched (the script's `facts_of`).
@@ -374,13 +373,13 @@ impl HeldFacts {
             if !facts.changed {
                 continue;
             }
-            let entries: Vec<Vec<u8>> = facts
-                .names
-                .iter()
-                .zip(&facts.values)
-                .filter_map(|(name, value)| {
-                    value.as_ref().map(|value| if value.is_empty() { name.clone() } else { [&name[..], b"\x1f", &value[..]].concat() })
-                })
+            let first = facts.at.get(&b"v"[..]).copied();
+            let version = first.and_then(|i| facts.values[i].as_ref()).map(|v| [&b"v\x1f"[..], v].concat());
+            let entries: Vec<Vec<u8>> = version
+                .into_iter()
+                .chain(facts.names.iter().zip(&facts.values).enumerate().filter_map(|(i, (name, value))| {
+                    value.as_ref().filter(|_| Some(i) != first).map(|value| [&name[..], b"\x1f", &value[..]].concat())
+                }))
                 .collect();
             let bucket = graph.person_bucket(&graph.k.facts, person);
             if entries.is_empty() {
@@ -394,10 +393,10 @@ impl HeldFacts {
     }
 }
 
-/// The graph version among a person's stored facts (the digits of its `v`), as the script's
-/// pattern finds it.
+/// The graph version of a person's stored facts: the digits of the `v` they start with, as
+/// the script's pattern finds it.
 fn fact_version(text: &[u8]) -> Option<&[u8]> {
-    let (_, value) = fact_pairs(text).find(|(name, _)| *name == b"v")?;
+    let value = text.strip_prefix(b"v\x1f")?;
     let digits = value.iter().take_while(|b| b.is_ascii_digit()).count();
     (digits > 0).then(|| &value[..digits])
 }
@@ -506,15 +505,14 @@ pub fn graph_read(store: &Store) -> Outcome<Reply> {
         };
         if same {
             persons.push([&owner[..], b"\x1f="].concat());
-        } else {
+        } else if let Some(text) = text {
+            // Every separator a \x1f, as the script's substitution leaves them.
             let mut row = owner.clone();
-            for (name, value) in fact_pairs(text.as_deref().unwrap_or(b"")) {
-                row.push(0x1f);
-                row.extend_from_slice(name);
-                row.push(0x1f);
-                row.extend_from_slice(value);
-            }
+            row.push(0x1f);
+            row.extend(text.iter().map(|&b| if b == 0x1e { 0x1f } else { b }));
             persons.push(row);
+        } else {
+            persons.push(owner.clone());
         }
     }
     let first_receipt = 4 + n + 2 * held;

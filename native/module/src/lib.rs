@@ -20,8 +20,8 @@ type Command = fn(&Store) -> Outcome<Reply>;
 /// is that of the script it ships, so a module built from other sources is never used in
 /// place of the script; change a script, and its command here, and the SHA-1 together.
 const MIRRORS: [(&str, &str); 4] = [
-    ("graph_read", "ae4680706a51f94311ef097a38e43889cf40f187"),
-    ("graph_apply", "9b12c89b254835a74b79c45e7bdc09e5faed3fd3"),
+    ("graph_read", "1365ffa4ef97126d2be490292ad6344f61010d2d"),
+    ("graph_apply", "bfb27fdde0024c8f0927de47c1e489169eb99dbb"),
     ("persons_read", "1466412f3796b9a08965641654fb5f5d0480a229"),
     ("persons_write", "d64e06b9ca6a6d9db0ea7a7ad5c9bb4a9ab21f54"),
 ];

@@ -13,9 +13,10 @@ data and a keyspace entry; a field of a bucket's listpack a few bytes
 (``bench/bucket_keys.py``, ``bench/memory.py``). A read is still one command (``HGET``).
 
 A person's facts (its graph version, counts, identifiers, describing tokens and claims) are
-one field of a facts bucket: what was a hash's fields in order, ``name`` or ``name\x1fvalue``
-joined by ``\x1e`` (:func:`facts_pairs`, :func:`packed_facts`); a hash of its own cost about
-140 bytes of Redis's own (``bench/memory.py``). The graph's small sets (an identifier's
+one field of a facts bucket: what was a hash's fields, ``name\x1fvalue`` joined by ``\x1e``,
+the version first and the others in their order (:func:`facts_pairs`, :func:`packed_facts`;
+the graph read hands them on with one substitution); a hash of its own cost about 140 bytes
+of Redis's own (``bench/memory.py``). The graph's small sets (an identifier's
 meetings, a person's absorbed persons) are their members joined by ``,`` in a bucket's field.
 
 | key | type | holds |
@@ -97,21 +98,20 @@ FACT_VALUE = "\x1f"
 
 def facts_pairs(value: bytes | str | None) -> list[tuple[str, str]]:
     """A person's facts, its field of a facts bucket, as (name, value) pairs in their order."""
-    if value is None:
+    if not value:
         return []
     text = value.decode() if isinstance(value, bytes) else value
-    pairs = []
-    for entry in text.split(FACTS_SEP):
-        if entry:
-            name, _, fact = entry.partition(FACT_VALUE)
-            pairs.append((name, fact))
-    return pairs
+    return [
+        (name, fact) for name, _, fact in (e.partition(FACT_VALUE) for e in text.split(FACTS_SEP))
+    ]
 
 
 def packed_facts(pairs: Iterable[tuple[str, str]]) -> str:
-    """(name, value) pairs as a person's facts are stored: ``name`` where the value is
-    empty (an identifier), else ``name\x1fvalue``, joined by ``\x1e``."""
-    return FACTS_SEP.join(name + FACT_VALUE + value if value else name for name, value in pairs)
+    """(name, value) pairs as a person's facts are stored: ``name\x1fvalue`` (an
+    identifier's value is empty) joined by ``\x1e``, the version (``v``) first."""
+    listed = list(pairs)
+    ordered = [p for p in listed if p[0] == "v"] + [p for p in listed if p[0] != "v"]
+    return FACTS_SEP.join(name + FACT_VALUE + value for name, value in ordered)
 
 
 def person_value(value: bytes) -> tuple[str | None, int, bytes]:

@@ -56,12 +56,11 @@ for i = 3, #ARGV do
   if p and not seen[p] then
     seen[p] = true
     -- Its identifiers and describing tokens: the names of its facts of more than one letter
-    -- but the claims ('@' + token). Its facts are its field of a facts bucket: 'name' or
-    -- 'name' .. '\31' .. value, joined by '\30' (keys.py).
+    -- but the claims ('@' + token). Its facts are its field of a facts bucket: 'name' ..
+    -- '\31' .. value joined by '\30' (keys.py).
     local members = {}
     local facts = K.facts .. string.sub(p, 1, B)
-    for entry in string.gmatch(redis.call('HGET', facts, p) or '', '[^\30]+') do
-      local field = string.match(entry, '^[^\31]*')
+    for field in string.gmatch(redis.call('HGET', facts, p) or '', '([^\30\31]*)\31[^\30]*') do
       if #field > 1 and string.sub(field, 1, 1) ~= '@' then members[#members + 1] = field end
     end
     for _, m in ipairs(members) do

@@ -35,29 +35,37 @@ local function owner_of(token) return redis.call('HGET', bucket_of(token), field
 local function own(token, person) redis.call('HSET', bucket_of(token), field_of(token), person) end
 
 -- A person's facts are its field of the facts bucket named by its id's first characters: what
--- a hash of its own held, in order, 'name' (no value: an identifier) or 'name' .. '\31' ..
--- value, joined by '\30' (keys.py). The script reads a person's facts once, changes them as a
--- table (a field keeps its place, a new one goes last, as in a Redis hash) and writes back
--- those it changed before it returns (store_facts).
-local held_facts, held_order = {}, {}
+-- a hash of its own held, 'name' .. '\31' .. value (empty for an identifier) joined by '\30',
+-- its version first, the others in order (keys.py). The script reads a person's facts once
+-- and changes them as a table (a field keeps its place, a new one goes last, as in a Redis
+-- hash), and writes back those it changed before it returns (store_facts); a person whose
+-- version is all it asks for is not taken apart.
+local held_facts, held_order, held_text = {}, {}, {}
 local function facts_bucket(person) return K.facts .. string.sub(person, 1, B) end
+local function facts_text(person)
+  local text = held_text[person]
+  if text == nil then
+    text = redis.call('HGET', facts_bucket(person), person) or ''
+    held_text[person] = text
+  end
+  return text
+end
 local function facts_of(person)
   local f = held_facts[person]
   if f then return f end
   f = {names = {}, values = {}, at = {}, n = 0, changed = false}
-  local text = redis.call('HGET', facts_bucket(person), person)
-  if text then
-    for entry in string.gmatch(text, '[^\30]+') do
-      local name, value = string.match(entry, '^([^\31]*)\31?(.*)$')
-      f.n = f.n + 1
-      f.names[f.n], f.values[f.n], f.at[name] = name, value, f.n
-    end
+  for name, value in string.gmatch(facts_text(person), '([^\30\31]*)\31([^\30]*)') do
+    f.n = f.n + 1
+    f.names[f.n], f.values[f.n], f.at[name] = name, value, f.n
   end
   held_facts[person] = f
   held_order[#held_order + 1] = person
   return f
 end
 local function fact(person, name)
+  if name == 'v' and not held_facts[person] then
+    return string.match(facts_text(person), '^v\31(%d+)')
+  end
   local f = facts_of(person)
   local i = f.at[name]
   return i and f.values[i]
@@ -101,12 +109,11 @@ local function store_facts()
   for _, person in ipairs(held_order) do
     local f = held_facts[person]
     if f.changed then
-      local entries = {}
+      local first = f.at.v
+      local entries = {first and ('v\31' .. f.values[first]) or nil}
       for i = 1, f.n do
         local value = f.values[i]
-        if value then
-          entries[#entries + 1] = value == '' and f.names[i] or (f.names[i] .. '\31' .. value)
-        end
+        if value and i ~= first then entries[#entries + 1] = f.names[i] .. '\31' .. value end
       end
       if #entries > 0 then
         redis.call('HSET', facts_bucket(person), person, table.concat(entries, '\30'))

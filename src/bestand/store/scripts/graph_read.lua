@@ -157,19 +157,16 @@ for j, row in ipairs(claim_rows) do
 end
 -- Facts the caller holds at their version are not sent again (a version changes with every
 -- change of the facts): one short answer instead of every field as a Lua string.
--- A person's facts are its field of a facts bucket: 'name' or 'name' .. '\31' .. value,
--- joined by '\30' (keys.py); an entry without a value gains its '\31' here.
+-- A person's facts are its field of a facts bucket: 'name' .. '\31' .. value joined by '\30',
+-- the version first (keys.py); the reply takes them with every separator a '\31'.
 for j, owner in ipairs(seen_list) do
   local text = redis.call('HGET', K.facts .. string.sub(owner, 1, B), owner)
-  local version = text and (string.match(text, '^v\31(%d+)') or string.match(text, '\30v\31(%d+)'))
-  if known[owner] and version == known[owner] then
+  if known[owner] and text and string.match(text, '^v\31(%d+)') == known[owner] then
     persons[j] = owner .. '\31='
+  elseif text then
+    persons[j] = owner .. '\31' .. (string.gsub(text, '\30', '\31'))
   else
-    local fields = {owner}
-    for entry in string.gmatch(text or '', '[^\30]+') do
-      fields[#fields + 1] = string.find(entry, '\31', 1, true) and entry or (entry .. '\31')
-    end
-    persons[j] = table.concat(fields, '\31')
+    persons[j] = owner
   end
 end
 local receipt_keys = {}

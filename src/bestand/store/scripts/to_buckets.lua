@@ -5,8 +5,8 @@
 -- hash's fields (a set) its members joined by ','. A key moved already (another worker got to
 -- it first) is skipped, so workers that start together do no harm.
 -- Person states (a hash of v, s or r each) become 'v' .. v .. ':' .. s, or 'r' .. r; a
--- person's facts (a hash) its fields in order, 'name' or 'name' .. '\31' .. value, joined
--- by '\30'.
+-- person's facts (a hash) 'name' .. '\31' .. value joined by '\30', its version first and
+-- the others in their order.
 -- KEYS: such keys, all under one prefix. ARGV: that prefix (which names the buckets too), the
 --   characters that name a bucket, 'token', 'person', 'facts' or 'state' (what follows the
 --   prefix; 'facts' a person too), and
@@ -27,10 +27,13 @@ for _, key in ipairs(KEYS) do
       value = 'v' .. f[2] .. ':' .. (f[3] or '')
     end
   elseif named == 'facts' and kind == 'hash' then
-    local pairs_read, entries = redis.call('HGETALL', key), {}
+    local pairs_read = redis.call('HGETALL', key)
+    local version = redis.call('HGET', key, 'v')
+    local entries = {version and ('v\31' .. version) or nil}
     for i = 1, #pairs_read, 2 do
-      local value = pairs_read[i + 1]
-      entries[#entries + 1] = value == '' and pairs_read[i] or (pairs_read[i] .. '\31' .. value)
+      if pairs_read[i] ~= 'v' then
+        entries[#entries + 1] = pairs_read[i] .. '\31' .. pairs_read[i + 1]
+      end
     end
     value = table.concat(entries, '\30')
   elseif kind == 'string' then
