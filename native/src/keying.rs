@@ -9,8 +9,8 @@ use hmac::{Hmac, Mac};
 use pyo3::prelude::*;
 use sha2::{Digest, Sha256};
 
-/// Bytes of the HMAC kept (`_KEY_BYTES`).
-const KEY_BYTES: usize = 16;
+/// Bytes of the HMAC kept (`KEY_BYTES`: 96 bits, 16 base64url characters).
+const KEY_BYTES: usize = 12;
 
 /// `HMAC-SHA256(secret, kind || SHA-256(normalized))`, its first 16 bytes in base64url
 /// without padding.

@@ -925,7 +925,7 @@ fn event_for_test(py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<(String,
 /// times as fast as Python unpacks them.
 #[pyfunction]
 fn unpack_state<'py>(py: Python<'py>, blob: &[u8]) -> PyResult<Bound<'py, PyDict>> {
-    if blob.first() != Some(&1) {
+    if !matches!(blob.first(), Some(1 | 2)) {
         return Err(PyValueError::new_err("not a packed state"));
     }
     let state = load_state("", Some(blob), Rule::Kept).map_err(PyValueError::new_err)?;

@@ -138,7 +138,9 @@ impl PersonState {
 // Packed bytes, as `bestand.profile.stored` writes them (its docstring has the layout); a blob
 // that starts with `{` is the JSON of earlier releases and is still read.
 
-const PACKED: u8 = 1;
+const PACKED: u8 = 2;
+/// The first byte of a packed state whose identifiers hold 16 bytes (earlier releases).
+const PACKED_16: u8 = 1;
 
 fn varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
@@ -157,13 +159,13 @@ fn text(out: &mut Vec<u8>, value: &str) {
     out.extend_from_slice(value.as_bytes());
 }
 
-/// A keyed identifier (`k:` and 22 base64url characters of 16 bytes) as its letter and the
+/// A keyed identifier (`k:` and 16 base64url characters of 12 bytes) as its letter and the
 /// bytes; any other text as 0 and the text.
 fn token(out: &mut Vec<u8>, value: &str) {
     let bytes = value.as_bytes();
-    if bytes.len() == 24 && bytes[1] == b':' && bytes[0].is_ascii_lowercase() {
+    if bytes.len() == 18 && bytes[1] == b':' && bytes[0].is_ascii_lowercase() {
         if let Ok(raw) = URL_SAFE_NO_PAD.decode(&bytes[2..]) {
-            if raw.len() == 16 && URL_SAFE_NO_PAD.encode(&raw).as_bytes() == &bytes[2..] {
+            if raw.len() == 12 && URL_SAFE_NO_PAD.encode(&raw).as_bytes() == &bytes[2..] {
                 out.push(bytes[0]);
                 out.extend_from_slice(&raw);
                 return;
@@ -316,6 +318,8 @@ pub fn dump_state(state: &PersonState) -> Vec<u8> {
 struct Reader<'a> {
     data: &'a [u8],
     at: usize,
+    /// Bytes of a keyed identifier: 16 in a state of earlier releases, read cut to 12.
+    width: usize,
 }
 
 const SHORT: &str = "a packed state ends early";
@@ -364,8 +368,8 @@ impl Reader<'_> {
         match self.byte()? {
             0 => self.text(),
             kind => {
-                let raw = self.bytes(16)?;
-                Ok(format!("{}:{}", kind as char, URL_SAFE_NO_PAD.encode(raw)))
+                let raw = self.bytes(self.width)?;
+                Ok(format!("{}:{}", kind as char, URL_SAFE_NO_PAD.encode(&raw[..12])))
             }
         }
     }
@@ -428,7 +432,7 @@ impl Reader<'_> {
 }
 
 fn unpack(state: &mut PersonState, data: &[u8]) -> Result<(), String> {
-    let mut r = Reader { data, at: 1 };
+    let mut r = Reader { data, at: 1, width: if data[0] == PACKED_16 { 16 } else { 12 } };
     state.version = r.varint()? as i64;
     let parts = r.varint()?;
     let has = |bit: u32| parts & (1 << bit) != 0;
@@ -546,7 +550,7 @@ pub fn load_state(person_id: &str, blob: Option<&[u8]>, rule: Rule) -> Result<Pe
     };
     let mut state = PersonState::new(person_id, rule);
     if blob[0] != b'{' {
-        if blob[0] != PACKED {
+        if blob[0] != PACKED && blob[0] != PACKED_16 {
             return Err("not a packed state".into());
         }
         unpack(&mut state, blob)?;

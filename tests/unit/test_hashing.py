@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 
 import pytest
 
 from bestand.identity import IdentityKeyer, IdKind, InvalidIdentifier, KeyedId, parse_sha256
-from bestand.identity.hashing import keyed_hash, person_id_for
+from bestand.identity.hashing import KEY_CHARS, keyed_hash, person_id_for
 
 
 def test_raw_and_sha256_forms_reach_the_same_key() -> None:
@@ -29,7 +30,7 @@ def test_the_key_depends_on_the_secret_and_the_kind() -> None:
 
 def test_keys_are_short_and_url_safe() -> None:
     key = IdentityKeyer(b"s", "DE").key(IdKind.EMAIL, "user@example.com")
-    assert len(key.hash) == 22
+    assert len(key.hash) == 16  # 96 bits
     assert set(key.hash) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
     assert "user" not in key.token
     assert KeyedId.from_token(key.token) == key
@@ -123,3 +124,13 @@ def test_one_digit_fakes_and_the_shops_placeholders_are_junk() -> None:
         r"junk phone pattern '\+4930123450\d\d'",
     ]
     assert len(keyed.ids) == 1
+
+
+def test_an_earlier_releases_identifier_cut_short_is_this_releases() -> None:
+    """Earlier releases kept 16 bytes (22 characters); the first 16 characters of that are
+    what this release keys the same value to, so a store is cut short in place."""
+    digest = hashlib.sha256(b"anna.koch@gmail.com").digest()
+    mac = hmac.digest(b"change-me", IdKind.EMAIL.encode("ascii") + digest, "sha256")
+    earlier = base64.urlsafe_b64encode(mac[:16]).rstrip(b"=").decode()
+    assert len(earlier) == 22
+    assert keyed_hash(b"change-me", IdKind.EMAIL, digest) == earlier[:KEY_CHARS]

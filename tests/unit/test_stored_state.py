@@ -25,7 +25,7 @@ _TIME = st.integers(0, 4_000_000_000)
 _KEYED = st.builds(
     lambda kind, raw: f"{kind}:{base64.urlsafe_b64encode(raw).rstrip(b'=').decode()}",
     st.sampled_from("acdefhlmnop"),
-    st.binary(min_size=16, max_size=16),
+    st.binary(min_size=12, max_size=12),
 )
 _TOKENS = st.one_of(_KEYED, _TEXT, st.text(min_size=24, max_size=24))
 _ORDERS = st.builds(
@@ -85,19 +85,32 @@ def test_a_state_reads_back_whole_and_the_compiled_fold_writes_the_same_bytes(
     assert native.unpack_state(blob) == unpack(blob)  # load_state's compiled reader
 
 
-def test_keyed_identifiers_take_their_sixteen_bytes_and_a_letter() -> None:
-    token = "e:" + base64.urlsafe_b64encode(bytes(range(16))).rstrip(b"=").decode()
-    odd = "e:" + "k" * 22  # 22 characters that are not 16 bytes' base64url
+def test_keyed_identifiers_take_their_twelve_bytes_and_a_letter() -> None:
+    token = "e:" + base64.urlsafe_b64encode(bytes(range(12))).rstrip(b"=").decode()
+    odd = "e:" + "k" * 15 + "."  # 16 characters that are not 12 bytes' base64url
     with_keyed = dump_state(PersonState("p", version=1, ids=frozenset({token})))
     with_odd = dump_state(PersonState("p", version=1, ids=frozenset({odd})))
-    assert len(with_keyed) == 4 + 17
-    assert len(with_odd) == 4 + 2 + 24
+    assert len(with_keyed) == 4 + 13
+    assert len(with_odd) == 4 + 2 + 18
     assert unpack(with_odd)["ids"] == {odd}
+
+
+def test_a_state_of_sixteen_byte_identifiers_is_read_with_them_cut_short() -> None:
+    """Earlier releases kept an identifier's 16 bytes (first byte 0x01): read, each is the
+    identifier this release keys the same value to (the first 16 of its 22 characters)."""
+    raw = bytes(range(16))
+    long = "e:" + base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    # 0x01, version 1, parts: ids; one id: its letter and 16 bytes.
+    blob = bytes([1, 1, 1, 1, ord("e")]) + raw
+    assert unpack(blob)["ids"] == {long[:18]}
+    assert load_state("p", blob).ids == frozenset({long[:18]})
+    assert native.unpack_state(blob) == unpack(blob)
+    assert dump_state(load_state("p", blob))[0] == 2  # written back with 12 bytes an id
 
 
 def test_a_state_is_about_half_its_json() -> None:
     ids = frozenset(
-        f"{kind}:{base64.urlsafe_b64encode(bytes([n] * 16)).rstrip(b'=').decode()}"
+        f"{kind}:{base64.urlsafe_b64encode(bytes([n] * 12)).rstrip(b'=').decode()}"
         for n, kind in enumerate("acepon")
     )
     orders = {
@@ -146,7 +159,9 @@ def test_the_json_of_earlier_releases_is_still_read_and_written_packed() -> None
 
 
 @pytest.mark.parametrize(
-    "blob", [b"\x01", b"\x01\x05\x01", b"\x01\x01\x00\xff", b"\x02\x00\x00"], ids=repr
+    "blob",
+    [b"\x01", b"\x01\x05\x01", b"\x01\x01\x00\xff", b"\x02", b"\x02\x01\x01\x01e", b"\x03\x00\x00"],
+    ids=repr,
 )
 def test_a_broken_blob_is_an_error_not_a_state(blob: bytes) -> None:
     with pytest.raises(ValueError, match="packed state"):

@@ -3,12 +3,12 @@
 Redis holds a state for every person, so its size is much of what bestand costs to run. The
 packed form (``native/src/state.rs`` writes the same bytes) is::
 
-    state   := 0x01 varint(version) varint(parts) part...      parts: a bit per part present
+    state   := 0x02 varint(version) varint(parts) part...      parts: a bit per part present
     parts   := ids (bit 0), orders (1), first seen (2), last seen (3), last e-mail engagement (4),
                e-mail counters (5), consent (6), contacts (7), channels (8), absorbed persons (9),
                interests (10), reclassifications (11); each in this order, only if present
-    ids     := count, then each: a keyed identifier ``k:<22 characters>`` as its kind letter and
-               the 16 bytes its base64url stands for; any other text as 0x00 and the text
+    ids     := count, then each: a keyed identifier ``k:<16 characters>`` as its kind letter and
+               the 12 bytes its base64url stands for; any other text as 0x00 and the text
     orders  := count, then each by id: text(id) varint(fields) field...: total (bit 0), currency
                (1), channel (2), placed at (3), cancelled (4, no payload), returns (5: count, then
                text(event) int(cents)), classification (6: 1 new, 2 existing, 0 and a text),
@@ -17,7 +17,10 @@ packed form (``native/src/state.rs`` writes the same bytes) is::
                (granted) and int(at)
     int     := zigzag varint;  text := varint(length) UTF-8
 
-A blob that starts with ``{`` is the JSON that earlier releases stored, and is still read.
+A blob that starts with ``{`` is the JSON that earlier releases stored, and is still read; one
+that starts with 0x01 the packed form of releases that kept an identifier's 16 bytes, read
+with each identifier cut to its first 12 (the identifier this release keys the same value
+to).
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ from typing import Any
 import orjson
 
 #: The first byte of a packed state (JSON starts with ``{``).
-PACKED = 1
-_TOKEN_LENGTH = 24  # "k:" and 22 base64url characters: 16 bytes
+PACKED = 2
+#: The first byte of a packed state whose identifiers hold 16 bytes (earlier releases).
+PACKED_16 = 1
+_TOKEN_LENGTH = 18  # "k:" and 16 base64url characters: 12 bytes
 _CLASSES = {"new": 1, "existing": 2}
 _CLASS_NAMES = {1: "new", 2: "existing"}
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
@@ -61,7 +66,7 @@ def _token(out: bytearray, token: str) -> None:
             raw = base64.urlsafe_b64decode(tail + b"==")
         except ValueError:
             raw = b""
-        if len(raw) == 16 and base64.urlsafe_b64encode(raw).rstrip(b"=") == tail:
+        if len(raw) == 12 and base64.urlsafe_b64encode(raw).rstrip(b"=") == tail:
             out.append(ord(token[0]))
             out += raw
             return
@@ -183,11 +188,12 @@ def pack(state: Any) -> bytes:
 class _Reader:
     """Reads the parts of a packed state in order; a short or odd blob raises ValueError."""
 
-    __slots__ = ("at", "data")
+    __slots__ = ("at", "data", "width")
 
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.at = 1
+        self.width = 16 if data[0] == PACKED_16 else 12  # bytes of a keyed identifier
 
     def varint(self) -> int:
         data, at = self.data, self.at
@@ -234,11 +240,11 @@ class _Reader:
         if kind == 0:
             return self.text()
         start = self.at
-        end = start + 16
+        end = start + self.width
         if end > len(self.data):
             raise ValueError("a packed state ends early")
         self.at = end
-        encoded = binascii.b2a_base64(self.data[start:end], newline=False)[:22]
+        encoded = binascii.b2a_base64(self.data[start : start + 12], newline=False)
         return chr(kind) + ":" + encoded.translate(_URLSAFE).decode()
 
     def many(self, item: Callable[[], Any]) -> list[Any]:
@@ -275,7 +281,7 @@ def _order_fields(reader: _Reader) -> dict[str, Any]:
 def unpack(blob: bytes) -> dict[str, Any]:
     """The fields of a packed state as ``PersonState`` names them (absent parts left out);
     orders as field mappings of ``OrderRecord``."""
-    if not blob or blob[0] != PACKED:
+    if not blob or blob[0] not in (PACKED, PACKED_16):
         raise ValueError("not a packed state")
     reader = _Reader(blob)
     out: dict[str, Any] = {"version": reader.varint()}

@@ -10,9 +10,12 @@ release keeps where.
 from __future__ import annotations
 
 import logging
+import re
 
+import orjson
 from redis.asyncio import Redis
 
+from bestand.identity.hashing import KEY_CHARS
 from bestand.store.errors import StoreLayoutError
 from bestand.store.keys import BUCKET_CHARS, Keys
 from bestand.store.scripts import Script
@@ -23,14 +26,17 @@ log = logging.getLogger(__name__)
 #: split by \x1f; 3: a person's identifiers among its facts (no identifier set of its own);
 #: 4: person states packed (``profile/stored.py``); 5: graph entries, lookup records, person
 #: states, short explain logs, meetings, redirects and absorbed persons as fields of bucket
-#: hashes (``keys.py``); 6: a person's graph facts as a field of a facts bucket.
-LAYOUT = 6
+#: hashes (``keys.py``); 6: a person's graph facts as a field of a facts bucket; 7: keyed
+#: identifiers of 16 characters (96 bits, ``identity/hashing.py``) instead of 22.
+LAYOUT = 7
 #: Earlier layouts this release takes over when a worker starts: it moves their graph entries,
 #: lookup records, person states, meetings, redirects, absorbed persons and graph facts (a key
-#: each) into buckets, then marks the store as its own (layout 3's JSON states are still read,
-#: and every explain log then a list is read as a long one). No rebuild, but a release that
-#: wrote layout 3, 4 or 5 then refuses the store instead of missing what moved.
-UPGRADED = frozenset({3, 4, 5})
+#: each) into buckets, cuts every identifier stored as text to 16 characters (the first 16 of
+#: the 22 an earlier release kept are what this release keys the same value to), then marks
+#: the store as its own (layout 3's JSON states and the packed states of 16-byte identifiers
+#: are still read, and every explain log then a list is read as a long one). No rebuild, but a
+#: release that wrote layout 3 to 6 then refuses the store instead of missing what moved.
+UPGRADED = frozenset({3, 4, 5, 6})
 #: Keys the move of an upgraded store's entries takes per script call (about).
 MOVE_CHUNK = 1000
 #: Keys a check scans at most for graph keys of a store without a mark (a Redis shared with
@@ -68,8 +74,9 @@ async def ensure_layout(client: Redis, keys: Keys, scan_budget: int = SCAN_BUDGE
             raise StoreLayoutError(f"the store is marked layout {other}, this release's {LAYOUT}")
         if int(mark) != LAYOUT:
             moved = await move_to_buckets(client, keys)
-            log.info("store marked layout %d (was %s): %d entries moved into buckets", LAYOUT,
-                     int(mark), moved)  # fmt: skip
+            cut = await shorten_identifiers(client, keys)
+            log.info("store marked layout %d (was %s): %d entries moved into buckets, "
+                     "identifiers cut short in %d keys", LAYOUT, int(mark), moved, cut)  # fmt: skip
             await client.set(keys.layout, LAYOUT)
         return
     cursor, scanned = 0, 0
@@ -121,3 +128,76 @@ async def move_to_buckets(client: Redis, keys: Keys) -> int:
             if cursor == 0:
                 break
     return moved
+
+
+#: An identifier as layouts 3 to 6 keyed it: a kind letter, ':' and 22 base64url characters.
+_LONG_TOKEN = re.compile(r"[a-z]:[A-Za-z0-9_-]{22}")
+
+
+def _cut(token: str) -> str:
+    """An identifier of an earlier layout cut to this one's width; any other text as it is."""
+    return token[: 2 + KEY_CHARS] if _LONG_TOKEN.fullmatch(token) else token
+
+
+def cut_receipt(body: bytes | str) -> bytes:
+    """A receipt's JSON with the identifiers it names cut to this layout's width."""
+    data = orjson.loads(body)
+    data["identifiers"] = [_cut(token) for token in data.get("identifiers", [])]
+    data["junk"] = [[_cut(token), *rest] for token, *rest in data.get("junk", [])]
+    data["moved"] = [[_cut(token), *rest] for token, *rest in data.get("moved", [])]
+    data["owners"] = {_cut(token): person for token, person in data.get("owners", {}).items()}
+    return orjson.dumps(data)
+
+
+async def shorten_identifiers(client: Redis, keys: Keys) -> int:
+    """Cut the identifiers layouts 3 to 6 stored as 22 characters of text to 16, wherever they
+    are (graph entries, lookup records, meetings, facts, explain logs, the keys of claims, junk
+    flags and tombstones, receipts); how many keys changed. Safe to run again after an
+    interruption, and by workers that start together."""
+    script = Script.named("short_tokens")
+    g = keys.graph
+    bucket = "?" * BUCKET_CHARS
+    runs: list[tuple[str, str, tuple[str, ...]]] = [
+        ("fields", f"{g}:i:{bucket}", ()),
+        ("fields", f"{keys.lookups}{bucket}", ()),
+        ("fields", f"{g}:m:{bucket}", ()),
+        ("facts", f"{g}:k:{bucket}", ()),
+        ("logs", f"{g}:y:{bucket}", ()),
+        ("log", f"{g}:x:*", ()),
+        *(("key", f"{g}:{kind}:*", (f"{g}:{kind}:",)) for kind in "cjt"),
+    ]
+    changed, calls = 0, 0
+    for what, pattern, extra in runs:
+        cursor = 0
+        while True:
+            cursor, found = await client.scan(cursor, match=pattern, count=MOVE_CHUNK)
+            if found:
+                args: tuple[str | int, ...] = (what, KEY_CHARS, BUCKET_CHARS, *extra)
+                changed += int(await client.eval(script.source, len(found), *found, *args))
+                calls += 1
+                if calls % 100 == 0:
+                    log.info("cutting an earlier layout's identifiers short: %d keys so far",
+                             changed)  # fmt: skip
+            if cursor == 0:
+                break
+    cursor = 0
+    while True:
+        cursor, found = await client.scan(cursor, match=f"{g}:e:*", count=MOVE_CHUNK)
+        if found:
+            async with client.pipeline(transaction=False) as pipe:
+                for key in found:
+                    pipe.get(key)
+                    pipe.pttl(key)
+                read = await pipe.execute()
+            async with client.pipeline(transaction=False) as pipe:
+                for key, body, ttl in zip(found, read[::2], read[1::2], strict=True):
+                    if body is None:
+                        continue
+                    cut = cut_receipt(body)
+                    if cut != body:
+                        pipe.set(key, cut, px=ttl if ttl > 0 else None)
+                        changed += 1
+                await pipe.execute()
+        if cursor == 0:
+            break
+    return changed
