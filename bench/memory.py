@@ -35,7 +35,7 @@ How the data is made:
    identifier hashes a value names are the clone's too (a lookup record's person id, its
    first field; the persons met, absorbed or gone into; the identifiers and describing tokens
    a person's facts name; what an explain log's entries name; the ids a packed state holds
-   as text, its absorbed persons, say; not its identifiers, 16 raw bytes each, which every
+   as text, its absorbed persons, say; not its identifiers, 12 raw bytes each, which every
    clone keeps as the template has them, as when a state was a hash of its own).
    A longer explain log is a list of its own (``<p>:{g}:x:<person>``), a clone's key like the
    rest.
@@ -1189,7 +1189,7 @@ class Entry:
     person's absorbed persons: ``atom`` the person (``whole``), no ``holder``, ``rest`` their
     ids joined by ``,``. A person's state: ``atom`` the person (``whole``), ``mark`` ``v`` and
     ``rest`` ``<version>:<state>`` (the packed state: ``profile/stored.py``; its identifiers
-    are 16 raw bytes, which a clone keeps, as it kept them when a state had a hash of its
+    are 12 raw bytes, which a clone keeps, as it kept them when a state had a hash of its
     own) while it holds one; ``mark`` ``r`` and ``holder`` the person it went into once
     merged away. ``owner``: the live person the entry counts for.
     """
