@@ -6,7 +6,8 @@ A private ``redis-server`` (no persistence) is filled with ``--entries`` graph e
 ``--records`` lookup records as layouts 3 and 4 kept them, a string key each
 (``<p>:{g}:i:<kind>:<hash>`` -> person id, ``<p>:l:<kind>:<hash>`` -> a record of 60 bytes;
 the simulated shop has 5.7 entries and 2.6 records a person), and marked layout 4. Then
-``ensure_layout`` runs as a worker's start runs it, and the script prints the time it took,
+``ensure_layout`` runs as a worker's start runs it (moving them into buckets and cutting their
+identifiers to this layout's 16 characters), and the script prints the time it took,
 entries moved per second, and the memory before and after.
 """
 
