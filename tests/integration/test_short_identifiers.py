@@ -144,3 +144,32 @@ def test_a_layout_6_store_has_its_identifiers_cut_short_in_place(redis_url: str)
     assert {name for name in again if not name.startswith(":{g}:f:")} == {
         name for name in before if not name.startswith(":{g}:f:")
     }
+
+
+def test_tombstones_a_rebuild_kept_are_cut_short_when_a_worker_marks_the_store(
+    redis_url: str,
+) -> None:
+    """`bestand rebuild` of a layout-6 store leaves its erasure tombstones and no mark: the
+    first worker cuts them short, so that an erased identifier still stops a replay."""
+    keys = Keys("short-tomb")
+    token = "e:" + "AbCdEfGhIjKlMnOp"  # as this release keys it
+    earlier = keys.tombstone(token + MORE)
+
+    async def go() -> tuple[bytes | None, bytes | None, int]:
+        client = connect(redis_url)
+        try:
+            await client.set(earlier, 1_790_000_000)
+            await ensure_layout(client, keys)
+            return (
+                await client.get(keys.tombstone(token)),
+                await client.get(keys.layout),
+                int(await client.exists(earlier)),
+            )
+        finally:
+            await client.delete(keys.tombstone(token), earlier, keys.layout)
+            await client.aclose()
+
+    now, mark, left = run(go())
+    assert now == b"1790000000"
+    assert mark == str(LAYOUT).encode()
+    assert left == 0

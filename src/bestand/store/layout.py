@@ -80,7 +80,8 @@ async def ensure_layout(client: Redis, keys: Keys, scan_budget: int = SCAN_BUDGE
             await client.set(keys.layout, LAYOUT)
         return
     cursor, scanned = 0, 0
-    # Erasure tombstones are the same in every layout, and `bestand rebuild` keeps them.
+    # Erasure tombstones are all a layout keeps through `bestand rebuild`; those of layouts 3
+    # to 6 name identifiers of 22 characters, cut short below before the store is marked.
     unmarked = f"{keys.graph}:[^t]:*"
     while True:
         cursor, found = await client.scan(cursor, match=unmarked, count=10_000)
@@ -92,6 +93,9 @@ async def ensure_layout(client: Redis, keys: Keys, scan_budget: int = SCAN_BUDGE
         scanned += 10_000
         if cursor == 0 or scanned >= scan_budget:
             break
+    cut = await shorten_identifiers(client, keys, tombstones_only=True)
+    if cut:
+        log.info("erasure tombstones of an earlier layout cut short: %d", cut)
     await client.set(keys.layout, LAYOUT, nx=True)
 
 
@@ -149,23 +153,29 @@ def cut_receipt(body: bytes | str) -> bytes:
     return orjson.dumps(data)
 
 
-async def shorten_identifiers(client: Redis, keys: Keys) -> int:
+async def shorten_identifiers(client: Redis, keys: Keys, tombstones_only: bool = False) -> int:
     """Cut the identifiers layouts 3 to 6 stored as 22 characters of text to 16, wherever they
     are (graph entries, lookup records, meetings, facts, explain logs, the keys of claims, junk
-    flags and tombstones, receipts); how many keys changed. Safe to run again after an
-    interruption, and by workers that start together."""
+    flags and tombstones, receipts; ``tombstones_only``: what `bestand rebuild` left); how
+    many keys changed. Safe to run again after an interruption, and by workers that start
+    together."""
     script = Script.named("short_tokens")
     g = keys.graph
     bucket = "?" * BUCKET_CHARS
-    runs: list[tuple[str, str, tuple[str, ...]]] = [
-        ("fields", f"{g}:i:{bucket}", ()),
-        ("fields", f"{keys.lookups}{bucket}", ()),
-        ("fields", f"{g}:m:{bucket}", ()),
-        ("facts", f"{g}:k:{bucket}", ()),
-        ("logs", f"{g}:y:{bucket}", ()),
-        ("log", f"{g}:x:*", ()),
-        *(("key", f"{g}:{kind}:*", (f"{g}:{kind}:",)) for kind in "cjt"),
-    ]
+    tombstones = ("key", f"{g}:t:*", (f"{g}:t:",))
+    runs: list[tuple[str, str, tuple[str, ...]]] = (
+        [tombstones]
+        if tombstones_only
+        else [
+            ("fields", f"{g}:i:{bucket}", ()),
+            ("fields", f"{keys.lookups}{bucket}", ()),
+            ("fields", f"{g}:m:{bucket}", ()),
+            ("facts", f"{g}:k:{bucket}", ()),
+            ("logs", f"{g}:y:{bucket}", ()),
+            ("log", f"{g}:x:*", ()),
+            *(("key", f"{g}:{kind}:*", (f"{g}:{kind}:",)) for kind in "cjt"),
+        ]
+    )
     changed, calls = 0, 0
     for what, pattern, extra in runs:
         cursor = 0
@@ -181,7 +191,7 @@ async def shorten_identifiers(client: Redis, keys: Keys) -> int:
             if cursor == 0:
                 break
     cursor = 0
-    while True:
+    while not tombstones_only:
         cursor, found = await client.scan(cursor, match=f"{g}:e:*", count=MOVE_CHUNK)
         if found:
             async with client.pipeline(transaction=False) as pipe:
