@@ -90,6 +90,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -2167,14 +2168,29 @@ class TemplateInfo:
     events: int
     emulate_seconds: float
     dedupe: str
+    event_ids: str = "simulated"
 
 
 def build_template(
-    prefix: str, people: int, seed: int, limits: Limits, dedupe: str, ttl: int | None = None
+    prefix: str,
+    people: int,
+    seed: int,
+    limits: Limits,
+    dedupe: str,
+    ttl: int | None = None,
+    event_ids: str = "simulated",
 ) -> tuple[Template, TemplateInfo, MemoryRedis]:
-    """Simulate a shop of ``people`` and run it through the worker's handlers in process."""
+    """Simulate a shop of ``people`` and run it through the worker's handlers in process.
+
+    ``event_ids``: ``simulated`` keeps the simulator's ids (``ev-0005418``, 10 characters);
+    ``uuid`` gives every event a UUID (36 characters), as many shops' systems send them: an
+    event id is part of every explain entry, dedupe marker and receipt."""
     started = time.perf_counter()
     shop = simulate(persons=people - 1, seed=seed, now=SIM_NOW)  # plus the demo's Jana
+    if event_ids == "uuid":
+        rng = random.Random(seed)
+        for event in shop.events:
+            event["event_id"] = str(uuid.UUID(int=rng.getrandbits(128), version=4))
     settings = settings_for(prefix)
     if ttl is not None:
         settings = settings.model_copy(update={"dedupe_ttl_seconds": ttl})
@@ -2194,7 +2210,7 @@ def build_template(
     seconds = time.perf_counter() - started
     progress("")
     records = keyspace(store, prefix, dedupe=dedupe, now=int(SIM_NOW.timestamp()))
-    info = TemplateInfo(len(shop.personas), seed, len(shop.events), seconds, dedupe)
+    info = TemplateInfo(len(shop.personas), seed, len(shop.events), seconds, dedupe, event_ids)
     return Template(records, prefix, len(shop.personas)), info, store
 
 
@@ -2530,7 +2546,7 @@ def print_report(m: Measurement, template: TemplateInfo) -> None:
     print(
         f"\n{m.name}: {m.people:,} people = {m.clones:,} clones of a {template.people:,}-person "
         f"simulated shop (seed {template.seed}, {template.events:,} events; dedupe: "
-        f"{template.dedupe})"
+        f"{template.dedupe}; event ids: {template.event_ids})"
     )
     print(
         f"  persons {m.persons:,} (live, after merges)   identifiers {m.identifiers:,} "
@@ -2757,6 +2773,12 @@ def main() -> None:
         help="start a throwaway redis-server without persistence instead",
     )
     parser.add_argument("--dedupe", choices=("window", "all"), default="window")
+    parser.add_argument(
+        "--event-ids",
+        choices=("simulated", "uuid"),
+        default="simulated",
+        help="the simulator's short event ids, or a UUID each as many shops send",
+    )
     parser.add_argument("--measure-clones", type=int, default=4)
     parser.add_argument(
         "--experiment", action="append", default=[], choices=[*EXPERIMENTS, "all"], metavar="NAME"
@@ -2796,7 +2818,8 @@ def run(url: str, args: argparse.Namespace) -> None:
     version = str(client.info("server")["redis_version"])
     client.close()
     template, info, store = build_template(
-        args.prefix, args.template_persons, args.seed, limits, args.dedupe
+        args.prefix, args.template_persons, args.seed, limits, args.dedupe,
+        event_ids=args.event_ids,
     )
     print(
         f"template: {info.people:,} people, {info.events:,} events through the handlers in "
