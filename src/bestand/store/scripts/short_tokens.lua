@@ -52,6 +52,34 @@ local function cut_log(text)
   end
 end
 
+-- A person's facts with the identifiers among their names cut ('name' .. '\31' .. value
+-- joined by '\30'; a claim's name is '@' and an identifier).
+local function cut_facts(facts)
+  local entries = {}
+  for name, value in string.gmatch(facts, '([^\30\31]*)\31([^\30]*)') do
+    if string.sub(name, 1, 1) == '@' then
+      name = '@' .. cut(string.sub(name, 2))
+    else
+      name = cut(name)
+    end
+    entries[#entries + 1] = name .. '\31' .. value
+  end
+  return table.concat(entries, '\30')
+end
+
+-- Every value of a hash through `rewrite`; whether one changed.
+local function rewrite_values(key, rewrite)
+  local held, touched = redis.call('HGETALL', key), false
+  for i = 1, #held, 2 do
+    local now = rewrite(held[i + 1])
+    if now ~= held[i + 1] then
+      redis.call('HSET', key, held[i], now)
+      touched = true
+    end
+  end
+  return touched
+end
+
 local changed = 0
 for _, key in ipairs(KEYS) do
   local touched = false
@@ -66,33 +94,9 @@ for _, key in ipairs(KEYS) do
       end
     end
   elseif what == 'facts' then
-    local held = redis.call('HGETALL', key)
-    for i = 1, #held, 2 do
-      local facts = held[i + 1]
-      local entries = {}
-      for name, value in string.gmatch(facts, '([^\30\31]*)\31([^\30]*)') do
-        if string.sub(name, 1, 1) == '@' then
-          name = '@' .. cut(string.sub(name, 2))
-        else
-          name = cut(name)
-        end
-        entries[#entries + 1] = name .. '\31' .. value
-      end
-      local now = table.concat(entries, '\30')
-      if now ~= facts then
-        redis.call('HSET', key, held[i], now)
-        touched = true
-      end
-    end
+    touched = rewrite_values(key, cut_facts)
   elseif what == 'logs' then
-    local held = redis.call('HGETALL', key)
-    for i = 1, #held, 2 do
-      local now = cut_log(held[i + 1])
-      if now ~= held[i + 1] then
-        redis.call('HSET', key, held[i], now)
-        touched = true
-      end
-    end
+    touched = rewrite_values(key, cut_log)
   elseif what == 'log' then
     local entries = redis.call('LRANGE', key, 0, -1)
     for i, entry in ipairs(entries) do
