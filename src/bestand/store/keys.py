@@ -24,7 +24,7 @@ meetings, a person's absorbed persons) are their members joined by ``,`` in a bu
 | ``<p>:{g}:i:<hash[:3]>`` | hash | the identity graph: ``<kind>:<hash[3:]>`` -> person id |
 | ``<p>:{g}:k:<person[:3]>`` | hash | facts of persons: person id -> ``v`` graph version |
 |   |   | (guards concurrent changes), how many identifiers by kind letter, its identifiers |
-|   |   | (``kind:hash``, no value), describing tokens (names, households -> 1), claims |
+|   |   | (``kind:hash`` -> empty), describing tokens (names, households -> 1), claims |
 |   |   | (``@kind:hash`` -> time claimed), as :func:`packed_facts` joins them |
 | ``<p>:{g}:y:<person[:3]>`` | hash | explain logs of persons: person id -> its entries split |
 |   |   | by ``\\x1e`` (links, merges, refusals; ``identity/entries.py``: fields split by |
