@@ -55,7 +55,7 @@ object: a listpack holds copies of the bytes, and so does a bucket turned hash t
 a clone must equal its template except for the renamed ids; the fields of its buckets are
 compared as entries, since they share buckets other than the template's.
 
-Dedupe markers (``<p>:d:{person}:<event>``) live ``BESTAND_DEDUPE_TTL_SECONDS``. By default
+Dedupe markers (``<p>:d:{<person[:3]>}:<person>:<event>``) live ``BESTAND_DEDUPE_TTL_SECONDS``. By default
 the load keeps those a live worker would still hold at the end of the simulated history
 (events of the last TTL, each with its remaining TTL); ``--dedupe all`` keeps every event's
 marker, as right after a backfill of the whole history.
@@ -1111,7 +1111,7 @@ CATEGORIES: tuple[tuple[str, str, bool], ...] = (
     ("state", "person states  <p>:p:{<person[:3]>}, all", False),
     ("explain", "explain logs  <p>:{g}:y:<person[:3]>, all", False),
     ("explain_long", "explain logs, long  <p>:{g}:x:<person>", False),
-    ("dedupe", "dedupe markers  <p>:d:{<person>}:<event>", False),
+    ("dedupe", "dedupe markers  <p>:d:{<p[:3]>}:<person>:<event>", False),
     ("redirect", "redirects  <p>:{g}:r:<person[:3]>, all", False),
     ("absorbed", "absorbed sets  <p>:{g}:a:<person[:3]>, all", False),
     ("receipt", "receipts  <p>:{g}:e:<event>", False),
@@ -1163,8 +1163,8 @@ def _token_of(bucket: bytes, name: bytes) -> bytes:
 
 def _person_in_key(key: bytes, prefix: bytes, kind: str) -> bytes:
     rest = key[len(prefix) + 1 :]
-    if kind == "dedupe":
-        return rest[rest.index(b"{") + 1 : rest.index(b"}")]
+    if kind == "dedupe":  # d:{<person[:3]>}:<person>:<event>
+        return rest[rest.index(b"}") + 2 :].partition(b":")[0]
     return rest[6:]  # {g}:x:<person>, {g}:e:<event>
 
 

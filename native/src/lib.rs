@@ -380,8 +380,11 @@ impl Folder {
         format!("{}:p:{{{}}}", self.prefix, person.get(..end).unwrap_or(person))
     }
 
+    /// A dedupe marker (`Keys.dedupe`): under the person bucket's hash tag.
     fn dedupe_key(&self, person: &str, event_key: &str) -> String {
-        format!("{}:d:{{{}}}:{}", self.prefix, person, event_key)
+        let end = graph::BUCKET_CHARS.min(person.len());
+        let tag = person.get(..end).unwrap_or(person);
+        format!("{}:d:{{{}}}:{}:{}", self.prefix, tag, person, event_key)
     }
 
     fn lookup_key(&self, token: &str) -> String {

@@ -716,6 +716,44 @@ def test_a_worker_marks_an_empty_store_and_refuses_one_an_earlier_release_wrote(
     assert "bestand rebuild" in marked
 
 
+def test_dedupe_markers_of_layout_7_are_renamed_and_still_stop_a_redelivery(
+    redis_url: str,
+) -> None:
+    """Layout 7 named a marker by its person alone (``d:{<person>}:<event>``); taken over, each
+    is renamed under its person bucket's tag with its expiry, and the marker is still found:
+    the event's id sent again with other content is a dead letter, not applied."""
+
+    async def go() -> tuple[list[str], list[str], list[int], str]:
+        pipeline = Pipeline(redis_url)
+        try:
+            event = identify(1, email="a@example.com", phone="0151 11112222")
+            await pipeline.feed([event, order(2, email="a@example.com")])
+            head = f"{pipeline.keys.prefix}:d:{{"
+            new = [k for k in await pipeline.keys_of_prefix() if k.startswith(head)]
+            for key in new:  # back to layout 7's names, with their expiry
+                _tag, _, rest = key[len(head) :].partition("}:")
+                person, _, event_id = rest.partition(":")
+                await pipeline.client.rename(key, f"{head}{person}}}:{event_id}")
+            await pipeline.client.set(pipeline.keys.layout, 7)
+            await ensure_layout(pipeline.client, pipeline.keys)
+            after = [k for k in await pipeline.keys_of_prefix() if k.startswith(head)]
+            ttls = [await pipeline.client.ttl(k) for k in after]
+            topic = pipeline.settings.topic_customer
+            other = {**event[1], "event_time": "2026-10-20T09:00:00Z"}
+            again = await pipeline.processor.process(
+                [Incoming(topic, 0, 9, None, orjson.dumps(other))]
+            )
+            return new, after, ttls, orjson.loads(again[0].value)["reason"]
+        finally:
+            await pipeline.client.aclose()
+
+    new, after, ttls, status = asyncio.run(go())
+    assert len(new) == 2
+    assert after == new
+    assert all(ttl > 0 for ttl in ttls), ttls
+    assert status == "duplicate_event_id"
+
+
 def test_a_worker_on_a_store_an_earlier_release_wrote_stops_and_says_so(
     deployment: Deployment,
 ) -> None:

@@ -43,7 +43,8 @@ meetings, a person's absorbed persons) are their members joined by ``,`` in a bu
 | ``<p>:{g}:f:<batch>`` | string | a batch's graph write stopped at a changed guard (short TTL) |
 | ``<p>:p:{<person[:3]>}`` | hash | persons: person id -> ``v<version>:<state>`` (packed: |
 |   |   | ``profile/stored.py``), or ``r<person>`` whom it went into after a merge |
-| ``<p>:d:{<person>}:<event>`` | string | event already applied (TTL) |
+| ``<p>:d:{<person[:3]>}:<person>:<event>`` | string | event already applied (TTL), in |
+|   |   | its person bucket's hash slot: a cluster writes it with the person's state |
 | ``<p>:l:<hash[:3]>`` | hash | lookup records: ``<kind>:<hash[3:]>`` -> person id and summary |
 |   |   | (packed fields); a cookie's or device id's is written only by the person the |
 |   |   | graph gives it to |
@@ -200,8 +201,10 @@ class Keys:
         return f"{self.graph}:e:{receipt_suffix(event_id)}"
 
     def dedupe(self, person_id: str, event_id: str) -> str:
-        """Marker that an event was applied to a person."""
-        return f"{self.prefix}:d:{{{person_id}}}:{event_key(event_id)}"
+        """Marker that an event was applied to a person, under its person bucket's hash tag
+        (a cluster writes it with the person's state, in one script)."""
+        tag = person_id[:BUCKET_CHARS]
+        return f"{self.prefix}:d:{{{tag}}}:{person_id}:{event_key(event_id)}"
 
     def lookup(self, token: str) -> str:
         """Lookup bucket of one identifier (``kind:hash``); its field is :func:`bucket_field`."""

@@ -27,16 +27,19 @@ log = logging.getLogger(__name__)
 #: 4: person states packed (``profile/stored.py``); 5: graph entries, lookup records, person
 #: states, short explain logs, meetings, redirects and absorbed persons as fields of bucket
 #: hashes (``keys.py``); 6: a person's graph facts as a field of a facts bucket; 7: keyed
-#: identifiers of 16 characters (96 bits, ``identity/hashing.py``) instead of 22.
-LAYOUT = 7
+#: identifiers of 16 characters (96 bits, ``identity/hashing.py``) instead of 22; 8: dedupe
+#: markers under their person bucket's hash tag (``<p>:d:{<person[:3]>}:<person>:<event>``),
+#: so that a cluster writes them with the person's state.
+LAYOUT = 8
 #: Earlier layouts this release takes over when a worker starts: it moves their graph entries,
 #: lookup records, person states, meetings, redirects, absorbed persons and graph facts (a key
 #: each) into buckets, cuts every identifier stored as text to 16 characters (the first 16 of
-#: the 22 an earlier release kept are what this release keys the same value to), then marks
+#: the 22 an earlier release kept are what this release keys the same value to), renames the
+#: dedupe markers under their person bucket's hash tag (they keep their expiry), then marks
 #: the store as its own (layout 3's JSON states and the packed states of 16-byte identifiers
 #: are still read, and every explain log then a list is read as a long one). No rebuild, but a
 #: release that wrote layout 3 to 6 then refuses the store instead of missing what moved.
-UPGRADED = frozenset({3, 4, 5, 6})
+UPGRADED = frozenset({3, 4, 5, 6, 7})
 #: Keys the move of an upgraded store's entries takes per script call (about).
 MOVE_CHUNK = 1000
 #: Keys a check scans at most for graph keys of a store without a mark (a Redis shared with
@@ -73,10 +76,14 @@ async def ensure_layout(client: Redis, keys: Keys, scan_budget: int = SCAN_BUDGE
         if other is not None:
             raise StoreLayoutError(f"the store is marked layout {other}, this release's {LAYOUT}")
         if int(mark) != LAYOUT:
-            moved = await move_to_buckets(client, keys)
-            cut = await shorten_identifiers(client, keys)
+            moved, cut = 0, 0
+            if int(mark) < 7:
+                moved = await move_to_buckets(client, keys)
+                cut = await shorten_identifiers(client, keys)
+            renamed = await move_markers(client, keys)
             log.info("store marked layout %d (was %s): %d entries moved into buckets, "
-                     "identifiers cut short in %d keys", LAYOUT, int(mark), moved, cut)  # fmt: skip
+                     "identifiers cut short in %d keys, %d dedupe markers renamed",
+                     LAYOUT, int(mark), moved, cut, renamed)  # fmt: skip
             await client.set(keys.layout, LAYOUT)
         return
     cursor, scanned = 0, 0
@@ -132,6 +139,31 @@ async def move_to_buckets(client: Redis, keys: Keys) -> int:
             if cursor == 0:
                 break
     return moved
+
+
+async def move_markers(client: Redis, keys: Keys) -> int:
+    """Rename the dedupe markers layouts 3 to 7 wrote (``<p>:d:{<person>}:<event>``) to this
+    layout's name (``Keys.dedupe``: under the person bucket's hash tag); how many. A marker
+    keeps its expiry; one that expired meanwhile, or that a worker starting together renamed
+    first, is passed. Safe to run again after an interruption."""
+    head = f"{keys.prefix}:d:{{"
+    old = head + "[^}]" * (BUCKET_CHARS + 1) + "*"  # a person id is longer than a bucket's tag
+    renamed, cursor = 0, 0
+    while True:
+        cursor, found = await client.scan(cursor, match=old, count=MOVE_CHUNK)
+        if found:
+            async with client.pipeline(transaction=False) as pipe:
+                for key in found:
+                    name = key.decode() if isinstance(key, bytes) else key
+                    person, _, event = name[len(head) :].partition("}:")
+                    tag = person[:BUCKET_CHARS]
+                    pipe.rename(name, f"{keys.prefix}:d:{{{tag}}}:{person}:{event}")
+                replies = await pipe.execute(raise_on_error=False)
+            renamed += sum(1 for reply in replies if not isinstance(reply, Exception))
+            if renamed and renamed % 100_000 < len(found):
+                log.info("renaming an earlier layout's dedupe markers: %d so far", renamed)
+        if cursor == 0:
+            return renamed
 
 
 #: An identifier as layouts 3 to 6 keyed it: a kind letter, ':' and 22 base64url characters.
