@@ -89,6 +89,13 @@ class Settings(BaseSettings):
     # --- Redis -------------------------------------------------------------------------------
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis connection URL.")
     redis_prefix: str = Field("b", description="Prefix of every Redis key bestand writes.")
+    redis_cluster: bool = Field(
+        False,
+        description=(
+            "The URL names a node of a Redis Cluster: bestand finds the others from it and "
+            "writes each key where the cluster keeps it (README, Redis Cluster)."
+        ),
+    )
 
     # --- Identity ----------------------------------------------------------------------------
     hmac_secret: SecretStr = Field(

@@ -47,6 +47,9 @@ class Loaded:
     redirect: str | None
     state: PersonState
     summary: LookupSummary | None = None
+    #: On a Redis Cluster, a person merged away whose survivor is not written yet keeps its
+    #: last state beside its redirect (``store/cluster.py``).
+    kept: PersonState | None = None
 
 
 @dataclass(slots=True)  # built per event: frozen would double that

@@ -83,11 +83,14 @@ def connect(url: str, *, max_connections: int = 64) -> Redis:
     return client
 
 
-async def refuse_cluster(client: Redis, url: str) -> None:
-    """Raise :class:`ClusterNotSupported` when ``client`` talks to a node of a Redis Cluster."""
+async def refuse_cluster(client: Redis, url: str, cluster: bool = False) -> None:
+    """Raise :class:`ClusterNotSupported` when ``client`` talks to a node of a Redis Cluster
+    and ``cluster`` is not set, or to a single Redis and it is."""
     try:
         info = await client.info("cluster")
     except ResponseError:  # a Redis that hides INFO (ACL): not a cluster bestand can tell
         return
-    if int(info.get("cluster_enabled", 0)) == 1:
-        raise ClusterNotSupported(url)
+    if isinstance(info, dict) and "cluster_enabled" not in info:  # a cluster client: by node
+        info = next(iter(info.values()), {})
+    if (int(info.get("cluster_enabled", 0)) == 1) != cluster:
+        raise ClusterNotSupported(url, cluster=not cluster)

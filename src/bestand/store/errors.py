@@ -21,15 +21,21 @@ class StoreLayoutError(RuntimeError):
 
 
 class ClusterNotSupported(RuntimeError):
-    """``BESTAND_REDIS_URL`` names a node of a Redis Cluster: bestand's batch writes span hash
-    slots that a cluster keeps on different masters, so it refuses to start rather than fail
-    on the first batch (README, Redis Cluster)."""
+    """``BESTAND_REDIS_URL`` names a node of a Redis Cluster and ``BESTAND_REDIS_CLUSTER`` is
+    not set, or the other way round: said before the first batch, not met in it."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, cluster: bool = True) -> None:
         where = urlsplit(url)  # host and port only: the URL may hold a password
-        super().__init__(
-            f"{where.hostname}:{where.port or 6379} is a node of a Redis Cluster, "
-            "and bestand does not run on a cluster yet: "
-            "point BESTAND_REDIS_URL at a single Redis (a replica beside it for failover); "
-            "README, Redis Cluster, says what stands in the way"
-        )
+        node = f"{where.hostname}:{where.port or 6379}"
+        if cluster:
+            text = (
+                f"{node} is a node of a Redis Cluster: set BESTAND_REDIS_CLUSTER=true to run "
+                "bestand on the cluster (README, Redis Cluster), or point BESTAND_REDIS_URL "
+                "at a single Redis"
+            )
+        else:
+            text = (
+                f"BESTAND_REDIS_CLUSTER=true, but {node} is not a node of a Redis Cluster: "
+                "unset it, or point BESTAND_REDIS_URL at a node of the cluster"
+            )
+        super().__init__(text)

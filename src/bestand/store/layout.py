@@ -66,16 +66,23 @@ def layout_note(mark: bytes | str | None) -> str | None:
     )
 
 
-async def ensure_layout(client: Redis, keys: Keys, scan_budget: int = SCAN_BUDGET) -> None:
+async def ensure_layout(
+    client: Redis, keys: Keys, scan_budget: int = SCAN_BUDGET, graph: Redis | None = None
+) -> None:
     """Mark an empty store with :data:`LAYOUT`; pass a store that has it, and mark one of an
     :data:`UPGRADED` layout as this release's; raise :class:`StoreLayoutError` for one an
-    earlier release wrote in another layout."""
+    earlier release wrote in another layout. On a cluster, ``graph`` is a client of the
+    identity graph's master (its keys are looked for there)."""
+    cluster = graph is not None and graph is not client
+    graph = graph or client
     mark = await client.get(keys.layout)
     if mark is not None:
         other = _other_layout(mark)
         if other is not None:
             raise StoreLayoutError(f"the store is marked layout {other}, this release's {LAYOUT}")
         if int(mark) != LAYOUT:
+            if cluster:  # no release before layout 8 wrote to a cluster
+                raise StoreLayoutError(f"a cluster's store marked layout {int(mark)}")
             moved, cut = 0, 0
             if int(mark) < 7:
                 moved = await move_to_buckets(client, keys)
@@ -91,7 +98,7 @@ async def ensure_layout(client: Redis, keys: Keys, scan_budget: int = SCAN_BUDGE
     # to 6 name identifiers of 22 characters, cut short below before the store is marked.
     unmarked = f"{keys.graph}:[^t]:*"
     while True:
-        cursor, found = await client.scan(cursor, match=unmarked, count=10_000)
+        cursor, found = await graph.scan(cursor, match=unmarked, count=10_000)
         if found:
             raise StoreLayoutError(
                 f"the identity graph has keys but no layout mark ({keys.layout}), as releases "
@@ -100,7 +107,7 @@ async def ensure_layout(client: Redis, keys: Keys, scan_budget: int = SCAN_BUDGE
         scanned += 10_000
         if cursor == 0 or scanned >= scan_budget:
             break
-    cut = await shorten_identifiers(client, keys, tombstones_only=True)
+    cut = await shorten_identifiers(graph, keys, tombstones_only=True)
     if cut:
         log.info("erasure tombstones of an earlier layout cut short: %d", cut)
     await client.set(keys.layout, LAYOUT, nx=True)

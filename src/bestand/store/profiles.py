@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from redis.asyncio import Redis
@@ -280,19 +280,14 @@ class ProfileStore:
             names = [p for p in wanted if p not in persons]
             if not names and not asks:
                 return persons, found
-            keys = [self._keys.person(p) for p in names]
-            keys += [self._keys.dedupe(person, batch[i].event_id) for i, person, _ in asks]
-            known = [self._remembered.version(p) for p in names]
-            rows, markers = await self._scripts.call(
-                self._client, self._scripts.persons_read, keys, [len(names), *known, *names]
-            )
-            for person, (redirect, version, blob, same) in zip(names, rows, strict=True):
-                if same:
+            marker_keys = [self._keys.dedupe(person, batch[i].event_id) for i, person, _ in asks]
+            rows, markers = await self._read_keys(names, marker_keys)
+            for person, row in zip(names, rows, strict=True):
+                if row[3]:
                     persons[person] = self._remembered.get(person)
                     continue
-                state = replace(load_state(person, blob or None, self._rule), version=int(version))
-                persons[person] = Loaded(_text(redirect) or None, state)
-                if redirect:
+                persons[person] = loaded = self._loaded(person, row)
+                if loaded.redirect:
                     self._remembered.forget(person)
             for (i, _, _), text in zip(asks, markers, strict=True):
                 if text and i not in found:
@@ -308,6 +303,30 @@ class ProfileStore:
                 for gone in sorted(loaded.state.absorbed)
             ]
         raise StoreConflict(f"redirect chain longer than {_MAX_REDIRECTS}")
+
+    async def _read_keys(
+        self, names: Sequence[str], marker_keys: Sequence[str]
+    ) -> tuple[list[list[Any]], list[bytes | str]]:
+        """``persons_read`` of these persons and dedupe keys: a row per person (redirect,
+        version, state, known), a marker per key."""
+        keys = [self._keys.person(p) for p in names] + list(marker_keys)
+        known = [self._remembered.version(p) for p in names]
+        rows, markers = await self._scripts.call(
+            self._client, self._scripts.persons_read, keys, [len(names), *known, *names]
+        )
+        return rows, markers
+
+    def _loaded(self, person: str, row: Sequence[Any]) -> Loaded:
+        """A person as ``persons_read`` gave it (not one the store remembers)."""
+        redirect = row[0] if isinstance(row[0], bytes) else row[0].encode()
+        went, _, kept = redirect.partition(b"\x1f")  # a cluster's redirect that kept a state
+        version, blob = int(row[1]), row[2]
+        state = replace(load_state(person, blob or None, self._rule), version=version)
+        if not kept:
+            return Loaded(went.decode() or None, state)
+        _, kept_version, kept_blob = person_value(kept)
+        held = replace(load_state(person, kept_blob or None, self._rule), version=kept_version)
+        return Loaded(went.decode(), state, kept=held)
 
     async def _write(self, writes: Sequence[GroupWrite]) -> list[bool]:
         """Write every group (each all or nothing); which were written."""
@@ -392,9 +411,8 @@ class ProfileStore:
                 [self._keys.person(person_id)],
                 [1, -1, person_id],
             )
-            redirect, version, blob, _ = rows[0]
-            state = replace(load_state(person_id, blob or None, self._rule), version=int(version))
-            persons[person_id] = Loaded(_text(redirect) or None, state)
+            persons[person_id] = loaded = self._loaded(person_id, rows[0])
+            state = loaded.state
             target = live_person(person_id, persons)
             if target == person_id:
                 return person_id, state

@@ -7,8 +7,10 @@ import gc
 import logging
 import signal
 from collections.abc import Awaitable
+from typing import cast
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from bestand.kafka.clients import worker_consumer, worker_producer
 from bestand.kafka.topics import ensure_topics
@@ -16,6 +18,7 @@ from bestand.ops.metrics import WorkerMetrics
 from bestand.ops.web import Response, WebEndpoint
 from bestand.settings import Settings
 from bestand.store import IdentityGraph, Keys, ProfileStore, Scripts, connect
+from bestand.store.cluster import ClusterProfileStore, Router, connect_store
 from bestand.store.connection import refuse_cluster
 from bestand.store.layout import ensure_layout
 from bestand.stream.loop import BatchLoop
@@ -28,21 +31,27 @@ log = logging.getLogger(__name__)
 
 
 def processor_for(
-    settings: Settings, client: Redis, metrics: WorkerMetrics, scripts: Scripts | None = None
+    settings: Settings,
+    client: Redis,
+    metrics: WorkerMetrics,
+    scripts: Scripts | None = None,
+    router: Router | None = None,
 ) -> BatchProcessor:
-    """The batch processor of ``settings`` on a Redis client."""
+    """The batch processor of ``settings`` on a Redis client (on a cluster: its ``router``,
+    started, whose graph master runs the graph's scripts)."""
     keys = Keys(settings.redis_prefix)
     scripts = scripts or Scripts.load()
     graph = IdentityGraph(
-        client,
+        client if router is None else router.client_of(keys.graph),
         keys,
         scripts,
         policy=settings.policy,
         receipt_ttl=settings.dedupe_ttl_seconds,
         resolve=settings.resolve,
     )
-    profiles = ProfileStore(
-        client,
+    store = ProfileStore if router is None else ClusterProfileStore
+    profiles = store(
+        client if router is None else router,  # type: ignore[arg-type]
         keys,
         settings.dedupe_ttl_seconds,
         scripts,
@@ -55,11 +64,25 @@ def processor_for(
 async def run_worker(settings: Settings) -> int:
     """Consume until SIGTERM or SIGINT; the batch in hand is finished and committed first."""
     await ensure_topics(settings)
-    client = connect(settings.redis_url)
+    client = connect_store(settings.redis_url, settings.redis_cluster)
+    keys = Keys(settings.redis_prefix)
     metrics = WorkerMetrics()
-    producer = worker_producer(settings)
     scripts = Scripts.load()
-    processor = processor_for(settings, client, metrics, scripts)
+    router: Router | None = None
+    node = connect(settings.redis_url, max_connections=1)
+    try:
+        await with_backoff(
+            lambda: refuse_cluster(node, settings.redis_url, settings.redis_cluster),
+            what="asking Redis what it is",
+        )
+    finally:
+        await node.aclose()
+    if settings.redis_cluster:
+        router = Router(cast(RedisCluster, client), settings.redis_url)
+        await with_backoff(router.start, what="reading the cluster's slots")
+    graph_client = client if router is None else router.client_of(keys.graph)
+    producer = worker_producer(settings)
+    processor = processor_for(settings, client, metrics, scripts, router)
     loop = BatchLoop(settings, ErrorPolicy(processor, metrics), producer, metrics)
     consumer = worker_consumer(settings, loop)
     loop.consumer = consumer
@@ -90,13 +113,12 @@ async def run_worker(settings: Settings) -> int:
     await producer.start()
     beating: asyncio.Task[None] | None = None
     try:
-        keys = Keys(settings.redis_prefix)
         await with_backoff(
-            lambda: refuse_cluster(client, settings.redis_url), what="asking Redis what it is"
+            lambda: ensure_layout(client, keys, graph=graph_client),
+            what="reading the store's layout",
         )
-        await with_backoff(lambda: ensure_layout(client, keys), what="reading the store's layout")
         compiled = await with_backoff(
-            lambda: scripts.use_module(client, settings.redis_module),
+            lambda: scripts.use_module(graph_client, settings.redis_module),
             what="asking Redis for bestand's module",
         )
         metrics.redis_module.set(len(compiled))
@@ -116,7 +138,7 @@ async def run_worker(settings: Settings) -> int:
             await _quietly("the heartbeat", beating)
         await _quietly("the heartbeat", probe.leave())
         await _quietly("the web endpoint", web.stop())
-        await _quietly("Redis", client.aclose())
+        await _quietly("Redis", client.aclose() if router is None else router.aclose())
     log.info("worker %s stopped", probe.name)
     return 0
 
