@@ -14,6 +14,7 @@ from support import PROJECT_DIR, Deployment, Process, make_deployment, run
 
 from bestand.kafka.topics import ensure_topics
 from bestand.stack import LocalRedis, free_port
+from bestand.stack.cluster import LocalRedisCluster, free_cluster_ports
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +51,46 @@ def own_redis(tmp_path: Path) -> Iterator[LocalRedis]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
+    """A real local Redis Cluster of three masters, for the whole session."""
+    nodes = LocalRedisCluster(
+        tmp_path_factory.mktemp("cluster"),
+        ports=free_cluster_ports(3),
+        project_dir=PROJECT_DIR,
+        log=lambda _: None,
+    )
+    try:
+        assert nodes.start(timeout=60)
+        yield nodes
+    finally:
+        nodes.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(redis_cluster: LocalRedisCluster) -> str:
+    """URL of the first node of the session's Redis Cluster."""
+    return redis_cluster.url
+
+
+def on_cluster(made: Deployment) -> Deployment:
+    """A deployment whose ``BESTAND_REDIS_URL`` names a cluster node: the same, told so."""
+    return Deployment(
+        env={**made.env, "BESTAND_REDIS_CLUSTER": "true"},
+        settings=made.settings.model_copy(update={"redis_cluster": True}),
+        log_dir=made.log_dir,
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster_deployment(
+    kafka_bootstrap: str, redis_cluster_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Deployment:
+    """An isolated deployment (topics, group, key prefix) on the session's Redis Cluster."""
+    made = on_cluster(
+        make_deployment(kafka_bootstrap, redis_cluster_url, tmp_path_factory.mktemp("logs"))
+    )
+    run(ensure_topics(made.settings))
+    return made

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 import redis
+from redis.cluster import RedisCluster
 from support import Deployment, Process, consume_all, lookup, produce, run, wait_for
 
 pytestmark = pytest.mark.integration
@@ -39,7 +40,13 @@ def _answer(deployment: Deployment, name: str, value: str) -> dict[str, Any]:
 
 
 def _keys(deployment: Deployment) -> list[str]:
-    client = redis.Redis.from_url(deployment.settings.redis_url)
+    """Every key of the deployment (on a cluster: of every master)."""
+    url = deployment.settings.redis_url
+    client = (
+        RedisCluster.from_url(url)
+        if deployment.settings.redis_cluster
+        else redis.Redis.from_url(url)
+    )
     try:
         pattern = f"{deployment.settings.redis_prefix}:*"
         return sorted(k.decode() for k in client.scan_iter(match=pattern, count=1000))

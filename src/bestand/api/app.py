@@ -54,8 +54,8 @@ from bestand.store import (
     Keys,
     LookupReader,
     ProfileStore,
-    connect,
 )
+from bestand.store.cluster import connect_store
 from bestand.store.connection import refuse_cluster
 from bestand.store.lookups import Overloaded
 from bestand.store.values import ThresholdCache
@@ -121,8 +121,8 @@ class LookupApi:
 
     def __init__(self, settings: Settings, client: Redis | None = None) -> None:
         self._settings = settings
-        self._client = client or connect(settings.redis_url)
-        self._single_redis = False  # set once /ready found no cluster node behind the URL
+        self._client = client or connect_store(settings.redis_url, settings.redis_cluster)
+        self._checked_redis = False  # set once /ready found the kind of Redis the settings say
         self._keys = ApiKeys(settings.scoped_api_keys)
         keyer = IdentityKeyer(
             settings.hmac_secret.get_secret_value().encode(), settings.default_phone_region
@@ -256,9 +256,10 @@ class LookupApi:
         if path == "/ready":
             try:
                 await self._client.ping()
-                if not self._single_redis:
-                    await refuse_cluster(self._client, self._settings.redis_url)
-                    self._single_redis = True
+                if not self._checked_redis:
+                    cluster = self._settings.redis_cluster
+                    await refuse_cluster(self._client, self._settings.redis_url, cluster)
+                    self._checked_redis = True
             except (RedisError, OSError) as exc:
                 raise HttpError(503, "not_ready", f"redis not reachable: {exc}") from None
             except ClusterNotSupported as exc:

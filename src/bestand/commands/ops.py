@@ -19,13 +19,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     from rich.live import Live
 
     from bestand.ops.status import StatusReader, first_snapshot, render
-    from bestand.store import connect
+    from bestand.store.cluster import connect_store
 
     settings = load_settings()
     title = f"bestand {settings.app_id}"
 
     async def main() -> int:
-        client = connect(settings.redis_url)
+        client = connect_store(settings.redis_url, settings.redis_cluster)
         reader = StatusReader(settings, client)
         try:
             shot = await first_snapshot(reader)
@@ -62,7 +62,8 @@ def cmd_health(args: argparse.Namespace) -> int:
 
     from bestand.ops.heartbeat import verdict
     from bestand.ops.status import heartbeats
-    from bestand.store import Keys, connect
+    from bestand.store import Keys
+    from bestand.store.cluster import connect_store
 
     settings = load_settings()
     if args.target == "api":
@@ -78,7 +79,7 @@ def cmd_health(args: argparse.Namespace) -> int:
         return 1
 
     async def beats() -> list[Any]:
-        client = connect(settings.redis_url)
+        client = connect_store(settings.redis_url, settings.redis_cluster)
         try:
             return await asyncio.wait_for(
                 heartbeats(client, Keys(settings.redis_prefix)), args.timeout

@@ -20,6 +20,7 @@ from bestand.kafka.topics import end_offsets
 from bestand.ops.heartbeat import Heartbeat
 from bestand.settings import Settings
 from bestand.store import Keys
+from bestand.store.cluster import graph_master, used_memory
 from bestand.store.connection import refuse_cluster
 from bestand.store.layout import layout_note
 from bestand.store.scripts import Scripts
@@ -130,10 +131,16 @@ class StatusReader:
         memory: int | None = None
         scripts: str | None = None
         try:
-            await refuse_cluster(self._client, self._settings.redis_url)
+            url, cluster = self._settings.redis_url, self._settings.redis_cluster
+            await refuse_cluster(self._client, url, cluster)
             workers = await heartbeats(self._client, self._keys)
-            memory = int((await self._client.info("memory"))["used_memory"])
-            compiled = await Scripts.load().use_module(self._client, "auto")
+            memory = await used_memory(self._client)
+            graph, router = await graph_master(self._client, self._keys, url)
+            try:
+                compiled = await Scripts.load().use_module(graph, "auto")
+            finally:
+                if router is not None:
+                    await router.close_nodes()
             scripts = "module" if compiled else "lua"
             note = layout_note(await self._client.get(self._keys.layout))
             if note is not None:

@@ -92,6 +92,24 @@ def connect_store(url: str, cluster: bool, *, max_connections: int = 64) -> Redi
     return connect(url, max_connections=max_connections)
 
 
+async def used_memory(client: Redis) -> int:
+    """Bytes Redis uses: on a cluster, its masters together."""
+    if isinstance(client, RedisCluster):
+        by_node = await client.info("memory", target_nodes=RedisCluster.PRIMARIES)
+        return sum(int(info["used_memory"]) for info in by_node.values())
+    return int((await client.info("memory"))["used_memory"])
+
+
+async def graph_master(client: Redis, keys: Keys, url: str) -> tuple[Redis, Router | None]:
+    """A plain client of the identity graph's master (``client`` itself on one Redis), and
+    the router that made it (close it after)."""
+    if not isinstance(client, RedisCluster):
+        return client, None
+    router = Router(client, url, max_connections=4)
+    await router.start()
+    return router.client_of(keys.graph), router
+
+
 def cross_slot(script: Script) -> Script:
     """A script that may touch keys of several slots of one master (one call per master)."""
     source = _CROSS_SLOT + script.source
@@ -144,11 +162,15 @@ class Router:
             out[self.node_of(key)][key] = None
         return {node: list(held) for node, held in out.items()}
 
-    async def aclose(self) -> None:
-        """Close every connection."""
+    async def close_nodes(self) -> None:
+        """Close the plain clients of the masters (the cluster client stays open)."""
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()
+
+    async def aclose(self) -> None:
+        """Close every connection."""
+        await self.close_nodes()
         await self.cluster.aclose()
 
 
@@ -470,4 +492,12 @@ class ClusterProfileStore(ProfileStore):
         return send()
 
 
-__all__ = ["ClusterProfileStore", "Router", "connect_cluster", "connect_store", "cross_slot"]
+__all__ = [
+    "ClusterProfileStore",
+    "Router",
+    "connect_cluster",
+    "connect_store",
+    "cross_slot",
+    "graph_master",
+    "used_memory",
+]

@@ -18,6 +18,7 @@ from bestand.ops.metrics import WorkerMetrics
 from bestand.ops.web import Response
 from bestand.settings import Settings
 from bestand.store import Keys
+from bestand.store.cluster import used_memory
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class WorkerProbe:
         metrics: WorkerMetrics,
         partitions: Callable[[], int],
         last_event_at: Callable[[], float | None],
+        graph: Redis | None = None,
     ) -> None:
         self._settings = settings
         self._client = client
@@ -40,7 +42,7 @@ class WorkerProbe:
         self._partitions = partitions
         self._last_event_at = last_event_at
         self._lag = LagProbe(client_options(settings), settings.app_id, settings.input_topics)
-        self._census = Census(client, self._keys)
+        self._census = Census(graph or client, self._keys)  # a cluster's graph master
         self.name = worker_name()
         self.last: Heartbeat | None = None
 
@@ -72,8 +74,7 @@ class WorkerProbe:
             started = time.perf_counter()
             await self._client.ping()
             metrics.redis_seconds.labels("ping").observe(time.perf_counter() - started)
-            memory = await self._client.info("memory")
-            metrics.redis_memory.set(float(memory["used_memory"]))
+            metrics.redis_memory.set(float(await used_memory(self._client)))
             counted = await self._census.step()
             if counted is not None:
                 metrics.persons.set(counted.persons)

@@ -8,15 +8,30 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    ConnectionError,
+    TimeoutError,
+    TryAgainError,
+)
 
 from bestand.store import StoreConflict
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-#: Errors after which the same work is tried again: Redis away, slow, loading, or contended.
-RETRYABLE = (ConnectionError, TimeoutError, BusyLoadingError, StoreConflict, OSError)
+#: Errors after which the same work is tried again: Redis away, slow, loading, or contended,
+#: or a cluster that lost a master (down until it is back) or moves a slot.
+RETRYABLE = (
+    ConnectionError,
+    TimeoutError,
+    BusyLoadingError,
+    StoreConflict,
+    OSError,
+    ClusterDownError,
+    TryAgainError,
+)
 
 
 async def with_backoff(

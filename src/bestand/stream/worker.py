@@ -92,6 +92,7 @@ async def run_worker(settings: Settings) -> int:
         metrics,
         partitions=lambda: len(consumer.assignment()),
         last_event_at=lambda: loop.last_event_at,
+        graph=graph_client,
     )
     web = WebEndpoint(
         settings.worker_web_host,
