@@ -55,7 +55,8 @@ object: a listpack holds copies of the bytes, and so does a bucket turned hash t
 a clone must equal its template except for the renamed ids; the fields of its buckets are
 compared as entries, since they share buckets other than the template's.
 
-Dedupe markers (``<p>:d:{<person[:3]>}:<person>:<event>``) live ``BESTAND_DEDUPE_TTL_SECONDS``. By default
+Dedupe markers (``<p>:d:{<person[:3]>}:<person>:<event>``) live
+``BESTAND_DEDUPE_TTL_SECONDS``. By default
 the load keeps those a live worker would still hold at the end of the simulated history
 (events of the last TTL, each with its remaining TTL); ``--dedupe all`` keeps every event's
 marker, as right after a backfill of the whole history.
