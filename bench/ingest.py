@@ -46,6 +46,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from redis.asyncio.cluster import RedisCluster
 
 from bestand.children import start_workers, wait_caught_up
 from bestand.events import decode_event
@@ -55,7 +56,8 @@ from bestand.kafka.topics import consumer_lag, delete_topics, end_offsets, ensur
 from bestand.ops.rebuild import rebuild
 from bestand.settings import Settings
 from bestand.simulate import simulate
-from bestand.store import Scripts, connect
+from bestand.store import Keys, Scripts, connect
+from bestand.store.cluster import connect_store, graph_master
 from bestand.store.identity_graph import resolver_in_use
 from bestand.store.profiles import fold_in_use
 from cpu_profile import markdown as profile_markdown
@@ -343,13 +345,20 @@ def _cpu_seconds(pid: int) -> float | None:
 
 
 async def _redis_cpu_seconds(settings: Settings) -> float:
-    """CPU seconds of the Redis server's main thread so far."""
-    client = connect(settings.redis_url)
+    """CPU seconds of the Redis server's main thread so far (a cluster's masters together)."""
+    client = connect_store(settings.redis_url, settings.redis_cluster)
     try:
-        info = await client.info("cpu")
+        if settings.redis_cluster:
+            by_node = await client.info("cpu", target_nodes=RedisCluster.PRIMARIES)  # type: ignore[call-arg]
+            infos = list(by_node.values())
+        else:
+            infos = [await client.info("cpu")]
     finally:
         await client.aclose()
-    return float(info["used_cpu_user_main_thread"]) + float(info["used_cpu_sys_main_thread"])
+    return sum(
+        float(info["used_cpu_user_main_thread"]) + float(info["used_cpu_sys_main_thread"])
+        for info in infos
+    )
 
 
 async def _worker_stages(children: list[Any]) -> dict[str, float]:
@@ -513,7 +522,7 @@ async def rebuild_time(settings: Settings, count: int, workers: int, logs: Path)
 async def cleanup(settings: Settings) -> None:
     """Drop the run's internal topics and Redis keys (the prepared input stays)."""
     await delete_topics(settings, [settings.topic_dlq, settings.topic_profile_changes])
-    client = connect(settings.redis_url)
+    client = connect_store(settings.redis_url, settings.redis_cluster)
     try:
         await _unlink_matching(client, f"{settings.redis_prefix}:*")
     finally:
@@ -550,12 +559,18 @@ def cost_table(ours: dict[str, Any]) -> str:
 
 
 async def redis_scripts(settings: Settings) -> str:
-    """How the workers of this run find their Redis scripts: bestand's module or Lua."""
-    client = connect(settings.redis_url)
+    """How the workers of this run find their Redis scripts: bestand's module or Lua (on a
+    cluster: the graph's master's, and the persons' cluster scripts)."""
+    client = connect_store(settings.redis_url, settings.redis_cluster)
+    graph, router = await graph_master(client, Keys(settings.redis_prefix), settings.redis_url)
     try:
-        compiled = await Scripts.load().use_module(client, settings.redis_module)
+        compiled = await Scripts.load().use_module(graph, settings.redis_module)
     finally:
-        await client.aclose()
+        await (client.aclose() if router is None else router.aclose())
+    if router is not None:
+        graph_runs = [n for n in compiled if n.startswith("graph_")]
+        how = f"the module's commands ({len(graph_runs)})" if graph_runs else "Lua scripts"
+        return f"a Redis Cluster: {how} for the graph, cluster Lua scripts for persons"
     return f"bestand's module's commands ({len(compiled)})" if compiled else "Lua scripts"
 
 
@@ -576,9 +591,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rebuild", action="store_true", help="then time `bestand rebuild` of the same history"
     )
+    parser.add_argument(
+        "--cluster-url",
+        help="a node of a Redis Cluster: bestand's workers run there (the ceilings stay on "
+        "BESTAND_REDIS_URL); `bestand stack up --redis-cluster 3` starts one",
+    )
     parser.add_argument("--json")
     parser.add_argument("--markdown")
     args = parser.parse_args(argv)
+    if args.cluster_url and args.redis_profile:
+        parser.error("--redis-profile samples one Redis: leave it out with --cluster-url")
     if args.redis_profile:
         perf()  # exits with how to install it, before the long run rather than half way
     prepared = bench_settings()
@@ -604,6 +626,10 @@ def main(argv: list[str] | None = None) -> int:
         shown = "not installed" if faust_figures is None else f"{faust_figures['per_second']:.0f}"
         print(f"  {shown} events/s", flush=True)
     run_settings = bench_settings(uuid.uuid4().hex[:8])
+    if args.cluster_url:
+        run_settings = run_settings.model_copy(
+            update={"redis_url": args.cluster_url, "redis_cluster": True}
+        )
     fold, resolver = fold_in_use(Settings().fold), resolver_in_use(Settings().resolve)
     scripts = asyncio.run(redis_scripts(run_settings))
     print(

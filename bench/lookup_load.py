@@ -52,7 +52,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import uvloop
@@ -253,17 +253,25 @@ def person_events(person: Person, now: float) -> list[dict[str, Any]]:
     return events
 
 
-async def _seed_slice(redis_url: str, prefix: str, seed: int, indices: range) -> int:
+async def _seed_slice(
+    redis_url: str, prefix: str, seed: int, indices: range, cluster: bool = False
+) -> int:
     """Send every event of the persons in ``indices`` through the worker's processor."""
+    from redis.asyncio.cluster import RedisCluster
+
     from bestand.ops.metrics import WorkerMetrics
     from bestand.settings import Settings
-    from bestand.store import connect
+    from bestand.store.cluster import Router, connect_store
     from bestand.stream.messages import Incoming
     from bestand.stream.worker import processor_for
 
-    settings = Settings(redis_url=redis_url, redis_prefix=prefix)
-    client = connect(redis_url, max_connections=128)
-    processor = processor_for(settings, client, WorkerMetrics())
+    settings = Settings(redis_url=redis_url, redis_prefix=prefix, redis_cluster=cluster)
+    client = connect_store(redis_url, cluster, max_connections=128)
+    router = None
+    if cluster:
+        router = Router(cast(RedisCluster, client), redis_url)
+        await router.start()
+    processor = processor_for(settings, client, WorkerMetrics(), router=router)
     now = time.time()
     sent = 0
     batch: list[Incoming] = []
@@ -287,22 +295,24 @@ async def _seed_slice(redis_url: str, prefix: str, seed: int, indices: range) ->
         if batch:
             await flush()
     finally:
-        await client.aclose()
+        await (client.aclose() if router is None else router.aclose())
     return sent
 
 
-def _seed_process(redis_url: str, prefix: str, seed: int, indices: range) -> tuple[int, str]:
+def _seed_process(
+    redis_url: str, prefix: str, seed: int, indices: range, cluster: bool
+) -> tuple[int, str]:
     """One seeding process: events sent, and what went wrong (empty when nothing)."""
     try:
-        return uvloop.run(_seed_slice(redis_url, prefix, seed, indices)), ""
+        return uvloop.run(_seed_slice(redis_url, prefix, seed, indices, cluster)), ""
     except Exception as exc:  # noqa: BLE001 - reported to the parent as text, which always unpickles
         return 0, f"{type(exc).__name__}: {exc}"
 
 
-async def _delete_prefix(redis_url: str, prefix: str) -> int:
-    from bestand.store import connect
+async def _delete_prefix(redis_url: str, prefix: str, cluster: bool = False) -> int:
+    from bestand.store.cluster import connect_store
 
-    client = connect(redis_url)
+    client = connect_store(redis_url, cluster)
     deleted = 0
     try:
         batch: list[bytes] = []
@@ -318,10 +328,12 @@ async def _delete_prefix(redis_url: str, prefix: str) -> int:
     return deleted
 
 
-async def _marker(redis_url: str, prefix: str, value: str | None = None) -> str | None:
-    from bestand.store import connect
+async def _marker(
+    redis_url: str, prefix: str, value: str | None = None, cluster: bool = False
+) -> str | None:
+    from bestand.store.cluster import connect_store
 
-    client = connect(redis_url)
+    client = connect_store(redis_url, cluster)
     try:
         key = f"{prefix}:bench:seeded"
         if value is not None:
@@ -334,24 +346,31 @@ async def _marker(redis_url: str, prefix: str, value: str | None = None) -> str 
 
 
 def seed(
-    redis_url: str, prefix: str, persons: int, seed_value: int, processes: int
+    redis_url: str,
+    prefix: str,
+    persons: int,
+    seed_value: int,
+    processes: int,
+    cluster: bool = False,
 ) -> dict[str, Any]:
     """Seed the shop unless the same one is already there; report what was done."""
     wanted = f"v{SEED_VERSION} persons={persons} seed={seed_value}"
-    if asyncio.run(_marker(redis_url, prefix)) == wanted:
+    if asyncio.run(_marker(redis_url, prefix, cluster=cluster)) == wanted:
         return {"persons": persons, "reused": True, "seconds": 0.0, "events": None}
-    asyncio.run(_delete_prefix(redis_url, prefix))
+    asyncio.run(_delete_prefix(redis_url, prefix, cluster))
     started = time.perf_counter()
     slices = [range(p, persons, processes) for p in range(processes)]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(processes, mp_context=context) as pool:
-        futures = [pool.submit(_seed_process, redis_url, prefix, seed_value, s) for s in slices]
+        futures = [
+            pool.submit(_seed_process, redis_url, prefix, seed_value, s, cluster) for s in slices
+        ]
         outcomes = [f.result() for f in futures]
     problems = [problem for _, problem in outcomes if problem]
     if problems:
         raise BenchError(f"seeding failed: {problems[0]}")
     events = sum(sent for sent, _ in outcomes)
-    asyncio.run(_marker(redis_url, prefix, wanted))
+    asyncio.run(_marker(redis_url, prefix, wanted, cluster))
     seconds = time.perf_counter() - started
     return {"persons": persons, "reused": False, "seconds": round(seconds, 1), "events": events}
 
@@ -826,9 +845,11 @@ async def direct_rates(
 # --- redis-benchmark --------------------------------------------------------------------------
 
 
-def redis_benchmark(redis_url: str, requests: int, record: tuple[str, str]) -> list[dict[str, Any]]:
+def redis_benchmark(
+    redis_url: str, requests: int, record: tuple[str, str], cluster: bool = False
+) -> list[dict[str, Any]]:
     """GET with 50 connections, the same pipelined 16 deep, and HGET of a lookup record
-    (``record``: its bucket and field)."""
+    (``record``: its bucket and field); on a cluster, over its masters."""
     binary = shutil.which("redis-benchmark")
     if binary is None:
         raise BenchError("redis-benchmark is not installed (Debian package redis-tools)")
@@ -841,6 +862,8 @@ def redis_benchmark(redis_url: str, requests: int, record: tuple[str, str]) -> l
     db = url.path.strip("/")
     if db and db != "0":
         base += ["--dbnum", db]
+    if cluster:
+        base.append("--cluster")
     runs = [
         ("GET, 50 connections", ["-t", "get", "-n", str(requests), "-c", "50"]),
         (
@@ -942,6 +965,27 @@ def ratios(report: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def compare_stores(single: dict[str, Any], cluster: dict[str, Any]) -> str:
+    """p50 and p99 per path and rate on one Redis and on the cluster, with their ratio."""
+    lines = [
+        "",
+        "| path | rate/s | one Redis p50 / p99 ms | cluster p50 / p99 ms | p99 cluster / one |",
+        "|---|--:|--:|--:|--:|",
+    ]
+    for path in ("http", "direct"):
+        theirs = {row["rate"]: row for row in cluster[path]}
+        for row in single[path]:
+            other = theirs.get(row["rate"])
+            if other is None:
+                continue
+            ratio = other["p99_ms"] / row["p99_ms"] if row["p99_ms"] else float("nan")
+            lines.append(
+                f"| {path} | {row['rate']} | {row['p50_ms']:.3f} / {row['p99_ms']:.3f} | "
+                f"{other['p50_ms']:.3f} / {other['p99_ms']:.3f} | {ratio:.2f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The report as Markdown tables."""
     m, c = report["machine"], report["conditions"]
@@ -1026,6 +1070,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed-processes", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--keep", action="store_true", help="leave the seeded keys for reuse")
     parser.add_argument(
+        "--cluster-url",
+        help="a node of a Redis Cluster: run everything again there and compare "
+        "(bestand stack up --redis-cluster 3 starts one at redis://127.0.0.1:7001/0)",
+    )
+    parser.add_argument(
         "--profile", type=float, default=0, help="seconds of py-spy on the API at the first rate"
     )
     parser.add_argument("--json", type=Path, help="write every figure here")
@@ -1047,16 +1096,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Every step; returns the report."""
+def run(args: argparse.Namespace, cluster: bool = False) -> dict[str, Any]:
+    """Every step, on one Redis or (``cluster``) on the Redis Cluster of ``--cluster-url``;
+    returns the report."""
     from bestand.settings import Settings
     from bestand.stack import free_port
 
     key = secrets.token_urlsafe(24)
     os.environ["BESTAND_REDIS_PREFIX"] = args.prefix
     os.environ["BESTAND_API_KEYS"] = f"{key}:admin"
+    if cluster:  # the API processes and the direct path read these too
+        os.environ["BESTAND_REDIS_URL"] = args.cluster_url
+        os.environ["BESTAND_REDIS_CLUSTER"] = "true"
     settings = Settings()
     redis_url = settings.redis_url
+    print(f"--- {'a Redis Cluster' if cluster else 'one Redis'} at {redis_url.split('@')[-1]}",
+          flush=True)  # fmt: skip
     report: dict[str, Any] = {
         "machine": machine(),
         "conditions": {"loadavg_before": loadavg()},
@@ -1069,6 +1124,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "max_in_flight": args.max_in_flight,
             "prefix": args.prefix,
             "redis_url": redis_url.split("@")[-1],
+            "cluster": cluster,
         },
         "http": [],
         "direct": [],
@@ -1080,7 +1136,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         flush=True,
     )
     try:
-        seeded = seed(redis_url, args.prefix, args.persons, args.seed, args.seed_processes)
+        seeded = seed(redis_url, args.prefix, args.persons, args.seed, args.seed_processes, cluster)
     except RedisError as exc:
         raise BenchError(f"seeding failed, Redis at {redis_url}: {exc}") from None
     report["seed"] = seeded
@@ -1147,7 +1203,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     record = Keys(args.prefix).lookup_entry(keyer.key(IdKind.EMAIL, persons[0].email).token)
     print("redis-benchmark against the same Redis ...", flush=True)
-    report["redis_benchmark"] = redis_benchmark(redis_url, args.redis_benchmark_requests, record)
+    report["redis_benchmark"] = redis_benchmark(
+        redis_url, args.redis_benchmark_requests, record, cluster
+    )
     for row in report["redis_benchmark"]:
         print(
             f"  {row['name']:40} {row['rps']:10.0f}/s  p50 {row['p50_ms']:.3f} ms  "
@@ -1175,12 +1233,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         redis_url = Settings(redis_prefix=args.prefix).redis_url
         report = run(args)
+        text = markdown(report)
+        if args.cluster_url:
+            on_cluster = run(args, cluster=True)
+            compared = compare_stores(report, on_cluster)
+            print(compared, flush=True)
+            report = {"one_redis": report, "cluster": on_cluster}
+            text = "\n".join(["## One Redis", "", text, "## Redis Cluster", "",
+                               markdown(on_cluster), compared])  # fmt: skip
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(report, indent=2) + "\n")
         if args.markdown:
             args.markdown.parent.mkdir(parents=True, exist_ok=True)
-            args.markdown.write_text(markdown(report))
+            args.markdown.write_text(text)
     except BenchError as exc:
         print(f"lookup_load: {exc}", file=sys.stderr)
         return 1
@@ -1194,6 +1260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if redis_url and not args.keep:
             with contextlib.suppress(RedisError, OSError):
                 asyncio.run(_delete_prefix(redis_url, args.prefix))
+            if args.cluster_url:
+                with contextlib.suppress(RedisError, OSError):
+                    asyncio.run(_delete_prefix(args.cluster_url, args.prefix, cluster=True))
     return 0
 
 

@@ -14,7 +14,8 @@ from aiokafka.errors import GroupCoordinatorNotAvailableError
 from bestand.kafka.options import client_options
 from bestand.kafka.topics import all_topics, delete_topics, ensure_topics
 from bestand.settings import Settings
-from bestand.store import Keys, connect
+from bestand.store import Keys
+from bestand.store.cluster import connect_store
 
 TOPIC_KINDS = (
     "clickstream",
@@ -35,7 +36,7 @@ def namespaced(settings: Settings, name: str, redis_prefix: str) -> Settings:
 
 def environment(settings: Settings) -> dict[str, str]:
     """Environment variables that give child processes the same namespace and servers."""
-    names = ["app_id", "redis_prefix", "kafka_bootstrap", "redis_url"]
+    names = ["app_id", "redis_prefix", "kafka_bootstrap", "redis_url", "redis_cluster"]
     names += [f"topic_{kind}" for kind in TOPIC_KINDS]
     return {f"BESTAND_{name.upper()}": str(getattr(settings, name)) for name in names}
 
@@ -78,7 +79,7 @@ async def reset(settings: Settings) -> None:
             "that was not stopped?); stop them, or wait for their session to time out"
         )
     await delete_topics(settings, all_topics(settings))
-    client = connect(settings.redis_url)
+    client = connect_store(settings.redis_url, settings.redis_cluster)
     try:
         batch: list[bytes] = []
         async for key in client.scan_iter(match=Keys(settings.redis_prefix).pattern(), count=1000):

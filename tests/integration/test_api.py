@@ -6,15 +6,16 @@ import http.client
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
+from redis.asyncio.cluster import RedisCluster
 from support import Deployment, Process, make_deployment, run, wait_for
 
 from bestand.access import SCOPES, Scope
 from bestand.ops.metrics import WorkerMetrics
-from bestand.store import connect
+from bestand.store.cluster import Router, connect_store
 from bestand.stream.messages import Incoming
 from bestand.stream.worker import processor_for
 
@@ -108,15 +109,19 @@ EVENTS = [
 
 async def _seed(deployment: Deployment) -> None:
     settings = deployment.settings
-    client = connect(settings.redis_url)
-    processor = processor_for(settings, client, WorkerMetrics())
+    client = connect_store(settings.redis_url, settings.redis_cluster)
+    router = None
+    if settings.redis_cluster:
+        router = Router(cast(RedisCluster, client), settings.redis_url)
+        await router.start()
+    processor = processor_for(settings, client, WorkerMetrics(), router=router)
     try:
         for offset, (kind, event) in enumerate(EVENTS):
             topic = deployment.topic(kind)
             out = await processor.process([Incoming(topic, 0, offset, None, orjson.dumps(event))])
             assert all(o.destination == "changes" for o in out)
     finally:
-        await client.aclose()
+        await (client.aclose() if router is None else router.aclose())
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +129,11 @@ def api(
     redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Deployment, int]]:
     deployment = make_deployment("127.0.0.1:1", redis_url, tmp_path_factory.mktemp("api"))
+    yield from serve(deployment)
+
+
+def serve(deployment: Deployment) -> Iterator[tuple[Deployment, int]]:
+    """The seeded deployment with a running ``bestand api``, stopped afterwards."""
     run(_seed(deployment))
     port = deployment.settings.api_port
     process = Process(

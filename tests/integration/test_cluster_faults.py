@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from faults import send
+from redis.crc import key_slot
 from support import Process, run, wait_for
 from test_faults import (  # noqa: F401 - the clean run's fixtures, on one Redis
     EVENTS,
@@ -84,3 +86,65 @@ def test_a_master_restarted_mid_stream_ends_as_the_clean_run(
     finally:
         assert worker.stop() == 0, worker.log_tail()
     _compare(clean, deployment, "a master restarted on the cluster")
+
+
+def _holder(port: int, slot: int) -> int:
+    """The port of the master that holds a slot, as the node on ``port`` sees it."""
+    node = redis.Redis(port=port)
+    try:
+        (held,) = [
+            int(master[1])
+            for first, last, master, *_ in node.execute_command("CLUSTER SLOTS")
+            if int(first) <= slot <= int(last)
+        ]
+        return held
+    finally:
+        node.close()
+
+
+def _move_slot(ports: list[int], slot: int, to_port: int) -> int:
+    """Move one hash slot and its keys to the master on ``to_port`` (as ``redis-cli --cluster
+    reshard`` does); the port it came from."""
+    src_port = _holder(to_port, slot)
+    nodes = {port: redis.Redis(port=port) for port in ports}
+    try:
+        src, dst = nodes[src_port], nodes[to_port]
+        src_id, dst_id = (n.execute_command("CLUSTER MYID").decode() for n in (src, dst))
+        dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", src_id)
+        src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
+        while keys := src.execute_command("CLUSTER GETKEYSINSLOT", slot, 500):
+            src.execute_command("MIGRATE", "127.0.0.1", to_port, "", 0, 10_000, "KEYS", *keys)
+        for node in nodes.values():
+            node.execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)
+        return src_port
+    finally:
+        for node in nodes.values():
+            node.close()
+
+
+def test_the_identity_graphs_slot_moved_to_another_master_mid_stream(
+    clean: dict[str, Any],  # noqa: F811 - the fixture imported above
+    kafka_bootstrap: str,
+    redis_cluster: LocalRedisCluster,
+    tmp_path: Path,
+) -> None:
+    """The graph's master changes under a running worker (a reshard; a failover to a replica
+    looks the same to it): the worker follows the slot map and ends where the clean run
+    ends."""
+    deployment = on_cluster(_deployment(kafka_bootstrap, redis_cluster.url, tmp_path))
+    port = deployment.settings.worker_web_port
+    slot = key_slot(f"{deployment.settings.redis_prefix}:{{g}}".encode())
+    before = _holder(redis_cluster.ports[0], slot)
+    target = next(p for p in redis_cluster.ports if p != before)
+    worker = Process(["worker"], deployment.env, tmp_path / "worker.log")
+    try:
+        run(send(deployment, EVENTS[:SPLIT]))
+        _mid_stream(deployment, port)
+        moved_from = _move_slot(redis_cluster.ports, slot, target)
+        run(send(deployment, EVENTS[SPLIT:]))
+        _caught_up(deployment)
+        worker.assert_running()
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+    assert moved_from == before
+    _compare(clean, deployment, "the identity graph's slot moved on the cluster")

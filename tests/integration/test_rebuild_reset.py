@@ -10,14 +10,15 @@ from support import run
 
 from bestand.ops.rebuild import rebuild
 from bestand.settings import Settings
-from bestand.store import Keys, connect
+from bestand.store import Keys
+from bestand.store.cluster import connect_store
 
 pytestmark = pytest.mark.integration
 
 
 async def _fill(settings: Settings, other: str) -> None:
     keys = Keys(settings.redis_prefix)
-    client = connect(settings.redis_url)
+    client = connect_store(settings.redis_url, settings.redis_cluster)
     try:
         async with client.pipeline(transaction=False) as pipe:
             for n in range(12_000):  # several SCAN steps of the reset
@@ -33,7 +34,7 @@ async def _fill(settings: Settings, other: str) -> None:
 
 
 async def _left(settings: Settings, pattern: str) -> list[str]:
-    client = connect(settings.redis_url)
+    client = connect_store(settings.redis_url, settings.redis_cluster)
     try:
         return sorted([key.decode() async for key in client.scan_iter(match=pattern)])
     finally:
@@ -41,7 +42,7 @@ async def _left(settings: Settings, pattern: str) -> list[str]:
 
 
 async def _clear(settings: Settings, *patterns: str) -> None:
-    client = connect(settings.redis_url)
+    client = connect_store(settings.redis_url, settings.redis_cluster)
     try:
         for pattern in patterns:
             keys = [key async for key in client.scan_iter(match=pattern)]
@@ -51,15 +52,18 @@ async def _clear(settings: Settings, *patterns: str) -> None:
         await client.aclose()
 
 
+@pytest.mark.parametrize("store", ["one Redis", "a cluster"])
 def test_rebuild_deletes_the_prefix_but_tombstones_and_other_prefixes(
-    kafka_bootstrap: str, redis_url: str
+    kafka_bootstrap: str, store: str, request: pytest.FixtureRequest
 ) -> None:
+    cluster = store == "a cluster"
     prefix = f"rr{uuid.uuid4().hex[:6]}"
     other = f"{prefix}-other"
     settings = Settings(
         _env_file=None,
         kafka_bootstrap=kafka_bootstrap,
-        redis_url=redis_url,
+        redis_url=request.getfixturevalue("redis_cluster_url" if cluster else "redis_url"),
+        redis_cluster=cluster,
         redis_prefix=prefix,
         app_id=f"bestand-{prefix}",
     )

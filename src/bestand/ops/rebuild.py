@@ -20,7 +20,8 @@ from bestand.kafka.options import client_options
 from bestand.kafka.topics import ensure_topics, partitions_of
 from bestand.namespace import NamespaceBusy, active_members
 from bestand.settings import Settings
-from bestand.store import Keys, connect
+from bestand.store import Keys
+from bestand.store.cluster import connect_store
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ async def _delete_keys(settings: Settings, report: Callable[[str], None]) -> int
     """Unlink every key of the prefix but the erasure tombstones; reports progress every
     500,000 keys (a million-event history leaves about 2.5 million, about 4 s of Redis's
     SCAN and UNLINK per million; the same work in a Lua script was only a tenth faster)."""
-    client = connect(settings.redis_url)
+    client = connect_store(settings.redis_url, settings.redis_cluster)
     deleted, reported = 0, 0
     try:
         keys = Keys(settings.redis_prefix)

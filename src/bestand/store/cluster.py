@@ -23,6 +23,7 @@ same script.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections import defaultdict
@@ -155,6 +156,24 @@ class Router:
         """A plain client of the master that holds a key's slot."""
         return self.client(self.node_of(key))
 
+    def follow(self, key: str) -> Redis:
+        """A client of whichever master holds ``key``'s slot as the slot map last read says:
+        after a failover or a slot's move, calls go to the new master once the map is read
+        again (:meth:`keep_fresh`, or after a ``MOVED`` reply)."""
+        return cast(Redis, _Following(self, key))
+
+    async def keep_fresh(self, stopping: asyncio.Event, interval: float = 5.0) -> None:
+        """Read the slot map again every ``interval`` seconds until ``stopping`` is set."""
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=interval)
+            if stopping.is_set():
+                return
+            try:
+                await self.refresh()
+            except Exception as exc:  # noqa: BLE001 - a master away: the next round tries again
+                log.warning("could not read the cluster's slot map: %s", exc)
+
     def by_node(self, keys: Iterable[str]) -> dict[Node, list[str]]:
         """Keys by the master that holds them (in their order, each once)."""
         out: dict[Node, dict[str, None]] = defaultdict(dict)
@@ -172,6 +191,17 @@ class Router:
         """Close every connection."""
         await self.close_nodes()
         await self.cluster.aclose()
+
+
+class _Following:
+    """What :meth:`Router.follow` gives: each attribute of the current master's client."""
+
+    def __init__(self, router: Router, key: str) -> None:
+        self._router = router
+        self._key = key
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._router.client_of(self._key), name)
 
 
 def _bytes(key: str | bytes) -> bytes:

@@ -9,9 +9,11 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from redis.exceptions import (
+    AskError,
     BusyLoadingError,
     ClusterDownError,
     ConnectionError,
+    MovedError,
     TimeoutError,
     TryAgainError,
 )
@@ -22,7 +24,8 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 #: Errors after which the same work is tried again: Redis away, slow, loading, or contended,
-#: or a cluster that lost a master (down until it is back) or moves a slot.
+#: or a cluster that lost a master (down until it is back) or moved a slot (the worker reads
+#: its slot map again meanwhile).
 RETRYABLE = (
     ConnectionError,
     TimeoutError,
@@ -31,6 +34,8 @@ RETRYABLE = (
     OSError,
     ClusterDownError,
     TryAgainError,
+    MovedError,
+    AskError,
 )
 
 

@@ -42,7 +42,7 @@ def processor_for(
     keys = Keys(settings.redis_prefix)
     scripts = scripts or Scripts.load()
     graph = IdentityGraph(
-        client if router is None else router.client_of(keys.graph),
+        client if router is None else router.follow(keys.graph),
         keys,
         scripts,
         policy=settings.policy,
@@ -80,7 +80,7 @@ async def run_worker(settings: Settings) -> int:
     if settings.redis_cluster:
         router = Router(cast(RedisCluster, client), settings.redis_url)
         await with_backoff(router.start, what="reading the cluster's slots")
-    graph_client = client if router is None else router.client_of(keys.graph)
+    graph_client = client if router is None else router.follow(keys.graph)
     producer = worker_producer(settings)
     processor = processor_for(settings, client, metrics, scripts, router)
     loop = BatchLoop(settings, ErrorPolicy(processor, metrics), producer, metrics)
@@ -113,6 +113,7 @@ async def run_worker(settings: Settings) -> int:
     await web.start()
     await producer.start()
     beating: asyncio.Task[None] | None = None
+    refreshing: asyncio.Task[None] | None = None
     try:
         await with_backoff(
             lambda: ensure_layout(client, keys, graph=graph_client),
@@ -122,11 +123,18 @@ async def run_worker(settings: Settings) -> int:
             lambda: scripts.use_module(graph_client, settings.redis_module),
             what="asking Redis for bestand's module",
         )
+        if router is not None:  # persons run the cluster's scripts on every master
+            compiled = [name for name in compiled if name.startswith("graph_")]
+            log.info("on a Redis Cluster of %d masters; the identity graph's is %s:%d",
+                     len(router.cluster.get_primaries()),
+                     *router.node_of(keys.graph))  # fmt: skip
         metrics.redis_module.set(len(compiled))
         log.info("Redis runs %s", "the module's commands for " + ", ".join(compiled)
                  if compiled else "the Lua scripts (no bestand module loaded)")  # fmt: skip
         await consumer.start()
         beating = asyncio.create_task(probe.run(stopping))
+        if router is not None:
+            refreshing = asyncio.create_task(router.keep_fresh(stopping))
         log.info("worker %s consuming %s as group %s", probe.name,
                  ", ".join(settings.input_topics), settings.app_id)  # fmt: skip
         await loop.run(stopping)
@@ -135,6 +143,8 @@ async def run_worker(settings: Settings) -> int:
         # Leave the group first (its partitions move on at once), then flush what was sent.
         await _quietly("the consumer", consumer.stop())
         await _quietly("the producer", producer.stop())
+        if refreshing is not None:
+            await _quietly("the slot map's refresh", refreshing)
         if beating is not None:
             await _quietly("the heartbeat", beating)
         await _quietly("the heartbeat", probe.leave())
