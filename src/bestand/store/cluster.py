@@ -35,6 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS as SLOTS
 from redis.crc import key_slot
 from redis.exceptions import (
     AskError,
@@ -51,7 +52,7 @@ from bestand.profile.fold import GroupWrite, Loaded
 from bestand.profile.state import CustomerRule
 from bestand.store.connection import connect
 from bestand.store.errors import StoreConflict
-from bestand.store.keys import Keys
+from bestand.store.keys import BUCKET_CHARS, Keys
 from bestand.store.profiles import FoldChoice, ProfileStore
 from bestand.store.scripts import Script, Scripts
 
@@ -128,19 +129,32 @@ class Router:
         self._url = urlsplit(url)
         self._max_connections = max_connections
         self._clients: dict[Node, Redis] = {}
+        self._slots: list[Node] = []
 
     async def start(self) -> None:
         """Read the slot map (the first command would, too)."""
         await self.cluster.initialize()
+        self._map_slots()
 
     async def refresh(self) -> None:
         """Read the slot map again (a slot moved, or a master changed)."""
         await self.cluster.nodes_manager.initialize()
+        self._map_slots()
+
+    def _map_slots(self) -> None:
+        """Each slot's master, as a list (the batch asks for thousands of keys)."""
+        cache = self.cluster.nodes_manager.slots_cache
+        self._slots = [
+            (nodes[0].host, int(nodes[0].port)) if (nodes := cache.get(slot)) else ("", 0)
+            for slot in range(SLOTS)
+        ]
 
     def node_of(self, key: str | bytes) -> Node:
         """The master that holds a key's slot."""
-        node = self.cluster.nodes_manager.get_node_from_slot(key_slot(_bytes(key)))
-        return node.host, int(node.port)
+        node = self._slots[key_slot(_bytes(key))]
+        if not node[1]:
+            raise ClusterDownError(f"no master holds the slot of {key!r}")
+        return node
 
     def client(self, node: Node) -> Redis:
         """A plain client of one master."""
@@ -354,6 +368,21 @@ class ClusterProfileStore(ProfileStore):
         """A group's compare-and-sets: keep (absorbed persons in other slots than ``main``'s),
         write (a slot's states, redirects and markers) and drop (the kept states, after)."""
         keys, router = self._keys, self._router
+        if not write.absorbed:  # the common case: one person, one slot
+            key = keys.person(main)
+            item = _Item(group, router.node_of(key), keys={key: None})
+            item.guard = list(write.guard)
+            for state in write.states:
+                item.write.append((state.person_id, state.version, dump_state(state)))
+                item.keys[keys.person(state.person_id)] = None
+            for person, event, text in write.markers:
+                marker = keys.dedupe(person, event)
+                item.markers.append((marker, text))
+                item.keys[marker] = None
+            tag = main[:BUCKET_CHARS]  # a person's bucket and markers share its tag
+            persons = [p for p, _ in write.guard] + [p for p, _, _ in write.markers]
+            if all(p[:BUCKET_CHARS] == tag for p in persons):
+                return [], [item], []
         slot = key_slot(_bytes(keys.person(main)))
 
         def slot_of(person: str) -> int:
