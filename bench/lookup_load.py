@@ -845,6 +845,21 @@ async def direct_rates(
 # --- redis-benchmark --------------------------------------------------------------------------
 
 
+def _holder(redis_url: str, key: str) -> tuple[str, int]:
+    """Host and port of the cluster master that holds ``key``."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        slot = int(client.execute_command("CLUSTER KEYSLOT", key))
+        for first, last, master, *_ in client.execute_command("CLUSTER SLOTS"):
+            if int(first) <= slot <= int(last):
+                return master[0].decode(), int(master[1])
+    finally:
+        client.close()
+    raise BenchError(f"no master holds the slot of {key}")
+
+
 def redis_benchmark(
     redis_url: str, requests: int, record: tuple[str, str], cluster: bool = False
 ) -> list[dict[str, Any]]:
@@ -875,11 +890,18 @@ def redis_benchmark(
     out = []
     for name, args in runs:
         command = base + args + (["HGET", *record] if "lookup record" in name else [])
+        if cluster and "lookup record" in name:  # a command of its own goes to one node
+            host, port = _holder(redis_url, record[0])
+            command = [binary, "-h", host, "-p", str(port), "--csv", *command[len(base) :]]
+            if url.password:
+                command += ["-a", urllib.parse.unquote(url.password)]
         meter = CpuMeter()
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise BenchError(f"redis-benchmark ({name}) failed: {done.stderr.strip()[-1000:]}")
-        rows = list(csv.DictReader(line for line in done.stdout.splitlines() if line.strip()))
+        # ``--cluster`` prints the masters before the CSV: only quoted lines are the CSV.
+        lines = (line for line in done.stdout.splitlines() if line.startswith('"'))
+        rows = list(csv.DictReader(lines))
         if not rows:
             raise BenchError(f"redis-benchmark ({name}) printed no result: {done.stdout!r}")
         row = rows[-1]
