@@ -344,21 +344,26 @@ def _cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _redis_cpu_seconds(settings: Settings) -> float:
-    """CPU seconds of the Redis server's main thread so far (a cluster's masters together)."""
+async def _redis_cpu_by_node(settings: Settings) -> dict[str, float]:
+    """CPU seconds of each Redis server's main thread so far, by ``host:port`` (one entry on
+    one Redis, one per master on a cluster)."""
     client = connect_store(settings.redis_url, settings.redis_cluster)
     try:
         if settings.redis_cluster:
             by_node = await client.info("cpu", target_nodes=RedisCluster.PRIMARIES)  # type: ignore[call-arg]
-            infos = list(by_node.values())
         else:
-            infos = [await client.info("cpu")]
+            by_node = {"redis": await client.info("cpu")}
     finally:
         await client.aclose()
-    return sum(
-        float(info["used_cpu_user_main_thread"]) + float(info["used_cpu_sys_main_thread"])
-        for info in infos
-    )
+    return {
+        node: float(info["used_cpu_user_main_thread"]) + float(info["used_cpu_sys_main_thread"])
+        for node, info in by_node.items()
+    }
+
+
+async def _redis_cpu_seconds(settings: Settings) -> float:
+    """CPU seconds of the Redis server's main thread so far (a cluster's masters together)."""
+    return sum((await _redis_cpu_by_node(settings)).values())
 
 
 async def _worker_stages(children: list[Any]) -> dict[str, float]:
@@ -410,6 +415,7 @@ async def worker_rate(
     redis_recording: tuple[Any, int, str, Path] | None = None
     cpu_at_start: list[float | None] = []
     redis_at_start = 0.0
+    by_node_at_start: dict[str, float] = {}
     try:
         first: float | None = None
         last_report = 0.0
@@ -424,7 +430,8 @@ async def worker_rate(
             if first is None and pending_input < count:
                 first = now
                 cpu_at_start = [_cpu_seconds(c.process.pid) for c in children]
-                redis_at_start = await _redis_cpu_seconds(settings)
+                by_node_at_start = await _redis_cpu_by_node(settings)
+                redis_at_start = sum(by_node_at_start.values())
                 if profile_seconds:
                     recorders = [
                         (record(c.process.pid, profile_seconds, logs / f"profile-{n}.txt"), n)
@@ -454,7 +461,9 @@ async def worker_rate(
             None if a is None or b is None else b - a
             for a, b in zip(cpu_at_start, cpu_now, strict=True)
         ]
-        redis_cpu = await _redis_cpu_seconds(settings) - redis_at_start
+        by_node_now = await _redis_cpu_by_node(settings)
+        redis_cpu = sum(by_node_now.values()) - redis_at_start
+        by_node = {n: by_node_now[n] - by_node_at_start.get(n, 0.0) for n in by_node_now}
         stages = await _worker_stages(children)
     finally:
         redis_summary = None
@@ -483,6 +492,7 @@ async def worker_rate(
         "worker_cpu_us_per_event": sum(known_cpu) / done_in * 1e6 if known_cpu else None,
         "worker_busy": sum(known_cpu) / seconds / workers if known_cpu else None,
         "redis_cpu_us_per_event": redis_cpu / done_in * 1e6,
+        "redis_cpu_us_per_event_by_node": {n: c / done_in * 1e6 for n, c in by_node.items()},
         "stages": stages,
     }
 
@@ -538,6 +548,10 @@ def cost_table(ours: dict[str, Any]) -> str:
         rows.append(["worker process CPU", f"{ours['worker_cpu_us_per_event']:.0f}",
                      f"busy {ours['worker_busy']:.0%} of the run"])  # fmt: skip
     rows.append(["Redis CPU (main thread)", f"{ours['redis_cpu_us_per_event']:.0f}", ""])
+    by_node = ours.get("redis_cpu_us_per_event_by_node") or {}
+    if len(by_node) > 1:  # a cluster: each master's share
+        rows += [[f"Redis CPU of master {node}", f"{cpu:.0f}", ""]
+                 for node, cpu in sorted(by_node.items())]  # fmt: skip
     stages = ours.get("stages") or {}
     messages = stages.get("messages_sum") or 0
     if messages:
