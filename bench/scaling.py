@@ -8,11 +8,11 @@ Redis: ``redis-benchmark`` (SET and GET, 50 clients, 16 commands a round trip) a
 Redis and against a local cluster of three masters, both started for the run with the same
 options (``bestand.stack``: append-only file, fsync every second) and stopped after, so the
 benchmark's million ``key:*`` keys never land in the stack's Redis: requests/s and the
-ratio. Both run on the same cores as everything else, so the ratios say what this machine
-allows, not what the software would do with a core per process; the closing lines say so
-with the machine's core count.
-bestand itself does not use a Redis Cluster yet (README, Redis Cluster): the Redis rows
-measure Redis, not bestand on a cluster.
+ratio. bestand on both: ``bench/ingest.py`` with one worker process on the stack's Redis and
+on that cluster (``--cluster-url``), alternating: events/s and the ratio. All of it runs on the
+same cores as everything else, so the ratios say what this machine allows, not what the
+software would do with a core per process; the closing lines say so with the machine's core
+count.
 """
 
 from __future__ import annotations
@@ -35,13 +35,15 @@ from machine import markdown_table
 BENCH = Path(__file__).resolve().parent
 
 
-def ingest(events: int, workers: int) -> dict[str, Any]:
-    """One ``bench/ingest.py`` run's figures."""
+def ingest(events: int, workers: int, cluster_url: str | None = None) -> dict[str, Any]:
+    """One ``bench/ingest.py`` run's figures (on the Redis Cluster of ``cluster_url``)."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "ingest.json"
         command = [sys.executable, str(BENCH / "ingest.py"), "--events", str(events),
                    "--workers", str(workers), "--faust-events", "0",
                    "--json", str(out)]  # fmt: skip
+        if cluster_url:
+            command += ["--cluster-url", cluster_url]
         subprocess.run(command, check=True, cwd=BENCH, stdout=subprocess.DEVNULL)
         figures: dict[str, Any] = json.loads(out.read_text())
     return figures
@@ -88,8 +90,11 @@ def main() -> int:
     table = markdown_table(["round", "bestand", "events/s", "per process", "Redis ran"], rows)
 
     redis_rows: list[list[Any]] = []
+    bestand_rows: list[list[Any]] = []
+    on_masters: dict[str, list[float]] = {"1 Redis": [], "3 masters": []}
     with tempfile.TemporaryDirectory() as folder:
-        cluster = LocalRedisCluster(Path(folder), ports=free_cluster_ports(3), log=lambda _: None)
+        cluster = LocalRedisCluster(Path(folder), ports=free_cluster_ports(3),
+                                    project_dir=BENCH.parent, log=lambda _: None)  # fmt: skip
         one = LocalRedis(Path(folder) / "single", port=free_port(), log=lambda _: None)
         try:
             print("starting one Redis and a local Redis cluster of 3 masters …", flush=True)
@@ -103,11 +108,24 @@ def main() -> int:
                     rates_r = redis_benchmark(port, args.requests, is_cluster)
                     redis_rows.append([round_number, label, f"{rates_r['SET']:,.0f}",
                                        f"{rates_r['GET']:,.0f}"])  # fmt: skip
+            for round_number in range(1, args.rounds + 1):
+                order_c = (None, cluster.url) if round_number % 2 else (cluster.url, None)
+                for url in order_c:
+                    label = "3 masters" if url else "1 Redis"
+                    print(f"round {round_number}: bestand, 1 worker process, {label} …", flush=True)
+                    ours = ingest(args.events, 1, url)["bestand"]
+                    on_masters[label].append(ours["per_second"])
+                    bestand_rows.append([round_number, label, f"{ours['per_second']:,.0f}",
+                                         f"{ours['redis_cpu_us_per_event']:.0f}"])  # fmt: skip
         finally:
             cluster.stop()
             one.stop()
     table += "\n\n" + markdown_table(
         ["round", "Redis", "SET requests/s", "GET requests/s"], redis_rows
+    )
+    table += "\n\n" + markdown_table(
+        ["round", "bestand, 1 worker process on", "events/s", "Redis CPU µs an event"],
+        bestand_rows,
     )
     singles = [float(r[2].replace(",", "")) for r in redis_rows if r[1] == "1 Redis"]
     clustered = [float(r[2].replace(",", "")) for r in redis_rows if r[1] == "3 masters"]
@@ -115,6 +133,9 @@ def main() -> int:
         "\n\n2 worker processes / 1, round by round: "
         + ", ".join(f"{r:.2f}" for r in ratios)
         + f". 3 masters / 1 Redis (SET): {sum(clustered) / sum(singles):.2f}."
+        + " bestand on 3 masters / on 1 Redis, 1 worker process: "
+        + f"{sum(on_masters['3 masters']) / sum(on_masters['1 Redis']):.2f}"
+        + " (on a cluster the persons' writes run Lua and the Python fold: README, Redis Cluster)."
         + f"\nThis machine has {cores} cores for Kafka, Redis, the workers and the load "
         "generators together: a ratio near 1 says the cores are used up, not that the "
         "software does not scale; on machines with a core per process, measure again."
