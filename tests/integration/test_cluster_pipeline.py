@@ -3,8 +3,12 @@ masters: the same events, the same answers."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
-from support import Deployment
+import redis
+from support import Deployment, Process, bestand_cli, wait_for
 from test_pipeline import (  # noqa: F401 - collected here, run against the cluster
     test_a_loyal_guest_with_two_spellings_is_one_customer,
     test_an_order_makes_an_existing_customer,
@@ -19,3 +23,24 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def deployment(cluster_deployment: Deployment) -> Deployment:
     return cluster_deployment
+
+
+def test_status_and_health_read_the_cluster(deployment: Deployment, worker: Process) -> None:
+    """``bestand status`` finds the worker's heartbeat and adds up the masters' memory;
+    ``bestand health worker`` finds it too."""
+    def status() -> dict[str, Any] | None:
+        shown = bestand_cli(deployment, "status", "--json")
+        data: dict[str, Any] = json.loads(shown.stdout) if shown.returncode == 0 else {}
+        return data if data.get("workers") else None
+
+    shot = wait_for(status, timeout=60, what="a worker heartbeat in bestand status")
+    assert shot["notes"] == [], shot["notes"]
+    assert shot["redis_scripts"] in {"module", "lua"}
+    one_node = redis.Redis.from_url(deployment.settings.redis_url)
+    try:
+        alone = int(one_node.info("memory")["used_memory"])
+    finally:
+        one_node.close()
+    assert shot["redis_used_memory_bytes"] > alone  # the three masters together
+    health = bestand_cli(deployment, "health", "worker")
+    assert health.returncode == 0, health.stdout + health.stderr
