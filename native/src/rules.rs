@@ -270,6 +270,12 @@ fn joined(token: &str, count: i64, limit: i64) -> String {
     format!("{} joined {count} persons (limit {limit})", name_of(token))
 }
 
+/// The identifiers a link entry names: order ids left out (`rules.py` `_logged`): an order
+/// id joins the person whose order it is, which the person's state holds.
+fn logged(attach: &[String]) -> Vec<String> {
+    attach.iter().filter(|t| !t.starts_with('o')).cloned().collect()
+}
+
 fn entry(kind: &'static str, tokens: Vec<String>, rule: String, via: Option<&str>, other: Option<&str>) -> LogEntry {
     LogEntry { kind, tokens, rule, via: via.map(str::to_owned), other: other.map(str::to_owned) }
 }
@@ -353,10 +359,11 @@ fn without_meetings(
     } else {
         Vec::new()
     };
+    let logged = logged(&attach);
     let log = match owner {
         None => vec![entry("new", attach.clone(), format!("new person from {}", name_of(anchor)), None, None)],
-        Some(_) if !attach.is_empty() => {
-            vec![entry("link", attach.clone(), format!("seen with {}", name_of(anchor)), Some(anchor), None)]
+        Some(_) if !logged.is_empty() => {
+            vec![entry("link", logged, format!("seen with {}", name_of(anchor)), Some(anchor), None)]
         }
         Some(_) => Vec::new(),
     };
@@ -570,14 +577,14 @@ fn rules(
     if group.is_empty() {
         let first = entry("new", attach.clone(), format!("new person from {}", name_of(anchor)), None, None);
         log.insert(pattern_junk.len(), first);
-    } else if !attach.is_empty() {
+    } else if !logged(&attach).is_empty() {
         let via: Option<&str> = if !attach.contains(anchor) {
             Some(anchor)
         } else {
             joins.first().map(|(_, token, _)| token.as_str())
         };
         let rule = format!("seen with {}", name_of(via.unwrap_or(anchor)));
-        log.push(entry("link", attach.clone(), rule, via, None));
+        log.push(entry("link", logged(&attach), rule, via, None));
     }
     Ok(Decision {
         person,

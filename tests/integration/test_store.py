@@ -827,7 +827,8 @@ def test_a_layout_3_store_goes_on_where_it_stood(redis_url: str) -> None:
         read = (await later.graph.explain(person_a)).history  # type: ignore[union-attr]
         api = create_api(later.settings, later.client)
         untouched = await api.service.classification("st-o7")  # read from its JSON state
-        await later.feed([order(6, email="a@example.com")])  # the fold reads a's JSON state
+        # The fold reads a's JSON state; the new phone's link entry goes onto the long log.
+        await later.feed([order(6, email="a@example.com", phone="0151 66665555")])
         out = {
             "mark": await later.client.get(later.keys.layout),
             "before": before["orders_count"],
@@ -857,7 +858,7 @@ def test_a_layout_3_store_goes_on_where_it_stood(redis_url: str) -> None:
     assert len(logs) >= 2  # the explain logs stayed lists, read as long ones
     assert read == history
     assert out["explained"][: len(history)] == history
-    assert len(out["explained"]) > len(history)  # the new order's entry, appended to the list
+    assert len(out["explained"]) > len(history)  # the new phone's entry, appended to the list
     assert out["after"] == out["before"] + 1
     assert out["untouched"] is not None
     assert (out["untouched"]["classification"], out["untouched"]["orders_before"]) == ("new", 0)
@@ -888,7 +889,7 @@ def test_an_explain_log_outgrows_its_bucket_field_and_stays_whole(redis_url: str
                               "\x1fnames differ\x1fe:x\x1fP\x1fe:y")  # fmt: skip
                 text = "\x1e".join([first.decode(), *filler])
             await pipeline.client.hset(bucket, person, text)
-            await pipeline.one(*order(81, email="long@example.com"))
+            await pipeline.one(*order(81, email="long@example.com", phone="0151 81818181"))
             long = await pipeline.graph.explain(person)
             state = {
                 "field": await pipeline.client.hget(bucket, person),
@@ -909,7 +910,7 @@ def test_an_explain_log_outgrows_its_bucket_field_and_stays_whole(redis_url: str
     assert [e["k"] for e in short] == ["new"]
     assert long[0] == short[0]
     assert [e["e"] for e in long[1 : 1 + out["n"]]] == [f"old-{n}" for n in range(out["n"])]
-    assert long[-1]["e"] == "st-81"  # the order's link, after every earlier entry
+    assert long[-1]["e"] == "st-81"  # the new phone's link, after every earlier entry
     assert out["state"] == {"field": None, "list": len(long)}
     assert out["left"] == {"field": None, "list": 0}
 

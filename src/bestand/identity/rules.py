@@ -122,6 +122,13 @@ def _strength(token: str) -> int:
     return STRENGTH.index(kind_of(token)) if rank is None else rank  # kind_of names a bad one
 
 
+def _logged(attach: Sequence[str]) -> tuple[str, ...]:
+    """The identifiers a link entry names: an order id joins the person whose order it is
+    (the person's state holds its orders), so it is left out of the explain log; a third of
+    a shop's link entries named order ids alone (README, Memory)."""
+    return tuple(token for token in attach if token[0] != _ORDER)
+
+
 def _name(kind: IdKind) -> str:
     return KIND_NAMES[kind]
 
@@ -288,8 +295,8 @@ def _without_meetings(
     log: tuple[LogEntry, ...] = ()
     if owner is None:
         log = (LogEntry("new", attach, f"new person from {_name(kind_of(anchor))}"),)
-    elif attach:
-        log = (LogEntry("link", attach, f"seen with {_name(kind_of(anchor))}", via=anchor),)
+    elif logged := _logged(attach):
+        log = (LogEntry("link", logged, f"seen with {_name(kind_of(anchor))}", via=anchor),)
     return Decision(
         person=owner or _new_person(candidate),
         absorbed=(),
@@ -500,10 +507,10 @@ def _decide(
     if not group:
         first = LogEntry("new", tuple(attach), f"new person from {_name(kind_of(anchor))}")
         log.insert(len(pattern_junk), first)
-    elif attach:
+    elif logged := _logged(attach):
         via = anchor if anchor not in attach else (joins[0][1] if joins else None)
         rule = f"seen with {_name(kind_of(via or anchor))}"
-        log.append(LogEntry("link", tuple(attach), rule, via=via))
+        log.append(LogEntry("link", logged, rule, via=via))
     return Decision(
         person=person,
         absorbed=absorbed,
