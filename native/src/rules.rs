@@ -270,10 +270,16 @@ fn joined(token: &str, count: i64, limit: i64) -> String {
     format!("{} joined {count} persons (limit {limit})", name_of(token))
 }
 
-/// The identifiers a link entry names: order ids left out (`rules.py` `_logged`): an order
-/// id joins the person whose order it is, which the person's state holds.
+/// The identifiers an entry names: order ids left out (`rules.py` `_logged`): an order id
+/// joins the person whose order it is, which the person's state holds.
 fn logged(attach: &[String]) -> Vec<String> {
     attach.iter().filter(|t| !t.starts_with('o')).cloned().collect()
+}
+
+/// The identifiers a new person's entry names: order ids left out unless they are all it has.
+fn began(attach: &[String]) -> Vec<String> {
+    let logged = logged(attach);
+    if logged.is_empty() { attach.to_vec() } else { logged }
 }
 
 fn entry(kind: &'static str, tokens: Vec<String>, rule: String, via: Option<&str>, other: Option<&str>) -> LogEntry {
@@ -361,7 +367,7 @@ fn without_meetings(
     };
     let logged = logged(&attach);
     let log = match owner {
-        None => vec![entry("new", attach.clone(), format!("new person from {}", name_of(anchor)), None, None)],
+        None => vec![entry("new", began(&attach), format!("new person from {}", name_of(anchor)), None, None)],
         Some(_) if !logged.is_empty() => {
             vec![entry("link", logged, format!("seen with {}", name_of(anchor)), Some(anchor), None)]
         }
@@ -575,7 +581,7 @@ fn rules(
         }
     }
     if group.is_empty() {
-        let first = entry("new", attach.clone(), format!("new person from {}", name_of(anchor)), None, None);
+        let first = entry("new", began(&attach), format!("new person from {}", name_of(anchor)), None, None);
         log.insert(pattern_junk.len(), first);
     } else if !logged(&attach).is_empty() {
         let via: Option<&str> = if !attach.contains(anchor) {

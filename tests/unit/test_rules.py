@@ -37,15 +37,17 @@ def test_a_known_identifier_attaches_the_new_ones() -> None:
     assert d.log[-1].via == "e:x"
 
 
-def test_an_order_id_joins_its_buyer_without_an_explain_entry() -> None:
+def test_the_explain_log_leaves_order_ids_out() -> None:
     """The person's state holds its orders: a link entry per order id would repeat them."""
     alone = decide(["e:x", "o:3"], view({"e:x": "P1"}), POLICY, "NEW")
     assert (alone.person, alone.attach) == ("P1", ("o:3",))
     assert alone.log == ()
     mixed = decide(["e:x", "p:new", "o:2"], view({"e:x": "P1"}), POLICY, "NEW")
     assert [(e.kind, e.tokens) for e in mixed.log] == [("link", ("p:new",))]
-    new = decide(["e:y", "o:4"], GraphView(), POLICY, "NEW")  # a new person's entry keeps it
-    assert [(e.kind, e.tokens) for e in new.log] == [("new", ("e:y", "o:4"))]
+    new = decide(["e:y", "o:4"], GraphView(), POLICY, "NEW")
+    assert [(e.kind, e.tokens) for e in new.log] == [("new", ("e:y",))]
+    only = decide(["o:5"], GraphView(), POLICY, "NEW")  # an order is all the person began with
+    assert [(e.kind, e.tokens) for e in only.log] == [("new", ("o:5",))]
 
 
 def test_a_strong_identifier_merges_two_persons_into_the_smaller_id() -> None:

@@ -123,9 +123,10 @@ def _strength(token: str) -> int:
 
 
 def _logged(attach: Sequence[str]) -> tuple[str, ...]:
-    """The identifiers a link entry names: an order id joins the person whose order it is
-    (the person's state holds its orders), so it is left out of the explain log; a third of
-    a shop's link entries named order ids alone (README, Memory)."""
+    """The identifiers an entry names: an order id joins the person whose order it is (the
+    person's state holds its orders), so it is left out of the explain log, unless a new
+    person began with nothing else; a third of a shop's link entries named order ids alone
+    (README, Memory)."""
     return tuple(token for token in attach if token[0] != _ORDER)
 
 
@@ -294,7 +295,8 @@ def _without_meetings(
         claims = tuple((t, at) for t in attach if t[0] in MOVABLE)
     log: tuple[LogEntry, ...] = ()
     if owner is None:
-        log = (LogEntry("new", attach, f"new person from {_name(kind_of(anchor))}"),)
+        began = _logged(attach) or attach
+        log = (LogEntry("new", began, f"new person from {_name(kind_of(anchor))}"),)
     elif logged := _logged(attach):
         log = (LogEntry("link", logged, f"seen with {_name(kind_of(anchor))}", via=anchor),)
     return Decision(
@@ -505,7 +507,8 @@ def _decide(
         if gone is not None and gone != person:
             log.append(LogEntry("merge", (token,), rule, via=anchor, other=gone))
     if not group:
-        first = LogEntry("new", tuple(attach), f"new person from {_name(kind_of(anchor))}")
+        began = _logged(attach) or tuple(attach)
+        first = LogEntry("new", began, f"new person from {_name(kind_of(anchor))}")
         log.insert(len(pattern_junk), first)
     elif logged := _logged(attach):
         via = anchor if anchor not in attach else (joins[0][1] if joins else None)
