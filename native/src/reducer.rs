@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::fold::looked_up;
 use crate::state::{OrderRecord, PersonState, Rule, MAX_INTERESTS};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,8 +180,10 @@ pub fn apply_in_place(state: &mut PersonState, event: &Event) {
             state.ids.remove(token);
         }
     } else {
+        // Only identifiers with a lookup record (`reducer.py`): order ids, names and
+        // fingerprints have none.
         for token in &event.identifiers {
-            if !state.ids.contains(token) {
+            if looked_up(token) && !state.ids.contains(token) {
                 state.ids.insert(token.clone());
             }
         }

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from bestand.events import OrderFacts, ResolvedEvent
+from bestand.identity.kinds import looked_up
 from bestand.profile.classify import reclassify
 from bestand.profile.state import MAX_INTERESTS, OrderRecord, PersonState
 
@@ -91,9 +92,12 @@ def apply(state: PersonState, event: ResolvedEvent) -> PersonState:
         return state.evolve(ids=state.ids - frozenset(event.identifiers))
     at = event.at
     ids = state.ids
+    # Only identifiers with a lookup record: the state's ids say which records to write, and
+    # order ids, names and fingerprints have none (half of a person's identifiers).
+    seen = [token for token in event.identifiers if looked_up(token)]
     changes: dict[str, object] = {
         # Sets are copied only when they grow: most events repeat what the person has.
-        "ids": ids if ids.issuperset(event.identifiers) else ids | frozenset(event.identifiers),
+        "ids": ids if ids.issuperset(seen) else ids | frozenset(seen),
         "first_seen": _min(state.first_seen, at),
         "last_seen": _max(state.last_seen, at),
     }
