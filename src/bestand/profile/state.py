@@ -92,6 +92,8 @@ class PersonState:
 
     person_id: str
     version: int = 0
+    #: The person's identifiers that have a lookup record (``kinds.looked_up``): whose records
+    #: to write when its answer changes. The graph's facts hold every identifier.
     ids: frozenset[str] = frozenset()
     orders: dict[str, OrderRecord] = field(default_factory=dict)
     first_seen: int | None = None
