@@ -85,8 +85,27 @@ fn consent_code(consent: &BTreeMap<String, bool>) -> String {
     out
 }
 
+/// An integer in base 36 (`summary.py` `_b36`).
+fn b36(number: i64) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    if number < 0 {
+        return format!("-{}", b36(number.checked_neg().unwrap_or(i64::MAX)));
+    }
+    let mut n = number as u64;
+    let mut out = Vec::with_capacity(8);
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
 fn opt_text(value: Option<i64>) -> String {
-    value.map(|v| v.to_string()).unwrap_or_default()
+    value.map(b36).unwrap_or_default()
 }
 
 impl Summary {
@@ -153,12 +172,12 @@ impl Summary {
         let values = [
             self.person_id.clone(),
             self.version.to_string(),
-            self.orders_count.to_string(),
+            format!("~{}", b36(self.orders_count)),
             opt_text(self.first_order_at),
             opt_text(self.last_order_at),
             opt_text(self.previous_order_at),
             self.preferred_channel.clone().unwrap_or_default(),
-            if self.revenue_cents != 0 { self.revenue_cents.to_string() } else { String::new() },
+            if self.revenue_cents != 0 { b36(self.revenue_cents) } else { String::new() },
             self.interests.join(SEP),
             consent_code(&self.consent),
         ];

@@ -261,7 +261,8 @@ def test_summary_round_trips_through_redis_fields(orders: int) -> None:
     packed = summary.packed().encode()
     assert LookupSummary.from_packed(packed) == summary
     person, version, count = packed.split(b"\x1e")[:3]
-    assert (person.decode(), int(version), int(count)) == (state.person_id, state.version, orders)
+    assert (person.decode(), int(version)) == (state.person_id, state.version)
+    assert count == b"~" + str(orders).encode()  # base 36: one digit under 36 orders
     assert summary.existing_customer is (orders > 0)
 
 
@@ -275,8 +276,26 @@ def test_a_packed_record_keeps_every_field_and_interests_apart() -> None:
     assert packed.split("\x1e")[5] == ""  # no previous order: an empty place
     assert LookupSummary.from_packed(packed) == summary
     bare = LookupSummary("P2", 1, 0, None, None, {})
-    assert bare.packed() == "P2\x1e1\x1e0"  # absent trailing fields are left off
+    assert bare.packed() == "P2\x1e1\x1e~0"  # absent trailing fields are left off
     assert LookupSummary.from_packed(bare.packed().encode()) == bare
+
+
+def test_a_record_keeps_its_numbers_in_base_36_and_reads_decimal_ones_too() -> None:
+    """Counts, times and revenue in base 36 (a time of 10 digits in 6 characters); a record
+    an earlier release wrote, in decimal, reads the same."""
+    summary = LookupSummary(
+        person_id="P3", version=12, orders_count=40, first_order_at=1_774_460_754,
+        last_order_at=1_795_362_120, consent={}, previous_order_at=1_795_272_027,
+        preferred_channel="web", revenue_cents=-4_500, interests=("sport",),
+    )  # fmt: skip
+    packed = summary.packed()
+    fields = packed.split("\x1e")
+    assert fields[:3] == ["P3", "12", "~14"]  # the scripts read the person and version as before
+    assert [len(f) for f in fields[3:6]] == [6, 6, 6]
+    assert fields[7] == "-3h0"
+    assert LookupSummary.from_packed(packed) == summary
+    decimal = "P3\x1e12\x1e40\x1e1774460754\x1e1795362120\x1e1795272027\x1eweb\x1e-4500\x1esport"
+    assert LookupSummary.from_packed(decimal.encode()) == summary
 
 
 def test_orders_are_classified_by_event_time() -> None:

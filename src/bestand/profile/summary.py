@@ -38,6 +38,21 @@ _PURPOSE_CODES = {"email": "e", "sms": "s", "phone": "p", "ads": "a", "personali
 _CODE_PURPOSES = {code: purpose for purpose, code in _PURPOSE_CODES.items()}
 
 
+_DIGITS36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _b36(number: int) -> str:
+    """An integer in base 36 (``int(text, 36)`` reads it back)."""
+    if number < 0:
+        return "-" + _b36(-number)
+    out = ""
+    while True:
+        number, digit = divmod(number, 36)
+        out = _DIGITS36[digit] + out
+        if not number:
+            return out
+
+
 def _consent_code(consent: Mapping[str, bool]) -> str:
     """Consent as a record holds it: a letter per purpose and 0 or 1, by purpose name."""
     return "".join(f"{_PURPOSE_CODES[p]}{int(g)}" for p, g in sorted(consent.items()))
@@ -140,17 +155,20 @@ class LookupSummary:
     def packed(self) -> str:
         """The record as Redis keeps it: one string of the :data:`RECORD_FIELDS` in order,
         separated by ``\\x1e``, absent ones empty (trailing ones left off). One ``SET``
-        replaces a record whole, where a hash had to be deleted and written field by field."""
+        replaces a record whole, where a hash had to be deleted and written field by field.
+        The order count, the times and the revenue are in base 36, the count marked by ``~``
+        (a time takes 6 characters instead of 10); the person id and the version stay as they
+        were, which the scripts read (records of earlier releases, in decimal, are read too)."""
         consent = self.consent
         values = (
             self.person_id,
             str(self.version),
-            str(self.orders_count),
-            "" if self.first_order_at is None else str(self.first_order_at),
-            "" if self.last_order_at is None else str(self.last_order_at),
-            "" if self.previous_order_at is None else str(self.previous_order_at),
+            "~" + _b36(self.orders_count),
+            "" if self.first_order_at is None else _b36(self.first_order_at),
+            "" if self.last_order_at is None else _b36(self.last_order_at),
+            "" if self.previous_order_at is None else _b36(self.previous_order_at),
             self.preferred_channel or "",
-            str(self.revenue_cents) if self.revenue_cents else "",
+            _b36(self.revenue_cents) if self.revenue_cents else "",
             _SEP.join(self.interests),
             _consent_code(consent) if consent else "",
         )  # the fields of :meth:`fields`, in RECORD_FIELDS order, without a dict between
@@ -158,9 +176,18 @@ class LookupSummary:
 
     @classmethod
     def from_packed(cls, raw: bytes | str) -> LookupSummary:
-        """Read a record as :meth:`packed` wrote it."""
+        """Read a record as :meth:`packed` wrote it (or an earlier release, in decimal)."""
         text = raw.decode() if isinstance(raw, bytes) else raw
-        return cls.from_fields(dict(zip(RECORD_FIELDS, text.split(RECORD_SEP), strict=False)))
+        fields: dict[bytes | str, bytes | str] = dict(
+            zip(RECORD_FIELDS, text.split(RECORD_SEP), strict=False)
+        )
+        count = str(fields.get("n", ""))
+        if count.startswith("~"):
+            fields["n"] = str(int(count[1:], 36))
+            for key in ("f", "l", "q", "r"):
+                if value := fields.get(key):
+                    fields[key] = str(int(value, 36))
+        return cls.from_fields(fields)
 
     @classmethod
     def from_fields(cls, raw: Mapping[bytes | str, bytes | str]) -> LookupSummary:
