@@ -161,8 +161,8 @@ def main() -> int:
     # The measured figures (README, Performance), one option each.
     # The fit's a is -11 since the graph facts are bucket fields: a person's own bytes grow
     # with its identifiers; 0 stands for it.
-    add("--bytes-per-person", type=float, default=44, help="bench/memory.py's fit: a")
-    add("--bytes-per-identifier", type=float, default=230, help="bench/memory.py's fit: b")
+    add("--bytes-per-person", type=float, default=54, help="bench/memory.py's fit: a")
+    add("--bytes-per-identifier", type=float, default=224, help="bench/memory.py's fit: b")
     add("--events-per-worker", type=float, default=12548, help="bench/ingest.py, 1,000,000")
     add("--lookups-per-api", type=float, default=1000, help="bench/lookup_load.py, held")
     add("--redis-event-us", type=float, default=42, help="bench/ingest.py, Redis µs per event")
