@@ -11,19 +11,18 @@ import pytest
 import redis
 from faults import send
 from redis.crc import key_slot
-from support import Process, run, wait_for
+from support import Process, run
 from test_faults import (  # noqa: F401 - the clean run's fixtures, on one Redis
     EVENTS,
     SPLIT,
     _caught_up,
     _compare,
     _deployment,
-    _handled,
-    _kill,
     _mid_stream,
     _pending,
     clean,
     clean_run,
+    killed_and_restarted,
 )
 
 from bestand.stack.cluster import LocalRedisCluster
@@ -39,27 +38,7 @@ def test_worker_killed_mid_stream_on_the_cluster_ends_as_the_clean_run(
     tmp_path: Path,
 ) -> None:
     deployment = on_cluster(_deployment(kafka_bootstrap, redis_cluster_url, tmp_path))
-    port = deployment.settings.worker_web_port
-    first = Process(["worker"], deployment.env, tmp_path / "worker-1.log")
-    try:
-        run(send(deployment, EVENTS[:SPLIT]))
-        _mid_stream(deployment, port)
-    finally:
-        _kill(first)
-    run(send(deployment, EVENTS[SPLIT:]))  # arrives while no worker runs
-    assert _pending(deployment) > 0, "the kill came after the stream was done"
-    restarted = time.monotonic()
-    second = Process(["worker"], deployment.env, tmp_path / "worker-2.log")
-    try:
-        wait_for(lambda: _handled(port) > 0, timeout=60, what="the restarted worker to work")
-        resumed = time.monotonic() - restarted
-        print(f"\non the cluster, restarted after SIGKILL: processing again {resumed:.1f} s "
-              "after its start")  # fmt: skip
-        _caught_up(deployment)
-    finally:
-        assert second.stop() == 0, second.log_tail()
-    _compare(clean, deployment, "worker SIGKILL on the cluster")
-    assert resumed < 10
+    killed_and_restarted(clean, deployment, tmp_path, "worker SIGKILL on the cluster")
 
 
 def test_a_master_restarted_mid_stream_ends_as_the_clean_run(

@@ -28,6 +28,7 @@ def deployment(cluster_deployment: Deployment) -> Deployment:
 def test_status_and_health_read_the_cluster(deployment: Deployment, worker: Process) -> None:
     """``bestand status`` finds the worker's heartbeat and adds up the masters' memory;
     ``bestand health worker`` finds it too."""
+
     def status() -> dict[str, Any] | None:
         shown = bestand_cli(deployment, "status", "--json")
         data: dict[str, Any] = json.loads(shown.stdout) if shown.returncode == 0 else {}

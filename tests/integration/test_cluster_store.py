@@ -6,40 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from typing import Any, cast
 
 import orjson
 import pytest
 from redis.asyncio.cluster import RedisCluster
-from support import PROJECT_DIR
 from test_store import SCENARIO, Pipeline, identify, order
 
 from bestand.api import create_api
 from bestand.ops.metrics import WorkerMetrics
 from bestand.settings import Settings
-from bestand.stack.cluster import LocalRedisCluster, free_cluster_ports
+from bestand.stack.cluster import LocalRedisCluster
 from bestand.store import Keys
 from bestand.store.cluster import ClusterProfileStore, Router, connect_store
 from bestand.stream.messages import Incoming
 from bestand.stream.worker import processor_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
-    nodes = LocalRedisCluster(
-        tmp_path_factory.mktemp("cluster"),
-        ports=free_cluster_ports(3),
-        project_dir=PROJECT_DIR,
-        log=lambda _: None,
-    )
-    try:
-        assert nodes.start(timeout=60)
-        yield nodes
-    finally:
-        nodes.stop()
 
 
 class ClusterPipeline:
@@ -94,11 +77,11 @@ class ClusterPipeline:
 
 
 def test_the_scenario_answers_on_the_cluster_as_on_one_redis(
-    cluster: LocalRedisCluster, redis_url: str
+    redis_cluster: LocalRedisCluster, redis_url: str
 ) -> None:
     async def go() -> tuple[dict[str, Any], dict[str, Any], dict[int, list[bytes]], str]:
         single = Pipeline(redis_url)
-        spread = ClusterPipeline(cluster.ports[0])
+        spread = ClusterPipeline(redis_cluster.ports[0])
         await spread.start()
         try:
             await single.feed(SCENARIO)
@@ -172,16 +155,19 @@ async def _person_values(spread: ClusterPipeline) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("dies_before", ["write", "drop"])
 def test_a_merge_across_masters_ends_as_the_clean_run_after_a_worker_died_between_its_steps(
-    cluster: LocalRedisCluster, dies_before: str
+    redis_cluster: LocalRedisCluster, dies_before: str
 ) -> None:
     """The absorbed person became a redirect that keeps its state, and the worker died before
     the survivor was written (or before the kept state was dropped): the batch delivered
     again ends where the clean run ends, with no kept state left and nothing counted twice."""
 
     async def go() -> tuple[Any, ...]:
-        events = await _merge_across_masters(cluster.ports[0])
+        events = await _merge_across_masters(redis_cluster.ports[0])
         emails = [events[0][1]["customer"]["email"], events[1][1]["customer"]["email"]]
-        clean, dying = ClusterPipeline(cluster.ports[0]), ClusterPipeline(cluster.ports[1])
+        clean, dying = (
+            ClusterPipeline(redis_cluster.ports[0]),
+            ClusterPipeline(redis_cluster.ports[1]),
+        )
         for p in (clean, dying):
             await p.start()
         try:

@@ -204,6 +204,14 @@ def test_worker_killed_mid_stream_and_restarted(
     clean: dict[str, Any], kafka_bootstrap: str, redis_url: str, tmp_path: Path
 ) -> None:
     deployment = _deployment(kafka_bootstrap, redis_url, tmp_path)
+    killed_and_restarted(clean, deployment, tmp_path, "worker SIGKILL")
+
+
+def killed_and_restarted(
+    clean: dict[str, Any], deployment: Deployment, tmp_path: Path, fault: str
+) -> None:
+    """A worker killed with SIGKILL mid-stream, the rest of the stream sent while none runs,
+    a new worker: working again within 10 s, and the end state the clean run's."""
     port = deployment.settings.worker_web_port
     first = Process(["worker"], deployment.env, tmp_path / "worker-1.log")
     try:
@@ -220,11 +228,11 @@ def test_worker_killed_mid_stream_and_restarted(
         # (BESTAND_KAFKA_SESSION_TIMEOUT_MS, 6 s), not after the broker's default of 45 s.
         wait_for(lambda: _handled(port) > 0, timeout=60, what="the restarted worker to work")
         resumed = time.monotonic() - restarted
-        print(f"\nrestarted after SIGKILL: processing again {resumed:.1f} s after its start")
+        print(f"\n{fault}: processing again {resumed:.1f} s after its start")
         _caught_up(deployment)
     finally:
         assert second.stop() == 0, second.log_tail()
-    _compare(clean, deployment, "worker SIGKILL")
+    _compare(clean, deployment, fault)
     assert resumed < 10
 
 
