@@ -8,25 +8,23 @@ import asyncio
 import uuid
 from typing import Any, cast
 
-import orjson
 import pytest
 from redis.asyncio.cluster import RedisCluster
 from test_store import SCENARIO, Pipeline, identify, order
 
-from bestand.api import create_api
 from bestand.ops.metrics import WorkerMetrics
 from bestand.settings import Settings
 from bestand.stack.cluster import LocalRedisCluster
 from bestand.store import Keys
 from bestand.store.cluster import ClusterProfileStore, Router, connect_store
-from bestand.stream.messages import Incoming
 from bestand.stream.worker import processor_for
 
 pytestmark = pytest.mark.integration
 
 
-class ClusterPipeline:
-    """The worker's processor in-process on the cluster, with a key prefix of its own."""
+class ClusterPipeline(Pipeline):
+    """``test_store.Pipeline`` (feed, answer, snapshot) with the worker's processor on the
+    cluster, with a key prefix of its own."""
 
     def __init__(self, port: int, prefix: str | None = None) -> None:
         prefix = prefix or f"c{uuid.uuid4().hex[:8]}"
@@ -44,26 +42,6 @@ class ClusterPipeline:
             self.settings, self.client, WorkerMetrics(), router=self.router
         )
         self.profiles = cast(ClusterProfileStore, self.processor.profiles)
-
-    async def one(self, kind: str, event: dict[str, Any], offset: int = 0) -> None:
-        topic = getattr(self.settings, f"topic_{kind}")
-        out = await self.processor.process([Incoming(topic, 0, offset, None, orjson.dumps(event))])
-        assert all(message.destination == "changes" for message in out), out
-
-    async def feed(self, events: list[tuple[str, dict[str, Any]]]) -> None:
-        for kind, event in events:
-            await self.one(kind, event)
-
-    async def answer(self, name: str, value: str) -> dict[str, Any]:
-        api = create_api(self.settings, self.client)
-        return await api.service.lookup(name, value)
-
-    async def snapshot(self) -> dict[str, Any]:
-        answers = {e: await self.answer("email", e) for e in ("a@example.com", "b@example.com")}
-        answers["cookie"] = await self.answer("anonymous_id", "ck-1")
-        return {k: {f: v for f, v in a.items() if f != "person_id"} for k, a in answers.items()} | {
-            "same": len({a["person_id"] for a in answers.values()})
-        }
 
     async def keys_by_node(self) -> dict[int, list[bytes]]:
         out: dict[int, list[bytes]] = {}
