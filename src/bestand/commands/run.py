@@ -25,6 +25,8 @@ def cmd_stack(args: argparse.Namespace) -> int:
                 cluster.start()
                 ports = ", ".join(str(port) for port in cluster.ports)
                 print(f"Redis Cluster  {cluster.url} ({args.redis_cluster} masters: {ports})")
+                hint = f"BESTAND_REDIS_URL={cluster.url} BESTAND_REDIS_CLUSTER=true"
+                print(f"  bestand on it: {hint}")
         elif args.action == "down":
             stack.down()
         else:
