@@ -57,9 +57,9 @@ from bestand.ops.rebuild import rebuild
 from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.store import Keys, Scripts, connect
-from bestand.store.cluster import connect_store, graph_master
 from bestand.store.identity_graph import resolver_in_use
 from bestand.store.profiles import fold_in_use
+from bestand.store.router import connect_store, graph_master
 from cpu_profile import markdown as profile_markdown
 from cpu_profile import record, summarize
 from machine import machine, markdown_table, write_outputs

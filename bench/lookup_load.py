@@ -261,7 +261,7 @@ async def _seed_slice(
 
     from bestand.ops.metrics import WorkerMetrics
     from bestand.settings import Settings
-    from bestand.store.cluster import Router, connect_store
+    from bestand.store.router import Router, connect_store
     from bestand.stream.messages import Incoming
     from bestand.stream.worker import processor_for
 
@@ -310,7 +310,7 @@ def _seed_process(
 
 
 async def _delete_prefix(redis_url: str, prefix: str, cluster: bool = False) -> int:
-    from bestand.store.cluster import connect_store
+    from bestand.store.router import connect_store
 
     client = connect_store(redis_url, cluster)
     deleted = 0
@@ -331,7 +331,7 @@ async def _delete_prefix(redis_url: str, prefix: str, cluster: bool = False) -> 
 async def _marker(
     redis_url: str, prefix: str, value: str | None = None, cluster: bool = False
 ) -> str | None:
-    from bestand.store.cluster import connect_store
+    from bestand.store.router import connect_store
 
     client = connect_store(redis_url, cluster)
     try:

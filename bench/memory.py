@@ -2819,7 +2819,11 @@ def run(url: str, args: argparse.Namespace) -> None:
     version = str(client.info("server")["redis_version"])
     client.close()
     template, info, store = build_template(
-        args.prefix, args.template_persons, args.seed, limits, args.dedupe,
+        args.prefix,
+        args.template_persons,
+        args.seed,
+        limits,
+        args.dedupe,
         event_ids=args.event_ids,
     )
     print(

@@ -15,7 +15,7 @@ from bestand.kafka.options import client_options
 from bestand.kafka.topics import all_topics, delete_topics, ensure_topics
 from bestand.settings import Settings
 from bestand.store import Keys
-from bestand.store.cluster import connect_store
+from bestand.store.router import connect_store
 
 TOPIC_KINDS = (
     "clickstream",

@@ -15,7 +15,7 @@ from support import Deployment, Process, make_deployment, run, wait_for
 
 from bestand.access import SCOPES, Scope
 from bestand.ops.metrics import WorkerMetrics
-from bestand.store.cluster import Router, connect_store
+from bestand.store.router import Router, connect_store
 from bestand.stream.messages import Incoming
 from bestand.stream.worker import processor_for
 

@@ -16,7 +16,8 @@ from bestand.ops.metrics import WorkerMetrics
 from bestand.settings import Settings
 from bestand.stack.cluster import LocalRedisCluster
 from bestand.store import Keys
-from bestand.store.cluster import ClusterProfileStore, Router, connect_store
+from bestand.store.cluster_profiles import ClusterProfileStore
+from bestand.store.router import Router, connect_store
 from bestand.stream.worker import processor_for
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ from support import run
 from bestand.ops.rebuild import rebuild
 from bestand.settings import Settings
 from bestand.store import Keys
-from bestand.store.cluster import connect_store
+from bestand.store.router import connect_store
 
 pytestmark = pytest.mark.integration
 

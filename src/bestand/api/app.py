@@ -55,9 +55,9 @@ from bestand.store import (
     LookupReader,
     ProfileStore,
 )
-from bestand.store.cluster import connect_store
 from bestand.store.connection import refuse_cluster
 from bestand.store.lookups import Overloaded
+from bestand.store.router import connect_store
 from bestand.store.values import ThresholdCache
 
 log = logging.getLogger(__name__)

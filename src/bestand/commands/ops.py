@@ -19,7 +19,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from rich.live import Live
 
     from bestand.ops.status import StatusReader, first_snapshot, render
-    from bestand.store.cluster import connect_store
+    from bestand.store.router import connect_store
 
     settings = load_settings()
     title = f"bestand {settings.app_id}"
@@ -63,7 +63,7 @@ def cmd_health(args: argparse.Namespace) -> int:
     from bestand.ops.heartbeat import verdict
     from bestand.ops.status import heartbeats
     from bestand.store import Keys
-    from bestand.store.cluster import connect_store
+    from bestand.store.router import connect_store
 
     settings = load_settings()
     if args.target == "api":

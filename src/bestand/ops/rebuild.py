@@ -21,7 +21,7 @@ from bestand.kafka.topics import ensure_topics, partitions_of
 from bestand.namespace import NamespaceBusy, active_members
 from bestand.settings import Settings
 from bestand.store import Keys
-from bestand.store.cluster import connect_store
+from bestand.store.router import connect_store
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from bestand.kafka.topics import end_offsets
 from bestand.ops.heartbeat import Heartbeat
 from bestand.settings import Settings
 from bestand.store import Keys
-from bestand.store.cluster import graph_master, used_memory
 from bestand.store.connection import refuse_cluster
 from bestand.store.layout import layout_note
+from bestand.store.router import graph_master, used_memory
 from bestand.store.scripts import Scripts
 
 

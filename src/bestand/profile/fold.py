@@ -48,7 +48,7 @@ class Loaded:
     state: PersonState
     summary: LookupSummary | None = None
     #: On a Redis Cluster, a person merged away whose survivor is not written yet keeps its
-    #: last state beside its redirect (``store/cluster.py``).
+    #: last state beside its redirect (``store/cluster_profiles.py``).
     kept: PersonState | None = None
 
 

@@ -18,7 +18,7 @@ from bestand.ops.metrics import WorkerMetrics
 from bestand.ops.web import Response
 from bestand.settings import Settings
 from bestand.store import Keys
-from bestand.store.cluster import used_memory
+from bestand.store.router import used_memory
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,10 @@ from bestand.ops.metrics import WorkerMetrics
 from bestand.ops.web import Response, WebEndpoint
 from bestand.settings import Settings
 from bestand.store import IdentityGraph, Keys, ProfileStore, Scripts, connect
-from bestand.store.cluster import ClusterProfileStore, Router, connect_store
+from bestand.store.cluster_profiles import ClusterProfileStore
 from bestand.store.connection import refuse_cluster
 from bestand.store.layout import ensure_layout
+from bestand.store.router import Router, connect_store
 from bestand.stream.loop import BatchLoop
 from bestand.stream.policy import ErrorPolicy
 from bestand.stream.probe import WorkerProbe

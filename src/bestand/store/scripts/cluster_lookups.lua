@@ -3,7 +3,7 @@
 -- is (the version check persons_write.lua makes for records written again); a cookie's or
 -- device id's only where the batch's graph read found it with the record's person (the
 -- caller leaves the others out: the graph lives on another master).
--- Run as store/cluster.py's cross_slot makes it (the keys handed over as arguments).
+-- Run as store/router.py's cross_slot makes it (the keys handed over as arguments).
 -- KEYS: the lookup buckets the records touch (all on this master).
 -- ARGV: key schema (JSON, Keys.person_schema), then JSON {lookups: [[version, index of its
 --   record in ARGV, [token..]]..], unlink: [token..]}, then the records (LookupSummary.packed:

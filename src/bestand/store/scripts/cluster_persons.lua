@@ -3,8 +3,8 @@
 -- several slots: the persons it absorbs become redirects that keep their state ('keep'), then
 -- the survivor is written ('write'), then the kept states go ('drop'); a redirect that keeps
 -- its state is folded into its survivor by the batch that merges it, until the survivor
--- names it as absorbed (store/cluster.py).
--- Run as store/cluster.py's cross_slot makes it (the keys handed over as arguments).
+-- names it as absorbed (store/cluster_profiles.py).
+-- Run as store/router.py's cross_slot makes it (the keys handed over as arguments).
 -- KEYS: the person buckets and dedupe keys the items touch (all on this master).
 -- ARGV: key schema (JSON, Keys.person_schema), dedupe TTL in seconds, the step, the number of
 --   items N, then one item (JSON) each, then the new states the items name by ARGV index:

@@ -1,6 +1,6 @@
 -- persons_read.lua on a Redis Cluster, one call per master: a command's keys share a slot
 -- there, so each dedupe marker is read on its own (persons_read.lua asks EXISTS and MGET of
--- 64 at a time). Run as store/cluster.py's cross_slot makes it (the keys handed over as
+-- 64 at a time). Run as store/router.py's cross_slot makes it (the keys handed over as
 -- arguments).
 -- KEYS: the n persons' buckets, then dedupe keys (an event's marker on a person).
 -- ARGV: n, then the version of each person the caller holds already (-1: none), then the n
