@@ -107,12 +107,14 @@ import redis
 
 from bestand.identity.entries import LOG_SEP, parse_entry
 from bestand.ingest.producer import topic_for
+from bestand.kafka.explain_topic import topic_key
 from bestand.ops.metrics import WorkerMetrics
 from bestand.profile.state import dump_state, load_state
 from bestand.profile.summary import RECORD_SEP, LookupSummary
 from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.store import Scripts
+from bestand.store.identity_graph import Links
 from bestand.store.keys import (
     BUCKET_CHARS,
     FACT_VALUE,
@@ -1047,9 +1049,22 @@ async def replay(
     on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> Counter[str]:
     """Send events through the worker's batch processor one at a time, as one worker would
-    at a trickle (the state does not depend on the batch size)."""
-    processor = processor_for(settings, client, WorkerMetrics())
+    at a trickle (the state does not depend on the batch size). New persons' and links'
+    explain entries go where the settings send them: with ``BESTAND_EXPLAIN_LINKS=topic``
+    (the default) to the explain topic, in Kafka, so not into this Redis."""
+
     outcome: Counter[str] = Counter()
+
+    async def to_the_topic(links: Sequence[Links], taken_back: Sequence[Links]) -> None:
+        # Kafka's, not Redis's: only counted (key and value bytes of each message).
+        for link in links:
+            key = topic_key(link.person, link.event_id)
+            outcome["explain topic messages"] += 1
+            outcome["explain topic bytes"] += len(key) + len(LOG_SEP.join(link.entries).encode())
+        outcome["explain topic messages"] += len(taken_back)
+
+    sink = to_the_topic if settings.explain_links == "topic" else None
+    processor = processor_for(settings, client, WorkerMetrics(), links=sink)
     with _packed_calls_in_memory():
         for offset, event in enumerate(events):
             if on_event is not None:
@@ -2170,6 +2185,8 @@ class TemplateInfo:
     emulate_seconds: float
     dedupe: str
     event_ids: str = "simulated"
+    topic_messages: int = 0  # the explain topic's (Kafka), for the template's history
+    topic_bytes: int = 0
 
 
 def build_template(
@@ -2207,11 +2224,20 @@ def build_template(
             rate = done / (time.perf_counter() - started)
             progress(f"template: {done:,} of {len(shop.events):,} events, {rate:,.0f} events/s")
 
-    asyncio.run(replay(shop.events, settings, client, tick))
+    outcome = asyncio.run(replay(shop.events, settings, client, tick))
     seconds = time.perf_counter() - started
     progress("")
     records = keyspace(store, prefix, dedupe=dedupe, now=int(SIM_NOW.timestamp()))
-    info = TemplateInfo(len(shop.personas), seed, len(shop.events), seconds, dedupe, event_ids)
+    info = TemplateInfo(
+        len(shop.personas),
+        seed,
+        len(shop.events),
+        seconds,
+        dedupe,
+        event_ids,
+        outcome["explain topic messages"],
+        outcome["explain topic bytes"],
+    )
     return Template(records, prefix, len(shop.personas)), info, store
 
 
@@ -2240,6 +2266,49 @@ def _lookup_per_person(records: list[KeyRecord], prefix: str) -> list[KeyRecord]
         entry = Entry(b"", person, b"", e.rest.removeprefix(_SEP), e.owner)
         buckets[f"{prefix}:l:".encode() + person[:BUCKET_CHARS]].append(entry)
     out += [bucket_record(key, "lookup", entries) for key, entries in buckets.items()]
+    return out
+
+
+def _graph_buckets_merged(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
+    """Redirects, absorbed persons and short explain logs as fields of the person's facts
+    bucket (``r:``, ``a:``, ``y:`` and the person id), an identifier's meetings as a field
+    of its graph bucket (``+`` and its entry's field): fewer, fuller buckets."""
+    into = {"redirect": ("facts", b"r:"), "absorbed": ("facts", b"a:"),
+            "explain": ("facts", b"y:"), "met": ("graph", b"+")}  # fmt: skip
+    codes = {"facts": b"k", "graph": b"i"}
+    out: list[KeyRecord] = []
+    buckets: dict[tuple[str, bytes], list[Entry]] = defaultdict(list)
+    pads: dict[tuple[str, bytes], bytes | None] = {}
+    for r in records:
+        if r.category in into:
+            target, head = into[r.category]
+            for e in r.entries:
+                moved = Entry(head + e.head, e.atom, e.holder, e.rest, e.owner, e.whole, e.mark)
+                key = f"{prefix}:{{g}}:".encode() + codes[target] + b":" + e.atom[:BUCKET_CHARS]
+                buckets[(target, key)].append(moved)
+        elif r.category in codes:
+            buckets[(r.category, r.key)].extend(r.entries)
+            pads[(r.category, r.key)] = _pad_of(r)
+        else:
+            out.append(r)
+    out += [
+        bucket_record(key, target, entries, pads.get((target, key)))
+        for (target, key), entries in buckets.items()
+    ]
+    return out
+
+
+def _values_sampled(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
+    """The value set holding a quarter of the customers (those whose id's hash is 0 mod 4)."""
+    out = []
+    for r in records:
+        if r.category == "values":
+            command = r.commands[0]
+            pairs = list(zip(command[2::2], command[3::2], strict=True))
+            kept = [x for score, member in pairs if hash(member) % 4 == 0 for x in (score, member)]
+            out.append(KeyRecord(r.key, r.category, [[*command[:2], *kept]], r.owner))
+        else:
+            out.append(r)
     return out
 
 
@@ -2408,6 +2477,17 @@ EXPERIMENTS: dict[str, Experiment] = {
             "become hash tables (server setting; the loss is what 2048 saves)",
             None,
             ("--hash-max-listpack-value", "64"),
+        ),
+        Experiment(
+            "graph-buckets-merged",
+            "redirects, absorbed persons and short explain logs in the facts buckets, meetings "
+            "in the graph buckets (a field prefix each)",
+            _graph_buckets_merged,
+        ),
+        Experiment(
+            "values-sampled",
+            "the value set holds a quarter of the customers (a sample by person id)",
+            _values_sampled,
         ),
         Experiment(
             "state-no-ids",
@@ -2833,6 +2913,13 @@ def run(url: str, args: argparse.Namespace) -> None:
         f"{len(template.persons):,} live persons",
         file=sys.stderr,
     )
+    if info.topic_messages:
+        print(
+            f"explain topic (Kafka, not Redis): {info.topic_messages:,} messages, "
+            f"{info.topic_bytes / len(template.persons):,.0f} bytes of keys and values a live "
+            "person",
+            file=sys.stderr,
+        )
     clones = max(1, math.ceil(args.persons / template.people))
     baseline = load_and_measure(
         template, url, clones, name="baseline", seed=args.seed * 1_000_003,

@@ -116,12 +116,17 @@ pub struct Resolver {
     /// `bestand.store.keys.receipt_suffix`, for event ids too long to be a key as they are
     receipt_suffix: Py<PyAny>,
     remembered: Remembered,
+    /// new persons and links leave the plans' logs, for the explain topic (`links`)
+    links_out: bool,
 }
 
 #[pymethods]
 impl Resolver {
-    /// `policy`: kind letter -> (link, max_persons, max_per_person or None).
+    /// `policy`: kind letter -> (link, max_persons, max_per_person or None); `links_out`:
+    /// the explain entries of new persons and links are handed out (`GraphBatch.links`)
+    /// instead of written to the graph's logs.
     #[new]
+    #[pyo3(signature = (identifier_prefix, schema, max_log, policy, describing, receipt_ttl, links_out=false))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         py: Python<'_>,
@@ -131,6 +136,7 @@ impl Resolver {
         policy: HashMap<String, (String, i64, Option<i64>)>,
         describing: String,
         receipt_ttl: i64,
+        links_out: bool,
     ) -> PyResult<Self> {
         let mut kinds = HashMap::new();
         for (letter, (link, max_persons, max_per_person)) in policy {
@@ -152,6 +158,7 @@ impl Resolver {
             receipt_ttl,
             receipt_suffix: py.import("bestand.store.keys")?.getattr("receipt_suffix")?.unbind(),
             remembered: Remembered::default(),
+            links_out,
         })
     }
 
@@ -190,8 +197,24 @@ impl Resolver {
     }
 }
 
-/// A plan to apply: the event's position in the round, its identifiers, the plan (JSON).
-type Plan = (usize, Vec<String>, Vec<u8>);
+/// A plan to apply: the event's position in the round, its identifiers, the plan (JSON), and
+/// the explain entries it leaves to the explain topic (person, event id, stored entries).
+type Plan = (usize, Vec<String>, Vec<u8>, Option<Links>);
+
+/// A person's explain entries of one event, for the explain topic: (person, event id, entries).
+type Links = (String, String, Vec<String>);
+
+/// Explain entries that go to the explain topic when the resolver hands links out.
+fn in_topic(entry: &LogEntry) -> bool {
+    matches!(entry.kind, "new" | "link")
+}
+
+/// The new-person and link entries of a decision, as the explain topic takes them.
+fn links_of(decision: &Decision, item: &Item) -> Option<Links> {
+    let entries: Vec<String> =
+        decision.log.iter().filter(|e| in_topic(e)).map(|e| log_stored(e, &item.event_id, item.at)).collect();
+    (!entries.is_empty()).then(|| (decision.person.clone(), item.event_id.clone(), entries))
+}
 
 /// What one round read and decided.
 struct Round {
@@ -200,6 +223,8 @@ struct Round {
     answers: Vec<Answer>,
     /// (position in the round, the plan's tokens) of each plan, in order
     plans: Vec<(usize, Vec<String>)>,
+    /// the explain topic's entries of each plan (`links_out`), in the plans' order
+    links: Vec<Option<Links>>,
     /// the facts the read calls said they hold, by person
     held: HashMap<String, PersonFacts>,
     /// owners and facts as the graph holds them once every plan is applied
@@ -587,6 +612,7 @@ fn plan_json(
     item: &Item,
     receipt_ttl: i64,
     unattributable: Option<&str>,
+    links_out: bool,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(b"{\"owners\":");
@@ -625,7 +651,7 @@ fn plan_json(
     out.extend_from_slice(b",\"flag\":");
     json_pairs(&mut out, &decision.junk);
     out.extend_from_slice(b",\"log\":[");
-    for (i, entry) in decision.log.iter().enumerate() {
+    for (i, entry) in decision.log.iter().filter(|e| !(links_out && in_topic(e))).enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -731,8 +757,17 @@ impl GraphBatch {
                     });
                     if let Some(flag) = flag_decision(&refusal.junk, &view) {
                         let guard = overlay.guard(&tokens, &view);
-                        let plan = plan_json(&guard, &flag, &view, item, resolver.receipt_ttl, Some(&refusal.message));
-                        plans.push((position, tokens, plan));
+                        let plan = plan_json(
+                            &guard,
+                            &flag,
+                            &view,
+                            item,
+                            resolver.receipt_ttl,
+                            Some(&refusal.message),
+                            resolver.links_out,
+                        );
+                        let links = if resolver.links_out { links_of(&flag, item) } else { None };
+                        plans.push((position, tokens, plan, links));
                         overlay.apply(&flag);
                     }
                 }
@@ -747,8 +782,10 @@ impl GraphBatch {
                     });
                     if !changes_nothing(&decision, &view) {
                         let guard = overlay.guard(&tokens, &view);
-                        let plan = plan_json(&guard, &decision, &view, item, resolver.receipt_ttl, None);
-                        plans.push((position, tokens, plan));
+                        let plan =
+                            plan_json(&guard, &decision, &view, item, resolver.receipt_ttl, None, resolver.links_out);
+                        let links = if resolver.links_out { links_of(&decision, item) } else { None };
+                        plans.push((position, tokens, plan, links));
                         overlay.apply(&decision);
                     }
                 }
@@ -814,7 +851,8 @@ impl GraphBatch {
             calls.push(call.into_py(py));
             parts.push(part);
         }
-        self.round = Some(Round { parts, answers: Vec::new(), plans: Vec::new(), held, after: None });
+        self.round =
+            Some(Round { parts, answers: Vec::new(), plans: Vec::new(), links: Vec::new(), held, after: None });
         Ok(Some(calls))
     }
 
@@ -889,14 +927,14 @@ impl GraphBatch {
         for chunk in plans.chunks(APPLY_CHUNK) {
             let mut seen: HashSet<&str> = HashSet::new();
             let mut keys: Vec<&str> = Vec::new();
-            for (_, tokens, _) in chunk {
+            for (_, tokens, _, _) in chunk {
                 for t in tokens {
                     if seen.insert(bucket(t)) {
                         keys.push(bucket(t));
                     }
                 }
             }
-            let size: usize = chunk.iter().map(|(_, _, plan)| plan.len() + 16).sum();
+            let size: usize = chunk.iter().map(|(_, _, plan, _)| plan.len() + 16).sum();
             let mut call = Packed::new(keys.len(), keys.len() * 80 + size + 512);
             for t in keys {
                 call.arg2(prefix.as_bytes(), t.as_bytes());
@@ -905,20 +943,40 @@ impl GraphBatch {
             call.arg(stop.as_bytes());
             call.int(resolver.max_log);
             call.arg(resolver.describing.as_bytes());
-            for (_, _, plan) in chunk {
+            for (_, _, plan, _) in chunk {
                 call.arg(plan);
             }
             calls.push(call.into_py(py));
         }
         drop(resolver);
+        let mut kept = Vec::with_capacity(plans.len());
+        let mut links = Vec::with_capacity(plans.len());
+        for (position, tokens, _, plan_links) in plans {
+            kept.push((position, tokens));
+            links.push(plan_links);
+        }
         self.round = Some(Round {
             parts: Vec::new(),
             answers,
-            plans: plans.into_iter().map(|(position, tokens, _)| (position, tokens)).collect(),
+            plans: kept,
+            links,
             held: HashMap::new(),
             after: Some(overlay.into_facts()),
         });
         Ok(calls)
+    }
+
+    /// The explain topic's entries of this round's plans, as (plan's index in the round,
+    /// person, event id, stored entries): send them before the apply calls; those of plans
+    /// from the first one not applied on are decided again.
+    fn links(&self) -> Vec<(usize, String, String, Vec<String>)> {
+        let Some(round) = &self.round else { return Vec::new() };
+        round
+            .links
+            .iter()
+            .enumerate()
+            .filter_map(|(i, links)| links.as_ref().map(|(p, e, entries)| (i, p.clone(), e.clone(), entries.clone())))
+            .collect()
     }
 
     /// How many plans the apply calls applied; True once the batch is resolved (else the

@@ -18,7 +18,7 @@ from bestand.commands.data import (
     cmd_schemas,
     cmd_simulate,
 )
-from bestand.commands.ops import cmd_bench, cmd_health, cmd_status
+from bestand.commands.ops import cmd_bench, cmd_explain_prune, cmd_health, cmd_status
 from bestand.commands.query import LOOKUP_FLAGS, cmd_explain, cmd_export, cmd_lookup, cmd_report
 from bestand.commands.run import cmd_api, cmd_collector, cmd_demo, cmd_stack, cmd_worker
 from bestand.ops.logs import LogFormat, logging_config
@@ -195,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--url", help="api: the /ready URL (default from the settings)")
     health.add_argument("--timeout", type=float, default=3.0, help="seconds")
     health.set_defaults(func=cmd_health)
+
+    prune = sub.add_parser(
+        "explain-prune",
+        help="tombstones for erased persons' entries in the explain topic (a daily job)",
+    )
+    prune.set_defaults(func=cmd_explain_prune)
 
     rebuild = sub.add_parser(
         "rebuild", help="make Redis again from Kafka (workers stopped): empty, rewind, replay"

@@ -24,6 +24,7 @@ TOPIC_KINDS = (
     "customer",
     "dlq",
     "profile_changes",
+    "explain",
 )
 
 

@@ -85,6 +85,23 @@ class Settings(BaseSettings):
         "bestand.profile-changes",
         description="Output topic: became customer, stage changed, merged, erased.",
     )
+    topic_explain: str = Field(
+        "bestand.explain",
+        description="Compacted topic of the explain log's links and new persons, keyed "
+        "'<person>/<event>' (BESTAND_EXPLAIN_LINKS=topic).",
+    )
+    explain_links: Literal["topic", "graph"] = Field(
+        "topic",
+        description="Where the explain log's links and new persons go: 'topic' (a compacted "
+        "Kafka topic, read back by the explain API and CLI) or 'graph' (Redis, beside merges "
+        "and refusals: about 190 bytes a person more at a million persons).",
+    )
+    explain_read_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How long the explain API and CLI read the explain topic for one person "
+        "before answering with what Redis holds alone.",
+    )
 
     # --- Redis -------------------------------------------------------------------------------
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis connection URL.")

@@ -20,7 +20,7 @@ from bestand.profile import load_state
 from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.store import connect
-from bestand.store.identity_graph import Answer
+from bestand.store.identity_graph import Answer, LinkSink
 from bestand.store.keys import facts_pairs, person_value
 from bestand.stream.messages import Incoming, Outgoing
 from bestand.stream.prepare import Prepared
@@ -36,11 +36,12 @@ def raw_messages(settings: Settings, events: Sequence[dict[str, Any]]) -> list[I
 
 
 async def worker_pass(
-    settings: Settings, messages: Sequence[Incoming], batch: int
+    settings: Settings, messages: Sequence[Incoming], batch: int, links: LinkSink | None = None
 ) -> list[Outgoing]:
-    """Run the processor over ``messages`` in batches of ``batch`` (1: one by one)."""
+    """Run the processor over ``messages`` in batches of ``batch`` (1: one by one);
+    ``links``: where new persons' and links' explain entries go (the graph's logs without)."""
     client = connect(settings.redis_url)
-    processor = processor_for(settings, client, WorkerMetrics())
+    processor = processor_for(settings, client, WorkerMetrics(), links=links)
     out: list[Outgoing] = []
     try:
         for start in range(0, len(messages), batch):

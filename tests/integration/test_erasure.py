@@ -8,8 +8,20 @@ from typing import Any
 import orjson
 import pytest
 import redis
+from aiokafka import AIOKafkaConsumer
 from redis.cluster import RedisCluster
-from support import Deployment, Process, consume_all, lookup, produce, run, wait_for
+from support import (
+    Deployment,
+    Process,
+    bestand_cli,
+    consume_all,
+    lookup,
+    produce,
+    run,
+    wait_for,
+)
+
+from bestand.kafka.explain_topic import read_history
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +66,26 @@ def _keys(deployment: Deployment) -> list[str]:
         client.close()
 
 
+async def _explain_topic(deployment: Deployment) -> dict[bytes, bytes | None]:
+    """The last value of every key of the explain topic (what compaction keeps)."""
+    consumer = AIOKafkaConsumer(
+        deployment.settings.topic_explain,
+        bootstrap_servers=deployment.settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    latest: dict[bytes, bytes | None] = {}
+    try:
+        while batch := await consumer.getmany(timeout_ms=2000):
+            for records in batch.values():
+                latest.update((r.key, r.value) for r in records if r.key is not None)
+    finally:
+        await consumer.stop()
+    return latest
+
+
 def test_erasure_leaves_only_tombstones_and_a_replay_does_not_undo_it(
     deployment: Deployment, worker: Process
 ) -> None:
@@ -61,6 +93,8 @@ def test_erasure_leaves_only_tombstones_and_a_replay_does_not_undo_it(
     known = wait_for(lambda: (a := _answer(deployment, "email", EMAIL))["orders_count"] == 2 and a,
                      timeout=60, what="the person with two orders")  # fmt: skip
     person = known["person_id"]
+    before = run(read_history(deployment.settings, [person]))
+    assert [e.split("\x1f")[:3:2] for e in before.entries[person]] == [["n", "er-1"], ["l", "er-2"]]
     erasure = {"type": "erasure_requested", "event_id": "er-x",
                "event_time": "2026-10-20T10:00:00Z", "identifiers": {"phone": PHONE}}  # fmt: skip
     _send(deployment, [("customer", erasure)])
@@ -78,6 +112,16 @@ def test_erasure_leaves_only_tombstones_and_a_replay_does_not_undo_it(
     # The store's layout mark (the worker's, no person's) and, maybe, the empty value set.
     allowed = ([f"{prefix}:layout"], [f"{prefix}:layout", f"{prefix}:values"])
     assert sorted(others) in allowed, others
+
+    # The explain topic: hidden from readers at once, tombstones once explain-prune ran.
+    assert run(read_history(deployment.settings, [person])).entries == {}
+    pruned = bestand_cli(deployment, "explain-prune")
+    assert pruned.returncode == 0, pruned.stderr
+    assert "1 erased persons" in pruned.stdout, pruned.stdout
+    latest = run(_explain_topic(deployment))
+    assert latest[person.encode()] is None  # the marker
+    assert [k for k, v in latest.items() if k.startswith(person.encode()) and v is not None] == []
+    assert any(k.startswith(f"{person}/".encode()) for k in latest)  # a tombstone of an entry
 
     # The old events again (a replay, a producer retrying): the person stays erased.
     _send(deployment, _events())

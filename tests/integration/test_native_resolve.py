@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from support import run
 
+from bestand.identity.entries import LOG_SEP
 from bestand.settings import Settings
 from bestand.store import Keys, connect
-from bestand.store.identity_graph import DECIDED, IdentityGraph, Resolution
+from bestand.store.identity_graph import DECIDED, IdentityGraph, Links, Resolution
 from bestand.store.scripts import Scripts
-from stages import sent, shuffled_shop, two_passes
+from stages import clear, raw_messages, redis_state, sent, shuffled_shop, two_passes, worker_pass
 
 pytest.importorskip("bestand_native", reason="the compiled resolver is built by make install")
 
@@ -219,3 +221,58 @@ def test_the_compiled_resolver_reads_only_facts_it_does_not_hold(redis_url: str)
     assert facts["p"] == "1"
     # Read once more, they are held again.
     assert persons[3] == "P1\x1f="
+
+
+@pytest.mark.parametrize(("persons", "seed", "batch"), [(150, 3, 97), (300, 12, 500)])
+def test_links_leave_the_graph_for_the_topic_whole_and_alike(
+    redis_url: str, persons: int, seed: int, batch: int
+) -> None:
+    """With a link sink (the worker's explain topic) both resolvers hand it the same new
+    persons and links, the graph's logs keep only merges, moves, refusals and junk flags, and
+    nothing is lost: the logs and the sink together hold every entry the graph alone holds
+    without a sink."""
+    stream = shuffled_shop(persons, seed)
+
+    async def one(resolve: str, topic: bool) -> tuple[list[Links], list[Links], dict[str, Any]]:
+        settings = Settings(_env_file=None, redis_url=redis_url, fold="native",
+                            redis_prefix=f"links-{resolve}-{topic}", resolve=resolve)  # fmt: skip
+        handed: list[Links] = []
+        taken_back: list[Links] = []
+
+        async def sink(links: Sequence[Links], back: Sequence[Links]) -> None:
+            handed.extend(links)
+            taken_back.extend(back)
+
+        await clear(settings)
+        try:
+            messages = raw_messages(settings, stream)
+            await worker_pass(settings, messages, batch, links=sink if topic else None)
+            return handed, taken_back, await redis_state(settings, exact=True)
+        finally:
+            await clear(settings)
+
+    by_python = run(one("python", True))
+    by_native = run(one("native", True))
+    _, _, alone = run(one("native", False))
+    assert by_python == by_native
+    handed, taken_back, state = by_native
+    assert taken_back == []  # one writer: no write stopped at another's change
+    assert sum(1 for x in handed for e in x.entries if e.startswith("n\x1f")) > persons / 2
+
+    def logged(state: dict[str, Any]) -> list[str]:
+        return [
+            entry
+            for name, (value, _) in state.items()
+            if name.startswith((":{g}:y:", ":{g}:x:"))
+            for log in (value.values() if isinstance(value, dict) else [LOG_SEP.join(value)])
+            for entry in _text(log).split(LOG_SEP)
+        ]
+
+    kept = logged(state)
+    assert kept, "the shop has merges"
+    assert {_text(e)[0] for e in kept} <= {"m", "v", "r", "j", "{"}
+    assert sorted(kept + [e for x in handed for e in x.entries]) == sorted(logged(alone))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -6,7 +6,19 @@ from typing import Any
 
 import orjson
 import pytest
-from support import Deployment, Process, consume_all, lookup, produce, run, wait_for
+import redis
+from support import (
+    Deployment,
+    Process,
+    bestand_cli,
+    consume_all,
+    lookup,
+    produce,
+    run,
+    wait_for,
+)
+
+from bestand.store.keys import Keys
 
 pytestmark = pytest.mark.integration
 
@@ -163,6 +175,34 @@ def test_identify_merges_a_visitor_into_the_buyer(deployment: Deployment, worker
     assert merged_change["person_id"] == merged["person_id"]
     assert len(merged_change["absorbed"]) == 1
     assert merged_change["absorbed"][0] != merged["person_id"]
+
+    # The explanation: the merge from Redis, both persons' beginnings from the explain topic
+    # (the absorbed visitor's under its own id), by event time.
+    shown = bestand_cli(deployment, "explain", "--anonymous-id", "cookie-it-6", "--json")
+    assert shown.returncode == 0, shown.stderr
+    explained = orjson.loads(shown.stdout)
+    assert explained["history_complete"] is True
+    steps = [(e["what"], e["event_id"]) for e in explained["history"]]
+    assert steps == [("new", "it-7"), ("new", "it-6"), ("merge", "it-8")], steps
+    assert explained["history"][2]["other_person"] == merged_change["absorbed"][0]
+    # Redis keeps the merge alone: new persons and links are the topic's.
+    log = _redis_log(deployment, merged["person_id"])
+    assert [entry.split("\x1f")[0] for entry in log] == ["m"], log
+    printed = bestand_cli(deployment, "explain", "--email", "visitor@example.com")
+    assert printed.returncode == 0, printed.stderr
+    assert "persons merged" in printed.stdout
+    assert "new person" in printed.stdout
+
+
+def _redis_log(deployment: Deployment, person: str) -> list[str]:
+    """A person's explain entries as Redis holds them (its field of a log bucket)."""
+    keys = Keys(deployment.settings.redis_prefix)
+    client = redis.Redis.from_url(deployment.settings.redis_url)
+    try:
+        value = client.hget(keys.log_bucket(person), person)
+    finally:
+        client.close()
+    return [] if value is None else value.decode().split("\x1e")
 
 
 def test_bad_events_go_to_the_dead_letter_topic_and_the_stream_goes_on(

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import date
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from typing import TypeVar
 from urllib.parse import parse_qsl, unquote
@@ -46,6 +47,7 @@ from bestand.asgi import (
     respond,
 )
 from bestand.identity import IdentityKeyer, InvalidIdentifier
+from bestand.kafka.explain_topic import read_history
 from bestand.ops.metrics import ApiMetrics
 from bestand.settings import Settings
 from bestand.store import (
@@ -145,6 +147,9 @@ class LookupApi:
             offers=settings.offers,
             value_rules=settings.value_rules,
             thresholds=ThresholdCache(self._client, keys),
+            topic_history=(
+                partial(read_history, settings) if settings.explain_links == "topic" else None
+            ),
         )
         self._openapi = orjson.dumps(openapi_document(_package_version()))
         self.metrics = ApiMetrics()

@@ -137,7 +137,14 @@ class PersonExplanation(BaseModel):
     person_id: str = Field(description="The person as it is now.")
     requested_id: str = Field(description="The id asked for (an absorbed person's id leads here).")
     identifiers: list[IdentifierRef]
-    history: list[ExplainEntry]
+    history: list[ExplainEntry] = Field(
+        description="Merges, moves, refusals and junk flags from Redis, and new persons and "
+        "links from the explain topic (the person's and those it absorbed), by time."
+    )
+    history_complete: bool = Field(
+        description="False when the explain topic could not be read in time: the history then "
+        "holds what Redis has (merges, moves, refusals, junk flags) without the links."
+    )
 
 
 class Reclassification(BaseModel):

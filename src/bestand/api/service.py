@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from datetime import date
 from typing import Any
 
 from bestand.access import Scope, visible_answer
 from bestand.identity import IdentityKeyer, IdKind, InvalidIdentifier, KeyedId
+from bestand.identity.entries import parse_entry
 from bestand.identity.explain import history_entry, identifier
+from bestand.kafka.explain_topic import TopicHistory
 from bestand.profile import LifecycleRules, unknown_answer
 from bestand.profile.classify import order_context
 from bestand.profile.offers import DEFAULT_OFFERS, LoyaltyOffer
@@ -21,6 +23,9 @@ from bestand.profile.value import ValueRules
 from bestand.store import IdentityGraph, LookupReader, ProfileStore
 from bestand.store.identity_graph import Explanation
 from bestand.store.values import ThresholdCache
+
+#: Reads the explain topic's entries of persons (``kafka/explain_topic.read_history``).
+TopicReader = Callable[[Sequence[str]], Awaitable[TopicHistory]]
 
 PARAM_KINDS: dict[str, IdKind] = {
     "customer_id": IdKind.CUSTOMER,
@@ -51,8 +56,12 @@ class LookupService:
         offers: Sequence[LoyaltyOffer] = DEFAULT_OFFERS,
         value_rules: ValueRules = DEFAULT_VALUE_RULES,
         thresholds: ThresholdCache | None = None,
+        topic_history: TopicReader | None = None,
     ) -> None:
+        """``topic_history`` reads the explain topic's links of persons (the persons' ids):
+        without it an explanation holds what Redis has."""
         self._reader = reader
+        self._topic_history = topic_history
         self._value_rules = value_rules
         self._thresholds = thresholds
         self._keyer = keyer
@@ -154,12 +163,31 @@ class LookupService:
         found = await self.find_person(person_id)
         if found is None:
             return None
+        history, complete = await self.history(found)
         return {
             "person_id": found.person_id,
             "requested_id": person_id,
             "identifiers": [identifier(t) for t in found.identifiers],
-            "history": [history_entry(e) for e in found.history],
+            "history": [history_entry(e) for e in history],
+            "history_complete": complete,
         }
+
+    async def history(self, found: Explanation) -> tuple[list[dict[str, Any]], bool]:
+        """A person's explain entries from Redis and from the explain topic (the person's and
+        those of the persons it absorbed), by time; False when the topic could not be read."""
+        if self._topic_history is None:
+            return found.history, True
+        topic = await self._topic_history([found.person_id, *found.absorbed])
+        held = {(e["k"], e["e"], e["at"], tuple(e.get("t", ()))) for e in found.history}
+        linked = [
+            entry
+            for texts in topic.entries.values()
+            for entry in map(parse_entry, texts)
+            if (entry["k"], entry["e"], entry["at"], tuple(entry.get("t", ()))) not in held
+        ]
+        # Stable: Redis's entries before the topic's of the same second.
+        merged = sorted([*found.history, *linked], key=lambda e: int(e["at"]))
+        return merged, topic.complete
 
     async def classification(self, order_id: str) -> dict[str, Any] | None:
         """New or existing customer at the time of the order, with every later change."""

@@ -123,3 +123,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 2
     forwarded = [a for a in args.bench_args if a != "--"]
     return subprocess.call([sys.executable, str(runner), *forwarded])  # noqa: S603 - our script
+
+
+def cmd_explain_prune(args: argparse.Namespace) -> int:
+    """Tombstones for every explain-topic entry of an erased person (``kafka/explain_topic``)."""
+    from aiokafka.errors import KafkaError
+
+    from bestand.kafka.explain_topic import prune_erased
+
+    settings = load_settings()
+    try:
+        done = asyncio.run(prune_erased(settings, progress=print))
+    except (KafkaError, OSError) as exc:
+        print(f"explain-prune: Kafka at {settings.kafka_bootstrap}: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{settings.topic_explain}: {done.partitions} partitions, {done.records:,} records read, "
+        f"{done.erased:,} erased persons, {done.tombstones:,} tombstones sent"
+    )
+    return 0

@@ -66,28 +66,38 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(f"give exactly one of: {flags}", file=sys.stderr)
         return 2
 
-    async def run() -> tuple[Explanation | None, dict[str, object] | None]:
+    async def run() -> tuple[Explanation | None, Any]:
         api = create_api(load_settings())
         try:
             person = args.person or await api.service.person_of(*given[0])
             if person is None:
                 return None, None
-            return await api.service.find_person(person), await api.service.explain(person)
+            if args.json:
+                return Explanation(person, [], []), await api.service.explain(person)
+            found = await api.service.find_person(person)
+            return found, None if found is None else await api.service.history(found)
         finally:
             await api.close()
 
     try:
-        found, as_json = asyncio.run(run())
+        found, shown = asyncio.run(run())
     except InvalidIdentifier as exc:
         print(f"invalid {given[0][0]}: {exc}", file=sys.stderr)
         return 2
-    if found is None:
+    if found is None or (args.json and shown is None):
         print("unknown: no person has this identifier", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(as_json, indent=2, ensure_ascii=False))
+        print(json.dumps(shown, indent=2, ensure_ascii=False))
     else:
-        print("\n".join(text_lines(found.person_id, found.identifiers, found.history)))
+        history, complete = shown
+        print("\n".join(text_lines(found.person_id, found.identifiers, history)))
+        if not complete:
+            print(
+                "the explain topic could not be read in time: links and new persons are "
+                "missing (BESTAND_EXPLAIN_READ_SECONDS)",
+                file=sys.stderr,
+            )
     return 0
 
 

@@ -44,22 +44,27 @@ class KeyPartitions:
 
 async def send_batched(
     producer: AIOKafkaProducer,
-    messages: Sequence[tuple[str, bytes | None, bytes]],
+    messages: Sequence[tuple[str, bytes | None, bytes | None]],
     partitions: KeyPartitions,
+    routes: Sequence[bytes | None] | None = None,
 ) -> None:
-    """Send ``(topic, key, value)`` messages and wait until Kafka acknowledged all of them.
+    """Send ``(topic, key, value)`` messages and wait until Kafka acknowledged all of them
+    (a value of ``None`` is a tombstone, for a compacted topic).
 
     Messages of one key keep their order (they share a partition, and its record batches are
-    queued in order). Raises what the producer raises; a caller that sends again after an
-    error may send some messages twice, as with ``send``.
+    queued in order). ``routes``, one per message where given, picks the partition in the
+    key's place (the explain topic's keys are ``<person>/<event>``, its partitions the
+    person's). Raises what the producer raises; a caller that sends again after an error may
+    send some messages twice, as with ``send``.
     """
-    by_partition: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = {}
+    by_partition: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
     known: dict[str, list[int]] = {}
-    for topic, key, value in messages:
+    for i, (topic, key, value) in enumerate(messages):
         all_partitions = known.get(topic)
         if all_partitions is None:
             all_partitions = known[topic] = sorted(await producer.partitions_for(topic))
-        where = (topic, partitions.partition(topic, key, all_partitions))
+        route = key if routes is None or routes[i] is None else routes[i]
+        where = (topic, partitions.partition(topic, route, all_partitions))
         by_partition.setdefault(where, []).append((key, value))
     pending: list[asyncio.Future[object]] = []
     for (topic, partition), records in by_partition.items():
@@ -71,6 +76,7 @@ async def send_batched(
                 pending.append(await producer.send_batch(batch, topic, partition=partition))
                 batch = producer.create_batch()
                 if batch.append(timestamp=None, key=key, value=value) is None:
-                    raise ValueError(f"a message of {len(value)} bytes does not fit a batch")
+                    size = len(value or b"")
+                    raise ValueError(f"a message of {size} bytes does not fit a batch")
         pending.append(await producer.send_batch(batch, topic, partition=partition))
     await asyncio.gather(*pending)

@@ -18,7 +18,18 @@ log = logging.getLogger(__name__)
 
 def all_topics(settings: Settings) -> list[str]:
     """Every topic the workers read or write."""
-    return [*settings.input_topics, settings.topic_dlq, settings.topic_profile_changes]
+    return [
+        *settings.input_topics,
+        settings.topic_dlq,
+        settings.topic_profile_changes,
+        settings.topic_explain,
+    ]
+
+
+def topic_configs(settings: Settings, name: str) -> dict[str, str]:
+    """What a topic is created with besides its partitions: the explain topic is compacted
+    (a key's last value stands, a tombstone takes it away: ``kafka/explain_topic.py``)."""
+    return {"cleanup.policy": "compact"} if name == settings.topic_explain else {}
 
 
 async def ensure_topics(settings: Settings) -> list[str]:
@@ -33,7 +44,12 @@ async def ensure_topics(settings: Settings) -> list[str]:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [
-                        NewTopic(name, settings.topic_partitions, settings.topic_replication)
+                        NewTopic(
+                            name,
+                            settings.topic_partitions,
+                            settings.topic_replication,
+                            topic_configs=topic_configs(settings, name),
+                        )
                         for name in missing
                     ]
                 )

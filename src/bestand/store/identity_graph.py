@@ -12,8 +12,8 @@ partitions therefore resolve events of the same persons concurrently.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -57,6 +57,27 @@ MAX_LOG = 2000
 RECEIPT_TTL = 7 * 24 * 3600
 #: A facts field that holds a claim: this + the token, the time it was claimed.
 CLAIM = "@"
+#: Explain entries that go to the explain topic, not the graph's logs, where the graph has a
+#: link sink: new persons and links, three quarters of a log's bytes (``bench/memory.py``).
+#: Merges, moves, refusals and junk flags stay in Redis, where a later merge, move or
+#: erasure reads them.
+IN_TOPIC = frozenset({"new", "link"})
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    """A person's explain entries of one event (stored form), for the explain topic."""
+
+    person: str
+    event_id: str
+    entries: tuple[str, ...]
+
+
+#: Takes the links of a round's plans before they are applied, and the links of plans that
+#: were not applied and whose events were decided again otherwise (to take back); returns
+#: once they are durable. A plan that is applied has its links sent first; one that is not
+#: applied is decided again, and its links sent again or taken back.
+LinkSink = Callable[[Sequence[Links], Sequence[Links]], Awaitable[None]]
 
 
 def _text(value: bytes | str) -> str:
@@ -141,6 +162,11 @@ def answer_of(result: Resolved) -> Answer:
 def resolver_in_use(choice: Choice) -> str:
     """Which resolver a worker with this setting runs: 'native' or 'python'."""
     return compiled_in_use(choice, "BESTAND_RESOLVE")
+
+
+#: A plan to apply: the event's position, the plan (JSON), its identifiers, and the entries it
+#: leaves to the explain topic.
+_Plan = tuple[int, bytes, Sequence[str], Links | None]
 
 
 @dataclass
@@ -287,6 +313,7 @@ class Explanation:
     person_id: str
     identifiers: list[str]
     history: list[dict[str, Any]]
+    absorbed: list[str] = field(default_factory=list)  # whose links the explain topic holds too
 
 
 class IdentityGraph:
@@ -300,14 +327,18 @@ class IdentityGraph:
         policy: IdentityPolicy | None = None,
         receipt_ttl: int = RECEIPT_TTL,
         resolve: Choice = "python",
+        links: LinkSink | None = None,
     ) -> None:
         """``resolve``: which code decides a batch between its round trips (the compiled
-        resolver gives the same answers and writes as the Python one, at less CPU)."""
+        resolver gives the same answers and writes as the Python one, at less CPU).
+        ``links``: where new persons' and links' explain entries go instead of the graph's
+        logs (:data:`LinkSink`); without one they are logged in Redis."""
         self._client = client
         self._keys = keys
         self._scripts = scripts or Scripts.load()
         self._policy = policy or IdentityPolicy.default()
         self._receipt_ttl = receipt_ttl
+        self._links = links
         self._describing = "".join(
             kind.value for kind, rules in self._policy.kinds.items() if rules.link == "never"
         )
@@ -325,6 +356,7 @@ class IdentityGraph:
                 },
                 self._describing,
                 receipt_ttl,
+                links is not None,
             )
 
     @property
@@ -341,15 +373,21 @@ class IdentityGraph:
         batch_id = secrets.token_hex(8)
         scripts, client = self._scripts, self._client
         read, apply = scripts.graph_read, scripts.graph_apply
+        stale: list[Links] = []
         for round_number in range(_MAX_ROUNDS):
             reads = work.read()
             if reads is None:
                 return work.answers()
             replies = await scripts.send(client, [scripts.command(read, call) for call in reads])
             calls = work.decide(replies, f"{batch_id}.{round_number}")
+            handed = work.links() if self._links is not None else []
+            links = [Links(person, event, tuple(entries)) for _, person, event, entries in handed]
+            await self._hand_out(links, stale)
             commands = [scripts.command(apply, call) for call in calls]
             applied = await scripts.send(client, commands) if commands else []
-            work.applied(sum(int(n) for n in applied))
+            done = sum(int(n) for n in applied)
+            work.applied(done)
+            stale = [link for (i, *_), link in zip(handed, links, strict=True) if i >= done]
         raise StoreConflict(f"could not resolve a batch after {_MAX_ROUNDS} rounds")
 
     async def resolve_batch(self, batch: Sequence[Resolution]) -> list[Resolved]:
@@ -363,10 +401,12 @@ class IdentityGraph:
         results: list[Resolved] = []
         pending = list(batch)
         batch_id = secrets.token_hex(8)
+        stale: list[Links] = []
         for round_number in range(_MAX_ROUNDS):
             if not pending:
                 return results
             answers, plans = self._decide_all(pending, await self._read(pending))
+            await self._hand_out([p[3] for p in plans if p[3] is not None], stale)
             applied = await self._apply(plans, f"{batch_id}.{round_number}")
             if applied == len(plans):
                 return results + answers
@@ -374,14 +414,35 @@ class IdentityGraph:
             stopped_at = plans[applied][0]
             results += answers[:stopped_at]
             pending = pending[stopped_at:]
+            stale = [p[3] for p in plans[applied:] if p[3] is not None]
         raise StoreConflict(f"could not resolve a batch after {_MAX_ROUNDS} rounds")
+
+    async def _hand_out(self, links: list[Links], stale: list[Links]) -> None:
+        """Give the link sink a round's links, and take back those of plans not applied
+        whose events now decided otherwise."""
+        if self._links is None:
+            return
+        sent = {(link.person, link.event_id) for link in links}
+        taken_back = [link for link in stale if (link.person, link.event_id) not in sent]
+        if links or taken_back:
+            await self._links(links, taken_back)
+
+    def _links_of(self, decision: Decision, item: Resolution) -> Links | None:
+        """The decision's entries for the explain topic (none without a link sink)."""
+        if self._links is None:
+            return None
+        entries = tuple(
+            stored_entry(e, item.event_id, item.at) for e in decision.log if e.kind in IN_TOPIC
+        )
+        return Links(decision.person, item.event_id, entries) if entries else None
 
     def _decide_all(
         self, batch: Sequence[Resolution], snapshot: _Snapshot
-    ) -> tuple[list[Resolved], list[tuple[int, bytes, Sequence[str]]]]:
-        """Every event's answer, and the plans to apply (position, plan, identifiers)."""
+    ) -> tuple[list[Resolved], list[_Plan]]:
+        """Every event's answer, and the plans to apply (position, plan, identifiers, the
+        explain topic's entries)."""
         answers: list[Resolved] = []
-        plans: list[tuple[int, bytes, Sequence[str]]] = []
+        plans: list[_Plan] = []
         overlay = snapshot.overlay
         for position, item in enumerate(batch):
             receipt = snapshot.receipts[position]
@@ -405,13 +466,15 @@ class IdentityGraph:
                 flag = _flag_decision(exc, view)
                 if flag is not None:
                     guard = overlay.guard(tokens, view)
-                    plans.append((position, self._plan(guard, flag, view, item, str(exc)), tokens))
+                    plan = self._plan(guard, flag, view, item, str(exc))
+                    plans.append((position, plan, tokens, self._links_of(flag, item)))
                     overlay.apply(flag)
                 continue
             answers.append((decision, view))
             if not _changes_nothing(decision, view):
                 guard = overlay.guard(tokens, view)
-                plans.append((position, self._plan(guard, decision, view, item), tokens))
+                plan = self._plan(guard, decision, view, item)
+                plans.append((position, plan, tokens, self._links_of(decision, item)))
                 overlay.apply(decision)
         return answers, plans
 
@@ -483,7 +546,11 @@ class IdentityGraph:
             "describe": decision.describe,
             "met": decision.met,
             "flag": decision.junk,
-            "log": [stored_entry(e, item.event_id, item.at) for e in decision.log],
+            "log": [
+                stored_entry(e, item.event_id, item.at)
+                for e in decision.log
+                if self._links is None or e.kind not in IN_TOPIC
+            ],
         }
         if decision.moved:
             # The former holder's log gets the move's entry too.
@@ -508,7 +575,7 @@ class IdentityGraph:
             }
         return orjson.dumps(plan)
 
-    async def _apply(self, plans: Sequence[tuple[int, bytes, Sequence[str]]], batch: str) -> int:
+    async def _apply(self, plans: Sequence[_Plan], batch: str) -> int:
         """Apply plans in order; how many were applied before one found the graph changed."""
         if not plans:
             return 0
@@ -518,9 +585,9 @@ class IdentityGraph:
 
         def build(pipe: Pipeline) -> None:
             for chunk in chunks:
-                keys = dict.fromkeys(self._keys.identifier(t) for _, _, ts in chunk for t in ts)
+                keys = dict.fromkeys(self._keys.identifier(t) for _, _, ts, _ in chunk for t in ts)
                 self._scripts.queue(
-                    script, pipe, list(keys), [*head, *(plan for _, plan, _ in chunk)]
+                    script, pipe, list(keys), [*head, *(plan for _, plan, _, _ in chunk)]
                 )
 
         replies = await self._scripts.pipelined(self._client, build)
@@ -545,7 +612,8 @@ class IdentityGraph:
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.hget(self._keys.facts(person_id), person_id)
             queue_log(pipe, self._keys, person_id)
-            members, short, long = await pipe.execute()
+            pipe.hget(self._keys.absorbed(person_id), person_id)
+            members, short, long, absorbed = await pipe.execute()
         entries = log_entries(short, long)
         identifiers = _members(members)
         if not identifiers and not entries:
@@ -554,7 +622,25 @@ class IdentityGraph:
             person_id=person_id,
             identifiers=sorted(identifiers),
             history=[parse_entry(entry) for entry in entries],
+            absorbed=[p for p in _text(absorbed or b"").split(",") if p],
         )
+
+    async def lineage(self, tokens: Sequence[str]) -> list[str]:
+        """The persons these identifiers name and every person those absorbed (for the
+        explain topic's markers of an erasure)."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for token in tokens:
+                pipe.hget(*self._keys.entry(token))
+            owners = [_text(p) for p in await pipe.execute() if p is not None]
+        persons = list(dict.fromkeys(owners))
+        if not persons:
+            return []
+        async with self._client.pipeline(transaction=False) as pipe:
+            for person in persons:
+                pipe.hget(self._keys.absorbed(person), person)
+            absorbed = await pipe.execute()
+        gone = [p for value in absorbed if value for p in _text(value).split(",") if p]
+        return list(dict.fromkeys([*persons, *gone]))
 
     async def erase(self, tokens: Sequence[str], at: int) -> list[tuple[str, list[str]]]:
         """Remove the persons these identifiers name; return each with its identifiers.

@@ -175,6 +175,10 @@ class Keys:
         """Log bucket of a person: its explain log is its field there while short."""
         return f"{self.graph}:y:{person_id[:BUCKET_CHARS]}"
 
+    def absorbed(self, person_id: str) -> str:
+        """Bucket of the persons a person absorbed: its field there lists them, joined by ``,``."""
+        return f"{self.graph}:a:{person_id[:BUCKET_CHARS]}"
+
     def junk(self, token: str) -> str:
         """Junk flag (with its reason) of an identifier."""
         return f"{self.graph}:j:{token}"

@@ -82,7 +82,11 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
         self._metrics = metrics
         self._max = settings.batch_max_events
         self._wait_ms = settings.batch_wait_ms
-        self._topics = {"dlq": settings.topic_dlq, "changes": settings.topic_profile_changes}
+        self._topics = {
+            "dlq": settings.topic_dlq,
+            "changes": settings.topic_profile_changes,
+            "explain": settings.topic_explain,
+        }
         self._partitions = KeyPartitions()
         self._generation = 0  # moves on when partitions are revoked
         self._abandoned_upto = -1  # batches of this generation and older are given up
@@ -288,9 +292,10 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
 
         topics = self._topics
         messages = [(topics[o.destination], o.key, o.value) for o in out]
+        routes = [o.route for o in out]
 
         async def send_all() -> None:
-            await send_batched(self._producer, messages, self._partitions)
+            await send_batched(self._producer, messages, self._partitions, routes)
 
         await with_backoff(
             send_all, what="sending a batch's outputs", retryable=(KafkaError, OSError)

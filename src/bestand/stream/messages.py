@@ -13,8 +13,9 @@ from bestand.events import DeadLetter
 _DLQ_PAYLOAD_CHARS = 4000  # of the original value, kept in the dead letter
 _DLQ_TEXT_CHARS = 4096  # the most any text field of a record holds (Contract str_max_length)
 
-#: Where an outgoing message goes: the dead-letter topic or the profile-changes topic.
-Destination = Literal["dlq", "changes"]
+#: Where an outgoing message goes: the dead-letter topic, the profile-changes topic or the
+#: explain topic (an erased person's marker, ``kafka/explain_topic.py``).
+Destination = Literal["dlq", "changes", "explain"]
 
 
 @dataclass(slots=True)  # built per event: frozen would double that
@@ -35,7 +36,8 @@ class Outgoing:
 
     destination: Destination
     key: bytes | None
-    value: bytes
+    value: bytes | None
+    route: bytes | None = None  # what picks the partition, where not the key
 
 
 def _clip(text: str, limit: int = _DLQ_TEXT_CHARS) -> str:

@@ -22,6 +22,7 @@ from bestand.events.changes import change_json
 from bestand.events.customer import ErasureRequested
 from bestand.identity import resolved_event
 from bestand.identity.kinds import KIND_NAMES, kind_of
+from bestand.kafka.explain_topic import erased_markers
 from bestand.ops.metrics import WorkerMetrics
 from bestand.profile.changes import Change, Describer
 from bestand.profile.lifecycle import LifecycleRules
@@ -51,6 +52,7 @@ class _Erasure:
     message: Incoming
     event: ErasureRequested
     persons: list[tuple[str, list[str]]]
+    lineage: list[str]  # the persons named and those they absorbed: the explain topic's keys
 
 
 @dataclass
@@ -242,15 +244,19 @@ class BatchProcessor:
     async def _erase(self, prepared: Prepared, event: ErasureRequested) -> _Erasure:
         """Remove the persons an erasure names from the graph (their state goes in apply)."""
         at = int(event.event_time.timestamp())
-        erased = await self.graph.erase(list(prepared.resolution.tokens), at)
-        return _Erasure(prepared.message, event, erased)
+        tokens = list(prepared.resolution.tokens)
+        lineage = await self.graph.lineage(tokens)
+        erased = await self.graph.erase(tokens, at)
+        return _Erasure(prepared.message, event, erased, lineage)
 
     async def _forget(
         self, erasure: _Erasure, changed_at: datetime, tally: Tally
     ) -> list[Outgoing]:
-        """Delete the erased persons' state and lookup records; tell downstream systems."""
+        """Delete the erased persons' state and lookup records; tell downstream systems, and
+        hide the persons' entries in the explain topic (``kafka/explain_topic.py``)."""
         message, event = erasure.message, erasure.event
-        out: list[Outgoing] = []
+        gone = list(dict.fromkeys([*erasure.lineage, *(p for p, _ in erasure.persons)]))
+        out = [Outgoing("explain", key, value, route) for key, value, route in erased_markers(gone)]
         for person_id, tokens in erasure.persons:
             await self.profiles.forget(person_id, tokens)
             record = resolved_event(

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from bestand.kafka.clients import worker_consumer, worker_producer
+from bestand.kafka.explain_topic import ExplainTopic
 from bestand.kafka.topics import ensure_topics
 from bestand.ops.metrics import WorkerMetrics
 from bestand.ops.web import Response, WebEndpoint
@@ -20,6 +21,7 @@ from bestand.settings import Settings
 from bestand.store import IdentityGraph, Keys, ProfileStore, Scripts, connect
 from bestand.store.cluster_profiles import ClusterProfileStore
 from bestand.store.connection import refuse_cluster
+from bestand.store.identity_graph import LinkSink
 from bestand.store.layout import ensure_layout
 from bestand.store.router import Router, connect_store
 from bestand.stream.loop import BatchLoop
@@ -37,9 +39,11 @@ def processor_for(
     metrics: WorkerMetrics,
     scripts: Scripts | None = None,
     router: Router | None = None,
+    links: LinkSink | None = None,
 ) -> BatchProcessor:
     """The batch processor of ``settings`` on a Redis client (on a cluster: its ``router``,
-    started, whose graph master runs the graph's scripts)."""
+    started, whose graph master runs the graph's scripts); ``links`` takes the explain
+    log's new persons and links instead of Redis (the worker's: the explain topic)."""
     keys = Keys(settings.redis_prefix)
     scripts = scripts or Scripts.load()
     graph = IdentityGraph(
@@ -49,6 +53,7 @@ def processor_for(
         policy=settings.policy,
         receipt_ttl=settings.dedupe_ttl_seconds,
         resolve=settings.resolve,
+        links=links,
     )
     store = ProfileStore if router is None else ClusterProfileStore
     profiles = store(
@@ -83,7 +88,11 @@ async def run_worker(settings: Settings) -> int:
         await with_backoff(router.start, what="reading the cluster's slots")
     graph_client = client if router is None else router.follow(keys.graph)
     producer = worker_producer(settings)
-    processor = processor_for(settings, client, metrics, scripts, router)
+    links = None
+    if settings.explain_links == "topic":
+        produced = metrics.produced.labels(settings.topic_explain)
+        links = ExplainTopic(producer, settings, sent=produced.inc)
+    processor = processor_for(settings, client, metrics, scripts, router, links)
     loop = BatchLoop(settings, ErrorPolicy(processor, metrics), producer, metrics)
     consumer = worker_consumer(settings, loop)
     loop.consumer = consumer
