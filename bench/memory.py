@@ -104,6 +104,7 @@ from urllib.parse import urlparse
 
 import orjson
 import redis
+import redis.asyncio as aioredis
 
 from bestand.identity.entries import LOG_SEP, parse_entry
 from bestand.ingest.producer import topic_for
@@ -120,11 +121,13 @@ from bestand.store.keys import (
     FACT_VALUE,
     FACTS_SEP,
     LOG_INLINE,
+    Keys,
     bucket_field,
     person_value,
     receipt_suffix,
     token_of,
 )
+from bestand.store.values import sample_values, thresholds_of
 from bestand.stream.messages import Incoming
 from bestand.stream.worker import processor_for
 from resp import script_call
@@ -137,7 +140,7 @@ PORTED_SCRIPTS: dict[str, frozenset[str]] = {
     "graph_apply": frozenset({"bfb27fdde0024c8f0927de47c1e489169eb99dbb"}),
     "erase": frozenset({"fa2839cd79fdcc65c0ba22ff31a132956f03646b"}),
     "persons_read": frozenset({"1466412f3796b9a08965641654fb5f5d0480a229"}),
-    "persons_write": frozenset({"d64e06b9ca6a6d9db0ea7a7ad5c9bb4a9ab21f54"}),
+    "persons_write": frozenset({"05a53f03cebbb4f39ffc60429ee73f8b51068d33"}),
 }
 
 Value = bytes | dict[bytes, bytes] | set[bytes] | list[bytes]
@@ -878,7 +881,6 @@ def _persons_write(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
             r.hset(person_key(person), [person.encode(), value])
         for person, survivor in group["absorbed"]:
             r.hset(person_key(person), [person.encode(), b"r" + survivor.encode()])
-            r.zrem(k["values"], person.encode())
         for key, marker in group["markers"]:
             r.put(key.encode(), marker.encode(), ex=ttl)
         for version, checked, index, tokens in group["lookups"]:
@@ -893,11 +895,6 @@ def _persons_write(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
                     r.hset(bucket, [field, packed])
         for token in group["unlink"]:
             r.hdel(*_lookup_entry(k, token.encode()))
-        for person, cents in group["values"]:
-            if int(cents) < 0:
-                r.zrem(k["values"], person.encode())
-            else:
-                r.zadd(k["values"], {person.encode(): float(cents)})
         out.append(1)
     return out
 
@@ -1976,8 +1973,10 @@ def load_and_measure(
     seed: int,
     measure_clones: int,
     keep: bool = False,
+    thresholds: dict[str, Any] | None = None,
 ) -> Measurement:
-    """Write ``clones`` clones of ``template``, measure them, delete them (unless ``keep``)."""
+    """Write ``clones`` clones of ``template``, measure them, delete them (unless ``keep``);
+    ``thresholds``: filled with what the value bands' sample costs and how far it is off."""
     client = redis.Redis.from_url(url)
     settle(client)
     before = memory_info(client)
@@ -2029,6 +2028,9 @@ def load_and_measure(
             usage(client, [values_key]) if template.shared else ([0], ["-"])
         )
         encodings["values"][values_kinds[0]] += 1
+        if thresholds is not None:
+            progress(f"{name}: value thresholds, a sample and all persons")
+            thresholds.update(asyncio.run(value_sample(url, template.prefix)))
         return _summarize(
             template, name, clones, chosen, per_clone, bucket_sizes, values_sizes[0],
             encodings, before, after, seconds, commands, sent,
@@ -2038,6 +2040,39 @@ def load_and_measure(
         if not keep:
             delete_clones(template, url, written, seed)
         client.close()
+
+
+async def value_sample(url: str, prefix: str) -> dict[str, Any]:
+    """The value bands' thresholds as the API reads them (``store/values.py``: a sample of the
+    persons' states) against those of every person: the sample's time, and where each of its
+    thresholds ranks among all customers (the rank it stands for, as a share)."""
+    client = aioredis.Redis.from_url(url)
+    keys = Keys(prefix)
+    try:
+        started = time.perf_counter()
+        sample, read = await sample_values(client, keys)
+        seconds = time.perf_counter() - started
+        every, persons = await sample_values(client, keys, 10**12)
+    finally:
+        await client.aclose()
+    ordered = sorted(every, reverse=True)
+    got = thresholds_of(sample)
+    shares = {"top10": 0.1, "top30": 0.3, "q80": 0.2, "q60": 0.4, "q40": 0.6, "q20": 0.8}
+    marks = {"top10": got.top10_cents, "top30": got.top30_cents}
+    marks |= dict(zip(("q20", "q40", "q60", "q80"), got.quintiles, strict=False))
+    off = {
+        name: round(sum(1 for v in ordered if v >= value) / len(ordered) - shares[name], 4)
+        for name, value in marks.items()
+        if value is not None
+    }
+    return {
+        "sample_persons": read,
+        "sample_customers": len(sample),
+        "sample_seconds": round(seconds, 3),
+        "persons": persons,
+        "customers": len(every),
+        "share_above_minus_target": off,
+    }
 
 
 def delete_clones(template: Template, url: str, clones: int, seed: int) -> None:
@@ -2298,20 +2333,6 @@ def _graph_buckets_merged(records: list[KeyRecord], prefix: str) -> list[KeyReco
     return out
 
 
-def _values_sampled(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
-    """The value set holding a quarter of the customers (those whose id's hash is 0 mod 4)."""
-    out = []
-    for r in records:
-        if r.category == "values":
-            command = r.commands[0]
-            pairs = list(zip(command[2::2], command[3::2], strict=True))
-            kept = [x for score, member in pairs if hash(member) % 4 == 0 for x in (score, member)]
-            out.append(KeyRecord(r.key, r.category, [[*command[:2], *kept]], r.owner))
-        else:
-            out.append(r)
-    return out
-
-
 def _state_without_ids(records: list[KeyRecord], prefix: str) -> list[KeyRecord]:
     """Every live person's state without ``ids`` (the graph facts hold the same), a field of
     its person bucket as before."""
@@ -2483,11 +2504,6 @@ EXPERIMENTS: dict[str, Experiment] = {
             "redirects, absorbed persons and short explain logs in the facts buckets, meetings "
             "in the graph buckets (a field prefix each)",
             _graph_buckets_merged,
-        ),
-        Experiment(
-            "values-sampled",
-            "the value set holds a quarter of the customers (a sample by person id)",
-            _values_sampled,
         ),
         Experiment(
             "state-no-ids",
@@ -2921,17 +2937,26 @@ def run(url: str, args: argparse.Namespace) -> None:
             file=sys.stderr,
         )
     clones = max(1, math.ceil(args.persons / template.people))
+    sampled: dict[str, Any] = {}
     baseline = load_and_measure(
         template, url, clones, name="baseline", seed=args.seed * 1_000_003,
-        measure_clones=args.measure_clones, keep=args.keep,
+        measure_clones=args.measure_clones, keep=args.keep, thresholds=sampled,
     )  # fmt: skip
     print_report(baseline, info)
+    print(
+        f"\nvalue bands: a sample of {sampled['sample_persons']:,} persons "
+        f"({sampled['sample_customers']:,} customers) read in {sampled['sample_seconds']:.2f} s "
+        f"of {sampled['persons']:,} persons ({sampled['customers']:,} customers); share of "
+        "all customers at or above each threshold minus the share it marks: "
+        + ", ".join(f"{k} {v:+.2%}" for k, v in sampled["share_above_minus_target"].items())
+    )
     results: dict[str, Any] = {
         "command": "python bench/memory.py " + " ".join(sys.argv[1:]),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}",
         "redis": {"version": version, "private": args.private_redis, "limits": limits.__dict__},
         "baseline": as_json(baseline, info),
+        "value_sample": sampled,
         "experiments": [],
     }
     names = list(EXPERIMENTS) if "all" in args.experiment else args.experiment

@@ -41,14 +41,13 @@ pub struct Outcome {
     pub changes: Vec<Change>,
 }
 
-/// Lookup records (and the value) to write for one person.
+/// Lookup records to write for one person.
 #[derive(Clone, Debug)]
 pub struct Publish {
     pub person_id: String,
     pub version: i64,
     pub tokens: Vec<String>,
     pub summary: Summary,
-    pub value_changed: bool,
     pub checked: bool,
 }
 
@@ -182,7 +181,6 @@ fn publish(
         version: final_state.version,
         tokens,
         summary: summary.clone(),
-        value_changed: changed,
         checked: !guarded,
     })
 }

@@ -789,8 +789,7 @@ impl Folder {
         let first_blob = 4 + writes.len();
         for write in writes {
             // {"guard":[[p,v]..],"write":[[p,v,i]..],"absorbed":[[gone,p]..],
-            //  "markers":[[key,text]..],"lookups":[[v,checked,i,[tokens]]..],"unlink":[..],
-            //  "values":[[p,cents]..]}
+            //  "markers":[[key,text]..],"lookups":[[v,checked,i,[tokens]]..],"unlink":[..]}
             let mut g = Vec::with_capacity(256);
             g.extend_from_slice(b"{\"guard\":[");
             for (n, (person, version)) in write.guard.iter().enumerate() {
@@ -861,19 +860,6 @@ impl Folder {
                 comma(&mut g, n);
                 text(&mut g, token);
                 add_key(self.lookup_key(token), &mut keys);
-            }
-            g.extend_from_slice(b"],\"values\":[");
-            let mut first = true;
-            for record in write.publish.iter().filter(|r| r.value_changed) {
-                if !first {
-                    g.push(b',');
-                }
-                first = false;
-                let s = &record.summary;
-                let cents = if s.existing_customer() { s.revenue_cents } else { -1 };
-                g.push(b'[');
-                text(&mut g, &record.person_id);
-                g.extend_from_slice(format!(",{cents}]").as_bytes());
             }
             g.extend_from_slice(b"]}");
             groups_json.push(g);

@@ -754,6 +754,37 @@ def test_dedupe_markers_of_layout_7_are_renamed_and_still_stop_a_redelivery(
     assert status == "duplicate_event_id"
 
 
+def test_a_layout_8_store_loses_its_value_set_and_keeps_its_persons(redis_url: str) -> None:
+    """Layout 8 kept every customer's value in a sorted set; taken over, the set is deleted
+    (value bands rank a sample of the states now) and nothing else changes."""
+
+    async def go() -> tuple[list[str], list[str], int, bytes | None]:
+        pipeline = Pipeline(redis_url)
+        try:
+            await pipeline.feed([order(1, email="a@example.com"), order(2, email="b@example.com")])
+            before = await pipeline.keys_of_prefix()
+            await pipeline.client.zadd(pipeline.keys.values, {"P1": 4990, "P2": 4990})
+            await pipeline.client.set(pipeline.keys.layout, 8)
+            await ensure_layout(pipeline.client, pipeline.keys)
+            after = await pipeline.keys_of_prefix()
+            answer = await pipeline.answer("email", "a@example.com")
+            return (
+                before,
+                after,
+                answer["orders_count"],
+                await pipeline.client.get(pipeline.keys.layout),
+            )
+        finally:
+            await pipeline.client.aclose()
+
+    before, after, orders, mark = asyncio.run(go())
+    # The value set went, every other key stayed (and the store got its mark).
+    assert [key for key in after if not key.endswith(":layout")] == before
+    assert not any(key.endswith(":values") for key in after)
+    assert orders == 1
+    assert mark == str(LAYOUT).encode()
+
+
 def test_a_worker_on_a_store_an_earlier_release_wrote_stops_and_says_so(
     deployment: Deployment,
 ) -> None:

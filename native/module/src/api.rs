@@ -6,7 +6,7 @@
 
 #![allow(non_camel_case_types)]
 
-use std::ffi::{c_char, c_double, c_int, c_long, c_longlong, c_void, CStr};
+use std::ffi::{c_char, c_int, c_long, c_longlong, c_void, CStr};
 use std::ptr;
 use std::sync::OnceLock;
 
@@ -69,8 +69,6 @@ pub struct Api {
     pub string_set: unsafe extern "C" fn(*mut Key, *mut RString) -> c_int,
     pub set_expire: unsafe extern "C" fn(*mut Key, c_longlong) -> c_int,
     pub delete_key: unsafe extern "C" fn(*mut Key) -> c_int,
-    pub zset_add: unsafe extern "C" fn(*mut Key, c_double, *mut RString, *mut c_int) -> c_int,
-    pub zset_rem: unsafe extern "C" fn(*mut Key, *mut RString, *mut c_int) -> c_int,
     pub list_get: unsafe extern "C" fn(*mut Key, c_long) -> *mut RString,
     pub list_push: unsafe extern "C" fn(*mut Key, c_int, *mut RString) -> c_int,
     pub list_pop: unsafe extern "C" fn(*mut Key, c_int) -> *mut RString,
@@ -128,8 +126,6 @@ pub unsafe fn load(ctx: *mut Ctx) -> Result<(), String> {
         string_set: find(get_api, c"RedisModule_StringSet")?,
         set_expire: find(get_api, c"RedisModule_SetExpire")?,
         delete_key: find(get_api, c"RedisModule_DeleteKey")?,
-        zset_add: find(get_api, c"RedisModule_ZsetAdd")?,
-        zset_rem: find(get_api, c"RedisModule_ZsetRem")?,
         list_get: find(get_api, c"RedisModule_ListGet")?,
         list_push: find(get_api, c"RedisModule_ListPush")?,
         list_pop: find(get_api, c"RedisModule_ListPop")?,

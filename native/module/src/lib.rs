@@ -23,7 +23,7 @@ const MIRRORS: [(&str, &str); 4] = [
     ("graph_read", "1365ffa4ef97126d2be490292ad6344f61010d2d"),
     ("graph_apply", "bfb27fdde0024c8f0927de47c1e489169eb99dbb"),
     ("persons_read", "1466412f3796b9a08965641654fb5f5d0480a229"),
-    ("persons_write", "d64e06b9ca6a6d9db0ea7a7ad5c9bb4a9ab21f54"),
+    ("persons_write", "05a53f03cebbb4f39ffc60429ee73f8b51068d33"),
 ];
 
 fn scripts(_: &Store) -> Outcome<Reply> {

@@ -135,12 +135,11 @@ pub fn persons_read(store: &Store) -> Outcome<Reply> {
     Ok(Reply::Array(vec![Reply::Array(persons), Reply::Array(markers)]))
 }
 
-/// Key prefixes of person state, lookup records and values (`Keys.person_schema`).
+/// Key prefixes of person state and lookup records (`Keys.person_schema`).
 struct PersonSchema {
     person: Vec<u8>,
     person_end: Vec<u8>,
     lookup: Vec<u8>,
-    values: Vec<u8>,
     identifier: Vec<u8>,
     bucket_chars: usize,
     movable: Vec<u8>,
@@ -156,7 +155,6 @@ impl PersonSchema {
             person: field("person")?,
             person_end: field("person_end")?,
             lookup: field("lookup")?,
-            values: field("values")?,
             identifier: field("identifier")?,
             bucket_chars: crate::graph::bucket_chars(&k)?,
             movable: field("movable")?,
@@ -220,7 +218,6 @@ pub fn persons_write(store: &Store) -> Outcome<Reply> {
             let survivor = text(item(pair, 1, "survivor")?, "survivor")?;
             let redirect = [b"r", survivor].concat();
             store.hset_bytes(store.string(&k.person_key(person)), &[(person, &redirect)])?;
-            store.zrem(store.string(&k.values), person)?;
         }
         for pair in list(&group, "markers") {
             let key = store.string(text(item(pair, 0, "dedupe key")?, "dedupe key")?);
@@ -257,16 +254,6 @@ pub fn persons_write(store: &Store) -> Outcome<Reply> {
         for token in list(&group, "unlink") {
             let (bucket, field) = crate::graph::entry(&k.lookup, k.bucket_chars, text(token, "token")?);
             store.hdel_bytes(store.string(&bucket), &[&field])?;
-        }
-        for pair in list(&group, "values") {
-            let person = text(item(pair, 0, "person")?, "person")?;
-            let cents = num(item(pair, 1, "cents")?, "cents")?;
-            let values = store.string(&k.values);
-            if cents < 0.0 {
-                store.zrem(values, person)?;
-            } else {
-                store.zadd(values, cents, person)?;
-            }
         }
         out.push(Reply::Int(1));
     }

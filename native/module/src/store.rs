@@ -124,27 +124,6 @@ impl Store {
         unsafe { (api().delete_key)(key.0) };
     }
 
-    pub fn zadd(&self, name: *mut RString, score: f64, member: &[u8]) -> Outcome<()> {
-        let key = self.open(name, api::READ | api::WRITE);
-        let mut flags: c_int = 0;
-        if unsafe { (api().zset_add)(key.0, score, self.string(member), &mut flags) } != api::OK {
-            return Err(wrong_type());
-        }
-        Ok(())
-    }
-
-    pub fn zrem(&self, name: *mut RString, member: &[u8]) -> Outcome<()> {
-        let key = self.open(name, api::READ | api::WRITE);
-        if key.0.is_null() || unsafe { (api().key_type)(key.0) } == api::KEYTYPE_EMPTY {
-            return Ok(());
-        }
-        let mut deleted: c_int = 0;
-        if unsafe { (api().zset_rem)(key.0, self.string(member), &mut deleted) } != api::OK {
-            return Err(wrong_type());
-        }
-        Ok(())
-    }
-
     /// `GET name`.
     pub fn get(&self, name: *mut RString) -> Outcome<Option<Vec<u8>>> {
         Ok(self.mget(&[name])?.pop().flatten())

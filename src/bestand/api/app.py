@@ -146,7 +146,7 @@ class LookupApi:
             ),
             offers=settings.offers,
             value_rules=settings.value_rules,
-            thresholds=ThresholdCache(self._client, keys),
+            thresholds=ThresholdCache(self._client, keys, rule=settings.customer_rule),
             topic_history=(
                 partial(read_history, settings) if settings.explain_links == "topic" else None
             ),

@@ -54,7 +54,7 @@ class Loaded:
 
 @dataclass(slots=True)  # built per event: frozen would double that
 class Publish:
-    """Lookup records (and the value) to write for one person.
+    """Lookup records to write for one person.
 
     Records of a person written under its compare-and-set only ever get newer; records
     written again without one (restoring what a dead try may have lost) are ``checked``:
@@ -64,7 +64,6 @@ class Publish:
     state: PersonState
     tokens: tuple[str, ...]
     summary: LookupSummary
-    value_changed: bool
     checked: bool = False
 
 
@@ -147,7 +146,7 @@ def _publish(
     tokens = tuple(sorted(t for t in (final.ids if changed else fresh) if looked_up(t)))
     if not tokens and not changed:
         return None
-    return Publish(final, tokens, summary, changed, checked=not guarded)
+    return Publish(final, tokens, summary, checked=not guarded)
 
 
 def fold_group(

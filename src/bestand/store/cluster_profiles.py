@@ -140,7 +140,7 @@ class ClusterProfileStore(ProfileStore):
 
     async def _write(self, writes: Sequence[GroupWrite]) -> list[bool]:
         """Write every group: persons first (in steps where a group spans slots), then the
-        lookup records and values of the groups written."""
+        lookup records of the groups written."""
         result = [True] * len(writes)
         keeps: list[_Item] = []
         items: list[_Item] = []
@@ -296,7 +296,7 @@ class ClusterProfileStore(ProfileStore):
         return [pair for part in done for pair in part]
 
     async def _publish(self, writes: Sequence[GroupWrite]) -> None:
-        """The lookup records, unlinked identifiers and values of the groups written."""
+        """The lookup records and unlinked identifiers of the groups written."""
         keys, router = self._keys, self._router
         records = [record for write in writes for record in write.publish if record.tokens]
         movable = sorted({t for r in records for t in r.tokens if t[0] in MOVABLE})
@@ -336,37 +336,7 @@ class ClusterProfileStore(ProfileStore):
             args = [keys.person_schema, body, *blobs]
             await run_script(router.client(node), self._lookups_script, bucket_keys, args)
 
-        calls = [on(node, *parts) for node, parts in work.items()]
-        values = self._values(writes)
-        if values:
-            calls.append(values)
-        await asyncio.gather(*calls)
-
-    def _values(self, writes: Sequence[GroupWrite]) -> Any:
-        """The value set's changes (it is one key), or ``None``."""
-        gone = [person for write in writes for person, _ in write.absorbed]
-        changed = [
-            (record.state.person_id, record.summary)
-            for write in writes
-            for record in write.publish
-            if record.value_changed
-        ]
-        if not gone and not changed:
-            return None
-        client = self._router.client_of(self._keys.values)
-
-        async def send() -> None:
-            async with client.pipeline(transaction=False) as pipe:
-                if gone:
-                    pipe.zrem(self._keys.values, *gone)
-                for person, summary in changed:
-                    if summary.existing_customer:
-                        pipe.zadd(self._keys.values, {person: summary.revenue_cents})
-                    else:
-                        pipe.zrem(self._keys.values, person)
-                await pipe.execute()
-
-        return send()
+        await asyncio.gather(*(on(node, *parts) for node, parts in work.items()))
 
 
 __all__ = ["ClusterProfileStore"]

@@ -48,7 +48,6 @@ meetings, a person's absorbed persons) are their members joined by ``,`` in a bu
 | ``<p>:l:<hash[:3]>`` | hash | lookup records: ``<kind>:<hash[3:]>`` -> person id and summary |
 |   |   | (packed fields); a cookie's or device id's is written only by the person the |
 |   |   | graph gives it to |
-| ``<p>:values`` | sorted set | lifetime value (cents) of every customer, for value bands |
 | ``<p>:layout`` | string | the layout of these keys the store holds (``store/layout.py``) |
 | ``<p>:hb:<worker>`` | string | a worker's heartbeat: JSON of its state, expires (TTL) |
 
@@ -230,7 +229,8 @@ class Keys:
 
     @property
     def values(self) -> str:
-        """Sorted set of every customer's lifetime value."""
+        """The sorted set of every customer's lifetime value that layouts before 9 kept
+        (value bands now rank a sample of the persons' states: ``store/values.py``)."""
         return f"{self.prefix}:values"
 
     def heartbeat(self, worker: str) -> str:
@@ -272,7 +272,7 @@ class Keys:
 
     @cached_property
     def person_schema(self) -> bytes:
-        """Key prefixes of person state, lookup records and values, as JSON, for the scripts
+        """Key prefixes of person state and lookup records, as JSON, for the scripts
         that write persons (a person bucket is ``person`` + the first ``bucket_chars`` of an id
         + ``person_end``)."""
         return orjson.dumps(
@@ -280,7 +280,6 @@ class Keys:
                 "person": self.persons,
                 "person_end": "}",
                 "lookup": f"{self.prefix}:l:",
-                "values": self.values,
                 "identifier": f"{self.graph}:i:",
                 "bucket_chars": BUCKET_CHARS,
                 "movable": "".join(sorted(MOVABLE)),

@@ -29,17 +29,19 @@ log = logging.getLogger(__name__)
 #: hashes (``keys.py``); 6: a person's graph facts as a field of a facts bucket; 7: keyed
 #: identifiers of 16 characters (96 bits, ``identity/hashing.py``) instead of 22; 8: dedupe
 #: markers under their person bucket's hash tag (``<p>:d:{<person[:3]>}:<person>:<event>``),
-#: so that a cluster writes them with the person's state.
-LAYOUT = 8
+#: so that a cluster writes them with the person's state; 9: no sorted set of every customer's
+#: value (``<p>:values``: value bands rank a sample of the states, ``store/values.py``).
+LAYOUT = 9
 #: Earlier layouts this release takes over when a worker starts: it moves their graph entries,
 #: lookup records, person states, meetings, redirects, absorbed persons and graph facts (a key
 #: each) into buckets, cuts every identifier stored as text to 16 characters (the first 16 of
 #: the 22 an earlier release kept are what this release keys the same value to), renames the
 #: dedupe markers under their person bucket's hash tag (they keep their expiry), then marks
 #: the store as its own (layout 3's JSON states and the packed states of 16-byte identifiers
-#: are still read, and every explain log then a list is read as a long one). No rebuild, but a
-#: release that wrote layout 3 to 6 then refuses the store instead of missing what moved.
-UPGRADED = frozenset({3, 4, 5, 6, 7})
+#: are still read, and every explain log then a list is read as a long one), after deleting
+#: the value set. No rebuild, but a release that wrote layout 3 to 8 then refuses the store
+#: instead of missing what moved.
+UPGRADED = frozenset({3, 4, 5, 6, 7, 8})
 #: Keys the move of an upgraded store's entries takes per script call (about).
 MOVE_CHUNK = 1000
 #: Keys a check scans at most for graph keys of a store without a mark (a Redis shared with
@@ -81,16 +83,19 @@ async def ensure_layout(
         if other is not None:
             raise StoreLayoutError(f"the store is marked layout {other}, this release's {LAYOUT}")
         if int(mark) != LAYOUT:
-            if cluster:  # no release before layout 8 wrote to a cluster
+            if cluster and int(mark) < 8:  # no release before layout 8 wrote to a cluster
                 raise StoreLayoutError(f"a cluster's store marked layout {int(mark)}")
-            moved, cut = 0, 0
+            moved, cut, renamed = 0, 0, 0
             if int(mark) < 7:
                 moved = await move_to_buckets(client, keys)
                 cut = await shorten_identifiers(client, keys)
-            renamed = await move_markers(client, keys)
+            if int(mark) < 8:
+                renamed = await move_markers(client, keys)
+            dropped = int(await client.delete(keys.values))
             log.info("store marked layout %d (was %s): %d entries moved into buckets, "
-                     "identifiers cut short in %d keys, %d dedupe markers renamed",
-                     LAYOUT, int(mark), moved, cut, renamed)  # fmt: skip
+                     "identifiers cut short in %d keys, %d dedupe markers renamed, the value "
+                     "set %s", LAYOUT, int(mark), moved, cut, renamed,
+                     "deleted" if dropped else "absent")  # fmt: skip
             await client.set(keys.layout, LAYOUT)
         return
     cursor, scanned = 0, 0

@@ -42,7 +42,6 @@ from bestand.store.compiled import Choice, compiled_in_use
 from bestand.store.errors import StoreConflict
 from bestand.store.keys import Keys, person_value
 from bestand.store.scripts import Scripts
-from bestand.store.values import forget_values
 
 if TYPE_CHECKING:
     from bestand_native import Folder
@@ -358,7 +357,6 @@ class ProfileStore:
                 blobs.append(dump_state(state))
                 keys[self._keys.person(state.person_id)] = None
             lookups: list[list[object]] = []
-            values: list[list[str | int]] = []
             for record in write.publish:
                 if record.tokens:
                     at = first_blob + len(blobs)
@@ -370,10 +368,6 @@ class ProfileStore:
                     for token in record.tokens
                     if token[0] in MOVABLE
                 )
-                if record.value_changed:
-                    summary = record.summary
-                    cents = summary.revenue_cents if summary.existing_customer else -1
-                    values.append([record.state.person_id, cents])
             for gone, _ in write.absorbed:
                 keys[self._keys.person(gone)] = None
             markers = [
@@ -389,7 +383,6 @@ class ProfileStore:
                         "markers": markers,
                         "lookups": lookups,
                         "unlink": write.unlink,
-                        "values": values,
                     }
                 )
             )
@@ -465,5 +458,4 @@ class ProfileStore:
                 pipe.hdel(self._keys.person(person), person)
             for token in sorted(all_tokens):
                 pipe.hdel(*self._keys.lookup_entry(token))
-            forget_values(pipe, self._keys, [person_id, live, *state.absorbed])
             await pipe.execute()

@@ -8,7 +8,7 @@
 --   guard    [[person, version read]..]: each must still have that version and no redirect
 --            (a person's state is its field of a person bucket, keys.py)
 --   write    [[person, version, index of its state in ARGV]..]: new states
---   absorbed [[person, survivor]..]: merged away: a redirect, no state, no value
+--   absorbed [[person, survivor]..]: merged away: a redirect, no state
 --   markers  [[dedupe key, marker]..]: the events applied (content digest and changes)
 --   lookups  [[version, checked, index of its record in ARGV, [token..]]..]: the records of
 --            tokens, fields of their lookup buckets (keys.py; LookupSummary.packed: fields
@@ -18,7 +18,6 @@
 --            there); a cookie's or device id's (kind letter in K.movable) only where the
 --            identity graph gives it to the record's person (it may have moved on since)
 --   unlink   [token..]: lookup records of identifiers that name nobody now (junk)
---   values   [[person, cents or -1]..]: lifetime values (-1: not a customer)
 -- Returns one 1 (written) or 0 (a guard failed: read and apply that group again) per group.
 local K = cjson.decode(ARGV[1])
 local ttl = tonumber(ARGV[2])
@@ -55,7 +54,6 @@ for g = 4, 3 + groups do
     end
     for _, pair in ipairs(group.absorbed) do
       redis.call('HSET', person_key(pair[1]), pair[1], 'r' .. pair[2])
-      redis.call('ZREM', K.values, pair[1])
     end
     for _, pair in ipairs(group.markers) do
       redis.call('SET', pair[1], pair[2], 'EX', ttl)
@@ -74,13 +72,6 @@ for g = 4, 3 + groups do
     end
     for _, token in ipairs(group.unlink) do
       redis.call('HDEL', K.lookup .. string.sub(token, 3, 2 + B), field_of(token))
-    end
-    for _, pair in ipairs(group.values) do
-      if tonumber(pair[2]) < 0 then
-        redis.call('ZREM', K.values, pair[1])
-      else
-        redis.call('ZADD', K.values, pair[2], pair[1])
-      end
     end
     out[#out + 1] = 1
   else
