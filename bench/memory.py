@@ -117,10 +117,14 @@ from bestand.simulate import simulate
 from bestand.store import Scripts
 from bestand.store.identity_graph import Links
 from bestand.store.keys import (
+    ABSORBED_FIELD,
     BUCKET_CHARS,
     FACT_VALUE,
     FACTS_SEP,
+    LOG_FIELD,
     LOG_INLINE,
+    MET_FIELD,
+    REDIRECT_FIELD,
     Keys,
     bucket_field,
     person_value,
@@ -136,9 +140,9 @@ from resp import script_call
 SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 #: SHA-1 of the Lua scripts the Python ports below mirror; run ``--verify`` when one differs.
 PORTED_SCRIPTS: dict[str, frozenset[str]] = {
-    "graph_read": frozenset({"1365ffa4ef97126d2be490292ad6344f61010d2d"}),
-    "graph_apply": frozenset({"bfb27fdde0024c8f0927de47c1e489169eb99dbb"}),
-    "erase": frozenset({"fa2839cd79fdcc65c0ba22ff31a132956f03646b"}),
+    "graph_read": frozenset({"b14e22e1b1523da17e987e2711b56098c9d4fac1"}),
+    "graph_apply": frozenset({"7c3d7a58a94782b8f9927b5aa6793c45991fb9c6"}),
+    "erase": frozenset({"0dd7a257f9cf1246d0467d452467480e927b7914"}),
     "persons_read": frozenset({"1466412f3796b9a08965641654fb5f5d0480a229"}),
     "persons_write": frozenset({"05a53f03cebbb4f39ffc60429ee73f8b51068d33"}),
 }
@@ -508,9 +512,10 @@ class _HeldFacts:
 
 
 def _met_entry(k: dict[str, bytes], token: bytes) -> tuple[bytes, bytes]:
-    """An identifier's meetings: their bucket's key and the identifier's field there."""
+    """An identifier's meetings: their bucket's key (its graph bucket) and its field there
+    (its entry's, marked)."""
     chars = int(k["bucket_chars"])
-    return k["met"] + token[2 : 2 + chars], token[:2] + token[2 + chars :]
+    return k["met"] + token[2 : 2 + chars], k["met_field"] + token[:2] + token[2 + chars :]
 
 
 def _split_members(value: bytes | None) -> list[bytes]:
@@ -528,7 +533,7 @@ def _add_member(r: MemoryRedis, key: bytes, field: bytes, member: bytes) -> None
 
 def _redirect_of(r: MemoryRedis, k: dict[str, bytes], person: bytes) -> bytes | None:
     """Whom a merged-away person went into (``redirect_of``)."""
-    return r.hget(_person_bucket(k, "redirect", person), person)
+    return r.hget(_person_bucket(k, "redirect", person), k["redirect_field"] + person)
 
 
 def _live(r: MemoryRedis, k: dict[str, bytes], person: bytes) -> bytes:
@@ -635,8 +640,13 @@ def _guard_holds(
 
 
 def _log_bucket(k: dict[str, bytes], person: bytes) -> bytes:
-    """The log bucket of a person (the scripts' ``log_bucket``)."""
+    """The log bucket of a person (the scripts' ``log_bucket``: its facts bucket)."""
     return k["log_bucket"] + person[: int(k["bucket_chars"])]
+
+
+def _log_field(k: dict[str, bytes], person: bytes) -> bytes:
+    """A person's field of its log bucket (``log_field``)."""
+    return k["log_field"] + person
 
 
 def _log_of(
@@ -644,7 +654,7 @@ def _log_of(
 ) -> list[bytes]:
     """A person's explain entries, the last ``last`` of them (``None``: all): its field of
     its log bucket split by ``\\x1e`` while short, its list once longer (``log_of``)."""
-    text = r.hget(_log_bucket(k, person), person)
+    text = r.hget(_log_bucket(k, person), _log_field(k, person))
     if text is None:
         return r.lrange(k["log"] + person, -last if last else 0, -1)
     entries = text.split(_LOG_SEP)
@@ -655,7 +665,7 @@ def _log_of(
 
 def _drop_log(r: MemoryRedis, k: dict[str, bytes], person: bytes) -> None:
     """Delete a person's explain log in both forms (``drop_log``)."""
-    r.hdel(_log_bucket(k, person), person)
+    r.hdel(_log_bucket(k, person), _log_field(k, person))
     r.delete(k["log"] + person)
 
 
@@ -670,8 +680,8 @@ def _append_log(
         return
     long = k["log"] + person
     if not r.exists(long):
-        bucket = _log_bucket(k, person)
-        text = r.hget(bucket, person)
+        bucket, field = _log_bucket(k, person), _log_field(k, person)
+        text = r.hget(bucket, field)
         added = _LOG_SEP.join(entries)
         joined = added if text is None else text + _LOG_SEP + added
         plain = not any(_LOG_SEP in entry for entry in entries)
@@ -679,9 +689,9 @@ def _append_log(
             every = joined.split(_LOG_SEP)
             if len(every) > max_log:
                 joined = _LOG_SEP.join(every[-max_log:])
-            r.hset(bucket, [person, joined])
+            r.hset(bucket, [field, joined])
             return
-        r.hdel(bucket, person)
+        r.hdel(bucket, field)
         entries = [*([] if text is None else text.split(_LOG_SEP)), *entries]
     if r.rpush(long, *entries) > max_log:
         r.ltrim(long, -max_log, -1)
@@ -711,14 +721,14 @@ def _apply_plan(
         _append_log(r, k, person, _log_of(r, k, gone), max_log)
         _drop_log(r, k, gone)
         facts.clear(gone)
-        absorbed = _person_bucket(k, "absorbed", person)
-        r.hset(_person_bucket(k, "redirect", gone), [gone, person])
-        _add_member(r, absorbed, person, gone)
+        absorbed, absorbed_field = _person_bucket(k, "absorbed", person), k["absorbed_field"]
+        r.hset(_person_bucket(k, "redirect", gone), [k["redirect_field"] + gone, person])
+        _add_member(r, absorbed, absorbed_field + person, gone)
         gone_absorbed = _person_bucket(k, "absorbed", gone)
-        for older in _split_members(r.hget(gone_absorbed, gone)):
-            r.hset(_person_bucket(k, "redirect", older), [older, person])
-            _add_member(r, absorbed, person, older)
-        r.hdel(gone_absorbed, gone)
+        for older in _split_members(r.hget(gone_absorbed, absorbed_field + gone)):
+            r.hset(_person_bucket(k, "redirect", older), [k["redirect_field"] + older, person])
+            _add_member(r, absorbed, absorbed_field + person, older)
+        r.hdel(gone_absorbed, absorbed_field + gone)
     # Counts by kind, added in the order the kinds first appear (``kind_order``).
     kinds: Counter[bytes] = Counter()
     for token_text, former_text, entry, moved_at in plan.get("move", ()):
@@ -805,9 +815,9 @@ def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
                 r.delete(k["claims"] + member)
                 tombstone(member)
             absorbed = _person_bucket(k, "absorbed", person)
-            for gone in _split_members(r.hget(absorbed, person)):
-                r.hdel(_person_bucket(k, "redirect", gone), gone)
-            r.hdel(absorbed, person)
+            for gone in _split_members(r.hget(absorbed, k["absorbed_field"] + person)):
+                r.hdel(_person_bucket(k, "redirect", gone), k["redirect_field"] + gone)
+            r.hdel(absorbed, k["absorbed_field"] + person)
             events: set[str] = set()
             for entry in _log_of(r, k, person):
                 decoded = parse_entry(entry)
@@ -823,7 +833,7 @@ def _erase(r: MemoryRedis, keys: list[bytes], args: list[bytes]) -> Any:
                 if event and event not in events:
                     events.add(event)
                     r.delete(k["receipt"] + receipt_suffix(event).encode())
-            r.hdel(_log_bucket(k, person), person)
+            r.hdel(_log_bucket(k, person), _log_field(k, person))
             r.hdel(facts, person)
             r.delete(k["log"] + person)
             out.append([person, *members])
@@ -1274,7 +1284,11 @@ def _entry_name(code: str, bucket: bytes, name: bytes) -> bytes:
     """What a field of a bucket stands for: the identifier (``kind:hash``) of a graph entry,
     lookup record or meetings, the person of graph facts, a state, explain log, redirect or
     absorbed persons (``bucket``: the bucket's name)."""
-    return name if code in BY_PERSON else _token_of(bucket, name)
+    if code in BY_PERSON:
+        return name
+    if code == "graph" and name[:1] == _MET:  # an identifier's meetings, marked
+        return _MET + _token_of(bucket, name[1:])
+    return _token_of(bucket, name)
 
 
 def _state_entry(person: bytes, value: bytes, owner: bytes | None) -> Entry:
@@ -1376,6 +1390,13 @@ def keyspace(
     return records
 
 
+#: Marks of the fields a facts bucket and a graph bucket hold besides facts and entries
+#: (``keys.py``): a person's short log, redirect, absorbed persons; an identifier's meetings.
+_REDIRECT = REDIRECT_FIELD.encode()
+_PERSON_MARKS = (LOG_FIELD.encode(), _REDIRECT, ABSORBED_FIELD.encode())
+_MET = MET_FIELD.encode()
+
+
 def _attribute(records: list[KeyRecord], store: MemoryRedis, p: bytes) -> None:
     """Give every key the live person it belongs to (junk flags, buckets and the value set:
     nobody), and every entry of a bucket its live owner: a graph entry, lookup record or
@@ -1389,7 +1410,7 @@ def _attribute(records: list[KeyRecord], store: MemoryRedis, p: bytes) -> None:
 
     def live(person: bytes) -> bytes:
         for _ in range(64):
-            after = store.hget(graph + b"r:" + person[:BUCKET_CHARS], person)
+            after = store.hget(graph + b"k:" + person[:BUCKET_CHARS], _REDIRECT + person)
             if after is None:  # the person's field of its person bucket: 'r<survivor>'
                 state = store.hget(p + b":p:{" + person[:BUCKET_CHARS] + b"}", person)
                 after = state[1:] if state is not None and state[:1] == b"r" else None
@@ -1409,9 +1430,17 @@ def _attribute(records: list[KeyRecord], store: MemoryRedis, p: bytes) -> None:
                     entries.append(_state_entry(name, value, live(name)))
                     continue
                 if kind in BY_PERSON:  # a person's facts, short log, redirect or absorbed
-                    holder = value if kind == "redirect" else b""
+                    head = name[:2] if name[:2] in _PERSON_MARKS else b""
+                    person = name[len(head) :]
+                    holder = value if kind == "redirect" or head == _REDIRECT else b""
                     rest = value[len(holder) :]
-                    entries.append(Entry(b"", name, holder, rest, live(name), whole=True))
+                    entries.append(Entry(head, person, holder, rest, live(person), whole=True))
+                    continue
+                if kind == "graph" and name[:1] == _MET:  # an identifier's meetings
+                    token = _token_of(bucket, name[1:])
+                    owner = owner_of(token)
+                    counts = None if owner is None else live(owner)
+                    entries.append(Entry(_MET + token[:2], token[2:], b"", value, counts))
                     continue
                 token = _token_of(bucket, name)
                 if kind == "met":  # counts for the identifier's owner (a junk one's: nobody)

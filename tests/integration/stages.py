@@ -21,7 +21,14 @@ from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.store import connect
 from bestand.store.identity_graph import Answer, LinkSink
-from bestand.store.keys import facts_pairs, person_value
+from bestand.store.keys import (
+    ABSORBED_FIELD,
+    LOG_FIELD,
+    MET_FIELD,
+    REDIRECT_FIELD,
+    facts_pairs,
+    person_value,
+)
 from bestand.stream.messages import Incoming, Outgoing
 from bestand.stream.prepare import Prepared
 from bestand.stream.worker import processor_for
@@ -64,10 +71,69 @@ async def graph_only(settings: Settings, messages: Sequence[Incoming]) -> list[A
         await client.aclose()
 
 
+#: The fields a facts bucket and a graph bucket hold besides facts and graph entries, by the
+#: name of the bucket layouts before 10 kept them in (``keys.py``).
+_SHARED = (
+    (":{g}:k:", LOG_FIELD, ":{g}:y:"),
+    (":{g}:k:", REDIRECT_FIELD, ":{g}:r:"),
+    (":{g}:k:", ABSORBED_FIELD, ":{g}:a:"),
+    (":{g}:i:", MET_FIELD, ":{g}:m:"),
+)
+
+
 async def redis_state(settings: Settings, exact: bool = False) -> dict[str, Any]:
     """Every key of the prefix with its value, without version counters; ``exact``: every
     value as stored, versions included, with whether the key expires (a batch's stop flag,
-    named after a random batch id, left out)."""
+    named after a random batch id, left out). The marked fields of facts and graph buckets
+    (logs, redirects, absorbed persons, meetings) appear as the buckets of their own that
+    layouts before 10 kept, so that a comparison can leave out one kind."""
+    state = await _redis_state(settings, exact)
+    for bucket, mark, own in _SHARED:
+        for name in [n for n in state if n.startswith(bucket)]:
+            value, expires = state[name] if exact else (state[name], False)
+            if not isinstance(value, dict):
+                continue
+            marked = {f: v for f, v in value.items() if _text(f).startswith(mark)}
+            if not marked:
+                continue
+            rest = {f: v for f, v in value.items() if f not in marked}
+            moved = {_text(f)[len(mark) :].encode(): v for f, v in marked.items()}
+            place = own + name[len(bucket) :]
+            state[place] = (moved, False) if exact else moved
+            if rest:
+                state[name] = (rest, expires) if exact else rest
+            else:
+                del state[name]
+    return state
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def unshare_buckets(settings: Settings) -> int:
+    """Move the marked fields of facts and graph buckets back into buckets of their own, as
+    layouts 5 to 9 kept them (for the tests of older layouts); how many moved."""
+    client = connect(settings.redis_url)
+    prefix = settings.redis_prefix
+    moved = 0
+    try:
+        for bucket, mark, own in _SHARED:
+            async for key in client.scan_iter(match=f"{prefix}{bucket}*"):
+                name = key.decode()[len(prefix) + len(bucket) :]
+                for field, value in (await client.hgetall(key)).items():
+                    if field.decode().startswith(mark):
+                        await client.hdel(key, field)
+                        await client.hset(
+                            f"{prefix}{own}{name}", field.decode()[len(mark) :], value
+                        )
+                        moved += 1
+    finally:
+        await client.aclose()
+    return moved
+
+
+async def _redis_state(settings: Settings, exact: bool = False) -> dict[str, Any]:
     client = connect(settings.redis_url)
     prefix = settings.redis_prefix
     out: dict[str, Any] = {}
@@ -105,7 +171,9 @@ async def redis_state(settings: Settings, exact: bool = False) -> dict[str, Any]
                     out[name][person] = went or replace(load_state("", blob), version=0)
             elif kind == "hash" and name.startswith(":{g}:k:"):
                 out[name] = {  # persons' graph facts without their versions
-                    person: [pair for pair in facts_pairs(facts) if pair[0] != "v"]
+                    person: facts
+                    if person.decode().startswith((LOG_FIELD, REDIRECT_FIELD, ABSORBED_FIELD))
+                    else [pair for pair in facts_pairs(facts) if pair[0] != "v"]
                     for person, facts in (await client.hgetall(key)).items()
                 }
             elif kind == "hash":

@@ -199,7 +199,7 @@ def _redis_log(deployment: Deployment, person: str) -> list[str]:
     keys = Keys(deployment.settings.redis_prefix)
     client = redis.Redis.from_url(deployment.settings.redis_url)
     try:
-        value = client.hget(keys.log_bucket(person), person)
+        value = client.hget(*keys.log_entry(person))
     finally:
         client.close()
     return [] if value is None else value.decode().split("\x1e")

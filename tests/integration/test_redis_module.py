@@ -156,7 +156,21 @@ def test_the_module_writes_and_answers_what_the_scripts_do(settings: Settings) -
     lua = compare(client, prefix, calls, names)
     # The history is one that merges persons, moves cookies and flags junk.
     graph = f"{prefix}:{{g}}"
-    for part, what in [(":r:", "redirects"), (":j:", "junk flags"), (":c:", "claims")]:
+
+    def marked(lua: dict[bytes, Any], bucket: str, mark: bytes) -> int:
+        """Fields of the facts or graph buckets with a mark (logs, redirects, meetings)."""
+        head = f"{graph}{bucket}".encode()
+        return sum(
+            1
+            for key, (_, value, *_) in lua.items()
+            if key.startswith(head) and isinstance(value, dict)
+            for field in value
+            if field.startswith(mark)
+        )
+
+    assert marked(lua, ":k:", b"r:"), "redirects"
+    assert marked(lua, ":i:", b"+"), "meetings"
+    for part, what in [(":j:", "junk flags"), (":c:", "claims")]:
         assert any(key.startswith(f"{graph}{part}".encode()) for key in lua), what
     assert len(lua) > 5000
 
@@ -168,7 +182,7 @@ def test_the_module_writes_and_answers_what_the_scripts_do(settings: Settings) -
     assert short != calls
     lua = compare(client, prefix, short, names)
     lists = [key for key in lua if key.startswith(f"{graph}:x:".encode())]
-    fields = sum(len(v[1]) for k, v in lua.items() if k.startswith(f"{graph}:y:".encode()))
+    fields = marked(lua, ":k:", b"y:")
     assert len(lists) > 20
     assert fields > 100
 

@@ -21,7 +21,7 @@ from bestand.simulate import simulate
 from bestand.store import Keys, connect
 from bestand.store.keys import BUCKET_CHARS, FACT_VALUE, FACTS_SEP
 from bestand.store.layout import LAYOUT, ensure_layout
-from stages import clear, raw_messages, redis_state, worker_pass
+from stages import clear, raw_messages, redis_state, unshare_buckets, worker_pass
 
 EVENTS: list[dict[str, Any]] = list(simulate(persons=150, seed=31).events)
 #: What lengthens an identifier of this layout into one of the shape earlier layouts keyed.
@@ -46,7 +46,9 @@ def _long_entry(entry: str) -> str:
 
 
 async def _as_layout_6(settings: Settings) -> None:
-    """Every identifier stored as text lengthened, the store marked layout 6."""
+    """Every identifier stored as text lengthened, the store marked layout 6 (whose short logs,
+    meetings, redirects and absorbed persons had buckets of their own)."""
+    await unshare_buckets(settings)
     client = connect(settings.redis_url)
     keys = Keys(settings.redis_prefix)
     g = keys.graph
@@ -97,10 +99,13 @@ def test_a_layout_6_store_has_its_identifiers_cut_short_in_place(redis_url: str)
         client = connect(redis_url)
         try:
             g = keys.graph
-            bucket = await anext(client.scan_iter(match=f"{g}:y:" + "?" * BUCKET_CHARS))
-            person, text = next(iter((await client.hgetall(bucket)).items()))
-            await client.hdel(bucket, person)
-            await client.rpush(keys.merge_log(person.decode()), *text.split(b"\x1e"))
+            logs = []  # a person's short log: a field of its facts bucket, marked
+            async for bucket in client.scan_iter(match=f"{g}:k:" + "?" * BUCKET_CHARS):
+                held = await client.hgetall(bucket)
+                logs += [(bucket, f, v) for f, v in held.items() if f.startswith(b"y:")]
+            bucket, field, text = logs[0]
+            await client.hdel(bucket, field)
+            await client.rpush(keys.merge_log(field[2:].decode()), *text.split(b"\x1e"))
             graph = await anext(client.scan_iter(match=f"{g}:i:" + "?" * BUCKET_CHARS))
             field = next(iter(await client.hkeys(graph)))
             token = field[:2].decode() + graph.decode()[-BUCKET_CHARS:] + field[2:].decode()

@@ -18,10 +18,20 @@ from bestand.ops.metrics import WorkerMetrics
 from bestand.profile import PersonState, load_state
 from bestand.settings import Settings
 from bestand.store import Keys, StoreLayoutError, connect
-from bestand.store.keys import LOG_INLINE, facts_pairs, person_value, token_of
+from bestand.store.keys import (
+    ABSORBED_FIELD,
+    LOG_FIELD,
+    LOG_INLINE,
+    MET_FIELD,
+    REDIRECT_FIELD,
+    facts_pairs,
+    person_value,
+    token_of,
+)
 from bestand.store.layout import LAYOUT, ensure_layout
 from bestand.stream.messages import Incoming, Outgoing
 from bestand.stream.worker import processor_for
+from stages import unshare_buckets
 
 pytestmark = pytest.mark.integration
 
@@ -589,15 +599,25 @@ def _prefixes(pipeline: Pipeline) -> list[tuple[str, str]]:
 
 async def _bucket_fields(pipeline: Pipeline) -> dict[tuple[str, str], bytes]:
     """Every field of the store's buckets but the explain logs': (prefix, its identifier or
-    person) -> value."""
+    person) -> value; a marked field of a facts or graph bucket (a redirect, absorbed
+    persons, meetings) under the prefix of the bucket earlier layouts kept it in."""
+    g = pipeline.keys.graph
+    marks = {("k", REDIRECT_FIELD): ("r", f"{g}:r:"), ("k", ABSORBED_FIELD): ("a", f"{g}:a:"),
+             ("k", LOG_FIELD): None, ("i", MET_FIELD): ("m", f"{g}:m:")}  # fmt: skip
     out: dict[tuple[str, str], bytes] = {}
     for prefix, letter in _prefixes(pipeline):
         async for key in pipeline.client.scan_iter(match=f"{prefix}*"):
             name = key.decode().removeprefix(prefix)
             assert len(name) <= 3, f"a key of its own: {key!r}"
             for field, value in (await pipeline.client.hgetall(key)).items():
-                named = field.decode()
-                out[prefix, token_of(name, named) if letter in _BY_TOKEN else named] = value
+                named, place, kind = field.decode(), prefix, letter
+                mark = next((m for b, m in marks if b == letter and named.startswith(m)), None)
+                if mark is not None:
+                    moved = marks[letter, mark]
+                    if moved is None:
+                        continue  # an explain log
+                    (kind, place), named = moved, named[len(mark) :]
+                out[place, token_of(name, named) if kind in _BY_TOKEN else named] = value
     return out
 
 
@@ -605,6 +625,7 @@ async def _as_layout_4(pipeline: Pipeline) -> None:
     """Turn a store's buckets into the keys layouts 3 and 4 kept: a string or a set (hash of
     member -> '') per identifier or person, a hash of its facts per person, and every explain
     log a list."""
+    await unshare_buckets(pipeline.settings)
     client = pipeline.client
     for (prefix, name), value in (await _bucket_fields(pipeline)).items():
         if prefix.endswith(":k:"):
@@ -909,8 +930,8 @@ def test_an_explain_log_outgrows_its_bucket_field_and_stays_whole(redis_url: str
         try:
             await pipeline.one(*order(80, email="long@example.com"))
             person = str((await pipeline.answer("email", "long@example.com"))["person_id"])
-            bucket = k.log_bucket(person)
-            first = await pipeline.client.hget(bucket, person)
+            bucket, field = k.log_entry(person)
+            first = await pipeline.client.hget(bucket, field)
             short = await pipeline.graph.explain(person)
             # Entries of earlier events, as many as the field holds, then one event more.
             filler: list[str] = []
@@ -919,16 +940,16 @@ def test_an_explain_log_outgrows_its_bucket_field_and_stays_whole(redis_url: str
                 filler.append(f"r\x1f{1_780_000_000 + len(filler)}\x1fold-{len(filler)}"
                               "\x1fnames differ\x1fe:x\x1fP\x1fe:y")  # fmt: skip
                 text = "\x1e".join([first.decode(), *filler])
-            await pipeline.client.hset(bucket, person, text)
+            await pipeline.client.hset(bucket, field, text)
             await pipeline.one(*order(81, email="long@example.com", phone="0151 81818181"))
             long = await pipeline.graph.explain(person)
             state = {
-                "field": await pipeline.client.hget(bucket, person),
+                "field": await pipeline.client.hget(bucket, field),
                 "list": await pipeline.client.llen(k.merge_log(person)),
             }
             await pipeline.graph.erase([next(iter(long.identifiers))], 1_790_000_000)
             left = {
-                "field": await pipeline.client.hget(bucket, person),
+                "field": await pipeline.client.hget(bucket, field),
                 "list": await pipeline.client.exists(k.merge_log(person)),
             }
             return {"short": short, "long": long, "state": state, "left": left, "n": len(filler)}

@@ -25,6 +25,12 @@ struct GraphSchema {
     bucket_chars: usize,
     log_bucket: Vec<u8>,
     log_inline: usize,
+    /// What marks a person's field of its facts bucket as its short log, redirect or absorbed
+    /// persons, and an identifier's field of its graph bucket as its meetings (`keys.py`).
+    log_field: Vec<u8>,
+    redirect_field: Vec<u8>,
+    absorbed_field: Vec<u8>,
+    met_field: Vec<u8>,
 }
 
 impl GraphSchema {
@@ -54,6 +60,10 @@ impl GraphSchema {
             log_bucket: field("log_bucket")?,
             log_inline: k.get("log_inline").and_then(value_number).ok_or_else(|| bad("key schema has no log_inline"))?
                 as usize,
+            log_field: field("log_field")?,
+            redirect_field: field("redirect_field")?,
+            absorbed_field: field("absorbed_field")?,
+            met_field: field("met_field")?,
         })
     }
 }
@@ -150,10 +160,25 @@ impl Graph<'_> {
         self.person_bucket(&self.k.log_bucket, person)
     }
 
+    /// A person's field of its log bucket.
+    fn log_field(&self, person: &[u8]) -> Vec<u8> {
+        [&self.k.log_field[..], person].concat()
+    }
+
+    /// A person's field of its redirect bucket.
+    fn redirect_field(&self, person: &[u8]) -> Vec<u8> {
+        [&self.k.redirect_field[..], person].concat()
+    }
+
+    /// A person's field of its bucket of absorbed persons.
+    fn absorbed_field(&self, person: &[u8]) -> Vec<u8> {
+        [&self.k.absorbed_field[..], person].concat()
+    }
+
     /// A person's explain entries (the last `last` of them, or all): its field of its log
     /// bucket split by \x1e, or its list.
     fn log_of(&self, person: &[u8], last: Option<usize>) -> Outcome<Vec<Vec<u8>>> {
-        let Some(text) = self.store.hget(self.log_bucket(person), person)? else {
+        let Some(text) = self.store.hget(self.log_bucket(person), &self.log_field(person))? else {
             return self.store.lrange_last(self.key(&self.k.log, person), last);
         };
         let entries: Vec<Vec<u8>> = text.split(|&b| b == 0x1e).map(|e| e.to_vec()).collect();
@@ -165,7 +190,7 @@ impl Graph<'_> {
 
     /// Remove a person's explain log, in either form.
     fn drop_log(&self, person: &[u8]) -> Outcome<()> {
-        self.store.hdel_bytes(self.log_bucket(person), &[person])?;
+        self.store.hdel_bytes(self.log_bucket(person), &[&self.log_field(person)])?;
         self.store.del(self.key(&self.k.log, person));
         Ok(())
     }
@@ -181,7 +206,8 @@ impl Graph<'_> {
         let mut pushed: Vec<Vec<u8>> = entries.to_vec();
         if !self.store.exists(long) {
             let bucket = self.log_bucket(person);
-            let text = self.store.hget(bucket, person)?;
+            let field = self.log_field(person);
+            let text = self.store.hget(bucket, &field)?;
             let added = entries.join(&0x1e);
             let joined = match &text {
                 Some(text) => [&text[..], b"\x1e", &added[..]].concat(),
@@ -191,9 +217,9 @@ impl Graph<'_> {
             if plain && joined.len() <= self.k.log_inline {
                 let all: Vec<&[u8]> = joined.split(|&b| b == 0x1e).collect();
                 let kept = if all.len() > max_log { all[all.len() - max_log..].join(&0x1e) } else { joined.clone() };
-                return self.store.hset_bytes(bucket, &[(person, &kept)]);
+                return self.store.hset_bytes(bucket, &[(&field, &kept)]);
             }
-            self.store.hdel_bytes(bucket, &[person])?;
+            self.store.hdel_bytes(bucket, &[&field])?;
             let mut before: Vec<Vec<u8>> = match &text {
                 Some(text) => text.split(|&b| b == 0x1e).map(|e| e.to_vec()).collect(),
                 None => Vec::new(),
@@ -220,7 +246,7 @@ impl Graph<'_> {
 
     /// The person a merged-away person went into.
     fn redirect_of(&self, person: &[u8]) -> Outcome<Option<Vec<u8>>> {
-        self.store.hget(self.person_bucket(&self.k.redirect, person), person)
+        self.store.hget(self.person_bucket(&self.k.redirect, person), &self.redirect_field(person))
     }
 
     /// The members of a set kept as a bucket's field (joined by ',').
@@ -249,7 +275,7 @@ impl Graph<'_> {
     /// The bucket and field of an identifier's meetings.
     fn met_entry(&self, token: &[u8]) -> (*mut RString, Vec<u8>) {
         let (bucket, field) = entry(&self.k.met, self.k.bucket_chars, token);
-        (self.store.string(&bucket), field)
+        (self.store.string(&bucket), [&self.k.met_field[..], &field[..]].concat())
     }
 
     /// Where a person lives now: redirects followed (at most 32).
@@ -612,14 +638,16 @@ fn apply(graph: &Graph, held: &mut HeldFacts, plan: &Value, max_log: usize, desc
         graph.drop_log(&gone)?;
         held.clear(graph, &gone)?;
         let absorbed = graph.person_bucket(&k.absorbed, &person);
-        store.hset_bytes(graph.person_bucket(&k.redirect, &gone), &[(&gone, &person)])?;
-        graph.add_member(absorbed, &person, &gone)?;
+        let absorbed_field = graph.absorbed_field(&person);
+        store.hset_bytes(graph.person_bucket(&k.redirect, &gone), &[(&graph.redirect_field(&gone), &person)])?;
+        graph.add_member(absorbed, &absorbed_field, &gone)?;
         let gone_absorbed = graph.person_bucket(&k.absorbed, &gone);
-        for older in graph.members(gone_absorbed, &gone)? {
-            store.hset_bytes(graph.person_bucket(&k.redirect, &older), &[(&older, &person)])?;
-            graph.add_member(absorbed, &person, &older)?;
+        let gone_field = graph.absorbed_field(&gone);
+        for older in graph.members(gone_absorbed, &gone_field)? {
+            store.hset_bytes(graph.person_bucket(&k.redirect, &older), &[(&graph.redirect_field(&older), &person)])?;
+            graph.add_member(absorbed, &absorbed_field, &older)?;
         }
-        store.hdel_bytes(gone_absorbed, &[&gone])?;
+        store.hdel_bytes(gone_absorbed, &[&gone_field])?;
     }
     // Kinds counted in the order they first appear, as the script's table happens to: the
     // order only decides where a new count field lands among the facts.

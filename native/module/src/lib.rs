@@ -20,8 +20,8 @@ type Command = fn(&Store) -> Outcome<Reply>;
 /// is that of the script it ships, so a module built from other sources is never used in
 /// place of the script; change a script, and its command here, and the SHA-1 together.
 const MIRRORS: [(&str, &str); 4] = [
-    ("graph_read", "1365ffa4ef97126d2be490292ad6344f61010d2d"),
-    ("graph_apply", "bfb27fdde0024c8f0927de47c1e489169eb99dbb"),
+    ("graph_read", "b14e22e1b1523da17e987e2711b56098c9d4fac1"),
+    ("graph_apply", "7c3d7a58a94782b8f9927b5aa6793c45991fb9c6"),
     ("persons_read", "1466412f3796b9a08965641654fb5f5d0480a229"),
     ("persons_write", "05a53f03cebbb4f39ffc60429ee73f8b51068d33"),
 ];

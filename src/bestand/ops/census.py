@@ -4,8 +4,9 @@ Redis has no count per key pattern, and a full ``SCAN`` of millions of keys in o
 stall a worker. :class:`Census` scans the identity graph's keys (``<p>:{g}:*``) a slice per
 call (``BESTAND_OPS_INTERVAL_SECONDS``) and publishes the totals each time a pass completes:
 the figures lag reality by one pass, about ``keys / slice × interval`` seconds. Identifiers
-are fields of graph buckets, persons fields of facts buckets: a slice's buckets are counted
-with one ``HLEN`` each, pipelined.
+are fields of graph buckets, persons fields of facts buckets, beside the fields those buckets
+hold marked as meetings, logs, redirects and absorbed persons (``keys.py``): a slice's buckets
+are counted with one ``HKEYS`` each, pipelined, their marked fields left out.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from bestand.store import Keys
+from bestand.store.keys import ABSORBED_FIELD, LOG_FIELD, MET_FIELD, REDIRECT_FIELD
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,19 @@ def kind_of(key: bytes | str, keys: Keys) -> str | None:
     return None
 
 
+_MARKS = {
+    "identifier": (MET_FIELD.encode(),),
+    "person": tuple(m.encode() for m in (LOG_FIELD, REDIRECT_FIELD, ABSORBED_FIELD)),
+}
+
+
+def _marked(field: bytes | str, kind: str) -> bool:
+    """A field of a graph bucket (``identifier``) that is no identifier's entry, or of a
+    facts bucket (``person``) that holds no person's facts."""
+    raw = field.encode() if isinstance(field, str) else field
+    return raw.startswith(_MARKS[kind])
+
+
 class Census:
     """Counts persons and identifiers over successive slices of one ``SCAN`` pass."""
 
@@ -66,8 +81,12 @@ class Census:
         if counted:
             async with self._client.pipeline(transaction=False) as pipe:
                 for key, _ in counted:
-                    pipe.hlen(key)
-                sizes = [int(n) for n in await pipe.execute()]
+                    pipe.hkeys(key)
+                replies = await pipe.execute()
+            sizes = [
+                sum(1 for field in fields if not _marked(field, kind))
+                for (_, kind), fields in zip(counted, replies, strict=True)
+            ]
             graph = [size for (_, kind), size in zip(counted, sizes, strict=True)
                      if kind == "identifier"]  # fmt: skip
             self._persons += sum(sizes) - sum(graph)

@@ -87,7 +87,7 @@ def _text(value: bytes | str) -> str:
 def queue_log(pipe: Pipeline, keys: Keys, person_id: str) -> None:
     """Queue the reads of a person's explain log: its field of a log bucket while short, its
     list once longer (``keys.py``); :func:`log_entries` takes the two replies."""
-    pipe.hget(keys.log_bucket(person_id), person_id)
+    pipe.hget(*keys.log_entry(person_id))
     pipe.lrange(keys.merge_log(person_id), 0, -1)
 
 
@@ -612,7 +612,7 @@ class IdentityGraph:
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.hget(self._keys.facts(person_id), person_id)
             queue_log(pipe, self._keys, person_id)
-            pipe.hget(self._keys.absorbed(person_id), person_id)
+            pipe.hget(*self._keys.absorbed_entry(person_id))
             members, short, long, absorbed = await pipe.execute()
         entries = log_entries(short, long)
         identifiers = _members(members)
@@ -637,7 +637,7 @@ class IdentityGraph:
             return []
         async with self._client.pipeline(transaction=False) as pipe:
             for person in persons:
-                pipe.hget(self._keys.absorbed(person), person)
+                pipe.hget(*self._keys.absorbed_entry(person))
             absorbed = await pipe.execute()
         gone = [p for value in absorbed if value for p in _text(value).split(",") if p]
         return list(dict.fromkeys([*persons, *gone]))

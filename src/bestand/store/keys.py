@@ -11,6 +11,11 @@ absorbed persons are fields of bucket hashes named by the first
 kept its 300 million mappings: a key each cost about 60 bytes of Redis's own besides its
 data and a keyspace entry; a field of a bucket's listpack a few bytes
 (``bench/bucket_keys.py``, ``bench/memory.py``). A read is still one command (``HGET``).
+A person's short explain log, redirect and absorbed persons share its facts bucket, an
+identifier's meetings its graph bucket, as fields marked :data:`LOG_FIELD`,
+:data:`REDIRECT_FIELD`, :data:`ABSORBED_FIELD` and :data:`MET_FIELD`: buckets of their own
+held one or two fields each at a million persons, and cost 40 bytes a person more
+(``bench/memory.py --experiment graph-buckets-merged``, layout 10).
 
 A person's facts (its graph version, counts, identifiers, describing tokens and claims) are
 one field of a facts bucket: what was a hash's fields, ``name\x1fvalue`` joined by ``\x1e``,
@@ -21,23 +26,21 @@ meetings, a person's absorbed persons) are their members joined by ``,`` in a bu
 
 | key | type | holds |
 |---|---|---|
-| ``<p>:{g}:i:<hash[:3]>`` | hash | the identity graph: ``<kind>:<hash[3:]>`` -> person id |
+| ``<p>:{g}:i:<hash[:3]>`` | hash | the identity graph: ``<kind>:<hash[3:]>`` -> person id; |
+|   |   | ``+<kind>:<hash[3:]>`` -> the other persons the identifier met (its claims), |
+|   |   | joined by ``,`` |
 | ``<p>:{g}:k:<person[:3]>`` | hash | facts of persons: person id -> ``v`` graph version |
 |   |   | (guards concurrent changes), how many identifiers by kind letter, its identifiers |
 |   |   | (``kind:hash`` -> empty), describing tokens (names, households -> 1), claims |
-|   |   | (``@kind:hash`` -> time claimed), as :func:`packed_facts` joins them |
-| ``<p>:{g}:y:<person[:3]>`` | hash | explain logs of persons: person id -> its entries split |
-|   |   | by ``\\x1e`` (links, merges, refusals; ``identity/entries.py``: fields split by |
-|   |   | ``\\x1f``), while the log is at most :data:`LOG_INLINE` bytes |
+|   |   | (``@kind:hash`` -> time claimed), as :func:`packed_facts` joins them; |
+|   |   | ``y:<person>`` -> its explain log, entries split by ``\\x1e`` (merges, moves, |
+|   |   | refusals, junk flags; ``identity/entries.py``: fields split by ``\\x1f``) while at |
+|   |   | most :data:`LOG_INLINE` bytes; ``r:<person>`` -> whom a merged-away person went |
+|   |   | into; ``a:<person>`` -> the persons merged into it, joined by ``,`` |
 | ``<p>:{g}:x:<person>`` | list | a longer explain log, an entry an element |
-| ``<p>:{g}:m:<hash[:3]>`` | hash | meetings: ``<kind>:<hash[3:]>`` -> the other persons the |
-|   |   | identifier met (its claims), joined by ``,`` |
 | ``<p>:{g}:c:<kind>:<hash>`` | list | a cookie's or device id's holders by claim time, |
 |   |   | ``time:person``, once it moved between persons (the last ``MAX_CLAIMS``) |
 | ``<p>:{g}:j:<kind>:<hash>`` | string | why an identifier is junk (it never links again) |
-| ``<p>:{g}:r:<person[:3]>`` | hash | redirects: a merged-away person -> whom it went into |
-| ``<p>:{g}:a:<person[:3]>`` | hash | a person -> the persons merged into it, joined by ``,`` |
-|   |   | (to remove their redirects) |
 | ``<p>:{g}:t:<kind>:<hash>`` | string | tombstone: when the identifier's person was erased |
 | ``<p>:{g}:e:<event>`` | string | receipt of an event that merged or flagged junk (TTL) |
 | ``<p>:{g}:f:<batch>`` | string | a batch's graph write stopped at a changed guard (short TTL) |
@@ -89,6 +92,15 @@ def bucket_field(token: str) -> str:
 def token_of(bucket: str, field: str) -> str:
     """The identifier (``kind:hash``) of a field of the graph bucket ``bucket`` (its suffix)."""
     return field[:2] + bucket + field[2:]
+
+
+#: What marks a field of a facts bucket as a person's short explain log, its redirect (whom it
+#: went into) and the persons it absorbed (the person id follows), and a field of a graph
+#: bucket as an identifier's meetings (its entry's field follows).
+LOG_FIELD = "y:"
+REDIRECT_FIELD = "r:"
+ABSORBED_FIELD = "a:"
+MET_FIELD = "+"
 
 
 #: What joins a person's facts (:func:`packed_facts`), and a fact's name to its value.
@@ -170,13 +182,22 @@ class Keys:
         """Explain log of a person once it is longer than :data:`LOG_INLINE` bytes (a list)."""
         return f"{self.graph}:x:{person_id}"
 
-    def log_bucket(self, person_id: str) -> str:
-        """Log bucket of a person: its explain log is its field there while short."""
-        return f"{self.graph}:y:{person_id[:BUCKET_CHARS]}"
+    def log_entry(self, person_id: str) -> tuple[str, str]:
+        """Bucket and field of a person's explain log while short (its facts bucket)."""
+        return self.facts(person_id), LOG_FIELD + person_id
 
-    def absorbed(self, person_id: str) -> str:
-        """Bucket of the persons a person absorbed: its field there lists them, joined by ``,``."""
-        return f"{self.graph}:a:{person_id[:BUCKET_CHARS]}"
+    def redirect_entry(self, person_id: str) -> tuple[str, str]:
+        """Bucket and field of whom a merged-away person went into (its facts bucket)."""
+        return self.facts(person_id), REDIRECT_FIELD + person_id
+
+    def met_entry(self, token: str) -> tuple[str, str]:
+        """Bucket and field of the persons an identifier met (its graph bucket)."""
+        return self.identifier(token), MET_FIELD + bucket_field(token)
+
+    def absorbed_entry(self, person_id: str) -> tuple[str, str]:
+        """Bucket and field of the persons a person absorbed, joined by ``,`` (its facts
+        bucket)."""
+        return self.facts(person_id), ABSORBED_FIELD + person_id
 
     def junk(self, token: str) -> str:
         """Junk flag (with its reason) of an identifier."""
@@ -254,12 +275,16 @@ class Keys:
                 "identifier": f"{g}:i:",
                 "facts": f"{g}:k:",
                 "log": f"{g}:x:",
-                "log_bucket": f"{g}:y:",
+                "log_bucket": f"{g}:k:",
+                "log_field": LOG_FIELD,
                 "log_inline": LOG_INLINE,
-                "met": f"{g}:m:",
+                "met": f"{g}:i:",
+                "met_field": MET_FIELD,
                 "junk": f"{g}:j:",
-                "redirect": f"{g}:r:",
-                "absorbed": f"{g}:a:",
+                "redirect": f"{g}:k:",
+                "redirect_field": REDIRECT_FIELD,
+                "absorbed": f"{g}:k:",
+                "absorbed_field": ABSORBED_FIELD,
                 "tombstone": f"{g}:t:",
                 "receipt": f"{g}:e:",
                 "batch_stop": f"{g}:f:",

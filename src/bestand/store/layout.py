@@ -17,7 +17,14 @@ from redis.asyncio import Redis
 
 from bestand.identity.hashing import KEY_CHARS
 from bestand.store.errors import StoreLayoutError
-from bestand.store.keys import BUCKET_CHARS, Keys
+from bestand.store.keys import (
+    ABSORBED_FIELD,
+    BUCKET_CHARS,
+    LOG_FIELD,
+    MET_FIELD,
+    REDIRECT_FIELD,
+    Keys,
+)
 from bestand.store.scripts import Script
 
 log = logging.getLogger(__name__)
@@ -30,8 +37,10 @@ log = logging.getLogger(__name__)
 #: identifiers of 16 characters (96 bits, ``identity/hashing.py``) instead of 22; 8: dedupe
 #: markers under their person bucket's hash tag (``<p>:d:{<person[:3]>}:<person>:<event>``),
 #: so that a cluster writes them with the person's state; 9: no sorted set of every customer's
-#: value (``<p>:values``: value bands rank a sample of the states, ``store/values.py``).
-LAYOUT = 9
+#: value (``<p>:values``: value bands rank a sample of the states, ``store/values.py``); 10: a
+#: person's short explain log, redirect and absorbed persons fields of its facts bucket, an
+#: identifier's meetings a field of its graph bucket (``keys.py``: marked fields).
+LAYOUT = 10
 #: Earlier layouts this release takes over when a worker starts: it moves their graph entries,
 #: lookup records, person states, meetings, redirects, absorbed persons and graph facts (a key
 #: each) into buckets, cuts every identifier stored as text to 16 characters (the first 16 of
@@ -39,9 +48,10 @@ LAYOUT = 9
 #: dedupe markers under their person bucket's hash tag (they keep their expiry), then marks
 #: the store as its own (layout 3's JSON states and the packed states of 16-byte identifiers
 #: are still read, and every explain log then a list is read as a long one), after deleting
-#: the value set. No rebuild, but a release that wrote layout 3 to 8 then refuses the store
+#: the value set and moving logs, redirects, absorbed persons and meetings into the facts and
+#: graph buckets. No rebuild, but a release that wrote layout 3 to 9 then refuses the store
 #: instead of missing what moved.
-UPGRADED = frozenset({3, 4, 5, 6, 7, 8})
+UPGRADED = frozenset({3, 4, 5, 6, 7, 8, 9})
 #: Keys the move of an upgraded store's entries takes per script call (about).
 MOVE_CHUNK = 1000
 #: Keys a check scans at most for graph keys of a store without a mark (a Redis shared with
@@ -92,10 +102,12 @@ async def ensure_layout(
             if int(mark) < 8:
                 renamed = await move_markers(client, keys)
             dropped = int(await client.delete(keys.values))
+            shared = await share_buckets(graph, keys)
             log.info("store marked layout %d (was %s): %d entries moved into buckets, "
                      "identifiers cut short in %d keys, %d dedupe markers renamed, the value "
-                     "set %s", LAYOUT, int(mark), moved, cut, renamed,
-                     "deleted" if dropped else "absent")  # fmt: skip
+                     "set %s, %d fields moved into the facts and graph buckets", LAYOUT,
+                     int(mark), moved, cut, renamed, "deleted" if dropped else "absent",
+                     shared)  # fmt: skip
             await client.set(keys.layout, LAYOUT)
         return
     cursor, scanned = 0, 0
@@ -148,6 +160,38 @@ async def move_to_buckets(client: Redis, keys: Keys) -> int:
                 calls += 1
                 if calls % 100 == 0:
                     log.info("moving an earlier layout's keys into buckets: %d so far", moved)
+            if cursor == 0:
+                break
+    return moved
+
+
+async def share_buckets(client: Redis, keys: Keys) -> int:
+    """Move the buckets layouts 5 to 9 kept of short explain logs, redirects and absorbed
+    persons into the facts buckets of the same names, and of meetings into the graph buckets,
+    each field marked (``keys.py``); how many fields moved. Safe to run again after an
+    interruption, and by workers that start together."""
+    script = Script.named("share_buckets")
+    g = keys.graph
+    moves = [
+        (f"{g}:y:", f"{g}:k:", LOG_FIELD),
+        (f"{g}:r:", f"{g}:k:", REDIRECT_FIELD),
+        (f"{g}:a:", f"{g}:k:", ABSORBED_FIELD),
+        (f"{g}:m:", f"{g}:i:", MET_FIELD),
+    ]
+    moved, calls = 0, 0
+    for prefix, into, mark in moves:
+        cursor = 0
+        while True:
+            pattern = prefix + "?" * BUCKET_CHARS
+            cursor, found = await client.scan(cursor, match=pattern, count=MOVE_CHUNK)
+            if found:
+                names = [k.decode() if isinstance(k, bytes) else k for k in found]
+                pairs = [key for name in names for key in (name, into + name[len(prefix) :])]
+                moved += int(await client.eval(script.source, len(pairs), *pairs, mark))
+                calls += 1
+                if calls % 100 == 0:
+                    log.info("moving logs, redirects and meetings into shared buckets: %d so far",
+                             moved)  # fmt: skip
             if cursor == 0:
                 break
     return moved

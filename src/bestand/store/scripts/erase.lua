@@ -13,11 +13,11 @@ local B = tonumber(K.bucket_chars)
 local function bucket_of(token) return K.identifier .. string.sub(token, 3, 2 + B) end
 local function field_of(token) return string.sub(token, 1, 2) .. string.sub(token, 3 + B) end
 local seen, out = {}, {}
--- A person's explain log: a field of its log bucket while short, a list once longer
--- (graph_apply.lua).
+-- A person's explain log: a field of its facts bucket (marked K.log_field) while short, a
+-- list once longer (graph_apply.lua).
 local function log_bucket(person) return K.log_bucket .. string.sub(person, 1, B) end
 local function log_of(person)
-  local text = redis.call('HGET', log_bucket(person), person)
+  local text = redis.call('HGET', log_bucket(person), K.log_field .. person)
   if not text then return redis.call('LRANGE', K.log .. person, 0, -1) end
   local entries, start = {}, 1
   while true do
@@ -65,15 +65,15 @@ for i = 3, #ARGV do
     end
     for _, m in ipairs(members) do
       redis.call('HDEL', bucket_of(m), field_of(m))
-      redis.call('HDEL', K.met .. string.sub(m, 3, 2 + B), field_of(m))
+      redis.call('HDEL', K.met .. string.sub(m, 3, 2 + B), K.met_field .. field_of(m))
       redis.call('DEL', K.claims .. m)
       tombstone(m)
     end
     local absorbed = K.absorbed .. string.sub(p, 1, B)
-    for gone in string.gmatch(redis.call('HGET', absorbed, p) or '', '[^,]+') do
-      redis.call('HDEL', K.redirect .. string.sub(gone, 1, B), gone)
+    for gone in string.gmatch(redis.call('HGET', absorbed, K.absorbed_field .. p) or '', '[^,]+') do
+      redis.call('HDEL', K.redirect .. string.sub(gone, 1, B), K.redirect_field .. gone)
     end
-    redis.call('HDEL', absorbed, p)
+    redis.call('HDEL', absorbed, K.absorbed_field .. p)
     -- Receipts of the events in its explain log (merges, junk flags) name it too, and so do
     -- the claims lists of the cookies it held before they moved on.
     local events = {}
@@ -93,7 +93,7 @@ for i = 3, #ARGV do
         redis.call('DEL', K.receipt .. e)
       end
     end
-    redis.call('HDEL', log_bucket(p), p)
+    redis.call('HDEL', log_bucket(p), K.log_field .. p)
     redis.call('HDEL', facts, p)
     redis.call('DEL', K.log .. p)
     local entry = {p}

@@ -158,10 +158,11 @@ end
 -- small hash as one listpack, a set of strings as a hash table of its own allocations, about
 -- twice the memory (keys.py).
 -- A person's explain log: while short (K.log_inline bytes), one string of its entries split
--- by \30, the person's field in the log bucket named by its id's first characters; once
--- longer, a list of its own (K.log, as earlier layouts kept every log), appended to in place.
+-- by \30, a field of the person's facts bucket (its id marked K.log_field); once longer, a
+-- list of its own (K.log, as earlier layouts kept every log), appended to in place.
 local LOG_INLINE = tonumber(K.log_inline)
 local function log_bucket(person) return K.log_bucket .. string.sub(person, 1, B) end
+local function log_field(person) return K.log_field .. person end
 local function split_log(text)
   local entries, start = {}, 1
   while true do
@@ -172,14 +173,14 @@ local function split_log(text)
   end
 end
 local function log_of(person, last) -- its entries, the last `last` of them (nil: all)
-  local text = redis.call('HGET', log_bucket(person), person)
+  local text = redis.call('HGET', log_bucket(person), log_field(person))
   if not text then return redis.call('LRANGE', K.log .. person, last and -last or 0, -1) end
   local entries = split_log(text)
   if last and #entries > last then return {unpack(entries, #entries - last + 1)} end
   return entries
 end
 local function drop_log(person)
-  redis.call('HDEL', log_bucket(person), person)
+  redis.call('HDEL', log_bucket(person), log_field(person))
   redis.call('DEL', K.log .. person)
 end
 local function append_log(person, entries) -- keeps the last max_log entries
@@ -187,7 +188,7 @@ local function append_log(person, entries) -- keeps the last max_log entries
   local long = K.log .. person
   if redis.call('EXISTS', long) == 0 then
     local bucket = log_bucket(person)
-    local text = redis.call('HGET', bucket, person)
+    local text = redis.call('HGET', bucket, log_field(person))
     local added = table.concat(entries, '\30')
     local joined = text and (text .. '\30' .. added) or added
     local plain = true -- no entry holds the separator (an earlier release's entry might)
@@ -197,10 +198,10 @@ local function append_log(person, entries) -- keeps the last max_log entries
     if plain and #joined <= LOG_INLINE then
       local all = split_log(joined)
       if #all > max_log then joined = table.concat({unpack(all, #all - max_log + 1)}, '\30') end
-      redis.call('HSET', bucket, person, joined)
+      redis.call('HSET', bucket, log_field(person), joined)
       return
     end
-    redis.call('HDEL', bucket, person)
+    redis.call('HDEL', bucket, log_field(person))
     local before = text and split_log(text) or {}
     for _, entry in ipairs(entries) do before[#before + 1] = entry end
     entries = before
@@ -212,8 +213,9 @@ local function append_log(person, entries) -- keeps the last max_log entries
   if length > max_log then redis.call('LTRIM', long, -max_log, -1) end
 end
 
--- Redirects, meetings and absorbed persons are fields of buckets too: a person's named by its
--- id's first characters, an identifier's by its hash's; a set is its members joined by ','.
+-- Redirects, meetings and absorbed persons are fields of buckets too: a person's of its facts
+-- bucket (its id marked K.redirect_field or K.absorbed_field), an identifier's meetings of its
+-- graph bucket (its field marked K.met_field); a set is its members joined by ','.
 local function person_bucket(prefix, person) return prefix .. string.sub(person, 1, B) end
 local function split_members(value)
   local out = {}
@@ -265,14 +267,16 @@ local function apply(plan)
     -- Remember where it went (met sets still name it), and what the person absorbed, so that
     -- an erasure can remove these redirects too.
     local absorbed = person_bucket(K.absorbed, person)
-    redis.call('HSET', person_bucket(K.redirect, gone), gone, person)
-    add_member(absorbed, person, gone)
+    local absorbed_field = K.absorbed_field .. person
+    redis.call('HSET', person_bucket(K.redirect, gone), K.redirect_field .. gone, person)
+    add_member(absorbed, absorbed_field, gone)
     local gone_absorbed = person_bucket(K.absorbed, gone)
-    for _, older in ipairs(split_members(redis.call('HGET', gone_absorbed, gone))) do
-      redis.call('HSET', person_bucket(K.redirect, older), older, person)
-      add_member(absorbed, person, older)
+    local gone_field = K.absorbed_field .. gone
+    for _, older in ipairs(split_members(redis.call('HGET', gone_absorbed, gone_field))) do
+      redis.call('HSET', person_bucket(K.redirect, older), K.redirect_field .. older, person)
+      add_member(absorbed, absorbed_field, older)
     end
-    redis.call('HDEL', gone_absorbed, gone)
+    redis.call('HDEL', gone_absorbed, gone_field)
   end
   -- Counts by kind, added in the order the kinds first appear (where a new count field lands
   -- in the facts hash does not depend on Lua's table order).
@@ -313,7 +317,7 @@ local function apply(plan)
   for _, kind in ipairs(kind_order) do add_fact(person, kind, kinds[kind]) end
   for _, token in ipairs(plan.describe) do set_fact(person, token, '1') end
   for _, pair in ipairs(plan.met) do
-    add_member(K.met .. string.sub(pair[1], 3, 2 + B), field_of(pair[1]), pair[2])
+    add_member(K.met .. string.sub(pair[1], 3, 2 + B), K.met_field .. field_of(pair[1]), pair[2])
   end
   for _, pair in ipairs(plan.flag) do
     local token = pair[1]

@@ -28,11 +28,11 @@ local k = tonumber(ARGV[3 + n])
 local known = {}
 for j = 1, k do known[ARGV[2 + n + 2 * j]] = ARGV[3 + n + 2 * j] end
 
--- Redirects, meetings and absorbed persons are fields of buckets (keys.py): a person's named
--- by its id's first characters, an identifier's by its hash's; a set is its members joined
--- by ','.
+-- Redirects, meetings and absorbed persons are fields of buckets (keys.py): a person's of its
+-- facts bucket, marked K.redirect_field; an identifier's meetings of its graph bucket, marked
+-- K.met_field; a set is its members joined by ','.
 local function redirect_of(person)
-  return redis.call('HGET', K.redirect .. string.sub(person, 1, B), person)
+  return redis.call('HGET', K.redirect .. string.sub(person, 1, B), K.redirect_field .. person)
 end
 local function split_members(value)
   local out = {}
@@ -93,8 +93,8 @@ local none = {}
 for i = 1, n do
   local token = ARGV[2 + i]
   met_read[i] = (owners[i] or junk[i]) and split_members(redis.call('HGET',
-    K.met .. string.sub(token, 3, 2 + B), string.sub(token, 1, 2) .. string.sub(token, 3 + B)))
-    or none
+    K.met .. string.sub(token, 3, 2 + B),
+    K.met_field .. string.sub(token, 1, 2) .. string.sub(token, 3 + B))) or none
   for _, person in ipairs(met_read[i]) do
     if not member_seen[person] then
       member_seen[person] = true
