@@ -141,7 +141,7 @@ SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 #: SHA-1 of the Lua scripts the Python ports below mirror; run ``--verify`` when one differs.
 PORTED_SCRIPTS: dict[str, frozenset[str]] = {
     "graph_read": frozenset({"b14e22e1b1523da17e987e2711b56098c9d4fac1"}),
-    "graph_apply": frozenset({"7c3d7a58a94782b8f9927b5aa6793c45991fb9c6"}),
+    "graph_apply": frozenset({"bf69e4c10896d8140b52aa3c3df979a1bef643de"}),
     "erase": frozenset({"0dd7a257f9cf1246d0467d452467480e927b7914"}),
     "persons_read": frozenset({"1466412f3796b9a08965641654fb5f5d0480a229"}),
     "persons_write": frozenset({"05a53f03cebbb4f39ffc60429ee73f8b51068d33"}),
@@ -710,9 +710,7 @@ def _apply_plan(
         gone = gone_text.encode()
         fields: list[tuple[bytes, bytes]] = []
         for field, value in list(facts.of(gone).items()):
-            if len(field) == 1 and field != b"v":
-                facts.add(person, field, int(value))
-            elif len(field) > 1:
+            if len(field) > 1:
                 if field[:1] != b"@" and field[:1] not in describing:
                     _own(r, k, field, person)
                 fields.append((field, value))
@@ -729,8 +727,6 @@ def _apply_plan(
             r.hset(_person_bucket(k, "redirect", older), [k["redirect_field"] + older, person])
             _add_member(r, absorbed, absorbed_field + person, older)
         r.hdel(gone_absorbed, absorbed_field + gone)
-    # Counts by kind, added in the order the kinds first appear (``kind_order``).
-    kinds: Counter[bytes] = Counter()
     for token_text, former_text, entry, moved_at in plan.get("move", ()):
         token, former = token_text.encode(), former_text.encode()
         claims = k["claims"] + token
@@ -741,22 +737,17 @@ def _apply_plan(
             r.ltrim(claims, -int(k["max_claims"]), -1)
         facts.drop(former, token)
         facts.drop(former, b"@" + token)
-        facts.add(former, token[:1], -1)
         facts.add(former, b"v", 1)
         _append_log(r, k, former, [entry.encode()], max_log)
         _own(r, k, token, person)
         facts.set(person, token, b"")
-        kinds[token[:1]] += 1
     claimed = plan.get("claim", [])
     for i in range(0, len(claimed), 2):
         facts.set(person, _lua_text(claimed[i]), _lua_text(claimed[i + 1]))
     for token in plan["attach"]:
         _own(r, k, token.encode(), person)
-        kinds[token[:1].encode()] += 1
     for token in plan["attach"]:
         facts.set(person, token.encode(), b"")
-    for kind, n in kinds.items():
-        facts.add(person, kind, n)
     for token in plan["describe"]:
         facts.set(person, token.encode(), b"1")
     for token, met in plan["met"]:
@@ -771,7 +762,6 @@ def _apply_plan(
             if token[:1] in describing:
                 facts.drop(owner, token)
             else:
-                facts.add(owner, token[:1], -1)
                 facts.drop(owner, token)
                 facts.drop(owner, b"@" + token)
             if owner != person:

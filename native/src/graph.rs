@@ -242,9 +242,9 @@ pub struct GraphBatch {
     round: Option<Round>,
 }
 
-/// A person's facts hash (`HGETALL`, flat): version, identifiers by kind, describing tokens,
-/// claims (`@` + token: the time claimed); the identifiers themselves (empty values) are not
-/// what the rules read.
+/// A person's facts hash (`HGETALL`, flat): version, identifiers (counted by kind: what the
+/// rules read), describing tokens, claims (`@` + token: the time claimed). A field of one
+/// letter but `v` is a count earlier layouts kept: left out.
 fn facts_of(flat: &[&str]) -> PyResult<PersonFacts> {
     if flat.len() % 2 != 0 {
         return Err(PyValueError::new_err("bad facts"));
@@ -256,14 +256,13 @@ fn facts_of(flat: &[&str]) -> PyResult<PersonFacts> {
             let at: i64 = value.parse().map_err(|_| PyValueError::new_err("bad claim"))?;
             facts.claims.insert(token.to_owned(), at);
         } else if field.len() > 1 {
-            if !value.is_empty() {
+            if value.is_empty() {
+                *facts.counts.entry(field.as_bytes()[0]).or_insert(0) += 1;
+            } else {
                 facts.described.insert(field.to_owned());
             }
         } else if field == "v" {
             facts.version = value.parse().map_err(|_| PyValueError::new_err("bad version"))?;
-        } else {
-            let n: i64 = value.parse().map_err(|_| PyValueError::new_err("bad count"))?;
-            facts.counts.insert(field.as_bytes()[0], n);
         }
     }
     Ok(facts)

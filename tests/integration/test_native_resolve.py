@@ -218,7 +218,8 @@ def test_the_compiled_resolver_reads_only_facts_it_does_not_hold(redis_url: str)
     assert fields[0] == "P1"
     assert fields[1] != "="
     facts = dict(zip(fields[1::2], fields[2::2], strict=True))
-    assert facts["p"] == "1"
+    assert facts["p:new"] == ""  # the phone, among P1's identifiers
+    assert [name for name in facts if len(name) == 1] == ["v"]  # no counts (layout 11)
     # Read once more, they are held again.
     assert persons[3] == "P1\x1f="
 

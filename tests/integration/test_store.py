@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -25,6 +26,7 @@ from bestand.store.keys import (
     MET_FIELD,
     REDIRECT_FIELD,
     facts_pairs,
+    packed_facts,
     person_value,
     token_of,
 )
@@ -804,6 +806,42 @@ def test_a_layout_8_store_loses_its_value_set_and_keeps_its_persons(redis_url: s
     assert not any(key.endswith(":values") for key in after)
     assert orders == 1
     assert mark == str(LAYOUT).encode()
+
+
+def test_a_layout_10_store_has_the_counts_taken_out_of_its_facts(redis_url: str) -> None:
+    """Layout 10 kept a count per kind letter among a person's facts; taken over, they are
+    taken out (the identifiers there give them) and the facts are otherwise as they were."""
+
+    async def go() -> tuple[dict[bytes, bytes], dict[bytes, bytes], dict[bytes, bytes], int]:
+        pipeline = Pipeline(redis_url)
+        try:
+            await pipeline.feed([*SCENARIO, order(7, email="c@example.com")])
+            buckets = [
+                k async for k in pipeline.client.scan_iter(match=f"{pipeline.keys.graph}:k:*")
+            ]
+            before = {f: v for b in buckets for f, v in (await pipeline.client.hgetall(b)).items()}
+            counted = 0
+            for bucket in buckets:
+                for person, text in (await pipeline.client.hgetall(bucket)).items():
+                    if b":" in person:
+                        continue  # a log, a redirect: no facts
+                    pairs = facts_pairs(text)
+                    kinds = Counter(name[0] for name, value in pairs if len(name) > 1 and not value)
+                    with_counts = [*pairs, *((kind, str(n)) for kind, n in kinds.items())]
+                    await pipeline.client.hset(bucket, person, packed_facts(with_counts))
+                    counted += bool(kinds)
+            earlier = {f: v for b in buckets for f, v in (await pipeline.client.hgetall(b)).items()}
+            await pipeline.client.set(pipeline.keys.layout, 10)
+            await ensure_layout(pipeline.client, pipeline.keys)
+            after = {f: v for b in buckets for f, v in (await pipeline.client.hgetall(b)).items()}
+            return before, earlier, after, counted
+        finally:
+            await pipeline.client.aclose()
+
+    before, earlier, after, counted = asyncio.run(go())
+    assert counted >= 2  # the scenario's persons had identifiers to count
+    assert earlier != before
+    assert after == before
 
 
 def test_a_worker_on_a_store_an_earlier_release_wrote_stops_and_says_so(

@@ -621,10 +621,7 @@ fn apply(graph: &Graph, held: &mut HeldFacts, plan: &Value, max_log: usize, desc
     for gone in texts(plan.get("absorbed"))? {
         let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         for (field, value) in held.list(graph, &gone)? {
-            if field.len() == 1 && field != b"v" {
-                let delta = number(&value).ok_or_else(|| bad("a count is not a number"))?;
-                held.add(graph, &person, &field, delta)?;
-            } else if field.len() > 1 {
+            if field.len() > 1 {
                 if field[0] != b'@' && !describes(&field) {
                     graph.own(&field, &person)?;
                 }
@@ -649,13 +646,6 @@ fn apply(graph: &Graph, held: &mut HeldFacts, plan: &Value, max_log: usize, desc
         }
         store.hdel_bytes(gone_absorbed, &[&gone_field])?;
     }
-    // Kinds counted in the order they first appear, as the script's table happens to: the
-    // order only decides where a new count field lands among the facts.
-    let mut kinds: Vec<(u8, i64)> = Vec::new();
-    let mut count = |kind: u8| match kinds.iter_mut().find(|(k, _)| *k == kind) {
-        Some((_, n)) => *n += 1,
-        None => kinds.push((kind, 1)),
-    };
     for row in rows(plan.get("move")) {
         let (token, former, entry, time) = (at(row, 0)?, at(row, 1)?, at(row, 2)?, at(row, 3)?);
         let claims = graph.key(&k.claims, &token);
@@ -669,14 +659,10 @@ fn apply(graph: &Graph, held: &mut HeldFacts, plan: &Value, max_log: usize, desc
         }
         held.remove(graph, &former, &token)?;
         held.remove(graph, &former, &claim_field)?;
-        held.add(graph, &former, &token[..1.min(token.len())], -1.0)?;
         held.add(graph, &former, b"v", 1.0)?;
         graph.append_log(&former, &[entry], max_log)?;
         graph.own(&token, &person)?;
         held.set(graph, &person, &token, b"")?;
-        if let Some(&kind) = token.first() {
-            count(kind);
-        }
     }
     let claim = texts(plan.get("claim"))?;
     for pair in claim.chunks(2) {
@@ -685,15 +671,9 @@ fn apply(graph: &Graph, held: &mut HeldFacts, plan: &Value, max_log: usize, desc
     let attach = texts(plan.get("attach"))?;
     for token in &attach {
         graph.own(token, &person)?;
-        if let Some(&kind) = token.first() {
-            count(kind);
-        }
     }
     for token in &attach {
         held.set(graph, &person, token, b"")?;
-    }
-    for (kind, n) in &kinds {
-        held.add(graph, &person, &[*kind], *n as f64)?;
     }
     for token in texts(plan.get("describe"))? {
         held.set(graph, &person, &token, b"1")?;
@@ -711,7 +691,6 @@ fn apply(graph: &Graph, held: &mut HeldFacts, plan: &Value, max_log: usize, desc
             if describes(&token) {
                 held.remove(graph, &owner, &token)?;
             } else {
-                held.add(graph, &owner, &token[..1.min(token.len())], -1.0)?;
                 held.remove(graph, &owner, &token)?;
                 held.remove(graph, &owner, &join(b"@", &token))?;
             }

@@ -21,7 +21,7 @@ type Command = fn(&Store) -> Outcome<Reply>;
 /// place of the script; change a script, and its command here, and the SHA-1 together.
 const MIRRORS: [(&str, &str); 4] = [
     ("graph_read", "b14e22e1b1523da17e987e2711b56098c9d4fac1"),
-    ("graph_apply", "7c3d7a58a94782b8f9927b5aa6793c45991fb9c6"),
+    ("graph_apply", "bf69e4c10896d8140b52aa3c3df979a1bef643de"),
     ("persons_read", "1466412f3796b9a08965641654fb5f5d0480a229"),
     ("persons_write", "05a53f03cebbb4f39ffc60429ee73f8b51068d33"),
 ];

@@ -188,9 +188,9 @@ def _changes_nothing(decision: Decision, view: GraphView) -> bool:
 
 
 def _facts(flat: Sequence[bytes | str]) -> PersonFacts:
-    """A person's facts hash (``HGETALL``): version, identifiers by kind, describing tokens,
-    claims on cookies and device ids (``@`` + token: the time claimed); the identifiers
-    themselves (empty values) are not what the rules read."""
+    """A person's facts hash (``HGETALL``): version, identifiers (counted by kind: what the
+    rules read), describing tokens, claims on cookies and device ids (``@`` + token: the time
+    claimed). A field of one letter but ``v`` is a count earlier layouts kept: left out."""
     facts = PersonFacts()
     counts, described = facts.counts, facts.described
     pairs = iter(flat)
@@ -201,10 +201,10 @@ def _facts(flat: Sequence[bytes | str]) -> PersonFacts:
         elif len(field) > 1:
             if value:  # 1: a person holds a describing token once; empty: an identifier
                 described.add(field)
+            else:
+                counts[field[0]] += 1
         elif field == "v":
             facts.version = int(value)
-        else:
-            counts[field] = int(value)
     return facts
 
 

@@ -17,7 +17,7 @@ identifier's meetings its graph bucket, as fields marked :data:`LOG_FIELD`,
 held one or two fields each at a million persons, and cost 40 bytes a person more
 (``bench/memory.py --experiment graph-buckets-merged``, layout 10).
 
-A person's facts (its graph version, counts, identifiers, describing tokens and claims) are
+A person's facts (its graph version, identifiers, describing tokens and claims) are
 one field of a facts bucket: what was a hash's fields, ``name\x1fvalue`` joined by ``\x1e``,
 the version first and the others in their order (:func:`facts_pairs`, :func:`packed_facts`;
 the graph read hands them on with one substitution); a hash of its own cost about 140 bytes
@@ -30,8 +30,9 @@ meetings, a person's absorbed persons) are their members joined by ``,`` in a bu
 |   |   | ``+<kind>:<hash[3:]>`` -> the other persons the identifier met (its claims), |
 |   |   | joined by ``,`` |
 | ``<p>:{g}:k:<person[:3]>`` | hash | facts of persons: person id -> ``v`` graph version |
-|   |   | (guards concurrent changes), how many identifiers by kind letter, its identifiers |
-|   |   | (``kind:hash`` -> empty), describing tokens (names, households -> 1), claims |
+|   |   | (guards concurrent changes), its identifiers (``kind:hash`` -> empty: counted by |
+|   |   | kind, they are what the policy's limits read), describing tokens (names, |
+|   |   | households -> 1), claims |
 |   |   | (``@kind:hash`` -> time claimed), as :func:`packed_facts` joins them; |
 |   |   | ``y:<person>`` -> its explain log, entries split by ``\\x1e`` (merges, moves, |
 |   |   | refusals, junk flags; ``identity/entries.py``: fields split by ``\\x1f``) while at |

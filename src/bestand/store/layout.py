@@ -39,8 +39,9 @@ log = logging.getLogger(__name__)
 #: so that a cluster writes them with the person's state; 9: no sorted set of every customer's
 #: value (``<p>:values``: value bands rank a sample of the states, ``store/values.py``); 10: a
 #: person's short explain log, redirect and absorbed persons fields of its facts bucket, an
-#: identifier's meetings a field of its graph bucket (``keys.py``: marked fields).
-LAYOUT = 10
+#: identifier's meetings a field of its graph bucket (``keys.py``: marked fields); 11: no counts
+#: by kind among a person's facts (its identifiers there give them).
+LAYOUT = 11
 #: Earlier layouts this release takes over when a worker starts: it moves their graph entries,
 #: lookup records, person states, meetings, redirects, absorbed persons and graph facts (a key
 #: each) into buckets, cuts every identifier stored as text to 16 characters (the first 16 of
@@ -49,9 +50,9 @@ LAYOUT = 10
 #: the store as its own (layout 3's JSON states and the packed states of 16-byte identifiers
 #: are still read, and every explain log then a list is read as a long one), after deleting
 #: the value set and moving logs, redirects, absorbed persons and meetings into the facts and
-#: graph buckets. No rebuild, but a release that wrote layout 3 to 9 then refuses the store
-#: instead of missing what moved.
-UPGRADED = frozenset({3, 4, 5, 6, 7, 8, 9})
+#: graph buckets, and taking the counts by kind out of persons' facts. No rebuild, but a
+#: release that wrote layout 3 to 10 then refuses the store instead of missing what moved.
+UPGRADED = frozenset({3, 4, 5, 6, 7, 8, 9, 10})
 #: Keys the move of an upgraded store's entries takes per script call (about).
 MOVE_CHUNK = 1000
 #: Keys a check scans at most for graph keys of a store without a mark (a Redis shared with
@@ -103,11 +104,12 @@ async def ensure_layout(
                 renamed = await move_markers(client, keys)
             dropped = int(await client.delete(keys.values))
             shared = await share_buckets(graph, keys)
+            uncounted = await drop_counts(graph, keys)
             log.info("store marked layout %d (was %s): %d entries moved into buckets, "
                      "identifiers cut short in %d keys, %d dedupe markers renamed, the value "
-                     "set %s, %d fields moved into the facts and graph buckets", LAYOUT,
-                     int(mark), moved, cut, renamed, "deleted" if dropped else "absent",
-                     shared)  # fmt: skip
+                     "set %s, %d fields moved into the facts and graph buckets, counts taken "
+                     "out of %d persons' facts", LAYOUT, int(mark), moved, cut, renamed,
+                     "deleted" if dropped else "absent", shared, uncounted)  # fmt: skip
             await client.set(keys.layout, LAYOUT)
         return
     cursor, scanned = 0, 0
@@ -195,6 +197,21 @@ async def share_buckets(client: Redis, keys: Keys) -> int:
             if cursor == 0:
                 break
     return moved
+
+
+async def drop_counts(client: Redis, keys: Keys) -> int:
+    """Take the counts by kind letter that layouts before 11 kept out of every person's facts
+    (``drop_counts.lua``); how many persons' facts changed. Safe to run again, and by workers
+    that start together."""
+    script = Script.named("drop_counts")
+    changed, cursor = 0, 0
+    while True:
+        pattern = f"{keys.graph}:k:" + "?" * BUCKET_CHARS
+        cursor, found = await client.scan(cursor, match=pattern, count=MOVE_CHUNK)
+        if found:
+            changed += int(await client.eval(script.source, len(found), *found))
+        if cursor == 0:
+            return changed
 
 
 async def move_markers(client: Redis, keys: Keys) -> int:

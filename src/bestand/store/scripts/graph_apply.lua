@@ -244,15 +244,13 @@ end
 local function apply(plan)
   local person = plan.person
   for _, gone in ipairs(plan.absorbed) do
-    -- Its facts join the survivor's: its identifiers become the survivor's, counts add up,
-    -- describing tokens are kept once, claims go along.
+    -- Its facts join the survivor's: its identifiers become the survivor's, describing tokens
+    -- are kept once, claims go along.
     local gone_facts = facts_list(gone)
     local fields = {}
     for i = 1, #gone_facts, 2 do
       local field = gone_facts[i]
-      if #field == 1 and field ~= 'v' then
-        add_fact(person, field, gone_facts[i + 1])
-      elseif #field > 1 then
+      if #field > 1 then
         if string.sub(field, 1, 1) ~= '@' and not describes(field) then
           own(field, person)
         end
@@ -278,16 +276,6 @@ local function apply(plan)
     end
     redis.call('HDEL', gone_absorbed, gone_field)
   end
-  -- Counts by kind, added in the order the kinds first appear (where a new count field lands
-  -- in the facts hash does not depend on Lua's table order).
-  local kinds, kind_order = {}, {}
-  local function count(kind)
-    if not kinds[kind] then
-      kinds[kind] = 0
-      kind_order[#kind_order + 1] = kind
-    end
-    kinds[kind] = kinds[kind] + 1
-  end
   for _, move in ipairs(plan.move or {}) do
     local token, former = move[1], move[2]
     local claims = K.claims .. token
@@ -300,21 +288,15 @@ local function apply(plan)
     end
     drop_fact(former, token)
     drop_fact(former, '@' .. token)
-    add_fact(former, string.sub(token, 1, 1), -1)
     add_fact(former, 'v', 1)
     append_log(former, {move[3]})
     own(token, person)
     set_fact(person, token, '')
-    count(string.sub(token, 1, 1))
   end
   local claim = plan.claim or {}
   for i = 1, #claim, 2 do set_fact(person, claim[i], claim[i + 1]) end
-  for _, token in ipairs(plan.attach) do
-    own(token, person)
-    count(string.sub(token, 1, 1))
-  end
+  for _, token in ipairs(plan.attach) do own(token, person) end
   for _, token in ipairs(plan.attach) do set_fact(person, token, '') end
-  for _, kind in ipairs(kind_order) do add_fact(person, kind, kinds[kind]) end
   for _, token in ipairs(plan.describe) do set_fact(person, token, '1') end
   for _, pair in ipairs(plan.met) do
     add_member(K.met .. string.sub(pair[1], 3, 2 + B), K.met_field .. field_of(pair[1]), pair[2])
@@ -330,7 +312,6 @@ local function apply(plan)
       if describes(token) then
         drop_fact(owner, token)
       else
-        add_fact(owner, string.sub(token, 1, 1), -1)
         drop_fact(owner, token)
         drop_fact(owner, '@' .. token)
       end
