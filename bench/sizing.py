@@ -159,10 +159,9 @@ def main() -> int:
     add("--events", type=float, default=50_000, help="events/s at peak")
     add("--lookups", type=float, default=100_000, help="lookups/s at peak")
     # The measured figures (README, Performance), one option each.
-    # The fit's a is -11 since the graph facts are bucket fields: a person's own bytes grow
-    # with its identifiers; 0 stands for it.
-    add("--bytes-per-person", type=float, default=54, help="bench/memory.py's fit: a")
-    add("--bytes-per-identifier", type=float, default=224, help="bench/memory.py's fit: b")
+    # bench/memory.py --persons 1000000 --private-redis: the fit of layout 12's store.
+    add("--bytes-per-person", type=float, default=43, help="bench/memory.py's fit: a")
+    add("--bytes-per-identifier", type=float, default=151, help="bench/memory.py's fit: b")
     add("--events-per-worker", type=float, default=12548, help="bench/ingest.py, 1,000,000")
     add("--lookups-per-api", type=float, default=1000, help="bench/lookup_load.py, held")
     add("--redis-event-us", type=float, default=42, help="bench/ingest.py, Redis µs per event")

@@ -914,7 +914,7 @@ fn event_for_test(py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<(String,
 /// times as fast as Python unpacks them.
 #[pyfunction]
 fn unpack_state<'py>(py: Python<'py>, blob: &[u8]) -> PyResult<Bound<'py, PyDict>> {
-    if !matches!(blob.first(), Some(1 | 2)) {
+    if !matches!(blob.first(), Some(1..=3)) {
         return Err(PyValueError::new_err("not a packed state"));
     }
     let state = load_state("", Some(blob), Rule::Kept).map_err(PyValueError::new_err)?;

@@ -138,9 +138,25 @@ impl PersonState {
 // Packed bytes, as `bestand.profile.stored` writes them (its docstring has the layout); a blob
 // that starts with `{` is the JSON of earlier releases and is still read.
 
-const PACKED: u8 = 2;
+const PACKED: u8 = 3;
+/// The first byte of a packed state whose currencies and channels are text (earlier releases).
+const PACKED_TEXTS: u8 = 2;
 /// The first byte of a packed state whose identifiers hold 16 bytes (earlier releases).
 const PACKED_16: u8 = 1;
+/// Currencies and channels kept as their place (from 1) in these tables (`stored.CURRENCIES`,
+/// `stored.CHANNELS`); any other as 0 and the text.
+const CURRENCIES: [&str; 9] = ["EUR", "USD", "GBP", "CHF", "PLN", "SEK", "DKK", "NOK", "CZK"];
+const CHANNELS: [&str; 6] = ["web", "app", "store", "phone", "email", "chat"];
+
+fn coded(out: &mut Vec<u8>, value: &str, table: &[&str]) {
+    match table.iter().position(|known| *known == value) {
+        Some(i) => out.push(i as u8 + 1),
+        None => {
+            out.push(0);
+            text(out, value);
+        }
+    }
+}
 
 fn varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
@@ -218,8 +234,11 @@ fn order(out: &mut Vec<u8>, o: &OrderRecord) {
     if let Some(total) = o.total_cents {
         int(out, total);
     }
-    for value in [currency, channel].into_iter().flatten() {
-        text(out, value);
+    if let Some(value) = currency {
+        coded(out, value, &CURRENCIES);
+    }
+    if let Some(value) = channel {
+        coded(out, value, &CHANNELS);
     }
     if let Some(at) = o.at {
         int(out, at);
@@ -293,7 +312,10 @@ pub fn dump_state(state: &PersonState) -> Vec<u8> {
         counts(&mut out, &state.contacts);
     }
     if present[8] {
-        texts(&mut out, &state.channels);
+        varint(&mut out, state.channels.len() as u64);
+        for channel in &state.channels {
+            coded(&mut out, channel, &CHANNELS);
+        }
     }
     if present[9] {
         texts(&mut out, &state.absorbed);
@@ -320,6 +342,8 @@ struct Reader<'a> {
     at: usize,
     /// Bytes of a keyed identifier: 16 in a state of earlier releases, read cut to 12.
     width: usize,
+    /// Currencies and channels as their tables' codes (not in earlier releases' states).
+    coded: bool,
 }
 
 const SHORT: &str = "a packed state ends early";
@@ -383,6 +407,18 @@ impl Reader<'_> {
         Ok(out)
     }
 
+    /// A value kept as its place in `table` (or 0 and the text); text in earlier forms.
+    fn coded_text(&mut self, table: &[&str]) -> Result<String, String> {
+        if !self.coded {
+            return self.text();
+        }
+        match self.byte()? as usize {
+            0 => self.text(),
+            code if code <= table.len() => Ok(table[code - 1].to_owned()),
+            _ => Err("a packed state has an unknown code".into()),
+        }
+    }
+
     fn texts(&mut self) -> Result<BTreeSet<String>, String> {
         let mut out = BTreeSet::new();
         for _ in 0..self.varint()? {
@@ -399,10 +435,10 @@ impl Reader<'_> {
             o.total_cents = Some(self.int()?);
         }
         if has(1) {
-            o.currency = Some(self.text()?);
+            o.currency = Some(self.coded_text(&CURRENCIES)?);
         }
         if has(2) {
-            o.channel = Some(self.text()?);
+            o.channel = Some(self.coded_text(&CHANNELS)?);
         }
         if has(3) {
             o.at = Some(self.int()?);
@@ -432,7 +468,8 @@ impl Reader<'_> {
 }
 
 fn unpack(state: &mut PersonState, data: &[u8]) -> Result<(), String> {
-    let mut r = Reader { data, at: 1, width: if data[0] == PACKED_16 { 16 } else { 12 } };
+    let width = if data[0] == PACKED_16 { 16 } else { 12 };
+    let mut r = Reader { data, at: 1, width, coded: data[0] == PACKED };
     state.version = r.varint()? as i64;
     let parts = r.varint()?;
     let has = |bit: u32| parts & (1 << bit) != 0;
@@ -471,7 +508,9 @@ fn unpack(state: &mut PersonState, data: &[u8]) -> Result<(), String> {
         state.contacts = r.counts()?;
     }
     if has(8) {
-        state.channels = r.texts()?;
+        for _ in 0..r.varint()? {
+            state.channels.insert(r.coded_text(&CHANNELS)?);
+        }
     }
     if has(9) {
         state.absorbed = r.texts()?;
@@ -550,7 +589,7 @@ pub fn load_state(person_id: &str, blob: Option<&[u8]>, rule: Rule) -> Result<Pe
     };
     let mut state = PersonState::new(person_id, rule);
     if blob[0] != b'{' {
-        if blob[0] != PACKED && blob[0] != PACKED_16 {
+        if ![PACKED, PACKED_TEXTS, PACKED_16].contains(&blob[0]) {
             return Err("not a packed state".into());
         }
         unpack(&mut state, blob)?;

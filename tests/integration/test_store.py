@@ -17,6 +17,7 @@ from bestand.api import create_api
 from bestand.api.models import PersonExplanation
 from bestand.ops.metrics import WorkerMetrics
 from bestand.profile import PersonState, load_state
+from bestand.profile.stored import PACKED
 from bestand.settings import Settings
 from bestand.store import Keys, StoreLayoutError, connect
 from bestand.store.keys import (
@@ -953,7 +954,7 @@ def test_a_layout_3_store_goes_on_where_it_stood(redis_url: str) -> None:
     assert out["untouched"] is not None
     assert (out["untouched"]["classification"], out["untouched"]["orders_before"]) == ("new", 0)
     blobs = [b for b in out["blobs"] if b]  # merged-away persons: a redirect, no state
-    assert sorted(b[:1] for b in blobs) == [b"\x02", b"{"]  # a's packed, c's still JSON
+    assert sorted(b[:1] for b in blobs) == [bytes([PACKED]), b"{"]  # a's packed, c's JSON
     assert len(out["blobs"]) > len(blobs)  # and the redirects moved too
     assert out["left"] == []  # no person keeps a hash of its own
 

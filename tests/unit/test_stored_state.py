@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bestand.profile.state import OrderRecord, PersonState, dump_state, load_state
-from bestand.profile.stored import unpack
+from bestand.profile.stored import PACKED, unpack
 
 native = pytest.importorskip("bestand_native")
 
@@ -105,7 +105,28 @@ def test_a_state_of_sixteen_byte_identifiers_is_read_with_them_cut_short() -> No
     assert unpack(blob)["ids"] == {long[:18]}
     assert load_state("p", blob).ids == frozenset({long[:18]})
     assert native.unpack_state(blob) == unpack(blob)
-    assert dump_state(load_state("p", blob))[0] == 2  # written back with 12 bytes an id
+    assert dump_state(load_state("p", blob))[0] == PACKED  # written back with 12 bytes an id
+
+
+def test_a_state_with_currencies_and_channels_as_text_is_read_and_written_back_coded() -> None:
+    """Earlier releases (first byte 0x02) kept an order's currency and channel, and the
+    person's channels, as text: read the same, written back as codes, 9 bytes shorter."""
+    # 0x02, version 1, parts: orders and channels (bits 1 and 8: 258); one order "o1" with a
+    # currency and a channel (fields 6); one channel.
+    blob = b"\x02\x01\x82\x02\x01\x02o1\x06\x03EUR\x03web\x01\x03web"
+    state = load_state("p", blob)
+    assert state.orders["o1"].currency == "EUR"
+    assert state.orders["o1"].channel == "web"
+    assert state.channels == frozenset({"web"})
+    assert native.unpack_state(blob) == unpack(blob)
+    coded = dump_state(state)
+    assert coded == b"\x03\x01\x82\x02\x01\x02o1\x06\x01\x01\x01\x01"
+    assert native.state_for_test(blob) == coded
+    assert len(blob) - len(coded) == 9
+    # A currency or channel outside the tables stays text: a code 0 and the text.
+    other = replace(state, orders={"o1": replace(state.orders["o1"], currency="JPY")})
+    assert b"\x00\x03JPY" in dump_state(other)
+    assert load_state("p", dump_state(other)) == other
 
 
 def test_a_state_is_about_half_its_json() -> None:
@@ -160,7 +181,15 @@ def test_the_json_of_earlier_releases_is_still_read_and_written_packed() -> None
 
 @pytest.mark.parametrize(
     "blob",
-    [b"\x01", b"\x01\x05\x01", b"\x01\x01\x00\xff", b"\x02", b"\x02\x01\x01\x01e", b"\x03\x00\x00"],
+    [
+        b"\x01",
+        b"\x01\x05\x01",
+        b"\x01\x01\x00\xff",
+        b"\x02",
+        b"\x02\x01\x01\x01e",
+        b"\x04\x00\x00",
+        b"\x03\x00\x02\x01\x02o1\x02\x63",
+    ],  # an unknown form; code 99
     ids=repr,
 )
 def test_a_broken_blob_is_an_error_not_a_state(blob: bytes) -> None:

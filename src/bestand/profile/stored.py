@@ -3,24 +3,28 @@
 Redis holds a state for every person, so its size is much of what bestand costs to run. The
 packed form (``native/src/state.rs`` writes the same bytes) is::
 
-    state   := 0x02 varint(version) varint(parts) part...      parts: a bit per part present
+    state   := 0x03 varint(version) varint(parts) part...      parts: a bit per part present
     parts   := ids (bit 0), orders (1), first seen (2), last seen (3), last e-mail engagement (4),
                e-mail counters (5), consent (6), contacts (7), channels (8), absorbed persons (9),
                interests (10), reclassifications (11); each in this order, only if present
     ids     := count, then each: a keyed identifier ``k:<16 characters>`` as its kind letter and
                the 12 bytes its base64url stands for; any other text as 0x00 and the text
     orders  := count, then each by id: text(id) varint(fields) field...: total (bit 0), currency
-               (1), channel (2), placed at (3), cancelled (4, no payload), returns (5: count, then
-               text(event) int(cents)), classification (6: 1 new, 2 existing, 0 and a text),
-               campaign (7), affiliate (8), coupon (9)
+               (1, coded), channel (2, coded), placed at (3), cancelled (4, no payload), returns
+               (5: count, then text(event) int(cents)), classification (6: 1 new, 2 existing, 0
+               and a text), campaign (7), affiliate (8), coupon (9)
     maps    := count, then text(key) and the value, keys sorted; consent's value is a byte
                (granted) and int(at)
+    channels := count, then each coded
+    coded   := a byte: a value's place (from 1) in its table (:data:`CURRENCIES`,
+               :data:`CHANNELS`), or 0 and the text
     int     := zigzag varint;  text := varint(length) UTF-8
 
 A blob that starts with ``{`` is the JSON that earlier releases stored, and is still read; one
 that starts with 0x01 the packed form of releases that kept an identifier's 16 bytes, read
 with each identifier cut to its first 12 (the identifier this release keys the same value
-to).
+to); one that starts with 0x02 the packed form with currencies and channels as text (an
+order's took 8 bytes for them, 2 coded).
 """
 
 from __future__ import annotations
@@ -33,10 +37,20 @@ from typing import Any
 import orjson
 
 #: The first byte of a packed state (JSON starts with ``{``).
-PACKED = 2
+PACKED = 3
+#: The first byte of a packed state whose currencies and channels are text (earlier releases).
+PACKED_TEXTS = 2
 #: The first byte of a packed state whose identifiers hold 16 bytes (earlier releases).
 PACKED_16 = 1
 _TOKEN_LENGTH = 18  # "k:" and 16 base64url characters: 12 bytes
+#: Currencies and channels a packed state keeps as their place here (a byte): the shops'
+#: usual ones; any other is kept as text. Only ever appended to: a stored code must keep
+#: meaning what it did.
+CURRENCIES: tuple[str, ...] = ("EUR", "USD", "GBP", "CHF", "PLN", "SEK", "DKK", "NOK", "CZK")
+CHANNELS: tuple[str, ...] = ("web", "app", "store", "phone", "email", "chat")
+_CODES = {
+    table: {value: i + 1 for i, value in enumerate(table)} for table in (CURRENCIES, CHANNELS)
+}
 _CLASSES = {"new": 1, "existing": 2}
 _CLASS_NAMES = {1: "new", 2: "existing"}
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
@@ -87,6 +101,13 @@ def _texts(out: bytearray, values: Any) -> None:
         _text(out, value)
 
 
+def _coded(out: bytearray, value: str, table: tuple[str, ...]) -> None:
+    code = _CODES[table].get(value, 0)
+    out.append(code)
+    if not code:
+        _text(out, value)
+
+
 def _bits(present: tuple[bool, ...]) -> int:
     """A bit per part or field that is present, the first the lowest."""
     return sum(1 << bit for bit, there in enumerate(present) if there)
@@ -109,9 +130,9 @@ def _order(out: bytearray, order: Any) -> None:
     if present[0]:
         _int(out, order.total_cents)
     if present[1]:
-        _text(out, order.currency)
+        _coded(out, order.currency, CURRENCIES)
     if present[2]:
-        _text(out, order.channel)
+        _coded(out, order.channel, CHANNELS)
     if present[3]:
         _int(out, order.at)
     if present[5]:
@@ -170,7 +191,9 @@ def pack(state: Any) -> bytes:
     if present[7]:
         _counts(out, state.contacts)
     if present[8]:
-        _texts(out, state.channels)
+        _varint(out, len(state.channels))
+        for channel in sorted(state.channels):
+            _coded(out, channel, CHANNELS)
     if present[9]:
         _texts(out, state.absorbed)
     if present[10]:
@@ -188,12 +211,22 @@ def pack(state: Any) -> bytes:
 class _Reader:
     """Reads the parts of a packed state in order; a short or odd blob raises ValueError."""
 
-    __slots__ = ("at", "data", "width")
+    __slots__ = ("at", "coded", "data", "width")
 
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.at = 1
         self.width = 16 if data[0] == PACKED_16 else 12  # bytes of a keyed identifier
+        self.coded = data[0] == PACKED  # currencies and channels as their tables' codes
+
+    def coded_text(self, table: tuple[str, ...]) -> str:
+        """A value kept as its place in ``table`` (or 0 and the text); text in earlier forms."""
+        if not self.coded:
+            return self.text()
+        code = self.byte()
+        if code > len(table):
+            raise ValueError("a packed state has an unknown code")
+        return table[code - 1] if code else self.text()
 
     def varint(self) -> int:
         data, at = self.data, self.at
@@ -260,9 +293,9 @@ def _order_fields(reader: _Reader) -> dict[str, Any]:
     if fields & 1:
         order["total_cents"] = reader.signed()
     if fields & 2:
-        order["currency"] = reader.text()
+        order["currency"] = reader.coded_text(CURRENCIES)
     if fields & 4:
-        order["channel"] = reader.text()
+        order["channel"] = reader.coded_text(CHANNELS)
     if fields & 8:
         order["at"] = reader.signed()
     if fields & 16:
@@ -281,7 +314,7 @@ def _order_fields(reader: _Reader) -> dict[str, Any]:
 def unpack(blob: bytes) -> dict[str, Any]:
     """The fields of a packed state as ``PersonState`` names them (absent parts left out);
     orders as field mappings of ``OrderRecord``."""
-    if not blob or blob[0] not in (PACKED, PACKED_16):
+    if not blob or blob[0] not in (PACKED, PACKED_TEXTS, PACKED_16):
         raise ValueError("not a packed state")
     reader = _Reader(blob)
     out: dict[str, Any] = {"version": reader.varint()}
@@ -302,7 +335,7 @@ def unpack(blob: bytes) -> dict[str, Any]:
     if parts & 128:
         out["contacts"] = reader.counts()
     if parts & 256:
-        out["channels"] = frozenset(reader.many(reader.text))
+        out["channels"] = frozenset(reader.many(lambda: reader.coded_text(CHANNELS)))
     if parts & 512:
         out["absorbed"] = frozenset(reader.many(reader.text))
     if parts & 1024:

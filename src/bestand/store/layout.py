@@ -40,8 +40,11 @@ log = logging.getLogger(__name__)
 #: value (``<p>:values``: value bands rank a sample of the states, ``store/values.py``); 10: a
 #: person's short explain log, redirect and absorbed persons fields of its facts bucket, an
 #: identifier's meetings a field of its graph bucket (``keys.py``: marked fields); 11: no counts
-#: by kind among a person's facts (its identifiers there give them).
-LAYOUT = 11
+#: by kind among a person's facts (its identifiers there give them); 12: person states whose
+#: currencies and channels are codes (``profile/stored.py``; the earlier form is still read,
+#: and a state is written in the new one when it next changes), which releases before it
+#: cannot read.
+LAYOUT = 12
 #: Earlier layouts this release takes over when a worker starts: it moves their graph entries,
 #: lookup records, person states, meetings, redirects, absorbed persons and graph facts (a key
 #: each) into buckets, cuts every identifier stored as text to 16 characters (the first 16 of
@@ -51,8 +54,8 @@ LAYOUT = 11
 #: are still read, and every explain log then a list is read as a long one), after deleting
 #: the value set and moving logs, redirects, absorbed persons and meetings into the facts and
 #: graph buckets, and taking the counts by kind out of persons' facts. No rebuild, but a
-#: release that wrote layout 3 to 10 then refuses the store instead of missing what moved.
-UPGRADED = frozenset({3, 4, 5, 6, 7, 8, 9, 10})
+#: release that wrote layout 3 to 11 then refuses the store instead of missing what moved.
+UPGRADED = frozenset({3, 4, 5, 6, 7, 8, 9, 10, 11})
 #: Keys the move of an upgraded store's entries takes per script call (about).
 MOVE_CHUNK = 1000
 #: Keys a check scans at most for graph keys of a store without a mark (a Redis shared with
