@@ -115,7 +115,7 @@ from bestand.profile.summary import RECORD_SEP, LookupSummary
 from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.store import Scripts
-from bestand.store.identity_graph import Links
+from bestand.store.explain_log import Links
 from bestand.store.keys import (
     ABSORBED_FIELD,
     BUCKET_CHARS,

@@ -20,7 +20,8 @@ from bestand.profile import load_state
 from bestand.settings import Settings
 from bestand.simulate import simulate
 from bestand.store import connect
-from bestand.store.identity_graph import Answer, LinkSink
+from bestand.store.explain_log import LinkSink
+from bestand.store.identity_graph import Answer
 from bestand.store.keys import (
     ABSORBED_FIELD,
     LOG_FIELD,

@@ -22,7 +22,8 @@ from support import run
 from bestand.identity.entries import LOG_SEP
 from bestand.settings import Settings
 from bestand.store import Keys, connect
-from bestand.store.identity_graph import DECIDED, IdentityGraph, Links, Resolution
+from bestand.store.explain_log import Links
+from bestand.store.identity_graph import DECIDED, IdentityGraph, Resolution
 from bestand.store.scripts import Scripts
 from stages import clear, raw_messages, redis_state, sent, shuffled_shop, two_passes, worker_pass
 

@@ -12,7 +12,8 @@ import orjson
 from redis.asyncio import Redis
 
 from bestand.identity.overlay import GraphOverlay
-from bestand.store.identity_graph import IdentityGraph, Links, Resolution, _Snapshot
+from bestand.store.explain_log import Links
+from bestand.store.identity_graph import IdentityGraph, Resolution, _Snapshot
 from bestand.store.keys import Keys
 
 

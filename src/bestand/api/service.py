@@ -21,7 +21,7 @@ from bestand.profile.state import PersonState
 from bestand.profile.summary import DEFAULT_VALUE_RULES, NO_THRESHOLDS, LookupSummary, iso
 from bestand.profile.value import ValueRules
 from bestand.store import IdentityGraph, LookupReader, ProfileStore
-from bestand.store.identity_graph import Explanation
+from bestand.store.explain_log import Explanation
 from bestand.store.values import ThresholdCache
 
 #: Reads the explain topic's entries of persons (``kafka/explain_topic.read_history``).

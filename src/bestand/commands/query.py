@@ -54,7 +54,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from bestand.api import create_api
     from bestand.identity import InvalidIdentifier
     from bestand.identity.explain import text_lines
-    from bestand.store.identity_graph import Explanation
+    from bestand.store.explain_log import Explanation
 
     given = [
         (name, value)

@@ -39,7 +39,7 @@ from bestand.settings import Settings
 from bestand.simulate import SimulatedShop
 from bestand.simulate.scenarios import GUEST_KINDS
 from bestand.store import Keys, LookupReader, connect
-from bestand.store.identity_graph import log_entries, queue_log
+from bestand.store.explain_log import log_entries, queue_log
 
 EVAL_NAMESPACE = "bestand-eval"
 EVAL_REDIS_PREFIX = "eval"

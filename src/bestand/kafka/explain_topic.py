@@ -36,7 +36,7 @@ from bestand.kafka.batches import KeyPartitions, send_batched
 from bestand.kafka.options import client_options
 from bestand.kafka.topics import partitions_of
 from bestand.settings import Settings
-from bestand.store.identity_graph import Links
+from bestand.store.explain_log import Links
 from bestand.store.keys import event_key
 from bestand.stream.retry import with_backoff
 

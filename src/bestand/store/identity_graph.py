@@ -12,15 +12,15 @@ partitions therefore resolve events of the same persons concurrently.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from bestand.identity.entries import LOG_SEP, parse_entry, stored_entry
+from bestand.identity.entries import stored_entry
 from bestand.identity.overlay import GraphOverlay, Guard, PersonFacts
 from bestand.identity.policy import IdentityPolicy
 from bestand.identity.rules import (
@@ -33,7 +33,15 @@ from bestand.identity.rules import (
 )
 from bestand.store.compiled import Choice, compiled_in_use
 from bestand.store.errors import StoreConflict
-from bestand.store.keys import Keys, facts_pairs, receipt_suffix
+from bestand.store.explain_log import (
+    IN_TOPIC,
+    Explanation,
+    Links,
+    LinkSink,
+    read_explanation,
+    read_lineage,
+)
+from bestand.store.keys import CLAIM, Keys, facts_members, receipt_suffix
 from bestand.store.scripts import Scripts
 
 if TYPE_CHECKING:
@@ -55,49 +63,10 @@ _DECIDED_ONCE = frozenset({"new", "link", "merge", "move"})
 MAX_LOG = 2000
 #: How long the receipt of a merge or junk flag is kept for a redelivery, by default.
 RECEIPT_TTL = 7 * 24 * 3600
-#: A facts field that holds a claim: this + the token, the time it was claimed.
-CLAIM = "@"
-#: Explain entries that go to the explain topic, not the graph's logs, where the graph has a
-#: link sink: new persons and links, three quarters of a log's bytes (``bench/memory.py``).
-#: Merges, moves, refusals and junk flags stay in Redis, where a later merge, move or
-#: erasure reads them.
-IN_TOPIC = frozenset({"new", "link"})
-
-
-@dataclass(frozen=True, slots=True)
-class Links:
-    """A person's explain entries of one event (stored form), for the explain topic."""
-
-    person: str
-    event_id: str
-    entries: tuple[str, ...]
-
-
-#: Takes the links of a round's plans before they are applied, and the links of plans that
-#: were not applied and whose events were decided again otherwise (to take back); returns
-#: once they are durable. A plan that is applied has its links sent first; one that is not
-#: applied is decided again, and its links sent again or taken back.
-LinkSink = Callable[[Sequence[Links], Sequence[Links]], Awaitable[None]]
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def queue_log(pipe: Pipeline, keys: Keys, person_id: str) -> None:
-    """Queue the reads of a person's explain log: its field of a log bucket while short, its
-    list once longer (``keys.py``); :func:`log_entries` takes the two replies."""
-    pipe.hget(*keys.log_entry(person_id))
-    pipe.lrange(keys.merge_log(person_id), 0, -1)
-
-
-def log_entries(short: bytes | str | None, long: Sequence[bytes | str]) -> list[bytes | str]:
-    """A person's explain entries from the two replies :func:`queue_log` queued."""
-    if short is None:
-        return list(long)
-    if isinstance(short, bytes):
-        return list(short.split(LOG_SEP.encode()))
-    return list(short.split(LOG_SEP))
 
 
 @dataclass(slots=True)  # built per event: frozen would double that
@@ -208,12 +177,6 @@ def _facts(flat: Sequence[bytes | str]) -> PersonFacts:
     return facts
 
 
-def _members(facts: bytes | str | None) -> set[str]:
-    """A person's identifiers and describing tokens: the names of its facts (its field of a
-    facts bucket, ``keys.py``) of more than one letter, but for claims."""
-    return {name for name, _ in facts_pairs(facts) if len(name) > 1 and name[0] != CLAIM}
-
-
 @dataclass(frozen=True, slots=True)
 class GraphRead:
     """One ``graph_read`` reply, split (its format is in the script's header): rows of the
@@ -304,16 +267,6 @@ def _from_receipt(body: bytes | str) -> Resolved:
         moved=tuple((token, former) for token, former in data.get("moved", ())),
     )
     return decision, GraphView(owners=owners)
-
-
-@dataclass(frozen=True, slots=True)
-class Explanation:
-    """Why identifiers belong to one person: its identifiers and the recorded history."""
-
-    person_id: str
-    identifiers: list[str]
-    history: list[dict[str, Any]]
-    absorbed: list[str] = field(default_factory=list)  # whose links the explain topic holds too
 
 
 class IdentityGraph:
@@ -600,7 +553,7 @@ class IdentityGraph:
 
     async def identifiers_of(self, person_id: str) -> set[str]:
         """Every identifier (``kind:hash``) of a person."""
-        return _members(await self._client.hget(self._keys.facts(person_id), person_id))
+        return facts_members(await self._client.hget(self._keys.facts(person_id), person_id))
 
     async def junk_reason(self, token: str) -> str | None:
         """Why an identifier is flagged as junk, or ``None``."""
@@ -609,38 +562,12 @@ class IdentityGraph:
 
     async def explain(self, person_id: str) -> Explanation | None:
         """Identifiers and history of a person, or ``None`` when the graph does not know it."""
-        async with self._client.pipeline(transaction=False) as pipe:
-            pipe.hget(self._keys.facts(person_id), person_id)
-            queue_log(pipe, self._keys, person_id)
-            pipe.hget(*self._keys.absorbed_entry(person_id))
-            members, short, long, absorbed = await pipe.execute()
-        entries = log_entries(short, long)
-        identifiers = _members(members)
-        if not identifiers and not entries:
-            return None
-        return Explanation(
-            person_id=person_id,
-            identifiers=sorted(identifiers),
-            history=[parse_entry(entry) for entry in entries],
-            absorbed=[p for p in _text(absorbed or b"").split(",") if p],
-        )
+        return await read_explanation(self._client, self._keys, person_id)
 
     async def lineage(self, tokens: Sequence[str]) -> list[str]:
         """The persons these identifiers name and every person those absorbed (for the
         explain topic's markers of an erasure)."""
-        async with self._client.pipeline(transaction=False) as pipe:
-            for token in tokens:
-                pipe.hget(*self._keys.entry(token))
-            owners = [_text(p) for p in await pipe.execute() if p is not None]
-        persons = list(dict.fromkeys(owners))
-        if not persons:
-            return []
-        async with self._client.pipeline(transaction=False) as pipe:
-            for person in persons:
-                pipe.hget(*self._keys.absorbed_entry(person))
-            absorbed = await pipe.execute()
-        gone = [p for value in absorbed if value for p in _text(value).split(",") if p]
-        return list(dict.fromkeys([*persons, *gone]))
+        return await read_lineage(self._client, self._keys, tokens)
 
     async def erase(self, tokens: Sequence[str], at: int) -> list[tuple[str, list[str]]]:
         """Remove the persons these identifiers name; return each with its identifiers.

@@ -119,6 +119,16 @@ def facts_pairs(value: bytes | str | None) -> list[tuple[str, str]]:
     ]
 
 
+#: A fact that holds a claim on a cookie or device id: this + the token, the time claimed.
+CLAIM = "@"
+
+
+def facts_members(value: bytes | str | None) -> set[str]:
+    """A person's identifiers and describing tokens: the names of its facts of more than one
+    letter, but for claims."""
+    return {name for name, _ in facts_pairs(value) if len(name) > 1 and name[0] != CLAIM}
+
+
 def packed_facts(pairs: Iterable[tuple[str, str]]) -> str:
     """(name, value) pairs as a person's facts are stored: ``name\x1fvalue`` (an
     identifier's value is empty) joined by ``\x1e``, the version (``v``) first."""

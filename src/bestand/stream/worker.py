@@ -21,7 +21,7 @@ from bestand.settings import Settings
 from bestand.store import IdentityGraph, Keys, ProfileStore, Scripts, connect
 from bestand.store.cluster_profiles import ClusterProfileStore
 from bestand.store.connection import refuse_cluster
-from bestand.store.identity_graph import LinkSink
+from bestand.store.explain_log import LinkSink
 from bestand.store.layout import ensure_layout
 from bestand.store.router import Router, connect_store
 from bestand.stream.loop import BatchLoop
